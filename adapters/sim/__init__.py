@@ -1,0 +1,1 @@
+"""A simulated community: households whose home hubs publish real MQTT telemetry."""

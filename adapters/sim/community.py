@@ -1,0 +1,66 @@
+"""Component `sim`: builds the demo community in the registry and runs its homes.
+
+Configured by the `demo` section that `linli demo` writes into the config:
+`households`, `rate` (messages per second for the whole community) and
+`sos_per_hour` (per home).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+from adapters.sim.homes import SimDevice, SimHome, run_homes
+from adapters.sim.layout import household_id, layout
+from adapters.sim.telemetry import DeviceSim
+from gateway.runtime import Gateway
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class SimCommunity:
+    name = "sim"
+    requires = ("mqtt_device",)
+
+    def __init__(self) -> None:
+        self.homes: list[SimHome] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def async_start(self, gateway: Gateway) -> None:
+        demo = gateway.config.get("demo", {})
+        count = int(demo.get("households", 20))
+        rate = float(demo.get("rate", count * 0.5))
+        sos_per_hour = float(demo.get("sos_per_hour", 0.5))
+        added = await gateway.registry.async_import(**layout(count))
+        if added:
+            _LOGGER.info("demo: registered %d simulated devices in %d households", len(added), count)
+        broker = gateway.mqtt.settings
+        for index in range(1, count + 1):
+            hid = household_id(index)
+            devices = [
+                SimDevice(
+                    device_id=device.id,
+                    topic=device.topic,
+                    availability_topic=device.availability_topic,
+                    sim=DeviceSim(device.profile.id, random.Random(f"{device.id}")),
+                )
+                for device in gateway.registry.household_devices(hid)
+            ]
+            self.homes.append(
+                SimHome(hid, devices, host=broker.host, port=broker.port, rate=rate / count,
+                        sos_per_hour=sos_per_hour, seed=index)
+            )
+        self._task = asyncio.create_task(run_homes(self.homes), name="linli-sim")
+
+    async def async_stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def published(self) -> int:
+        return sum(home.published for home in self.homes)

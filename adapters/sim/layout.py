@@ -1,0 +1,67 @@
+"""The demo community's shape: buildings, units, households, and 15 devices per home."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from gateway.mqtt.topics import device_topic
+
+# (device suffix, profile, room, name) — 15 devices, as in a well-equipped elder's home.
+HOME_DEVICES: Final = [
+    ("front-door", "aqara/mccgq11lm", "hall", "Front door"),
+    ("motion-living", "aqara/rtcgq11lm", "living room", "Living room motion"),
+    ("motion-bedroom", "aqara/rtcgq11lm", "bedroom", "Bedroom motion"),
+    ("smoke-kitchen", "heiman/hs1sa", "kitchen", "Kitchen smoke alarm"),
+    ("gas-kitchen", "heiman/hs1cg", "kitchen", "Kitchen gas detector"),
+    ("leak-bathroom", "aqara/sjcgq11lm", "bathroom", "Bathroom leak sensor"),
+    ("sos-pendant", "linli/sos-pendant", None, "SOS pendant"),
+    ("fall-bathroom", "linli/fall-radar", "bathroom", "Bathroom fall radar"),
+    ("bed", "linli/bed-sensor", "bedroom", "Bed sensor"),
+    ("bp-monitor", "yuwell/ye680a", "bedroom", "Blood pressure monitor"),
+    ("oximeter", "yuwell/yx306", "bedroom", "Pulse oximeter"),
+    ("scale", "linli/scale", "bathroom", "Scale"),
+    ("thermometer", "yuwell/yht100", "bedroom", "Thermometer"),  # glucose meter in odd homes
+    ("climate-living", "aqara/wsdcgq11lm", "living room", "Living room climate"),
+    ("plug-kettle", "tuya/ts011f", "kitchen", "Kettle plug"),
+]
+ZIGBEE_PROFILES: Final = {"aqara/mccgq11lm", "aqara/rtcgq11lm", "heiman/hs1sa", "heiman/hs1cg",
+                          "aqara/sjcgq11lm", "aqara/wsdcgq11lm", "tuya/ts011f"}
+HOMES_PER_BUILDING: Final = 48
+HOMES_PER_FLOOR: Final = 4
+SURNAMES: Final = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+
+
+def household_id(index: int) -> str:
+    return f"h{index:04d}"
+
+
+def layout(households: int) -> dict[str, list[dict[str, Any]]]:
+    """Registry import data for `households` homes (ids are stable across runs)."""
+    buildings: dict[str, dict[str, str]] = {}
+    units, homes, devices = [], [], []
+    for i in range(1, households + 1):
+        b = (i - 1) // HOMES_PER_BUILDING + 1
+        within = (i - 1) % HOMES_PER_BUILDING
+        floor, door = within // HOMES_PER_FLOOR + 1, within % HOMES_PER_FLOOR + 1
+        bid, uid, hid = f"b{b:02d}", f"b{b:02d}-{floor:02d}{door:02d}", household_id(i)
+        buildings[bid] = {"id": bid, "name": f"{b}号楼"}
+        units.append({"id": uid, "building_id": bid, "name": f"{floor}{door:02d}室"})
+        homes.append({"id": hid, "unit_id": uid, "name": f"{SURNAMES[i % len(SURNAMES)]}家 ({b}-{floor}{door:02d})"})
+        # Every fourth home has a stock Zigbee2MQTT bridge with its own base topic.
+        z2m_base = f"zigbee2mqtt/{hid}" if i % 4 == 0 else None
+        for suffix, profile, room, name in HOME_DEVICES:
+            if suffix == "thermometer" and i % 2:
+                suffix, profile, name = "glucose", "yuwell/580", "Glucose meter"
+            did = f"{hid}-{suffix}"
+            topic = (
+                f"{z2m_base}/{suffix}"
+                if z2m_base and profile in ZIGBEE_PROFILES
+                else device_topic(hid, did)
+            )
+            devices.append({
+                "id": did, "household_id": hid, "name": name, "room": room,
+                "profile_id": profile, "topic": topic, "firmware": "1.2.0",
+                "unique_id": f"sim-{did}",
+            })
+    return {"buildings": list(buildings.values()), "units": units, "households": homes,
+            "devices": devices}

@@ -1,0 +1,225 @@
+"""Gateway configuration: TOML file + `LINLI_…` environment overrides + defaults.
+
+An empty file (or none) runs. Every key is checked against `CONFIG_SCHEMA`, and
+an error names the key and the problem: `mqtt.port: 70000 is greater than the
+maximum of 65535`.
+
+Environment overrides use `__` between levels: `LINLI_MQTT__PORT=1884`,
+`LINLI_STORE__BATCH_MS=100`, `LINLI_GATEWAY_ID=gw-7`. Values are read as TOML
+literals when they parse as one (numbers, booleans, arrays), else as strings.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from jsonschema import Draft202012Validator
+
+ENV_PREFIX: Final = "LINLI_"
+
+_PORT: Final = {"type": "integer", "minimum": 1, "maximum": 65535}
+
+CONFIG_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Linli gateway configuration",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "gateway_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,64}$"},
+        "data_dir": {"type": "string", "minLength": 1},
+        "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
+        "community": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "name": {"type": "string", "minLength": 1},
+            },
+        },
+        "mqtt": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "broker": {"enum": ["embedded", "mosquitto", "external"]},
+                "url": {"type": "string", "pattern": "^mqtts?://"},
+                "host": {"type": "string", "minLength": 1},
+                "port": _PORT,
+                "username": {"type": "string"},
+                "password": {"type": "string"},
+                "client_id": {"type": "string", "minLength": 1, "maxLength": 23},
+                "keepalive_s": {"type": "integer", "minimum": 5, "maximum": 3600},
+                "max_payload_bytes": {"type": "integer", "minimum": 256, "maximum": 16777216},
+                "reconnect_min_s": {"type": "number", "exclusiveMinimum": 0},
+                "reconnect_max_s": {"type": "number", "exclusiveMinimum": 0},
+                "connect_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "mosquitto_binary": {"type": "string", "minLength": 1},
+            },
+        },
+        "portal": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"host": {"type": "string"}, "port": _PORT, "enabled": {"type": "boolean"}},
+        },
+        "store": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "batch_ms": {"type": "integer", "minimum": 1, "maximum": 60000},
+                "batch_rows": {"type": "integer", "minimum": 1, "maximum": 1000000},
+                "max_pending_rows": {"type": "integer", "minimum": 1000},
+            },
+        },
+        "retention": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "raw_days": {"type": "number", "exclusiveMinimum": 0},
+                "hourly_days": {"type": "number", "exclusiveMinimum": 0},
+                "interval_s": {"type": "number", "minimum": 1},
+            },
+        },
+        "bus": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"queue_size": {"type": "integer", "minimum": 1}},
+        },
+        "profiles": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"paths": {"type": "array", "items": {"type": "string"}}},
+        },
+        "devices": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "supervision_default_s": {"type": "number", "exclusiveMinimum": 0},
+                "supervision_check_s": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "demo": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "households": {"type": "integer", "minimum": 1, "maximum": 5000},
+                "rate": {"type": "number", "minimum": 0},
+                "sos_per_hour": {"type": "number", "minimum": 0},
+            },
+        },
+        "components": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[A-Za-z_][\\w.]*:[A-Za-z_]\\w*$"},
+        },
+    },
+}
+
+DEFAULTS: Final[dict[str, Any]] = {
+    "gateway_id": "",  # filled from the host name
+    "data_dir": "./linli-data",
+    "log_level": "INFO",
+    "community": {"id": "community", "name": "Linli community"},
+    "mqtt": {
+        "broker": "embedded",
+        "host": "127.0.0.1",
+        "port": 1883,
+        "keepalive_s": 30,
+        "max_payload_bytes": 65536,
+        "reconnect_min_s": 0.5,
+        "reconnect_max_s": 60.0,
+        "connect_timeout_s": 10.0,
+        "mosquitto_binary": "mosquitto",
+    },
+    "portal": {"host": "127.0.0.1", "port": 8080, "enabled": True},
+    "store": {"batch_ms": 200, "batch_rows": 20000, "max_pending_rows": 2_000_000},
+    "retention": {"raw_days": 7, "hourly_days": 400, "interval_s": 3600},
+    "bus": {"queue_size": 1024},
+    "profiles": {"paths": []},
+    "devices": {"supervision_default_s": 3600, "supervision_check_s": 30},
+    "components": ["adapters.mqtt_device:MqttDeviceAdapter", "portal.app:Portal"],
+}
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message lists each key and its problem."""
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`LINLI_MQTT__PORT=1884` → {"mqtt": {"port": 1884}}."""
+    result: dict[str, Any] = {}
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in ("LINLI_CONFIG",):
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        node = result
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _env_value(text)
+    return result
+
+
+def validate(data: dict[str, Any], source: str = "config") -> None:
+    errors = sorted(
+        Draft202012Validator(CONFIG_SCHEMA).iter_errors(data), key=lambda e: list(e.path)
+    )
+    if errors:
+        lines = []
+        for error in errors:
+            key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+            lines.append(f"{source}: {key}: {error.message}")
+        raise ConfigError("\n".join(lines))
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Defaults ← TOML file ← environment ← explicit overrides (command-line flags)."""
+    environ = os.environ if environ is None else environ
+    from_file: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            from_file = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        validate(from_file, str(path))
+    from_env = env_overrides(environ)
+    if from_env:
+        validate(from_env, "environment (LINLI_…)")
+    config = _merge(_merge(DEFAULTS, from_file), from_env)
+    if overrides:
+        config = _merge(config, overrides)
+    validate(config)
+    if not config["gateway_id"]:
+        host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+        config["gateway_id"] = f"gw-{host}"[:64]
+    mqtt = config["mqtt"]
+    if mqtt["reconnect_min_s"] > mqtt["reconnect_max_s"]:
+        raise ConfigError("config: mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s")
+    return config

@@ -1,0 +1,100 @@
+"""The typed events that travel on the bus.
+
+One dataclass per kind of happening, created where it happens and serialised in
+`as_dict`. Listeners select by type (and optionally household), never by origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gateway.context import Context
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    """Base of all bus events."""
+
+    context: Context = field(default_factory=Context)
+
+    @property
+    def household(self) -> str | None:
+        return self.context.household
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["type"] = type(self).__name__
+        ctx = data.pop("context")
+        data["event_id"] = ctx["id"]
+        data["household"] = ctx["household"]
+        data["origin"] = ctx["origin"]
+        data["parent"] = ctx["parent"]
+        return data
+
+
+@dataclass(slots=True, kw_only=True)
+class TelemetryReceived(Event):
+    """A device reported capability values (one event per accepted payload)."""
+
+    device_id: str
+    values: dict[str, Any]
+    ts: float
+
+
+@dataclass(slots=True, kw_only=True)
+class StateChanged(Event):
+    """A capability's value differs from the one it had before."""
+
+    device_id: str
+    capability: str
+    kind: str
+    old: Any
+    new: Any
+    ts: float
+
+
+@dataclass(slots=True, kw_only=True)
+class AvailabilityChanged(Event):
+    """A device came online or went offline (will, availability topic or silence)."""
+
+    device_id: str
+    available: bool
+    ts: float
+    reason: str
+
+
+@dataclass(slots=True, kw_only=True)
+class PayloadRejected(Event):
+    """A payload was refused; the device and the rest of ingest carry on."""
+
+    topic: str
+    device_id: str | None
+    reason: str
+    ts: float
+
+
+@dataclass(slots=True, kw_only=True)
+class DeviceAdded(Event):
+    device_id: str
+
+
+@dataclass(slots=True, kw_only=True)
+class DeviceRemoved(Event):
+    device_id: str
+
+
+@dataclass(slots=True, kw_only=True)
+class HouseholdAdded(Event):
+    household_id: str
+
+
+@dataclass(slots=True, kw_only=True)
+class MqttConnectionChanged(Event):
+    connected: bool
+    reason: str
+
+
+@dataclass(slots=True, kw_only=True)
+class GatewayStarted(Event):
+    startup_s: float

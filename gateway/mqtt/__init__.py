@@ -1,0 +1,1 @@
+"""MQTT: the supervised link, the broker modes, and Linli's topic layout."""

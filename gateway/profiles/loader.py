@@ -1,0 +1,226 @@
+"""Loading and checking firmware profiles.
+
+Every error names the file and the JSON path of the offending value, e.g.
+`firmware_profiles/acme/door.json: $.capabilities[2].kind: 'dor' is not one of [...]`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from firmware_profiles import PROFILE_DIR, SCHEMA_PATH
+from gateway.capabilities import KINDS
+from gateway.profiles.model import CapabilitySpec, Profile, parse_version
+
+_LOGGER = logging.getLogger(__name__)
+MAX_PROFILE_BYTES = 256 * 1024
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; `errors` lists every problem found."""
+
+    def __init__(self, path: str, errors: list[str]) -> None:
+        self.path = path
+        self.errors = errors
+        super().__init__("\n".join(f"{path}: {error}" for error in errors))
+
+
+@cache
+def profile_validator() -> Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _semantic_errors(data: dict[str, Any]) -> list[str]:
+    """What the JSON Schema cannot say: cross-field rules of the capability model."""
+    errors: list[str] = []
+    seen: set[str] = set()
+    for index, cap in enumerate(data.get("capabilities", [])):
+        where = f"$.capabilities[{index}]"
+        key, kind = cap["key"], cap["kind"]
+        if key in seen:
+            errors.append(f"{where}.key: duplicate capability key {key!r}")
+        seen.add(key)
+        spec = KINDS.get(kind)
+        binary = spec is not None and spec.binary
+        if binary and "value_on" not in cap:
+            errors.append(
+                f"{where}: binary kind {kind!r} needs explicit value_on and value_off "
+                "(the device's values for the active and the idle state)"
+            )
+        if not binary and "value_on" in cap:
+            errors.append(f"{where}.value_on: kind {kind!r} is not binary; remove value_on/off")
+        if "value_on" in cap and cap.get("value_on") == cap.get("value_off") and type(
+            cap.get("value_on")
+        ) is type(cap.get("value_off")):
+            errors.append(f"{where}.value_off: equals value_on {cap['value_on']!r}")
+        composite = isinstance(cap["source"], dict)
+        object_kind = spec is not None and spec.value_schema.get("type") == "object"
+        if composite and not object_kind:
+            errors.append(f"{where}.source: kind {kind!r} takes one field, not an object")
+        if object_kind and not composite:
+            errors.append(
+                f"{where}.source: kind {kind!r} is composite; map each part, "
+                f"e.g. {{{', '.join(repr(c) + ': ...' for c in spec.components)}}}"
+            )
+        if "schema" in cap:
+            try:
+                Draft202012Validator.check_schema(cap["schema"])
+            except SchemaError as exc:
+                errors.append(f"{where}.schema: not a valid JSON Schema: {exc.message}")
+        if cap.get("access", "r") != "r" and composite:
+            errors.append(f"{where}.access: composite capabilities are read-only")
+    firmware = data.get("firmware", {})
+    low, high = firmware.get("min"), firmware.get("max")
+    if low and high and (parse_version(low) or ()) > (parse_version(high) or ()):
+        errors.append(f"$.firmware: min {low!r} is above max {high!r}")
+    return errors
+
+
+def check_profile_data(data: Any) -> list[str]:
+    """Every problem with a parsed profile, each prefixed with its JSON path."""
+    validator = profile_validator()
+    errors = [
+        f"{error.json_path}: {error.message}"
+        for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    ]
+    if errors or not isinstance(data, dict):
+        return errors
+    return _semantic_errors(data)
+
+
+def read_profile(path: Path) -> dict[str, Any]:
+    """Parse one profile file; ProfileError if it is not readable JSON."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_PROFILE_BYTES:
+            raise ProfileError(str(path), [f"$: file is {size} bytes, over {MAX_PROFILE_BYTES}"])
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise ProfileError(str(path), [f"$: cannot read: {exc.strerror}"]) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(str(path), [f"$: not valid JSON: {exc}"]) from None
+    return data  # type: ignore[no-any-return]
+
+
+def build_profile(data: dict[str, Any], path: str) -> Profile:
+    """A usable Profile from data that passed `check_profile_data`."""
+    supervision = data.get("supervision", {})
+    firmware = data.get("firmware", {})
+    caps = []
+    for raw in data["capabilities"]:
+        spec = KINDS.get(raw["kind"])
+        default_schema = spec.value_schema if spec else {}
+        access = raw.get("access", "r")
+        command = raw.get("command", {})
+        cap = CapabilitySpec(
+            key=raw["key"],
+            kind=raw["kind"],
+            name=raw.get("name", raw["key"].replace("_", " ")),
+            source=raw["source"],
+            unit=raw.get("unit", spec.unit if spec else None),
+            access=access,
+            value_on=raw.get("value_on"),
+            value_off=raw.get("value_off"),
+            scale=raw.get("scale"),
+            offset=raw.get("offset"),
+            schema=raw.get("schema", default_schema),
+            command_topic=command.get("topic", "~/set") if access != "r" else None,
+            command_field=command.get("field", raw["source"]) if access != "r" else None,
+        )
+        cap.compile()
+        caps.append(cap)
+    return Profile(
+        id=data["id"],
+        vendor=data["vendor"],
+        model=data["model"],
+        name=data["name"],
+        path=path,
+        firmware_min=parse_version(firmware["min"]) if "min" in firmware else None,
+        firmware_max=parse_version(firmware["max"]) if "max" in firmware else None,
+        match=data.get("match", {}),
+        supervision_s=supervision.get("interval_s"),
+        availability_topic=supervision.get("availability_topic"),
+        payload_available=supervision.get("payload_available", "online"),
+        payload_not_available=supervision.get("payload_not_available", "offline"),
+        capabilities=caps,
+        raw=data,
+    )
+
+
+def load_profile(path: Path) -> Profile:
+    data = read_profile(path)
+    errors = check_profile_data(data)
+    if errors:
+        raise ProfileError(str(path), errors)
+    return build_profile(data, str(path))
+
+
+def profile_files(paths: Iterable[Path]) -> list[Path]:
+    """Profile files under each path (a file, or a folder searched recursively)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*.json") if p.resolve() != SCHEMA_PATH.resolve()
+            )
+        else:
+            found.append(path)
+    return found
+
+
+@dataclass(slots=True)
+class ProfileSet:
+    """All loaded profiles, by id, with the matchers discovery uses."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def get(self, profile_id: str) -> Profile | None:
+        return self.profiles.get(profile_id)
+
+    def __len__(self) -> int:
+        return len(self.profiles)
+
+    def match(self, source: str, facts: dict[str, str], firmware: str | None = None) -> Profile | None:
+        """The profile whose `match.<source>` fields all equal the discovered facts."""
+        for profile in self.profiles.values():
+            rule = profile.match.get(source)
+            if not rule or not profile.covers_firmware(firmware):
+                continue
+            wanted = {k: v for k, v in rule.items() if isinstance(v, str) and k != "topic"}
+            txt = rule.get("txt", {}) if source == "zeroconf" else {}
+            if all(facts.get(k) == v for k, v in wanted.items()) and all(
+                facts.get(k) == v for k, v in txt.items()
+            ):
+                return profile
+        return None
+
+
+def load_profiles(extra_paths: Iterable[Path] = ()) -> ProfileSet:
+    """Load the shipped profiles and any extra folders; broken files are reported, not fatal."""
+    result = ProfileSet()
+    for path in profile_files([PROFILE_DIR, *extra_paths]):
+        try:
+            profile = load_profile(path)
+        except ProfileError as exc:
+            result.errors.extend(str(exc).splitlines())
+            _LOGGER.error("profile skipped: %s", exc)
+            continue
+        if profile.id in result.profiles:
+            message = f"{path}: $.id: {profile.id!r} already defined in {result.profiles[profile.id].path}"
+            result.errors.append(message)
+            _LOGGER.error("profile skipped: %s", message)
+            continue
+        result.profiles[profile.id] = profile
+    return result

@@ -1,0 +1,190 @@
+"""A loaded firmware profile and the payload mapping compiled from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gateway.capabilities import KINDS, KindSpec
+from gateway.profiles.values import ValueCheck, compile_check
+
+ABSENT: Final = object()  # the payload did not mention this capability
+
+
+class MappingError(ValueError):
+    """A payload that cannot be turned into capability values; the message says why."""
+
+
+def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
+    parts = path.split(".")
+    if len(parts) == 1:
+        key = parts[0]
+        return lambda payload: payload.get(key, ABSENT)
+
+    def get(payload: dict[str, Any]) -> Any:
+        node: Any = payload
+        for part in parts:
+            if type(node) is not dict:
+                return ABSENT
+            node = node.get(part, ABSENT)
+            if node is ABSENT:
+                return ABSENT
+        return node
+
+    return get
+
+
+def _hashable(value: Any) -> Any:
+    # true and 1 must not be the same dict key when mapping raw binary values.
+    return (type(value) is bool, value)
+
+
+@dataclass(slots=True, kw_only=True)
+class CapabilitySpec:
+    """One capability of a device model: where its value comes from and what it may be."""
+
+    key: str
+    kind: str
+    name: str
+    source: str | dict[str, str]
+    unit: str | None
+    access: str
+    value_on: Any = None
+    value_off: Any = None
+    scale: float | None = None
+    offset: float | None = None
+    schema: dict[str, Any] = field(default_factory=dict)
+    command_topic: str | None = None
+    command_field: str | None = None
+    extract: Callable[[dict[str, Any]], Any] = field(init=False, repr=False)
+    check: ValueCheck = field(init=False, repr=False)
+
+    @property
+    def spec(self) -> KindSpec | None:
+        return KINDS.get(self.kind)
+
+    @property
+    def binary(self) -> bool:
+        return self.value_on is not None
+
+    def compile(self) -> None:
+        """Build `extract(payload) -> value | ABSENT`, raising MappingError on bad values."""
+        self.check = compile_check(self.schema)
+        key, check = self.key, self.check
+        if isinstance(self.source, dict):
+            getters = {name: _getter(path) for name, path in self.source.items()}
+
+            def extract_composite(payload: dict[str, Any]) -> Any:
+                value = {}
+                for name, get in getters.items():
+                    part = get(payload)
+                    if part is not ABSENT:
+                        value[name] = part
+                if not value:
+                    return ABSENT
+                if not check(value):
+                    raise MappingError(f"{key}: {value!r} does not match its schema")
+                return value
+
+            self.extract = extract_composite
+            return
+        get = _getter(self.source)
+        if self.binary:
+            table = {_hashable(self.value_on): True, _hashable(self.value_off): False}
+            on, off = self.value_on, self.value_off
+
+            def extract_binary(payload: dict[str, Any]) -> Any:
+                raw = get(payload)
+                if raw is ABSENT:
+                    return ABSENT
+                try:
+                    return table[_hashable(raw)]
+                except (KeyError, TypeError):
+                    raise MappingError(
+                        f"{key}: {raw!r} is neither value_on {on!r} nor value_off {off!r}"
+                    ) from None
+
+            self.extract = extract_binary
+            return
+        scale, offset = self.scale, self.offset
+
+        def extract_value(payload: dict[str, Any]) -> Any:
+            raw = get(payload)
+            if raw is ABSENT:
+                return ABSENT
+            if scale is not None or offset is not None:
+                if type(raw) not in (int, float):
+                    raise MappingError(f"{key}: {raw!r} is not a number")
+                raw = raw * (scale or 1) + (offset or 0)
+            if not check(raw):
+                raise MappingError(f"{key}: {raw!r} does not match its schema {self.schema}")
+            return raw
+
+        self.extract = extract_value
+
+    def to_device(self, value: Any) -> Any:
+        """The device's own representation of a canonical command value."""
+        if self.binary:
+            return self.value_on if value else self.value_off
+        if self.scale is not None or self.offset is not None:
+            return (value - (self.offset or 0)) / (self.scale or 1)
+        return value
+
+
+@dataclass(slots=True, kw_only=True)
+class Profile:
+    """A device model within a firmware range."""
+
+    id: str
+    vendor: str
+    model: str
+    name: str
+    path: str
+    firmware_min: tuple[int, ...] | None
+    firmware_max: tuple[int, ...] | None
+    match: dict[str, Any]
+    supervision_s: float | None
+    availability_topic: str | None
+    payload_available: str
+    payload_not_available: str
+    capabilities: list[CapabilitySpec]
+    raw: dict[str, Any] = field(repr=False)
+
+    def capability(self, key: str) -> CapabilitySpec | None:
+        for cap in self.capabilities:
+            if cap.key == key:
+                return cap
+        return None
+
+    def covers_firmware(self, version: str | None) -> bool:
+        if version is None:
+            return True
+        parsed = parse_version(version)
+        if parsed is None:
+            return self.firmware_min is None and self.firmware_max is None
+        if self.firmware_min is not None and parsed < self.firmware_min:
+            return False
+        return not (self.firmware_max is not None and parsed > self.firmware_max)
+
+    def map_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Capability values in `payload`; MappingError if one is invalid or none is present."""
+        values = {}
+        for cap in self.capabilities:
+            value = cap.extract(payload)
+            if value is not ABSENT:
+                values[cap.key] = value
+        if not values:
+            raise MappingError(
+                f"no field of profile {self.id} in payload (keys: {sorted(payload)[:10]})"
+            )
+        return values
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """`"1.2.10"` → (1, 2, 10); None when it is not a dotted number."""
+    core = text.strip().lstrip("vV").split("-")[0].split("+")[0]
+    try:
+        return tuple(int(part) for part in core.split("."))
+    except ValueError:
+        return None

@@ -1,0 +1,501 @@
+"""The registry: community → building → unit → household → devices → capability state.
+
+Structure changes (a household, a device) are written durably through the
+store before they are visible. Capability state lives in memory for the hot
+path; every report is appended to the store's telemetry batch, which also
+keeps `capability_state` current on disk so that state survives a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from gateway.bus import EventBus
+from gateway.context import Context
+from gateway.events import (
+    AvailabilityChanged,
+    DeviceAdded,
+    DeviceRemoved,
+    HouseholdAdded,
+    StateChanged,
+    TelemetryReceived,
+)
+from gateway.profiles import Profile, ProfileSet
+from gateway.store import Store
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class RegistryError(ValueError):
+    """A registry change that cannot be made; the message says which id and why."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Building:
+    id: str
+    community_id: str
+    name: str
+
+
+@dataclass(slots=True, kw_only=True)
+class Unit:
+    id: str
+    building_id: str
+    name: str
+
+
+@dataclass(slots=True, kw_only=True)
+class Household:
+    id: str
+    unit_id: str
+    name: str
+    created: float
+
+
+@dataclass(slots=True)
+class CapabilityState:
+    value: Any
+    last_changed: float
+    last_reported: float
+
+
+@dataclass(slots=True, kw_only=True)
+class Device:
+    row: int
+    id: str
+    household_id: str
+    name: str
+    room: str | None
+    profile: Profile
+    firmware: str | None
+    topic: str
+    unique_id: str | None
+    created: float
+    available: bool = False
+    last_seen: float | None = None
+    states: dict[str, CapabilityState] = field(default_factory=dict)
+
+    def resolve_topic(self, template: str) -> str:
+        """`~/set` → `<state topic>/set` (Home Assistant's `~` convention)."""
+        return self.topic + template[1:] if template.startswith("~") else template
+
+    @property
+    def availability_topic(self) -> str | None:
+        template = self.profile.availability_topic
+        return self.resolve_topic(template) if template else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "household_id": self.household_id,
+            "name": self.name,
+            "room": self.room,
+            "profile": self.profile.id,
+            "model": f"{self.profile.vendor} {self.profile.model}",
+            "firmware": self.firmware,
+            "topic": self.topic,
+            "available": self.available,
+            "last_seen": self.last_seen,
+            "capabilities": [
+                {
+                    "key": cap.key,
+                    "kind": cap.kind,
+                    "unit": cap.unit,
+                    "access": cap.access,
+                    **(
+                        {
+                            "value": st.value,
+                            "last_changed": st.last_changed,
+                            "last_reported": st.last_reported,
+                        }
+                        if (st := self.states.get(cap.key)) is not None
+                        else {"value": None, "last_changed": None, "last_reported": None}
+                    ),
+                }
+                for cap in self.profile.capabilities
+            ],
+        }
+
+
+class Registry:
+    """Who lives where and what devices they have, with the current state of each."""
+
+    def __init__(self, store: Store, bus: EventBus, profiles: ProfileSet, community_id: str) -> None:
+        self._store = store
+        self._bus = bus
+        self._profiles = profiles
+        self.community_id = community_id
+        self.community_name = community_id
+        self.buildings: dict[str, Building] = {}
+        self.units: dict[str, Unit] = {}
+        self.households: dict[str, Household] = {}
+        self.devices: dict[str, Device] = {}
+        self._by_topic: dict[str, Device] = {}
+        self._by_household: dict[str, dict[str, Device]] = {}
+        self.unknown_profile_devices: list[str] = []
+
+    # -- loading ---------------------------------------------------------------
+
+    async def async_load(self, community_name: str) -> None:
+        """Load the whole registry (and last known states) from the store."""
+        now = time.time()
+
+        def ensure_community(db: sqlite_utils.Database) -> None:
+            db.conn.execute(
+                "INSERT INTO communities (id, name, created) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+                (self.community_id, community_name, now),
+            )
+
+        await self._store.async_write(ensure_community)
+        self.community_name = community_name
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], ...]:
+            return (
+                conn.execute(
+                    "SELECT id, community_id, name FROM buildings WHERE community_id = ?",
+                    (self.community_id,),
+                ).fetchall(),
+                conn.execute("SELECT id, building_id, name FROM units").fetchall(),
+                conn.execute("SELECT id, unit_id, name, created FROM households").fetchall(),
+                conn.execute(
+                    "SELECT row, id, household_id, name, room, profile_id, firmware, topic, "
+                    "unique_id, created, available, last_seen FROM devices"
+                ).fetchall(),
+                conn.execute(
+                    "SELECT device_row, capability, value, last_changed, last_reported "
+                    "FROM capability_state"
+                ).fetchall(),
+            )
+
+        buildings, units, households, devices, states = await self._store.async_read(read)
+        for bid, cid, name in buildings:
+            self.buildings[bid] = Building(id=bid, community_id=cid, name=name)
+        for uid, bid, name in units:
+            if bid in self.buildings:
+                self.units[uid] = Unit(id=uid, building_id=bid, name=name)
+        for hid, uid, name, created in households:
+            self.households[hid] = Household(id=hid, unit_id=uid, name=name, created=created)
+        by_row: dict[int, Device] = {}
+        for row, did, hid, name, room, pid, fw, topic, uniq, created, _avail, seen in devices:
+            profile = self._profiles.get(pid)
+            if profile is None:
+                self.unknown_profile_devices.append(did)
+                _LOGGER.error(
+                    "device %s uses profile %r, which is not loaded: device skipped until the "
+                    "profile is installed", did, pid,
+                )
+                continue
+            device = Device(
+                row=row, id=did, household_id=hid, name=name, room=room, profile=profile,
+                firmware=fw, topic=topic, unique_id=uniq, created=created,
+                available=False, last_seen=seen,
+            )
+            self._index(device)
+            by_row[row] = device
+        loads = orjson.loads
+        for row, cap, value, changed, reported in states:
+            device = by_row.get(row)
+            if device is not None:
+                device.states[cap] = CapabilityState(loads(value), changed, reported)
+
+    def _index(self, device: Device) -> None:
+        self.devices[device.id] = device
+        self._by_topic[device.topic] = device
+        self._by_household.setdefault(device.household_id, {})[device.id] = device
+
+    # -- structure ---------------------------------------------------------------
+
+    async def async_add_building(self, building_id: str, name: str) -> Building:
+        building = Building(id=building_id, community_id=self.community_id, name=name)
+        await self._store.async_write(
+            lambda db: db["buildings"].upsert(
+                {"id": building_id, "community_id": self.community_id, "name": name}, pk="id"
+            )
+        )
+        self.buildings[building_id] = building
+        return building
+
+    async def async_add_unit(self, unit_id: str, building_id: str, name: str) -> Unit:
+        if building_id not in self.buildings:
+            raise RegistryError(f"unit {unit_id!r}: no building {building_id!r}; add it first")
+        await self._store.async_write(
+            lambda db: db["units"].upsert(
+                {"id": unit_id, "building_id": building_id, "name": name}, pk="id"
+            )
+        )
+        unit = self.units[unit_id] = Unit(id=unit_id, building_id=building_id, name=name)
+        return unit
+
+    async def async_add_household(
+        self, household_id: str, unit_id: str, name: str, *, context: Context | None = None
+    ) -> Household:
+        if unit_id not in self.units:
+            raise RegistryError(f"household {household_id!r}: no unit {unit_id!r}; add it first")
+        if household_id == "discovery":
+            raise RegistryError("household id 'discovery' is reserved for linli/v1/discovery")
+        created = time.time()
+        await self._store.async_write(
+            lambda db: db["households"].upsert(
+                {"id": household_id, "unit_id": unit_id, "name": name, "created": created},
+                pk="id",
+            )
+        )
+        household = Household(id=household_id, unit_id=unit_id, name=name, created=created)
+        self.households[household_id] = household
+        self._bus.fire(
+            HouseholdAdded(
+                household_id=household_id,
+                context=context or Context(household=household_id, origin="registry"),
+            )
+        )
+        return household
+
+    async def async_add_device(
+        self,
+        device_id: str,
+        *,
+        household_id: str,
+        name: str,
+        profile_id: str,
+        topic: str,
+        room: str | None = None,
+        firmware: str | None = None,
+        unique_id: str | None = None,
+        context: Context | None = None,
+    ) -> Device:
+        """Adopt a device into a household (durably), ready to receive its telemetry."""
+        if household_id not in self.households:
+            raise RegistryError(f"device {device_id!r}: no household {household_id!r}")
+        profile = self._profiles.get(profile_id)
+        if profile is None:
+            raise RegistryError(
+                f"device {device_id!r}: no firmware profile {profile_id!r}; "
+                f"known: {', '.join(sorted(self._profiles.profiles)[:20])}"
+            )
+        if not profile.covers_firmware(firmware):
+            raise RegistryError(
+                f"device {device_id!r}: firmware {firmware!r} is outside profile {profile_id}'s range"
+            )
+        if device_id in self.devices:
+            raise RegistryError(f"device {device_id!r} already exists")
+        if topic in self._by_topic or any(c in topic for c in "+#\0"):
+            raise RegistryError(f"device {device_id!r}: topic {topic!r} is taken or not a plain topic")
+        created = time.time()
+
+        def insert(db: sqlite_utils.Database) -> int:
+            cursor = db.conn.execute(
+                "INSERT INTO devices (id, household_id, name, room, profile_id, firmware, topic, "
+                "unique_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (device_id, household_id, name, room, profile_id, firmware, topic, unique_id,
+                 created),
+            )
+            return int(cursor.lastrowid or 0)
+
+        row = await self._store.async_write(insert)
+        device = Device(
+            row=row, id=device_id, household_id=household_id, name=name, room=room,
+            profile=profile, firmware=firmware, topic=topic, unique_id=unique_id, created=created,
+        )
+        self._index(device)
+        self._bus.fire(
+            DeviceAdded(
+                device_id=device_id,
+                context=context or Context(household=household_id, origin="registry"),
+            )
+        )
+        return device
+
+    async def async_import(
+        self,
+        *,
+        buildings: list[dict[str, str]] = (),  # type: ignore[assignment]
+        units: list[dict[str, str]] = (),  # type: ignore[assignment]
+        households: list[dict[str, str]] = (),  # type: ignore[assignment]
+        devices: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    ) -> list[Device]:
+        """Add many buildings, units, households and devices in one durable transaction.
+
+        Each dict takes the keyword arguments of the matching `async_add_*` method
+        (`id`, `name`, …). Entries whose id already exists are left as they are.
+        """
+        now = time.time()
+        new_buildings = [b for b in buildings if b["id"] not in self.buildings]
+        new_units = [u for u in units if u["id"] not in self.units]
+        new_households = [h for h in households if h["id"] not in self.households]
+        known_units = {*self.units, *(u["id"] for u in new_units)}
+        known_buildings = {*self.buildings, *(b["id"] for b in new_buildings)}
+        known_households = {*self.households, *(h["id"] for h in new_households)}
+        for unit in new_units:
+            if unit["building_id"] not in known_buildings:
+                raise RegistryError(f"unit {unit['id']!r}: no building {unit['building_id']!r}")
+        for household in new_households:
+            if household["unit_id"] not in known_units:
+                raise RegistryError(f"household {household['id']!r}: no unit {household['unit_id']!r}")
+        new_devices = []
+        topics = set(self._by_topic)
+        for spec in devices:
+            if spec["id"] in self.devices:
+                continue
+            if spec["household_id"] not in known_households:
+                raise RegistryError(f"device {spec['id']!r}: no household {spec['household_id']!r}")
+            profile = self._profiles.get(spec["profile_id"])
+            if profile is None:
+                raise RegistryError(f"device {spec['id']!r}: no firmware profile {spec['profile_id']!r}")
+            if spec["topic"] in topics:
+                raise RegistryError(f"device {spec['id']!r}: topic {spec['topic']!r} is taken")
+            topics.add(spec["topic"])
+            new_devices.append((spec, profile))
+
+        def write(db: sqlite_utils.Database) -> list[int]:
+            conn = db.conn
+            conn.executemany(
+                "INSERT INTO buildings (id, community_id, name) VALUES (?, ?, ?)",
+                [(b["id"], self.community_id, b["name"]) for b in new_buildings],
+            )
+            conn.executemany(
+                "INSERT INTO units (id, building_id, name) VALUES (?, ?, ?)",
+                [(u["id"], u["building_id"], u["name"]) for u in new_units],
+            )
+            conn.executemany(
+                "INSERT INTO households (id, unit_id, name, created) VALUES (?, ?, ?, ?)",
+                [(h["id"], h["unit_id"], h["name"], now) for h in new_households],
+            )
+            rows = []
+            for spec, _ in new_devices:
+                cursor = conn.execute(
+                    "INSERT INTO devices (id, household_id, name, room, profile_id, firmware, "
+                    "topic, unique_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (spec["id"], spec["household_id"], spec["name"], spec.get("room"),
+                     spec["profile_id"], spec.get("firmware"), spec["topic"],
+                     spec.get("unique_id"), now),
+                )
+                rows.append(int(cursor.lastrowid or 0))
+            return rows
+
+        rows = await self._store.async_write(write)
+        for b in new_buildings:
+            self.buildings[b["id"]] = Building(id=b["id"], community_id=self.community_id, name=b["name"])
+        for u in new_units:
+            self.units[u["id"]] = Unit(id=u["id"], building_id=u["building_id"], name=u["name"])
+        for h in new_households:
+            self.households[h["id"]] = Household(id=h["id"], unit_id=h["unit_id"], name=h["name"], created=now)
+            self._bus.fire(HouseholdAdded(household_id=h["id"], context=Context(household=h["id"], origin="registry")))
+        added = []
+        for row, (spec, profile) in zip(rows, new_devices, strict=True):
+            device = Device(
+                row=row, id=spec["id"], household_id=spec["household_id"], name=spec["name"],
+                room=spec.get("room"), profile=profile, firmware=spec.get("firmware"),
+                topic=spec["topic"], unique_id=spec.get("unique_id"), created=now,
+            )
+            self._index(device)
+            added.append(device)
+            self._bus.fire(DeviceAdded(device_id=device.id, context=Context(household=device.household_id, origin="registry")))
+        return added
+
+    async def async_remove_device(self, device_id: str, *, context: Context | None = None) -> None:
+        device = self.devices.get(device_id)
+        if device is None:
+            raise RegistryError(f"no device {device_id!r}")
+
+        def delete(db: sqlite_utils.Database) -> None:
+            db.conn.execute("DELETE FROM capability_state WHERE device_row = ?", (device.row,))
+            db.conn.execute("DELETE FROM devices WHERE row = ?", (device.row,))
+
+        await self._store.async_write(delete)
+        del self.devices[device_id]
+        self._by_topic.pop(device.topic, None)
+        self._by_household.get(device.household_id, {}).pop(device_id, None)
+        self._bus.fire(
+            DeviceRemoved(
+                device_id=device_id,
+                context=context or Context(household=device.household_id, origin="registry"),
+            )
+        )
+
+    # -- lookups -----------------------------------------------------------------
+
+    def device(self, device_id: str) -> Device | None:
+        return self.devices.get(device_id)
+
+    def device_by_topic(self, topic: str) -> Device | None:
+        return self._by_topic.get(topic)
+
+    def household_devices(self, household_id: str) -> list[Device]:
+        return list(self._by_household.get(household_id, {}).values())
+
+    def iter_devices(self) -> Iterator[Device]:
+        return iter(list(self.devices.values()))
+
+    # -- state (hot path) --------------------------------------------------------
+
+    def report(self, device: Device, values: dict[str, Any], ts: float, origin: str) -> None:
+        """Record validated values from a device: state, events, persistence.
+
+        Called once per accepted payload; keep it free of I/O and allocation-light.
+        """
+        states = device.states
+        context = Context(household=device.household_id, origin=origin)
+        changed: list[tuple[str, Any, Any]] | None = None
+        for key, value in values.items():
+            state = states.get(key)
+            if state is None:
+                states[key] = CapabilityState(value, ts, ts)
+                changed = changed or []
+                changed.append((key, None, value))
+            elif state.value != value or type(state.value) is not type(value):
+                old = state.value
+                state.value = value
+                state.last_changed = ts
+                state.last_reported = ts
+                changed = changed or []
+                changed.append((key, old, value))
+            else:
+                state.last_reported = ts
+        device.last_seen = ts
+        if not device.available:
+            self.set_available(device, True, ts, "reported")
+        self._store.append_telemetry(device.row, ts, values)
+        bus = self._bus
+        bus.fire(TelemetryReceived(device_id=device.id, values=values, ts=ts, context=context))
+        if changed:
+            profile = device.profile
+            for key, old, new in changed:
+                cap = profile.capability(key)
+                bus.fire(
+                    StateChanged(
+                        device_id=device.id, capability=key, kind=cap.kind if cap else key,
+                        old=old, new=new, ts=ts, context=context,
+                    )
+                )
+
+    def set_available(self, device: Device, available: bool, ts: float, reason: str) -> None:
+        if device.available == available:
+            return
+        device.available = available
+        self._bus.fire(
+            AvailabilityChanged(
+                device_id=device.id, available=available, ts=ts, reason=reason,
+                context=Context(household=device.household_id, origin="registry"),
+            )
+        )
+
+    async def async_persist_availability(self) -> None:
+        """Write last-seen and availability of every device (periodic, batched)."""
+        rows = [
+            (1 if d.available else 0, d.last_seen, d.row) for d in self.devices.values()
+        ]
+        if rows:
+            await self._store.async_write(
+                lambda db: db.conn.executemany(
+                    "UPDATE devices SET available = ?, last_seen = ? WHERE row = ?", rows
+                )
+            )

@@ -1,0 +1,271 @@
+"""The `Gateway`: one object that owns the lifecycle of everything in the process.
+
+Components declare what they require; the gateway starts them in dependency
+order and stops them in reverse. A component that fails to start fails the
+whole start with a message naming it, after stopping what had started.
+
+The core components (store, broker, mqtt, registry, supervision) are built in.
+Adapters, services and the portal are named in `config["components"]` as
+`module:Class` and imported here by name, so that the core never imports a
+higher layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
+
+from gateway import __version__
+from gateway.bus import EventBus
+from gateway.commands import Commands
+from gateway.context import Context
+from gateway.events import GatewayStarted
+from gateway.mqtt.broker import Broker, EmbeddedBroker, MosquittoBroker
+from gateway.mqtt.link import MqttLink, MqttSettings
+from gateway.profiles import ProfileSet, load_profiles
+from gateway.registry import Registry
+from gateway.store import Store
+from gateway.supervision import Supervision
+
+_LOGGER = logging.getLogger(__name__)
+C = TypeVar("C")
+
+
+class GatewayStartError(RuntimeError):
+    """The gateway could not start; the message names the component and the cause."""
+
+
+@runtime_checkable
+class Component(Protocol):
+    """A part of the gateway with a start and a stop."""
+
+    name: str
+    requires: tuple[str, ...]
+
+    async def async_start(self, gateway: Gateway) -> None: ...
+    async def async_stop(self) -> None: ...
+
+
+class _FunctionComponent:
+    """A component made of two coroutines (for the built-in parts)."""
+
+    def __init__(
+        self,
+        name: str,
+        requires: tuple[str, ...],
+        start: Callable[[], Awaitable[None]],
+        stop: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.name = name
+        self.requires = requires
+        self._start = start
+        self._stop = stop
+
+    async def async_start(self, gateway: Gateway) -> None:
+        await self._start()
+
+    async def async_stop(self) -> None:
+        await self._stop()
+
+
+def load_component(spec: str) -> Component:
+    """Instantiate `package.module:Class` (a component class taking no arguments)."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise GatewayStartError(f"component {spec!r} cannot be loaded: {exc}") from exc
+    component = factory()
+    if not isinstance(component, Component):
+        raise GatewayStartError(f"component {spec!r} lacks name/requires/async_start/async_stop")
+    return cast(Component, component)
+
+
+def _start_order(components: list[Component]) -> list[Component]:
+    by_name = {c.name: c for c in components}
+    ordered: list[Component] = []
+    state: dict[str, str] = {}
+
+    def visit(component: Component, chain: tuple[str, ...]) -> None:
+        mark = state.get(component.name)
+        if mark == "done":
+            return
+        if mark == "visiting":
+            raise GatewayStartError(f"components depend on each other in a cycle: {' → '.join(chain)}")
+        state[component.name] = "visiting"
+        for need in component.requires:
+            if need not in by_name:
+                raise GatewayStartError(
+                    f"component {component.name!r} requires {need!r}, which is not configured"
+                )
+            visit(by_name[need], (*chain, need))
+        state[component.name] = "done"
+        ordered.append(component)
+
+    for component in components:
+        visit(component, (component.name,))
+    return ordered
+
+
+class Gateway:
+    """A community gateway: configuration in, running components out."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.id: str = config["gateway_id"]
+        self.data_dir = Path(config["data_dir"]).expanduser().resolve()
+        self.bus = EventBus(default_maxsize=config["bus"]["queue_size"])
+        self.commands = Commands()
+        self.profiles: ProfileSet = ProfileSet()
+        store_cfg = config["store"]
+        self.store = Store(
+            self.data_dir / "linli.db",
+            batch_ms=store_cfg["batch_ms"],
+            batch_rows=store_cfg["batch_rows"],
+            max_pending_rows=store_cfg["max_pending_rows"],
+        )
+        self.registry = Registry(self.store, self.bus, self.profiles, config["community"]["id"])
+        mqtt = config["mqtt"]
+        host, port = mqtt["host"], mqtt["port"]
+        if mqtt["broker"] == "external" and "url" in mqtt:
+            from yarl import URL
+
+            url = URL(mqtt["url"])
+            host, port = url.host or host, url.port or 1883
+        self.broker: Broker | None = None
+        if mqtt["broker"] == "embedded":
+            self.broker = EmbeddedBroker(host, port)
+        elif mqtt["broker"] == "mosquitto":
+            self.broker = MosquittoBroker(host, port, self.data_dir, mqtt["mosquitto_binary"])
+        self.mqtt = MqttLink(
+            MqttSettings(
+                host=host,
+                port=port,
+                client_id=mqtt.get("client_id") or f"linli-{self.id}"[:23],
+                gateway_id=self.id,
+                username=mqtt.get("username"),
+                password=mqtt.get("password"),
+                keepalive_s=mqtt["keepalive_s"],
+                reconnect_min_s=mqtt["reconnect_min_s"],
+                reconnect_max_s=mqtt["reconnect_max_s"],
+                connect_timeout_s=mqtt["connect_timeout_s"],
+            ),
+            self.bus,
+        )
+        self.supervision = Supervision(self)
+        self.components: dict[str, Component] = {}
+        self._started: list[Component] = []
+        self.ready = asyncio.Event()
+        self.startup_s: float | None = None
+        self.started_at: float | None = None
+        self.extra_components: list[Component] = []
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """Run a background job owned by the gateway: logged if it fails, cancelled on stop."""
+
+        async def run() -> Any:
+            try:
+                return await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _LOGGER.exception("background job %s failed", name)
+                return None
+
+        task = asyncio.create_task(run(), name=f"linli-{name}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def component(self, name: str, kind: type[C]) -> C:
+        """A started component by name, typed (like aiohttp's AppKey)."""
+        component = self.components[name]
+        if not isinstance(component, kind):
+            raise TypeError(f"component {name!r} is {type(component).__name__}, not {kind.__name__}")
+        return component
+
+    def _core_components(self) -> list[Component]:
+        async def start_profiles() -> None:
+            loaded = await asyncio.to_thread(
+                load_profiles, [Path(p) for p in self.config["profiles"]["paths"]]
+            )
+            self.profiles.profiles.update(loaded.profiles)
+            self.profiles.errors[:] = loaded.errors
+
+        async def start_registry() -> None:
+            await self.registry.async_load(self.config["community"]["name"])
+
+        async def nothing() -> None:
+            return None
+
+        broker = self.broker
+        core: list[Component] = [
+            _FunctionComponent("profiles", (), start_profiles, nothing),
+            _FunctionComponent("store", (), self._start_store, self.store.async_stop),
+            _FunctionComponent("registry", ("store", "profiles"), start_registry, nothing),
+            _FunctionComponent(
+                "broker", (),
+                broker.async_start if broker else nothing,
+                broker.async_stop if broker else nothing,
+            ),
+            _FunctionComponent("mqtt", ("broker",), self.mqtt.async_start, self.mqtt.async_stop),
+            _FunctionComponent(
+                "supervision", ("registry",), self.supervision.async_start,
+                self.supervision.async_stop,
+            ),
+        ]
+        return core
+
+    async def _start_store(self) -> None:
+        await self.store.async_start()
+
+    async def async_start(self) -> None:
+        """Start every component in dependency order; GatewayStartError if one fails."""
+        started = time.perf_counter()
+        components = self._core_components()
+        for spec in self.config["components"]:
+            components.append(load_component(spec))
+        components += self.extra_components
+        names = [c.name for c in components]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise GatewayStartError(f"two components share the name(s) {sorted(duplicates)}")
+        self.components = {c.name: c for c in components}
+        for component in _start_order(components):
+            try:
+                await component.async_start(self)
+            except Exception as exc:
+                _LOGGER.error("component %s failed to start: %s", component.name, exc)
+                await self.async_stop()
+                raise GatewayStartError(f"component {component.name!r} failed to start: {exc}") from exc
+            self._started.append(component)
+        self.startup_s = time.perf_counter() - started
+        self.started_at = time.time()
+        self.ready.set()
+        self.bus.fire(GatewayStarted(startup_s=self.startup_s, context=Context(origin="gateway")))
+        _LOGGER.info(
+            "Linli %s gateway %s ready in %.2fs: %d households, %d devices, %d profiles",
+            __version__, self.id, self.startup_s, len(self.registry.households),
+            len(self.registry.devices), len(self.profiles),
+        )
+
+    async def async_stop(self) -> None:
+        """Stop in reverse start order; each stop runs even if an earlier one failed."""
+        self.ready.clear()
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.async_stop()
+            except Exception:
+                _LOGGER.exception("component %s failed to stop cleanly", component.name)
+        self.bus.close()

@@ -1,0 +1,107 @@
+"""The versioned schema. `PRAGMA user_version` holds the version a file is at.
+
+Each migration moves a database from version N-1 to N inside one transaction.
+Never edit a released migration; add the next one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Final
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _run(db: sqlite_utils.Database, script: str) -> None:
+    # Not executescript(): it commits first, which would break the migration's transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _v1_registry_and_telemetry(db: sqlite_utils.Database) -> None:
+    _run(db,
+        """
+        CREATE TABLE communities (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL);
+        CREATE TABLE buildings (
+            id TEXT PRIMARY KEY, community_id TEXT NOT NULL REFERENCES communities(id),
+            name TEXT NOT NULL);
+        CREATE TABLE units (
+            id TEXT PRIMARY KEY, building_id TEXT NOT NULL REFERENCES buildings(id),
+            name TEXT NOT NULL);
+        CREATE TABLE households (
+            id TEXT PRIMARY KEY, unit_id TEXT NOT NULL REFERENCES units(id),
+            name TEXT NOT NULL, created REAL NOT NULL);
+        CREATE TABLE devices (
+            row INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            household_id TEXT NOT NULL REFERENCES households(id),
+            name TEXT NOT NULL, room TEXT, profile_id TEXT NOT NULL, firmware TEXT,
+            topic TEXT NOT NULL UNIQUE, unique_id TEXT, created REAL NOT NULL,
+            available INTEGER NOT NULL DEFAULT 0, last_seen REAL);
+        CREATE INDEX devices_household ON devices(household_id);
+        CREATE TABLE capability_state (
+            device_row INTEGER NOT NULL, capability TEXT NOT NULL, value TEXT,
+            last_changed REAL NOT NULL, last_reported REAL NOT NULL,
+            PRIMARY KEY (device_row, capability)) WITHOUT ROWID;
+        CREATE TABLE telemetry (
+            device_row INTEGER NOT NULL, capability TEXT NOT NULL, ts REAL NOT NULL,
+            num REAL, value TEXT);
+        CREATE INDEX telemetry_series ON telemetry(device_row, capability, ts);
+        """
+    )
+
+
+def _v2_retention_and_quarantine(db: sqlite_utils.Database) -> None:
+    _run(db,
+        """
+        CREATE TABLE telemetry_hourly (
+            device_row INTEGER NOT NULL, capability TEXT NOT NULL, hour INTEGER NOT NULL,
+            count INTEGER NOT NULL, min REAL, max REAL, sum REAL,
+            PRIMARY KEY (device_row, capability, hour)) WITHOUT ROWID;
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY, ts REAL NOT NULL, topic TEXT NOT NULL,
+            device_id TEXT, reason TEXT NOT NULL, payload BLOB);
+        CREATE INDEX quarantine_ts ON quarantine(ts);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        """
+    )
+
+
+MIGRATIONS: Final[list[Migration]] = [_v1_registry_and_telemetry, _v2_retention_and_quarantine]
+LATEST: Final = len(MIGRATIONS)
+
+
+class SchemaTooNewError(RuntimeError):
+    pass
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, target: int = LATEST) -> list[int]:
+    """Bring the database to `target`; returns the versions applied."""
+    current = schema_version(conn)
+    if current > LATEST:
+        raise SchemaTooNewError(
+            f"database schema is version {current}, this Linli knows up to {LATEST}: "
+            "upgrade Linli or restore a backup"
+        )
+    applied = []
+    db = sqlite_utils.Database(conn)
+    for version in range(current + 1, target + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version - 1](db)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied

@@ -1,0 +1,279 @@
+"""The store: one SQLite file, one writer thread, telemetry batched off the hot path.
+
+All writes run on a single thread that owns the write connection, so SQLite
+never sees two writers and the event loop never waits on the disk:
+
+* `append_telemetry()` is synchronous and cheap: it queues one tuple per
+  accepted payload. The writer commits a batch every `batch_ms` or as soon as
+  `batch_rows` are queued, whichever comes first.
+* `async_write(fn)` runs `fn(db)` in its own committed transaction and returns
+  only after the commit: registry changes (and later alerts) are durable
+  before anyone is told.
+* `async_read(fn)` runs on a separate read-only connection (WAL lets reads
+  proceed while the writer commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import orjson
+import sqlite_utils
+
+from gateway.store.database import connect
+from gateway.store.migrations import migrate
+
+_LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_INSERT_TELEMETRY: Final = (
+    "INSERT INTO telemetry (device_row, capability, ts, num, value) VALUES (?, ?, ?, ?, ?)"
+)
+_UPSERT_STATE: Final = """
+    INSERT INTO capability_state (device_row, capability, value, last_changed, last_reported)
+    VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (device_row, capability) DO UPDATE SET
+        last_changed = CASE WHEN capability_state.value IS excluded.value
+                            THEN capability_state.last_changed ELSE excluded.last_changed END,
+        value = excluded.value,
+        last_reported = excluded.last_reported
+"""
+
+
+def encode_value(value: Any) -> tuple[float | None, str | None]:
+    """(numeric column, JSON column) for one capability value."""
+    t = type(value)
+    if t is bool:
+        return (1.0 if value else 0.0), None
+    if t is int or t is float:
+        return value, None
+    return None, orjson.dumps(value).decode()
+
+
+class Store:
+    """The gateway's SQLite database."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        batch_ms: int = 200,
+        batch_rows: int = 20000,
+        max_pending_rows: int = 2_000_000,
+    ) -> None:
+        self.path = path
+        self.batch_s = batch_ms / 1000
+        self.batch_rows = batch_rows
+        self.max_pending_rows = max_pending_rows
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="linli-store-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="linli-store-reader")
+        self._conn: sqlite3.Connection | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[int, float, dict[str, Any]]] = []
+        self._pending_values = 0
+        self._quarantine: list[tuple[float, str, str | None, str, bytes]] = []
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.rows_written = 0
+        self.batches_written = 0
+        self.payloads_dropped = 0
+        self.last_batch_s = 0.0
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def async_start(self) -> list[int]:
+        """Open (creating if needed), migrate, and start the writer; returns migrations applied."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+
+        def open_and_migrate() -> list[int]:
+            self._conn = connect(self.path)
+            return migrate(self._conn)
+
+        applied = await loop.run_in_executor(self._writer, open_and_migrate)
+        self._read_conn = await loop.run_in_executor(
+            self._reader, lambda: connect(self.path, readonly=True)
+        )
+        if applied:
+            _LOGGER.info("store %s migrated to schema version %d", self.path, applied[-1])
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task = asyncio.create_task(self._write_loop(), name="linli-store-writer")
+        return applied
+
+    async def async_stop(self) -> None:
+        """Write what is queued, then close the database."""
+        self._stopping = True
+        if self._task is not None:
+            assert self._wake is not None
+            self._wake.set()
+            await self._task
+            self._task = None
+        loop = asyncio.get_running_loop()
+        if self._read_conn is not None:
+            await loop.run_in_executor(self._reader, self._read_conn.close)
+            self._read_conn = None
+        if self._conn is not None:
+            conn = self._conn
+
+            def close() -> None:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.close()
+
+            await loop.run_in_executor(self._writer, close)
+            self._conn = None
+        self._writer.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
+
+    # -- durable writes and reads ---------------------------------------------
+
+    async def async_write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run `fn(db)` in one transaction on the writer thread; returns after COMMIT."""
+        conn = self._require()
+
+        def run() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(sqlite_utils.Database(conn))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    async def async_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` on the read-only connection."""
+        conn = self._read_conn
+        if conn is None:
+            raise RuntimeError("store is not open: call async_start() first")
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("store is not open: call async_start() first")
+        return self._conn
+
+    # -- telemetry -------------------------------------------------------------
+
+    def append_telemetry(self, device_row: int, ts: float, values: dict[str, Any]) -> None:
+        """Queue one payload's values for the next batch (hot path: no I/O here)."""
+        if self._pending_values >= self.max_pending_rows:
+            # The writer is far behind (a stalled disk). Refusing here keeps memory
+            # bounded; alarms do not travel this path, they use async_write().
+            self.payloads_dropped += 1
+            if self.payloads_dropped == 1 or self.payloads_dropped % 100000 == 0:
+                _LOGGER.error(
+                    "store writer is %d rows behind: %d telemetry payloads dropped; "
+                    "check the disk under %s", self._pending_values, self.payloads_dropped,
+                    self.path.parent,
+                )
+            return
+        self._pending.append((device_row, ts, values))
+        self._pending_values += len(values)
+        if self._pending_values >= self.batch_rows and self._wake is not None:
+            self._wake.set()
+
+    def append_quarantine(
+        self, ts: float, topic: str, device_id: str | None, reason: str, payload: bytes
+    ) -> None:
+        """Keep a refused payload (its first 4 KiB) for inspection, in the next batch."""
+        self._quarantine.append((ts, topic, device_id, reason, payload[:4096]))
+        if self._wake is not None and len(self._quarantine) >= 1000:
+            self._wake.set()
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_values
+
+    async def async_flush(self) -> None:
+        """Return when everything appended before this call is committed."""
+        while self._pending or self._quarantine or self._flushing:
+            assert self._wake is not None
+            self._wake.set()
+            await asyncio.sleep(0.005)
+
+    _flushing = False
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        conn = self._require()
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.batch_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._pending or self._quarantine:
+                batch, self._pending = self._pending, []
+                quarantine, self._quarantine = self._quarantine, []
+                count, self._pending_values = self._pending_values, 0
+                self._flushing = True
+                started = time.perf_counter()
+                try:
+                    await loop.run_in_executor(
+                        self._writer, _write_batch, conn, batch, quarantine
+                    )
+                except Exception:
+                    _LOGGER.exception("telemetry batch of %d rows failed; retrying", count)
+                    self._pending[:0] = batch
+                    self._quarantine[:0] = quarantine
+                    self._pending_values += count
+                    await asyncio.sleep(1.0)
+                else:
+                    self.rows_written += count
+                    self.batches_written += 1
+                    self.last_batch_s = time.perf_counter() - started
+                finally:
+                    self._flushing = False
+            if self._stopping and not self._pending and not self._quarantine:
+                return
+
+
+def _write_batch(
+    conn: sqlite3.Connection,
+    batch: list[tuple[int, float, dict[str, Any]]],
+    quarantine: list[tuple[float, str, str | None, str, bytes]],
+) -> None:
+    """One transaction: every telemetry row plus the latest state of each capability."""
+    rows = []
+    latest: dict[tuple[int, str], tuple[str, float]] = {}
+    dumps = orjson.dumps
+    for device_row, ts, values in batch:
+        for capability, value in values.items():
+            t = type(value)
+            if t is float or t is int:
+                rows.append((device_row, capability, ts, value, None))
+                latest[(device_row, capability)] = (repr(value), ts)
+            elif t is bool:
+                rows.append((device_row, capability, ts, 1.0 if value else 0.0, None))
+                latest[(device_row, capability)] = ("true" if value else "false", ts)
+            else:
+                text = dumps(value).decode()
+                rows.append((device_row, capability, ts, None, text))
+                latest[(device_row, capability)] = (text, ts)
+    states = [(dev, cap, text, ts, ts) for (dev, cap), (text, ts) in latest.items()]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(_INSERT_TELEMETRY, rows)
+        conn.executemany(_UPSERT_STATE, states)
+        if quarantine:
+            conn.executemany(
+                "INSERT INTO quarantine (ts, topic, device_id, reason, payload) "
+                "VALUES (?, ?, ?, ?, ?)",
+                quarantine,
+            )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

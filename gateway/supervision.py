@@ -1,0 +1,93 @@
+"""Periodic upkeep: device availability by silence, and telemetry retention.
+
+The last will alone cannot be trusted for availability (amqtt does not send
+wills on keep-alive expiry, and a hub's will covers the hub, not each device),
+so a device silent for longer than its profile's supervision interval is
+marked unavailable here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from gateway.store import async_apply_retention
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Supervision:
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._tasks: list[asyncio.Task[None]] = []
+        self.last_retention: float | None = None
+
+    async def async_start(self) -> None:
+        cfg = self._gateway.config
+        self._tasks = [
+            asyncio.create_task(
+                self._every(cfg["devices"]["supervision_check_s"], self.async_check_availability),
+                name="linli-availability",
+            ),
+            asyncio.create_task(
+                self._every(cfg["retention"]["interval_s"], self.async_retention, first=5.0),
+                name="linli-retention",
+            ),
+        ]
+
+    async def async_stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+            await self._gateway.registry.async_persist_availability()
+
+    async def _every(self, interval: float, job, first: float | None = None) -> None:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(interval if first is None else first)
+        while True:
+            try:
+                await job()
+            except Exception:
+                _LOGGER.exception("periodic job %s failed; will run again", job.__name__)
+            await asyncio.sleep(interval)
+
+    async def async_check_availability(self, now: float | None = None) -> int:
+        """Mark silent devices unavailable; returns how many went offline."""
+        gateway = self._gateway
+        now = time.time() if now is None else now
+        default = gateway.config["devices"]["supervision_default_s"]
+        started = gateway.started_at or now
+        offline = 0
+        registry = gateway.registry
+        for device in registry.iter_devices():
+            limit = device.profile.supervision_s or default
+            last = device.last_seen
+            # A device not heard since the gateway started gets one interval of grace.
+            if last is None or last < started:
+                last = max(last or 0.0, started)
+            if device.available and now - last > limit:
+                registry.set_available(device, False, now, f"silent for over {limit:g}s")
+                offline += 1
+        await registry.async_persist_availability()
+        return offline
+
+    async def async_retention(self) -> None:
+        cfg = self._gateway.config["retention"]
+        result = await async_apply_retention(
+            self._gateway.store, raw_days=cfg["raw_days"], hourly_days=cfg["hourly_days"]
+        )
+        self.last_retention = time.time()
+        if result.raw_expired or result.hourly_expired:
+            _LOGGER.info(
+                "retention: %d raw rows folded into hourly aggregates, %d hourly rows expired",
+                result.raw_expired, result.hourly_expired,
+            )

@@ -1,0 +1,1 @@
+"""The portal: aiohttp app serving the API and the web UIs."""

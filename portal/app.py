@@ -1,0 +1,138 @@
+"""Component `portal`: the aiohttp application on the portal port.
+
+For now a read-only view of the community: households, devices and their live
+state (the full portal — auth, roles, phone/TV/manager UIs — is its own issue).
+The gateway binds to 127.0.0.1 by default; exposing this read-only page beyond
+the property office's network waits for the portal's authentication.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+
+from gateway import __version__
+from gateway.runtime import Gateway
+
+_LOGGER = logging.getLogger(__name__)
+STATIC: Final = Path(__file__).resolve().parent / "static"
+GATEWAY_KEY: Final = web.AppKey("gateway", Gateway)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return _json({"error": {"code": code, "message": message}}, status)
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+async def _status(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    adapter = gateway.components.get("mqtt_device")
+    return _json({
+        "gateway_id": gateway.id,
+        "version": __version__,
+        "community": {"id": gateway.registry.community_id, "name": gateway.registry.community_name},
+        "uptime_s": round(time.time() - (gateway.started_at or time.time()), 1),
+        "startup_s": gateway.startup_s,
+        "households": len(gateway.registry.households),
+        "devices": len(gateway.registry.devices),
+        "devices_available": sum(1 for d in gateway.registry.devices.values() if d.available),
+        "mqtt": gateway.mqtt.stats(),
+        "ingest": {
+            "accepted": getattr(adapter, "accepted", 0),
+            "rejected": getattr(adapter, "rejected", 0),
+        },
+        "store": {
+            "rows_written": gateway.store.rows_written,
+            "pending_rows": gateway.store.pending_rows,
+            "batches": gateway.store.batches_written,
+        },
+        "profile_errors": gateway.profiles.errors,
+    })
+
+
+async def _households(request: web.Request) -> web.Response:
+    registry = request.app[GATEWAY_KEY].registry
+    items = []
+    for household in sorted(registry.households.values(), key=lambda h: h.id):
+        devices = registry.household_devices(household.id)
+        unit = registry.units.get(household.unit_id)
+        building = registry.buildings.get(unit.building_id) if unit else None
+        items.append({
+            "id": household.id,
+            "name": household.name,
+            "unit": unit.name if unit else None,
+            "building": building.name if building else None,
+            "devices": len(devices),
+            "devices_available": sum(1 for d in devices if d.available),
+            "last_seen": max((d.last_seen or 0 for d in devices), default=None) or None,
+        })
+    return _json({"items": items, "total": len(items)})
+
+
+async def _household_devices(request: web.Request) -> web.Response:
+    registry = request.app[GATEWAY_KEY].registry
+    household_id = request.match_info["household_id"]
+    if household_id not in registry.households:
+        return _error(404, "not_found", f"no household {household_id!r}")
+    devices = sorted(registry.household_devices(household_id), key=lambda d: d.id)
+    return _json({"items": [d.as_dict() for d in devices], "total": len(devices)})
+
+
+def create_app(gateway: Gateway) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[GATEWAY_KEY] = gateway
+    app.router.add_get("/", _index)
+    app.router.add_get("/api/v1/status", _status)
+    app.router.add_get("/api/v1/households", _households)
+    app.router.add_get("/api/v1/households/{household_id}/devices", _household_devices)
+    app.router.add_static("/static/", STATIC)
+    return app
+
+
+class Portal:
+    name = "portal"
+    requires = ("registry", "mqtt")
+
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self.url: str | None = None
+
+    async def async_start(self, gateway: Gateway) -> None:
+        cfg = gateway.config["portal"]
+        if not cfg["enabled"]:
+            return
+        runner = web.AppRunner(create_app(gateway), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, cfg["host"], cfg["port"], reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            if exc.errno == errno.EADDRINUSE:
+                raise RuntimeError(
+                    f"portal port {cfg['host']}:{cfg['port']} is already in use: stop the other "
+                    "program or choose another port with --port / portal.port"
+                ) from None
+            raise
+        self._runner = runner
+        host = cfg["host"] if cfg["host"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        self.url = f"http://{host}:{cfg['port']}/"
+        _LOGGER.info("portal listening on %s", self.url)
+
+    async def async_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,1 @@
+"""Services (health, elder care, security, alerts) built on capability kinds."""

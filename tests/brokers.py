@@ -1,0 +1,105 @@
+"""Real MQTT brokers for tests: Mosquitto when installed, the embedded amqtt broker otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+MOSQUITTO = shutil.which("mosquitto")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class MosquittoProcess:
+    """A Mosquitto on a free loopback port that a test can kill and restart."""
+
+    kind = "mosquitto"
+
+    def __init__(self, folder: Path, *, port: int | None = None, extra: str = "") -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.folder = folder
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            + ("allow_anonymous true\n" if "password_file" not in extra else "")
+            + "max_queued_messages 1000000\nmax_inflight_messages 0\n"
+            + "log_dest none\n" + extra
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert MOSQUITTO is not None
+        self.process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        wait_listening(self.port)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            if self.process.stderr:
+                self.process.stderr.close()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            if self.process.stderr:
+                self.process.stderr.close()
+            self.process = None
+
+
+class EmbeddedBrokerProcess:
+    """amqtt in the test's own event loop (when Mosquitto is not installed)."""
+
+    kind = "amqtt"
+
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._broker: object | None = None
+
+    async def async_start(self) -> None:
+        from gateway.mqtt.broker import EmbeddedBroker
+
+        self._broker = EmbeddedBroker(self.host, self.port)
+        await self._broker.async_start()  # type: ignore[attr-defined]
+
+    async def async_stop(self) -> None:
+        if self._broker is not None:
+            await self._broker.async_stop()  # type: ignore[attr-defined]
+            self._broker = None
+
+
+async def settle(predicate, timeout: float = 5.0, interval: float = 0.01) -> None:  # type: ignore[no-untyped-def]
+    """Wait until `predicate()` is true; fail with a clear message if it never is."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        await asyncio.sleep(interval)

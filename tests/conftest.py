@@ -1,0 +1,101 @@
+"""Fixtures: a real broker per test, and a real gateway on it with its own SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import load_config
+from gateway.runtime import Gateway
+from tests.brokers import MOSQUITTO, EmbeddedBrokerProcess, MosquittoProcess, free_port
+
+Broker = MosquittoProcess | EmbeddedBrokerProcess
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
+    """Mosquitto on a free port when installed, else the embedded amqtt broker."""
+    if MOSQUITTO:
+        proc = MosquittoProcess(tmp_path)
+        proc.start()
+        yield proc
+        proc.stop()
+    else:
+        embedded = EmbeddedBrokerProcess()
+        await embedded.async_start()
+        yield embedded
+        await embedded.async_stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> MosquittoProcess:
+    """A Mosquitto the test controls (reliability tests need kill and restart)."""
+    if not MOSQUITTO:
+        pytest.skip("reliability tests run against Mosquitto (apt-get install mosquitto)")
+    proc = MosquittoProcess(tmp_path)
+    proc.start()
+    yield proc  # type: ignore[misc]
+    proc.stop()
+
+
+def gateway_config(data_dir: Path, port: int, **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "gateway_id": "gw-test",
+        "mqtt": {"broker": "external", "host": "127.0.0.1", "port": port,
+                 "reconnect_min_s": 0.1, "reconnect_max_s": 1.0, "connect_timeout_s": 5},
+        "portal": {"enabled": False, "port": free_port()},
+        "store": {"batch_ms": 20},
+        "components": ["adapters.mqtt_device:MqttDeviceAdapter"],
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return load_config(None, environ={}, overrides=base)
+
+
+GatewayFactory = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def make_gateway(tmp_path: Path, broker: Broker) -> AsyncIterator[GatewayFactory]:
+    """Start gateways on the test broker; stops them and fails on leftover tasks."""
+    started: list[Gateway] = []
+
+    async def factory(data_dir: Path | None = None, **overrides: Any) -> Gateway:
+        config = gateway_config(data_dir or tmp_path / "data", broker.port, **overrides)
+        gateway = Gateway(config)
+        await gateway.async_start()
+        started.append(gateway)
+        return gateway
+
+    yield factory
+    for gateway in started:
+        await gateway.async_stop()
+    await asyncio.sleep(0)
+    leftover = [
+        t for t in asyncio.all_tasks()
+        if t is not asyncio.current_task() and not t.done()
+        and t.get_name().startswith(("linli", "sim-"))
+    ]
+    assert not leftover, f"tasks left running after stop: {[t.get_name() for t in leftover]}"
+
+
+@pytest.fixture(autouse=True)
+def _no_logged_exceptions(caplog: pytest.LogCaptureFixture) -> Any:
+    """Like Home Assistant's tests: an exception logged by Linli fails the test."""
+    caplog.set_level(logging.INFO)
+    yield
+    bad = [
+        r for r in caplog.get_records("call")
+        if r.exc_info and r.name.startswith(("gateway", "adapters", "services", "portal"))
+        and not getattr(r, "expected", False)
+    ]
+    assert not bad, "exceptions were logged: " + "; ".join(r.getMessage() for r in bad)
