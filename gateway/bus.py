@@ -63,7 +63,10 @@ class Subscription(Generic[E]):
                 self._last_warning = now
                 _LOGGER.warning(
                     "subscriber to %s is too slow: queue full at %d, %s (%d dropped so far)",
-                    self._key[0].__name__, self.maxsize, self.overflow.value, self.dropped,
+                    self._key[0].__name__,
+                    self.maxsize,
+                    self.overflow.value,
+                    self.dropped,
                 )
             if self.overflow is Overflow.DROP_NEWEST:
                 return
@@ -120,6 +123,12 @@ class EventBus:
         self._subscriptions: dict[tuple[type[Event], str | None], list[Subscription[Any]]] = {}
         self.fired = 0
         self.callback_errors = 0
+        # (event type, household) → (callbacks, subscriptions): computed once per
+        # key and dropped whenever a listener comes or goes, so fire() is two lookups.
+        self._targets: dict[
+            tuple[type[Event], str | None],
+            tuple[tuple[Callable[[Any], None], ...], tuple[Subscription[Any], ...]],
+        ] = {}
 
     def listen(
         self, event_type: type[E], callback: Callable[[E], None], *, household: str | None = None
@@ -130,8 +139,10 @@ class EventBus:
         """
         key = (event_type, household)
         self._callbacks.setdefault(key, []).append(callback)
+        self._targets.clear()
 
         def remove() -> None:
+            self._targets.clear()
             callbacks = self._callbacks.get(key, [])
             if callback in callbacks:
                 callbacks.remove(callback)
@@ -152,44 +163,61 @@ class EventBus:
         key = (event_type, household)
         sub: Subscription[E] = Subscription(self, key, maxsize or self.default_maxsize, overflow)
         self._subscriptions.setdefault(key, []).append(sub)
+        self._targets.clear()
         return sub
 
     def _remove_subscription(self, sub: Subscription[Any]) -> None:
+        self._targets.clear()
         subs = self._subscriptions.get(sub._key, [])
         if sub in subs:
             subs.remove(sub)
         if not subs:
             self._subscriptions.pop(sub._key, None)
 
-    def has_listeners(self, event_type: type[Event]) -> bool:
-        """True when any listener could receive an event of this type (lets hot paths skip work)."""
-        for etype, _ in (*self._callbacks, *self._subscriptions):
-            if etype is event_type or etype is Event:
-                return True
-        return False
+    def has_listeners(self, event_type: type[Event], household: str | None = None) -> bool:
+        """True when an event of this type (for this household) would reach anyone.
+
+        Lets hot paths skip building events nobody receives.
+        """
+        callbacks, subs = self._resolve(event_type, household)
+        return bool(callbacks or subs)
+
+    def _resolve(
+        self, etype: type[Event], household: str | None
+    ) -> tuple[tuple[Callable[[Any], None], ...], tuple[Subscription[Any], ...]]:
+        key = (etype, household)
+        targets = self._targets.get(key)
+        if targets is None:
+            keys = [(etype, _ANY), (Event, _ANY)]
+            if household is not None:
+                keys += [(etype, household), (Event, household)]
+            targets = (
+                tuple(cb for k in keys for cb in self._callbacks.get(k, ())),
+                tuple(sub for k in keys for sub in self._subscriptions.get(k, ())),
+            )
+            self._targets[key] = targets
+        return targets
 
     def fire(self, event: Event) -> None:
         """Deliver `event` to every matching callback and subscription, never blocking."""
         self.fired += 1
-        etype = type(event)
-        household = event.context.household
-        keys = [(etype, _ANY), (Event, _ANY)]
-        if household is not None:
-            keys += [(etype, household), (Event, household)]
-        callbacks = self._callbacks
-        subscriptions = self._subscriptions
-        for key in keys:
-            for callback in callbacks.get(key, ()):
-                try:
-                    callback(event)
-                except Exception:
-                    self.callback_errors += 1
-                    _LOGGER.exception("listener %r failed on %s", callback, etype.__name__)
-            for sub in subscriptions.get(key, ()):
-                sub._offer(event)
+        key = (type(event), event.context.household)
+        targets = self._targets.get(key)
+        if targets is None:
+            targets = self._resolve(*key)
+        callbacks, subs = targets
+        for callback in callbacks:
+            try:
+                callback(event)
+            except Exception:
+                self.callback_errors += 1
+                _LOGGER.exception("listener %r failed on %s", callback, key[0].__name__)
+        for sub in subs:
+            sub._offer(event)
 
     def close(self) -> None:
         for subs in list(self._subscriptions.values()):
             for sub in list(subs):
                 sub.close()
         self._callbacks.clear()
+        self._targets.clear()

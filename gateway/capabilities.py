@@ -44,9 +44,7 @@ def _binary(kind: str, category: Category) -> KindSpec:
 
 
 def _number(kind: str, category: Category, unit: str, loinc: str | None = None) -> KindSpec:
-    return KindSpec(
-        kind=kind, category=category, unit=unit, loinc=loinc, value_schema={"type": "number"}
-    )
+    return KindSpec(kind=kind, category=category, unit=unit, loinc=loinc, value_schema={"type": "number"})
 
 
 _S, _C, _H, _E, _K, _T = (
@@ -118,7 +116,16 @@ KINDS: Final[dict[str, KindSpec]] = {
 
 #: Kinds of the set-top box contract; their schemas arrive with the STB adapters.
 STB_KINDS: Final = (
-    "power", "keys", "channel", "app", "media", "volume", "notify", "portal", "now_playing", "meta",
+    "power",
+    "keys",
+    "channel",
+    "app",
+    "media",
+    "volume",
+    "notify",
+    "portal",
+    "now_playing",
+    "meta",
 )
 
 

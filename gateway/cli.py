@@ -1,9 +1,9 @@
 """The `linli` command.
 
-    linli run     [--config PATH] [--port N] [--mqtt-port N] [--data-dir DIR]
-    linli demo    [same] [--households N] [--rate MSGS_PER_S] [--for SECONDS]
-    linli profile check PATH...
-    linli --version
+linli run     [--config PATH] [--port N] [--mqtt-port N] [--data-dir DIR]
+linli demo    [same] [--households N] [--rate MSGS_PER_S] [--for SECONDS]
+linli profile check PATH...
+linli --version
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ _LOGGER = logging.getLogger("linli")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="linli", description="Linli (邻里) smart-community home gateway"
-    )
+    parser = argparse.ArgumentParser(prog="linli", description="Linli (邻里) smart-community home gateway")
     parser.add_argument("--version", action="version", version=f"linli {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -42,10 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the gateway with a simulated community")
     gateway_options(demo)
     demo.add_argument("--households", type=int, default=20, help="simulated homes (default 20)")
-    demo.add_argument("--rate", type=float, help="telemetry messages per second, whole community "
-                      "(default: half a message per home per second)")
-    demo.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
-                      help="stop after this many seconds (default: until Ctrl-C)")
+    demo.add_argument(
+        "--rate",
+        type=float,
+        help="telemetry messages per second, whole community (default: half a message per home per second)",
+    )
+    demo.add_argument(
+        "--for",
+        dest="duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: until Ctrl-C)",
+    )
     profile = commands.add_parser("profile", help="firmware profile tools")
     profile_commands = profile.add_subparsers(dest="profile_command", metavar="ACTION")
     check = profile_commands.add_parser("check", help="validate profile files or folders")

@@ -66,7 +66,9 @@ class Commands:
         if handler is None:
             raise UnknownDeviceError(f"no device {device_id!r} takes commands here")
         command = Command(
-            device_id=device_id, capability=capability, value=value,
+            device_id=device_id,
+            capability=capability,
+            value=value,
             context=context or Context(origin="command"),
         )
         return await handler(command)

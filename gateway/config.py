@@ -171,7 +171,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, text in environ.items():
         if not name.startswith(ENV_PREFIX) or name in ("LINLI_CONFIG",):
             continue
-        path = name[len(ENV_PREFIX):].lower().split("__")
+        path = name[len(ENV_PREFIX) :].lower().split("__")
         node = result
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -180,9 +180,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def validate(data: dict[str, Any], source: str = "config") -> None:
-    errors = sorted(
-        Draft202012Validator(CONFIG_SCHEMA).iter_errors(data), key=lambda e: list(e.path)
-    )
+    errors = sorted(Draft202012Validator(CONFIG_SCHEMA).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         lines = []
         for error in errors:

@@ -171,8 +171,7 @@ class Registry:
                     "unique_id, created, available, last_seen FROM devices"
                 ).fetchall(),
                 conn.execute(
-                    "SELECT device_row, capability, value, last_changed, last_reported "
-                    "FROM capability_state"
+                    "SELECT device_row, capability, value, last_changed, last_reported FROM capability_state"
                 ).fetchall(),
             )
 
@@ -191,13 +190,24 @@ class Registry:
                 self.unknown_profile_devices.append(did)
                 _LOGGER.error(
                     "device %s uses profile %r, which is not loaded: device skipped until the "
-                    "profile is installed", did, pid,
+                    "profile is installed",
+                    did,
+                    pid,
                 )
                 continue
             device = Device(
-                row=row, id=did, household_id=hid, name=name, room=room, profile=profile,
-                firmware=fw, topic=topic, unique_id=uniq, created=created,
-                available=False, last_seen=seen,
+                row=row,
+                id=did,
+                household_id=hid,
+                name=name,
+                room=room,
+                profile=profile,
+                firmware=fw,
+                topic=topic,
+                unique_id=uniq,
+                created=created,
+                available=False,
+                last_seen=seen,
             )
             self._index(device)
             by_row[row] = device
@@ -228,9 +238,7 @@ class Registry:
         if building_id not in self.buildings:
             raise RegistryError(f"unit {unit_id!r}: no building {building_id!r}; add it first")
         await self._store.async_write(
-            lambda db: db["units"].upsert(
-                {"id": unit_id, "building_id": building_id, "name": name}, pk="id"
-            )
+            lambda db: db["units"].upsert({"id": unit_id, "building_id": building_id, "name": name}, pk="id")
         )
         unit = self.units[unit_id] = Unit(id=unit_id, building_id=building_id, name=name)
         return unit
@@ -295,15 +303,22 @@ class Registry:
             cursor = db.conn.execute(
                 "INSERT INTO devices (id, household_id, name, room, profile_id, firmware, topic, "
                 "unique_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (device_id, household_id, name, room, profile_id, firmware, topic, unique_id,
-                 created),
+                (device_id, household_id, name, room, profile_id, firmware, topic, unique_id, created),
             )
             return int(cursor.lastrowid or 0)
 
         row = await self._store.async_write(insert)
         device = Device(
-            row=row, id=device_id, household_id=household_id, name=name, room=room,
-            profile=profile, firmware=firmware, topic=topic, unique_id=unique_id, created=created,
+            row=row,
+            id=device_id,
+            household_id=household_id,
+            name=name,
+            room=room,
+            profile=profile,
+            firmware=firmware,
+            topic=topic,
+            unique_id=unique_id,
+            created=created,
         )
         self._index(device)
         self._bus.fire(
@@ -374,9 +389,17 @@ class Registry:
                 cursor = conn.execute(
                     "INSERT INTO devices (id, household_id, name, room, profile_id, firmware, "
                     "topic, unique_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (spec["id"], spec["household_id"], spec["name"], spec.get("room"),
-                     spec["profile_id"], spec.get("firmware"), spec["topic"],
-                     spec.get("unique_id"), now),
+                    (
+                        spec["id"],
+                        spec["household_id"],
+                        spec["name"],
+                        spec.get("room"),
+                        spec["profile_id"],
+                        spec.get("firmware"),
+                        spec["topic"],
+                        spec.get("unique_id"),
+                        now,
+                    ),
                 )
                 rows.append(int(cursor.lastrowid or 0))
             return rows
@@ -387,18 +410,33 @@ class Registry:
         for u in new_units:
             self.units[u["id"]] = Unit(id=u["id"], building_id=u["building_id"], name=u["name"])
         for h in new_households:
-            self.households[h["id"]] = Household(id=h["id"], unit_id=h["unit_id"], name=h["name"], created=now)
-            self._bus.fire(HouseholdAdded(household_id=h["id"], context=Context(household=h["id"], origin="registry")))
+            self.households[h["id"]] = Household(
+                id=h["id"], unit_id=h["unit_id"], name=h["name"], created=now
+            )
+            self._bus.fire(
+                HouseholdAdded(household_id=h["id"], context=Context(household=h["id"], origin="registry"))
+            )
         added = []
         for row, (spec, profile) in zip(rows, new_devices, strict=True):
             device = Device(
-                row=row, id=spec["id"], household_id=spec["household_id"], name=spec["name"],
-                room=spec.get("room"), profile=profile, firmware=spec.get("firmware"),
-                topic=spec["topic"], unique_id=spec.get("unique_id"), created=now,
+                row=row,
+                id=spec["id"],
+                household_id=spec["household_id"],
+                name=spec["name"],
+                room=spec.get("room"),
+                profile=profile,
+                firmware=spec.get("firmware"),
+                topic=spec["topic"],
+                unique_id=spec.get("unique_id"),
+                created=now,
             )
             self._index(device)
             added.append(device)
-            self._bus.fire(DeviceAdded(device_id=device.id, context=Context(household=device.household_id, origin="registry")))
+            self._bus.fire(
+                DeviceAdded(
+                    device_id=device.id, context=Context(household=device.household_id, origin="registry")
+                )
+            )
         return added
 
     async def async_remove_device(self, device_id: str, *, context: Context | None = None) -> None:
@@ -440,24 +478,25 @@ class Registry:
     def report(self, device: Device, values: dict[str, Any], ts: float, origin: str) -> None:
         """Record validated values from a device: state, events, persistence.
 
-        Called once per accepted payload; keep it free of I/O and allocation-light.
+        Called once per accepted payload, from the MQTT receive callback: no I/O,
+        and no event built that nobody listens to.
         """
         states = device.states
-        context = Context(household=device.household_id, origin=origin)
         changed: list[tuple[str, Any, Any]] | None = None
         for key, value in values.items():
             state = states.get(key)
             if state is None:
                 states[key] = CapabilityState(value, ts, ts)
-                changed = changed or []
+                if changed is None:
+                    changed = []
                 changed.append((key, None, value))
             elif state.value != value or type(state.value) is not type(value):
-                old = state.value
+                if changed is None:
+                    changed = []
+                changed.append((key, state.value, value))
                 state.value = value
                 state.last_changed = ts
                 state.last_reported = ts
-                changed = changed or []
-                changed.append((key, old, value))
             else:
                 state.last_reported = ts
         device.last_seen = ts
@@ -465,15 +504,22 @@ class Registry:
             self.set_available(device, True, ts, "reported")
         self._store.append_telemetry(device.row, ts, values)
         bus = self._bus
+        household = device.household_id
+        context = Context(household=household, origin=origin)
         bus.fire(TelemetryReceived(device_id=device.id, values=values, ts=ts, context=context))
-        if changed:
-            profile = device.profile
+        if changed is not None and bus.has_listeners(StateChanged, household):
+            capability = device.profile.capability
             for key, old, new in changed:
-                cap = profile.capability(key)
+                cap = capability(key)
                 bus.fire(
                     StateChanged(
-                        device_id=device.id, capability=key, kind=cap.kind if cap else key,
-                        old=old, new=new, ts=ts, context=context,
+                        device_id=device.id,
+                        capability=key,
+                        kind=cap.kind if cap else key,
+                        old=old,
+                        new=new,
+                        ts=ts,
+                        context=context,
                     )
                 )
 
@@ -483,16 +529,17 @@ class Registry:
         device.available = available
         self._bus.fire(
             AvailabilityChanged(
-                device_id=device.id, available=available, ts=ts, reason=reason,
+                device_id=device.id,
+                available=available,
+                ts=ts,
+                reason=reason,
                 context=Context(household=device.household_id, origin="registry"),
             )
         )
 
     async def async_persist_availability(self) -> None:
         """Write last-seen and availability of every device (periodic, batched)."""
-        rows = [
-            (1 if d.available else 0, d.last_seen, d.row) for d in self.devices.values()
-        ]
+        rows = [(1 if d.available else 0, d.last_seen, d.row) for d in self.devices.values()]
         if rows:
             await self._store.async_write(
                 lambda db: db.conn.executemany(

@@ -210,13 +210,16 @@ class Gateway:
             _FunctionComponent("store", (), self._start_store, self.store.async_stop),
             _FunctionComponent("registry", ("store", "profiles"), start_registry, nothing),
             _FunctionComponent(
-                "broker", (),
+                "broker",
+                (),
                 broker.async_start if broker else nothing,
                 broker.async_stop if broker else nothing,
             ),
             _FunctionComponent("mqtt", ("broker",), self.mqtt.async_start, self.mqtt.async_stop),
             _FunctionComponent(
-                "supervision", ("registry",), self.supervision.async_start,
+                "supervision",
+                ("registry",),
+                self.supervision.async_start,
                 self.supervision.async_stop,
             ),
         ]
@@ -245,14 +248,23 @@ class Gateway:
                 await self.async_stop()
                 raise GatewayStartError(f"component {component.name!r} failed to start: {exc}") from exc
             self._started.append(component)
+        try:
+            await self.mqtt.async_connect()
+        except Exception as exc:
+            await self.async_stop()
+            raise GatewayStartError(f"component 'mqtt' failed to start: {exc}") from exc
         self.startup_s = time.perf_counter() - started
         self.started_at = time.time()
         self.ready.set()
         self.bus.fire(GatewayStarted(startup_s=self.startup_s, context=Context(origin="gateway")))
         _LOGGER.info(
             "Linli %s gateway %s ready in %.2fs: %d households, %d devices, %d profiles",
-            __version__, self.id, self.startup_s, len(self.registry.households),
-            len(self.registry.devices), len(self.profiles),
+            __version__,
+            self.id,
+            self.startup_s,
+            len(self.registry.households),
+            len(self.registry.devices),
+            len(self.profiles),
         )
 
     async def async_stop(self) -> None:
@@ -262,6 +274,9 @@ class Gateway:
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        # Disconnect first, so that no message is acknowledged to the broker after
+        # the component that would have handled it is gone.
+        await self.mqtt.async_stop()
         while self._started:
             component = self._started.pop()
             try:

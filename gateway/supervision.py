@@ -89,5 +89,6 @@ class Supervision:
         if result.raw_expired or result.hourly_expired:
             _LOGGER.info(
                 "retention: %d raw rows folded into hourly aggregates, %d hourly rows expired",
-                result.raw_expired, result.hourly_expired,
+                result.raw_expired,
+                result.hourly_expired,
             )

@@ -40,27 +40,29 @@ async def _index(request: web.Request) -> web.FileResponse:
 async def _status(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     adapter = gateway.components.get("mqtt_device")
-    return _json({
-        "gateway_id": gateway.id,
-        "version": __version__,
-        "community": {"id": gateway.registry.community_id, "name": gateway.registry.community_name},
-        "uptime_s": round(time.time() - (gateway.started_at or time.time()), 1),
-        "startup_s": gateway.startup_s,
-        "households": len(gateway.registry.households),
-        "devices": len(gateway.registry.devices),
-        "devices_available": sum(1 for d in gateway.registry.devices.values() if d.available),
-        "mqtt": gateway.mqtt.stats(),
-        "ingest": {
-            "accepted": getattr(adapter, "accepted", 0),
-            "rejected": getattr(adapter, "rejected", 0),
-        },
-        "store": {
-            "rows_written": gateway.store.rows_written,
-            "pending_rows": gateway.store.pending_rows,
-            "batches": gateway.store.batches_written,
-        },
-        "profile_errors": gateway.profiles.errors,
-    })
+    return _json(
+        {
+            "gateway_id": gateway.id,
+            "version": __version__,
+            "community": {"id": gateway.registry.community_id, "name": gateway.registry.community_name},
+            "uptime_s": round(time.time() - (gateway.started_at or time.time()), 1),
+            "startup_s": gateway.startup_s,
+            "households": len(gateway.registry.households),
+            "devices": len(gateway.registry.devices),
+            "devices_available": sum(1 for d in gateway.registry.devices.values() if d.available),
+            "mqtt": gateway.mqtt.stats(),
+            "ingest": {
+                "accepted": getattr(adapter, "accepted", 0),
+                "rejected": getattr(adapter, "rejected", 0),
+            },
+            "store": {
+                "rows_written": gateway.store.rows_written,
+                "pending_rows": gateway.store.pending_rows,
+                "batches": gateway.store.batches_written,
+            },
+            "profile_errors": gateway.profiles.errors,
+        }
+    )
 
 
 async def _households(request: web.Request) -> web.Response:
@@ -70,15 +72,17 @@ async def _households(request: web.Request) -> web.Response:
         devices = registry.household_devices(household.id)
         unit = registry.units.get(household.unit_id)
         building = registry.buildings.get(unit.building_id) if unit else None
-        items.append({
-            "id": household.id,
-            "name": household.name,
-            "unit": unit.name if unit else None,
-            "building": building.name if building else None,
-            "devices": len(devices),
-            "devices_available": sum(1 for d in devices if d.available),
-            "last_seen": max((d.last_seen or 0 for d in devices), default=None) or None,
-        })
+        items.append(
+            {
+                "id": household.id,
+                "name": household.name,
+                "unit": unit.name if unit else None,
+                "building": building.name if building else None,
+                "devices": len(devices),
+                "devices_available": sum(1 for d in devices if d.available),
+                "last_seen": max((d.last_seen or 0 for d in devices), default=None) or None,
+            }
+        )
     return _json({"items": items, "total": len(items)})
 
 

@@ -42,7 +42,8 @@ class MosquittoProcess:
             f"listener {self.port} 127.0.0.1\n"
             + ("allow_anonymous true\n" if "password_file" not in extra else "")
             + "max_queued_messages 1000000\nmax_inflight_messages 0\n"
-            + "log_dest none\n" + extra
+            + "log_dest none\n"
+            + extra
         )
         self.process: subprocess.Popen[bytes] | None = None
 

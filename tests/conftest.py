@@ -47,8 +47,14 @@ def gateway_config(data_dir: Path, port: int, **overrides: Any) -> dict[str, Any
     base: dict[str, Any] = {
         "data_dir": str(data_dir),
         "gateway_id": "gw-test",
-        "mqtt": {"broker": "external", "host": "127.0.0.1", "port": port,
-                 "reconnect_min_s": 0.1, "reconnect_max_s": 1.0, "connect_timeout_s": 5},
+        "mqtt": {
+            "broker": "external",
+            "host": "127.0.0.1",
+            "port": port,
+            "reconnect_min_s": 0.1,
+            "reconnect_max_s": 1.0,
+            "connect_timeout_s": 5,
+        },
         "portal": {"enabled": False, "port": free_port()},
         "store": {"batch_ms": 20},
         "components": ["adapters.mqtt_device:MqttDeviceAdapter"],
@@ -81,9 +87,9 @@ async def make_gateway(tmp_path: Path, broker: Broker) -> AsyncIterator[GatewayF
         await gateway.async_stop()
     await asyncio.sleep(0)
     leftover = [
-        t for t in asyncio.all_tasks()
-        if t is not asyncio.current_task() and not t.done()
-        and t.get_name().startswith(("linli", "sim-"))
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task() and not t.done() and t.get_name().startswith(("linli", "sim-"))
     ]
     assert not leftover, f"tasks left running after stop: {[t.get_name() for t in leftover]}"
 
@@ -94,8 +100,10 @@ def _no_logged_exceptions(caplog: pytest.LogCaptureFixture) -> Any:
     caplog.set_level(logging.INFO)
     yield
     bad = [
-        r for r in caplog.get_records("call")
-        if r.exc_info and r.name.startswith(("gateway", "adapters", "services", "portal"))
+        r
+        for r in caplog.get_records("call")
+        if r.exc_info
+        and r.name.startswith(("gateway", "adapters", "services", "portal"))
         and not getattr(r, "expected", False)
     ]
     assert not bad, "exceptions were logged: " + "; ".join(r.getMessage() for r in bad)

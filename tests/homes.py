@@ -20,7 +20,9 @@ DEVICES = {
 }
 
 
-async def add_home(gateway: Gateway, household: str = "h1", devices: dict[str, str] | None = None) -> dict[str, str]:
+async def add_home(
+    gateway: Gateway, household: str = "h1", devices: dict[str, str] | None = None
+) -> dict[str, str]:
     """Building b1, unit u-<household>, the household, and its devices; returns id → topic."""
     registry = gateway.registry
     if "b1" not in registry.buildings:
@@ -38,7 +40,9 @@ async def add_home(gateway: Gateway, household: str = "h1", devices: dict[str, s
     return topics
 
 
-async def publish(port: int, messages: list[tuple[str, Any]], *, qos: int = 1, client_id: str = "test-pub") -> None:
+async def publish(
+    port: int, messages: list[tuple[str, Any]], *, qos: int = 1, client_id: str = "test-pub"
+) -> None:
     """Publish (topic, payload) pairs; dicts are sent as JSON, bytes as they are."""
     async with aiomqtt.Client("127.0.0.1", port, identifier=client_id) as client:
         for topic, payload in messages:

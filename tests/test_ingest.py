@@ -30,8 +30,11 @@ async def test_door_payload_becomes_state_event_and_stored_row(make_gateway, bro
     assert (event.device_id, event.kind, event.new) == ("h1-door", "contact", True)
     assert event.household == "h1"
     await gateway.store.async_flush()
-    rows = sqlite3.connect(gateway.store.path).execute(
-        "SELECT capability, num FROM telemetry ORDER BY capability").fetchall()
+    rows = (
+        sqlite3.connect(gateway.store.path)
+        .execute("SELECT capability, num FROM telemetry ORDER BY capability")
+        .fetchall()
+    )
     assert rows == [("battery", 91.0), ("door", 1.0), ("linkquality", 120.0)]
 
 
@@ -41,7 +44,10 @@ async def test_blood_pressure_maps_to_composite_value(make_gateway, broker) -> N
     await publish(broker.port, [(topics["h1-bp"], {"sys": 128, "dia": 84, "pul": 71, "battery": 80})])
     await settle(lambda: "blood_pressure" in gateway.registry.device("h1-bp").states)
     assert gateway.registry.device("h1-bp").states["blood_pressure"].value == {
-        "systolic": 128, "diastolic": 84, "pulse": 71}
+        "systolic": 128,
+        "diastolic": 84,
+        "pulse": 71,
+    }
 
 
 @pytest.mark.parametrize(
@@ -63,10 +69,13 @@ async def test_bad_payload_is_quarantined_and_ingest_goes_on(make_gateway, broke
     topics = await add_home(gateway)
     rejected = gateway.bus.subscribe(PayloadRejected)
     # when a device sends garbage, then a good payload
-    await publish(broker.port, [
-        (topics["h1-door"], payload),
-        (topics["h1-door"], {"contact": True, "battery": 50}),
-    ])
+    await publish(
+        broker.port,
+        [
+            (topics["h1-door"], payload),
+            (topics["h1-door"], {"contact": True, "battery": 50}),
+        ],
+    )
     # then the garbage is refused with a reason, and the good payload still lands
     await settle(lambda: "door" in gateway.registry.device("h1-door").states)
     assert gateway.registry.device("h1-door").states["door"].value is False
@@ -74,8 +83,11 @@ async def test_bad_payload_is_quarantined_and_ingest_goes_on(make_gateway, broke
     assert reason in event.reason
     assert event.device_id == "h1-door"
     await gateway.store.async_flush()
-    quarantined = sqlite3.connect(gateway.store.path).execute(
-        "SELECT device_id, reason, length(payload) FROM quarantine").fetchall()
+    quarantined = (
+        sqlite3.connect(gateway.store.path)
+        .execute("SELECT device_id, reason, length(payload) FROM quarantine")
+        .fetchall()
+    )
     assert quarantined[0][0] == "h1-door"
     assert quarantined[0][2] <= 4096
     assert gateway.components["mqtt_device"].rejected == 1
@@ -84,7 +96,9 @@ async def test_bad_payload_is_quarantined_and_ingest_goes_on(make_gateway, broke
 async def test_rejections_are_logged_once_a_minute_per_device(make_gateway, broker, caplog) -> None:
     gateway = await make_gateway()
     topics = await add_home(gateway)
-    await publish(broker.port, [(topics["h1-door"], b"garbage")] * 50 + [(topics["h1-door"], {"contact": True})])
+    await publish(
+        broker.port, [(topics["h1-door"], b"garbage")] * 50 + [(topics["h1-door"], {"contact": True})]
+    )
     await settle(lambda: "door" in gateway.registry.device("h1-door").states)
     warnings = [r for r in caplog.records if "rejected" in r.getMessage()]
     assert len(warnings) == 1
@@ -99,8 +113,11 @@ async def test_every_accepted_payload_is_one_bus_event(make_gateway, broker) -> 
     await publish(broker.port, messages)
     await settle(lambda: len(received) == 500)
     await gateway.store.async_flush()
-    count = sqlite3.connect(gateway.store.path).execute(
-        "SELECT count(*) FROM telemetry WHERE capability = 'temperature'").fetchone()[0]
+    count = (
+        sqlite3.connect(gateway.store.path)
+        .execute("SELECT count(*) FROM telemetry WHERE capability = 'temperature'")
+        .fetchone()[0]
+    )
     assert count == 500
 
 

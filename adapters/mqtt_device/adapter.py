@@ -130,15 +130,20 @@ class MqttDeviceAdapter:
 
     # -- ingest (hot path) -------------------------------------------------------
 
-    def _on_state(self, topic: str, payload: bytes, message: aiomqtt.Message) -> None:
+    def _on_state(self, topic: str, payload: bytes, message: aiomqtt.Message | None) -> None:
         gateway = self._gateway
         assert gateway is not None
         device = gateway.registry.device_by_topic(topic)
         if device is None:
             return
         if len(payload) > self._max_payload:
-            self._reject(device, topic, f"payload of {len(payload)} bytes is over the "
-                         f"{self._max_payload}-byte limit (mqtt.max_payload_bytes)", payload)
+            self._reject(
+                device,
+                topic,
+                f"payload of {len(payload)} bytes is over the "
+                f"{self._max_payload}-byte limit (mqtt.max_payload_bytes)",
+                payload,
+            )
             return
         try:
             data = orjson.loads(payload)
@@ -146,8 +151,7 @@ class MqttDeviceAdapter:
             self._reject(device, topic, f"not JSON: {exc}", payload)
             return
         if type(data) is not dict:
-            self._reject(device, topic, f"expected a JSON object, got {type(data).__name__}",
-                         payload)
+            self._reject(device, topic, f"expected a JSON object, got {type(data).__name__}", payload)
             return
         try:
             values = device.profile.map_payload(data)
@@ -187,12 +191,18 @@ class MqttDeviceAdapter:
         self._last_report[device.id] = now
         _LOGGER.warning(
             "payload from %s (%s) rejected: %s [%d rejected from this device so far]",
-            device.id, topic, reason, count,
+            device.id,
+            topic,
+            reason,
+            count,
         )
         gateway.store.append_quarantine(now, topic, device.id, reason, payload)
         gateway.bus.fire(
             PayloadRejected(
-                topic=topic, device_id=device.id, reason=reason, ts=now,
+                topic=topic,
+                device_id=device.id,
+                reason=reason,
+                ts=now,
                 context=Context(household=device.household_id, origin=self.name),
             )
         )

@@ -49,8 +49,15 @@ class SimCommunity:
                 for device in gateway.registry.household_devices(hid)
             ]
             self.homes.append(
-                SimHome(hid, devices, host=broker.host, port=broker.port, rate=rate / count,
-                        sos_per_hour=sos_per_hour, seed=index)
+                SimHome(
+                    hid,
+                    devices,
+                    host=broker.host,
+                    port=broker.port,
+                    rate=rate / count,
+                    sos_per_hour=sos_per_hour,
+                    seed=index,
+                )
             )
         self._task = asyncio.create_task(run_homes(self.homes), name="linli-sim")
 

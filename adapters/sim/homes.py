@@ -60,7 +60,9 @@ class SimHome:
         while True:
             try:
                 async with aiomqtt.Client(
-                    self.host, self.port, identifier=f"sim-hub-{self.household_id}",
+                    self.host,
+                    self.port,
+                    identifier=f"sim-hub-{self.household_id}",
                     keepalive=60,
                     will=None,
                 ) as client:
@@ -116,7 +118,7 @@ async def run_homes(homes: list[SimHome], *, ramp_s: float = 2.0) -> None:
     """Run every hub; hubs connect spread over `ramp_s` so the broker is not stampeded."""
     tasks = []
     try:
-        for index, home in enumerate(homes):
+        for _index, home in enumerate(homes):
             tasks.append(asyncio.create_task(home.run(), name=f"sim-{home.household_id}"))
             if ramp_s and len(homes) > 1:
                 await asyncio.sleep(ramp_s / len(homes))

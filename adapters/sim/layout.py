@@ -24,11 +24,20 @@ HOME_DEVICES: Final = [
     ("climate-living", "aqara/wsdcgq11lm", "living room", "Living room climate"),
     ("plug-kettle", "tuya/ts011f", "kitchen", "Kettle plug"),
 ]
-ZIGBEE_PROFILES: Final = {"aqara/mccgq11lm", "aqara/rtcgq11lm", "heiman/hs1sa", "heiman/hs1cg",
-                          "aqara/sjcgq11lm", "aqara/wsdcgq11lm", "tuya/ts011f"}
+ZIGBEE_PROFILES: Final = {
+    "aqara/mccgq11lm",
+    "aqara/rtcgq11lm",
+    "heiman/hs1sa",
+    "heiman/hs1cg",
+    "aqara/sjcgq11lm",
+    "aqara/wsdcgq11lm",
+    "tuya/ts011f",
+}
 HOMES_PER_BUILDING: Final = 48
 HOMES_PER_FLOOR: Final = 4
-SURNAMES: Final = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+SURNAMES: Final = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+)
 
 
 def household_id(index: int) -> str:
@@ -46,7 +55,9 @@ def layout(households: int) -> dict[str, list[dict[str, Any]]]:
         bid, uid, hid = f"b{b:02d}", f"b{b:02d}-{floor:02d}{door:02d}", household_id(i)
         buildings[bid] = {"id": bid, "name": f"{b}号楼"}
         units.append({"id": uid, "building_id": bid, "name": f"{floor}{door:02d}室"})
-        homes.append({"id": hid, "unit_id": uid, "name": f"{SURNAMES[i % len(SURNAMES)]}家 ({b}-{floor}{door:02d})"})
+        homes.append(
+            {"id": hid, "unit_id": uid, "name": f"{SURNAMES[i % len(SURNAMES)]}家 ({b}-{floor}{door:02d})"}
+        )
         # Every fourth home has a stock Zigbee2MQTT bridge with its own base topic.
         z2m_base = f"zigbee2mqtt/{hid}" if i % 4 == 0 else None
         for suffix, profile, room, name in HOME_DEVICES:
@@ -54,14 +65,18 @@ def layout(households: int) -> dict[str, list[dict[str, Any]]]:
                 suffix, profile, name = "glucose", "yuwell/580", "Glucose meter"
             did = f"{hid}-{suffix}"
             topic = (
-                f"{z2m_base}/{suffix}"
-                if z2m_base and profile in ZIGBEE_PROFILES
-                else device_topic(hid, did)
+                f"{z2m_base}/{suffix}" if z2m_base and profile in ZIGBEE_PROFILES else device_topic(hid, did)
             )
-            devices.append({
-                "id": did, "household_id": hid, "name": name, "room": room,
-                "profile_id": profile, "topic": topic, "firmware": "1.2.0",
-                "unique_id": f"sim-{did}",
-            })
-    return {"buildings": list(buildings.values()), "units": units, "households": homes,
-            "devices": devices}
+            devices.append(
+                {
+                    "id": did,
+                    "household_id": hid,
+                    "name": name,
+                    "room": room,
+                    "profile_id": profile,
+                    "topic": topic,
+                    "firmware": "1.2.0",
+                    "unique_id": f"sim-{did}",
+                }
+            )
+    return {"buildings": list(buildings.values()), "units": units, "households": homes, "devices": devices}

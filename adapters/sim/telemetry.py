@@ -51,7 +51,9 @@ def _motion(sim: DeviceSim, hour: float) -> Payload:
     seen = sim.rng.random() < 0.8 * _active_hour(hour)
     return {
         "occupancy": seen,
-        "illuminance_lux": round(sim.rng.uniform(5, 40) if hour < 7 or hour > 19 else sim.rng.uniform(100, 800)),
+        "illuminance_lux": round(
+            sim.rng.uniform(5, 40) if hour < 7 or hour > 19 else sim.rng.uniform(100, 800)
+        ),
         "battery": sim.drain(),
         "linkquality": sim.rng.randint(60, 200),
     }
@@ -155,9 +157,16 @@ GENERATORS: dict[str, Callable[[DeviceSim, float], Payload]] = {
 
 #: Vital-sign devices report rarely (twice a day in life); the others often.
 WEIGHTS: dict[str, float] = {
-    "yuwell/ye680a": 0.05, "yuwell/yx306": 0.05, "linli/scale": 0.03, "yuwell/yht100": 0.03,
-    "yuwell/580": 0.03, "linli/sos-pendant": 0.2, "heiman/hs1sa": 0.2, "heiman/hs1cg": 0.2,
-    "aqara/sjcgq11lm": 0.2, "linli/bed-sensor": 0.5,
+    "yuwell/ye680a": 0.05,
+    "yuwell/yx306": 0.05,
+    "linli/scale": 0.03,
+    "yuwell/yht100": 0.03,
+    "yuwell/580": 0.03,
+    "linli/sos-pendant": 0.2,
+    "heiman/hs1sa": 0.2,
+    "heiman/hs1cg": 0.2,
+    "aqara/sjcgq11lm": 0.2,
+    "linli/bed-sensor": 0.5,
 }
 
 

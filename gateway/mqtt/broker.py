@@ -74,7 +74,9 @@ class EmbeddedBroker:
         try:
             await broker.start()
         except Exception as exc:
-            raise BrokerError(f"embedded MQTT broker failed to start on {self.host}:{self.port}: {exc}") from exc
+            raise BrokerError(
+                f"embedded MQTT broker failed to start on {self.host}:{self.port}: {exc}"
+            ) from exc
         self._broker = broker
         _LOGGER.info("embedded MQTT broker (amqtt) listening on %s:%d", self.host, self.port)
 
@@ -131,8 +133,11 @@ class MosquittoBroker:
 
     async def _spawn(self, config: Path) -> None:
         self._process = await asyncio.create_subprocess_exec(
-            self.binary, "-c", str(config),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            self.binary,
+            "-c",
+            str(config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
 
     async def _wait_listening(self, timeout: float = 10.0) -> None:

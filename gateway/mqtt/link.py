@@ -120,12 +120,13 @@ class MqttLink:
 
     async def _subscribe_all(self, client: aiomqtt.Client, topic_filters: list[str]) -> None:
         for start in range(0, len(topic_filters), 200):
-            chunk = [(f, self._subscriptions[f]) for f in topic_filters[start:start + 200]]
+            chunk = [(f, self._subscriptions[f]) for f in topic_filters[start : start + 200]]
             try:
                 await client.subscribe(chunk)
             except MqttError as exc:
-                _LOGGER.warning("subscribing %d filters failed (%s); will retry on reconnect",
-                                len(chunk), exc)
+                _LOGGER.warning(
+                    "subscribing %d filters failed (%s); will retry on reconnect", len(chunk), exc
+                )
 
     def _dispatch(self, message: aiomqtt.Message) -> None:
         self.received += 1
@@ -157,6 +158,13 @@ class MqttLink:
         return self._connected.is_set()
 
     async def async_start(self) -> None:
+        """Nothing to do yet: components route and subscribe first, then the gateway connects.
+
+        Connecting last matters: a persistent session delivers the messages queued
+        while the gateway was down right on CONNACK, and they must find their routes.
+        """
+
+    async def async_connect(self) -> None:
         """Start the supervisor; waits for the first connection attempt's outcome.
 
         Raises MqttAuthError on refused credentials. An unreachable broker does
@@ -165,13 +173,12 @@ class MqttLink:
         self._first_attempt = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._supervise(), name="linli-mqtt-link")
         try:
-            await asyncio.wait_for(
-                asyncio.shield(self._first_attempt), self.settings.connect_timeout_s
-            )
+            await asyncio.wait_for(asyncio.shield(self._first_attempt), self.settings.connect_timeout_s)
         except TimeoutError:
             _LOGGER.warning(
                 "MQTT broker %s:%d not reachable yet; retrying in the background",
-                self.settings.host, self.settings.port,
+                self.settings.host,
+                self.settings.port,
             )
         except MqttAuthError:
             await self.async_stop()
@@ -242,7 +249,9 @@ class MqttLink:
                     attempt = 0
                     self._resolve_first()
                     _LOGGER.info(
-                        "MQTT connected to %s:%d as %s", settings.host, settings.port,
+                        "MQTT connected to %s:%d as %s",
+                        settings.host,
+                        settings.port,
                         settings.client_id,
                     )
                     self._bus.fire(
@@ -256,16 +265,15 @@ class MqttLink:
                     except asyncio.CancelledError:
                         # A clean stop is no unexpected disconnect, so the will won't fire.
                         with contextlib.suppress(MqttError, TimeoutError):
-                            await asyncio.wait_for(
-                                client.publish(status, b"offline", qos=1, retain=True), 2
-                            )
+                            await asyncio.wait_for(client.publish(status, b"offline", qos=1, retain=True), 2)
                         raise
                     finally:
                         self._connected.clear()
                         self._client = None
                         self._bus.fire(
                             MqttConnectionChanged(
-                                connected=False, reason="disconnected",
+                                connected=False,
+                                reason="disconnected",
                                 context=Context(origin="mqtt"),
                             )
                         )
@@ -290,8 +298,14 @@ class MqttLink:
                 delay = random.uniform(settings.reconnect_min_s, delay)  # full jitter
                 attempt += 1
                 log = _LOGGER.warning if attempt <= 3 or attempt % 20 == 0 else _LOGGER.debug
-                log("MQTT link to %s:%d lost (%s); retry %d in %.1fs",
-                    settings.host, settings.port, exc, attempt, delay)
+                log(
+                    "MQTT link to %s:%d lost (%s); retry %d in %.1fs",
+                    settings.host,
+                    settings.port,
+                    exc,
+                    attempt,
+                    delay,
+                )
                 await asyncio.sleep(delay)
 
     def stats(self) -> dict[str, Any]:

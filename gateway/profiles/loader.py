@@ -60,9 +60,11 @@ def _semantic_errors(data: dict[str, Any]) -> list[str]:
             )
         if not binary and "value_on" in cap:
             errors.append(f"{where}.value_on: kind {kind!r} is not binary; remove value_on/off")
-        if "value_on" in cap and cap.get("value_on") == cap.get("value_off") and type(
-            cap.get("value_on")
-        ) is type(cap.get("value_off")):
+        if (
+            "value_on" in cap
+            and cap.get("value_on") == cap.get("value_off")
+            and type(cap.get("value_on")) is type(cap.get("value_off"))
+        ):
             errors.append(f"{where}.value_off: equals value_on {cap['value_on']!r}")
         composite = isinstance(cap["source"], dict)
         object_kind = spec is not None and spec.value_schema.get("type") == "object"
@@ -171,9 +173,7 @@ def profile_files(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(
-                p for p in path.rglob("*.json") if p.resolve() != SCHEMA_PATH.resolve()
-            )
+            found += sorted(p for p in path.rglob("*.json") if p.resolve() != SCHEMA_PATH.resolve())
         else:
             found.append(path)
     return found

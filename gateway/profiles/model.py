@@ -175,9 +175,7 @@ class Profile:
             if value is not ABSENT:
                 values[cap.key] = value
         if not values:
-            raise MappingError(
-                f"no field of profile {self.id} in payload (keys: {sorted(payload)[:10]})"
-            )
+            raise MappingError(f"no field of profile {self.id} in payload (keys: {sorted(payload)[:10]})")
         return values
 
 

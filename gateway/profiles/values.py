@@ -18,8 +18,17 @@ from jsonschema import Draft202012Validator
 ValueCheck = Callable[[Any], bool]
 
 _FAST_KEYWORDS: Final = frozenset(
-    {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum",
-     "description", "title", "$comment"}
+    {
+        "type",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "enum",
+        "description",
+        "title",
+        "$comment",
+    }
 )
 
 
@@ -45,8 +54,35 @@ _TYPE_CHECKS: Final[dict[str, ValueCheck]] = {
 }
 
 
+_INF: Final = (math.inf, -math.inf)
+
+
+def _number_check(schema: dict[str, Any], integer: bool) -> ValueCheck:
+    """The hottest case, a number in a range, as one closure with no further calls."""
+    lo = schema.get("minimum", -math.inf)
+    hi = schema.get("maximum", math.inf)
+    xlo = schema.get("exclusiveMinimum", -math.inf)
+    xhi = schema.get("exclusiveMaximum", math.inf)
+
+    def check(v: Any) -> bool:
+        t = type(v)
+        if t is float:
+            if v != v or v in _INF or (integer and not v.is_integer()):
+                return False
+        elif t is not int:
+            return False
+        return lo <= v <= hi and xlo < v < xhi
+
+    return check
+
+
 def compile_check(schema: dict[str, Any]) -> ValueCheck:
     """A predicate equivalent to `Draft202012Validator(schema).is_valid` for JSON values."""
+    if set(schema) <= _FAST_KEYWORDS and "enum" not in schema:
+        if schema.get("type") in ("number", "integer"):
+            return _number_check(schema, schema["type"] == "integer")
+        if schema.get("type") == "boolean" and len(schema) == 1:
+            return lambda v: v is True or v is False
     if not set(schema) <= _FAST_KEYWORDS:
         validator = Draft202012Validator(schema)
         return lambda v: _is_json_finite(v) and validator.is_valid(v)
@@ -70,9 +106,7 @@ def compile_check(schema: dict[str, Any]) -> ValueCheck:
     ):
         if keyword in schema:
             bound = schema[keyword]
-            checks.append(
-                lambda v, bound=bound, compare=compare: not _is_number(v) or compare(v, bound)
-            )
+            checks.append(lambda v, bound=bound, compare=compare: not _is_number(v) or compare(v, bound))
     if not checks:
         return _is_json_finite
     if len(checks) == 1:

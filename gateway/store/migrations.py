@@ -23,7 +23,8 @@ def _run(db: sqlite_utils.Database, script: str) -> None:
 
 
 def _v1_registry_and_telemetry(db: sqlite_utils.Database) -> None:
-    _run(db,
+    _run(
+        db,
         """
         CREATE TABLE communities (
             id TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL);
@@ -52,12 +53,13 @@ def _v1_registry_and_telemetry(db: sqlite_utils.Database) -> None:
             device_row INTEGER NOT NULL, capability TEXT NOT NULL, ts REAL NOT NULL,
             num REAL, value TEXT);
         CREATE INDEX telemetry_series ON telemetry(device_row, capability, ts);
-        """
+        """,
     )
 
 
 def _v2_retention_and_quarantine(db: sqlite_utils.Database) -> None:
-    _run(db,
+    _run(
+        db,
         """
         CREATE TABLE telemetry_hourly (
             device_row INTEGER NOT NULL, capability TEXT NOT NULL, hour INTEGER NOT NULL,
@@ -68,7 +70,7 @@ def _v2_retention_and_quarantine(db: sqlite_utils.Database) -> None:
             device_id TEXT, reason TEXT NOT NULL, payload BLOB);
         CREATE INDEX quarantine_ts ON quarantine(ts);
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-        """
+        """,
     )
 
 

@@ -37,8 +37,7 @@ def _expire_raw_chunk(db: sqlite_utils.Database, cutoff: float, limit: int) -> i
         return 0
     end = first + limit
     keep = conn.execute(
-        "SELECT rowid FROM telemetry WHERE rowid >= ? AND rowid < ? AND ts >= ? "
-        "ORDER BY rowid LIMIT 1",
+        "SELECT rowid FROM telemetry WHERE rowid >= ? AND rowid < ? AND ts >= ? ORDER BY rowid LIMIT 1",
         (first, end, cutoff),
     ).fetchone()
     boundary = keep[0] if keep else end
@@ -76,13 +75,9 @@ async def async_apply_retention(
             break
     hour_cutoff = int((now - hourly_days * DAY) // 3600)
     result.hourly_expired = await store.async_write(
-        lambda db: db.conn.execute(
-            "DELETE FROM telemetry_hourly WHERE hour < ?", (hour_cutoff,)
-        ).rowcount
+        lambda db: db.conn.execute("DELETE FROM telemetry_hourly WHERE hour < ?", (hour_cutoff,)).rowcount
     )
     result.quarantine_expired = await store.async_write(
-        lambda db: db.conn.execute(
-            "DELETE FROM quarantine WHERE ts < ?", (now - 30 * DAY,)
-        ).rowcount
+        lambda db: db.conn.execute("DELETE FROM quarantine WHERE ts < ?", (now - 30 * DAY,)).rowcount
     )
     return result

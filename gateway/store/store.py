@@ -33,12 +33,34 @@ from gateway.store.migrations import migrate
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_INSERT_TELEMETRY: Final = (
-    "INSERT INTO telemetry (device_row, capability, ts, num, value) VALUES (?, ?, ?, ?, ?)"
-)
-_UPSERT_STATE: Final = """
+# The whole batch goes to SQLite as one JSON document and is expanded there, so
+# the writer thread holds the GIL only for one orjson.dumps per batch, not for
+# every row: the ingest loop keeps the interpreter while SQLite works.
+# Each element of ?1 is [device_row, ts, {capability: value, ...}].
+_BATCH_ROWS: Final = """
+    SELECT json_extract(m.value, '$[0]') AS device_row, c.key AS capability,
+           json_extract(m.value, '$[1]') AS ts, c.type AS type, c.value AS value
+    FROM json_each(?1) AS m, json_each(m.value, '$[2]') AS c
+"""
+_INSERT_TELEMETRY: Final = f"""
+    INSERT INTO telemetry (device_row, capability, ts, num, value)
+    SELECT device_row, capability, ts,
+           CASE type WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0
+                     WHEN 'integer' THEN value WHEN 'real' THEN value END,
+           CASE type WHEN 'text' THEN json_quote(value)
+                     WHEN 'object' THEN value WHEN 'array' THEN value END
+    FROM ({_BATCH_ROWS})
+"""
+_UPSERT_STATE: Final = f"""
     INSERT INTO capability_state (device_row, capability, value, last_changed, last_reported)
-    VALUES (?, ?, ?, ?, ?)
+    SELECT device_row, capability, json_value, ts, ts FROM (
+        SELECT device_row, capability, max(ts) AS ts,
+               CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                         WHEN 'object' THEN value WHEN 'array' THEN value
+                         ELSE json_quote(value) END AS json_value
+        FROM ({_BATCH_ROWS})
+        GROUP BY device_row, capability
+    ) WHERE true
     ON CONFLICT (device_row, capability) DO UPDATE SET
         last_changed = CASE WHEN capability_state.value IS excluded.value
                             THEN capability_state.last_changed ELSE excluded.last_changed END,
@@ -86,6 +108,9 @@ class Store:
         self.batches_written = 0
         self.payloads_dropped = 0
         self.last_batch_s = 0.0
+        self.state_interval_s = 2.0
+        self._state_docs: list[bytes] = []  # touched only on the writer thread
+        self._last_state_write = 0.0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -99,9 +124,7 @@ class Store:
             return migrate(self._conn)
 
         applied = await loop.run_in_executor(self._writer, open_and_migrate)
-        self._read_conn = await loop.run_in_executor(
-            self._reader, lambda: connect(self.path, readonly=True)
-        )
+        self._read_conn = await loop.run_in_executor(self._reader, lambda: connect(self.path, readonly=True))
         if applied:
             _LOGGER.info("store %s migrated to schema version %d", self.path, applied[-1])
         self._wake = asyncio.Event()
@@ -173,8 +196,9 @@ class Store:
             self.payloads_dropped += 1
             if self.payloads_dropped == 1 or self.payloads_dropped % 100000 == 0:
                 _LOGGER.error(
-                    "store writer is %d rows behind: %d telemetry payloads dropped; "
-                    "check the disk under %s", self._pending_values, self.payloads_dropped,
+                    "store writer is %d rows behind: %d telemetry payloads dropped; check the disk under %s",
+                    self._pending_values,
+                    self.payloads_dropped,
                     self.path.parent,
                 )
             return
@@ -220,9 +244,13 @@ class Store:
                 count, self._pending_values = self._pending_values, 0
                 self._flushing = True
                 started = time.perf_counter()
+                now = time.monotonic()
+                flush_state = self._stopping or now - self._last_state_write >= self.state_interval_s
+                if flush_state:
+                    self._last_state_write = now
                 try:
                     await loop.run_in_executor(
-                        self._writer, _write_batch, conn, batch, quarantine
+                        self._writer, _write_batch, conn, batch, quarantine, self._state_docs, flush_state
                     )
                 except Exception:
                     _LOGGER.exception("telemetry batch of %d rows failed; retrying", count)
@@ -236,7 +264,12 @@ class Store:
                     self.last_batch_s = time.perf_counter() - started
                 finally:
                     self._flushing = False
-            if self._stopping and not self._pending and not self._quarantine:
+            elif self._state_docs and (
+                self._stopping or time.monotonic() - self._last_state_write >= self.state_interval_s
+            ):
+                self._last_state_write = time.monotonic()
+                await loop.run_in_executor(self._writer, _write_batch, conn, [], [], self._state_docs, True)
+            if self._stopping and not self._pending and not self._quarantine and not self._state_docs:
                 return
 
 
@@ -244,36 +277,35 @@ def _write_batch(
     conn: sqlite3.Connection,
     batch: list[tuple[int, float, dict[str, Any]]],
     quarantine: list[tuple[float, str, str | None, str, bytes]],
+    state_docs: list[bytes],
+    flush_state: bool,
 ) -> None:
-    """One transaction: every telemetry row plus the latest state of each capability."""
-    rows = []
-    latest: dict[tuple[int, str], tuple[str, float]] = {}
-    dumps = orjson.dumps
-    for device_row, ts, values in batch:
-        for capability, value in values.items():
-            t = type(value)
-            if t is float or t is int:
-                rows.append((device_row, capability, ts, value, None))
-                latest[(device_row, capability)] = (repr(value), ts)
-            elif t is bool:
-                rows.append((device_row, capability, ts, 1.0 if value else 0.0, None))
-                latest[(device_row, capability)] = ("true" if value else "false", ts)
-            else:
-                text = dumps(value).decode()
-                rows.append((device_row, capability, ts, None, text))
-                latest[(device_row, capability)] = (text, ts)
-    states = [(dev, cap, text, ts, ts) for (dev, cap), (text, ts) in latest.items()]
+    """One transaction: the telemetry rows, and (every few seconds) the latest states.
+
+    Upserting `capability_state` costs more than inserting the rows, so it is done
+    for several batches at once: the batch documents since the last state write
+    are joined (bytes only) and reduced to one upsert per capability in SQLite.
+    `state_docs` belongs to the writer thread.
+    """
+    if batch:
+        state_docs.append(orjson.dumps(batch))
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(_INSERT_TELEMETRY, rows)
-        conn.executemany(_UPSERT_STATE, states)
+        if batch:
+            conn.execute(_INSERT_TELEMETRY, (state_docs[-1],))
+        if flush_state and state_docs:
+            merged = b"[" + b",".join(doc[1:-1] for doc in state_docs) + b"]"
+            conn.execute(_UPSERT_STATE, (merged,))
         if quarantine:
             conn.executemany(
-                "INSERT INTO quarantine (ts, topic, device_id, reason, payload) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO quarantine (ts, topic, device_id, reason, payload) VALUES (?, ?, ?, ?, ?)",
                 quarantine,
             )
     except BaseException:
         conn.execute("ROLLBACK")
+        if batch:
+            state_docs.pop()
         raise
     conn.execute("COMMIT")
+    if flush_state:
+        state_docs.clear()
