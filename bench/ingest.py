@@ -28,15 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiomqtt
+import orjson
 from common import BenchBroker, Publisher, median, rss_mb
 
-import aiomqtt  # noqa: E402
-import orjson  # noqa: E402
-
-from adapters.sim.layout import layout  # noqa: E402
-from adapters.sim.telemetry import DeviceSim, payload_for  # noqa: E402
-from gateway.config import load_config  # noqa: E402
-from gateway.runtime import Gateway  # noqa: E402
+from adapters.sim.layout import layout
+from adapters.sim.telemetry import DeviceSim, payload_for
+from gateway.config import load_config
+from gateway.runtime import Gateway
 
 
 def make_messages(devices: list[dict], count: int) -> tuple[list[tuple[str, bytes]], int]:
