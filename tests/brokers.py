@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -43,6 +44,9 @@ class MosquittoProcess:
             + ("allow_anonymous true\n" if "password_file" not in extra else "")
             + "max_queued_messages 1000000\nmax_inflight_messages 0\n"
             + "log_dest none\n"
+            # As root, Mosquitto drops to the 'mosquitto' user, which cannot read pytest's
+            # private tmp folders (the password file); stay root for the test broker.
+            + ("user root\n" if os.geteuid() == 0 else "")
             + extra
         )
         self.process: subprocess.Popen[bytes] | None = None

@@ -1,0 +1,284 @@
+"""The gateway's lifecycle: components in order, clean stops, clear failures, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gateway import __version__
+from gateway.runtime import Gateway, GatewayStartError
+from tests.brokers import MOSQUITTO, free_port, settle
+from tests.conftest import gateway_config
+
+ORDER: list[str] = []
+
+
+class Recorder:
+    """A component that records its start and stop."""
+
+    requires: tuple[str, ...] = ()
+
+    def __init__(self, name: str, requires: tuple[str, ...] = (), fail: bool = False) -> None:
+        self.name = name
+        self.requires = requires
+        self.fail = fail
+
+    async def async_start(self, gateway: Gateway) -> None:
+        if self.fail:
+            raise RuntimeError("the widget is missing")
+        ORDER.append(f"start {self.name}")
+
+    async def async_stop(self) -> None:
+        ORDER.append(f"stop {self.name}")
+
+
+async def test_components_start_in_dependency_order_and_stop_in_reverse(tmp_path, broker) -> None:
+    ORDER.clear()
+    gateway = Gateway(gateway_config(tmp_path / "data", broker.port))
+    gateway.extra_components = [
+        Recorder("c", requires=("b",)),
+        Recorder("b", requires=("a", "registry")),
+        Recorder("a"),
+    ]
+    await gateway.async_start()
+    await gateway.async_stop()
+    assert ORDER == ["start a", "start b", "start c", "stop c", "stop b", "stop a"]
+
+
+async def test_a_component_that_fails_to_start_fails_the_start_and_names_itself(tmp_path, broker) -> None:
+    ORDER.clear()
+    gateway = Gateway(gateway_config(tmp_path / "data", broker.port))
+    gateway.extra_components = [Recorder("a"), Recorder("widget", requires=("a",), fail=True)]
+    with pytest.raises(GatewayStartError, match="'widget' failed to start: the widget is missing"):
+        await gateway.async_start()
+    assert ORDER == ["start a", "stop a"]  # what had started was stopped again
+    leftover = [t for t in asyncio.all_tasks() if t.get_name().startswith("linli") and not t.done()]
+    assert not leftover
+
+
+async def test_a_missing_dependency_is_named(tmp_path, broker) -> None:
+    gateway = Gateway(gateway_config(tmp_path / "data", broker.port))
+    gateway.extra_components = [Recorder("a", requires=("nowhere",))]
+    with pytest.raises(GatewayStartError, match="'a' requires 'nowhere'"):
+        await gateway.async_start()
+
+
+async def test_embedded_broker_port_in_use_is_a_clear_error(tmp_path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        gateway = Gateway(gateway_config(tmp_path / "data", port, mqtt={"broker": "embedded"}))
+        with pytest.raises(GatewayStartError, match=f"MQTT port 127.0.0.1:{port} is already in use"):
+            await gateway.async_start()
+
+
+async def test_embedded_broker_mode_runs_with_nothing_installed(tmp_path) -> None:
+    from tests.homes import add_home, publish
+
+    port = free_port()
+    gateway = Gateway(gateway_config(tmp_path / "data", port, mqtt={"broker": "embedded"}))
+    await gateway.async_start()
+    try:
+        topics = await add_home(gateway)
+        await publish(port, [(topics["h1-door"], {"contact": True})])
+        await settle(lambda: "door" in gateway.registry.device("h1-door").states)
+    finally:
+        await gateway.async_stop()
+
+
+@pytest.mark.skipif(not MOSQUITTO, reason="needs Mosquitto")
+async def test_mosquitto_mode_runs_and_supervises_the_broker(tmp_path) -> None:
+    from tests.homes import add_home, publish
+
+    port = free_port()
+    gateway = Gateway(gateway_config(tmp_path / "data", port, mqtt={"broker": "mosquitto"}))
+    await gateway.async_start()
+    try:
+        assert (tmp_path / "data" / "mosquitto" / "mosquitto.conf").exists()
+        topics = await add_home(gateway)
+        await publish(port, [(topics["h1-door"], {"contact": False})])
+        await settle(lambda: "door" in gateway.registry.device("h1-door").states)
+        # when the broker process dies, the gateway restarts it and reconnects
+        gateway.broker._process.kill()  # type: ignore[union-attr]
+        await settle(lambda: gateway.broker.restarts == 1, timeout=10)  # type: ignore[union-attr]
+        await gateway.mqtt.async_wait_connected(15)
+        await publish(port, [(topics["h1-door"], {"contact": True})])
+        await settle(lambda: gateway.registry.device("h1-door").states["door"].value is False, timeout=10)
+    finally:
+        await gateway.async_stop()
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_version_from_the_console_script_and_python_m() -> None:
+    assert _run("--version").stdout.strip() == f"linli {__version__}"
+    linli = subprocess.run(["linli", "--version"], capture_output=True, text=True, check=True)
+    assert linli.stdout.strip() == f"linli {__version__}"
+
+
+def test_bad_config_file_is_reported_with_the_key(tmp_path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[mqtt]\nport = 70000\n")
+    result = _run("run", "--config", str(config))
+    assert result.returncode == 2
+    assert "mqtt.port" in result.stderr and "65535" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _wait_http(url: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_run_stops_cleanly_on_signal(tmp_path, sig) -> None:
+    # given `linli run` with an empty config on free ports
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    port, mqtt_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--mqtt-port",
+            str(mqtt_port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        status = _wait_http(f"http://127.0.0.1:{port}/api/v1/status")
+        assert status["mqtt"]["connected"]
+        # when it is told to stop
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # then it exits 0, without a traceback, having closed the database
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert "stopped cleanly" in err
+    assert (
+        not (tmp_path / "data" / "linli.db-wal").exists()
+        or (tmp_path / "data" / "linli.db-wal").stat().st_size == 0
+    )
+
+
+def test_demo_shows_a_living_community(tmp_path) -> None:
+    port, mqtt_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            "linli",
+            "demo",
+            "--households",
+            "6",
+            "--rate",
+            "30",
+            "--for",
+            "60",
+            "--port",
+            str(port),
+            "--mqtt-port",
+            str(mqtt_port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        households = _wait_http(f"{base}/api/v1/households")
+        assert households["total"] == 6
+        deadline = time.monotonic() + 20
+        while _wait_http(f"{base}/api/v1/status")["ingest"]["accepted"] < 100:
+            assert time.monotonic() < deadline, "demo telemetry did not arrive"
+            time.sleep(0.3)
+        devices = _wait_http(f"{base}/api/v1/households/h0001/devices")["items"]
+        assert len(devices) == 15
+        door = next(d for d in devices if d["id"] == "h0001-front-door")
+        assert door["available"] and door["capabilities"][0]["value"] in (True, False)
+        with urllib.request.urlopen(base + "/") as response:
+            assert "邻里" in response.read().decode()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert f"open http://127.0.0.1:{port}/" in out
+    assert "Traceback" not in err
+
+
+def test_installed_copy_finds_its_firmware_profiles(tmp_path) -> None:
+    # given a plain (non-editable) install of the package into a folder
+    root = Path(__file__).resolve().parent.parent
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    # when it loads its profiles from somewhere else entirely
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import firmware_profiles, gateway.profiles as p; s = p.load_profiles(); "
+            "print(len(s), len(s.errors), firmware_profiles.PROFILE_DIR)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    count, errors, where = result.stdout.split()
+    assert int(count) >= 15 and errors == "0"
+    assert where.startswith(str(target))
