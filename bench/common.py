@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import multiprocessing as mp
 import os
 import shutil
@@ -74,8 +75,13 @@ def _publish_worker(
     client.loop_start()
     ready.set()
     go.wait()
-    infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
-    for info in infos:
+    # paho's message ids wrap at 65,535: keep fewer than that outstanding.
+    window: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
+    for topic, payload in messages:
+        window.append(client.publish(topic, payload, qos=qos))
+        if len(window) >= 30_000:
+            window.popleft().wait_for_publish(60)
+    for info in window:
         info.wait_for_publish(60)
     client.loop_stop()
     client.disconnect()

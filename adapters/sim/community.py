@@ -33,6 +33,8 @@ class SimCommunity:
         count = int(demo.get("households", 20))
         rate = float(demo.get("rate", count * 0.5))
         sos_per_hour = float(demo.get("sos_per_hour", 0.5))
+        if gateway.registry.community_name == "Linli community":  # the default: name the demo
+            gateway.registry.community_name = "邻里示范社区 · Linli demo community"
         added = await gateway.registry.async_import(**layout(count))
         if added:
             _LOGGER.info("demo: registered %d simulated devices in %d households", len(added), count)

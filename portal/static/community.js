@@ -9,6 +9,10 @@ const ACTIVE_WORDS = {
   fall: ["跌倒!", "正常"], bed_occupancy: ["在床", "离床"], presence: ["在家", "无人"], switch: ["开", "关"],
 };
 
+// UCUM codes as people read them.
+const UNIT_LABELS = { Cel: "°C", "mm[Hg]": "mmHg", "/min": "次/分", "kW.h": "kWh", "1": "" };
+const unitLabel = (unit) => (unit in UNIT_LABELS ? UNIT_LABELS[unit] : unit || "");
+
 function formatValue(cap) {
   if (cap.value === null || cap.value === undefined) return "—";
   if (typeof cap.value === "boolean") {
@@ -16,10 +20,12 @@ function formatValue(cap) {
     return `<span class="${cap.value ? "active" : ""}">${words[cap.value ? 0 : 1]}</span>`;
   }
   if (typeof cap.value === "object") {
-    return Object.entries(cap.value).map(([k, v]) => `${k} ${v}`).join(" / ") + (cap.unit ? ` ${cap.unit}` : "");
+    return Object.entries(cap.value).map(([k, v]) => `${escapeHtml(k)} ${escapeHtml(v)}`).join(" / ") +
+      ` ${unitLabel(cap.unit)}`;
   }
-  const v = typeof cap.value === "number" ? Math.round(cap.value * 100) / 100 : cap.value;
-  return `${v}${cap.unit && cap.unit !== "1" ? " " + cap.unit : ""}`;
+  const v = typeof cap.value === "number" ? Math.round(cap.value * 100) / 100 : escapeHtml(cap.value);
+  const unit = unitLabel(cap.unit);
+  return unit ? `${v} ${unit}` : `${v}`;
 }
 
 function ago(ts) {
