@@ -98,3 +98,39 @@ class MqttConnectionChanged(Event):
 @dataclass(slots=True, kw_only=True)
 class GatewayStarted(Event):
     startup_s: float
+
+
+@dataclass(slots=True, kw_only=True)
+class AlertRequested(Event):
+    """A service asks the alert engine to raise (or count again) an alert.
+
+    Services fire this instead of calling the engine, so that they depend on
+    the core only. `dedup_key` folds repeats (a flapping sensor) into one alert.
+    """
+
+    kind: str
+    severity: str
+    title: str
+    detail: str = ""
+    resident: str | None = None
+    dedup_key: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class AlertAnswered(Event):
+    """A person answered an alert: `acknowledge`, `resolve` (with a note) or `cancel` ("I'm OK")."""
+
+    alert_id: int
+    action: str
+    by: str
+    note: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class AlertChanged(Event):
+    """The alert engine durably recorded a transition; `alert` is the alert's public shape."""
+
+    alert_id: int
+    transition: str
+    alert: dict[str, Any]

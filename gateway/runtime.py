@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 from gateway import __version__
 from gateway.bus import EventBus
 from gateway.commands import Commands
+from gateway.notify import Notifier
 from gateway.context import Context
 from gateway.events import GatewayStarted
 from gateway.mqtt.broker import Broker, EmbeddedBroker, MosquittoBroker
@@ -121,6 +122,7 @@ class Gateway:
         self.data_dir = Path(config["data_dir"]).expanduser().resolve()
         self.bus = EventBus(default_maxsize=config["bus"]["queue_size"])
         self.commands = Commands()
+        self.notifier = Notifier()
         self.profiles: ProfileSet = ProfileSet()
         store_cfg = config["store"]
         self.store = Store(

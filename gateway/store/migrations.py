@@ -74,7 +74,43 @@ def _v2_retention_and_quarantine(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: Final[list[Migration]] = [_v1_registry_and_telemetry, _v2_retention_and_quarantine]
+def _v3_alerts(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL,
+            household_id TEXT NOT NULL, resident TEXT, title TEXT NOT NULL, detail TEXT NOT NULL,
+            dedup_key TEXT, count INTEGER NOT NULL DEFAULT 1, state TEXT NOT NULL,
+            raised_at REAL NOT NULL, last_seen_at REAL NOT NULL,
+            step INTEGER NOT NULL DEFAULT -1, next_step_at REAL,
+            acknowledged_at REAL, acknowledged_by TEXT,
+            resolved_at REAL, resolved_by TEXT, resolution_note TEXT,
+            data TEXT NOT NULL DEFAULT '{}');
+        CREATE INDEX alerts_state ON alerts(state);
+        CREATE INDEX alerts_household ON alerts(household_id, raised_at);
+        CREATE TABLE alert_events (
+            id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            ts REAL NOT NULL, action TEXT NOT NULL, actor TEXT, step INTEGER,
+            channel TEXT, audience TEXT, outcome TEXT, detail TEXT);
+        CREATE INDEX alert_events_alert ON alert_events(alert_id, ts);
+        CREATE TABLE alert_deliveries (
+            alert_id INTEGER NOT NULL REFERENCES alerts(id), step INTEGER NOT NULL,
+            channel TEXT NOT NULL, outcome TEXT NOT NULL, attempts INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            PRIMARY KEY (alert_id, step, channel)) WITHOUT ROWID;
+        CREATE TABLE alert_policies (
+            household_id TEXT NOT NULL, kind TEXT NOT NULL, policy TEXT NOT NULL,
+            PRIMARY KEY (household_id, kind)) WITHOUT ROWID
+        """,
+    )
+
+
+MIGRATIONS: Final[list[Migration]] = [
+    _v1_registry_and_telemetry,
+    _v2_retention_and_quarantine,
+    _v3_alerts,
+]
 LATEST: Final = len(MIGRATIONS)
 
 
