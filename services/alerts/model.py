@@ -1,0 +1,125 @@
+"""An alert and its lifecycle: raised → notified → acknowledged → resolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+
+class AlertState(StrEnum):
+    RAISED = "raised"  # durable, nobody told yet
+    NOTIFIED = "notified"  # at least one channel delivered it
+    ACKNOWLEDGED = "acknowledged"  # a person has it: escalation stops
+    RESOLVED = "resolved"  # closed, with a note
+
+
+OPEN_STATES: Final = (AlertState.RAISED, AlertState.NOTIFIED)
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"  # SOS, fall, smoke, gas, intrusion
+    HIGH = "high"  # water leak, vital-sign crisis, missed check-in
+    WARNING = "warning"  # tamper, device offline
+    INFO = "info"
+
+
+#: Kinds services raise; an unknown kind is accepted (new services may add kinds).
+KNOWN_KINDS: Final = (
+    "sos",
+    "fall",
+    "inactivity",
+    "missed_check_in",
+    "missed_medication",
+    "intrusion",
+    "smoke",
+    "gas",
+    "water_leak",
+    "tamper",
+    "vital_sign",
+    "device_offline",
+)
+
+
+class AlertError(ValueError):
+    """An alert operation that cannot be done; `code` is stable for API clients."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True, kw_only=True)
+class Alert:
+    id: int
+    kind: str
+    severity: str
+    household_id: str
+    resident: str | None
+    title: str
+    detail: str
+    dedup_key: str | None
+    count: int
+    state: AlertState
+    raised_at: float
+    last_seen_at: float
+    step: int = -1  # index of the last escalation step started
+    next_step_at: float | None = None
+    acknowledged_at: float | None = None
+    acknowledged_by: str | None = None
+    resolved_at: float | None = None
+    resolved_by: str | None = None
+    resolution_note: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def escalating(self) -> bool:
+        return self.state in OPEN_STATES
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "household_id": self.household_id,
+            "resident": self.resident,
+            "title": self.title,
+            "detail": self.detail,
+            "count": self.count,
+            "state": self.state.value,
+            "raised_at": self.raised_at,
+            "last_seen_at": self.last_seen_at,
+            "step": self.step,
+            "next_step_at": self.next_step_at,
+            "acknowledged_at": self.acknowledged_at,
+            "acknowledged_by": self.acknowledged_by,
+            "resolved_at": self.resolved_at,
+            "resolved_by": self.resolved_by,
+            "resolution_note": self.resolution_note,
+            "data": self.data,
+        }
+
+
+COLUMNS: Final = (
+    "id",
+    "kind",
+    "severity",
+    "household_id",
+    "resident",
+    "title",
+    "detail",
+    "dedup_key",
+    "count",
+    "state",
+    "raised_at",
+    "last_seen_at",
+    "step",
+    "next_step_at",
+    "acknowledged_at",
+    "acknowledged_by",
+    "resolved_at",
+    "resolved_by",
+    "resolution_note",
+    "data",
+)
