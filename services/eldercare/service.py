@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from gateway.context import Context
 from gateway.events import AlertRequested, StateChanged
 from gateway.runtime import Gateway
 
