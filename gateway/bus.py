@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
@@ -51,7 +52,7 @@ class Subscription(Generic[E]):
         self._waiter: asyncio.Future[None] | None = None
         self.dropped = 0
         self.delivered = 0
-        self._last_warning = 0.0
+        self._last_warning = -math.inf
         self.closed = False
 
     def _offer(self, event: E) -> None:

@@ -158,7 +158,23 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _env_value(text: str) -> Any:
+SECRET_KEYS: Final = frozenset({"password", "secret", "token"})
+
+
+def _key_schema(path: list[str]) -> dict[str, Any]:
+    node: dict[str, Any] = CONFIG_SCHEMA
+    for part in path:
+        node = node.get("properties", {}).get(part, {})
+    return node
+
+
+def _env_value(path: list[str], text: str) -> Any:
+    """A string key keeps the text as it is (a password may look like a number)."""
+    schema = _key_schema(path)
+    if schema.get("type") == "string" or (
+        "enum" in schema and all(isinstance(v, str) for v in schema["enum"])
+    ):
+        return text
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -175,7 +191,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         node = result
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = _env_value(text)
+        node[path[-1]] = _env_value(path, text)
     return result
 
 
@@ -185,7 +201,14 @@ def validate(data: dict[str, Any], source: str = "config") -> None:
         lines = []
         for error in errors:
             key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-            lines.append(f"{source}: {key}: {error.message}")
+            if error.absolute_path and str(error.absolute_path[-1]) in SECRET_KEYS:
+                # Never echo a secret, even a malformed one.
+                message = (
+                    f"invalid value (not shown); it must satisfy {error.validator} {error.validator_value!r}"
+                )
+            else:
+                message = error.message
+            lines.append(f"{source}: {key}: {message}")
         raise ConfigError("\n".join(lines))
 
 
@@ -215,7 +238,7 @@ def load_config(
         config = _merge(config, overrides)
     validate(config)
     if not config["gateway_id"]:
-        host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+        host = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "-" for c in socket.gethostname())
         config["gateway_id"] = f"gw-{host}"[:64]
     mqtt = config["mqtt"]
     if mqtt["reconnect_min_s"] > mqtt["reconnect_max_s"]:

@@ -41,6 +41,11 @@ def profile_validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+def _json_key(value: Any) -> tuple[bool, Any]:
+    # JSON equality: 1 == 1.0, but true is not 1.
+    return (type(value) is bool, value)
+
+
 def _semantic_errors(data: dict[str, Any]) -> list[str]:
     """What the JSON Schema cannot say: cross-field rules of the capability model."""
     errors: list[str] = []
@@ -60,11 +65,7 @@ def _semantic_errors(data: dict[str, Any]) -> list[str]:
             )
         if not binary and "value_on" in cap:
             errors.append(f"{where}.value_on: kind {kind!r} is not binary; remove value_on/off")
-        if (
-            "value_on" in cap
-            and cap.get("value_on") == cap.get("value_off")
-            and type(cap.get("value_on")) is type(cap.get("value_off"))
-        ):
+        if "value_on" in cap and _json_key(cap["value_on"]) == _json_key(cap.get("value_off")):
             errors.append(f"{where}.value_off: equals value_on {cap['value_on']!r}")
         composite = isinstance(cap["source"], dict)
         object_kind = spec is not None and spec.value_schema.get("type") == "object"

@@ -17,10 +17,18 @@ class MappingError(ValueError):
 
 
 def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
+    # A missing field or JSON null is ABSENT (not reported this time): Zigbee2MQTT,
+    # for one, publishes `"battery": null` before the first battery report, and
+    # that must not cost the door-open event in the same payload.
     parts = path.split(".")
     if len(parts) == 1:
         key = parts[0]
-        return lambda payload: payload.get(key, ABSENT)
+
+        def get_one(payload: dict[str, Any]) -> Any:
+            value = payload.get(key, ABSENT)
+            return ABSENT if value is None else value
+
+        return get_one
 
     def get(payload: dict[str, Any]) -> Any:
         node: Any = payload
@@ -28,7 +36,7 @@ def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
             if type(node) is not dict:
                 return ABSENT
             node = node.get(part, ABSENT)
-            if node is ABSENT:
+            if node is ABSENT or node is None:
                 return ABSENT
         return node
 

@@ -14,9 +14,9 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     so the fsync cost is paid a few times a second, not per message.
     """
     if readonly:
-        conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-        )
+        # as_uri() percent-encodes, so a folder named "a#b" or "50%" is still this file.
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")

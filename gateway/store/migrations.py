@@ -106,10 +106,38 @@ def _v3_alerts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v4_device_rows_never_reused(db: sqlite_utils.Database) -> None:
+    # Without AUTOINCREMENT SQLite hands a removed device's row number to the next
+    # device, which would then inherit the old device's telemetry: never reuse one.
+    _run(
+        db,
+        """
+        CREATE TABLE devices_v4 (
+            row INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            household_id TEXT NOT NULL REFERENCES households(id),
+            name TEXT NOT NULL, room TEXT, profile_id TEXT NOT NULL, firmware TEXT,
+            topic TEXT NOT NULL UNIQUE, unique_id TEXT, created REAL NOT NULL,
+            available INTEGER NOT NULL DEFAULT 0, last_seen REAL);
+        INSERT INTO devices_v4 SELECT * FROM devices;
+        DROP TABLE devices;
+        ALTER TABLE devices_v4 RENAME TO devices;
+        CREATE INDEX devices_household ON devices(household_id);
+        DELETE FROM sqlite_sequence WHERE name = 'devices';
+        INSERT INTO sqlite_sequence (name, seq) SELECT 'devices', max(
+            coalesce((SELECT max(row) FROM devices), 0),
+            coalesce((SELECT max(device_row) FROM telemetry), 0),
+            coalesce((SELECT max(device_row) FROM telemetry_hourly), 0),
+            coalesce((SELECT max(device_row) FROM capability_state), 0))
+        """,
+    )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
     _v3_alerts,
+    _v4_device_rows_never_reused,
 ]
 LATEST: Final = len(MIGRATIONS)
 

@@ -1,7 +1,9 @@
 """Telemetry retention: raw rows for `raw_days`, hourly aggregates for `hourly_days`.
 
 Raw rows are downsampled as they leave the raw window: each expiring chunk is
-folded into `telemetry_hourly` (count, min, max, sum of the numeric values) and
+folded into `telemetry_hourly` (count of every reading; min, max, sum of the
+numeric ones — a composite such as a blood-pressure panel is counted only, the
+health service keeps those readings in full) and
 deleted in the same transaction, so a reading is always either raw or counted
 in its hour — never both, never neither.
 
@@ -48,7 +50,7 @@ def _expire_raw_chunk(db: sqlite_utils.Database, cutoff: float, limit: int) -> i
         INSERT INTO telemetry_hourly (device_row, capability, hour, count, min, max, sum)
         SELECT device_row, capability, CAST(ts / 3600 AS INTEGER), count(*),
                min(num), max(num), sum(num)
-        FROM telemetry WHERE rowid < ? AND num IS NOT NULL
+        FROM telemetry WHERE rowid < ?
         GROUP BY device_row, capability, CAST(ts / 3600 AS INTEGER)
         ON CONFLICT (device_row, capability, hour) DO UPDATE SET
             count = telemetry_hourly.count + excluded.count,

@@ -60,7 +60,7 @@ _UPSERT_STATE: Final = f"""
                          ELSE json_quote(value) END AS json_value
         FROM ({_BATCH_ROWS})
         GROUP BY device_row, capability
-    ) WHERE true
+    ) WHERE device_row IN (SELECT row FROM devices)  -- not a device removed meanwhile
     ON CONFLICT (device_row, capability) DO UPDATE SET
         last_changed = CASE WHEN capability_state.value IS excluded.value
                             THEN capability_state.last_changed ELSE excluded.last_changed END,
