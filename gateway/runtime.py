@@ -23,11 +23,11 @@ from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 from gateway import __version__
 from gateway.bus import EventBus
 from gateway.commands import Commands
-from gateway.notify import Notifier
 from gateway.context import Context
 from gateway.events import GatewayStarted
 from gateway.mqtt.broker import Broker, EmbeddedBroker, MosquittoBroker
 from gateway.mqtt.link import MqttLink, MqttSettings
+from gateway.notify import Notifier
 from gateway.profiles import ProfileSet, load_profiles
 from gateway.registry import Registry
 from gateway.store import Store
