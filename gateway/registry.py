@@ -60,6 +60,20 @@ class Household:
     created: float
 
 
+@dataclass(slots=True, kw_only=True)
+class Resident:
+    """A person living in a household (care and health readings are per resident)."""
+
+    id: str
+    household_id: str
+    name: str
+    created: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "household_id": self.household_id, "name": self.name, "data": self.data}
+
+
 @dataclass(slots=True)
 class CapabilityState:
     value: Any
@@ -81,6 +95,7 @@ class Device:
     created: float
     available: bool = False
     last_seen: float | None = None
+    resident_id: str | None = None
     states: dict[str, CapabilityState] = field(default_factory=dict)
 
     def resolve_topic(self, template: str) -> str:
@@ -104,6 +119,7 @@ class Device:
             "topic": self.topic,
             "available": self.available,
             "last_seen": self.last_seen,
+            "resident_id": self.resident_id,
             "capabilities": [
                 {
                     "key": cap.key,
@@ -138,6 +154,7 @@ class Registry:
         self.units: dict[str, Unit] = {}
         self.households: dict[str, Household] = {}
         self.devices: dict[str, Device] = {}
+        self.residents: dict[str, Resident] = {}
         self._by_topic: dict[str, Device] = {}
         self._by_household: dict[str, dict[str, Device]] = {}
         self.unknown_profile_devices: list[str] = []
@@ -168,14 +185,15 @@ class Registry:
                 conn.execute("SELECT id, unit_id, name, created FROM households").fetchall(),
                 conn.execute(
                     "SELECT row, id, household_id, name, room, profile_id, firmware, topic, "
-                    "unique_id, created, available, last_seen FROM devices"
+                    "unique_id, created, available, last_seen, resident_id FROM devices"
                 ).fetchall(),
+                conn.execute("SELECT id, household_id, name, created, data FROM residents").fetchall(),
                 conn.execute(
                     "SELECT device_row, capability, value, last_changed, last_reported FROM capability_state"
                 ).fetchall(),
             )
 
-        buildings, units, households, devices, states = await self._store.async_read(read)
+        buildings, units, households, devices, residents, states = await self._store.async_read(read)
         for bid, cid, name in buildings:
             self.buildings[bid] = Building(id=bid, community_id=cid, name=name)
         for uid, bid, name in units:
@@ -184,7 +202,11 @@ class Registry:
         for hid, uid, name, created in households:
             self.households[hid] = Household(id=hid, unit_id=uid, name=name, created=created)
         by_row: dict[int, Device] = {}
-        for row, did, hid, name, room, pid, fw, topic, uniq, created, _avail, seen in devices:
+        for rid, hid, name, created, data in residents:
+            self.residents[rid] = Resident(
+                id=rid, household_id=hid, name=name, created=created, data=orjson.loads(data)
+            )
+        for row, did, hid, name, room, pid, fw, topic, uniq, created, _avail, seen, rid in devices:
             profile = self._profiles.get(pid)
             if profile is None:
                 self.unknown_profile_devices.append(did)
@@ -208,6 +230,7 @@ class Registry:
                 created=created,
                 available=False,
                 last_seen=seen,
+                resident_id=rid,
             )
             self._index(device)
             by_row[row] = device
@@ -438,6 +461,59 @@ class Registry:
                 )
             )
         return added
+
+    async def async_add_resident(
+        self, resident_id: str, household_id: str, name: str, *, data: dict[str, Any] | None = None
+    ) -> Resident:
+        """Add (or rename) a person in a household."""
+        if household_id not in self.households:
+            raise RegistryError(f"resident {resident_id!r}: no household {household_id!r}")
+        existing = self.residents.get(resident_id)
+        if existing is not None and existing.household_id != household_id:
+            raise RegistryError(f"resident {resident_id!r} lives in household {existing.household_id!r}")
+        created = existing.created if existing else time.time()
+        payload = orjson.dumps(data or {}).decode()
+        await self._store.async_write(
+            lambda db: db.conn.execute(
+                "INSERT INTO residents (id, household_id, name, created, data) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+                (resident_id, household_id, name, created, payload),
+            )
+        )
+        resident = Resident(
+            id=resident_id, household_id=household_id, name=name, created=created, data=data or {}
+        )
+        self.residents[resident_id] = resident
+        return resident
+
+    def household_residents(self, household_id: str) -> list[Resident]:
+        return [r for r in self.residents.values() if r.household_id == household_id]
+
+    def resident_of(self, device: Device) -> Resident | None:
+        """Whose reading this is: the device's assigned resident, or the household's only one."""
+        if device.resident_id is not None:
+            return self.residents.get(device.resident_id)
+        residents = self.household_residents(device.household_id)
+        return residents[0] if len(residents) == 1 else None
+
+    async def async_assign_device(self, device_id: str, resident_id: str | None) -> Device:
+        """Say which resident uses a device (None: shared by the household)."""
+        device = self.devices.get(device_id)
+        if device is None:
+            raise RegistryError(f"no device {device_id!r}")
+        if resident_id is not None:
+            resident = self.residents.get(resident_id)
+            if resident is None or resident.household_id != device.household_id:
+                raise RegistryError(
+                    f"resident {resident_id!r} is not a member of household {device.household_id!r}"
+                )
+        await self._store.async_write(
+            lambda db: db.conn.execute(
+                "UPDATE devices SET resident_id = ? WHERE row = ?", (resident_id, device.row)
+            )
+        )
+        device.resident_id = resident_id
+        return device
 
     async def async_remove_device(self, device_id: str, *, context: Context | None = None) -> None:
         device = self.devices.get(device_id)

@@ -133,11 +133,27 @@ def _v4_device_rows_never_reused(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v5_residents(db: sqlite_utils.Database) -> None:
+    # The people of a household, so that care and health work per person; a device
+    # used by one person (a blood-pressure cuff, a pendant) can be assigned to them.
+    _run(
+        db,
+        """
+        CREATE TABLE residents (
+            id TEXT PRIMARY KEY, household_id TEXT NOT NULL REFERENCES households(id),
+            name TEXT NOT NULL, created REAL NOT NULL, data TEXT NOT NULL DEFAULT '{}');
+        CREATE INDEX residents_household ON residents(household_id);
+        ALTER TABLE devices ADD COLUMN resident_id TEXT REFERENCES residents(id)
+        """,
+    )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
     _v3_alerts,
     _v4_device_rows_never_reused,
+    _v5_residents,
 ]
 LATEST: Final = len(MIGRATIONS)
 
