@@ -148,12 +148,33 @@ def _v5_residents(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v6_discovery_inbox(db: sqlite_utils.Database) -> None:
+    # The discovery inbox: one row per discovered device (merged across sources),
+    # and every decision about it with who took it (append-only).
+    _run(
+        db,
+        """
+        CREATE TABLE inbox (
+            id TEXT PRIMARY KEY, status TEXT NOT NULL,
+            first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+            device_id TEXT, data TEXT NOT NULL) WITHOUT ROWID;
+        CREATE INDEX inbox_status ON inbox(status);
+        CREATE TABLE inbox_decisions (
+            id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES inbox(id),
+            ts REAL NOT NULL, action TEXT NOT NULL, by TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}');
+        CREATE INDEX inbox_decisions_item ON inbox_decisions(item_id, ts)
+        """,
+    )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
     _v3_alerts,
     _v4_device_rows_never_reused,
     _v5_residents,
+    _v6_discovery_inbox,
 ]
 LATEST: Final = len(MIGRATIONS)
 
