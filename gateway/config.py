@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 ENV_PREFIX: Final = "LINLI_"
 
 _PORT: Final = {"type": "integer", "minimum": 1, "maximum": 65535}
+_IPV4: Final = "^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$"
 
 CONFIG_SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -111,6 +112,56 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "sos_per_hour": {"type": "number", "minimum": 0},
             },
         },
+        "discovery": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "sources": {
+                    "type": "array",
+                    "items": {"enum": ["zeroconf", "ssdp", "mqtt"]},
+                    "uniqueItems": True,
+                },
+                "interfaces": {
+                    "oneOf": [
+                        {"const": "all"},
+                        {"type": "array", "items": {"type": "string", "pattern": _IPV4}, "minItems": 1},
+                    ]
+                },
+                "max_items": {"type": "integer", "minimum": 10},
+                "zeroconf": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "types": {
+                            "type": "array",
+                            "items": {"type": "string", "pattern": "^_[a-z0-9-]+\\._(tcp|udp)\\.local\\.$"},
+                        },
+                        "resolve_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
+                    },
+                },
+                "ssdp": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "group": {"type": "string", "pattern": _IPV4},
+                        "port": _PORT,
+                        "mx": {"type": "integer", "minimum": 1, "maximum": 5},
+                        "search_interval_s": {"type": "number", "minimum": 5},
+                        "description_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
+                        "max_description_bytes": {"type": "integer", "minimum": 4096, "maximum": 16777216},
+                    },
+                },
+                "mqtt": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "prefix": {"type": "string", "pattern": "^[^#+/\\u0000][^#+\\u0000]*$"},
+                        "max_config_bytes": {"type": "integer", "minimum": 1024, "maximum": 16777216},
+                    },
+                },
+            },
+        },
         "components": {
             "type": "array",
             "items": {"type": "string", "pattern": "^[A-Za-z_][\\w.]*:[A-Za-z_]\\w*$"},
@@ -140,7 +191,39 @@ DEFAULTS: Final[dict[str, Any]] = {
     "bus": {"queue_size": 1024},
     "profiles": {"paths": []},
     "devices": {"supervision_default_s": 3600, "supervision_check_s": 30},
-    "components": ["adapters.mqtt_device:MqttDeviceAdapter", "portal.app:Portal"],
+    "discovery": {
+        "enabled": True,
+        "sources": ["zeroconf", "ssdp", "mqtt"],
+        # Loopback only until the operator names the community network's interfaces (one VLAN
+        # per household): like the portal and the broker, nothing is exposed by default.
+        "interfaces": ["127.0.0.1"],
+        "max_items": 10000,
+        "zeroconf": {
+            "types": [
+                "_googlecast._tcp.local.",
+                "_androidtvremote2._tcp.local.",
+                "_airplay._tcp.local.",
+                "_hap._tcp.local.",
+                "_usp-agt-mqtt._tcp.local.",
+                "_linli._tcp.local.",
+            ],
+            "resolve_timeout_s": 3.0,
+        },
+        "ssdp": {
+            "group": "239.255.255.250",
+            "port": 1900,
+            "mx": 2,
+            "search_interval_s": 300,
+            "description_timeout_s": 5.0,
+            "max_description_bytes": 262144,
+        },
+        "mqtt": {"prefix": "homeassistant", "max_config_bytes": 65536},
+    },
+    "components": [
+        "adapters.mqtt_device:MqttDeviceAdapter",
+        "gateway.discovery:Discovery",
+        "portal.app:Portal",
+    ],
 }
 
 

@@ -81,8 +81,7 @@ class InboxStore:
     async def async_decisions(self, item_id: str) -> list[Decision]:
         def read(conn: sqlite3.Connection) -> list[tuple[str, float, str, str, str]]:
             return conn.execute(
-                "SELECT item_id, ts, action, by, detail FROM inbox_decisions WHERE item_id = ? "
-                "ORDER BY id",
+                "SELECT item_id, ts, action, by, detail FROM inbox_decisions WHERE item_id = ? ORDER BY id",
                 (item_id,),
             ).fetchall()
 

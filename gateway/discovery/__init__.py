@@ -1,0 +1,35 @@
+"""Discovery: zeroconf, SSDP/UPnP/DIAL and MQTT discovery, all feeding one inbox.
+
+Nothing joins a household unasked: every device found waits in the inbox for
+a person to approve it (into a household, with room and name), reject it or
+ignore it. See inbox.py for the states, and each source's module for what it
+reads from the network.
+"""
+
+from gateway.discovery.component import Discovery
+from gateway.discovery.events import InboxChanged
+from gateway.discovery.inbox import Inbox, InboxError, check_actor
+from gateway.discovery.model import (
+    Announcement,
+    Decision,
+    InboxItem,
+    InboxStatus,
+    ProposedCapability,
+    Rejection,
+    Source,
+)
+
+__all__ = [
+    "Announcement",
+    "Decision",
+    "Discovery",
+    "Inbox",
+    "InboxChanged",
+    "InboxError",
+    "InboxItem",
+    "InboxStatus",
+    "ProposedCapability",
+    "Rejection",
+    "Source",
+    "check_actor",
+]

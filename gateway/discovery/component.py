@@ -1,0 +1,156 @@
+"""Component `discovery`: the inbox and the sources that feed it (config section `discovery`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from gateway.discovery.inbox import Inbox
+from gateway.discovery.mqtt_discovery import MqttDiscovery
+from gateway.discovery.ssdp import SsdpDiscovery
+from gateway.discovery.zeroconf import DEFAULT_TYPES, ZeroconfDiscovery
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def zeroconf_types(config: dict[str, Any], profile_types: list[str]) -> list[str]:
+    """The configured types, the defaults, and every type a firmware profile declares."""
+    return sorted({*config["zeroconf"].get("types", DEFAULT_TYPES), *profile_types})
+
+
+class Discovery:
+    """Finds devices (zeroconf, SSDP, MQTT discovery) and keeps them in the inbox."""
+
+    name = "discovery"
+    requires = ("registry", "mqtt")
+
+    def __init__(self) -> None:
+        self.inbox: Inbox | None = None
+        self.mqtt: MqttDiscovery | None = None
+        self.zeroconf: ZeroconfDiscovery | None = None
+        self.ssdp: SsdpDiscovery | None = None
+        self.failed: dict[str, str] = {}
+
+    async def async_start(self, gateway: Gateway) -> None:
+        config = gateway.config["discovery"]
+        self.inbox = Inbox(
+            gateway.store,
+            gateway.bus,
+            gateway.registry,
+            gateway.profiles,
+            max_items=config["max_items"],
+        )
+        await self.inbox.async_start()
+        if not config["enabled"]:
+            _LOGGER.info("discovery: disabled (discovery.enabled = false); the inbox keeps its items")
+            return
+        sources = config["sources"]
+        interfaces = config["interfaces"]
+        started: list[str] = []
+        if "mqtt" in sources:
+            mqtt_cfg = config["mqtt"]
+            self.mqtt = MqttDiscovery(
+                self.inbox,
+                gateway.mqtt,
+                prefix=mqtt_cfg["prefix"],
+                max_config_bytes=mqtt_cfg["max_config_bytes"],
+            )
+            await self.mqtt.async_start()
+            started.append(f"mqtt ({', '.join(self.mqtt.filters)})")
+        where = "every interface" if interfaces == "all" else ", ".join(interfaces)
+        if "zeroconf" in sources:
+            profile_types = [
+                p.match["zeroconf"]["type"]
+                for p in gateway.profiles.profiles.values()
+                if "zeroconf" in p.match
+            ]
+            zeroconf = ZeroconfDiscovery(
+                self.inbox,
+                interfaces=interfaces,
+                types=zeroconf_types(config, profile_types),
+                resolve_timeout_s=config["zeroconf"]["resolve_timeout_s"],
+            )
+            try:
+                await zeroconf.async_start()
+            except OSError as exc:
+                self._source_failed("zeroconf", exc, where)
+            else:
+                self.zeroconf = zeroconf
+                started.append(f"zeroconf ({len(zeroconf.types)} types on {where})")
+        if "ssdp" in sources:
+            ssdp_cfg = config["ssdp"]
+            if interfaces == "all":
+                import ifaddr
+
+                ssdp_interfaces = [
+                    ip.ip for adapter in ifaddr.get_adapters() for ip in adapter.ips if isinstance(ip.ip, str)
+                ]
+            else:
+                ssdp_interfaces = list(interfaces)
+            ssdp = SsdpDiscovery(
+                self.inbox,
+                interfaces=ssdp_interfaces,
+                group=ssdp_cfg["group"],
+                port=ssdp_cfg["port"],
+                mx=ssdp_cfg["mx"],
+                search_interval_s=ssdp_cfg["search_interval_s"],
+                description_timeout_s=ssdp_cfg["description_timeout_s"],
+                max_description_bytes=ssdp_cfg["max_description_bytes"],
+            )
+            try:
+                await ssdp.async_start()
+            except OSError as exc:
+                self._source_failed("ssdp", exc, where)
+            else:
+                self.ssdp = ssdp
+                started.append(f"ssdp ({ssdp_cfg['group']}:{ssdp_cfg['port']} on {where})")
+        counts = self.inbox.counts()
+        _LOGGER.info(
+            "discovery: inbox has %d pending of %d; listening on %s",
+            counts["pending"],
+            len(self.inbox.items),
+            "; ".join(started) or "nothing",
+        )
+
+    def _source_failed(self, source: str, exc: OSError, where: str) -> None:
+        # One source that cannot open its sockets must not take the gateway down.
+        self.failed[source] = str(exc)
+        _LOGGER.error(
+            "discovery: %s cannot listen on %s (%s); the other sources carry on. "
+            "Check discovery.interfaces names addresses of this machine",
+            source,
+            where,
+            exc,
+        )
+
+    async def async_stop(self) -> None:
+        for source in (self.ssdp, self.zeroconf, self.mqtt):
+            if source is not None:
+                await source.async_stop()
+        self.ssdp = self.zeroconf = self.mqtt = None
+        if self.inbox is not None:
+            await self.inbox.async_stop()
+
+    def async_scan(self) -> bool:
+        """Search now (an SSDP M-SEARCH; mDNS browsers re-query on their own schedule)."""
+        if self.ssdp is None:
+            return False
+        self.ssdp.async_search()
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        inbox = self.inbox
+        return {
+            "inbox": inbox.counts() if inbox else {},
+            "rejected_inputs": inbox.rejected_inputs if inbox else 0,
+            "dropped": inbox.dropped if inbox else 0,
+            "sources": {
+                "mqtt": self.mqtt is not None,
+                "zeroconf": self.zeroconf is not None,
+                "ssdp": self.ssdp is not None,
+            },
+            "failed": self.failed,
+        }

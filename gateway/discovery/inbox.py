@@ -1,0 +1,716 @@
+"""The discovery inbox: every device the sources find, once, waiting for a person's decision.
+
+Nothing joins a household unasked. Sources call the synchronous, I/O-free
+`announce()`, `reject_invalid()` and `withdraw()` (from receive callbacks); the
+inbox deduplicates by identity key across sources (identity.py), matches a
+firmware profile, and keeps the item's status:
+
+    new ──► pending ──approve──► approved   (a registry device in a household)
+               │  ▲ ──reject───► rejected   (remembered; back to pending only if the device changes)
+               │  └──restore──── ignored    (hidden until someone restores it)
+               └── unusable input ► rejected by "discovery", with the reason
+
+Discovery updates are written in batches a few times a second; a person's
+decision is written (with who took it) before the call returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any, Final
+
+from gateway.bus import EventBus
+from gateway.context import Context
+from gateway.discovery.events import InboxChanged
+from gateway.discovery.inbox_store import InboxStore, Statement
+from gateway.discovery.model import (
+    REGISTRY_ACTOR,
+    SYSTEM_ACTOR,
+    Announcement,
+    Decision,
+    InboxItem,
+    InboxStatus,
+    ProposedCapability,
+    Rejection,
+    Source,
+    SourceState,
+    item_id_for,
+)
+from gateway.events import DeviceAdded, DeviceRemoved
+from gateway.profiles import Profile, ProfileSet
+from gateway.registry import Device, Registry, RegistryError
+from gateway.store import Store
+
+_LOGGER = logging.getLogger(__name__)
+_WARN_EVERY_S: Final = 60.0
+_RESEEN_WRITE_S: Final = 60.0  # a device that merely says "still here" is written at most this often
+_ACTOR: Final = re.compile(r"^[\w.@+-][\w .@+-]{0,63}$")
+
+
+class InboxError(Exception):
+    """A decision that cannot be taken; `code` says why (the portal maps it to an HTTP status)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_actor(by: str | None) -> str:
+    """Who decides: a user name, required for every decision."""
+    if not by or not isinstance(by, str) or not _ACTOR.match(by.strip()):
+        raise InboxError(
+            "actor_required",
+            "say who decides: an X-Linli-User header or a 'by' field "
+            "(1-64 letters, digits, spaces or . @ + - _)",
+        )
+    return by.strip()
+
+
+def _fingerprint(item: InboxItem) -> str:
+    """What the device *is*: a rejected device reappears only when this changes (not its address)."""
+    kinds = sorted({c.kind for c in item.capabilities})
+    text = "\0".join([item.manufacturer or "", item.model or "", item.firmware or "", *kinds])
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:24]
+
+
+def _profile_capabilities(profile: Profile, topic: str | None) -> list[ProposedCapability]:
+    return [
+        ProposedCapability(
+            key=cap.key,
+            kind=cap.kind,
+            unit=cap.unit,
+            access=cap.access,
+            path=cap.source if isinstance(cap.source, str) else None,
+            topic=topic,
+            value_on=cap.value_on,
+            value_off=cap.value_off,
+            origin=f"profile {profile.id}",
+        )
+        for cap in profile.capabilities
+    ]
+
+
+def _firmware_range(profile: Profile) -> str:
+    firmware = profile.raw.get("firmware", {})
+    return f"{firmware.get('min', 'any')}–{firmware.get('max', 'any')}"
+
+
+class Inbox:
+    """Discovered devices, deduplicated, with their status and the decisions taken about them."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        registry: Registry,
+        profiles: ProfileSet,
+        *,
+        max_items: int = 10_000,
+        flush_s: float = 0.25,
+    ) -> None:
+        self._db = InboxStore(store)
+        self._bus = bus
+        self._registry = registry
+        self._profiles = profiles
+        self.max_items = max_items
+        self._flush_s = flush_s
+        self.items: dict[str, InboxItem] = {}
+        self._by_key: dict[str, InboxItem] = {}
+        self._registry_uids: dict[str, str] = {}
+        self._dirty: set[str] = set()
+        self._decisions: list[Decision] = []
+        self._extra: list[Statement] = []
+        self._wake = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._decide_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._unlisten: list[Callable[[], None]] = []
+        self._last_warning: dict[str, float] = {}
+        self._write_failed = False
+        self.dropped = 0
+        self.rejected_inputs = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def async_start(self) -> None:
+        for item in await self._db.async_load():
+            self.items[item.id] = item
+            for key in item.keys:
+                self._by_key.setdefault(key, item)
+        for device in self._registry.iter_devices():
+            if device.unique_id:
+                self._registry_uids[device.unique_id] = device.id
+        self._unlisten = [
+            self._bus.listen(DeviceAdded, self._on_device_added),
+            self._bus.listen(DeviceRemoved, self._on_device_removed),
+        ]
+        self._task = asyncio.create_task(self._flush_loop(), name="linli-discovery-inbox")
+
+    async def async_stop(self) -> None:
+        for unlisten in self._unlisten:
+            unlisten()
+        self._unlisten = []
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.async_flush()
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, item_id: str) -> InboxItem | None:
+        return self.items.get(item_id)
+
+    def find(self, key: str) -> InboxItem | None:
+        """The item known by an identity key (`uuid:…`, `linli:…`, `topic:…`)."""
+        return self._by_key.get(key)
+
+    def list_items(self, status: InboxStatus | None = InboxStatus.PENDING) -> list[InboxItem]:
+        """Items with `status` (None: all), most recently seen first."""
+        items = [i for i in self.items.values() if status is None or i.status is status]
+        items.sort(key=lambda i: (-i.last_seen, i.id))
+        return items
+
+    def counts(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in InboxStatus}
+        for item in self.items.values():
+            counts[item.status.value] += 1
+        return counts
+
+    async def async_decisions(self, item_id: str) -> list[Decision]:
+        """Every decision about the item, oldest first (written ones and those queued)."""
+        written = await self._db.async_decisions(item_id)
+        return written + [d for d in self._decisions if d.item_id == item_id]
+
+    # -- what sources report (synchronous, no I/O) ------------------------------------
+
+    def announce(self, announcement: Announcement, now: float | None = None) -> InboxItem | None:
+        """A source found (or still sees) a device; returns its item (None if the inbox is full)."""
+        now = time.time() if now is None else now
+        item = self._find(announcement.keys)
+        new = item is None
+        if item is None:
+            item = self._new_item(announcement.keys, now)
+            if item is None:
+                return None
+        previous = item.sources.get(announcement.source)
+        unchanged = (
+            previous is not None
+            and previous.available
+            and previous.announcement == announcement
+            and previous.address == announcement.address
+        )
+        previous_firmware = item.firmware
+        item.sources[announcement.source] = SourceState(
+            announcement=announcement, available=True, last_seen=now, address=announcement.address
+        )
+        item.last_seen = now
+        self._index(item, announcement.keys)
+        if unchanged:
+            if now - item.persisted_seen >= _RESEEN_WRITE_S:
+                self._mark_dirty(item)
+            return item
+        if item.status is not InboxStatus.APPROVED:
+            self._match_profile(item)
+        fingerprint = _fingerprint(item)
+        changed_device = bool(item.fingerprint) and fingerprint != item.fingerprint
+        item.fingerprint = fingerprint
+        change = "new" if new else "updated"
+        if new:
+            device = self._registered_device(item)
+            if device is not None:
+                self._set_registered(item, device, now)
+                change = "approved"
+        elif item.status is InboxStatus.REJECTED:
+            if item.decided_by == SYSTEM_ACTOR:
+                self._reopen(item, now, "the device now announces itself validly")
+                change = "reopened"
+            elif changed_device:
+                self._reopen(item, now, "the device changed since it was rejected")
+                change = "reopened"
+        elif item.status is InboxStatus.APPROVED:
+            self._update_adopted(item, previous_firmware, now)
+        if item.status is not InboxStatus.APPROVED:
+            item.problem = None
+        self._mark_dirty(item)
+        self._fire(item, change)
+        return item
+
+    def reject_invalid(self, rejection: Rejection, now: float | None = None) -> InboxItem | None:
+        """A source received unusable input: keep it visible in the rejected view, and log it."""
+        now = time.time() if now is None else now
+        self.rejected_inputs += 1
+        self._warn(
+            rejection.keys[0] if rejection.keys else rejection.address or "?",
+            "discovery: %s input from %s rejected: %s (see GET /api/v1/inbox?status=rejected)",
+            rejection.source.value,
+            rejection.address or "?",
+            rejection.reason,
+        )
+        item = self._find(rejection.keys)
+        if item is None:
+            item = self._new_item(rejection.keys, now)
+            if item is None:
+                return None
+            item.sources[rejection.source] = SourceState(
+                announcement=None, available=True, last_seen=now, address=rejection.address
+            )
+        else:
+            state = item.sources.get(rejection.source)
+            if state is None:
+                item.sources[rejection.source] = SourceState(
+                    announcement=None, available=True, last_seen=now, address=rejection.address
+                )
+            else:
+                state.last_seen = now
+        self._index(item, rejection.keys)
+        item.last_seen = now
+        item.invalid_count += 1
+        text = (
+            rejection.reason if not rejection.excerpt else f"{rejection.reason} [starts: {rejection.excerpt}]"
+        )
+        usable = any(state.announcement is not None for state in item.sources.values())
+        if item.status is InboxStatus.PENDING and not usable:
+            item.status = InboxStatus.REJECTED
+            item.reason = text
+            item.decided_by = SYSTEM_ACTOR
+            item.decided_at = now
+            self._decisions.append(
+                Decision(item_id=item.id, ts=now, action="invalid", by=SYSTEM_ACTOR, detail={"reason": text})
+            )
+            change = "invalid"
+        elif item.status is InboxStatus.REJECTED and item.decided_by == SYSTEM_ACTOR:
+            item.reason = text
+            change = "invalid"
+        else:
+            item.problem = text  # a device that announced itself validly keeps its status
+            change = "updated"
+        self._mark_dirty(item)
+        self._fire(item, change)
+        return item
+
+    def withdraw(self, keys: Iterable[str], source: Source, reason: str, now: float | None = None) -> None:
+        """A source says the device is gone: it becomes unavailable, never deleted."""
+        now = time.time() if now is None else now
+        item = self._find(tuple(keys))
+        if item is None:
+            return
+        state = item.sources.get(source)
+        if state is None or not state.available:
+            return
+        state.available = False
+        state.gone_reason = reason
+        self._mark_dirty(item)
+        if not item.available and item.status is InboxStatus.APPROVED and item.device_id:
+            device = self._registry.device(item.device_id)
+            if device is not None:
+                self._registry.set_available(
+                    device, False, now, f"gone from {source.value} discovery: {reason}"
+                )
+        self._fire(item, "unavailable")
+
+    # -- decisions (durable before they return) -----------------------------------------
+
+    async def async_approve(
+        self,
+        item_id: str,
+        *,
+        household_id: str,
+        by: str,
+        name: str | None = None,
+        room: str | None = None,
+        profile_id: str | None = None,
+        device_id: str | None = None,
+    ) -> Device:
+        """Adopt the item into a household: a registry device with its matched (or given) profile."""
+        by = check_actor(by)
+        async with self._decide_lock:
+            item = self._require(item_id)
+            if item.status is InboxStatus.APPROVED:
+                raise InboxError(
+                    "already_approved", f"inbox item {item_id} is already device {item.device_id!r}"
+                )
+            chosen = profile_id or item.profile_id
+            if chosen is None:
+                raise InboxError(
+                    "no_profile",
+                    f"inbox item {item_id} ({item.manufacturer or '?'} {item.model or '?'}) matches no "
+                    "firmware profile; name one with 'profile_id', or add a profile for this model "
+                    "(linli profile check) and restart the gateway",
+                )
+            profile = self._profiles.get(chosen)
+            if profile is None:
+                raise InboxError("no_profile", f"no firmware profile {chosen!r} is loaded")
+            topic = item.topic
+            if topic is None:
+                raise InboxError(
+                    "not_adoptable",
+                    f"inbox item {item_id} ({item.category or 'device'}) publishes no MQTT telemetry; "
+                    "it joins a household through its own adapter (set-top boxes: coming)",
+                )
+            if household_id not in self._registry.households:
+                raise InboxError("no_household", f"no household {household_id!r}; add it first")
+            device_id = device_id or self._new_device_id(household_id, item, profile)
+            name = (name or "").strip() or item.name or profile.name
+            try:
+                device = await self._registry.async_add_device(
+                    device_id,
+                    household_id=household_id,
+                    name=name,
+                    profile_id=profile.id,
+                    topic=topic,
+                    room=room or None,
+                    firmware=item.firmware,
+                    unique_id=item.keys[0],
+                    context=Context(household=household_id, origin="discovery", user=by),
+                )
+            except RegistryError as exc:
+                raise InboxError("registry", str(exc)) from None
+            now = time.time()
+            updated = replace(
+                item,
+                status=InboxStatus.APPROVED,
+                device_id=device.id,
+                profile_id=profile.id,
+                decided_by=by,
+                decided_at=now,
+                reason=None,
+                problem=None,
+            )
+            detail = {"household_id": household_id, "device_id": device.id, "name": name, "room": room}
+            await self._save_decision(item, updated, "approved", by, {**detail, "profile": profile.id})
+            _LOGGER.info(
+                "discovery: %s approved %s (%s) into household %s as %s",
+                by,
+                item.id,
+                item.model or item.name,
+                household_id,
+                device.id,
+            )
+            self._fire(item, "approved", user=by, household=household_id)
+            return device
+
+    async def async_reject(self, item_id: str, *, by: str, reason: str | None = None) -> InboxItem:
+        """Not ours: hidden and remembered; it comes back only if the device changes."""
+        by = check_actor(by)
+        async with self._decide_lock:
+            item = self._require(item_id)
+            if item.status is InboxStatus.APPROVED:
+                raise InboxError(
+                    "already_approved",
+                    f"inbox item {item_id} is device {item.device_id!r}; remove it from its household first",
+                )
+            text = (reason or "").strip()[:500] or f"rejected by {by}"
+            updated = replace(
+                item, status=InboxStatus.REJECTED, decided_by=by, decided_at=time.time(), reason=text
+            )
+            await self._save_decision(item, updated, "rejected", by, {"reason": text})
+            _LOGGER.info("discovery: %s rejected %s (%s): %s", by, item.id, item.model or item.name, text)
+            self._fire(item, "rejected", user=by)
+            return item
+
+    async def async_ignore(self, item_id: str, *, by: str) -> InboxItem:
+        """Not now: hidden, whatever the device does, until someone restores it."""
+        by = check_actor(by)
+        async with self._decide_lock:
+            item = self._require(item_id)
+            if item.status is InboxStatus.APPROVED:
+                raise InboxError("already_approved", f"inbox item {item_id} is device {item.device_id!r}")
+            updated = replace(item, status=InboxStatus.IGNORED, decided_by=by, decided_at=time.time())
+            await self._save_decision(item, updated, "ignored", by, {})
+            self._fire(item, "ignored", user=by)
+            return item
+
+    async def async_restore(self, item_id: str, *, by: str) -> InboxItem:
+        """Back to pending (from rejected or ignored)."""
+        by = check_actor(by)
+        async with self._decide_lock:
+            item = self._require(item_id)
+            if item.status not in (InboxStatus.REJECTED, InboxStatus.IGNORED):
+                raise InboxError("not_restorable", f"inbox item {item_id} is {item.status.value}, not hidden")
+            updated = replace(
+                item, status=InboxStatus.PENDING, decided_by=by, decided_at=time.time(), reason=None
+            )
+            await self._save_decision(item, updated, "restored", by, {})
+            self._fire(item, "restored", user=by)
+            return item
+
+    # -- internals -----------------------------------------------------------------
+
+    def _require(self, item_id: str) -> InboxItem:
+        item = self.items.get(item_id)
+        if item is None:
+            raise InboxError("not_found", f"no inbox item {item_id!r}")
+        return item
+
+    def _find(self, keys: Iterable[str]) -> InboxItem | None:
+        by_key = self._by_key
+        for key in keys:
+            item = by_key.get(key)
+            if item is not None:
+                return item
+        return None
+
+    def _index(self, item: InboxItem, keys: Iterable[str]) -> None:
+        for key in keys:
+            owner = self._by_key.setdefault(key, item)
+            if owner is item and key not in item.keys:
+                item.keys.append(key)
+
+    def _new_item(self, keys: tuple[str, ...], now: float) -> InboxItem | None:
+        if len(self.items) >= self.max_items:
+            self.dropped += 1
+            self._warn(
+                "inbox-full",
+                "discovery inbox is full (%d items, discovery.max_items): %d announcements dropped; "
+                "decide on pending items or raise the limit",
+                len(self.items),
+                self.dropped,
+            )
+            return None
+        item_id = item_id_for(keys[0])
+        while item_id in self.items:  # a hash collision: vanishingly rare, but never merge two devices
+            item_id = item_id_for(item_id + keys[0])
+        item = InboxItem(id=item_id, keys=[], status=InboxStatus.PENDING, first_seen=now, last_seen=now)
+        self.items[item_id] = item
+        self._index(item, keys)
+        return item
+
+    def _match_profile(self, item: InboxItem) -> None:
+        firmware = item.firmware
+        matched: Profile | None = None
+        near: Profile | None = None
+        for announcement in item.announcements():
+            hint = announcement.profile_hint
+            if hint:
+                profile = self._profiles.get(hint)
+                if profile is not None and profile.covers_firmware(firmware):
+                    matched = profile
+                    break
+                near = near or profile
+            for facts in announcement.facts:
+                profile = self._profiles.match(announcement.source.value, facts, firmware)
+                if profile is not None:
+                    matched = profile
+                    break
+                if near is None and firmware is not None:
+                    near = self._profiles.match(announcement.source.value, facts, None)
+            if matched is not None:
+                break
+        if matched is not None:
+            item.profile_id = matched.id
+            item.profile_note = None
+            item.capabilities_from_profile = _profile_capabilities(matched, item.topic)
+        else:
+            item.profile_id = None
+            item.capabilities_from_profile = []
+            item.profile_note = (
+                f"model matches profile {near.id}, but firmware {firmware!r} is outside its range "
+                f"{_firmware_range(near)}"
+                if near is not None
+                else None
+            )
+
+    def _registered_device(self, item: InboxItem) -> Device | None:
+        for key in item.keys:
+            device_id = self._registry_uids.get(key)
+            if device_id is not None and (device := self._registry.device(device_id)) is not None:
+                return device
+        topic = item.topic
+        return self._registry.device_by_topic(topic) if topic else None
+
+    def _set_registered(self, item: InboxItem, device: Device, now: float) -> None:
+        item.status = InboxStatus.APPROVED
+        item.device_id = device.id
+        item.profile_id = device.profile.id
+        item.decided_by = REGISTRY_ACTOR
+        item.decided_at = now
+        self._decisions.append(
+            Decision(
+                item_id=item.id,
+                ts=now,
+                action="registered",
+                by=REGISTRY_ACTOR,
+                detail={"device_id": device.id, "household_id": device.household_id},
+            )
+        )
+
+    def _reopen(self, item: InboxItem, now: float, why: str) -> None:
+        item.status = InboxStatus.PENDING
+        item.reason = None
+        item.decided_by = SYSTEM_ACTOR
+        item.decided_at = now
+        self._decisions.append(
+            Decision(item_id=item.id, ts=now, action="reopened", by=SYSTEM_ACTOR, detail={"reason": why})
+        )
+
+    def _update_adopted(self, item: InboxItem, previous_firmware: str | None, now: float) -> None:
+        """Re-discovery of an adopted device: new firmware goes to the registry too."""
+        device = self._registry.device(item.device_id) if item.device_id else None
+        if device is None:
+            return
+        firmware = item.firmware
+        if firmware and firmware != device.firmware:
+            old = device.firmware
+            device.firmware = firmware
+            # The registry has no firmware setter; this one column is safe to write here,
+            # in the inbox's own transaction, because the in-memory device changed with it.
+            self._extra.append(("UPDATE devices SET firmware = ? WHERE id = ?", (firmware, device.id)))
+            self._decisions.append(
+                Decision(
+                    item_id=item.id,
+                    ts=now,
+                    action="updated",
+                    by=SYSTEM_ACTOR,
+                    detail={"device_id": device.id, "firmware": [old, firmware]},
+                )
+            )
+            if not device.profile.covers_firmware(firmware):
+                item.problem = (
+                    f"firmware {firmware} is outside profile {device.profile.id}'s range "
+                    f"{_firmware_range(device.profile)}; check for a newer profile"
+                )
+                self._warn(item.id, "discovery: device %s: %s", device.id, item.problem)
+                return
+        topic = item.topic
+        if topic and topic != device.topic:
+            item.problem = (
+                f"the device now publishes on {topic!r} but is registered on {device.topic!r}; "
+                "remove it and approve it again"
+            )
+            self._warn(item.id, "discovery: device %s: %s", device.id, item.problem)
+        else:
+            item.problem = None
+
+    def _new_device_id(self, household_id: str, item: InboxItem, profile: Profile) -> str:
+        base = f"{household_id}-{_slug(profile.model) or 'device'}-{item.id[:6]}"
+        device_id, n = base, 1
+        while self._registry.device(device_id) is not None:
+            n += 1
+            device_id = f"{base}-{n}"
+        return device_id
+
+    async def _save_decision(
+        self, item: InboxItem, updated: InboxItem, action: str, by: str, detail: dict[str, Any]
+    ) -> None:
+        """Write the decided item and the decision, then (only then) apply it in memory."""
+        decision = Decision(
+            item_id=item.id, ts=updated.decided_at or time.time(), action=action, by=by, detail=detail
+        )
+        async with self._write_lock:
+            await self._db.async_save([updated], [decision])
+        for name in ("status", "device_id", "profile_id", "decided_by", "decided_at", "reason", "problem"):
+            setattr(item, name, getattr(updated, name))
+
+    def _on_device_added(self, event: DeviceAdded) -> None:
+        device = self._registry.device(event.device_id)
+        if device is None:
+            return
+        if device.unique_id:
+            self._registry_uids[device.unique_id] = device.id
+        if event.context.origin == "discovery":
+            return  # our own approval
+        for item in self.items.values():
+            if item.status is not InboxStatus.APPROVED and item.topic == device.topic:
+                self._set_registered(item, device, time.time())
+                self._mark_dirty(item)
+                self._fire(item, "approved")
+
+    def _on_device_removed(self, event: DeviceRemoved) -> None:
+        for item in self.items.values():
+            if item.device_id == event.device_id and item.status is InboxStatus.APPROVED:
+                now = time.time()
+                item.status = InboxStatus.PENDING
+                item.device_id = None
+                item.decided_by = REGISTRY_ACTOR
+                item.decided_at = now
+                self._decisions.append(
+                    Decision(
+                        item_id=item.id,
+                        ts=now,
+                        action="reopened",
+                        by=REGISTRY_ACTOR,
+                        detail={"reason": f"device {event.device_id} was removed from its household"},
+                    )
+                )
+                self._mark_dirty(item)
+                self._fire(item, "reopened")
+
+    def _fire(
+        self, item: InboxItem, change: str, *, user: str | None = None, household: str | None = None
+    ) -> None:
+        bus = self._bus
+        if bus.has_listeners(InboxChanged, household):
+            bus.fire(
+                InboxChanged(
+                    item_id=item.id,
+                    status=item.status.value,
+                    change=change,
+                    context=Context(household=household, origin="discovery", user=user),
+                )
+            )
+
+    def _warn(self, key: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last_warning.get(key, -_WARN_EVERY_S) < _WARN_EVERY_S:
+            return
+        if len(self._last_warning) > 10_000:
+            self._last_warning.clear()
+        self._last_warning[key] = now
+        _LOGGER.warning(message, *args)
+
+    # -- persistence ---------------------------------------------------------------
+
+    def _mark_dirty(self, item: InboxItem) -> None:
+        self._dirty.add(item.id)
+        self._wake.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self._flush_s)  # gather a burst into one transaction
+            self._wake.clear()
+            await self.async_flush()
+            if self._write_failed:  # do not spin on a failing disk
+                await asyncio.sleep(1.0)
+
+    async def async_flush(self) -> None:
+        """Write every change reported so far (one transaction)."""
+        async with self._write_lock:
+            if not self._dirty and not self._decisions and not self._extra:
+                return
+            dirty, self._dirty = self._dirty, set()
+            decisions, self._decisions = self._decisions, []
+            extra, self._extra = self._extra, []
+            items = [self.items[i] for i in dirty if i in self.items]
+            try:
+                await self._db.async_save(items, decisions, extra)
+            except Exception as exc:
+                self._warn(
+                    "inbox-write",
+                    "discovery inbox: writing %d items failed (%s); retrying — check the disk",
+                    len(items),
+                    exc,
+                )
+                self._dirty |= dirty
+                self._decisions[:0] = decisions
+                self._extra[:0] = extra
+                self._wake.set()
+                self._write_failed = True
+                return
+            self._write_failed = False
+            for item in items:
+                item.persisted_seen = item.last_seen
