@@ -30,7 +30,7 @@ from pathlib import Path
 
 import aiomqtt
 import orjson
-from common import BenchBroker, Publisher, median, rss_mb
+from common import BenchBroker, Publisher, median
 
 from adapters.sim.layout import layout
 from adapters.sim.telemetry import DeviceSim, payload_for
@@ -140,7 +140,6 @@ async def run_linli(port: int, folder: Path, total: int, values: int) -> tuple[f
 
     end = await wait_for(processed, 300)
     await task
-    rss = rss_mb()
     stats = {
         "ingest_only_msg_s": round((total - 1) / (first["ingested"] - first["t"])),
         "accepted": adapter.accepted,
@@ -149,7 +148,7 @@ async def run_linli(port: int, folder: Path, total: int, values: int) -> tuple[f
     }
     await gateway.async_stop()
     rows = sqlite3.connect(folder / "linli.db").execute("SELECT count(*) FROM telemetry").fetchone()[0]
-    stats.update(rows_on_disk=rows, expected_rows=values, rss_mb=round(rss))
+    stats.update(rows_on_disk=rows, expected_rows=values)
     return (total - 1) / (end - first["t"]), stats
 
 

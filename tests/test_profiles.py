@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from firmware_profiles import PROFILE_DIR, SCHEMA_PATH
 from gateway.capabilities import kind_names
 from gateway.profiles import MappingError, ProfileError, load_profile, load_profiles
-from gateway.profiles.loader import MAX_PROFILE_BYTES
+from gateway.profiles.loader import MAX_PROFILE_BYTES, profile_files
 from gateway.profiles.values import compile_check
 
 REPO = Path(__file__).resolve().parent.parent
@@ -269,7 +269,9 @@ def test_profile_check_of_the_shipped_folder_skips_the_schema() -> None:
     result = linli_profile_check(PROFILE_DIR)
     assert result.returncode == 0, result.stdout
     assert "schema.json" not in result.stdout
-    assert result.stdout.splitlines()[-1] == "15 of 15 profiles valid"
+    shipped = len(profile_files([PROFILE_DIR]))
+    assert shipped >= 15
+    assert result.stdout.splitlines()[-1] == f"{shipped} of {shipped} profiles valid"
 
 
 def test_profile_check_of_an_empty_folder_is_a_usage_error(tmp_path: Path) -> None:

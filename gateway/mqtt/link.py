@@ -122,7 +122,9 @@ class MqttLink:
         for start in range(0, len(topic_filters), 200):
             chunk = [(f, self._subscriptions[f]) for f in topic_filters[start : start + 200]]
             try:
-                await client.subscribe(chunk)
+                # A generous timeout: with a persistent session the broker may first send
+                # a large backlog of queued messages, and the SUBACK queues behind it.
+                await client.subscribe(chunk, timeout=max(60.0, self.settings.connect_timeout_s))
             except MqttError as exc:
                 _LOGGER.warning(
                     "subscribing %d filters failed (%s); will retry on reconnect", len(chunk), exc

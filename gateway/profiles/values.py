@@ -76,8 +76,36 @@ def _number_check(schema: dict[str, Any], integer: bool) -> ValueCheck:
     return check
 
 
+_OBJECT_KEYWORDS: Final = frozenset({"type", "required", "properties", "description", "title", "$comment"})
+
+
+def _object_check(schema: dict[str, Any]) -> ValueCheck:
+    """A composite value (a blood-pressure panel): each listed part checked, required ones present."""
+    required = tuple(schema.get("required", ()))
+    parts = tuple((name, compile_check(sub)) for name, sub in schema.get("properties", {}).items())
+
+    def check(v: Any) -> bool:
+        if type(v) is not dict:
+            return False
+        for name in required:
+            if name not in v:
+                return False
+        for name, part in parts:
+            if name in v and not part(v[name]):
+                return False
+        return all(_is_json_finite(x) for x in v.values())
+
+    return check
+
+
 def compile_check(schema: dict[str, Any]) -> ValueCheck:
     """A predicate equivalent to `Draft202012Validator(schema).is_valid` for JSON values."""
+    if (
+        schema.get("type") == "object"
+        and set(schema) <= _OBJECT_KEYWORDS
+        and all(isinstance(sub, dict) for sub in schema.get("properties", {}).values())
+    ):
+        return _object_check(schema)
     if set(schema) <= _FAST_KEYWORDS and "enum" not in schema:
         if schema.get("type") in ("number", "integer"):
             return _number_check(schema, schema["type"] == "integer")
