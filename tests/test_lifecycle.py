@@ -177,8 +177,10 @@ def test_run_stops_cleanly_on_signal(tmp_path, sig) -> None:
         text=True,
     )
     try:
-        status = _wait_http(f"http://127.0.0.1:{port}/api/v1/status")
-        assert status["mqtt"]["connected"]
+        deadline = time.monotonic() + 20
+        while not _wait_http(f"http://127.0.0.1:{port}/api/v1/status")["mqtt"]["connected"]:
+            assert time.monotonic() < deadline, "the gateway never connected to its broker"
+            time.sleep(0.1)
         # when it is told to stop
         process.send_signal(sig)
         out, err = process.communicate(timeout=30)
