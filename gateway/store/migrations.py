@@ -168,6 +168,37 @@ def _v6_discovery_inbox(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v7_health(db: sqlite_utils.Database) -> None:
+    # Health readings per resident (resident NULL: a shared device in a home of several,
+    # "unattributed"), the readings refused with their reason, per-resident alert
+    # thresholds, and the household's consent to share health data (append-only).
+    _run(
+        db,
+        """
+        CREATE TABLE health_readings (
+            id INTEGER PRIMARY KEY, household_id TEXT NOT NULL, resident_id TEXT,
+            attribution TEXT NOT NULL, kind TEXT NOT NULL, loinc TEXT NOT NULL,
+            unit TEXT NOT NULL, value REAL, components TEXT, device_id TEXT NOT NULL,
+            ts REAL NOT NULL, received REAL NOT NULL);
+        CREATE INDEX health_readings_resident ON health_readings(resident_id, kind, ts);
+        CREATE INDEX health_readings_household ON health_readings(household_id, ts);
+        CREATE TABLE health_rejected (
+            id INTEGER PRIMARY KEY, household_id TEXT NOT NULL, resident_id TEXT,
+            kind TEXT NOT NULL, device_id TEXT NOT NULL, ts REAL NOT NULL,
+            received REAL NOT NULL, value TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL);
+        CREATE INDEX health_rejected_household ON health_rejected(household_id, received);
+        CREATE TABLE health_thresholds (
+            resident_id TEXT PRIMARY KEY, thresholds TEXT NOT NULL,
+            updated_by TEXT NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID;
+        CREATE TABLE health_consent (
+            id INTEGER PRIMARY KEY, household_id TEXT NOT NULL, purpose TEXT NOT NULL,
+            granted INTEGER NOT NULL, by TEXT NOT NULL, ts REAL NOT NULL,
+            note TEXT NOT NULL DEFAULT '');
+        CREATE INDEX health_consent_household ON health_consent(household_id, purpose, id)
+        """,
+    )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
@@ -175,6 +206,7 @@ MIGRATIONS: Final[list[Migration]] = [
     _v4_device_rows_never_reused,
     _v5_residents,
     _v6_discovery_inbox,
+    _v7_health,
 ]
 LATEST: Final = len(MIGRATIONS)
 
