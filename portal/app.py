@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.runtime import Gateway
+from portal.inbox_api import register_inbox_routes
 
 _LOGGER = logging.getLogger(__name__)
 STATIC: Final = Path(__file__).resolve().parent / "static"
@@ -102,6 +103,7 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/api/v1/status", _status)
     app.router.add_get("/api/v1/households", _households)
     app.router.add_get("/api/v1/households/{household_id}/devices", _household_devices)
+    register_inbox_routes(app, GATEWAY_KEY)
     app.router.add_static("/static/", STATIC)
     return app
 

@@ -28,6 +28,10 @@ class Source(StrEnum):
 SOURCE_ORDER: Final = (Source.MQTT, Source.ZEROCONF, Source.SSDP)
 
 
+#: Categories from most to least specific, for items that several sources recognised.
+CATEGORY_RANK: Final = ("set_top_box", "dial", "dlna_renderer", "android_tv", "cast", "airplay", "homekit")
+
+
 class InboxStatus(StrEnum):
     PENDING = "pending"  # waiting for an installer or a household admin
     APPROVED = "approved"  # adopted into a household (a registry device)
@@ -204,7 +208,10 @@ class InboxItem:
 
     @property
     def category(self) -> str | None:
-        return self._first("category")
+        """The most specific kind any source recognised (a set-top box beats a cast target)."""
+        found = [a.category for a in self.announcements() if a.category]
+        ranked = [c for c in CATEGORY_RANK if c in found]
+        return ranked[0] if ranked else (found[0] if found else None)
 
     @property
     def topic(self) -> str | None:

@@ -236,6 +236,10 @@ def _category(device: dict[str, Any], origin: dict[str, Any] | None) -> str:
     first = identifiers if isinstance(identifiers, str) else (identifiers or [""])[0]
     if isinstance(first, str) and first.startswith("zigbee2mqtt_"):
         return "zigbee2mqtt"
+    software = f"{device.get('sw_version') or ''} {device.get('manufacturer') or ''}".lower()
+    for family in ("tasmota", "esphome", "openmqttgateway"):
+        if family in software:
+            return family
     return "mqtt"
 
 

@@ -85,8 +85,27 @@ async function refreshDevices() {
     </tr>`).join("");
 }
 
+const SOURCE_LABELS = { mqtt: "MQTT", zeroconf: "mDNS", ssdp: "SSDP/UPnP" };
+
+async function refreshInbox() {
+  const response = await fetch("/api/v1/inbox?status=pending");
+  const section = $("#inbox");
+  if (!response.ok) { section.hidden = true; return; }  // discovery not running
+  const inbox = await response.json();
+  section.hidden = false;
+  $("#inbox-count").textContent = `${inbox.total} 待确认 pending`;
+  $("#inbox-items").tBodies[0].innerHTML = inbox.items.map((item) => `
+    <tr data-inbox="${escapeHtml(item.id)}">
+      <td>${escapeHtml(item.name || "—")}<br><small class="offline">${escapeHtml(item.category || "")}</small></td>
+      <td>${escapeHtml([item.manufacturer, item.model].filter(Boolean).join(" ") || "—")}${item.firmware ? `<br><small class="offline">${escapeHtml(item.firmware)}</small>` : ""}</td>
+      <td>${Object.keys(item.sources).map((s) => escapeHtml(SOURCE_LABELS[s] || s)).join(" + ")}</td>
+      <td><small>${escapeHtml(item.address || "")}</small></td>
+      <td>${item.profile ? escapeHtml(item.profile) : '<span class="offline">无匹配 no profile</span>'}</td>
+    </tr>`).join("");
+}
+
 async function tick() {
-  try { await refreshSummary(); await refreshDevices(); }
+  try { await refreshSummary(); await refreshDevices(); await refreshInbox(); }
   catch (error) { $("#summary").textContent = `网关无响应 · gateway not answering (${error})`; }
 }
 
