@@ -103,6 +103,30 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "supervision_check_s": {"type": "number", "exclusiveMinimum": 0},
             },
         },
+        "alerts": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "webhooks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["id", "url", "secret"],
+                        "properties": {
+                            "id": {"type": "string", "pattern": "^[a-z0-9_-]{1,40}$"},
+                            "url": {"type": "string", "pattern": "^https?://"},
+                            "secret": {"type": "string", "minLength": 16},
+                            "audiences": {
+                                "type": "array",
+                                "items": {"enum": ["household", "carers", "duty_desk", "emergency"]},
+                            },
+                            "households": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                }
+            },
+        },
         "demo": {
             "type": "object",
             "additionalProperties": False,
@@ -223,6 +247,8 @@ DEFAULTS: Final[dict[str, Any]] = {
         "adapters.mqtt_device:MqttDeviceAdapter",
         "gateway.discovery:Discovery",
         "portal.app:Portal",
+        "services.alerts:AlertEngine",
+        "services.eldercare:ElderCare",
     ],
 }
 

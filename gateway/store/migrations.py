@@ -199,6 +199,72 @@ def _v7_health(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v8_security(db: sqlite_utils.Database) -> None:
+    # The household alarm: each panel's state with wall-clock deadlines (an exit or
+    # entry delay resumes after a restart), its settings, per-user PIN hashes (argon2,
+    # never the PIN), and the append-only audit trail of arming, disarming, bypasses,
+    # PIN changes, wrong codes and lockouts, each with who.
+    _run(
+        db,
+        """
+        CREATE TABLE alarm_panels (
+            household_id TEXT PRIMARY KEY REFERENCES households(id),
+            state TEXT NOT NULL, mode TEXT, since REAL NOT NULL, deadline REAL,
+            data TEXT NOT NULL DEFAULT '{}') WITHOUT ROWID;
+        CREATE TABLE alarm_settings (
+            household_id TEXT PRIMARY KEY REFERENCES households(id),
+            settings TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE alarm_pins (
+            household_id TEXT NOT NULL REFERENCES households(id), user_id TEXT NOT NULL,
+            hash TEXT NOT NULL, set_at REAL NOT NULL, set_by TEXT,
+            PRIMARY KEY (household_id, user_id)) WITHOUT ROWID;
+        CREATE TABLE alarm_events (
+            id INTEGER PRIMARY KEY, household_id TEXT NOT NULL, ts REAL NOT NULL,
+            action TEXT NOT NULL, actor TEXT, state TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}');
+        CREATE INDEX alarm_events_household ON alarm_events(household_id, id)
+        """,
+    )
+
+
+def _v9_eldercare(db: sqlite_utils.Database) -> None:
+    # Care settings per household, daily check-ins, and medication/appointment reminders
+    # with the log of each due time (due, done, missed) and who confirmed it.
+    _run(
+        db,
+        """
+        CREATE TABLE eldercare_settings (
+            household_id TEXT PRIMARY KEY REFERENCES households(id),
+            settings TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE care_check_ins (
+            household_id TEXT NOT NULL REFERENCES households(id), day TEXT NOT NULL,
+            ts REAL NOT NULL, by TEXT NOT NULL, resident_id TEXT,
+            PRIMARY KEY (household_id, day)) WITHOUT ROWID;
+        CREATE TABLE care_reminders (
+            id TEXT PRIMARY KEY, household_id TEXT NOT NULL REFERENCES households(id),
+            resident_id TEXT, kind TEXT NOT NULL, title TEXT NOT NULL, times TEXT NOT NULL,
+            window_min REAL NOT NULL, active INTEGER NOT NULL DEFAULT 1, created REAL NOT NULL);
+        CREATE TABLE care_reminder_log (
+            reminder_id TEXT NOT NULL REFERENCES care_reminders(id), due REAL NOT NULL,
+            state TEXT NOT NULL, by TEXT, ts REAL NOT NULL,
+            PRIMARY KEY (reminder_id, due)) WITHOUT ROWID
+        """,
+    )
+
+
+def _v10_adapter_storage(db: sqlite_utils.Database) -> None:
+    # Each adapter's own storage namespace (gateway/plugins/storage.py): JSON values by
+    # key, e.g. where a set-top box is and how to wake it.
+    _run(
+        db,
+        """
+        CREATE TABLE adapter_storage (
+            namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+            updated REAL NOT NULL, PRIMARY KEY (namespace, key)) WITHOUT ROWID
+        """,
+    )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
@@ -207,6 +273,9 @@ MIGRATIONS: Final[list[Migration]] = [
     _v5_residents,
     _v6_discovery_inbox,
     _v7_health,
+    _v8_security,
+    _v9_eldercare,
+    _v10_adapter_storage,
 ]
 LATEST: Final = len(MIGRATIONS)
 

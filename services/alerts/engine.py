@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+import aiohttp
 import orjson
 import sqlite_utils
 
@@ -34,6 +35,7 @@ from gateway.notify import Audience, Delivery, Outcome
 from gateway.runtime import Gateway
 from services.alerts.escalation import Policy, default_policy
 from services.alerts.model import COLUMNS, OPEN_STATES, Alert, AlertError, AlertState, Severity
+from services.alerts.webhook import WebhookChannel
 
 _LOGGER = logging.getLogger(__name__)
 DELIVERY_TIMEOUT_S: Final = 5.0
@@ -77,6 +79,8 @@ class AlertEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._unlisten: list[Callable[[], None]] = []
         self.deliveries = 0
+        self._session: aiohttp.ClientSession | None = None
+        self._webhooks: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -102,6 +106,17 @@ class AlertEngine:
             gateway.bus.listen(AlertRequested, self._requests.put_nowait),
             gateway.bus.listen(AlertAnswered, self._on_answer),
         ]
+        webhooks = gateway.config.get("alerts", {}).get("webhooks", [])
+        if webhooks:
+            self._session = aiohttp.ClientSession()
+            for hook in webhooks:
+                channel = WebhookChannel(
+                    webhook_id=hook["id"], url=hook["url"], secret=hook["secret"],
+                    audiences=hook.get("audiences", ["carers", "emergency"]),
+                    households=hook.get("households"), session=self._session,
+                )
+                gateway.notifier.register(channel)
+                self._webhooks.append(channel.name)
         self._tasks = [
             asyncio.create_task(self._raise_worker(), name="linli-alerts-raise"),
             asyncio.create_task(self._timer_loop(), name="linli-alerts-timers"),
@@ -116,6 +131,13 @@ class AlertEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        assert self._gateway is not None
+        for name in self._webhooks:
+            self._gateway.notifier.unregister(name)
+        self._webhooks = []
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def _remember(self, alert: Alert) -> None:
         if alert.state is AlertState.RESOLVED:

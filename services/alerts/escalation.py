@@ -72,6 +72,21 @@ KIND_POLICIES: Final[dict[str, Policy]] = {
         repeat_s=120,
     ),
     "device_offline": Policy(steps=(Step(after_s=0, audience=_D),), repeat_s=None),
+    # A gentle nudge on the household's own screens; the carers hear only of a miss.
+    "check_in_reminder": Policy(steps=(Step(after_s=0, audience=_H),), repeat_s=None),
+    "reminder": Policy(steps=(Step(after_s=0, audience=_H),), repeat_s=None),
+    "missed_check_in": Policy(
+        steps=(Step(after_s=0, audience=_C), Step(after_s=1800, audience=_D)), repeat_s=None
+    ),
+    "missed_medication": Policy(steps=(Step(after_s=0, audience=_C),), repeat_s=None),
+    "inactivity": Policy(
+        steps=(
+            Step(after_s=0, audience=_H),
+            Step(after_s=300, audience=_C),
+            Step(after_s=1200, audience=_D),
+        ),
+        repeat_s=1800,
+    ),
     "tamper": Policy(steps=(Step(after_s=0, audience=_H), Step(after_s=300, audience=_D)), repeat_s=None),
 }
 
