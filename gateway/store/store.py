@@ -158,8 +158,7 @@ class Store:
 
     # -- durable writes and reads ---------------------------------------------
 
-    async def async_write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run `fn(db)` in one transaction on the writer thread; returns after COMMIT."""
+    def _transaction(self, fn: Callable[[sqlite_utils.Database], T]) -> Callable[[], T]:
         conn = self._require()
 
         def run() -> T:
@@ -172,7 +171,21 @@ class Store:
             conn.execute("COMMIT")
             return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        return run
+
+    async def async_write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run `fn(db)` in one transaction on the writer thread; returns after COMMIT."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._transaction(fn))
+
+    def write_blocking(self, fn: Callable[[sqlite_utils.Database], T], timeout: float = 10.0) -> T:
+        """Commit `fn(db)` before returning, blocking the caller — the event loop included.
+
+        Only for the rare writes that must be on disk before anything else happens:
+        an alarm, before the MQTT message that carried it is acknowledged to the
+        broker (which happens as soon as the receive callback returns). It costs the
+        loop one commit, or the rest of a telemetry batch being written.
+        """
+        return self._writer.submit(self._transaction(fn)).result(timeout)
 
     async def async_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` on the read-only connection."""

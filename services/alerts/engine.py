@@ -103,7 +103,7 @@ class AlertEngine:
         if resumed:
             _LOGGER.info("alerts: resumed %d open alerts and their escalation timers", resumed)
         self._unlisten = [
-            gateway.bus.listen(AlertRequested, self._requests.put_nowait),
+            gateway.bus.listen(AlertRequested, self._on_request),
             gateway.bus.listen(AlertAnswered, self._on_answer),
         ]
         webhooks = gateway.config.get("alerts", {}).get("webhooks", [])
@@ -111,9 +111,12 @@ class AlertEngine:
             self._session = aiohttp.ClientSession()
             for hook in webhooks:
                 channel = WebhookChannel(
-                    webhook_id=hook["id"], url=hook["url"], secret=hook["secret"],
+                    webhook_id=hook["id"],
+                    url=hook["url"],
+                    secret=hook["secret"],
                     audiences=hook.get("audiences", ["carers", "emergency"]),
-                    households=hook.get("households"), session=self._session,
+                    households=hook.get("households"),
+                    session=self._session,
                 )
                 gateway.notifier.register(channel)
                 self._webhooks.append(channel.name)
@@ -224,57 +227,63 @@ class AlertEngine:
                     self._requests.put_nowait(request)
                 await asyncio.sleep(1.0)
 
-    async def _raise_batch(self, requests: list[AlertRequested]) -> list[Alert]:
-        now = self.clock()
+    def _admit(
+        self, requests: list[AlertRequested], now: float
+    ) -> tuple[list[Alert], list[Alert], list[Alert]]:
+        """Validate, fold repeats into open alerts, and create the new ones (in memory)."""
         results: list[Alert] = []
         new: list[Alert] = []
         repeated: list[Alert] = []
-        async with self._lock:
-            for request in requests:
-                problem = self._validate(request)
-                if problem is not None:
-                    if len(requests) == 1:
-                        raise AlertError("invalid_alert", problem)
-                    _LOGGER.warning("alert refused: %s (%s: %s)", problem, request.kind, request.title)
-                    continue
-                household = request.context.household
-                assert household is not None
-                existing = self._by_key.get((household, request.dedup_key)) if request.dedup_key else None
-                if existing is not None:
-                    existing.count += 1
-                    existing.last_seen_at = now
-                    if existing not in repeated:
-                        repeated.append(existing)
-                    results.append(existing)
-                    continue
-                alert = Alert(
-                    id=new_id(),
-                    kind=request.kind,
-                    severity=request.severity,
-                    household_id=household,
-                    resident=request.resident,
-                    title=request.title,
-                    detail=request.detail,
-                    dedup_key=request.dedup_key,
-                    count=1,
-                    state=AlertState.RAISED,
-                    raised_at=now,
-                    last_seen_at=now,
-                    step=-1,
-                    next_step_at=now,
-                    data=request.data,
-                )
-                self._remember(alert)
-                new.append(alert)
-                results.append(alert)
-            if new or repeated:
-                rows = [_alert_row(a) for a in (*new, *repeated)]
-                events = [(a.id, now, "raised", None, None, None, None, None, a.title) for a in new]
-                events += [
-                    (a.id, now, "repeated", None, None, None, None, None, f"count {a.count}")
-                    for a in repeated
-                ]
-                await self._store_write(lambda db: self._write(db, rows, events))
+        for request in requests:
+            problem = self._validate(request)
+            if problem is not None:
+                if len(requests) == 1:
+                    raise AlertError("invalid_alert", problem)
+                _LOGGER.warning("alert refused: %s (%s: %s)", problem, request.kind, request.title)
+                continue
+            household = request.context.household
+            assert household is not None
+            existing = self._by_key.get((household, request.dedup_key)) if request.dedup_key else None
+            if existing is not None:
+                existing.count += 1
+                existing.last_seen_at = now
+                if existing not in repeated:
+                    repeated.append(existing)
+                results.append(existing)
+                continue
+            alert = Alert(
+                id=new_id(),
+                kind=request.kind,
+                severity=request.severity,
+                household_id=household,
+                resident=request.resident,
+                title=request.title,
+                detail=request.detail,
+                dedup_key=request.dedup_key,
+                count=1,
+                state=AlertState.RAISED,
+                raised_at=now,
+                last_seen_at=now,
+                step=-1,
+                next_step_at=now,
+                data=request.data,
+            )
+            self._remember(alert)
+            new.append(alert)
+            results.append(alert)
+        return results, new, repeated
+
+    def _rows(
+        self, new: list[Alert], repeated: list[Alert], now: float
+    ) -> Callable[[sqlite_utils.Database], None]:
+        rows = [_alert_row(a) for a in (*new, *repeated)]
+        events = [(a.id, now, "raised", None, None, None, None, None, a.title) for a in new]
+        events += [
+            (a.id, now, "repeated", None, None, None, None, None, f"count {a.count}") for a in repeated
+        ]
+        return lambda db: self._write(db, rows, events)
+
+    def _announce(self, new: list[Alert], repeated: list[Alert]) -> None:
         bus = self._bus
         for alert in new:
             bus.fire(self._changed(alert, "raised"))
@@ -282,6 +291,47 @@ class AlertEngine:
             bus.fire(self._changed(alert, "repeated"))
         if new:
             self._wake.set()
+
+    def _on_request(self, request: AlertRequested) -> None:
+        """Bus callback. A critical alarm is committed right here, synchronously.
+
+        This runs inside the MQTT receive callback of the message that carried the
+        alarm, and the broker is acknowledged as soon as that callback returns. If the
+        gateway died between that acknowledgement and an asynchronous commit, the SOS
+        would be gone: neither the device nor the broker would send it again. So a
+        critical alarm costs the loop one commit (rare, and worth it); everything else
+        is group-committed by the raise worker.
+        """
+        if request.severity != Severity.CRITICAL or self._gateway is None:
+            self._requests.put_nowait(request)
+            return
+        now = self.clock()
+        try:
+            _, new, repeated = self._admit([request], now)
+        except AlertError as exc:
+            _LOGGER.warning("alert refused: %s (%s: %s)", exc.message, request.kind, request.title)
+            return
+        if not new and not repeated:
+            return
+        try:
+            self._gateway.store.write_blocking(self._rows(new, repeated, now))
+        except Exception:
+            _LOGGER.exception("could not commit a critical alert at once; retrying from the queue")
+            for alert in new:
+                self.alerts.pop(alert.id, None)
+                if alert.dedup_key:
+                    self._by_key.pop((alert.household_id, alert.dedup_key), None)
+            self._requests.put_nowait(request)
+            return
+        self._announce(new, repeated)
+
+    async def _raise_batch(self, requests: list[AlertRequested]) -> list[Alert]:
+        now = self.clock()
+        async with self._lock:
+            results, new, repeated = self._admit(requests, now)
+            if new or repeated:
+                await self._store_write(self._rows(new, repeated, now))
+        self._announce(new, repeated)
         return results
 
     # -- answers -----------------------------------------------------------------
