@@ -63,7 +63,12 @@ class BenchBroker:
 
 
 def _publish_worker(
-    port: int, messages: list[tuple[str, bytes]], qos: int, ready: mp.Event, go: mp.Event
+    port: int,
+    messages: list[tuple[str, bytes]],
+    qos: int,
+    ready: mp.Event,
+    go: mp.Event,
+    rate: float | None = None,
 ) -> None:
     """Publish every message as fast as paho can, QoS 1, then wait for all PUBACKs."""
     import paho.mqtt.client as mqtt
@@ -77,7 +82,12 @@ def _publish_worker(
     go.wait()
     # paho's message ids wrap at 65,535: keep fewer than that outstanding.
     window: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
-    for topic, payload in messages:
+    started = time.perf_counter()
+    for index, (topic, payload) in enumerate(messages):
+        if rate and index % 50 == 0:
+            lag = started + index / rate - time.perf_counter()
+            if lag > 0:
+                time.sleep(lag)
         window.append(client.publish(topic, payload, qos=qos))
         if len(window) >= 30_000:
             window.popleft().wait_for_publish(60)
@@ -90,11 +100,13 @@ def _publish_worker(
 class Publisher:
     """A separate process that publishes a prepared list of messages when told to."""
 
-    def __init__(self, port: int, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
+    def __init__(
+        self, port: int, messages: list[tuple[str, bytes]], qos: int = 1, rate: float | None = None
+    ) -> None:
         ctx = mp.get_context("spawn")
         self.ready, self.go = ctx.Event(), ctx.Event()
         self.process = ctx.Process(
-            target=_publish_worker, args=(port, messages, qos, self.ready, self.go), daemon=True
+            target=_publish_worker, args=(port, messages, qos, self.ready, self.go, rate), daemon=True
         )
         self.process.start()
         if not self.ready.wait(30):
