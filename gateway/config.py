@@ -249,6 +249,7 @@ DEFAULTS: Final[dict[str, Any]] = {
         "portal.app:Portal",
         "services.alerts:AlertEngine",
         "services.eldercare:ElderCare",
+        "services.health:Health",
     ],
 }
 

@@ -14,7 +14,7 @@ import random
 
 from adapters.sim.announcers import SimAnnouncers
 from adapters.sim.homes import SimDevice, SimHome, run_homes
-from adapters.sim.layout import household_id, layout
+from adapters.sim.layout import household_id, layout, residents
 from adapters.sim.telemetry import DeviceSim
 from gateway.runtime import Gateway
 
@@ -40,6 +40,7 @@ class SimCommunity:
         added = await gateway.registry.async_import(**layout(count))
         if added:
             _LOGGER.info("demo: registered %d simulated devices in %d households", len(added), count)
+        await _add_residents(gateway, count)
         broker = gateway.mqtt.settings
         for index in range(1, count + 1):
             hid = household_id(index)
@@ -89,3 +90,18 @@ class SimCommunity:
     @property
     def published(self) -> int:
         return sum(home.published for home in self.homes)
+
+
+async def _add_residents(gateway: Gateway, count: int) -> None:
+    """The demo homes' residents, each with the devices that are theirs (once per data folder)."""
+    registry = gateway.registry
+    new = [person for person in residents(count) if person["id"] not in registry.residents]
+    for person in new:
+        await registry.async_add_resident(
+            person["id"], person["household_id"], person["name"], data=person["data"]
+        )
+        for device_id in person["devices"]:
+            if device_id in registry.devices:
+                await registry.async_assign_device(device_id, person["id"])
+    if new:
+        _LOGGER.info("demo: %d residents added to %d households", len(new), count)

@@ -80,3 +80,51 @@ def layout(households: int) -> dict[str, list[dict[str, Any]]]:
                 }
             )
     return {"buildings": list(buildings.values()), "units": units, "households": homes, "devices": devices}
+
+
+# Given names of the generation now in their seventies and eighties.
+GIVEN_NAMES: Final = {
+    "female": ("秀英", "桂兰", "玉兰", "淑珍", "凤英", "秀兰", "桂英", "淑华", "玉珍", "素芬"),
+    "male": ("建国", "国华", "志强", "德明", "文华", "振华", "永福", "国庆", "树林", "长青"),
+}
+# The devices one person wears or uses. In a couple's home the scale and the
+# thermometer stay shared, so some readings are the household's, unattributed.
+PERSONAL_DEVICES: Final = ("sos-pendant", "bp-monitor", "oximeter", "scale")
+
+
+def residents(households: int) -> list[dict[str, Any]]:
+    """One resident per home, two in every third (a couple); each with the devices that are theirs.
+
+    Each dict: `id`, `household_id`, `name`, `data` (gender, birth year) and `devices`.
+    """
+    people: list[dict[str, Any]] = []
+    for i in range(1, households + 1):
+        hid = household_id(i)
+        meter = "glucose" if i % 2 else "thermometer"  # as in layout()
+        gender = "female" if i % 2 else "male"
+        first = {
+            "id": f"{hid}-r1",
+            "household_id": hid,
+            "name": SURNAMES[i % len(SURNAMES)] + GIVEN_NAMES[gender][i % 10],
+            "data": {"gender": gender, "birth_year": 1938 + (i * 7) % 18},
+            "devices": [f"{hid}-{suffix}" for suffix in (*PERSONAL_DEVICES, meter)],
+        }
+        people.append(first)
+        if i % 3 == 0:
+            other = "male" if gender == "female" else "female"
+            mine = (
+                ("sos-pendant", "bp-monitor", "glucose")
+                if meter == "glucose"
+                else ("sos-pendant", "bp-monitor")
+            )
+            first["devices"] = [f"{hid}-{suffix}" for suffix in mine]
+            people.append(
+                {
+                    "id": f"{hid}-r2",
+                    "household_id": hid,
+                    "name": SURNAMES[(i * 7 + 3) % len(SURNAMES)] + GIVEN_NAMES[other][(i * 3) % 10],
+                    "data": {"gender": other, "birth_year": 1938 + (i * 5) % 18},
+                    "devices": [f"{hid}-oximeter"],
+                }
+            )
+    return people
