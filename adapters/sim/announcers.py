@@ -42,6 +42,9 @@ RENDERER_SERVICES = (
 )
 
 
+MQTT_DEVICES = ("balcony door", "hall motion", "rice cooker plug", "climate node", "kitchen", "fall radar")
+
+
 def mqtt_messages(prefix: str = "homeassistant") -> list[payloads.Message]:
     return [
         *payloads.zigbee2mqtt_contact_sensor("0x00158d0008a1b2c3", "h0004/balcony-door", prefix=prefix),
@@ -151,8 +154,8 @@ class SimAnnouncers:
             self._zeroconf = AsyncZeroconf(interfaces=[LOOPBACK], ip_version=IPVersion.V4Only)
             await asyncio.gather(*(self._zeroconf.async_register_service(s) for s in self.services))
             _LOGGER.info(
-                "demo: %d announcements of new devices for the discovery inbox (MQTT, mDNS, SSDP on loopback)",
-                len(self.boxes) + len(self.services) + 6,
+                "demo: %d new devices announce themselves to the discovery inbox (MQTT, mDNS, SSDP)",
+                len(self.boxes) + len(self.services) + len(MQTT_DEVICES),
             )
             await asyncio.Event().wait()
         finally:

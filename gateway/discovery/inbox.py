@@ -139,6 +139,7 @@ class Inbox:
         self._unlisten: list[Callable[[], None]] = []
         self._last_warning: dict[str, float] = {}
         self._write_failed = False
+        self._match_cache: dict[tuple[str, tuple[tuple[str, str], ...], str | None], Profile | None] = {}
         self.dropped = 0
         self.rejected_inputs = 0
 
@@ -502,12 +503,12 @@ class Inbox:
                     break
                 near = near or profile
             for facts in announcement.facts:
-                profile = self._profiles.match(announcement.source.value, facts, firmware)
+                profile = self._match_cached(announcement.source.value, facts, firmware)
                 if profile is not None:
                     matched = profile
                     break
                 if near is None and firmware is not None:
-                    near = self._profiles.match(announcement.source.value, facts, None)
+                    near = self._match_cached(announcement.source.value, facts, None)
             if matched is not None:
                 break
         if matched is not None:
@@ -523,6 +524,18 @@ class Inbox:
                 if near is not None
                 else None
             )
+
+    def _match_cached(self, source: str, facts: dict[str, str], firmware: str | None) -> Profile | None:
+        # Profiles are loaded once, and a burst of discovery configs repeats the same few
+        # models thousands of times: matching each against every profile is not needed.
+        key = (source, tuple(sorted(facts.items())), firmware)
+        cache = self._match_cache
+        if key in cache:
+            return cache[key]
+        if len(cache) > 4096:
+            cache.clear()
+        profile = cache[key] = self._profiles.match(source, facts, firmware)
+        return profile
 
     def _registered_device(self, item: InboxItem) -> Device | None:
         for key in item.keys:

@@ -16,7 +16,7 @@ Linli's own devices announce themselves once, retained, on
 
     linli/v1/discovery/<id>/config   {"model": "SOS-P1", "firmware": "1.4.0", ...}
 
-(NATIVE_SCHEMA below), and publish telemetry on `linli/v1/discovery/<id>`
+(schemas.NATIVE_SCHEMA), and publish telemetry on `linli/v1/discovery/<id>`
 until they are adopted.
 
 Everything here runs in the MQTT receive callback: parse, check, hand to the
@@ -33,14 +33,13 @@ from typing import Any, Final
 
 import aiomqtt
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from gateway.discovery.ha_abbreviations import apply_topic_base, expand
 from gateway.discovery.ha_mapping import HA_COMPONENTS, capability_for
 from gateway.discovery.identity import identifier_keys, ieee_key, mac_key, ordered
 from gateway.discovery.inbox import Inbox
 from gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
+from gateway.discovery.schemas import config_problem, native_problem
 from gateway.mqtt.link import MqttLink
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,115 +62,9 @@ _SHARED_KEYS: Final = (
     "encoding",
 )
 
-_TOPIC: Final = {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^+#\\u0000]*$"}
-_TEXT: Final = {"type": ["string", "null"], "maxLength": 256}
-_AVAILABILITY: Final = {
-    "type": "array",
-    "maxItems": 16,
-    "items": {
-        "type": "object",
-        "required": ["topic"],
-        "properties": {"topic": _TOPIC, "payload_available": _TEXT, "payload_not_available": _TEXT},
-    },
-}
-_DEVICE: Final = {
-    "type": "object",
-    "maxProperties": 64,
-    "properties": {
-        "identifiers": {
-            "anyOf": [
-                {"type": "string", "minLength": 1, "maxLength": 256},
-                {
-                    "type": "array",
-                    "maxItems": 32,
-                    "items": {"type": "string", "minLength": 1, "maxLength": 256},
-                },
-            ]
-        },
-        "connections": {
-            "type": "array",
-            "maxItems": 32,
-            "items": {
-                "type": "array",
-                "minItems": 2,
-                "maxItems": 2,
-                "items": {"type": "string", "maxLength": 256},
-            },
-        },
-        **{
-            key: _TEXT
-            for key in (
-                "name",
-                "manufacturer",
-                "model",
-                "model_id",
-                "sw_version",
-                "hw_version",
-                "serial_number",
-                "suggested_area",
-                "via_device",
-            )
-        },
-    },
-}
-#: What Linli reads from a Home Assistant entity config (after abbreviations are expanded).
-HA_CONFIG_SCHEMA: Final[dict[str, Any]] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "maxProperties": 512,
-    "properties": {
-        "unique_id": {"type": "string", "maxLength": 256},
-        "object_id": {"type": "string", "maxLength": 256},
-        "name": _TEXT,
-        "device_class": _TEXT,
-        "unit_of_measurement": _TEXT,
-        "state_topic": _TOPIC,
-        "command_topic": _TOPIC,
-        "availability_topic": _TOPIC,
-        "json_attributes_topic": _TOPIC,
-        "availability": _AVAILABILITY,
-        "value_template": {"type": "string", "maxLength": 4096},
-        "device": _DEVICE,
-        "origin": {
-            "type": "object",
-            "properties": {"name": _TEXT, "sw_version": _TEXT, "support_url": _TEXT},
-        },
-        "components": {"type": "object", "maxProperties": 256, "additionalProperties": {"type": "object"}},
-        "platform": {"type": "string"},
-    },
-}
-#: Linli's native announcement on linli/v1/discovery/<id>/config.
-NATIVE_SCHEMA: Final[dict[str, Any]] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "Linli native discovery announcement",
-    "type": "object",
-    "required": ["model"],
-    "maxProperties": 64,
-    "properties": {
-        "id": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
-        "model": {"type": "string", "minLength": 1, "maxLength": 64},
-        "manufacturer": {"type": "string", "maxLength": 64},
-        "name": {"type": "string", "maxLength": 128},
-        "firmware": {"type": "string", "pattern": "^[0-9A-Za-z._+-]{1,64}$"},
-        "state_topic": _TOPIC,
-        "availability_topic": _TOPIC,
-        "profile": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]*/[a-z0-9][a-z0-9_.-]*$"},
-    },
-}
-_HA_VALIDATOR: Final = Draft202012Validator(HA_CONFIG_SCHEMA)
-_NATIVE_VALIDATOR: Final = Draft202012Validator(NATIVE_SCHEMA)
-
 
 class ConfigError(ValueError):
     """A discovery config that cannot be used; the message says why."""
-
-
-def _schema_error(validator: Draft202012Validator, data: Any) -> str | None:
-    if validator.is_valid(data):
-        return None
-    error = best_match(validator.iter_errors(data))
-    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    return f"{where}: {error.message[:200]}"
 
 
 def excerpt(payload: bytes) -> str:
@@ -183,9 +76,20 @@ def excerpt(payload: bytes) -> str:
 
 @dataclass(slots=True)
 class _Entity:
+    """One entity config, with what Linli makes of it (worked out once, when it arrives)."""
+
     component: str
     object_id: str
     config: dict[str, Any]
+    capability: ProposedCapability | None = field(init=False)
+    availability: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.capability = capability_for(self.component, self.object_id, self.config)
+        topics = [a["topic"] for a in self.config.get("availability") or ()]
+        if self.config.get("availability_topic"):
+            topics.append(self.config["availability_topic"])
+        self.availability = topics
 
 
 @dataclass(slots=True)
@@ -328,7 +232,7 @@ class MqttDiscovery:
         if type(data) is not dict:
             raise ConfigError(f"config must be a JSON object, not {type(data).__name__}")
         config = apply_topic_base(expand(data))
-        problem = _schema_error(_HA_VALIDATOR, config)
+        problem = config_problem(config)
         if problem:
             raise ConfigError(f"config: {problem}")
         return config
@@ -427,16 +331,13 @@ class MqttDiscovery:
         seen: set[str] = set()
         availability: list[str] = []
         for entity in entities:
-            capability = capability_for(entity.component, entity.object_id, entity.config)
+            capability = entity.capability
             if capability is None:
                 unmapped.append(f"{entity.component}/{entity.object_id}")
             elif capability.key not in seen:
                 seen.add(capability.key)
                 capabilities.append(capability)
-            for avail in entity.config.get("availability") or ():
-                availability.append(avail["topic"])
-            if entity.config.get("availability_topic"):
-                availability.append(entity.config["availability_topic"])
+            availability += entity.availability
         manufacturer = device.get("manufacturer")
         first_name = next((e.config["name"] for e in entities if isinstance(e.config.get("name"), str)), None)
         config_topics = sorted({k[0] for k in record.entities})
@@ -496,7 +397,7 @@ class MqttDiscovery:
                 data = orjson.loads(payload)
             except orjson.JSONDecodeError as exc:
                 raise ConfigError(f"announcement is not JSON: {exc}") from None
-            problem = _schema_error(_NATIVE_VALIDATOR, data)
+            problem = native_problem(data)
             if problem:
                 raise ConfigError(f"announcement: {problem}")
             if data.get("id", device_id) != device_id:
