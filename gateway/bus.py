@@ -189,7 +189,7 @@ class EventBus:
         key = (etype, household)
         targets = self._targets.get(key)
         if targets is None:
-            keys = [(etype, _ANY), (Event, _ANY)]
+            keys: list[tuple[type[Event], str | None]] = [(etype, _ANY), (Event, _ANY)]
             if household is not None:
                 keys += [(etype, household), (Event, household)]
             targets = (

@@ -236,9 +236,9 @@ class Registry:
             by_row[row] = device
         loads = orjson.loads
         for row, cap, value, changed, reported in states:
-            device = by_row.get(row)
-            if device is not None:
-                device.states[cap] = CapabilityState(loads(value), changed, reported)
+            owner = by_row.get(row)
+            if owner is not None:
+                owner.states[cap] = CapabilityState(loads(value), changed, reported)
 
     def _index(self, device: Device) -> None:
         self.devices[device.id] = device
@@ -250,7 +250,7 @@ class Registry:
     async def async_add_building(self, building_id: str, name: str) -> Building:
         building = Building(id=building_id, community_id=self.community_id, name=name)
         await self._store.async_write(
-            lambda db: db["buildings"].upsert(
+            lambda db: db.table("buildings").upsert(
                 {"id": building_id, "community_id": self.community_id, "name": name}, pk="id"
             )
         )
@@ -261,7 +261,9 @@ class Registry:
         if building_id not in self.buildings:
             raise RegistryError(f"unit {unit_id!r}: no building {building_id!r}; add it first")
         await self._store.async_write(
-            lambda db: db["units"].upsert({"id": unit_id, "building_id": building_id, "name": name}, pk="id")
+            lambda db: db.table("units").upsert(
+                {"id": unit_id, "building_id": building_id, "name": name}, pk="id"
+            )
         )
         unit = self.units[unit_id] = Unit(id=unit_id, building_id=building_id, name=name)
         return unit
@@ -275,7 +277,7 @@ class Registry:
             raise RegistryError("household id 'discovery' is reserved for linli/v1/discovery")
         created = time.time()
         await self._store.async_write(
-            lambda db: db["households"].upsert(
+            lambda db: db.table("households").upsert(
                 {"id": household_id, "unit_id": unit_id, "name": name, "created": created},
                 pk="id",
             )

@@ -71,7 +71,7 @@ def _semantic_errors(data: dict[str, Any]) -> list[str]:
         object_kind = spec is not None and spec.value_schema.get("type") == "object"
         if composite and not object_kind:
             errors.append(f"{where}.source: kind {kind!r} takes one field, not an object")
-        if object_kind and not composite:
+        if spec is not None and object_kind and not composite:
             errors.append(
                 f"{where}.source: kind {kind!r} is composite; map each part, "
                 f"e.g. {{{', '.join(repr(c) + ': ...' for c in spec.components)}}}"

@@ -98,6 +98,11 @@ def _object_check(schema: dict[str, Any]) -> ValueCheck:
     return check
 
 
+def _bounded(compare: Callable[[Any, Any], bool], bound: Any) -> ValueCheck:
+    # A bound constrains numbers only; anything else passes it (the type check decides).
+    return lambda v: not _is_number(v) or compare(v, bound)
+
+
 def compile_check(schema: dict[str, Any]) -> ValueCheck:
     """A predicate equivalent to `Draft202012Validator(schema).is_valid` for JSON values."""
     if (
@@ -134,7 +139,7 @@ def compile_check(schema: dict[str, Any]) -> ValueCheck:
     ):
         if keyword in schema:
             bound = schema[keyword]
-            checks.append(lambda v, bound=bound, compare=compare: not _is_number(v) or compare(v, bound))
+            checks.append(_bounded(compare, bound))
     if not checks:
         return _is_json_finite
     if len(checks) == 1:
