@@ -4,7 +4,8 @@
     linli/v1/<household>/<device>             device state, JSON, published by the device or its hub
     linli/v1/<household>/<device>/set         commands to the device, JSON
     linli/v1/<household>/<device>/availability  online | offline, retained, from the device or hub
-    linli/v1/discovery/<component>/<id>/config  native announcements (see the discovery issue)
+    linli/v1/discovery/<id>/config            native announcements, retained (gateway/discovery)
+    linli/v1/discovery/<id>                   a native device's state until it is adopted
 
 Devices that already speak another convention (Zigbee2MQTT's
 `zigbee2mqtt/<name>`) keep their own topics: the registry routes by each
