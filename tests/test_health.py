@@ -184,6 +184,19 @@ async def test_diastolic_above_120_alone_is_a_hypertensive_crisis(make_gateway, 
     assert alert.data["parameter"] == "diastolic" and alert.data["rule"] == "hypertensive_crisis"
 
 
+async def test_fever_on_a_shared_thermometer_alerts_the_household_without_naming_a_resident(
+    make_gateway, broker, tmp_path
+) -> None:
+    # given a couple sharing the thermometer
+    gateway, health, screen, topics = await start(make_gateway, tmp_path, residents=2)
+    # when it reads 39.6 °C: someone in the home has a high fever, nobody knows who
+    await take(broker, health, [(topics["h1-thermometer"], {"temp_c": 39.6})], 1)
+    await settle(lambda: screen.received)
+    [alert] = vital_alerts(gateway)
+    assert alert.resident is None and "unattributed" in alert.title
+    assert alert.data["reading"]["unattributed"] is True and alert.data["threshold"] == 39.1
+
+
 @pytest.mark.parametrize(
     ("device", "payload", "rule", "parameter", "value"),
     [
