@@ -196,3 +196,16 @@ async def test_config_with_wrong_types_is_rejected_with_the_key(make_gateway, br
         orjson.dumps({"stat_t": "zigbee2mqtt/x", "dev": {"ids": 42}}),
         "device.identifiers",
     )
+
+
+async def test_a_flood_of_bad_configs_is_logged_sparingly_and_kept_whole(
+    make_gateway, broker, caplog
+) -> None:
+    gateway = await start(make_gateway, "mqtt")
+    inbox = inbox_of(gateway)
+    bad = [(f"homeassistant/sensor/junk{i}/config", b"not json") for i in range(100)]
+    await publish_retained(broker.port, bad)
+    await settle(lambda: inbox.rejected_inputs == 100)
+    assert len(await rejected_view(gateway)) == 100
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "rejected" in r.getMessage()]
+    assert len(warnings) <= 20

@@ -50,6 +50,7 @@ from gateway.store import Store
 
 _LOGGER = logging.getLogger(__name__)
 _WARN_EVERY_S: Final = 60.0
+_WARN_BUDGET: Final = 20  # warning lines a minute, whatever floods in
 _RESEEN_WRITE_S: Final = 60.0  # a device that merely says "still here" is written at most this often
 _ACTOR: Final = re.compile(r"^[\w.@+-][\w .@+-]{0,63}$")
 
@@ -138,6 +139,9 @@ class Inbox:
         self._task: asyncio.Task[None] | None = None
         self._unlisten: list[Callable[[], None]] = []
         self._last_warning: dict[str, float] = {}
+        self._budget_since = -_WARN_EVERY_S
+        self._budget = _WARN_BUDGET
+        self._suppressed = 0
         self._write_failed = False
         self._match_cache: dict[tuple[str, tuple[tuple[str, str], ...], str | None], Profile | None] = {}
         self.dropped = 0
@@ -677,9 +681,22 @@ class Inbox:
             )
 
     def _warn(self, key: str, message: str, *args: Any) -> None:
+        """Once a minute per key, and at most _WARN_BUDGET lines a minute in all."""
         now = time.monotonic()
         if now - self._last_warning.get(key, -_WARN_EVERY_S) < _WARN_EVERY_S:
             return
+        if now - self._budget_since >= _WARN_EVERY_S:
+            if self._suppressed:
+                _LOGGER.warning(
+                    "discovery: %d more warnings in the last minute were not logged "
+                    "(the rejected view has every one: GET /api/v1/inbox?status=rejected)",
+                    self._suppressed,
+                )
+            self._budget_since, self._budget, self._suppressed = now, _WARN_BUDGET, 0
+        if self._budget <= 0:
+            self._suppressed += 1
+            return
+        self._budget -= 1
         if len(self._last_warning) > 10_000:
             self._last_warning.clear()
         self._last_warning[key] = now
