@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from gateway.stb.schemas import STB_COMMAND_SCHEMAS, STB_STATE_SCHEMAS
+
 
 class Category(StrEnum):
     SECURITY = "security"
@@ -114,7 +116,8 @@ KINDS: Final[dict[str, KindSpec]] = {
     )
 }
 
-#: Kinds of the set-top box contract; their schemas arrive with the STB adapters.
+#: Kinds of the set-top box contract; each has a JSON Schema for its state
+#: (`STB_STATE_SCHEMAS`) and its commands (`STB_COMMAND_SCHEMAS`), see gateway/stb/schemas.py.
 STB_KINDS: Final = (
     "power",
     "keys",
@@ -127,6 +130,9 @@ STB_KINDS: Final = (
     "now_playing",
     "meta",
 )
+
+
+assert set(STB_KINDS) == set(STB_STATE_SCHEMAS) == set(STB_COMMAND_SCHEMAS)
 
 
 def kind_names() -> list[str]:

@@ -65,7 +65,12 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
         "portal": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"host": {"type": "string"}, "port": _PORT, "enabled": {"type": "boolean"}},
+            "properties": {
+                "host": {"type": "string"},
+                "port": _PORT,
+                "enabled": {"type": "boolean"},
+                "public_url": {"type": "string", "pattern": "^https?://"},
+            },
         },
         "store": {
             "type": "object",
@@ -125,6 +130,15 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                         },
                     },
                 }
+            },
+        },
+        "adapters": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "disabled": {"type": "array", "items": {"type": "string"}},
+                "only": {"type": "array", "items": {"type": "string"}},
+                "settings": {"type": "object", "additionalProperties": {"type": "object"}},
             },
         },
         "demo": {
@@ -247,6 +261,8 @@ DEFAULTS: Final[dict[str, Any]] = {
         "adapters.mqtt_device:MqttDeviceAdapter",
         "gateway.discovery:Discovery",
         "portal.app:Portal",
+        "gateway.plugins.host:AdapterHost",
+        "gateway.stb.screens:Screens",
         "services.alerts:AlertEngine",
         "services.eldercare:ElderCare",
         "services.health:Health",

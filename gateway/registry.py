@@ -155,6 +155,7 @@ class Registry:
         self.households: dict[str, Household] = {}
         self.devices: dict[str, Device] = {}
         self.residents: dict[str, Resident] = {}
+        self._residents_by_household: dict[str, dict[str, Resident]] = {}
         self._by_topic: dict[str, Device] = {}
         self._by_household: dict[str, dict[str, Device]] = {}
         self.unknown_profile_devices: list[str] = []
@@ -203,8 +204,8 @@ class Registry:
             self.households[hid] = Household(id=hid, unit_id=uid, name=name, created=created)
         by_row: dict[int, Device] = {}
         for rid, hid, name, created, data in residents:
-            self.residents[rid] = Resident(
-                id=rid, household_id=hid, name=name, created=created, data=orjson.loads(data)
+            self._index_resident(
+                Resident(id=rid, household_id=hid, name=name, created=created, data=orjson.loads(data))
             )
         for row, did, hid, name, room, pid, fw, topic, uniq, created, _avail, seen, rid in devices:
             profile = self._profiles.get(pid)
@@ -485,11 +486,17 @@ class Registry:
         resident = Resident(
             id=resident_id, household_id=household_id, name=name, created=created, data=data or {}
         )
-        self.residents[resident_id] = resident
+        self._index_resident(resident)
         return resident
 
+    def _index_resident(self, resident: Resident) -> None:
+        self.residents[resident.id] = resident
+        self._residents_by_household.setdefault(resident.household_id, {})[resident.id] = resident
+
     def household_residents(self, household_id: str) -> list[Resident]:
-        return [r for r in self.residents.values() if r.household_id == household_id]
+        # Residents are few per household but many per community: this runs per
+        # health reading, so it must not scan the whole community.
+        return [r for r in self._residents_by_household.get(household_id, {}).values()]
 
     def resident_of(self, device: Device) -> Resident | None:
         """Whose reading this is: the device's assigned resident, or the household's only one."""

@@ -28,6 +28,7 @@ from gateway.events import GatewayStarted
 from gateway.mqtt.broker import Broker, EmbeddedBroker, MosquittoBroker
 from gateway.mqtt.link import MqttLink, MqttSettings
 from gateway.notify import Notifier
+from gateway.privacy import Privacy
 from gateway.profiles import ProfileSet, load_profiles
 from gateway.registry import Registry
 from gateway.store import Store
@@ -123,6 +124,7 @@ class Gateway:
         self.bus = EventBus(default_maxsize=config["bus"]["queue_size"])
         self.commands = Commands()
         self.notifier = Notifier()
+        self.privacy = Privacy()
         self.profiles: ProfileSet = ProfileSet()
         store_cfg = config["store"]
         self.store = Store(

@@ -19,7 +19,9 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.runtime import Gateway
+from portal.adapters_api import register_adapter_routes
 from portal.inbox_api import register_inbox_routes
+from portal.screens_api import register_screen_routes
 
 _LOGGER = logging.getLogger(__name__)
 STATIC: Final = Path(__file__).resolve().parent / "static"
@@ -104,6 +106,8 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/api/v1/households", _households)
     app.router.add_get("/api/v1/households/{household_id}/devices", _household_devices)
     register_inbox_routes(app, GATEWAY_KEY)
+    register_adapter_routes(app, GATEWAY_KEY)
+    register_screen_routes(app, GATEWAY_KEY)
     app.router.add_static("/static/", STATIC)
     return app
 

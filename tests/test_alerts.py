@@ -235,3 +235,37 @@ async def test_household_can_set_its_own_chain(make_gateway, tmp_path) -> None:
             "sos",
             {"steps": [{"after_s": 10, "audience": "household"}, {"after_s": 0, "audience": "carers"}]},
         )
+
+
+async def test_health_details_reach_carers_only_with_the_households_consent(make_gateway, tmp_path) -> None:
+    clock = Clock()
+    gateway, engine, screen = await start(make_gateway, tmp_path, clock)
+    await add_home(gateway)
+    shown: list[tuple[str, str]] = []
+
+    class Phone:
+        name = "phone"
+
+        async def async_deliver(self, alert, audience):  # type: ignore[no-untyped-def]
+            from gateway.notify import Delivery, Outcome
+
+            shown.append((audience.value, alert["title"]))
+            return Delivery(outcome=Outcome.DELIVERED)
+
+    gateway.notifier.register(Phone())
+    consent = {"h1": False}
+    gateway.privacy.register("health", lambda household, purpose: consent[household])
+    reading = {"sensitive": "health", "value": 196, "unit": "mm[Hg]"}
+    alert = await engine.async_raise(
+        kind="vital_sign", household_id="h1", title="收缩压 196 mmHg", severity="high", data=reading
+    )
+    await engine.async_run_due()
+    clock.now += 60
+    await engine.async_run_due()
+    assert shown[0] == ("household", "收缩压 196 mmHg")  # the household sees its own reading
+    assert shown[1][0] == "carers" and "196" not in shown[1][1]  # carers: someone needs attention
+    consent["h1"] = True
+    clock.now += 120
+    await engine.async_run_due()
+    assert shown[2] == ("duty_desk", "收缩压 196 mmHg")
+    assert alert.data["value"] == 196  # the stored alert keeps everything

@@ -33,6 +33,8 @@ from gateway.events import AlertAnswered, AlertChanged, AlertRequested
 from gateway.ids import new_id
 from gateway.notify import Audience, Delivery, Outcome
 from gateway.runtime import Gateway
+from gateway.uplink import outbox as uplink_outbox
+from gateway.uplink.messages import alert_event
 from services.alerts.escalation import Policy, default_policy
 from services.alerts.model import COLUMNS, OPEN_STATES, Alert, AlertError, AlertState, Severity
 from services.alerts.webhook import WebhookChannel
@@ -494,7 +496,7 @@ class AlertEngine:
         assert self._gateway is not None
         by_name = {c.name: c for c in self._channels()}
         audiences = self._audiences(alert, step)
-        payload = alert.as_dict()
+        payloads = {audience: self._payload_for(alert, audience) for audience in audiences}
 
         async def one(name: str) -> tuple[str, Delivery]:
             channel = by_name.get(name)
@@ -506,7 +508,9 @@ class AlertEngine:
                     break
                 try:
                     reached.append(
-                        await asyncio.wait_for(channel.async_deliver(payload, audience), DELIVERY_TIMEOUT_S)
+                        await asyncio.wait_for(
+                            channel.async_deliver(payloads[audience], audience), DELIVERY_TIMEOUT_S
+                        )
                     )
                 except Exception as exc:  # a channel's failure is recorded, never fatal
                     reached.append(Delivery(outcome=Outcome.FAILED, detail=f"{type(exc).__name__}: {exc}"))
@@ -595,6 +599,28 @@ class AlertEngine:
                 attempted += await self._deliver(alert, alert.step, missing, now, 0)
         return attempted
 
+    def _payload_for(self, alert: Alert, audience: Audience) -> dict[str, Any]:
+        """The alert as this audience may see it.
+
+        Sensitive data (a vital-sign reading) leaves the household only with the
+        household's consent for that purpose; without it, carers, the duty desk and
+        providers still learn that someone needs attention, but not the reading.
+        """
+        payload = alert.as_dict()
+        category = alert.data.get("sensitive")
+        if not category or audience is Audience.HOUSEHOLD:
+            return payload
+        purpose = "carer" if audience is Audience.CARERS else "provider"
+        assert self._gateway is not None
+        if self._gateway.privacy.may_share(str(category), alert.household_id, purpose):
+            return payload
+        return {
+            **payload,
+            "title": "健康提醒 Health alert — details withheld (no consent to share)",
+            "detail": "",
+            "data": {"sensitive": category, "withheld": True},
+        }
+
     def _drop_retries(self, alert_id: int) -> None:
         for key in [k for k in self._retries if k[0] == alert_id]:
             del self._retries[key]
@@ -666,3 +692,8 @@ class AlertEngine:
             "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             events,
         )
+        if uplink_outbox.is_active(db):  # the regional uplink hears of it in this same transaction
+            for row in rows:
+                alert = dict(zip(COLUMNS, row, strict=True))
+                transitions = [e[2] for e in events if e[0] == alert["id"]]
+                uplink_outbox.enqueue(db, "alert", alert_event(alert, transitions))

@@ -90,6 +90,8 @@ class Health:
             self._consent.apply(record)
         storage.start()
         self._storage = storage
+        # The consent this service records decides where health data may go, alerts included.
+        gateway.privacy.register("health", self.may_share)
         bus = gateway.bus
         self._unlisten = [
             bus.listen(TelemetryReceived, self._on_telemetry),
@@ -101,6 +103,8 @@ class Health:
         for unlisten in self._unlisten:
             unlisten()
         self._unlisten = []
+        if self._gateway is not None:
+            self._gateway.privacy.unregister("health")
         if self._storage is not None:
             await self._storage.async_stop()
 

@@ -1,0 +1,91 @@
+"""A simulated two-way cable box: a DIAL server and a UPnP/DLNA MediaRenderer on 127.0.0.1.
+
+    GET  /description.xml     the UPnP device description (MediaRenderer:1), answered with the
+                              DIAL headers `Application-URL: <base>/apps/` and `WAKEUP: MAC=…;Timeout=10`
+    /upnp/…                   AVTransport, RenderingControl, ConnectionManager (async-upnp-client server)
+    /apps/<name>              DIAL apps (dial_apps.py), with the operator's `Linli` companion app
+
+`target` is what the stb_broadcast adapter is given: the description's URL
+(its SSDP LOCATION).
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+from async_upnp_client.aiohttp import AiohttpRequester
+from async_upnp_client.server import action_handler, subscribe_handler, to_xml, unsubscribe_handler
+
+from adapters.sim.box import SimBox
+from adapters.sim.dial_apps import DialApps
+from adapters.sim.renderer import MediaRendererDevice
+
+XML_BOMB = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE root [\n<!ENTITY a "aaaaaaaaaa">\n'
+    + b"".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">\n'.encode() for i in range(8))
+    + b']>\n<root xmlns="urn:schemas-upnp-org:device-1-0"><specVersion><major>1</major><minor>0</minor>'
+    b"</specVersion><device><deviceType>urn:schemas-upnp-org:device:MediaRenderer:1</deviceType>"
+    b"<friendlyName>&i;</friendlyName><manufacturer>x</manufacturer><modelName>x</modelName>"
+    b"<UDN>uuid:00000000-0000-0000-0000-000000000000</UDN></device></root>"
+)
+
+
+class DialBox(SimBox):
+    """One simulated DVB-C box."""
+
+    kind = "dial-dlna"
+
+    def __init__(self, *, name: str = "dial-box", port: int = 0, mac: str | None = None) -> None:
+        super().__init__(name=name, port=port, mac=mac)
+        self.udn = f"uuid:{uuid.uuid5(uuid.NAMESPACE_DNS, f'{name}.sim.linli')}"
+        self.dial = DialApps(self, base_path="/apps")
+        self.device: MediaRendererDevice | None = None
+
+    @property
+    def url(self) -> str:
+        """The description's URL: the adapter's target."""
+        return f"{self.base_url}/description.xml"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=256 * 1024, middlewares=[self._misbehaviour])
+        device = MediaRendererDevice.for_box(self, self.udn, AiohttpRequester())
+        if self.device is not None:  # keep what was playing across a power cycle
+            for old, new in zip(self.device.all_services, device.all_services, strict=True):
+                new.__dict__.update({k: v for k, v in old.__dict__.items() if k in ("uri", "metadata")})
+        self.device = device
+        app.router.add_get("/description.xml", partial(self._description, device))
+        for service in device.all_services:
+            definition = service.SERVICE_DEFINITION  # type: ignore[attr-defined]
+            app.router.add_get(definition.scpd_url, partial(to_xml, service))
+            app.router.add_post(definition.control_url, partial(action_handler, service))
+            app.router.add_route("SUBSCRIBE", definition.event_sub_url, partial(subscribe_handler, service))
+            app.router.add_route(
+                "UNSUBSCRIBE", definition.event_sub_url, partial(unsubscribe_handler, service)
+            )
+        self.dial.add_routes(app)
+        return app
+
+    async def _description(self, device: MediaRendererDevice, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        headers = {"Application-URL": self.dial.application_url, "WAKEUP": f"MAC={self.mac};Timeout=10"}
+        if self.misbehave == "bomb":
+            return web.Response(body=XML_BOMB, content_type="text/xml", headers=headers)
+        response = await to_xml(device, request)
+        response.headers.update(headers)
+        return response
+
+    @web.middleware
+    async def _misbehaviour(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        mode = self.misbehave
+        if mode in ("hang", "huge") and not request.path.startswith("/_sim"):
+            self.requests += 1
+            if mode == "hang":
+                return await self.hang(request, "text/xml")
+            return await self.huge(request, "text/xml")
+        if mode == "malformed" and request.path.startswith("/upnp/control"):
+            self.requests += 1
+            return web.Response(body=b"<s:Envelope><s:Body><u:GetVolumeRes", content_type="text/xml")
+        return await handler(request)  # type: ignore[no-any-return]

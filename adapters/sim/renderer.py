@@ -1,0 +1,319 @@
+"""The UPnP/DLNA MediaRenderer of the simulated cable box, built with async-upnp-client's server side.
+
+AVTransport plays what it is given: a `dvb://<onid>.<tsid>.<sid>` URI tunes the
+tuner to that DVB-C service, any other URI is a stream. RenderingControl is the
+box's volume. The services change the box's `screen`; nothing is hand-written
+SOAP: the library parses requests and writes answers and faults.
+
+(No `from __future__ import annotations` here: the library checks action
+parameter annotations against the state variables' Python types.)
+"""
+
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from async_upnp_client.client import UpnpRequester
+from async_upnp_client.const import DeviceInfo, ServiceInfo
+from async_upnp_client.exceptions import UpnpActionError, UpnpActionErrorCode
+from async_upnp_client.server import (
+    UpnpServerDevice,
+    UpnpServerService,
+    callable_action,
+    create_event_var,
+    create_state_var,
+)
+from didl_lite import didl_lite
+
+from adapters.sim.lineups import BROADCAST_LINEUP
+from gateway.stb.channels import parse_dvb_uri
+
+if TYPE_CHECKING:
+    from adapters.sim.box import SimBox
+
+DIAL_SERVICE = "urn:dial-multiscreen-org:service:dial:1"
+
+
+def _service(name: str, service_type: str) -> ServiceInfo:
+    return ServiceInfo(
+        service_id=f"urn:upnp-org:serviceId:{name}",
+        service_type=service_type,
+        control_url=f"/upnp/control/{name}",
+        event_sub_url=f"/upnp/event/{name}",
+        scpd_url=f"/upnp/{name}.xml",
+        xml=ET.Element("server_service"),
+    )
+
+
+class _BoxService(UpnpServerService):
+    box: "SimBox"
+
+    def check(self) -> None:
+        if self.box.misbehave == "fault":
+            raise UpnpActionError(
+                error_code=UpnpActionErrorCode.ACTION_FAILED.value, error_desc="Tuner hardware fault"
+            )
+
+
+class AVTransportService(_BoxService):
+    SERVICE_DEFINITION = _service("AVTransport", "urn:schemas-upnp-org:service:AVTransport:1")
+    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {
+        "A_ARG_TYPE_InstanceID": create_state_var("ui4"),
+        "AVTransportURI": create_state_var("string", default=""),
+        "AVTransportURIMetaData": create_state_var("string", default=""),
+        "NextAVTransportURI": create_state_var("string", default=""),
+        "NextAVTransportURIMetaData": create_state_var("string", default=""),
+        "TransportState": create_state_var(
+            "string",
+            allowed=["STOPPED", "PLAYING", "PAUSED_PLAYBACK", "TRANSITIONING", "NO_MEDIA_PRESENT"],
+            default="NO_MEDIA_PRESENT",
+        ),
+        "TransportStatus": create_state_var("string", allowed=["OK", "ERROR_OCCURRED"], default="OK"),
+        "TransportPlaySpeed": create_state_var("string", default="1"),
+        "NumberOfTracks": create_state_var("ui4", default="0"),
+        "CurrentMediaDuration": create_state_var("string", default="NOT_IMPLEMENTED"),
+        "PlaybackStorageMedium": create_state_var("string", default="NETWORK"),
+        "RecordStorageMedium": create_state_var("string", default="NOT_IMPLEMENTED"),
+        "RecordMediumWriteStatus": create_state_var("string", default="NOT_IMPLEMENTED"),
+        "LastChange": create_event_var("string", default=""),
+    }
+
+    def __init__(self, requester: UpnpRequester) -> None:
+        super().__init__(requester)
+        self.uri = ""
+        self.metadata = ""
+        self.transport = "NO_MEDIA_PRESENT"
+
+    def _show(self) -> None:
+        screen = self.box.screen
+        triplet = parse_dvb_uri(self.uri) if self.uri else None
+        if triplet is not None:
+            screen.media_url, screen.media_title, screen.media_state = None, None, "stopped"
+            if self.transport == "PLAYING":
+                record = next(
+                    (r for r in BROADCAST_LINEUP if (r["onid"], r["tsid"], r["sid"]) == triplet),
+                    {
+                        "idType": 10,
+                        "name": self.uri,
+                        "onid": triplet[0],
+                        "tsid": triplet[1],
+                        "sid": triplet[2],
+                    },
+                )
+                screen.channel = dict(record)
+            else:
+                screen.channel = None
+            return
+        screen.channel = None
+        screen.media_url = self.uri or None
+        screen.media_title = _title(self.metadata)
+        screen.media_state = {"PLAYING": "playing", "PAUSED_PLAYBACK": "paused"}.get(
+            self.transport, "stopped"
+        )
+
+    @callable_action(
+        name="SetAVTransportURI",
+        in_args={
+            "InstanceID": "A_ARG_TYPE_InstanceID",
+            "CurrentURI": "AVTransportURI",
+            "CurrentURIMetaData": "AVTransportURIMetaData",
+        },
+        out_args={},
+    )
+    async def set_uri(self, InstanceID: int, CurrentURI: str, CurrentURIMetaData: str) -> dict[str, Any]:
+        self.check()
+        self.uri, self.metadata, self.transport = CurrentURI, CurrentURIMetaData, "STOPPED"
+        self._show()
+        return {}
+
+    @callable_action(
+        name="Play",
+        in_args={"InstanceID": "A_ARG_TYPE_InstanceID", "Speed": "TransportPlaySpeed"},
+        out_args={},
+    )
+    async def play(self, InstanceID: int, Speed: str) -> dict[str, Any]:
+        self.check()
+        if not self.uri:
+            raise UpnpActionError(error_code=701, error_desc="Transition not available")
+        self.transport = "PLAYING"
+        self._show()
+        return {}
+
+    @callable_action(name="Pause", in_args={"InstanceID": "A_ARG_TYPE_InstanceID"}, out_args={})
+    async def pause(self, InstanceID: int) -> dict[str, Any]:
+        self.check()
+        if self.transport != "PLAYING" or parse_dvb_uri(self.uri):
+            raise UpnpActionError(error_code=701, error_desc="Transition not available")
+        self.transport = "PAUSED_PLAYBACK"
+        self._show()
+        return {}
+
+    @callable_action(name="Stop", in_args={"InstanceID": "A_ARG_TYPE_InstanceID"}, out_args={})
+    async def stop(self, InstanceID: int) -> dict[str, Any]:
+        self.check()
+        self.transport = "STOPPED" if self.uri else "NO_MEDIA_PRESENT"
+        self._show()
+        return {}
+
+    @callable_action(
+        name="GetTransportInfo",
+        in_args={"InstanceID": "A_ARG_TYPE_InstanceID"},
+        out_args={
+            "CurrentTransportState": "TransportState",
+            "CurrentTransportStatus": "TransportStatus",
+            "CurrentSpeed": "TransportPlaySpeed",
+        },
+    )
+    async def transport_info(self, InstanceID: int) -> dict[str, Any]:
+        self.check()
+        return {"CurrentTransportState": self.transport, "CurrentTransportStatus": "OK", "CurrentSpeed": "1"}
+
+    @callable_action(
+        name="GetMediaInfo",
+        in_args={"InstanceID": "A_ARG_TYPE_InstanceID"},
+        out_args={
+            "NrTracks": "NumberOfTracks",
+            "MediaDuration": "CurrentMediaDuration",
+            "CurrentURI": "AVTransportURI",
+            "CurrentURIMetaData": "AVTransportURIMetaData",
+            "NextURI": "NextAVTransportURI",
+            "NextURIMetaData": "NextAVTransportURIMetaData",
+            "PlayMedium": "PlaybackStorageMedium",
+            "RecordMedium": "RecordStorageMedium",
+            "WriteStatus": "RecordMediumWriteStatus",
+        },
+    )
+    async def media_info(self, InstanceID: int) -> dict[str, Any]:
+        self.check()
+        return {
+            "NrTracks": 1 if self.uri else 0,
+            "MediaDuration": "NOT_IMPLEMENTED",
+            "CurrentURI": self.uri,
+            "CurrentURIMetaData": self.metadata,
+            "NextURI": "",
+            "NextURIMetaData": "",
+            "PlayMedium": "NETWORK",
+            "RecordMedium": "NOT_IMPLEMENTED",
+            "WriteStatus": "NOT_IMPLEMENTED",
+        }
+
+
+def _title(metadata: str) -> str | None:
+    if not metadata:
+        return None
+    try:
+        items = didl_lite.from_xml_string(metadata)
+    except Exception:
+        return None
+    return str(getattr(items[0], "title", "")) or None if items else None
+
+
+class RenderingControlService(_BoxService):
+    SERVICE_DEFINITION = _service("RenderingControl", "urn:schemas-upnp-org:service:RenderingControl:1")
+    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {
+        "A_ARG_TYPE_InstanceID": create_state_var("ui4"),
+        "A_ARG_TYPE_Channel": create_state_var("string", allowed=["Master"], default="Master"),
+        "Volume": create_state_var(
+            "ui2", allowed_range={"min": "0", "max": "100", "step": "1"}, default="20"
+        ),
+        "Mute": create_state_var("boolean", default="0"),
+        "LastChange": create_event_var("string", default=""),
+    }
+
+    @callable_action(
+        name="GetVolume",
+        in_args={"InstanceID": "A_ARG_TYPE_InstanceID", "Channel": "A_ARG_TYPE_Channel"},
+        out_args={"CurrentVolume": "Volume"},
+    )
+    async def get_volume(self, InstanceID: int, Channel: str) -> dict[str, Any]:
+        self.check()
+        return {"CurrentVolume": self.box.screen.volume}
+
+    @callable_action(
+        name="SetVolume",
+        in_args={
+            "InstanceID": "A_ARG_TYPE_InstanceID",
+            "Channel": "A_ARG_TYPE_Channel",
+            "DesiredVolume": "Volume",
+        },
+        out_args={},
+    )
+    async def set_volume(self, InstanceID: int, Channel: str, DesiredVolume: int) -> dict[str, Any]:
+        self.check()
+        self.box.screen.volume = DesiredVolume
+        return {}
+
+    @callable_action(
+        name="GetMute",
+        in_args={"InstanceID": "A_ARG_TYPE_InstanceID", "Channel": "A_ARG_TYPE_Channel"},
+        out_args={"CurrentMute": "Mute"},
+    )
+    async def get_mute(self, InstanceID: int, Channel: str) -> dict[str, Any]:
+        self.check()
+        return {"CurrentMute": self.box.screen.muted}
+
+    @callable_action(
+        name="SetMute",
+        in_args={
+            "InstanceID": "A_ARG_TYPE_InstanceID",
+            "Channel": "A_ARG_TYPE_Channel",
+            "DesiredMute": "Mute",
+        },
+        out_args={},
+    )
+    async def set_mute(self, InstanceID: int, Channel: str, DesiredMute: bool) -> dict[str, Any]:
+        self.check()
+        self.box.screen.muted = DesiredMute
+        return {}
+
+
+class ConnectionManagerService(_BoxService):
+    SERVICE_DEFINITION = _service("ConnectionManager", "urn:schemas-upnp-org:service:ConnectionManager:1")
+    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {
+        "SourceProtocolInfo": create_state_var("string", default=""),
+        "SinkProtocolInfo": create_state_var(
+            "string", default="http-get:*:video/mp4:*,http-get:*:application/vnd.apple.mpegurl:*,dvb:*:*:*"
+        ),
+    }
+
+    @callable_action(
+        name="GetProtocolInfo",
+        in_args={},
+        out_args={"Source": "SourceProtocolInfo", "Sink": "SinkProtocolInfo"},
+    )
+    async def protocol_info(self) -> dict[str, Any]:
+        return {
+            "Source": self.state_variable("SourceProtocolInfo"),
+            "Sink": self.state_variable("SinkProtocolInfo"),
+        }
+
+
+class MediaRendererDevice(UpnpServerDevice):
+    """The box's root device; each box gets its own UDN and name (see `for_box`)."""
+
+    EMBEDDED_DEVICES: ClassVar[list[Any]] = []
+    SERVICES: ClassVar[list[Any]] = [AVTransportService, RenderingControlService, ConnectionManagerService]
+
+    @classmethod
+    def for_box(cls, box: "SimBox", udn: str, requester: UpnpRequester) -> "MediaRendererDevice":
+        info = DeviceInfo(
+            device_type="urn:schemas-upnp-org:device:MediaRenderer:1",
+            friendly_name=f"{box.name}",
+            manufacturer="Linli Sim Cable",
+            manufacturer_url=None,
+            model_description="Two-way DVB-C set-top box (simulated)",
+            model_name="DVB-C-SIM-2W",
+            model_number="2.3.0",
+            model_url=None,
+            serial_number=None,
+            udn=udn,
+            upc=None,
+            presentation_url=None,
+            url="/description.xml",
+            icons=[],
+            xml=ET.Element("server_device"),
+        )
+        kind = type("BoxRenderer", (cls,), {"DEVICE_DEFINITION": info})
+        device = kind(requester, box.base_url)
+        for service in device.all_services:
+            service.box = box  # type: ignore[attr-defined]
+        return device

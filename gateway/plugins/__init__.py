@@ -1,0 +1,27 @@
+"""Adapter plug-ins: manifests, discovery, the adapter API, and the host that runs them.
+
+manifest.py   manifest.json, its JSON Schema, the adapter's settings
+catalog.py    finding adapters (entry points `linli.adapters`, the adapters/ folder)
+api.py        AdapterApi: what an adapter may touch, by permission
+storage.py    each adapter's own storage namespace
+host.py       the `adapters` component: start in isolation, states with reasons
+"""
+
+from gateway.plugins.api import AdapterApi
+from gateway.plugins.catalog import ENTRY_POINT_GROUP, AdapterEntry, discover
+from gateway.plugins.host import AdapterHost, AdapterState, load_adapter_class
+from gateway.plugins.manifest import Manifest, ManifestError, load_manifest, settings_for
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AdapterApi",
+    "AdapterEntry",
+    "AdapterHost",
+    "AdapterState",
+    "Manifest",
+    "ManifestError",
+    "discover",
+    "load_adapter_class",
+    "load_manifest",
+    "settings_for",
+]

@@ -1,0 +1,285 @@
+"""Component `adapters`: finds the installed adapters, starts each in isolation, and says how each is.
+
+Every adapter found (catalog.py) ends up in one state, with a reason a person
+can act on:
+
+    running     started; its devices take commands
+    failed      its async_start raised or timed out; stopped again, nothing of it left behind
+    crashed     a background job of it raised while running; stopped, nothing left behind
+    disabled    bad manifest, import error, bad settings, or turned off in the configuration
+    component   run by the gateway itself as a configured component (config "components")
+    stopped     stopped on request (restart, conformance kit)
+
+A broken adapter never stops the gateway or the other adapters. The states are
+what `linli adapters` and GET /api/v1/adapters show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from gateway.plugins.api import AdapterApi
+from gateway.plugins.catalog import AdapterEntry, discover
+from gateway.plugins.manifest import ManifestError, settings_for
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+_LOGGER = logging.getLogger(__name__)
+START_TIMEOUT_S: Final = 30.0
+STOP_TIMEOUT_S: Final = 10.0
+
+
+class AdapterState(StrEnum):
+    RUNNING = "running"
+    FAILED = "failed"
+    CRASHED = "crashed"
+    DISABLED = "disabled"
+    COMPONENT = "component"
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True, kw_only=True)
+class AdapterSlot:
+    """One adapter as the host knows it."""
+
+    entry: AdapterEntry
+    state: AdapterState = AdapterState.STOPPED
+    reason: str | None = None
+    since: float = field(default_factory=time.time)
+    instance: Any = None
+    api: AdapterApi | None = None
+    starts: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        manifest = self.entry.manifest
+        return {
+            "id": self.entry.id,
+            "name": manifest.name if manifest else None,
+            "version": manifest.version if manifest else None,
+            "kind": manifest.kind if manifest else None,
+            "provides": list(manifest.provides) if manifest else [],
+            "permissions": sorted(manifest.permissions) if manifest else [],
+            "module": self.entry.module,
+            "sources": self.entry.sources,
+            "state": self.state.value,
+            "reason": self.reason,
+            "since": self.since,
+            "starts": self.starts,
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def load_adapter_class(spec: str) -> Any:
+    """`module:Class` → the class; raises ImportError/AttributeError/TypeError with a clear message."""
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    try:
+        factory = getattr(module, attr)
+    except AttributeError:
+        raise AttributeError(f"module {module_name!r} has no {attr!r} (manifest 'entry')") from None
+    for method in ("async_start", "async_stop"):
+        if not inspect.iscoroutinefunction(getattr(factory, method, None)):
+            raise TypeError(f"{spec} has no coroutine method {method}() (the adapter contract)")
+    return factory
+
+
+class AdapterHost:
+    """The `adapters` component."""
+
+    name = "adapters"
+    requires = ("registry",)
+
+    def __init__(self, discover_entries: Callable[[], list[AdapterEntry]] = discover) -> None:
+        self._discover = discover_entries
+        self._gateway: Gateway | None = None
+        self.slots: dict[str, AdapterSlot] = {}
+        self._order: list[str] = []
+        self._extra: list[AdapterEntry] = []
+        self._lock = asyncio.Lock()
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle of the host ---------------------------------------------------
+
+    def add_entry(self, entry: AdapterEntry) -> None:
+        """An adapter not found by discovery (the conformance kit's test doubles)."""
+        self._extra.append(entry)
+
+    async def async_start(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        settings = gateway.config.get("adapters", {})
+        only = settings.get("only")
+        disabled = set(settings.get("disabled", []))
+        components = set(gateway.config.get("components", []))
+        entries = await asyncio.to_thread(self._discover)
+        for entry in [*entries, *self._extra]:
+            slot = AdapterSlot(entry=entry)
+            if entry.id in self.slots:
+                continue
+            self.slots[entry.id] = slot
+            self._order.append(entry.id)
+            manifest = entry.manifest
+            if entry.problem or manifest is None:
+                self._set(slot, AdapterState.DISABLED, entry.problem or "no manifest")
+            elif manifest.entry in components:
+                self._set(slot, AdapterState.COMPONENT, "run by the gateway as a configured component")
+            elif entry.id in disabled:
+                self._set(slot, AdapterState.DISABLED, "disabled in the configuration (adapters.disabled)")
+            elif only is not None and entry.id not in only:
+                self._set(slot, AdapterState.DISABLED, "not in adapters.only")
+        for adapter_id in self._order:
+            slot = self.slots[adapter_id]
+            if slot.state is AdapterState.STOPPED:
+                await self._start(slot)
+        running = [s.entry.id for s in self.slots.values() if s.state is AdapterState.RUNNING]
+        broken = [s for s in self.slots.values() if s.state in (AdapterState.FAILED, AdapterState.DISABLED)]
+        _LOGGER.info(
+            "adapters: %d running (%s)%s",
+            len(running),
+            ", ".join(running) or "none",
+            f", {len(broken)} not running: " + "; ".join(f"{s.entry.id}: {s.reason}" for s in broken)
+            if broken
+            else "",
+        )
+
+    async def async_stop(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        for adapter_id in reversed(self._order):
+            slot = self.slots[adapter_id]
+            if slot.state is AdapterState.RUNNING:
+                await self._stop(slot, AdapterState.STOPPED, "gateway stopping")
+
+    # -- one adapter -------------------------------------------------------------
+
+    def _set(self, slot: AdapterSlot, state: AdapterState, reason: str | None) -> None:
+        slot.state = state
+        slot.reason = reason
+        slot.since = time.time()
+
+    async def _start(self, slot: AdapterSlot) -> None:
+        gateway = self._gateway
+        assert gateway is not None
+        manifest = slot.entry.manifest
+        assert manifest is not None
+        try:
+            settings = settings_for(
+                manifest, gateway.config.get("adapters", {}).get("settings", {}).get(manifest.id)
+            )
+        except ManifestError as exc:
+            self._set(slot, AdapterState.DISABLED, f"bad settings: {exc}")
+            _LOGGER.error("adapter %s disabled: bad settings: %s", manifest.id, exc)
+            return
+        try:
+            factory = await asyncio.to_thread(load_adapter_class, manifest.entry)
+            instance = factory()
+        except Exception as exc:
+            self._set(slot, AdapterState.DISABLED, f"cannot load {manifest.entry}: {_describe(exc)}")
+            _LOGGER.error("adapter %s disabled: %s", manifest.id, slot.reason)
+            _LOGGER.debug("adapter %s load failure", manifest.id, exc_info=True)
+            return
+        api = AdapterApi(gateway, manifest, settings, self._on_crash)
+        slot.starts += 1
+        try:
+            await asyncio.wait_for(instance.async_start(api), START_TIMEOUT_S)
+        except Exception as exc:
+            reason = (
+                f"start timed out after {START_TIMEOUT_S:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"exception in start: {_describe(exc)}"
+            )
+            _LOGGER.error("adapter %s failed to start and is disabled: %s", manifest.id, reason)
+            _LOGGER.debug("adapter %s start failure", manifest.id, exc_info=True)
+            await self._teardown(instance, api, manifest.id)
+            self._set(slot, AdapterState.FAILED, reason)
+            return
+        slot.instance, slot.api = instance, api
+        self._set(slot, AdapterState.RUNNING, None)
+        _LOGGER.debug("adapter %s %s started", manifest.id, manifest.version)
+
+    async def _teardown(self, instance: Any, api: AdapterApi, adapter_id: str) -> str | None:
+        problem = None
+        try:
+            await asyncio.wait_for(instance.async_stop(), STOP_TIMEOUT_S)
+        except Exception as exc:
+            problem = f"stop failed: {_describe(exc)}"
+            _LOGGER.warning("adapter %s did not stop cleanly: %s", adapter_id, problem)
+        await api.async_release()
+        return problem
+
+    async def _stop(self, slot: AdapterSlot, state: AdapterState, reason: str | None) -> None:
+        instance, api = slot.instance, slot.api
+        slot.instance, slot.api = None, None
+        if instance is not None and api is not None:
+            problem = await self._teardown(instance, api, slot.entry.id)
+            if problem and reason:
+                reason = f"{reason}; {problem}"
+        self._set(slot, state, reason)
+
+    def _on_crash(self, adapter_id: str, exc: BaseException) -> None:
+        slot = self.slots.get(adapter_id)
+        if slot is None or slot.state is not AdapterState.RUNNING:
+            return
+        reason = f"crashed: {_describe(exc)}"
+        _LOGGER.error("adapter %s %s; it is disabled, the gateway carries on", adapter_id, reason)
+        # Mark at once (no more commands reach it), then take it down outside the failed task.
+        slot.state = AdapterState.CRASHED
+        slot.reason = reason
+        task = asyncio.get_running_loop().create_task(
+            self._stop(slot, AdapterState.CRASHED, reason), name=f"linli-adapter-{adapter_id}-teardown"
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    # -- what others call ------------------------------------------------------------
+
+    def adapter(self, adapter_id: str) -> Any:
+        """The running instance of an adapter, or None."""
+        slot = self.slots.get(adapter_id)
+        return slot.instance if slot is not None and slot.state is AdapterState.RUNNING else None
+
+    def status(self) -> list[dict[str, Any]]:
+        return [self.slots[adapter_id].as_dict() for adapter_id in self._order]
+
+    async def async_stop_adapter(self, adapter_id: str) -> None:
+        async with self._lock:
+            slot = self._require(adapter_id)
+            if slot.state is AdapterState.RUNNING:
+                await self._stop(slot, AdapterState.STOPPED, "stopped on request")
+
+    async def async_start_adapter(self, adapter_id: str) -> AdapterState:
+        """(Re)start a stopped, failed or crashed adapter; returns its new state."""
+        async with self._lock:
+            slot = self._require(adapter_id)
+            if slot.state is AdapterState.RUNNING:
+                return slot.state
+            if slot.state in (AdapterState.COMPONENT,) or slot.entry.manifest is None:
+                raise ValueError(f"adapter {adapter_id!r} cannot be started here: {slot.reason}")
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._start(slot)
+            return slot.state
+
+    async def async_restart(self, adapter_id: str) -> AdapterState:
+        await self.async_stop_adapter(adapter_id)
+        return await self.async_start_adapter(adapter_id)
+
+    def _require(self, adapter_id: str) -> AdapterSlot:
+        slot = self.slots.get(adapter_id)
+        if slot is None:
+            raise KeyError(f"no adapter {adapter_id!r}; installed: {', '.join(self._order) or 'none'}")
+        return slot
