@@ -223,9 +223,11 @@ def test_demo_shows_a_living_community(tmp_path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        households = _wait_http(f"{base}/api/v1/households")
-        assert households["total"] == 6
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
+        while _wait_http(f"{base}/api/v1/households")["total"] < 6:  # the homes register as the sim starts
+            assert time.monotonic() < deadline, "the demo's households never appeared"
+            time.sleep(0.2)
+        assert _wait_http(f"{base}/api/v1/households")["total"] == 6
         while _wait_http(f"{base}/api/v1/status")["ingest"]["accepted"] < 100:
             assert time.monotonic() < deadline, "demo telemetry did not arrive"
             time.sleep(0.3)
