@@ -35,6 +35,7 @@ _STATUS_OF: Final = {
     "not_adoptable": 409,
     "no_household": 409,
     "registry": 409,
+    "adapter": 409,
     "unavailable": 503,
 }
 MAX_LIST: Final = 5000
@@ -123,7 +124,7 @@ class InboxRoutes:
         return _json(
             {
                 "status": status_text,
-                "items": [item.as_dict() for item in items[:limit]],
+                "items": [{**item.as_dict(), "adapter": inbox.adopter_for(item)} for item in items[:limit]],
                 "total": len(items),
                 "counts": inbox.counts(),
             }
@@ -139,7 +140,13 @@ class InboxRoutes:
         except InboxError as exc:
             return _error(exc.code, exc.message)
         decisions = await inbox.async_decisions(item.id)
-        return _json({**item.as_dict(), "decisions": [d.as_dict() for d in decisions]})
+        return _json(
+            {
+                **item.as_dict(),
+                "adapter": inbox.adopter_for(item),
+                "decisions": [d.as_dict() for d in decisions],
+            }
+        )
 
     async def approve(self, request: web.Request) -> web.Response:
         try:

@@ -19,7 +19,8 @@ import pytest
 from aiohttp import web
 
 from adapters.sim.upnp_box import SimUpnpDevice
-from gateway.discovery import Discovery, InboxStatus
+from gateway.discovery import Adoption, Discovery, InboxError, InboxItem, InboxStatus, matches_declaration
+from gateway.registry import Device
 from tests.brokers import settle
 from tests.discovering import inbox_of, item_for, rejected_view, start
 
@@ -216,3 +217,50 @@ async def test_description_of_fifty_megabytes_is_rejected(make_gateway, boxes, c
     await _hostile_description_is_rejected(
         make_gateway, boxes, caplog, fifty_megabytes, "over the 65536-byte limit"
     )
+
+
+async def test_an_adapter_adopts_the_set_top_boxes_its_manifest_declares(make_gateway, boxes) -> None:
+    # given an adapter that declares DIAL boxes (as a manifest's discovery block does)
+    gateway = await start(make_gateway, "ssdp")
+    await _household(gateway)
+    inbox = inbox_of(gateway)
+    declared = {"ssdp": [{"st": "urn:dial-multiscreen-org:service:dial:1"}]}
+    adopted: list[tuple[str, str]] = []
+
+    async def adopt(item: InboxItem, adoption: Adoption) -> Device:
+        location = item.sources["ssdp"].announcement.details["location"]
+        adopted.append((location, adoption.by))
+        return await gateway.registry.async_add_device(
+            adoption.device_id or "h1-stb",
+            household_id=adoption.household_id,
+            name=adoption.name or item.name,
+            room=adoption.room,
+            profile_id="linli/sos-pendant",  # any loaded profile: the adapter's own in real life
+            topic=f"stb/{item.id}",
+            unique_id=item.keys[0],
+        )
+
+    inbox.register_adopter("stb_test", lambda item: matches_declaration(item, declared), adopt)
+    box = await boxes(gateway, friendly_name="客厅机顶盒", dial=True, services=RENDERER_SERVICES)
+    tv = await boxes(gateway, friendly_name="Plain TV", services=RENDERER_SERVICES)
+    item = await item_for(inbox, key_of(box))
+    tv_item = await item_for(inbox, key_of(tv))
+    assert inbox.adopter_for(item) == "stb_test" and inbox.adopter_for(tv_item) is None
+    # when an installer approves it
+    device = await inbox.async_approve(item.id, household_id="h1", by="li.installer", room="客厅")
+    # then the adapter adopted it, by its description URL, and the decision names both
+    assert adopted == [(box.location, "li.installer")]
+    assert (device.household_id, device.room, item.status) == ("h1", "客厅", InboxStatus.APPROVED)
+    decision = next(d for d in await inbox.async_decisions(item.id) if d.action == "approved")
+    assert decision.detail["adapter"] == "stb_test"
+    # and a plain TV nobody claims cannot be approved, with a clear reason
+    with pytest.raises(InboxError) as refused:
+        await inbox.async_approve(tv_item.id, household_id="h1", by="li.installer", profile_id="linli/scale")
+    assert refused.value.code == "not_adoptable"
+
+
+async def _household(gateway) -> None:  # type: ignore[no-untyped-def]
+    registry = gateway.registry
+    await registry.async_add_building("b1", "1号楼")
+    await registry.async_add_unit("u-h1", "b1", "101")
+    await registry.async_add_household("h1", "u-h1", "h1 home")

@@ -8,7 +8,8 @@ reads from the network.
 
 from gateway.discovery.component import Discovery
 from gateway.discovery.events import InboxChanged
-from gateway.discovery.inbox import Inbox, InboxError, check_actor
+from gateway.discovery.inbox import Adopter, Adoption, Inbox, InboxError, check_actor
+from gateway.discovery.matching import matches_declaration
 from gateway.discovery.model import (
     Announcement,
     Decision,
@@ -20,6 +21,8 @@ from gateway.discovery.model import (
 )
 
 __all__ = [
+    "Adopter",
+    "Adoption",
     "Announcement",
     "Decision",
     "Discovery",
@@ -32,4 +35,5 @@ __all__ = [
     "Rejection",
     "Source",
     "check_actor",
+    "matches_declaration",
 ]

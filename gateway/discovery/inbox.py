@@ -22,8 +22,8 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from gateway.bus import EventBus
@@ -53,6 +53,27 @@ _WARN_EVERY_S: Final = 60.0
 _WARN_BUDGET: Final = 20  # warning lines a minute, whatever floods in
 _RESEEN_WRITE_S: Final = 60.0  # a device that merely says "still here" is written at most this often
 _ACTOR: Final = re.compile(r"^[\w.@+-][\w .@+-]{0,63}$")
+
+
+@dataclass(slots=True, kw_only=True)
+class Adoption:
+    """What a person decided when approving an item (handed to an adopter)."""
+
+    household_id: str
+    by: str
+    name: str | None = None
+    room: str | None = None
+    profile_id: str | None = None
+    device_id: str | None = None
+
+
+Adopter = Callable[[InboxItem, Adoption], Awaitable[Device]]
+
+
+@dataclass(slots=True)
+class _AdopterEntry:
+    matches: Callable[[InboxItem], bool]
+    adopt: Adopter
 
 
 class InboxError(Exception):
@@ -138,6 +159,7 @@ class Inbox:
         self._decide_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._unlisten: list[Callable[[], None]] = []
+        self._adopters: dict[str, _AdopterEntry] = {}
         self._last_warning: dict[str, float] = {}
         self._budget_since = -_WARN_EVERY_S
         self._budget = _WARN_BUDGET
@@ -173,6 +195,26 @@ class Inbox:
                 await self._task
             self._task = None
         await self.async_flush()
+
+    def register_adopter(
+        self, name: str, matches: Callable[[InboxItem], bool], adopt: Adopter
+    ) -> Callable[[], None]:
+        """Let an adapter adopt the items it `matches` (a set-top box reached by URL, say).
+
+        On approval the first matching adopter is called with the item and the person's
+        decision, and returns the registry device it created; items no adopter claims are
+        adopted as MQTT devices (matched profile + state topic). Returns an unregister function.
+        """
+        self._adopters[name] = _AdopterEntry(matches, adopt)
+
+        def unregister() -> None:
+            self._adopters.pop(name, None)
+
+        return unregister
+
+    def adopter_for(self, item: InboxItem) -> str | None:
+        """The adapter that would adopt this item, if any claims it."""
+        return next((n for n, entry in self._adopters.items() if self._claims(entry, item)), None)
 
     # -- reading -----------------------------------------------------------------
 
@@ -348,6 +390,20 @@ class Inbox:
                 raise InboxError(
                     "already_approved", f"inbox item {item_id} is already device {item.device_id!r}"
                 )
+            if household_id not in self._registry.households:
+                raise InboxError("no_household", f"no household {household_id!r}; add it first")
+            adoption = Adoption(
+                household_id=household_id,
+                by=by,
+                name=(name or "").strip() or None,
+                room=room or None,
+                profile_id=profile_id,
+                device_id=device_id,
+            )
+            adopter = self.adopter_for(item)
+            if adopter is not None:
+                device = await self._adopt_with(adopter, item, adoption)
+                return await self._approved(item, device, adoption, adopter)
             chosen = profile_id or item.profile_id
             if chosen is None:
                 raise InboxError(
@@ -363,11 +419,9 @@ class Inbox:
             if topic is None:
                 raise InboxError(
                     "not_adoptable",
-                    f"inbox item {item_id} ({item.category or 'device'}) publishes no MQTT telemetry; "
-                    "it joins a household through its own adapter (set-top boxes: coming)",
+                    f"inbox item {item_id} ({item.category or 'device'}) publishes no MQTT telemetry "
+                    "and no adapter claims it; enable the adapter for this kind of device",
                 )
-            if household_id not in self._registry.households:
-                raise InboxError("no_household", f"no household {household_id!r}; add it first")
             device_id = device_id or self._new_device_id(household_id, item, profile)
             name = (name or "").strip() or item.name or profile.name
             try:
@@ -384,29 +438,56 @@ class Inbox:
                 )
             except RegistryError as exc:
                 raise InboxError("registry", str(exc)) from None
-            now = time.time()
-            updated = replace(
-                item,
-                status=InboxStatus.APPROVED,
-                device_id=device.id,
-                profile_id=profile.id,
-                decided_by=by,
-                decided_at=now,
-                reason=None,
-                problem=None,
-            )
-            detail = {"household_id": household_id, "device_id": device.id, "name": name, "room": room}
-            await self._save_decision(item, updated, "approved", by, {**detail, "profile": profile.id})
-            _LOGGER.info(
-                "discovery: %s approved %s (%s) into household %s as %s",
-                by,
-                item.id,
-                item.model or item.name,
-                household_id,
-                device.id,
-            )
-            self._fire(item, "approved", user=by, household=household_id)
-            return device
+            return await self._approved(item, device, adoption, None)
+
+    def _claims(self, entry: _AdopterEntry, item: InboxItem) -> bool:
+        try:
+            return bool(entry.matches(item))
+        except Exception:  # an adapter's bug must not break the inbox
+            _LOGGER.exception("discovery: an adopter's matcher failed on %s", item.id)
+            return False
+
+    async def _adopt_with(self, adopter: str, item: InboxItem, adoption: Adoption) -> Device:
+        try:
+            return await self._adopters[adopter].adopt(item, adoption)
+        except InboxError:
+            raise
+        except Exception as exc:  # the adapter says why it cannot (unreachable box, …)
+            raise InboxError("adapter", f"{adopter} cannot adopt inbox item {item.id}: {exc}") from None
+
+    async def _approved(
+        self, item: InboxItem, device: Device, adoption: Adoption, adopter: str | None
+    ) -> Device:
+        """Record the approval (durably, with who took it), then tell everyone."""
+        updated = replace(
+            item,
+            status=InboxStatus.APPROVED,
+            device_id=device.id,
+            profile_id=device.profile.id,
+            decided_by=adoption.by,
+            decided_at=time.time(),
+            reason=None,
+            problem=None,
+        )
+        detail = {
+            "household_id": adoption.household_id,
+            "device_id": device.id,
+            "name": device.name,
+            "room": device.room,
+            "profile": device.profile.id,
+            **({"adapter": adopter} if adopter else {}),
+        }
+        await self._save_decision(item, updated, "approved", adoption.by, detail)
+        _LOGGER.info(
+            "discovery: %s approved %s (%s) into household %s as %s",
+            adoption.by,
+            item.id,
+            item.model or item.name,
+            adoption.household_id,
+            device.id,
+        )
+        self._fire(item, "approved", user=adoption.by, household=adoption.household_id)
+        return device
 
     async def async_reject(self, item_id: str, *, by: str, reason: str | None = None) -> InboxItem:
         """Not ours: hidden and remembered; it comes back only if the device changes."""

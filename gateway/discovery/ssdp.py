@@ -120,7 +120,13 @@ def description_announcement(track: _Track, description: DeviceDescription) -> A
         model=description.model_name,
         firmware=description.firmware,
         category=kinds[0] if kinds else "upnp",
-        facts=[{**facts_base, "st": st} for st in sorted(track.types)] or [facts_base],
+        # What searches and notifications named, and what the description lists: an adapter's
+        # `st` rule should match whichever way the box was found.
+        facts=[
+            {**facts_base, "st": st}
+            for st in sorted({*track.types, *description.device_types, *description.services})
+        ]
+        or [facts_base],
         capabilities=_capabilities(description, dial),
         details={
             k: v
