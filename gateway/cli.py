@@ -3,6 +3,8 @@
 linli run     [--config PATH] [--port N] [--mqtt-port N] [--data-dir DIR]
 linli demo    [same] [--households N] [--rate MSGS_PER_S] [--for SECONDS]
 linli profile check PATH...
+linli user add NAME --role ROLE [--household ID] [--config PATH] [--data-dir DIR]
+linli token create NAME [--days N] [--config PATH] [--data-dir DIR]
 linli adapters [--json] [--url URL]
 linli certify ADAPTER [--target URL] [--json PATH] [--power]
 linli --version
@@ -55,6 +57,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this many seconds (default: until Ctrl-C)",
     )
+    user = commands.add_parser("user", help="portal accounts")
+    user_commands = user.add_subparsers(dest="user_command", metavar="ACTION")
+    user_add = user_commands.add_parser("add", help="add an account; prints its generated password once")
+    user_add.add_argument("name")
+    user_add.add_argument(
+        "--role",
+        required=True,
+        choices=["resident", "household_admin", "carer", "manager", "installer", "provider"],
+    )
+    user_add.add_argument("--household", help="the household of a resident, household_admin or carer")
+    user_add.add_argument("--display-name", help="the name people see (default: NAME)")
+    token = commands.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION")
+    token_create = token_commands.add_parser("create", help="a bearer token for user NAME; printed once")
+    token_create.add_argument("name")
+    token_create.add_argument(
+        "--days", type=float, default=365, help="valid for this many days (default 365)"
+    )
+    for sub in (user_add, token_create):
+        sub.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
+        sub.add_argument("--data-dir", type=Path, help="where the database lives (default ./linli-data)")
     profile = commands.add_parser("profile", help="firmware profile tools")
     profile_commands = profile.add_subparsers(dest="profile_command", metavar="ACTION")
     check = profile_commands.add_parser("check", help="validate profile files or folders")
@@ -132,6 +155,107 @@ def _certify(args: argparse.Namespace) -> int:
     return int(run.main(args.adapter, target=args.target, json_path=args.json_path, power=args.power))
 
 
+def _accounts(args: argparse.Namespace) -> int:
+    """`linli user add` / `linli token create`, on the database file (the gateway may be running)."""
+    from gateway import users
+    from gateway.store.database import connect
+    from gateway.store.migrations import migrate
+
+    overrides = {"data_dir": str(args.data_dir)} if args.data_dir is not None else {}
+    try:
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"linli: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    path = Path(config["data_dir"]).expanduser().resolve() / "linli.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        migrate(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if args.command == "user":
+                password = users.new_password()
+                user = users.add_user(
+                    conn,
+                    args.name,
+                    args.role,
+                    password_hash=users.hash_password(password),
+                    household_id=args.household,
+                    display_name=args.display_name,
+                    by="cli",
+                )
+                secret_line = f"  password: {password}"
+                where = f", {user.household_id}" if user.household_id else ""
+                what = f"user {user.name} ({user.role.value}{where})"
+            else:
+                if args.days <= 0:
+                    raise users.UserError("invalid", "--days must be more than 0")
+                found = users.get_user(conn, name=args.name)
+                if found is None:
+                    raise users.UserError(
+                        "not_found", f"no user {args.name!r}; add one with `linli user add`"
+                    )
+                kind = users.TokenKind.PROVIDER if found.role is users.Role.PROVIDER else users.TokenKind.API
+                token, secret = users.create_token(
+                    conn, kind=kind, user_id=found.id, name="cli token", ttl_s=args.days * 86400
+                )
+                users.append_audit(
+                    conn, actor="cli", action="token.create", target=found.name, detail={"token": token.id}
+                )
+                secret_line = f"  token:    {secret}\n  use it as: Authorization: Bearer {secret}"
+                what = f"API token {token.id} for {found.name} (valid {args.days:g} days)"
+        except users.UserError as exc:
+            conn.execute("ROLLBACK")
+            print(f"linli: {exc.message}", file=sys.stderr)
+            return 2
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    print(f"{what} created. Shown once — keep it safe:\n{secret_line}")
+    return 0
+
+
+async def _demo_users(gateway: Any) -> list[tuple[str, str, str, str]]:
+    """The demo's accounts, each with a fresh generated password (and an alarm PIN for members)."""
+    import secrets
+
+    from gateway import users
+
+    wanted: list[tuple[str, str, str | None]] = [("demo.manager", "manager", None)]
+    for household in sorted(gateway.registry.households)[:2]:
+        wanted += [
+            (f"{household}.admin", "household_admin", household),
+            (f"{household}.resident", "resident", household),
+        ]
+    security = gateway.components.get("security")
+    made = []
+    for name, role, household in wanted:
+        password = users.new_password()
+        digest = await asyncio.to_thread(users.hash_password, password)
+
+        def write(
+            db: Any,
+            name: str = name,
+            role: str = role,
+            household: str | None = household,
+            digest: str = digest,
+        ) -> None:
+            existing = users.get_user(db.conn, name=name)
+            if existing is None:
+                users.add_user(db.conn, name, role, password_hash=digest, household_id=household, by="demo")
+            else:
+                users.set_password_hash(db.conn, existing.id, digest, by="demo")
+
+        await gateway.store.async_write(write)
+        pin = ""
+        if household is not None and security is not None:
+            pin = f"{secrets.randbelow(10000):04d}"
+            await security.async_set_pin(household, name, pin)
+        made.append((name, role, password, pin))
+    return made
+
+
 async def _serve(config: dict[str, Any], duration: float | None, demo: bool) -> int:
     from gateway.runtime import Gateway, GatewayStartError
 
@@ -150,7 +274,16 @@ async def _serve(config: dict[str, Any], duration: float | None, demo: bool) -> 
         url = getattr(portal, "url", None)
         if url:
             what = "demo community" if demo else "gateway"
-            print(f"\n  Linli {what} is running — open {url}\n  (Ctrl-C to stop)\n", flush=True)
+            lines = [f"\n  Linli {what} is running — open {url}"]
+            if demo:
+                lines.append(f"  Demo accounts (new passwords each run; sign in at {url}login):")
+                for name, role, password, pin in await _demo_users(gateway):
+                    pin_text = f"  alarm PIN {pin}" if pin else ""
+                    lines.append(f"    {name:<18} {role:<16} password {password}{pin_text}")
+            elif getattr(portal, "setup_url", None):
+                lines.append(f"  First run: create the manager's account at {portal.setup_url}")
+            lines.append("  (Ctrl-C to stop)\n")
+            print("\n".join(lines), flush=True)
         if duration is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), duration)
@@ -170,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return 0
+    if args.command in ("user", "token"):
+        if getattr(args, f"{args.command}_command") is None:
+            action = "add" if args.command == "user" else "create"
+            print(f"linli: usage: linli {args.command} {action} NAME ...", file=sys.stderr)
+            return 2
+        return _accounts(args)
     if args.command == "profile":
         if args.profile_command != "check":
             print("linli: usage: linli profile check PATH...", file=sys.stderr)
@@ -185,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             print("linli: --households must be at least 1", file=sys.stderr)
             return 2
         overrides["demo"] = {"households": args.households}
+        # The simulated community's read-only views open to this machine without signing in.
+        overrides.setdefault("portal", {})["open_local_views"] = True
         if args.rate is not None:
             overrides["demo"]["rate"] = args.rate
     try:

@@ -70,6 +70,12 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "port": _PORT,
                 "enabled": {"type": "boolean"},
                 "public_url": {"type": "string", "pattern": "^https?://"},
+                # The read-only community views (/, /api/v1/status, households, devices)
+                # without signing in, for this machine's own browser only. `linli demo`
+                # turns it on for its simulated community; never for a real one.
+                "open_local_views": {"type": "boolean"},
+                "session_hours": {"type": "number", "minimum": 0.1, "maximum": 720},
+                "secure_cookies": {"type": "boolean"},
             },
         },
         "store": {
@@ -223,7 +229,14 @@ DEFAULTS: Final[dict[str, Any]] = {
         "connect_timeout_s": 10.0,
         "mosquitto_binary": "mosquitto",
     },
-    "portal": {"host": "127.0.0.1", "port": 8080, "enabled": True},
+    "portal": {
+        "host": "127.0.0.1",
+        "port": 8080,
+        "enabled": True,
+        "open_local_views": False,
+        "session_hours": 12,
+        "secure_cookies": False,  # true behind TLS: cookies then travel only over HTTPS
+    },
     "store": {"batch_ms": 200, "batch_rows": 20000, "max_pending_rows": 2_000_000},
     "retention": {"raw_days": 7, "hourly_days": 400, "interval_s": 3600},
     "bus": {"queue_size": 1024},

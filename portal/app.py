@@ -20,6 +20,10 @@ from aiohttp import web
 from gateway import __version__
 from gateway.runtime import Gateway
 from portal.adapters_api import register_adapter_routes
+from portal.api.community import scoped_households
+from portal.api.operations import PRINCIPAL
+from portal.assembly import install
+from portal.auth.middleware import ACCOUNTS
 from portal.inbox_api import register_inbox_routes
 from portal.screens_api import register_screen_routes
 
@@ -70,8 +74,11 @@ async def _status(request: web.Request) -> web.Response:
 
 async def _households(request: web.Request) -> web.Response:
     registry = request.app[GATEWAY_KEY].registry
+    visible = scoped_households(request.get(PRINCIPAL), request.app[GATEWAY_KEY])
     items = []
     for household in sorted(registry.households.values(), key=lambda h: h.id):
+        if visible is not None and household.id not in visible:
+            continue
         devices = registry.household_devices(household.id)
         unit = registry.units.get(household.unit_id)
         building = registry.buildings.get(unit.building_id) if unit else None
@@ -92,7 +99,8 @@ async def _households(request: web.Request) -> web.Response:
 async def _household_devices(request: web.Request) -> web.Response:
     registry = request.app[GATEWAY_KEY].registry
     household_id = request.match_info["household_id"]
-    if household_id not in registry.households:
+    visible = scoped_households(request.get(PRINCIPAL), request.app[GATEWAY_KEY])
+    if household_id not in registry.households or (visible is not None and household_id not in visible):
         return _error(404, "not_found", f"no household {household_id!r}")
     devices = sorted(registry.household_devices(household_id), key=lambda d: d.id)
     return _json({"items": [d.as_dict() for d in devices], "total": len(devices)})
@@ -106,6 +114,7 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/api/v1/households", _households)
     app.router.add_get("/api/v1/households/{household_id}/devices", _household_devices)
     register_inbox_routes(app, GATEWAY_KEY)
+    install(app, gateway)  # sign-in, roles, the REST API, live events, the phone/TV/manager pages
     register_adapter_routes(app, GATEWAY_KEY)
     register_screen_routes(app, GATEWAY_KEY)
     app.router.add_static("/static/", STATIC)
@@ -119,6 +128,7 @@ class Portal:
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
+        self.setup_url: str | None = None
 
     async def async_start(self, gateway: Gateway) -> None:
         cfg = gateway.config["portal"]
@@ -141,6 +151,17 @@ class Portal:
         host = cfg["host"] if cfg["host"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
         self.url = f"http://{host}:{cfg['port']}/"
         _LOGGER.info("portal listening on %s", self.url)
+        self.setup_url = None
+        secret = await runner.app[ACCOUNTS].async_setup_secret()
+        if secret is not None:
+            # A secret: printed for the operator at the console, never logged.
+            self.setup_url = f"{self.url}setup#token={secret}"
+            print(
+                "\n  First run: no accounts yet. Create the property manager's account here\n"
+                f"  (valid for 1 hour, once): {self.setup_url}\n",
+                flush=True,
+            )
+            _LOGGER.info("no accounts yet: the one-time setup link is printed on the console")
 
     async def async_stop(self) -> None:
         if self._runner is not None:

@@ -265,6 +265,49 @@ def _v10_adapter_storage(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v11_portal_accounts(db: sqlite_utils.Database) -> None:
+    # The people who sign in (argon2 password hashes, never a password), their tokens
+    # (sessions, API tokens, provider keys, the first-run setup link: SHA-256 digests,
+    # never the token), the append-only audit log (UPDATE and DELETE refused), the
+    # community's announcements, and who an alert was assigned to.
+    _run(
+        db,
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+            household_id TEXT REFERENCES households(id) ON DELETE SET NULL,
+            display_name TEXT NOT NULL, locale TEXT NOT NULL DEFAULT 'zh-CN',
+            created REAL NOT NULL, password_hash TEXT, disabled INTEGER NOT NULL DEFAULT 0,
+            failed_logins INTEGER NOT NULL DEFAULT 0, locked_until REAL);
+        CREATE INDEX users_household ON users(household_id);
+        CREATE TABLE tokens (
+            id TEXT PRIMARY KEY, user_id TEXT, kind TEXT NOT NULL, name TEXT NOT NULL,
+            created REAL NOT NULL, expires REAL, revoked REAL, csrf TEXT,
+            scope TEXT NOT NULL DEFAULT '{}', digest TEXT NOT NULL UNIQUE);
+        CREATE INDEX tokens_user ON tokens(user_id);
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, actor TEXT NOT NULL, role TEXT,
+            action TEXT NOT NULL, household_id TEXT, target TEXT, outcome TEXT NOT NULL,
+            ip TEXT, detail TEXT NOT NULL DEFAULT '{}');
+        CREATE INDEX audit_household ON audit(household_id, id);
+        CREATE INDEX audit_action ON audit(action, id);
+        CREATE TABLE announcements (
+            id TEXT PRIMARY KEY, scope TEXT NOT NULL, scope_id TEXT, title TEXT NOT NULL,
+            body TEXT NOT NULL, starts REAL NOT NULL, expires REAL, created REAL NOT NULL,
+            by TEXT NOT NULL, withdrawn REAL);
+        CREATE INDEX announcements_starts ON announcements(starts);
+        CREATE TABLE alert_assignments (
+            alert_id INTEGER PRIMARY KEY, assignee TEXT NOT NULL, by TEXT NOT NULL, ts REAL NOT NULL)
+        """,
+    )
+    # One statement each: a trigger body has its own semicolons.
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_no_{verb.lower()} BEFORE {verb} ON audit "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
@@ -276,6 +319,7 @@ MIGRATIONS: Final[list[Migration]] = [
     _v8_security,
     _v9_eldercare,
     _v10_adapter_storage,
+    _v11_portal_accounts,
 ]
 LATEST: Final = len(MIGRATIONS)
 

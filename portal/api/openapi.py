@@ -1,0 +1,151 @@
+"""The OpenAPI 3.1 document, generated from the same declarations that serve and validate each route."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from gateway import __version__
+from portal.api.operations import Api, Operation, obj, text
+
+ERROR_SCHEMA: Final = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "stable, for programs"},
+                "message": {"type": "string", "description": "what failed and what to do, for people"},
+            },
+        }
+    },
+}
+
+
+def document_other_routes(api: Api) -> None:
+    """Routes served by other modules: the first portal's views, the inbox, the WebSocket."""
+    everyone: Any = frozenset()
+    inbox_roles: Any = frozenset({"manager", "installer"})
+    for method, path, summary, tag, body in [
+        ("GET", "/api/v1/status", "Read the gateway's status", "community", None),
+        ("GET", "/api/v1/households", "List the households I may see", "community", None),
+        (
+            "GET",
+            "/api/v1/households/{household_id}/devices",
+            "List a household's devices with state",
+            "devices",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/ws",
+            "Open the live-event WebSocket (alerts, state, alarm, announcements)",
+            "live",
+            None,
+        ),
+        ("GET", "/api/v1/inbox", "List the discovery inbox", "inbox", None),
+        ("POST", "/api/v1/inbox/scan", "Search the network for devices now", "inbox", None),
+        ("GET", "/api/v1/inbox/{item_id}", "Read an inbox item and its decisions", "inbox", None),
+        (
+            "POST",
+            "/api/v1/inbox/{item_id}/approve",
+            "Approve a discovered device into a household (audited)",
+            "inbox",
+            obj(
+                {
+                    "household_id": text(64),
+                    "room": text(64),
+                    "name": text(128),
+                    "profile_id": text(128),
+                    "device_id": text(64),
+                },
+                ["household_id"],
+            ),
+        ),
+        (
+            "POST",
+            "/api/v1/inbox/{item_id}/reject",
+            "Reject a discovered device (audited)",
+            "inbox",
+            obj({"reason": text(500, 0)}),
+        ),
+        ("POST", "/api/v1/inbox/{item_id}/ignore", "Hide a discovered device (audited)", "inbox", None),
+        ("POST", "/api/v1/inbox/{item_id}/restore", "Put an item back to pending (audited)", "inbox", None),
+    ]:
+        api.document(
+            Operation(
+                method=method,
+                path=path,
+                summary=summary,
+                tag=tag,
+                handler=None,
+                roles=inbox_roles if tag == "inbox" else everyone,
+                body=body,
+            )
+        )
+
+
+def build(api: Api, server_url: str = "/") -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in api.operations:
+        item: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "tags": [op.tag],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in op.path_params
+            ]
+            + [
+                {"name": name, "in": "query", "required": False, "schema": schema}
+                for name, schema in op.query.items()
+            ],
+            "responses": {
+                str(op.status): {
+                    "description": "done",
+                    "content": {"application/json": {"schema": op.response or {"type": "object"}}},
+                },
+                "default": {
+                    "description": "the uniform error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            },
+        }
+        if op.path == "/api/v1/ws":
+            item["responses"] = {"101": {"description": "switching to the WebSocket protocol"}}
+        roles = sorted(str(r) for r in op.roles)
+        item["x-linli-roles"] = roles
+        if op.public:
+            item["security"] = []
+            item["x-linli-roles"] = ["anyone"]
+        if op.body is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": op.body}},
+            }
+        paths.setdefault(op.path, {})[op.method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "Linli portal API",
+            "version": __version__,
+            "description": (
+                "One API for residents, carers, property managers, installers and service providers. "
+                "Every route is scoped by household and role on the server. Web pages sign in with a "
+                "session cookie and send X-CSRF-Token on changes; programs send Authorization: Bearer. "
+                'Errors are {"error": {"code", "message"}}.'
+            ),
+        },
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": ERROR_SCHEMA},
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "linli_session"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+        "security": [{"session": []}, {"bearer": []}],
+    }

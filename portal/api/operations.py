@@ -1,0 +1,269 @@
+"""The REST operations: each declared once — path, roles, JSON Schemas — and served from that.
+
+`Api.op(...)` registers a handler with what it needs; the same declaration
+authorizes the call (role, and the household in the path checked against the
+caller's reach), validates the query and the body against their JSON Schemas
+(unknown fields refused), and becomes the operation in the OpenAPI 3.1
+document (`openapi.py`). A route cannot be served without being documented,
+nor documented without its schemas being the ones enforced.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+from jsonschema import Draft202012Validator
+
+from gateway.runtime import Gateway
+from gateway.users import Role
+from portal.api.errors import ApiError, json_response, not_found
+from portal.auth.principal import EVERYONE, Principal, reaches
+
+MAX_BODY: Final = 64 * 1024
+GATEWAY: Final = web.AppKey("linli_gateway", Gateway)
+# Request key set by the auth middleware (aiohttp ≥ 3.12 has typed request keys).
+PRINCIPAL: Final[Any] = (
+    web.RequestKey("linli_principal", Principal) if hasattr(web, "RequestKey") else "linli.principal"
+)
+
+
+@dataclass(slots=True, kw_only=True)
+class Call:
+    """What a handler gets: the request, who asks, and the validated input."""
+
+    request: web.Request
+    gateway: Gateway
+    principal: Principal
+    body: dict[str, Any]
+    query: dict[str, Any]
+    path: dict[str, str]
+
+    @property
+    def household_id(self) -> str:
+        return self.path["household_id"]
+
+    @property
+    def ip(self) -> str:
+        return self.request.remote or "?"
+
+    def component(self, name: str) -> Any:
+        component = self.gateway.components.get(name)
+        if component is None:
+            raise ApiError(
+                "unavailable",
+                f"the {name} service is not running on this gateway: add it to the components",
+            )
+        return component
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(slots=True, kw_only=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    handler: Handler | None
+    roles: frozenset[Role]
+    body: dict[str, Any] | None = None
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    response: dict[str, Any] | None = None
+    public: bool = False
+    status: int = 200
+    description: str = ""
+    guard: Handler | None = None  # checks the resource in the path before the body is read
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+    @property
+    def operation_id(self) -> str:
+        words = re.sub(r"[{}]", "", self.path.removeprefix("/api/v1/")).replace("-", "_").split("/")
+        return self.method.lower() + "_" + "_".join(w for w in words if w)
+
+
+def obj(properties: dict[str, Any], required: Iterable[str] = (), **extra: Any) -> dict[str, Any]:
+    """An object schema that refuses unknown fields."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+        "required": list(required),
+        **extra,
+    }
+
+
+def text(max_length: int = 200, min_length: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length, **extra}
+
+
+ID: Final = text(64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
+
+
+class Api:
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+
+    def op(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        roles: Iterable[Role] = EVERYONE,
+        body: dict[str, Any] | None = None,
+        query: dict[str, dict[str, Any]] | None = None,
+        response: dict[str, Any] | None = None,
+        public: bool = False,
+        status: int = 200,
+        description: str = "",
+        guard: Handler | None = None,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.operations.append(
+                Operation(
+                    method=method,
+                    path=path,
+                    summary=summary,
+                    tag=tag,
+                    handler=handler,
+                    roles=frozenset(roles),
+                    body=body,
+                    query=query or {},
+                    response=response,
+                    public=public,
+                    status=status,
+                    description=description,
+                    guard=guard,
+                )
+            )
+            return handler
+
+        return register
+
+    def document(self, operation: Operation) -> None:
+        """Describe a route served by another module (for the OpenAPI document only)."""
+        self.operations.append(operation)
+
+    def register(self, app: web.Application) -> None:
+        for operation in self.operations:
+            if operation.handler is not None:
+                app.router.add_route(operation.method, operation.path, _serve(operation))
+
+
+def _coerce(name: str, raw: str, schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+        if kind == "boolean":
+            if raw not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw in ("true", "1")
+    except ValueError:
+        raise ApiError("invalid_query", f"query parameter {name!r}: {raw!r} is not a {kind}") from None
+    return raw
+
+
+def _first_error(validator: Draft202012Validator, data: Any, where: str) -> ApiError | None:
+    error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))), None)
+    if error is None:
+        return None
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    message = error.message if len(error.message) < 300 else error.message[:300] + "…"
+    return ApiError(
+        "invalid_body" if where == "body" else "invalid_query",
+        f"{where}{path}: {message}",
+        field=f"{where}{path}",
+    )
+
+
+def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    body_validator = Draft202012Validator(operation.body) if operation.body is not None else None
+    query_validator = Draft202012Validator(obj(operation.query)) if operation.query else None
+    handler = operation.handler
+    assert handler is not None
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        gateway = request.app[GATEWAY]
+        principal: Principal | None = request.get(PRINCIPAL)
+        if principal is None and not operation.public:
+            raise ApiError(
+                "unauthenticated", "sign in first (a session cookie or an Authorization: Bearer token)"
+            )
+        if principal is not None and not operation.public and principal.role not in operation.roles:
+            raise ApiError(
+                "forbidden",
+                f"a {principal.role.value} may not {operation.summary[0].lower()}{operation.summary[1:]}",
+            )
+        path = dict(request.match_info)
+        household = path.get("household_id")
+        if household is not None and principal is not None and not reaches(principal, gateway, household):
+            raise not_found(f"household {household!r}")
+        query: dict[str, Any] = {}
+        for name, value in request.query.items():
+            schema = operation.query.get(name)
+            if schema is None:
+                raise ApiError(
+                    "invalid_query", f"unknown query parameter {name!r}; known: {sorted(operation.query)}"
+                )
+            query[name] = _coerce(name, value, schema)
+        if query_validator is not None and (error := _first_error(query_validator, query, "query")):
+            raise error
+        call = Call(
+            request=request,
+            gateway=gateway,
+            principal=principal,  # type: ignore[arg-type]
+            body={},
+            query=query,
+            path=path,
+        )
+        if operation.guard is not None:
+            await operation.guard(call)
+        if body_validator is not None:
+            call.body = await read_json(request)
+            if error := _first_error(body_validator, call.body, "body"):
+                raise error
+        elif request.can_read_body and await read_json(request):
+            raise ApiError(
+                "invalid_body", f"{operation.method} {operation.path} takes no request body (or {{}})"
+            )
+        result = await handler(call)
+        if isinstance(result, web.StreamResponse):
+            return result
+        return json_response(result, operation.status)
+
+    return serve
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError("body_too_large", f"the request body is over {MAX_BODY // 1024} KiB")
+    if request.content_type not in ("application/json", "application/octet-stream", ""):
+        raise ApiError(
+            "unsupported_media_type",
+            f"send JSON (Content-Type: application/json), not {request.content_type}",
+        )
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise ApiError("body_too_large", f"the request body is over {MAX_BODY // 1024} KiB")
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError("invalid_body", f"the request body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError("invalid_body", "the request body must be a JSON object")
+    return data

@@ -1,0 +1,221 @@
+"""Personal-information rights: export all of a household's data, and delete it for real.
+
+Deletion removes the household's telemetry, device states, health readings,
+thresholds and consent records, alerts with their timelines, check-ins,
+reminders, the alarm's event trail and the residents themselves. It keeps the
+household, its devices and its accounts (so the home keeps working; accounts
+are removed one by one) and the audit log, which records the deletion. Open
+alerts are resolved first, so no service keeps escalating deleted data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Final
+
+from gateway import users
+from gateway.users import Role
+from portal.api.errors import ApiError
+from portal.api.operations import Api, Call, obj, text
+from portal.auth.middleware import ACCOUNTS
+
+_LOGGER = logging.getLogger(__name__)
+EXPORT_TELEMETRY_ROWS: Final = 200_000
+
+
+def _rows(conn: Any, sql: str, params: tuple[Any, ...] | list[Any]) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def collect(conn: Any, household_id: str) -> dict[str, Any]:
+    """Everything stored about one household (read-only connection)."""
+    device_rows = [
+        r[0] for r in conn.execute("SELECT row FROM devices WHERE household_id = ?", (household_id,))
+    ]
+    marks = ",".join("?" * len(device_rows)) or "NULL"
+    residents = _rows(
+        conn, "SELECT id, name, created, data FROM residents WHERE household_id = ?", (household_id,)
+    )
+    resident_ids = [r["id"] for r in residents]
+    rmarks = ",".join("?" * len(resident_ids)) or "NULL"
+    alerts = _rows(conn, "SELECT * FROM alerts WHERE household_id = ?", (household_id,))
+    alert_ids = [a["id"] for a in alerts]
+    amarks = ",".join("?" * len(alert_ids)) or "NULL"
+    data = {
+        "household": _rows(conn, "SELECT * FROM households WHERE id = ?", (household_id,)),
+        "residents": residents,
+        "accounts": _rows(
+            conn,
+            "SELECT id, name, role, display_name, locale, created FROM users WHERE household_id = ?",
+            (household_id,),
+        ),
+        "devices": _rows(conn, "SELECT * FROM devices WHERE household_id = ?", (household_id,)),
+        "capability_state": _rows(
+            conn, f"SELECT * FROM capability_state WHERE device_row IN ({marks})", device_rows
+        ),
+        "telemetry": _rows(
+            conn,
+            f"SELECT * FROM telemetry WHERE device_row IN ({marks}) "
+            f"ORDER BY ts DESC LIMIT {EXPORT_TELEMETRY_ROWS}",
+            device_rows,
+        ),
+        "telemetry_hourly": _rows(
+            conn, f"SELECT * FROM telemetry_hourly WHERE device_row IN ({marks})", device_rows
+        ),
+        "health_readings": _rows(
+            conn, "SELECT * FROM health_readings WHERE household_id = ?", (household_id,)
+        ),
+        "health_rejected": _rows(
+            conn, "SELECT * FROM health_rejected WHERE household_id = ?", (household_id,)
+        ),
+        "health_thresholds": _rows(
+            conn, f"SELECT * FROM health_thresholds WHERE resident_id IN ({rmarks})", resident_ids
+        ),
+        "health_consent": _rows(conn, "SELECT * FROM health_consent WHERE household_id = ?", (household_id,)),
+        "alerts": alerts,
+        "alert_events": _rows(conn, f"SELECT * FROM alert_events WHERE alert_id IN ({amarks})", alert_ids),
+        "alarm_events": _rows(conn, "SELECT * FROM alarm_events WHERE household_id = ?", (household_id,)),
+        "care_settings": _rows(
+            conn, "SELECT * FROM eldercare_settings WHERE household_id = ?", (household_id,)
+        ),
+        "care_check_ins": _rows(conn, "SELECT * FROM care_check_ins WHERE household_id = ?", (household_id,)),
+        "care_reminders": _rows(conn, "SELECT * FROM care_reminders WHERE household_id = ?", (household_id,)),
+        "audit": users.query_audit(conn, household_ids=[household_id], limit=100000)[0],
+    }
+    return data
+
+
+def erase(conn: Any, household_id: str) -> dict[str, int]:
+    """Delete the household's personal data in one transaction; returns rows removed per table."""
+    device_rows = [
+        r[0] for r in conn.execute("SELECT row FROM devices WHERE household_id = ?", (household_id,))
+    ]
+    marks = ",".join("?" * len(device_rows)) or "NULL"
+    resident_ids = [
+        r[0] for r in conn.execute("SELECT id FROM residents WHERE household_id = ?", (household_id,))
+    ]
+    rmarks = ",".join("?" * len(resident_ids)) or "NULL"
+    alert_ids = [r[0] for r in conn.execute("SELECT id FROM alerts WHERE household_id = ?", (household_id,))]
+    amarks = ",".join("?" * len(alert_ids)) or "NULL"
+    statements = [
+        ("telemetry", f"DELETE FROM telemetry WHERE device_row IN ({marks})", device_rows),
+        ("telemetry_hourly", f"DELETE FROM telemetry_hourly WHERE device_row IN ({marks})", device_rows),
+        ("capability_state", f"DELETE FROM capability_state WHERE device_row IN ({marks})", device_rows),
+        ("health_readings", "DELETE FROM health_readings WHERE household_id = ?", [household_id]),
+        ("health_rejected", "DELETE FROM health_rejected WHERE household_id = ?", [household_id]),
+        ("health_thresholds", f"DELETE FROM health_thresholds WHERE resident_id IN ({rmarks})", resident_ids),
+        ("health_consent", "DELETE FROM health_consent WHERE household_id = ?", [household_id]),
+        ("alert_events", f"DELETE FROM alert_events WHERE alert_id IN ({amarks})", alert_ids),
+        ("alert_deliveries", f"DELETE FROM alert_deliveries WHERE alert_id IN ({amarks})", alert_ids),
+        ("alert_assignments", f"DELETE FROM alert_assignments WHERE alert_id IN ({amarks})", alert_ids),
+        ("alerts", "DELETE FROM alerts WHERE household_id = ?", [household_id]),
+        ("alarm_events", "DELETE FROM alarm_events WHERE household_id = ?", [household_id]),
+        (
+            "care_reminder_log",
+            "DELETE FROM care_reminder_log WHERE reminder_id IN "
+            "(SELECT id FROM care_reminders WHERE household_id = ?)",
+            [household_id],
+        ),
+        ("care_reminders", "DELETE FROM care_reminders WHERE household_id = ?", [household_id]),
+        ("care_check_ins", "DELETE FROM care_check_ins WHERE household_id = ?", [household_id]),
+        (
+            "quarantine",
+            "DELETE FROM quarantine WHERE device_id IN (SELECT id FROM devices WHERE household_id = ?)",
+            [household_id],
+        ),
+    ]
+    removed: dict[str, int] = {}
+    for table, sql, params in statements:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        if exists:
+            removed[table] = conn.execute(sql, params).rowcount
+    conn.execute("UPDATE devices SET resident_id = NULL WHERE household_id = ?", (household_id,))
+    removed["residents"] = conn.execute(
+        "DELETE FROM residents WHERE household_id = ?", (household_id,)
+    ).rowcount
+    return removed
+
+
+def register(api: Api) -> None:
+    @api.op(
+        "GET",
+        "/api/v1/households/{household_id}/export",
+        summary="Export all of the household's data as JSON (audited)",
+        tag="privacy",
+        roles=[Role.RESIDENT, Role.HOUSEHOLD_ADMIN],
+    )
+    async def export(call: Call) -> Any:
+        await call.gateway.store.async_flush()
+        health = call.gateway.components.get("health")
+        if health is not None:
+            await health.async_flush()
+        data = await call.gateway.store.async_read(lambda conn: collect(conn, call.household_id))
+        await call.request.app[ACCOUNTS].async_audit(
+            call.principal,
+            "export.household",
+            household_id=call.household_id,
+            detail={k: len(v) for k, v in data.items()},
+            ip=call.ip,
+        )
+        return {"household_id": call.household_id, "exported_at": time.time(), "data": data}
+
+    @api.op(
+        "DELETE",
+        "/api/v1/households/{household_id}/data",
+        summary="Delete the household's personal data for good (household admin; audited)",
+        tag="privacy",
+        roles=[Role.HOUSEHOLD_ADMIN],
+        body=obj({"confirm": text(64)}, ["confirm"]),
+    )
+    async def delete(call: Call) -> dict[str, Any]:
+        hid, gateway = call.household_id, call.gateway
+        if call.body["confirm"] != hid:
+            raise ApiError(
+                "invalid_body", f"body.confirm: repeat the household id {hid!r} to confirm the deletion"
+            )
+        alerts = gateway.components.get("alerts")
+        if alerts is not None:
+            for alert in alerts.open_alerts(hid):
+                await alerts.async_resolve(alert.id, call.principal.name, "household data deleted on request")
+        care = gateway.components.get("eldercare")
+        if care is not None:
+            for rid in [r.id for r in care.reminders.values() if r.household_id == hid]:
+                await care.async_remove_reminder(rid)
+        health = gateway.components.get("health")
+        residents = gateway.registry.household_residents(hid)
+        if health is not None:
+            await health.async_flush()
+            await health.async_withdraw_consent(hid, by=call.principal.name, note="household data deleted")
+            for resident in residents:
+                await health.async_reset_thresholds(resident.id, by=call.principal.name)
+        await gateway.store.async_flush()
+
+        def run(db: Any) -> dict[str, int]:
+            removed = erase(db.conn, hid)
+            users.append_audit(
+                db.conn,
+                actor=call.principal.name,
+                role=call.principal.role.value,
+                action="privacy.delete",
+                household_id=hid,
+                detail={"removed": removed},
+                ip=call.ip,
+            )
+            return removed
+
+        removed = await gateway.store.async_write(run)
+        for resident in residents:
+            gateway.registry.residents.pop(resident.id, None)
+        for device in gateway.registry.household_devices(hid):
+            device.resident_id = None
+            device.states.clear()
+        _LOGGER.info("household %s: personal data deleted on request (%d rows)", hid, sum(removed.values()))
+        return {"household_id": hid, "removed": removed}
+
+
+__all__ = ["collect", "erase", "register"]

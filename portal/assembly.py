@@ -1,0 +1,87 @@
+"""Wires the unified portal into the aiohttp app: auth, the REST API, live events, pages.
+
+`install(app, gateway)` is all `create_app` needs to call. Start and stop of
+what runs in the background (the WebSocket hub and its `ws` delivery channel,
+the announcement scheduler) live together in one `cleanup_ctx` generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import web
+
+from gateway.runtime import Gateway
+from portal import pages
+from portal.api import alarm, alerts, announcements, audit, care, community, health, privacy, providers
+from portal.api.announcements import ANNOUNCEMENTS, Announcements
+from portal.api.errors import json_response
+from portal.api.openapi import build, document_other_routes
+from portal.api.operations import GATEWAY, Api
+from portal.auth import routes as auth_routes
+from portal.auth.accounts import Accounts
+from portal.auth.middleware import ACCOUNTS, OPEN_LOCAL_VIEWS, SELF_GUARDED, auth_middleware
+from portal.live import Hub, WsChannel
+from portal.live.socket import HUB, websocket
+
+API: Final = web.AppKey("linli_api", Api)
+
+
+def make_api() -> Api:
+    api = Api()
+    for module in (
+        auth_routes,
+        community,
+        alerts,
+        alarm,
+        health,
+        care,
+        announcements,
+        audit,
+        privacy,
+        providers,
+    ):
+        module.register(api)
+    document_other_routes(api)
+    return api
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return json_response(build(request.app[API]))
+
+
+def install(app: web.Application, gateway: Gateway) -> None:
+    app.middlewares.append(auth_middleware)
+    app[GATEWAY] = gateway
+    app[ACCOUNTS] = Accounts(gateway)
+    app[OPEN_LOCAL_VIEWS] = bool(gateway.config["portal"].get("open_local_views", False))
+    app[HUB] = Hub(gateway)
+    app[ANNOUNCEMENTS] = Announcements(gateway)
+    api = app[API] = make_api()
+    api.register(app)
+    app.router.add_get("/api/v1/openapi.json", _openapi)
+    app.router.add_get("/api/v1/ws", websocket)
+    app[SELF_GUARDED] = frozenset(
+        {op.path for op in api.operations if op.handler is not None}
+        | {"/api/v1/openapi.json", "/api/v1/ws", "/api/docs"}
+    )
+    pages.register(app)
+    app.cleanup_ctx.append(_live)
+
+
+async def _live(app: web.Application) -> AsyncIterator[None]:
+    gateway = app[GATEWAY]
+    await app[ACCOUNTS].async_load()
+    hub = app[HUB]
+    hub.start()
+    channel = WsChannel(hub)
+    gateway.notifier.register(channel)
+    book = app[ANNOUNCEMENTS]
+    book.on_start.append(lambda item: hub.announce(item.as_dict(), book.households_of(item)))
+    await book.async_start()
+    yield
+    await book.async_stop()
+    if gateway.notifier.channels and any(c is channel for c in gateway.notifier.channels):
+        gateway.notifier.unregister(channel.name)
+    await hub.async_stop()

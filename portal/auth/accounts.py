@@ -1,0 +1,281 @@
+"""Signing in and out, the first-run setup, and resolving a token to a `Principal`.
+
+The portal's side of `gateway/users.py`: every write goes through the store's
+writer (committed before the answer), password hashing runs in a worker
+thread, and resolved tokens are cached for `CACHE_S` so that an API call costs
+no database read; revoking or changing a user drops its cache entries at once
+(a token revoked by the CLI in another process stops working within `CACHE_S`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from typing import Any, Final
+
+from gateway import users
+from gateway.runtime import Gateway
+from gateway.users import Role, TokenKind, User, UserError
+from portal.api.errors import ApiError
+from portal.auth.principal import Principal
+from portal.auth.throttle import AddressThrottle, lockout_after
+
+_LOGGER = logging.getLogger(__name__)
+CACHE_S: Final = 15.0
+
+
+class Accounts:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.store = gateway.store
+        self.throttle = AddressThrottle()
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self.has_users = False
+        self._user_lock = asyncio.Lock()
+
+    async def async_load(self) -> None:
+        self.has_users = await self.store.async_read(lambda conn: users.count_users(conn) > 0)
+
+    # -- audit ---------------------------------------------------------------------
+
+    async def async_audit(
+        self,
+        actor: Principal | str,
+        action: str,
+        *,
+        household_id: str | None = None,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+        ip: str | None = None,
+        outcome: str = "ok",
+    ) -> None:
+        name = actor if isinstance(actor, str) else actor.name
+        role = None if isinstance(actor, str) else actor.role.value
+        await self.store.async_write(
+            lambda db: users.append_audit(
+                db.conn,
+                actor=name,
+                role=role,
+                action=action,
+                household_id=household_id,
+                target=target,
+                detail=detail,
+                ip=ip,
+                outcome=outcome,
+            )
+        )
+
+    # -- tokens → principals -------------------------------------------------------
+
+    async def async_resolve(self, secret: str) -> Principal | None:
+        """The principal a token stands for, or None (unknown, expired, revoked, disabled)."""
+        if not secret or len(secret) > 200:
+            return None
+        key = users.digest(secret)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < CACHE_S:
+            return cached[1]
+
+        def read(conn: Any) -> tuple[users.Token | None, User | None]:
+            token = users.find_token(conn, secret)
+            user = users.get_user(conn, user_id=token.user_id) if token and token.user_id else None
+            return token, user
+
+        token, user = await self.store.async_read(read)
+        principal = None
+        if token is not None and token.live(time.time()) and token.kind is not TokenKind.SETUP:
+            if user is not None and not user.disabled:
+                principal = _principal(user, token)
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[key] = (now, principal)
+        return principal
+
+    def forget_user(self, user_id: str) -> None:
+        for key, (_, principal) in list(self._cache.items()):
+            if principal is not None and principal.user_id == user_id:
+                del self._cache[key]
+
+    def forget_token(self, token_id: str) -> None:
+        for key, (_, principal) in list(self._cache.items()):
+            if principal is not None and principal.token_id == token_id:
+                del self._cache[key]
+
+    # -- login ---------------------------------------------------------------------
+
+    async def async_login(self, name: str, password: str, ip: str) -> tuple[Principal, str]:
+        """A new web session (principal, session secret); ApiError when refused (audited)."""
+        wait = self.throttle.retry_after(ip)
+        if wait > 0:
+            raise ApiError(
+                "too_many_attempts",
+                f"too many failed logins from this address; try again in {int(wait) + 1} s",
+                retry_after_s=round(wait, 1),
+            )
+        name = name.strip()[:64]
+        user, stored = await self.store.async_read(
+            lambda conn: (
+                (u := users.get_user(conn, name=name)),
+                users.password_hash_of(conn, u.id) if u else None,
+            )
+        )
+        now = time.time()
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            wait = user.locked_until - now
+            await self.async_audit(name, "login", ip=ip, outcome="locked_out")
+            raise ApiError(
+                "locked_out",
+                f"account {name!r} is locked after repeated wrong passwords; try again in {int(wait) + 1} s",
+                retry_after_s=round(wait, 1),
+            )
+        ok = await asyncio.to_thread(users.verify_password, stored, password)
+        if not ok or user is None or user.disabled or user.role is Role.PROVIDER:
+            self.throttle.fail(ip)
+            if user is not None:
+                locked = lockout_after(user.failed_logins + 1, now)
+                await self.store.async_write(lambda db: users.record_login_failure(db.conn, user.id, locked))
+            await self.async_audit(name, "login", ip=ip, outcome="failed")
+            raise ApiError("invalid_credentials", "wrong user name or password")
+
+        def start(db: Any) -> tuple[users.Token, str]:
+            users.record_login_success(db.conn, user.id)
+            users.append_audit(db.conn, actor=user.name, role=user.role.value, action="login", ip=ip)
+            return users.create_token(
+                db.conn,
+                kind=TokenKind.SESSION,
+                user_id=user.id,
+                name="web session",
+                ttl_s=users.SESSION_TTL_S,
+                csrf=True,
+            )
+
+        token, secret = await self.store.async_write(start)
+        return _principal(user, token), secret
+
+    async def async_logout(self, principal: Principal, ip: str) -> None:
+        def end(db: Any) -> None:
+            users.revoke_token(db.conn, principal.token_id)
+            users.append_audit(
+                db.conn, actor=principal.name, role=principal.role.value, action="logout", ip=ip
+            )
+
+        await self.store.async_write(end)
+        self.forget_token(principal.token_id)
+
+    # -- first run -----------------------------------------------------------------
+
+    async def async_setup_secret(self) -> str | None:
+        """A one-time setup secret while no user exists (valid one hour), else None."""
+        secret = await self.store.async_write(lambda db: users.create_setup_token(db.conn))
+        self.has_users = secret is None
+        return secret
+
+    async def async_complete_setup(
+        self, secret: str, name: str, password: str, display_name: str | None, ip: str
+    ) -> tuple[Principal, str]:
+        users.check_name(name)
+        users.check_password_strength(password)
+        password_hash = await asyncio.to_thread(users.hash_password, password)
+
+        def create(db: Any) -> tuple[User, users.Token, str]:
+            conn = db.conn
+            token = users.find_token(conn, secret)
+            if (
+                token is None
+                or token.kind is not TokenKind.SETUP
+                or not token.live(time.time())
+                or users.count_users(conn)
+            ):
+                raise UserError(
+                    "invalid_token",
+                    "this setup link is used, expired or unknown; restart the gateway for a new one "
+                    "(it prints one while no account exists), or add a manager with `linli user add`",
+                )
+            users.revoke_token(conn, token.id)
+            user = users.add_user(
+                conn,
+                name,
+                Role.MANAGER,
+                password_hash=password_hash,
+                display_name=display_name,
+                by="setup-link",
+            )
+            users.append_audit(conn, actor=user.name, role=user.role.value, action="login", ip=ip)
+            session, session_secret = users.create_token(
+                conn,
+                kind=TokenKind.SESSION,
+                user_id=user.id,
+                name="web session",
+                ttl_s=users.SESSION_TTL_S,
+                csrf=True,
+            )
+            return user, session, session_secret
+
+        async with self._user_lock:
+            user, session, session_secret = await self.store.async_write(create)
+        self.has_users = True
+        _LOGGER.info("first-run setup: manager account %s created", user.name)
+        return _principal(user, session), session_secret
+
+    # -- users ---------------------------------------------------------------------
+
+    async def async_add_user(
+        self,
+        actor: Principal,
+        name: str,
+        role: str,
+        household_id: str | None,
+        display_name: str | None,
+        ip: str | None = None,
+    ) -> tuple[User, str]:
+        """A new user with a generated password (returned once)."""
+        users.check_name(name)
+        password = users.new_password()
+        password_hash = await asyncio.to_thread(users.hash_password, password)
+        user = await self.store.async_write(
+            lambda db: users.add_user(
+                db.conn,
+                name,
+                role,
+                password_hash=password_hash,
+                household_id=household_id,
+                display_name=display_name,
+                by=actor.name,
+            )
+        )
+        self.has_users = True
+        return user, password
+
+    async def async_change_password(self, principal: Principal, current: str, new: str) -> None:
+        stored = await self.store.async_read(lambda conn: users.password_hash_of(conn, principal.user_id))
+        if not await asyncio.to_thread(users.verify_password, stored, current):
+            raise ApiError("invalid_credentials", "the current password is wrong")
+        users.check_password_strength(new)
+        new_hash = await asyncio.to_thread(users.hash_password, new)
+        await self.store.async_write(
+            lambda db: users.set_password_hash(db.conn, principal.user_id, new_hash, by=principal.name)
+        )
+
+
+def _principal(user: User, token: users.Token) -> Principal:
+    scope = token.scope or {}
+    return Principal(
+        user_id=user.id,
+        name=user.name,
+        role=user.role,
+        household_id=user.household_id,
+        display_name=user.display_name,
+        locale=user.locale,
+        via={TokenKind.SESSION: "session", TokenKind.PROVIDER: "provider"}.get(token.kind, "bearer"),
+        token_id=token.id,
+        csrf=token.csrf,
+        scope_households=frozenset(scope.get("households", ())),
+        scope_kinds=frozenset(scope.get("kinds", ())),
+    )
+
+
+def same_secret(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and hmac.compare_digest(a.encode(), b.encode())

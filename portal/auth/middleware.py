@@ -1,0 +1,166 @@
+"""The one place a request gets its `Principal`, and its errors their JSON shape.
+
+* `Authorization: Bearer <token>`: an API token or a provider key (no CSRF:
+  a browser never sends this header across sites by itself).
+* The `linli_session` cookie (HttpOnly, SameSite=Strict): a web page's login;
+  every unsafe method must carry the session's CSRF token in `X-CSRF-Token`
+  (the page reads it from the `linli_csrf` cookie or /api/v1/auth/me).
+* Nobody: only public routes — and, for this machine's own browser, the
+  legacy read-only community views while no account exists yet (first run)
+  or where `portal.open_local_views` is on (the demo).
+
+The discovery inbox routes (their own module) are for managers and
+installers; the decision's actor is the signed-in user, whatever the request
+claims, and each decision is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from ipaddress import ip_address
+from typing import Any, Final
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway.users import Role
+from portal.api.errors import ApiError
+from portal.api.operations import GATEWAY, PRINCIPAL
+from portal.auth.accounts import Accounts, same_secret
+from portal.auth.principal import Principal, reaches
+
+_LOGGER = logging.getLogger(__name__)
+ACCOUNTS: Final = web.AppKey("linli_accounts", Accounts)
+SESSION_COOKIE: Final = "linli_session"
+CSRF_COOKIE: Final = "linli_csrf"
+CSRF_HEADER: Final = "X-CSRF-Token"
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+OPEN_LOCAL_VIEWS: Final = web.AppKey("linli_open_local_views", bool)
+#: Routes that authorize each call themselves (the portal's own API, pages, the WebSocket).
+SELF_GUARDED: Final = web.AppKey("linli_self_guarded", frozenset)
+LOCAL: Final[Any] = web.RequestKey("linli_local", bool) if hasattr(web, "RequestKey") else "linli.local"
+
+#: The read-only views of the first portal (before accounts existed).
+LEGACY_VIEWS: Final = frozenset(
+    {"/", "/api/v1/status", "/api/v1/households", "/api/v1/households/{household_id}/devices"}
+)
+_INBOX: Final = re.compile(r"^/api/v1/inbox(/|$)")
+_INBOX_DECISION: Final = re.compile(r"^/api/v1/inbox/([^/]+)/(approve|reject|ignore|restore)$")
+INBOX_ROLES: Final = frozenset({Role.MANAGER, Role.INSTALLER})
+PAGES_FOR_MEMBERS: Final = "/app"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _loopback(request: web.Request) -> bool:
+    try:
+        return ip_address((request.remote or "").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _template(request: web.Request) -> str | None:
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else None
+
+
+async def _principal(request: web.Request, accounts: Accounts) -> Principal | None:
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise ApiError("invalid_token", "use Authorization: Bearer <token>")
+        principal = await accounts.async_resolve(secret.strip())
+        if principal is None or principal.via == "session":
+            raise ApiError("invalid_token", "this token is unknown, expired or revoked; ask for a new one")
+        return principal
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    principal = await accounts.async_resolve(cookie)
+    if principal is None or principal.via != "session":
+        return None  # a stale cookie: treated as signed out
+    if request.method not in SAFE_METHODS and not same_secret(
+        request.headers.get(CSRF_HEADER), principal.csrf
+    ):
+        raise ApiError(
+            "csrf_failed",
+            f"this change needs the {CSRF_HEADER} header of your session (reload the page and try again)",
+        )
+    return principal
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    accounts = request.app[ACCOUNTS]
+    is_api = request.path.startswith("/api/")
+    try:
+        principal = await _principal(request, accounts)
+        request[PRINCIPAL] = principal
+        template = _template(request)
+        inbox = bool(_INBOX.match(request.path))
+        # Other modules' API routes (and the first portal's views) are guarded here: a caller
+        # must be signed in, and a household in the path must be within their reach.
+        guarded = (
+            template is not None
+            and (template.startswith("/api/") or template in LEGACY_VIEWS)
+            and template not in request.app[SELF_GUARDED]
+        )
+        if principal is None and guarded:
+            open_locally = _loopback(request) and (
+                not accounts.has_users
+                or (request.app[OPEN_LOCAL_VIEWS] and request.method in SAFE_METHODS and not inbox)
+            )
+            if open_locally:
+                request[LOCAL] = True
+            elif template == "/":
+                raise web.HTTPFound("/login?next=/")
+            else:
+                raise ApiError(
+                    "unauthenticated", "sign in first (a session cookie or an Authorization: Bearer token)"
+                )
+        if guarded and principal is not None and "household_id" in request.match_info:
+            household = request.match_info["household_id"]
+            if not reaches(principal, request.app[GATEWAY], household):
+                raise ApiError("not_found", f"no household {household!r}, or it is not yours to see")
+        if inbox and principal is not None:
+            if principal.role not in INBOX_ROLES:
+                raise ApiError("forbidden", "the discovery inbox is for managers and installers")
+            # The decision's actor is who signed in, whatever the request says.
+            headers = CIMultiDict(request.headers)
+            headers["X-Linli-User"] = principal.name
+            request = request.clone(headers=headers)
+            request[PRINCIPAL] = principal
+        response = await handler(request)
+        if inbox and principal is not None and response.status == 200:
+            decision = _INBOX_DECISION.match(request.path)
+            if decision is not None:
+                await accounts.async_audit(
+                    principal,
+                    f"device.{decision.group(2)}",
+                    target=decision.group(1),
+                    ip=request.remote,
+                )
+        return response
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if not is_api or exc.status < 400:
+            raise
+        code = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        return ApiError(
+            code.get(exc.status, "bad_request"),
+            {
+                404: f"no route {request.method} {request.path}; see /api/v1/openapi.json",
+                405: f"{request.method} is not allowed on {request.path}; see /api/v1/openapi.json",
+            }.get(exc.status, exc.reason),
+            status=exc.status,
+        ).response()
+    except Exception:
+        if not is_api:
+            raise
+        _LOGGER.exception("%s %s failed", request.method, request.path)
+        return ApiError("internal", "the gateway failed on this request; it is logged, try again").response()

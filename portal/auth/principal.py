@@ -1,0 +1,123 @@
+"""Who is asking, and which households they may see — decided on the server for every call.
+
+A member (resident, household admin) reaches their own household; a carer
+reaches it only while the household consents to share with carers; a manager
+or an installer reaches the whole community; a provider's key reaches the
+households it names *and* that consent to providers, and only the capability
+kinds it was granted. Nothing relies on a page hiding something.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gateway.runtime import Gateway
+from gateway.users import HOUSEHOLD_ROLES, Role
+
+COMMUNITY_ROLES: Final = frozenset({Role.MANAGER, Role.INSTALLER})
+MEMBERS: Final = frozenset({Role.RESIDENT, Role.HOUSEHOLD_ADMIN})
+EVERYONE: Final = frozenset(Role)
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class Principal:
+    user_id: str
+    name: str
+    role: Role
+    household_id: str | None
+    display_name: str
+    locale: str
+    via: str  # session | bearer | provider
+    token_id: str
+    csrf: str | None = None
+    scope_households: frozenset[str] = field(default_factory=frozenset)
+    scope_kinds: frozenset[str] = field(default_factory=frozenset)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.user_id,
+            "name": self.name,
+            "role": self.role.value,
+            "household_id": self.household_id,
+            "display_name": self.display_name,
+            "locale": self.locale,
+            "via": self.via,
+            **(
+                {"scope": {"households": sorted(self.scope_households), "kinds": sorted(self.scope_kinds)}}
+                if self.role is Role.PROVIDER
+                else {}
+            ),
+        }
+
+
+def _consents(gateway: Gateway, household_id: str, purpose: str) -> bool:
+    health = gateway.components.get("health")
+    may_share = getattr(health, "may_share", None)
+    return bool(may_share(household_id, purpose)) if may_share is not None else False
+
+
+def reaches(principal: Principal, gateway: Gateway, household_id: str) -> bool:
+    """True when the principal may see anything of this household."""
+    if household_id not in gateway.registry.households:
+        return False
+    role = principal.role
+    if role in COMMUNITY_ROLES:
+        return True
+    if role in MEMBERS:
+        return principal.household_id == household_id
+    if role is Role.CARER:
+        return principal.household_id == household_id and _consents(gateway, household_id, "carer")
+    if role is Role.PROVIDER:
+        return household_id in principal.scope_households and _consents(gateway, household_id, "provider")
+    return False
+
+
+def reachable(principal: Principal, gateway: Gateway) -> list[str]:
+    """Every household id the principal may see, sorted."""
+    households = gateway.registry.households
+    if principal.role in COMMUNITY_ROLES:
+        return sorted(households)
+    if principal.role is Role.PROVIDER:
+        candidates: Any = principal.scope_households
+    else:
+        candidates = [principal.household_id] if principal.household_id else []
+    return sorted(h for h in candidates if reaches(principal, gateway, h))
+
+
+def health_role(principal: Principal, gateway: Gateway, household_id: str) -> str | None:
+    """The `requester_role` to ask the health service with, or None when health data is out of reach.
+
+    Members ask as the household. Carers and providers ask as themselves (the health
+    service checks consent again at read time). A manager sees health values only where
+    the household consents to share with providers (the community's care desk is one).
+    An installer never sees health values.
+    """
+    role = principal.role
+    if role in MEMBERS and principal.household_id == household_id:
+        return "household"
+    if role is Role.CARER and principal.household_id == household_id:
+        return "carer"
+    if role is Role.PROVIDER and household_id in principal.scope_households:
+        return "provider"
+    if role is Role.MANAGER and _consents(gateway, household_id, "provider"):
+        return "provider"
+    return None
+
+
+def kind_allowed(principal: Principal, kind: str) -> bool:
+    """A provider sees only the capability kinds it was granted; everyone else, every kind."""
+    return principal.role is not Role.PROVIDER or kind in principal.scope_kinds
+
+
+__all__ = [
+    "COMMUNITY_ROLES",
+    "EVERYONE",
+    "HOUSEHOLD_ROLES",
+    "MEMBERS",
+    "Principal",
+    "health_role",
+    "kind_allowed",
+    "reachable",
+    "reaches",
+]

@@ -1,0 +1,126 @@
+"""Sign in, sign out, first-run setup, and the signed-in user's own settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway import users
+from gateway.users import UserError
+from portal.api.errors import ApiError, json_response
+from portal.api.operations import Api, Call, obj, text
+from portal.auth.middleware import ACCOUNTS, CSRF_COOKIE, SESSION_COOKIE
+from portal.auth.principal import Principal
+
+LOCALES = ["zh-CN", "en"]
+
+
+def _signed_in(call: Call, principal: Principal, secret: str, status: int = 200) -> web.Response:
+    cfg = call.gateway.config["portal"]
+    max_age = int(cfg.get("session_hours", 12) * 3600)
+    secure = bool(cfg.get("secure_cookies", False))
+    response = json_response({"user": principal.as_dict(), "csrf_token": principal.csrf}, status)
+    response.set_cookie(
+        SESSION_COOKIE, secret, max_age=max_age, httponly=True, samesite="Strict", secure=secure, path="/"
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        principal.csrf or "",
+        max_age=max_age,
+        httponly=False,
+        samesite="Strict",
+        secure=secure,
+        path="/",
+    )
+    return response
+
+
+def register(api: Api) -> None:
+    @api.op(
+        "POST",
+        "/api/v1/auth/login",
+        summary="Sign in with a user name and password (sets the session cookie)",
+        tag="auth",
+        public=True,
+        body=obj({"name": text(64), "password": text(256)}, ["name", "password"]),
+    )
+    async def login(call: Call) -> web.Response:
+        accounts = call.request.app[ACCOUNTS]
+        principal, secret = await accounts.async_login(call.body["name"], call.body["password"], call.ip)
+        return _signed_in(call, principal, secret)
+
+    @api.op("POST", "/api/v1/auth/logout", summary="Sign out (ends this session)", tag="auth")
+    async def logout(call: Call) -> web.Response:
+        await call.request.app[ACCOUNTS].async_logout(call.principal, call.ip)
+        response = json_response({"signed_out": True})
+        response.del_cookie(SESSION_COOKIE, path="/")
+        response.del_cookie(CSRF_COOKIE, path="/")
+        return response
+
+    @api.op(
+        "POST",
+        "/api/v1/auth/setup",
+        summary="Create the first manager with the one-time setup link's token",
+        tag="auth",
+        public=True,
+        status=201,
+        body=obj(
+            {"token": text(200), "name": text(64), "password": text(256, 10), "display_name": text(64)},
+            ["token", "name", "password"],
+        ),
+    )
+    async def setup(call: Call) -> web.Response:
+        accounts = call.request.app[ACCOUNTS]
+        b = call.body
+        try:
+            principal, secret = await accounts.async_complete_setup(
+                b["token"], b["name"], b["password"], b.get("display_name"), call.ip
+            )
+        except UserError as exc:
+            raise ApiError(
+                exc.code, exc.message, status=401 if exc.code == "invalid_token" else 400
+            ) from None
+        return _signed_in(call, principal, secret, 201)
+
+    @api.op("GET", "/api/v1/auth/me", summary="Who is signed in", tag="auth")
+    async def me(call: Call) -> dict[str, Any]:
+        return {"user": call.principal.as_dict(), "csrf_token": call.principal.csrf}
+
+    @api.op(
+        "PATCH",
+        "/api/v1/auth/me",
+        summary="Change my language or display name",
+        tag="auth",
+        body=obj({"locale": {"enum": LOCALES}, "display_name": text(64)}),
+    )
+    async def update_me(call: Call) -> dict[str, Any]:
+        p = call.principal
+        locale = call.body.get("locale")
+        display = call.body.get("display_name")
+
+        def write(db: Any) -> None:
+            if locale:
+                users.set_locale(db.conn, p.user_id, locale)
+            if display:
+                db.conn.execute("UPDATE users SET display_name = ? WHERE id = ?", (display, p.user_id))
+
+        await call.gateway.store.async_write(write)
+        call.request.app[ACCOUNTS].forget_user(p.user_id)
+        return {"locale": locale or p.locale, "display_name": display or p.display_name}
+
+    @api.op(
+        "POST",
+        "/api/v1/auth/password",
+        summary="Change my password",
+        tag="auth",
+        body=obj({"current": text(256), "new": text(256, 10)}, ["current", "new"]),
+    )
+    async def password(call: Call) -> dict[str, Any]:
+        try:
+            await call.request.app[ACCOUNTS].async_change_password(
+                call.principal, call.body["current"], call.body["new"]
+            )
+        except UserError as exc:
+            raise ApiError(exc.code, exc.message) from None
+        return {"changed": True}

@@ -1,0 +1,60 @@
+"""The `ws` delivery channel: an escalation step's audience, on their open phones, tablets, consoles.
+
+`DELIVERED` once at least one of the audience's connections has the alert
+written to its socket; `NO_RECIPIENT` when none of them is connected (the
+engine then relies on the other channels and the next step). A slow client
+never holds the delivery back: the first connection that has it is enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Final
+
+from gateway.notify import Audience, Delivery, Outcome
+from portal.api.shapes import public_alert
+from portal.live.hub import Connection, Hub
+
+WAIT_S: Final = 2.0
+
+
+class WsChannel:
+    name = "ws"
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.delivered = 0
+
+    def _audience(self, alert: dict[str, Any], audience: Audience) -> list[Connection]:
+        household = alert["household_id"]
+        if audience is Audience.HOUSEHOLD:
+            return self.hub.household_members(household)
+        if audience is Audience.CARERS:
+            return self.hub.household_carers(household)
+        if audience is Audience.DUTY_DESK:
+            return self.hub.duty_desk()
+        return []
+
+    async def async_deliver(self, alert: dict[str, Any], audience: Audience) -> Delivery:
+        targets = self._audience(alert, audience)
+        if not targets:
+            return Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connected")
+        loop = asyncio.get_running_loop()
+        text = self.hub.encode({"type": "alert", "audience": audience.value, "alert": public_alert(alert)})
+        waiters: list[asyncio.Future[bool]] = []
+        for connection in targets:
+            waiter: asyncio.Future[bool] = loop.create_future()
+            if connection.offer(text, waiter):
+                waiters.append(waiter)
+        reached = 0
+        pending = set(waiters)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(WAIT_S):
+                while pending and not reached:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    reached += sum(1 for w in done if w.result())
+        if not reached:
+            return Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connection took it")
+        self.delivered += 1
+        return Delivery(outcome=Outcome.DELIVERED, detail=f"{audience.value}: {len(waiters)} screen(s)")

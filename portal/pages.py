@@ -1,0 +1,105 @@
+"""The web pages: sign-in and first-run setup, the phone app, the TV, the manager's console, the API docs.
+
+Plain HTML, CSS and JavaScript modules (no build step) under `static/`. A page
+is only a shell: everything it shows comes from the API, which checks the
+caller again, so a page never decides what someone may see.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from gateway.users import Role
+from portal.api.operations import PRINCIPAL
+from portal.auth.principal import COMMUNITY_ROLES, Principal
+
+STATIC: Final = Path(__file__).resolve().parent / "static"
+_NO_STORE: Final = {"Cache-Control": "no-store"}
+# Pages get a strict policy: scripts and styles only from the portal itself.
+_CSP: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(
+        STATIC / name,
+        headers={**_NO_STORE, "Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _signed_in(request: web.Request) -> Principal:
+    principal: Principal | None = request.get(PRINCIPAL)
+    if principal is None:
+        raise web.HTTPFound(f"/login?next={request.path}")
+    return principal
+
+
+def _home_of(principal: Principal) -> str:
+    if principal.role in COMMUNITY_ROLES:
+        return "/manage"
+    return "/app"
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    return _page("login.html")
+
+
+async def setup(request: web.Request) -> web.StreamResponse:
+    return _page("setup.html")
+
+
+async def phone(request: web.Request) -> web.StreamResponse:
+    principal = _signed_in(request)
+    if principal.role in COMMUNITY_ROLES:
+        raise web.HTTPFound("/manage")
+    return _page("app/index.html")
+
+
+async def tv(request: web.Request) -> web.StreamResponse:
+    principal = _signed_in(request)
+    if principal.role not in (Role.RESIDENT, Role.HOUSEHOLD_ADMIN):
+        raise web.HTTPFound(_home_of(principal))
+    return _page("tv/index.html")
+
+
+async def manage(request: web.Request) -> web.StreamResponse:
+    principal = _signed_in(request)
+    if principal.role not in COMMUNITY_ROLES:
+        raise web.HTTPFound(_home_of(principal))
+    return _page("manage/index.html")
+
+
+async def docs(request: web.Request) -> web.StreamResponse:
+    return _page("docs.html")
+
+
+async def manifest(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC / "app" / "manifest.webmanifest", headers={"Content-Type": "application/manifest+json"}
+    )
+
+
+async def service_worker(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC / "app" / "sw.js",
+        headers={"Content-Type": "text/javascript", "Service-Worker-Allowed": "/app", **_NO_STORE},
+    )
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/login", login)
+    app.router.add_get("/setup", setup)
+    app.router.add_get("/app", phone)
+    app.router.add_get("/app/", phone)
+    app.router.add_get("/app/manifest.webmanifest", manifest)
+    app.router.add_get("/app/sw.js", service_worker)
+    app.router.add_get("/tv", tv)
+    app.router.add_get("/tv/", tv)
+    app.router.add_get("/manage", manage)
+    app.router.add_get("/manage/", manage)
+    app.router.add_get("/api/docs", docs)

@@ -1,0 +1,140 @@
+"""The live-event WebSocket and the `ws` delivery channel: an SOS reaches the household's phone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.notify import Audience, Outcome
+from tests.brokers import settle
+from tests.homes import add_home, publish
+from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal, sign_in
+
+
+async def next_of(ws: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await ws.receive_json()
+            if message["type"] == kind:
+                return message
+
+
+async def drain(ws: Any, quiet_s: float = 0.3) -> list[dict[str, Any]]:
+    """Every message until the socket has been quiet for `quiet_s`."""
+    received = []
+    while True:
+        try:
+            received.append(await ws.receive_json(timeout=quiet_s))
+        except TimeoutError:
+            return received
+
+
+async def test_an_sos_press_reaches_the_households_phone_and_nobody_elses(make_gateway, broker) -> None:
+    # given two homes, a resident of each with the phone app open, and the manager's console
+    gateway = await make_gateway(components=PORTAL_SERVICES)
+    topics = await add_home(gateway, "h1")
+    await add_home(gateway, "h2")
+    for name, role, household in [
+        ("li", "resident", "h1"),
+        ("zhang", "resident", "h2"),
+        ("wang", "manager", None),
+    ]:
+        await add_account(gateway, name, role, household)
+    async with portal(gateway) as client:
+        phones = {}
+        for name in ("li", "zhang", "wang"):
+            token = await api_token(gateway, name)
+            phones[name] = await client.ws_connect("/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
+            hello = await next_of(phones[name], "hello")
+            assert hello["user"]["name"] == name
+        # when the resident of h1 presses the SOS pendant
+        await publish(
+            broker.port, [(topics["h1-sos"], {"sos": "idle"}), (topics["h1-sos"], {"sos": "pressed"})]
+        )
+        # then the h1 phone gets the alert, for the household audience
+        delivered = await next_of(phones["li"], "alert")
+        assert delivered["audience"] == "household"
+        assert (delivered["alert"]["kind"], delivered["alert"]["household_id"]) == ("sos", "h1")
+        assert isinstance(delivered["alert"]["id"], str)  # 64-bit ids survive JavaScript
+        # and the manager's console sees it raised
+        raised = await next_of(phones["wang"], "alert_changed")
+        assert raised["alert"]["household_id"] == "h1"
+        # and h2's phone receives nothing about it
+        other = await drain(phones["zhang"])
+        engine = gateway.components["alerts"]
+        alert_id = int(delivered["alert"]["id"])
+        timeline = await engine.async_timeline(alert_id)
+        ws_rows = [e for e in timeline if e["channel"] == "ws"]
+        assert ws_rows and ws_rows[0]["outcome"] == Outcome.DELIVERED.value
+        for ws in phones.values():
+            await ws.close()
+    assert not other
+
+
+async def test_h2_receives_none_of_h1s_events(make_gateway, broker) -> None:
+    gateway = await make_gateway(components=PORTAL_SERVICES)
+    topics = await add_home(gateway, "h1")
+    await add_home(gateway, "h2")
+    await add_account(gateway, "zhang", "resident", "h2")
+    async with portal(gateway) as client:
+        token = await api_token(gateway, "zhang")
+        ws = await client.ws_connect("/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
+        await next_of(ws, "hello")
+        await publish(
+            broker.port,
+            [
+                (topics["h1-door"], {"contact": False}),
+                (topics["h1-sos"], {"sos": "idle"}),
+                (topics["h1-sos"], {"sos": "pressed"}),
+            ],
+        )
+        engine = gateway.components["alerts"]
+        await settle(lambda: engine.open_alerts("h1") and engine.open_alerts("h1")[0].step >= 0)
+        received = await drain(ws)
+        await ws.close()
+    assert received == []
+
+
+async def test_the_ws_channel_reports_no_recipient_when_nobody_of_the_audience_is_connected(
+    make_gateway,
+) -> None:
+    gateway = await make_gateway(components=PORTAL_SERVICES)
+    await add_home(gateway, "h1")
+    async with portal(gateway):
+        channel = next(c for c in gateway.notifier.channels if c.name == "ws")
+        alert = {"id": 1, "household_id": "h1", "kind": "sos"}
+        for audience in Audience:
+            assert (await channel.async_deliver(alert, audience)).outcome is Outcome.NO_RECIPIENT
+
+
+async def test_a_stalled_client_is_dropped_without_holding_back_the_others(make_gateway) -> None:
+    # given two phones of one household, one of which stops reading (its socket never drains)
+    gateway = await make_gateway(components=PORTAL_SERVICES)
+    await add_home(gateway, "h1")
+    password = await add_account(gateway, "li", "resident", "h1")
+    async with portal(gateway) as client:
+        await sign_in(client, "li", password)
+        first = await client.ws_connect("/api/v1/ws")
+        await next_of(first, "hello")
+        hub = next(c for c in gateway.notifier.channels if c.name == "ws").hub
+        slow = next(iter(hub.members["h1"]))
+        second = await client.ws_connect("/api/v1/ws")
+        await next_of(second, "hello")
+        stuck = asyncio.Event()
+
+        async def never(*_: Any) -> None:
+            await stuck.wait()
+
+        slow.ws.send_str = never  # type: ignore[method-assign]
+        # when a burst of events arrives
+        for i in range(400):
+            hub.send(hub.household_members("h1"), {"type": "test", "i": i})
+            if i % 50 == 0:
+                await asyncio.sleep(0.01)
+        # then the stalled one is closed, and the other gets every event
+        await settle(lambda: slow.closed)
+        assert hub.overflows == 1
+        got = [m for m in await drain(second, 0.5) if m["type"] == "test"]
+        assert len(got) == 400
+        stuck.set()
+        await second.close()
