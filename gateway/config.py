@@ -206,6 +206,54 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 },
             },
         },
+        "uplink": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "region": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,64}$"},
+                "url": {"type": "string", "pattern": "^mqtts?://"},
+                "host": {"type": "string", "minLength": 1},
+                "port": _PORT,
+                "client_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                "username": {"type": "string"},
+                "password": {"type": "string"},
+                "tls": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "ca_file": {"type": "string", "minLength": 1},
+                        "cert_file": {"type": "string", "minLength": 1},
+                        "key_file": {"type": "string", "minLength": 1},
+                    },
+                },
+                "keepalive_s": {"type": "integer", "minimum": 5, "maximum": 3600},
+                "session_expiry_s": {"type": "integer", "minimum": 0, "maximum": 4294967295},
+                "connect_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "reconnect_min_s": {"type": "number", "exclusiveMinimum": 0},
+                "reconnect_max_s": {"type": "number", "exclusiveMinimum": 0},
+                "inflight": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "batch_rows": {"type": "integer", "minimum": 1, "maximum": 10000},
+                "max_rate": {"type": "number", "minimum": 0},
+                "poll_s": {"type": "number", "exclusiveMinimum": 0},
+                "status_interval_s": {"type": "number", "minimum": 1},
+                "summary_interval_s": {"type": "number", "minimum": 1},
+                "rollup_interval_s": {"type": "number", "minimum": 1},
+                "region_public_keys": {"type": "array", "items": {"type": "string", "minLength": 40}},
+                "announcement_max_ttl_s": {"type": "number", "exclusiveMinimum": 0},
+                "tv_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "outbox": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "max_rows": {"type": "integer", "minimum": 100},
+                        "max_mb": {"type": "number", "exclusiveMinimum": 0},
+                        "max_age_s": {"type": "number", "exclusiveMinimum": 0},
+                        "check_s": {"type": "number", "exclusiveMinimum": 0},
+                    },
+                },
+            },
+        },
         "components": {
             "type": "array",
             "items": {"type": "string", "pattern": "^[A-Za-z_][\\w.]*:[A-Za-z_]\\w*$"},
@@ -269,6 +317,29 @@ DEFAULTS: Final[dict[str, Any]] = {
             "max_description_bytes": 262144,
         },
         "mqtt": {"prefix": "homeassistant", "max_config_bytes": 65536},
+    },
+    "uplink": {
+        # Off unless configured: a community gateway works on its own.
+        "enabled": False,
+        "region": "",
+        "host": "127.0.0.1",
+        "port": 1883,
+        "keepalive_s": 30,
+        "session_expiry_s": 7 * 86400,
+        "connect_timeout_s": 10.0,
+        "reconnect_min_s": 1.0,
+        "reconnect_max_s": 300.0,
+        "inflight": 20,
+        "batch_rows": 500,
+        "max_rate": 0,
+        "poll_s": 1.0,
+        "status_interval_s": 60,
+        "summary_interval_s": 300,
+        "rollup_interval_s": 3600,
+        "region_public_keys": [],
+        "announcement_max_ttl_s": 7 * 86400,
+        "tv_timeout_s": 5.0,
+        "outbox": {"max_rows": 200_000, "max_mb": 64, "max_age_s": 7 * 86400, "check_s": 10},
     },
     "components": [
         "adapters.mqtt_device:MqttDeviceAdapter",
@@ -382,4 +453,13 @@ def load_config(
     mqtt = config["mqtt"]
     if mqtt["reconnect_min_s"] > mqtt["reconnect_max_s"]:
         raise ConfigError("config: mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s")
+    uplink = config["uplink"]
+    if uplink["enabled"]:
+        if not uplink["region"]:
+            raise ConfigError('config: uplink.region: must be set when uplink.enabled is true (e.g. "hubei")')
+        if uplink["reconnect_min_s"] > uplink["reconnect_max_s"]:
+            raise ConfigError("config: uplink.reconnect_min_s: must not exceed uplink.reconnect_max_s")
+        if "gateway.uplink:Uplink" not in config["components"]:
+            # First, so that the outbox is kept before any service writes.
+            config["components"] = ["gateway.uplink:Uplink", *config["components"]]
     return config

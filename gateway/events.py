@@ -134,3 +134,33 @@ class AlertChanged(Event):
     alert_id: int
     transition: str
     alert: dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class AnnouncementReceived(Event):
+    """The region's signed announcement or emergency broadcast, verified: screens may show it.
+
+    `kind` is `announcement` or `emergency`; the uplink has already put it on every
+    TV through the `notify` capability.
+    """
+
+    announcement_id: str
+    kind: str
+    title: str
+    body: str
+    issued_at: float
+    expires_at: float
+
+
+@dataclass(slots=True, kw_only=True)
+class DownlinkRejected(Event):
+    """A message on the regional downlink failed verification: reported, never shown.
+
+    `reason` is a short code: unsigned, bad_signature, unknown_key, malformed,
+    wrong_region, wrong_topic, not_targeted, expired, from_the_future,
+    ttl_too_long, replayed.
+    """
+
+    topic: str
+    reason: str
+    detail: str

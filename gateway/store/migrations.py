@@ -308,6 +308,30 @@ def _v11_portal_accounts(db: sqlite_utils.Database) -> None:
         )
 
 
+def _v12_uplink(db: sqlite_utils.Database) -> None:
+    # The regional uplink (gateway/uplink/): the transactional outbox — `seq` is the
+    # delivery order (AUTOINCREMENT: never reused, immune to wall-clock steps), `id` the
+    # event's sortable unique id, `class` what may be dropped when the bound is hit
+    # (0 never, 1 summaries, 2 rollups and superseded snapshots first), `key` which
+    # rows a newer one supersedes; the region's announcements seen (replay refusal);
+    # and small uplink state (clock offset to the region, drop counters).
+    _run(
+        db,
+        """
+        CREATE TABLE uplink_outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL UNIQUE,
+            kind TEXT NOT NULL, class INTEGER NOT NULL, key TEXT, ts REAL NOT NULL,
+            payload BLOB NOT NULL);
+        CREATE INDEX uplink_outbox_class ON uplink_outbox(class, key, seq);
+        CREATE TABLE uplink_announcements (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, received REAL NOT NULL,
+            issued_at REAL NOT NULL, expires_at REAL NOT NULL, payload TEXT NOT NULL,
+            tvs_shown INTEGER NOT NULL DEFAULT 0, tvs_total INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+        CREATE TABLE uplink_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID
+        """,
+    )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
@@ -320,6 +344,7 @@ MIGRATIONS: Final[list[Migration]] = [
     _v9_eldercare,
     _v10_adapter_storage,
     _v11_portal_accounts,
+    _v12_uplink,
 ]
 LATEST: Final = len(MIGRATIONS)
 

@@ -1,0 +1,51 @@
+"""Putting an announcement on every TV of the community, through the `notify` capability.
+
+Whatever the operator's box, its adapter takes the same set-top box `notify`
+command (`{"action": "show", ...}`); a box that confirms counts as shown. The
+uplink never knows which adapter is behind a TV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from gateway.context import Context
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+
+def tv_targets(gateway: Gateway) -> list[tuple[str, str]]:
+    """(device id, capability key) of every writable `notify` capability."""
+    return [
+        (device.id, cap.key)
+        for device in gateway.registry.iter_devices()
+        for cap in device.profile.capabilities
+        if cap.kind == "notify" and "w" in cap.access
+    ]
+
+
+async def async_show_on_tvs(
+    gateway: Gateway, *, title: str, text: str, level: str, announcement_id: str, timeout_s: float
+) -> tuple[int, int]:
+    """Show on every TV at once; returns (TVs that confirmed, TVs tried)."""
+    targets = tv_targets(gateway)
+    command: dict[str, Any] = {"action": "show", "text": text, "level": level}
+    if title:
+        command["title"] = title
+
+    async def one(device_id: str, key: str) -> bool:
+        try:
+            await asyncio.wait_for(
+                gateway.commands.async_send(
+                    device_id, key, dict(command), context=Context(origin=f"uplink:{announcement_id}")
+                ),
+                timeout_s,
+            )
+        except Exception:  # an unreachable box is counted as not shown, nothing more
+            return False
+        return True
+
+    results = await asyncio.gather(*(one(d, k) for d, k in targets))
+    return sum(results), len(targets)

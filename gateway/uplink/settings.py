@@ -1,0 +1,104 @@
+"""The uplink's settings, read once from the gateway configuration (`[uplink]`)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.uplink.client import tls_context
+from gateway.uplink.outbox import Bounds
+
+
+class UplinkConfigError(ValueError):
+    """The `[uplink]` section cannot work; the message names the key."""
+
+
+@dataclass(slots=True, kw_only=True)
+class UplinkSettings:
+    region: str
+    community: str
+    gateway_id: str
+    host: str
+    port: int
+    client_id: str
+    username: str | None
+    password: str | None
+    tls: ssl.SSLContext | None
+    keepalive_s: int
+    session_expiry_s: int
+    connect_timeout_s: float
+    reconnect_min_s: float
+    reconnect_max_s: float
+    inflight: int
+    batch_rows: int
+    max_rate: float
+    poll_s: float
+    bounds: Bounds
+    prune_interval_s: float
+    status_interval_s: float
+    summary_interval_s: float
+    rollup_interval_s: float
+    region_public_keys: list[str]
+    max_ttl_s: float
+    tv_timeout_s: float
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> UplinkSettings:
+        up = config["uplink"]
+        host, port = up["host"], up["port"]
+        use_tls = bool(up.get("tls"))
+        if "url" in up:
+            from yarl import URL
+
+            url = URL(up["url"])
+            use_tls = use_tls or url.scheme == "mqtts"
+            host, port = url.host or host, url.port or (8883 if url.scheme == "mqtts" else 1883)
+        tls = up.get("tls", {})
+        try:
+            context = (
+                tls_context(tls.get("ca_file"), tls.get("cert_file"), tls.get("key_file"))
+                if use_tls
+                else None
+            )
+        except ValueError as exc:
+            raise UplinkConfigError(str(exc)) from None
+        box = up["outbox"]
+        return cls(
+            region=up["region"],
+            community=config["community"]["id"],
+            gateway_id=config["gateway_id"],
+            host=host,
+            port=port,
+            client_id=up.get("client_id") or f"linli-up-{config['community']['id']}"[:64],
+            username=up.get("username"),
+            password=up.get("password"),
+            tls=context,
+            keepalive_s=up["keepalive_s"],
+            session_expiry_s=up["session_expiry_s"],
+            connect_timeout_s=up["connect_timeout_s"],
+            reconnect_min_s=up["reconnect_min_s"],
+            reconnect_max_s=up["reconnect_max_s"],
+            inflight=up["inflight"],
+            batch_rows=up["batch_rows"],
+            max_rate=up["max_rate"],
+            poll_s=up["poll_s"],
+            bounds=Bounds(
+                max_rows=box["max_rows"],
+                max_bytes=int(box["max_mb"] * 1024 * 1024),
+                max_age_s=box["max_age_s"],
+            ),
+            prune_interval_s=box["check_s"],
+            status_interval_s=up["status_interval_s"],
+            summary_interval_s=up["summary_interval_s"],
+            rollup_interval_s=up["rollup_interval_s"],
+            region_public_keys=list(up["region_public_keys"]),
+            max_ttl_s=up["announcement_max_ttl_s"],
+            tv_timeout_s=up["tv_timeout_s"],
+        )
+
+    def __repr__(self) -> str:  # never print the password
+        return (
+            f"UplinkSettings(region {self.region}, {self.username or 'anonymous'}@{self.host}:{self.port}"
+            f"{' TLS' if self.tls else ''})"
+        )

@@ -1,0 +1,143 @@
+"""Building blocks for the uplink and regional tests: a regional broker, a listener, signed messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import orjson
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.uplink import topics
+from gateway.uplink.messages import Envelope, decode
+from gateway.uplink.signing import Signer
+from tests.brokers import MOSQUITTO, MosquittoProcess
+
+REGION = "hubei"
+TV_PROFILE = {
+    "id": "test/tv",
+    "vendor": "Test",
+    "model": "TV",
+    "name": "A TV that shows notices",
+    "capabilities": [{"key": "notify", "kind": "notify", "source": "notify", "access": "rw"}],
+}
+
+
+def persistent_mosquitto(folder: Path, port: int | None = None) -> MosquittoProcess:
+    """A Mosquitto that keeps sessions and queued messages across its own restarts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return MosquittoProcess(
+        folder, port=port, extra=f"persistence true\npersistence_location {folder}/\nautosave_interval 1\n"
+    )
+
+
+@pytest.fixture
+def region_broker(tmp_path: Path) -> Iterator[MosquittoProcess]:
+    """The regional broker (Mosquitto, MQTT 5, persistent), separate from the community's."""
+    if not MOSQUITTO:
+        pytest.skip("the regional tests run against Mosquitto (apt-get install mosquitto)")
+    proc = persistent_mosquitto(tmp_path / "region-broker")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def uplink_config(port: int, signer: Signer | None = None, **overrides: Any) -> dict[str, Any]:
+    """An `[uplink]` section for tests: quick retries, reports only on connect."""
+    config: dict[str, Any] = {
+        "enabled": True,
+        "region": REGION,
+        "host": "127.0.0.1",
+        "port": port,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "connect_timeout_s": 5,
+        "poll_s": 0.2,
+        "status_interval_s": 3600,
+        "summary_interval_s": 3600,
+        "rollup_interval_s": 3600,
+        "region_public_keys": [signer.public_text] if signer else [],
+    }
+    config.update(overrides)
+    return config
+
+
+def tv_profiles(folder: Path) -> list[str]:
+    """A profiles folder with a TV that has a `notify` capability."""
+    (folder / "test").mkdir(parents=True, exist_ok=True)
+    (folder / "test" / "tv.json").write_text(json.dumps(TV_PROFILE))
+    return [str(folder)]
+
+
+class RegionListener:
+    """What the region receives: every upward envelope, in arrival order."""
+
+    def __init__(self, port: int, client_id: str = "test-region-listener") -> None:
+        self.port = port
+        self.client_id = client_id
+        self.envelopes: list[Envelope] = []
+        self.presence: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    def _client(self) -> aiomqtt.Client:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        return aiomqtt.Client(
+            "127.0.0.1",
+            self.port,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=props,
+        )
+
+    async def async_start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="test-region-listener")
+        await asyncio.wait_for(self._subscribed.wait(), 10)
+
+    async def _run(self) -> None:
+        async with self._client() as client:
+            await client.subscribe([(f, 1) for f in topics.region_up_filters(REGION)])
+            self._subscribed.set()
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                if message.topic.value.endswith("/presence"):
+                    self.presence.append(orjson.loads(message.payload))
+                else:
+                    self.envelopes.append(decode(message.payload))
+
+    async def async_stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._subscribed.clear()
+
+    def of_kind(self, kind: str) -> list[Envelope]:
+        return [e for e in self.envelopes if e.kind == kind]
+
+
+@contextlib.asynccontextmanager
+async def listening(port: int, client_id: str = "test-region-listener") -> AsyncIterator[RegionListener]:
+    listener = RegionListener(port, client_id)
+    await listener.async_start()
+    try:
+        yield listener
+    finally:
+        await listener.async_stop()
+
+
+async def publish_down(port: int, topic: str, payload: bytes, *, retain: bool = False) -> None:
+    async with aiomqtt.Client(
+        "127.0.0.1", port, identifier="test-region-down", protocol=aiomqtt.ProtocolVersion.V5
+    ) as c:
+        await c.publish(topic, payload, qos=1, retain=retain)
