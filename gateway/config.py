@@ -349,6 +349,7 @@ DEFAULTS: Final[dict[str, Any]] = {
         "gateway.stb.screens:Screens",
         "services.alerts:AlertEngine",
         "services.eldercare:ElderCare",
+        "services.security:Security",
         "services.health:Health",
     ],
 }

@@ -164,3 +164,22 @@ class DownlinkRejected(Event):
     topic: str
     reason: str
     detail: str
+
+
+@dataclass(slots=True, kw_only=True)
+class AlarmStateChanged(Event):
+    """A household's alarm panel moved to another state, durably recorded first.
+
+    `state` is one of disarmed, arming, armed_home, armed_away, armed_night,
+    armed_vacation, pending, triggered; `deadline` (wall clock) ends the exit
+    delay, the entry delay or the alarm period; `by` is the user who armed or
+    disarmed (None when a sensor or a timer did it).
+    """
+
+    state: str
+    previous: str
+    mode: str | None
+    deadline: float | None
+    by: str | None
+    reason: str
+    ts: float
