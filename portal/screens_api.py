@@ -59,21 +59,14 @@ class _Routes:
         return component if isinstance(component, Screens) else None
 
     @staticmethod
-    async def _body(request: web.Request) -> dict[str, Any]:
+    async def _body(request: web.Request) -> dict[str, Any] | str:
+        """The JSON object sent, or what is wrong with it."""
         try:
             body = orjson.loads(await request.read() or b"{}")
         except orjson.JSONDecodeError as exc:
-            raise web.HTTPBadRequest(
-                body=orjson.dumps({"error": {"code": "bad_request", "message": f"body is not JSON: {exc}"}}),
-                content_type="application/json",
-            ) from None
+            return f"body is not JSON: {exc}"
         if not isinstance(body, dict):
-            raise web.HTTPBadRequest(
-                body=orjson.dumps(
-                    {"error": {"code": "bad_request", "message": "body must be a JSON object"}}
-                ),
-                content_type="application/json",
-            )
+            return "body must be a JSON object"
         return body
 
     def _context(self, request: web.Request, household: str) -> Context:
@@ -86,6 +79,8 @@ class _Routes:
             return _error("no_screen", "multi-screen is not running (component 'screens' is not configured)")
         household = request.match_info["household_id"]
         body = await self._body(request) if request.method == "POST" else {}
+        if isinstance(body, str):
+            return _error("bad_request", body)
         context = self._context(request, household)
         try:
             if action == "notify":

@@ -232,7 +232,7 @@ def test_demo_shows_a_living_community(tmp_path) -> None:
             assert time.monotonic() < deadline, "demo telemetry did not arrive"
             time.sleep(0.3)
         devices = _wait_http(f"{base}/api/v1/households/h0001/devices")["items"]
-        assert len(devices) == 15
+        assert len(devices) == 16  # the 15 simulated devices and the TV set-top box
         door = next(d for d in devices if d["id"] == "h0001-front-door")
         assert door["available"] and door["capabilities"][0]["value"] in (True, False)
         with urllib.request.urlopen(base + "/") as response:

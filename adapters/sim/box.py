@@ -41,6 +41,7 @@ class Screen:
     overlay: dict[str, Any] | None = None  # {"text", "title", "level"}
     overlay_at: float | None = None  # time.time() when the overlay appeared
     overlays_shown: int = 0
+    overlay_log: list[tuple[float, str]] = field(default_factory=list)  # (time.time(), text), the last 256
     app: str | None = None
     app_url: str | None = None
     media_url: str | None = None
@@ -166,6 +167,8 @@ class SimBox:
             self.screen.overlay = {"text": text, "title": title or None, "level": level or "info"}
             self.screen.overlay_at = time.time()
             self.screen.overlays_shown += 1
+            self.screen.overlay_log.append((self.screen.overlay_at, text))
+            del self.screen.overlay_log[:-256]
         else:
             self.screen.overlay = None
             self.screen.overlay_at = None

@@ -16,6 +16,7 @@ from adapters.sim.announcers import SimAnnouncers
 from adapters.sim.homes import SimDevice, SimHome, run_homes
 from adapters.sim.layout import household_id, layout, residents
 from adapters.sim.telemetry import DeviceSim
+from adapters.sim.televisions import SimTelevisions
 from gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class SimCommunity:
     def __init__(self) -> None:
         self.homes: list[SimHome] = []
         self._task: asyncio.Task[None] | None = None
+        self.televisions = SimTelevisions()
         self._announcers: asyncio.Task[None] | None = None
 
     async def async_start(self, gateway: Gateway) -> None:
@@ -65,6 +67,7 @@ class SimCommunity:
                 )
             )
         self._task = asyncio.create_task(run_homes(self.homes), name="linli-sim")
+        await self.televisions.async_start(gateway, count)
         discovery = gateway.config["discovery"]
         announcers = SimAnnouncers(
             mqtt_host=broker.host,
@@ -76,6 +79,7 @@ class SimCommunity:
         self._announcers = asyncio.create_task(announcers.async_run(), name="linli-sim-announcers")
 
     async def async_stop(self) -> None:
+        await self.televisions.async_stop()
         if self._announcers is not None:
             self._announcers.cancel()
             with contextlib.suppress(asyncio.CancelledError):

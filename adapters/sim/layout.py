@@ -44,6 +44,11 @@ def household_id(index: int) -> str:
     return f"h{index:04d}"
 
 
+def tv_operator(index: int) -> str:
+    """Whose TV box a home has: the carrier's IPTV box in odd homes, the cable box in even ones."""
+    return "carrier" if index % 2 else "broadcast"
+
+
 def layout(households: int) -> dict[str, list[dict[str, Any]]]:
     """Registry import data for `households` homes (ids are stable across runs)."""
     buildings: dict[str, dict[str, str]] = {}

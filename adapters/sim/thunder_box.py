@@ -157,7 +157,7 @@ class ThunderBox(SimBox):
         self._events[ws] = set()
         try:
             async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     continue
                 try:
                     message = orjson.loads(msg.data)

@@ -98,20 +98,15 @@ class ThunderClient:
             self._limits.timeout_s,
         )
         self._ws = ws
-        pending: list[int] = []
         for plugin, event in events:
             ident = next(self._ids)
-            pending.append(ident)
-            await ws.send_bytes(
-                orjson.dumps(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": ident,
-                        "method": f"{plugin}.register",
-                        "params": {"event": event, "id": EVENT_CLIENT},
-                    }
-                )
-            )
+            message = {
+                "jsonrpc": "2.0",
+                "id": ident,
+                "method": f"{plugin}.register",
+                "params": {"event": event, "id": EVENT_CLIENT},
+            }
+            await ws.send_str(orjson.dumps(message).decode())
         self._reader = asyncio.get_running_loop().create_task(
             self._read(ws, on_event), name=f"linli-stb-events-{self.base_url}"
         )

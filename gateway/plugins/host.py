@@ -60,6 +60,11 @@ class AdapterSlot:
     api: AdapterApi | None = None
     starts: int = 0
 
+    @property
+    def reason_is_config(self) -> bool:
+        """Off because the configuration says so (not broken)."""
+        return (self.reason or "").startswith(("disabled in the configuration", "not in adapters.only"))
+
     def as_dict(self) -> dict[str, Any]:
         manifest = self.entry.manifest
         return {
@@ -145,7 +150,11 @@ class AdapterHost:
             if slot.state is AdapterState.STOPPED:
                 await self._start(slot)
         running = [s.entry.id for s in self.slots.values() if s.state is AdapterState.RUNNING]
-        broken = [s for s in self.slots.values() if s.state in (AdapterState.FAILED, AdapterState.DISABLED)]
+        broken = [
+            s
+            for s in self.slots.values()
+            if s.state in (AdapterState.FAILED, AdapterState.DISABLED) and not s.reason_is_config
+        ]
         _LOGGER.info(
             "adapters: %d running (%s)%s",
             len(running),

@@ -76,20 +76,21 @@ def check_manifest_data(data: Any) -> list[str]:
         f"{error.json_path}: {error.message}"
         for error in sorted(manifest_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     ]
-    if errors or not isinstance(data, dict):
+    if not isinstance(data, dict):
         return errors
     known = kind_names()
-    for index, kind in enumerate(data["provides"]):
-        if kind not in known:
+    provides = data.get("provides") if isinstance(data.get("provides"), list) else []
+    for index, kind in enumerate(provides):
+        if isinstance(kind, str) and kind not in known:
             errors.append(
                 f"$.provides[{index}]: {kind!r} is not a capability kind (one of: {', '.join(known)})"
             )
-    if "config_schema" in data:
+    if isinstance(data.get("config_schema"), dict):
         try:
             Draft202012Validator.check_schema(data["config_schema"])
         except SchemaError as exc:
             errors.append(f"$.config_schema: not a valid JSON Schema: {exc.message}")
-    if data["kind"] == "set_top_box" and not data["provides"]:
+    if data.get("kind") == "set_top_box" and not provides:
         errors.append("$.provides: a set_top_box adapter must declare the set-top box kinds it provides")
     return errors
 

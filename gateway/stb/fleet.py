@@ -187,15 +187,13 @@ class BoxFleet:
             on_change=on_change,
         )
 
-    def _attach(self, device: Device, endpoint: BoxEndpoint, driver: BoxDriver | None = None) -> Box:
+    def _attach(self, device: Device, endpoint: BoxEndpoint) -> Box:
         box = Box(
             device_id=device.id,
             household_id=device.household_id,
             endpoint=endpoint,
-            driver=driver or self._factory(endpoint, self._context(device.id)),
+            driver=self._factory(endpoint, self._context(device.id)),
         )
-        if driver is not None:
-            box.connected = True
         self.boxes[device.id] = box
         self._register(device.id)
         # Whoever else routes commands for every device (mqtt_device) must not keep this one.
@@ -254,11 +252,24 @@ class BoxFleet:
             ) from None
         endpoint.mac = endpoint.mac or facts.mac
         identity = facts.id or f"url:{target}"
-        for other in self.boxes.values():
+        await driver.async_close()
+        for other in list(self.boxes.values()):
             device = registry.device(other.device_id)
-            if device is not None and device.unique_id == identity:
-                await driver.async_close()
-                raise AdoptError(f"box at {target} ({identity}) is already device {device.id!r}")
+            if device is None or device.unique_id != identity:
+                continue
+            if device.household_id != household_id:
+                raise AdoptError(
+                    f"box at {target} ({identity}) is already device {device.id!r} of household "
+                    f"{device.household_id}; remove it there first"
+                )
+            # The same box at a new address (DHCP): keep the device, move the endpoint.
+            await other.driver.async_close()
+            await self.api.storage.async_set(_STORAGE_PREFIX + device.id, endpoint.as_dict())
+            box = self._attach(device, endpoint)
+            box.facts = facts
+            await self._refresh(box, READ_KINDS & self.provides)
+            _LOGGER.info("%s: %s is now at %s", self.api.id, device.id, target)
+            return device
         if device_id is None:
             device_id = f"{household_id}-tv"
             suffix = 2
@@ -279,14 +290,11 @@ class BoxFleet:
             )
         except Exception:
             await self.api.storage.async_delete(_STORAGE_PREFIX + device_id)
-            await driver.async_close()
             raise
-        await driver.async_close()
         box = self._attach(device, endpoint)
         box.facts = facts
-        box.connected = False
         await self._refresh(box, READ_KINDS & self.provides)
-        _LOGGER.info("%s: box at %s joined household %s as %s", self.api.id, target, household_id, device_id)
+        _LOGGER.debug("%s: box at %s joined household %s as %s", self.api.id, target, household_id, device_id)
         return device
 
     async def async_remove(self, device_id: str) -> None:
@@ -580,19 +588,34 @@ class BoxFleet:
             box.refreshing = False
 
     async def _poll_loop(self) -> None:
-        limit = asyncio.Semaphore(_POLL_CONCURRENCY)
+        """Each box read once per `poll_s`, the reads spread evenly over the interval (no bursts)."""
         kinds = READ_KINDS & self.provides
+        limit = asyncio.Semaphore(_POLL_CONCURRENCY)
+        pending: set[asyncio.Task[Any]] = set()
 
         async def poll(box: Box) -> None:
             async with limit:
-                if not box.lock.locked():
+                if not box.lock.locked() and box.device_id in self.boxes:
                     await self._refresh(box, kinds)
 
-        await asyncio.sleep(random.uniform(0.5, 1.0) * self.poll_s)
-        while True:
-            started = time.monotonic()
-            await asyncio.gather(*(poll(box) for box in list(self.boxes.values())))
-            await asyncio.sleep(max(1.0, self.poll_s - (time.monotonic() - started)))
+        await asyncio.sleep(random.uniform(0.2, 1.0) * self.poll_s)
+        try:
+            while True:
+                boxes = list(self.boxes.values())
+                if not boxes:
+                    await asyncio.sleep(self.poll_s)
+                    continue
+                step = self.poll_s / len(boxes)
+                for box in boxes:
+                    if len(pending) < _POLL_CONCURRENCY:
+                        task = self.api.spawn(poll(box), f"poll-{box.device_id}")
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+                    await asyncio.sleep(step)
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def status(self) -> list[dict[str, Any]]:
         registry = self.api.registry

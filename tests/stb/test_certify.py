@@ -5,18 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from adapters.certify.report import Result
 from adapters.certify.run import async_certify
 from gateway import cli
-
-pytestmark = pytest.mark.usefixtures("loopback_wake_only")
-
-
-@pytest.fixture
-def loopback_wake_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LINLI_WAKE_LOOPBACK_ONLY", "1")
 
 
 async def test_both_operator_adapters_are_certified_with_identical_results(tmp_path: Path) -> None:

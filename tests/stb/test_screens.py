@@ -1,0 +1,189 @@
+"""Multi-screen: the household's phone and the gateway reach its TV, whichever operator's box it is."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from adapters.sim.box import SimBox
+from adapters.sim.layout import layout
+from adapters.sim.televisions import SimTelevisions
+from gateway.notify import Audience, Outcome
+from tests.brokers import settle
+from tests.homes import add_home
+from tests.stb.boxes import OPERATORS, home_with_tv, stb_gateway
+
+
+async def portal_gateway(make_gateway, **kw):  # type: ignore[no-untyped-def]
+    gateway = await stb_gateway(
+        make_gateway,
+        components=["portal.app:Portal", "gateway.plugins.host:AdapterHost", "gateway.stb.screens:Screens"],
+        portal={"enabled": True},
+        **kw,
+    )
+    return gateway, gateway.components["portal"].url.rstrip("/")
+
+
+@pytest.mark.parametrize("operator", OPERATORS)
+async def test_phone_sends_a_message_a_stream_a_channel_and_the_portal_to_the_tv(
+    make_gateway, boxes, operator
+) -> None:
+    # given a household whose TV box is this operator's
+    gateway, base = await portal_gateway(make_gateway)
+    box: SimBox = await boxes(operator, "h1-tv")
+    await home_with_tv(gateway, "h1", box)
+    tv = f"{base}/api/v1/households/h1/screens/tv"
+    async with aiohttp.ClientSession() as http:
+        # when the phone sends a message, then the TV shows it as an overlay
+        async with http.post(f"{tv}/notify", json={"text": "晚饭好了", "title": "家", "level": "info"}) as r:
+            assert r.status == 200, await r.text()
+            answer = await r.json()
+        assert box.screen.overlay == {"text": "晚饭好了", "title": "家", "level": "info"}
+        assert answer["state"]["text"] == "晚饭好了" and answer["latency_ms"] > 0
+        # a stream: it plays, with its title
+        url = "http://127.0.0.1:9/family/video.mp4"
+        async with http.post(f"{tv}/play", json={"url": url, "title": "孙子的生日"}) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["state"] == {"state": "playing", "url": url, "title": "孙子的生日"}
+        assert (box.screen.media_url, box.screen.media_state) == (url, "playing")
+        # a channel by its number: the same programme on either network
+        async with http.post(f"{tv}/play", json={"lcn": 5}) as r:
+            assert r.status == 200, await r.text()
+        assert box.screen.channel is not None and box.screen.channel["name"] == "CCTV-5 体育"
+        # the Linli portal, and then any web page
+        async with http.post(f"{tv}/open", json={}) as r:
+            assert r.status == 200, await r.text()
+        assert box.screen.portal_url == f"{base}/tv/?household=h1"
+        async with http.post(f"{tv}/open", json={"url": "https://example.org/menu"}) as r:
+            assert r.status == 200
+        assert box.screen.portal_url == "https://example.org/menu"
+        # and the message comes off the screen
+        async with http.delete(f"{tv}/notify") as r:
+            assert r.status == 200
+        assert box.screen.overlay is None
+        async with http.get(f"{base}/api/v1/households/h1/screens") as r:
+            listed = await r.json()
+        assert listed["tv"]["id"] == "h1-tv"
+
+
+async def test_screen_routes_say_what_is_wrong(make_gateway, boxes) -> None:
+    gateway, base = await portal_gateway(make_gateway)
+    box = await boxes("broadcast", "h1-tv")
+    await home_with_tv(gateway, "h1", box)
+    await add_home(gateway, "h2", devices={})
+    async with aiohttp.ClientSession() as http:
+        cases = [
+            ("h9", "notify", {"text": "x"}, 404, "unknown_household"),
+            ("h2", "notify", {"text": "x"}, 409, "no_screen"),
+            ("h1", "notify", {"text": ""}, 400, "bad_request"),
+            ("h1", "notify", {"text": "x", "level": "panic"}, 400, "invalid_command"),
+            ("h1", "play", {}, 400, "bad_request"),
+            ("h1", "play", {"lcn": 999}, 400, "invalid_command"),
+            ("h1", "open", {"url": "javascript:alert(1)"}, 400, "invalid_command"),
+        ]
+        for household, verb, body, status, code in cases:
+            async with http.post(f"{base}/api/v1/households/{household}/screens/tv/{verb}", json=body) as r:
+                assert r.status == status, (household, verb, body, await r.text())
+                assert (await r.json())["error"]["code"] == code
+        async with http.post(f"{base}/api/v1/households/h1/screens/tv/notify", data=b"{nope") as r:
+            assert r.status == 400
+        # a box that is off: 503, with when it was last seen
+        await box.async_power_off()
+        async with http.post(f"{base}/api/v1/households/h1/screens/tv/notify", json={"text": "x"}) as r:
+            error = (await r.json())["error"]
+        assert r.status == 503 and error["code"] == "unavailable"
+        assert error["last_seen"] is not None and "last seen" in error["message"]
+        # the overlay page escapes what it is given
+        async with http.get(f"{base}/screens/overlay", params={"text": "<script>x</script>"}) as r:
+            page = await r.text()
+        assert "<script>x" not in page and "&lt;script&gt;x" in page
+
+
+async def test_an_alert_appears_on_the_tv_of_its_household_and_goes_when_acknowledged(
+    make_gateway, boxes
+) -> None:
+    # given two households, one with each operator's box, and a third without a TV
+    gateway = await stb_gateway(
+        make_gateway,
+        components=[
+            "gateway.plugins.host:AdapterHost",
+            "gateway.stb.screens:Screens",
+            "services.alerts:AlertEngine",
+        ],
+    )
+    carrier, cable = await boxes("carrier", "h1-tv"), await boxes("broadcast", "h2-tv")
+    await home_with_tv(gateway, "h1", carrier)
+    await home_with_tv(gateway, "h2", cable)
+    await add_home(gateway, "h3", devices={})
+    engine = gateway.components["alerts"]
+    # when an SOS is raised in each
+    first = await engine.async_raise(
+        kind="sos", household_id="h1", title="SOS 紧急呼叫", detail="王奶奶按了呼叫器"
+    )
+    second = await engine.async_raise(kind="sos", household_id="h2", title="SOS 紧急呼叫", detail="李爷爷")
+    await engine.async_raise(kind="sos", household_id="h3", title="SOS")
+    # then each household's TV shows its own alert, in the alarm style
+    await settle(lambda: carrier.screen.overlay is not None and cable.screen.overlay is not None)
+    assert carrier.screen.overlay == {
+        "text": "SOS 紧急呼叫 — 王奶奶按了呼叫器",
+        "title": "SOS 紧急呼叫",
+        "level": "alarm",
+    }
+    assert cable.screen.overlay is not None and cable.screen.overlay["text"] == "SOS 紧急呼叫 — 李爷爷"
+    # and when a person acknowledges the first, it leaves that TV only
+    await engine.async_acknowledge(first.id, "h1.resident")
+    await settle(lambda: carrier.screen.overlay is None)
+    assert cable.screen.overlay is not None
+    assert second.id != first.id
+
+
+async def test_tv_channel_outcomes(make_gateway, boxes) -> None:
+    gateway = await stb_gateway(make_gateway)
+    box = await boxes("carrier", "h1-tv")
+    await home_with_tv(gateway, "h1", box)
+    await add_home(gateway, "h2", devices={})
+    channel = next(c for c in gateway.notifier.channels if c.name == "tv")
+    alert = {"id": 7, "kind": "smoke", "severity": "critical", "household_id": "h1", "title": "烟雾报警"}
+    # the household's own screens: delivered to the overlay
+    delivered = await channel.async_deliver(alert, Audience.HOUSEHOLD)
+    assert delivered.outcome is Outcome.DELIVERED and "h1-tv" in delivered.detail
+    assert box.screen.overlay is not None and box.screen.overlay["text"] == "烟雾报警"
+    # carers and the duty desk do not sit in front of this TV
+    assert (await channel.async_deliver(alert, Audience.DUTY_DESK)).outcome is Outcome.NO_RECIPIENT
+    # a household without a box: nobody to tell on this channel
+    other = {**alert, "household_id": "h2"}
+    assert (await channel.async_deliver(other, Audience.HOUSEHOLD)).outcome is Outcome.NO_RECIPIENT
+    # a box that is off: failed, so that the alert engine tries again
+    await box.async_power_off()
+    failed = await channel.async_deliver(alert, Audience.HOUSEHOLD)
+    assert failed.outcome is Outcome.FAILED and "unavailable" in failed.detail
+
+
+async def test_the_demo_gives_half_the_households_a_carrier_box_and_half_a_cable_box(make_gateway) -> None:
+    # given the demo community's first four homes
+    gateway = await stb_gateway(make_gateway)
+    await gateway.registry.async_import(**layout(4))
+    televisions = SimTelevisions()
+    try:
+        # when the demo starts their TVs
+        await televisions.async_start(gateway, 4)
+        # then odd homes have the carrier's IPTV box, even homes the cable box, each adopted
+        profiles = {
+            hid: next(d.profile.id for d in gateway.registry.household_devices(hid) if d.id.endswith("-tv"))
+            for hid in ("h0001", "h0002", "h0003", "h0004")
+        }
+        assert profiles == {
+            "h0001": "rdk/thunder-stb",
+            "h0002": "dvb/dial-dlna-stb",
+            "h0003": "rdk/thunder-stb",
+            "h0004": "dvb/dial-dlna-stb",
+        }
+        # and the same call reaches every one of them
+        screens = gateway.components["screens"]
+        for hid in profiles:
+            await screens.async_notify(hid, f"社区通知 {hid}")
+        assert [televisions.boxes[h].screen.overlay["text"] for h in profiles] == [
+            f"社区通知 {h}" for h in profiles
+        ]
+    finally:
+        await televisions.async_stop()
