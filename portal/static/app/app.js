@@ -1,0 +1,204 @@
+// The phone and tablet app: the home at a glance, alarm, health, care, devices; alerts live.
+import { api, h, live } from "/static/shared/api.js";
+import { formatAgo, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
+import { sparkline, trendChart } from "/static/shared/charts.js";
+
+const $ = (s) => document.querySelector(s);
+const state = { me: null, household: null, overview: null, tab: "home", alerts: new Map() };
+const UNIT = { "mm[Hg]": "mmHg", "/min": "次/分", "%": "%", Cel: "°C", "mg/dL": "mg/dL", kg: "kg" };
+const KIND = { blood_pressure: "血压 BP", heart_rate: "心率 HR", spo2: "血氧 SpO₂", glucose: "血糖 Glucose", weight: "体重 Weight", body_temperature: "体温 Temp" };
+const show = (v) => (v && typeof v === "object" ? ("systolic" in v ? `${Math.round(v.systolic)}/${Math.round(v.diastolic)}` : Object.values(v).map((x) => formatNumber(x)).join("/")) : formatNumber(v));
+
+function translate() {
+  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  $("#language").textContent = t("language");
+  $("#sign-out").textContent = t("sign_out");
+  document.title = t("app_title");
+}
+
+async function refresh() {
+  state.overview = await api(`/api/v1/households/${state.household}`);
+  $("#household-name").textContent = state.overview.name;
+  for (const alert of state.overview.alerts) state.alerts.set(alert.id, alert);
+  renderBanner();
+  render();
+}
+
+function renderBanner() {
+  const banner = $("#alert-banner");
+  const open = [...state.alerts.values()].filter((a) => a.state === "raised" || a.state === "notified");
+  banner.classList.toggle("hidden", !open.length);
+  banner.replaceChildren(...open.map((a) =>
+    h("div", { class: "alert", "data-alert": a.id },
+      h("div", { class: "grow" }, h("strong", {}, a.title), h("div", {}, formatTime(a.raised_at))),
+      h("button", { type: "button", class: "ack", onclick: () => acknowledge(a.id) }, t("acknowledge")))));
+}
+
+async function acknowledge(id) {
+  const alert = await api(`/api/v1/alerts/${id}/acknowledge`, { method: "POST" });
+  state.alerts.set(alert.id, alert);
+  renderBanner();
+  render();
+}
+
+function card(title, ...children) { return h("section", { class: "card" }, h("h2", {}, title), ...children); }
+
+function home() {
+  const o = state.overview;
+  const alarm = o.alarm ? h("div", { class: `state ${o.alarm.state}`, id: "alarm-state" }, t(o.alarm.state)) : h("div", { class: "muted", id: "alarm-state" }, "—");
+  const alerts = [...state.alerts.values()].filter((a) => a.state !== "resolved");
+  return [
+    card(t("alarm"), alarm),
+    card(t("open_doors"), o.open_doors.length
+      ? h("ul", { class: "plain" }, o.open_doors.map((d) => h("li", {}, `${d.name}${d.room ? ` · ${d.room}` : ""}`)))
+      : h("p", { class: "ok" }, t("nobody_open"))),
+    card(t("who_home"), o.presence.length
+      ? h("ul", { class: "plain" }, o.presence.map((p) => h("li", {}, `${p.resident || ""} ${p.room || p.device_id}`)))
+      : h("p", { class: "muted" }, t("nobody_home"))),
+    card(t("latest_vitals"), o.vitals.length
+      ? h("ul", { class: "plain", id: "vitals" }, o.vitals.map((v) => h("li", { class: "vital" },
+          h("span", {}, `${v.resident} · ${KIND[v.kind] || v.kind}`), h("strong", {}, `${show(v.value)} ${UNIT[v.unit] || v.unit}`),
+          h("span", { class: "muted" }, formatAgo(v.ts)))))
+      : h("p", { class: "muted" }, t("no_vitals"))),
+    card(t("open_alerts"), alerts.length
+      ? h("ul", { class: "plain" }, alerts.map((a) => h("li", { class: `alert sev-${a.severity}`, "data-alert": a.id },
+          h("div", { class: "grow" }, h("strong", {}, a.title), h("div", { class: "muted" }, `${t(a.state) || a.state} · ${formatAgo(a.raised_at)}`)),
+          a.state === "acknowledged" ? h("span", { class: "ok" }, t("acknowledged"))
+            : h("button", { type: "button", class: "ack", onclick: () => acknowledge(a.id) }, t("acknowledge")))))
+      : h("p", { class: "muted" }, t("no_alerts"))),
+    h("section", { class: "card", id: "announcements" }, h("h2", {}, t("announcements"))),
+  ];
+}
+
+async function fillAnnouncements() {
+  const section = $("#announcements");
+  if (!section) return;
+  const { items } = await api("/api/v1/announcements");
+  section.append(...items.map((a) => h("div", {}, h("strong", {}, a.title), h("p", {}, a.body))));
+}
+
+function alarm() {
+  const o = state.overview;
+  const message = h("p", { id: "alarm-message", role: "status" });
+  const pin = h("input", { id: "pin", class: "pin", type: "password", inputmode: "numeric", autocomplete: "off", maxlength: "8", "aria-label": t("pin") });
+  const act = async (path, body) => {
+    message.textContent = "";
+    try {
+      const status = await api(`/api/v1/households/${state.household}/alarm/${path}`, { method: "POST", body: { ...body, pin: pin.value } });
+      pin.value = "";
+      o.alarm = status;
+      render();
+    } catch (error) { message.textContent = error.message; message.className = "error"; }
+  };
+  return [card(t("alarm"),
+    h("div", { class: `state ${o.alarm ? o.alarm.state : ""}`, id: "alarm-state" }, o.alarm ? t(o.alarm.state) : "—"),
+    h("p", {}, h("label", { for: "pin" }, `${t("pin")} `), pin),
+    h("div", { class: "row" },
+      h("button", { type: "button", id: "arm-home", onclick: () => act("arm", { mode: "home" }) }, t("arm_home")),
+      h("button", { type: "button", id: "arm-away", onclick: () => act("arm", { mode: "away" }) }, t("arm_away")),
+      h("button", { type: "button", id: "disarm", class: "secondary", onclick: () => act("disarm", {}) }, t("disarm"))),
+    message)];
+}
+
+function health() {
+  const holder = h("div", { id: "charts" });
+  (async () => {
+    for (const resident of state.overview.residents) {
+      for (const kind of ["blood_pressure", "heart_rate", "spo2"]) {
+        try {
+          const { points } = await api(`/api/v1/households/${state.household}/residents/${resident.id}/health/trends`, { query: { kind, period: "day" } });
+          const name = kind === "blood_pressure" ? "systolic" : kind;
+          const series = points.map((p) => ({ count: p.count, ...(p.values[name] || {}) }));
+          holder.append(card(`${resident.name} · ${KIND[kind]}`, trendChart(series, { label: KIND[kind] })));
+        } catch (error) { holder.append(h("p", { class: "muted" }, error.message)); return; }
+      }
+    }
+    if (!state.overview.residents.length) holder.append(h("p", { class: "muted" }, t("no_vitals")));
+  })();
+  return [holder];
+}
+
+function care() {
+  const box = h("div");
+  (async () => {
+    const c = await api(`/api/v1/households/${state.household}/care`);
+    const done = h("p", { id: "checked-in", class: c.checked_in_today ? "ok" : "hidden" }, t("checked_in"));
+    box.append(card(t("care"),
+      h("button", { type: "button", class: "big", id: "check-in", onclick: async () => {
+        await api(`/api/v1/households/${state.household}/care/check-in`, { method: "POST", body: {} });
+        done.className = "ok";
+      } }, t("check_in")), done),
+      card(t("reminders"), h("ul", { class: "plain" }, c.reminders.map((r) => h("li", { class: "row" },
+        h("span", { class: "grow" }, `${r.times.join(" ")} · ${r.title}`),
+        h("button", { type: "button", class: "secondary", onclick: async (e) => {
+          await api(`/api/v1/households/${state.household}/care/reminders/${r.id}/confirm`, { method: "POST" });
+          e.target.disabled = true;
+        } }, t("confirm")))))));
+  })().catch((error) => box.append(h("p", { class: "error" }, error.message)));
+  return [box];
+}
+
+function devices() {
+  const list = h("ul", { class: "plain", id: "device-list" });
+  (async () => {
+    const { items } = await api(`/api/v1/households/${state.household}/devices`);
+    list.append(...items.map((d) => h("li", { "data-device": d.id },
+      h("div", { class: "row" }, h("strong", { class: "grow" }, d.name), h("span", { class: d.available ? "ok" : "muted" }, d.available ? t("online") : t("offline"))),
+      h("div", {}, d.capabilities.map((c) => {
+        const value = h("span", { "data-cap": `${d.id}/${c.key}` }, c.value === null ? "—" : typeof c.value === "boolean" ? (c.value ? t("on") : t("off")) : show(c.value));
+        const toggle = c.access === "rw" && typeof c.value !== "object"
+          ? h("button", { type: "button", class: "secondary small", onclick: async () => {
+              await api(`/api/v1/households/${state.household}/devices/${d.id}/commands`, { method: "POST", body: { capability: c.key, value: !(c.value === true) } }).catch((e) => alert(e.message));
+            } }, c.value === true ? t("off") : t("on"))
+          : null;
+        return h("div", { class: "row muted" }, `${c.key}: `, value, toggle);
+      })))));
+  })();
+  return [list];
+}
+
+const VIEWS = { home, alarm, health, care, devices };
+
+function render() {
+  for (const b of document.querySelectorAll("#tabs button")) b.setAttribute("aria-current", b.dataset.tab === state.tab ? "page" : "false");
+  $("#view").replaceChildren(...VIEWS[state.tab]());
+  if (state.tab === "home") fillAnnouncements().catch(() => {});
+}
+
+function onLive(message) {
+  if (message.type === "alert" || message.type === "alert_changed") {
+    state.alerts.set(message.alert.id, message.alert);
+    renderBanner();
+    if (state.tab === "home") render();
+  } else if (message.type === "state") {
+    const el = document.querySelector(`[data-cap="${CSS.escape(`${message.device_id}/${message.capability}`)}"]`);
+    if (el) el.textContent = typeof message.value === "boolean" ? (message.value ? t("on") : t("off")) : show(message.value);
+  } else if (message.type === "alarm" && state.overview) {
+    state.overview.alarm = { ...(state.overview.alarm || {}), state: message.state };
+    if (state.tab === "home" || state.tab === "alarm") render();
+  } else if (message.type === "announcement" && state.tab === "home") {
+    render();
+  }
+}
+
+async function main() {
+  const { user } = await api("/api/v1/auth/me");
+  state.me = user;
+  state.household = user.household_id;
+  setLocale(user.locale);
+  translate();
+  $("#language").addEventListener("click", async () => {
+    const next = getLocale() === "en" ? "zh-CN" : "en";
+    setLocale(next);
+    await api("/api/v1/auth/me", { method: "PATCH", body: { locale: next } });
+    translate();
+    render();
+  });
+  $("#sign-out").addEventListener("click", async () => { await api("/api/v1/auth/logout", { method: "POST" }); location.href = "/login"; });
+  for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => { state.tab = b.dataset.tab; render(); });
+  await refresh();
+  live(onLive, (up) => { $("#live").textContent = up ? `● ${t("live_on")}` : t("live_off"); if (up) refresh().catch(() => {}); });
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/app/sw.js", { scope: "/app" }).catch(() => {});
+}
+
+main().catch((error) => { $("#view").replaceChildren(h("p", { class: "error" }, error.message)); });

@@ -1,0 +1,167 @@
+// The TV: arrow keys, OK (Enter) and Back only. Every control is a focusable button; focus is never lost.
+import { api, h, live } from "/static/shared/api.js";
+import { formatNumber, setLocale, t } from "/static/shared/i18n.js";
+
+const $ = (s) => document.querySelector(s);
+const state = { household: null, alerts: new Map(), lastTile: 0 };
+const COLUMNS = 3;
+const BACK_KEYS = new Set(["Escape", "Backspace", "BrowserBack", "GoBack", "XF86Back"]);
+const KIND = { blood_pressure: "血压", heart_rate: "心率", spo2: "血氧", glucose: "血糖", weight: "体重", body_temperature: "体温" };
+const show = (v) => (v && typeof v === "object" ? `${Math.round(v.systolic)}/${Math.round(v.diastolic)}` : formatNumber(v));
+
+function layer() {
+  if (!$("#alert").classList.contains("hidden")) return $("#alert");
+  if (!$("#panel").classList.contains("hidden")) return $("#panel");
+  return $("#tiles");
+}
+
+function focusables(root) { return [...root.querySelectorAll("button:not([disabled])")]; }
+
+function ensureFocus() {
+  const root = layer();
+  if (!root.contains(document.activeElement)) {
+    const items = focusables(root);
+    const index = root === $("#tiles") ? Math.min(state.lastTile, items.length - 1) : 0;
+    if (items[index]) items[index].focus();
+  }
+}
+
+function move(key) {
+  const root = layer();
+  const items = focusables(root);
+  const index = Math.max(0, items.indexOf(document.activeElement));
+  const step = root === $("#tiles")
+    ? { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -COLUMNS, ArrowDown: COLUMNS }[key]
+    : { ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1 }[key];
+  const next = Math.min(items.length - 1, Math.max(0, index + step));
+  items[next].focus();
+  if (root === $("#tiles")) state.lastTile = next;
+}
+
+function openPanel(title, ...content) {
+  const back = h("button", { type: "button", id: "panel-back", onclick: closePanel }, `${t("back")}`);
+  $("#panel").replaceChildren(h("h2", {}, title), ...content, h("div", {}, back));
+  $("#panel").classList.remove("hidden");
+  focusables($("#panel"))[0].focus();
+}
+
+function closePanel() {
+  $("#panel").classList.add("hidden");
+  ensureFocus();
+}
+
+function tile(id, title, detail, onclick, extra = "") {
+  return h("button", { type: "button", class: `tile ${extra}`, id, onclick }, h("span", {}, title), h("small", {}, detail));
+}
+
+async function renderTiles() {
+  const [overview, care, notices] = await Promise.all([
+    api(`/api/v1/households/${state.household}`),
+    api(`/api/v1/households/${state.household}/care`).catch(() => null),
+    api("/api/v1/announcements").catch(() => ({ items: [] })),
+  ]);
+  $("#title").textContent = `邻里 · ${overview.name}`;
+  for (const a of overview.alerts) state.alerts.set(a.id, a);
+  const done = care && care.checked_in_today;
+  const vitals = overview.vitals.map((v) => `${KIND[v.kind] || v.kind} ${show(v.value)}`).join(" · ") || t("no_vitals");
+  const tiles = [
+    tile("tile-check-in", done ? "✓ " + t("checked_in") : t("check_in"), "按 OK 报平安", checkIn, done ? "done" : ""),
+    tile("tile-reminders", t("reminders"), care ? `${care.reminders.length} 项` : "—", () => openPanel(t("reminders"),
+      h("ul", {}, (care ? care.reminders : []).map((r) => h("li", {}, `${r.times.join(" ")} ${r.title} `,
+        h("button", { type: "button", onclick: async (e) => {
+          await api(`/api/v1/households/${state.household}/care/reminders/${r.id}/confirm`, { method: "POST" });
+          e.target.textContent = "✓"; } }, t("confirm"))))))),
+    tile("tile-announcements", t("announcements"), notices.items[0] ? notices.items[0].title : "—", () => openPanel(t("announcements"),
+      ...notices.items.map((a) => h("div", {}, h("h3", {}, a.title), h("p", {}, a.body))))),
+    tile("tile-vitals", t("latest_vitals"), vitals, () => openPanel(t("latest_vitals"),
+      h("ul", {}, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${KIND[v.kind] || v.kind}: ${show(v.value)} ${v.unit}`))))),
+    tile("tile-alarm", t("alarm"), overview.alarm ? t(overview.alarm.state) : "—", () => openPanel(t("alarm"),
+      h("p", {}, overview.alarm ? t(overview.alarm.state) : "—"), h("p", {}, "布防与撤防请用手机 · Arm and disarm on the phone"))),
+    tile("tile-help", t("call_help"), "呼叫物业与家人", callHelp),
+  ];
+  const hadFocus = $("#tiles").contains(document.activeElement);
+  $("#tiles").replaceChildren(...tiles);
+  if (hadFocus || layer() === $("#tiles")) {
+    const items = focusables($("#tiles"));
+    (items[state.lastTile] || items[0]).focus();
+  }
+  showAlert();
+}
+
+async function checkIn() {
+  await api(`/api/v1/households/${state.household}/care/check-in`, { method: "POST", body: {} });
+  state.lastTile = 0;
+  await renderTiles();
+}
+
+async function callHelp() {
+  await api(`/api/v1/households/${state.household}/help`, { method: "POST", body: {} });
+  openPanel(t("help_sent"), h("p", {}, "物业值班与家人已收到 · The duty desk and your family are told"));
+}
+
+function showAlert() {
+  const open = [...state.alerts.values()].filter((a) => a.state === "raised" || a.state === "notified");
+  const screen = $("#alert");
+  if (!open.length) {
+    const wasOpen = !screen.classList.contains("hidden");
+    screen.classList.add("hidden");
+    if (wasOpen) ensureFocus();
+    return;
+  }
+  const alert = open[open.length - 1];
+  if (screen.dataset.alert === alert.id && !screen.classList.contains("hidden")) return;
+  screen.dataset.alert = alert.id;
+  screen.replaceChildren(
+    h("h2", {}, alert.title),
+    h("p", {}, alert.detail || ""),
+    h("div", {},
+      h("button", { type: "button", class: "ok", id: "im-ok", onclick: () => answer(alert, "ok") }, `${t("im_ok")} · I'm OK`),
+      h("button", { type: "button", class: "help", id: "call-help", onclick: () => answer(alert, "help") }, `${t("call_help")} · Call for help`)));
+  screen.classList.remove("hidden");
+  $("#im-ok").focus();
+}
+
+async function answer(alert, how) {
+  if (how === "ok") {
+    const resolved = await api(`/api/v1/alerts/${alert.id}/resolve`, { method: "POST", body: { note: "resident answered on the TV: I'm OK" } });
+    state.alerts.set(resolved.id, resolved);
+  } else {
+    const acknowledged = await api(`/api/v1/alerts/${alert.id}/acknowledge`, { method: "POST" }).catch(() => alert);
+    state.alerts.set(acknowledged.id, acknowledged);
+    await callHelp();
+  }
+  showAlert();
+}
+
+function onKey(event) {
+  if (event.key.startsWith("Arrow")) { event.preventDefault(); move(event.key); }
+  else if (BACK_KEYS.has(event.key)) {
+    event.preventDefault();
+    if (!$("#panel").classList.contains("hidden") && $("#alert").classList.contains("hidden")) closePanel();
+  } else if (event.key === "Enter" && !document.activeElement.matches("button")) {
+    ensureFocus();
+  }
+}
+
+function onLive(message) {
+  if (message.type === "alert" || message.type === "alert_changed") {
+    state.alerts.set(message.alert.id, message.alert);
+    showAlert();
+  } else if (message.type === "announcement" || message.type === "alarm") {
+    renderTiles().catch(() => {});
+  }
+}
+
+async function main() {
+  setLocale("zh-CN");  // the TV speaks Chinese by default, whatever the phone is set to
+  const { user } = await api("/api/v1/auth/me");
+  state.household = user.household_id;
+  document.addEventListener("keydown", onKey);
+  document.addEventListener("focusout", () => setTimeout(ensureFocus, 0));
+  setInterval(() => { $("#clock").textContent = new Date().toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit" }); }, 1000);
+  await renderTiles();
+  ensureFocus();
+  live(onLive, (up) => { if (up) renderTiles().catch(() => {}); });
+}
+
+main().catch((error) => { $("#tiles").replaceChildren(h("p", {}, error.message)); });
