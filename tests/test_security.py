@@ -258,6 +258,31 @@ async def test_entry_door_without_a_disarm_raises_an_intrusion_alert_and_sounds_
         await settle(lambda: home.alerts("intrusion")[0]["acknowledged_by"] == "mum")
 
 
+async def test_the_siren_repeats_while_the_alarm_sounds_then_stops_and_the_panel_rearms(
+    make_gateway, broker, tmp_path
+) -> None:
+    home = await start(make_gateway, broker, tmp_path)
+    await armed(home, "away")
+    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="test-siren") as siren:
+        await siren.subscribe(home.topic("siren") + "/set", qos=1)
+
+        async def next_mode() -> str:
+            message = await asyncio.wait_for(anext(siren.messages), 5)
+            return str(orjson.loads(message.payload)["warning"]["mode"])
+
+        await home.send("window", OPEN)
+        await home.until_state(AlarmState.TRIGGERED)
+        assert await next_mode() == "burglar"
+        # the siren sounds only seconds per command, so it is told again while the alarm lasts
+        await home.step(8)
+        assert await next_mode() == "burglar"
+        # after the alarm period (3 minutes) the siren stops and the panel watches again
+        await home.step(172)
+        assert await next_mode() == "stop"
+    assert home.state == "armed_away"
+    await settle(lambda: home.alerts("intrusion"))  # the alert stays open for a person
+
+
 async def test_an_open_window_triggers_at_once(make_gateway, broker, tmp_path) -> None:
     home = await start(make_gateway, broker, tmp_path)
     await armed(home, "home")
@@ -311,7 +336,7 @@ async def test_smoke_and_tamper_alert_even_when_disarmed(make_gateway, broker, t
     assert home.state == "disarmed"
     with pytest.raises(SecurityError) as refused:
         await home.security.async_bypass("h1", "h1-smoke", "mum")
-    assert refused.value.code == "not_bypassable"
+    assert refused.value.code == "not_supported"
 
 
 async def test_five_wrong_pins_lock_the_keypad_with_growing_backoff_all_recorded(

@@ -69,6 +69,7 @@ class Security:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._saves: set[asyncio.Task[None]] = set()
+        self._sirens: siren.SirenDriver | None = None
         self._unlisten: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -77,6 +78,7 @@ class Security:
         self._gateway = gateway
         self._stopping = False
         self._db = SecurityStore(gateway.store)
+        self._sirens = siren.SirenDriver(gateway.registry, gateway.commands)
         loaded = await self._db.async_load()
         self._panels = {p.household_id: p for p in loaded.panels}
         self._settings = loaded.settings
@@ -107,14 +109,16 @@ class Security:
         for unlisten in self._unlisten:
             unlisten()
         self._unlisten = []
-        if self._saves:
-            await asyncio.gather(*self._saves, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._saves:  # panel writes are shielded; let the last ones land
+            await asyncio.gather(*self._saves, return_exceptions=True)
+        if self._sirens is not None:
+            await self._sirens.async_close()
 
     # -- people: arming, disarming, bypass ---------------------------------------
 
@@ -198,7 +202,7 @@ class Security:
             event = self._audit(panel, "disarm", user, previous=previous.value)
             await self._commit(panel, previous, by=user, reason="disarmed by a user", events=[event])
         if sounding:
-            await self._sound(household, False)
+            self._sound(household, False)
         if alert_id is not None:
             self._bus.fire(
                 AlertAnswered(
@@ -234,7 +238,7 @@ class Security:
         device = self._device(household, device_id)
         if not intrusion_capabilities(device):
             raise SecurityError(
-                "not_bypassable",
+                "not_supported",
                 f"device {device_id!r} is not a door, window, glass-break or motion sensor; smoke, gas, "
                 "water and tamper alarms stay active in every mode and cannot be bypassed",
             )
@@ -507,7 +511,7 @@ class Security:
         )
         self._request_alert(panel)
         self._siren_next[household] = self.clock() + siren.REPEAT_S
-        await self._sound(household, True)
+        self._sound(household, True)
 
     def _request_alert(self, panel: Panel) -> None:
         trigger = panel.trigger or {}
@@ -549,15 +553,9 @@ class Security:
         except Exception:
             _LOGGER.exception("security: saving the alert id of household %s failed", panel.household_id)
 
-    async def _sound(self, household: str, on: bool) -> None:
-        targets = siren.sirens(self._registry, household)
-        if targets:
-            await siren.async_sound(
-                self._gateway_required().commands,
-                targets,
-                on,
-                Context(household=household, origin=_ORIGIN),
-            )
+    def _sound(self, household: str, on: bool) -> None:
+        if self._sirens is not None:
+            self._sirens.sound(household, on)
 
     # -- time --------------------------------------------------------------------
 
@@ -598,7 +596,7 @@ class Security:
         for household, next_at in list(self._siren_next.items()):
             if next_at <= at:
                 self._siren_next[household] = at + siren.REPEAT_S
-                await self._sound(household, True)
+                self._sound(household, True)
                 done += 1
         return done
 
@@ -618,7 +616,7 @@ class Security:
             await self._alarm(panel)
         elif previous is AlarmState.TRIGGERED:
             self._siren_next.pop(panel.household_id, None)
-            await self._sound(panel.household_id, False)
+            self._sound(panel.household_id, False)
         elif previous is AlarmState.ARMING:
             await self._exit_fault(panel, settings)
         return 1
