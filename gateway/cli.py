@@ -7,6 +7,7 @@ linli user add NAME --role ROLE [--household ID] [--config PATH] [--data-dir DIR
 linli token create NAME [--days N] [--config PATH] [--data-dir DIR]
 linli adapters [--json] [--url URL]
 linli certify ADAPTER [--target URL] [--json PATH] [--power]
+linli region COMMAND ...   the regional tier (linli region --help)
 linli --version
 """
 
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     certify.add_argument(
         "--power", action="store_true", help="with --target: also turn the box off and wake it"
     )
+    commands.add_parser("region", help="the regional tier: consumers, dashboard, broadcasts (see --help)")
     return parser
 
 
@@ -299,6 +301,10 @@ async def _serve(config: dict[str, Any], duration: float | None, demo: bool) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["region"]:
+        # A higher layer: imported by name, and only when asked for.
+        return int(importlib.import_module("services.region.cli").main(argv[1:]))
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()

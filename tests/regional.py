@@ -141,3 +141,26 @@ async def publish_down(port: int, topic: str, payload: bytes, *, retain: bool = 
         "127.0.0.1", port, identifier="test-region-down", protocol=aiomqtt.ProtocolVersion.V5
     ) as c:
         await c.publish(topic, payload, qos=1, retain=retain)
+
+
+async def add_tv(gateway: Any, household: str = "h1") -> list[dict[str, Any]]:
+    """A household with a TV (profile test/tv, see tv_profiles) that records what it is told to show."""
+    from gateway.commands import Command
+
+    registry = gateway.registry
+    if "b1" not in registry.buildings:
+        await registry.async_add_building("b1", "1号楼")
+    await registry.async_add_unit(f"u-{household}", "b1", "101")
+    await registry.async_add_household(household, f"u-{household}", f"{household} home")
+    device_id = f"{household}-tv"
+    await registry.async_add_device(
+        device_id, household_id=household, name="TV", profile_id="test/tv", topic=f"tv/{household}"
+    )
+    shown: list[dict[str, Any]] = []
+
+    async def tv(command: Command) -> dict[str, Any]:
+        shown.append(command.value)
+        return {"ok": True}
+
+    gateway.commands.register(device_id, tv)
+    return shown

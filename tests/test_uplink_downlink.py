@@ -10,13 +10,12 @@ from typing import Any
 import orjson
 
 from gateway.bus import E, Subscription
-from gateway.commands import Command
 from gateway.events import AnnouncementReceived, DownlinkRejected
 from gateway.uplink import topics
 from gateway.uplink.signing import Signer
 from tests import regional
 from tests.brokers import settle
-from tests.regional import REGION, listening, publish_down, tv_profiles, uplink_config
+from tests.regional import REGION, add_tv, listening, publish_down, tv_profiles, uplink_config
 
 region_broker = regional.region_broker
 
@@ -50,20 +49,7 @@ async def start(make_gateway, region_broker, tmp_path, signer: Signer):  # type:
         profiles={"paths": tv_profiles(tmp_path / "profiles")},
     )
     await gateway.components["uplink"].relay.async_wait_connected(10)
-    registry = gateway.registry
-    await registry.async_add_building("b1", "1号楼")
-    await registry.async_add_unit("u1", "b1", "101")
-    await registry.async_add_household("h1", "u1", "h1 home")
-    await registry.async_add_device(
-        "h1-tv", household_id="h1", name="TV", profile_id="test/tv", topic="tv/h1"
-    )
-    shown: list[dict[str, Any]] = []
-
-    async def tv(command: Command) -> dict[str, Any]:
-        shown.append(command.value)
-        return {"ok": True}
-
-    gateway.commands.register("h1-tv", tv)
+    shown = await add_tv(gateway)
     return gateway, shown
 
 

@@ -87,6 +87,18 @@ class RegionalClient(aiomqtt.Client):
             self._acks[info.mid] = (topic, future)
         return future
 
+    def manual_acks(self) -> None:
+        """Acknowledge received QoS 1 messages only through `ack()` (call before connecting).
+
+        A consumer that writes what it receives acknowledges after its commit, so a
+        crash in between means a redelivery, never a loss.
+        """
+        self._client.manual_ack_set(True)
+
+    def ack(self, message: aiomqtt.Message) -> None:
+        if message.qos > 0:
+            self._client.ack(message.mid, message.qos)
+
     def fail_pending(self, error: BaseException) -> None:
         """The connection is gone: every publish still waiting for its PUBACK fails."""
         acks, self._acks = self._acks, {}

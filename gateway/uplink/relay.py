@@ -67,6 +67,7 @@ class Relay:
         self.connects = 0
         self.refusals = 0
         self.last_error: str | None = None
+        self._session_ts = 0.0
 
     # -- waking ------------------------------------------------------------------
 
@@ -90,10 +91,14 @@ class Relay:
     # -- the connection ----------------------------------------------------------
 
     def _presence(self, state: str) -> bytes:
-        return orjson.dumps({"state": state, "gateway": self.settings.gateway_id, "ts": time.time()})
+        # One timestamp per connection for its birth, its will and its goodbye: the region
+        # orders presence by it (offline wins a tie), so a late will of an old connection
+        # cannot mark a reconnected gateway offline.
+        return orjson.dumps({"state": state, "gateway": self.settings.gateway_id, "ts": self._session_ts})
 
     def _client(self) -> RegionalClient:
         s = self.settings
+        self._session_ts = time.time()
         connect = Properties(PacketTypes.CONNECT)
         connect.SessionExpiryInterval = s.session_expiry_s
         return RegionalClient(

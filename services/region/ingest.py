@@ -1,0 +1,246 @@
+"""Applying a batch of upward messages to PostgreSQL: idempotent, order-insensitive.
+
+One transaction per batch:
+
+1. every envelope is inserted into `events` keyed by (region, community, id)
+   with ON CONFLICT DO NOTHING; only the rows that were new go further, so a
+   redelivered event changes nothing at all;
+2. the new events update the derived tables — alerts, community status and
+   device health, announcement receipts — each guarded by the gateway's `seq`,
+   so the newest snapshot wins whatever order two consumers commit in (a shared
+   subscription spreads one community's messages over the consumers).
+
+Presence (`online`/`offline`, retained birth and last will) carries no event
+id; it is applied by its connection's timestamp, newest wins, and `offline`
+wins a tie (the will of the same connection as the birth).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import asyncpg
+import orjson
+
+from gateway.uplink.messages import ALERT, DEVICE_HEALTH, RECEIPT, STATUS, Envelope
+
+_INSERT_EVENTS: Final = """
+    INSERT INTO events (region, community, id, seq, kind, gateway_ts, data)
+    SELECT r, c, i, s, k, t, d::jsonb
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::float8[], $7::text[])
+         AS u(r, c, i, s, k, t, d)
+    ON CONFLICT DO NOTHING
+    RETURNING region, community, id
+"""
+
+_UPSERT_ALERTS: Final = """
+    INSERT INTO alerts AS a (region, community, alert_id, household, kind, severity, state, title, count,
+                             step, raised_at, acknowledged_at, resolved_at, clock_offset_s, last_seq)
+    SELECT u.r, u.c, u.i, u.h, u.k, u.sev, u.st, u.ti, u.n, u.step, u.ra, u.ack, u.res,
+           coalesce(cm.clock_offset_s, 0), u.seq
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::int[], $10::int[], $11::float8[], $12::float8[], $13::float8[], $14::bigint[])
+         AS u(r, c, i, h, k, sev, st, ti, n, step, ra, ack, res, seq)
+    LEFT JOIN communities cm ON cm.region = u.r AND cm.community = u.c
+    ON CONFLICT (region, community, alert_id) DO UPDATE SET
+        state = excluded.state, severity = excluded.severity, title = excluded.title,
+        count = excluded.count, step = excluded.step, acknowledged_at = excluded.acknowledged_at,
+        resolved_at = excluded.resolved_at, last_seq = excluded.last_seq, updated = now()
+    WHERE a.last_seq < excluded.last_seq
+"""
+
+_UPSERT_STATUS: Final = """
+    INSERT INTO communities AS cm
+        (region, community, gateway, status, status_seq, name, clock_offset_s, last_seen)
+    SELECT r, c, g, d::jsonb, s, d::jsonb->>'name', coalesce((d::jsonb->>'clock_offset_s')::float8, 0), now()
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(r, c, g, d, s)
+    ON CONFLICT (region, community) DO UPDATE SET
+        gateway = excluded.gateway, status = excluded.status, status_seq = excluded.status_seq,
+        name = excluded.name, clock_offset_s = excluded.clock_offset_s, last_seen = now()
+    WHERE cm.status_seq < excluded.status_seq
+"""
+
+_UPSERT_HEALTH: Final = """
+    INSERT INTO communities AS cm (region, community, gateway, device_health, device_health_seq, last_seen)
+    SELECT r, c, g, d::jsonb, s, now()
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(r, c, g, d, s)
+    ON CONFLICT (region, community) DO UPDATE SET
+        gateway = excluded.gateway, device_health = excluded.device_health,
+        device_health_seq = excluded.device_health_seq, last_seen = now()
+    WHERE cm.device_health_seq < excluded.device_health_seq
+"""
+
+_TOUCH: Final = """
+    UPDATE communities SET last_seen = now()
+    WHERE (region, community) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
+
+_UPSERT_RECEIPTS: Final = """
+    INSERT INTO announcement_receipts AS rc (announcement_id, region, community, state, tvs_shown, tvs_total)
+    SELECT a, r, c, st, sh, tt
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[])
+         AS u(a, r, c, st, sh, tt)
+    ON CONFLICT (announcement_id, region, community) DO UPDATE SET
+        state = CASE WHEN rc.state = 'shown' OR excluded.state = 'shown' THEN 'shown' ELSE excluded.state END,
+        tvs_shown = greatest(rc.tvs_shown, excluded.tvs_shown),
+        tvs_total = greatest(rc.tvs_total, excluded.tvs_total),
+        received = now()
+"""
+
+_PRESENCE: Final = """
+    INSERT INTO communities AS cm (region, community, gateway, online, presence_ts, last_seen)
+    VALUES ($1, $2, $3, $4, $5, now())
+    ON CONFLICT (region, community) DO UPDATE SET
+        online = excluded.online, presence_ts = excluded.presence_ts, gateway = excluded.gateway,
+        last_seen = now()
+    WHERE cm.presence_ts < excluded.presence_ts
+       OR (cm.presence_ts = excluded.presence_ts AND NOT excluded.online)
+"""
+
+
+@dataclass(slots=True, kw_only=True)
+class Presence:
+    region: str
+    community: str
+    gateway: str
+    online: bool
+    ts: float
+
+
+@dataclass(slots=True)
+class BatchResult:
+    new: int = 0
+    duplicates: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def _newest(envelopes: list[Envelope], key: Any) -> list[Envelope]:
+    """One envelope per key, the highest seq (ON CONFLICT may touch a row once per statement)."""
+    best: dict[Any, Envelope] = {}
+    for env in envelopes:
+        k = key(env)
+        if k not in best or best[k].seq < env.seq:
+            best[k] = env
+    return list(best.values())
+
+
+async def apply_batch(
+    conn: asyncpg.Connection, envelopes: list[Envelope], presence: list[Presence] | None = None
+) -> BatchResult:
+    """Apply one batch in one transaction (the caller acknowledges the messages after it returns)."""
+    result = BatchResult()
+    # A message redelivered inside one batch is one row.
+    unique = list({(e.region, e.community, e.id): e for e in envelopes}.values())
+    async with conn.transaction():
+        if unique:
+            inserted = await conn.fetch(
+                _INSERT_EVENTS,
+                [e.region for e in unique],
+                [e.community for e in unique],
+                [e.id for e in unique],
+                [e.seq for e in unique],
+                [e.kind for e in unique],
+                [e.ts for e in unique],
+                [orjson.dumps(e.data).decode() for e in unique],
+            )
+            fresh_keys = {(r["region"], r["community"], r["id"]) for r in inserted}
+            fresh = [e for e in unique if (e.region, e.community, e.id) in fresh_keys]
+            result.new = len(fresh)
+            result.duplicates = len(envelopes) - len(fresh)
+            for env in fresh:
+                result.by_kind[env.kind] = result.by_kind.get(env.kind, 0) + 1
+            await _apply_derived(conn, fresh)
+        for p in sorted(presence or [], key=lambda p: p.ts):
+            await conn.execute(_PRESENCE, p.region, p.community, p.gateway, p.online, p.ts)
+    return result
+
+
+async def _apply_derived(conn: asyncpg.Connection, fresh: list[Envelope]) -> None:
+    status = _newest([e for e in fresh if e.kind == STATUS], lambda e: (e.region, e.community))
+    if status:
+        await conn.execute(
+            _UPSERT_STATUS,
+            [e.region for e in status],
+            [e.community for e in status],
+            [e.gateway for e in status],
+            [orjson.dumps(e.data).decode() for e in status],
+            [e.seq for e in status],
+        )
+    health = _newest([e for e in fresh if e.kind == DEVICE_HEALTH], lambda e: (e.region, e.community))
+    if health:
+        await conn.execute(
+            _UPSERT_HEALTH,
+            [e.region for e in health],
+            [e.community for e in health],
+            [e.gateway for e in health],
+            [orjson.dumps(e.data).decode() for e in health],
+            [e.seq for e in health],
+        )
+    alerts = _newest(
+        [e for e in fresh if e.kind == ALERT and isinstance(e.data.get("alert"), dict)],
+        lambda e: (e.region, e.community, e.data["alert"].get("id")),
+    )
+    alerts = [e for e in alerts if isinstance(e.data["alert"].get("id"), int)]
+    if alerts:
+        snap = [e.data["alert"] for e in alerts]
+        await conn.execute(
+            _UPSERT_ALERTS,
+            [e.region for e in alerts],
+            [e.community for e in alerts],
+            [a["id"] for a in snap],
+            [a.get("household_id") for a in snap],
+            [str(a.get("kind")) for a in snap],
+            [str(a.get("severity")) for a in snap],
+            [str(a.get("state")) for a in snap],
+            [a.get("title") for a in snap],
+            [int(a.get("count") or 1) for a in snap],
+            [a.get("step") for a in snap],
+            [float(a.get("raised_at") or 0) for a in snap],
+            [a.get("acknowledged_at") for a in snap],
+            [a.get("resolved_at") for a in snap],
+            [e.seq for e in alerts],
+        )
+    receipts = [e for e in fresh if e.kind == RECEIPT and isinstance(e.data.get("announcement_id"), str)]
+    if receipts:
+        folded: dict[tuple[str, str, str], tuple[str, int, int]] = {}
+        for e in receipts:
+            key = (e.data["announcement_id"], e.region, e.community)
+            state = str(e.data.get("state", "received"))
+            shown, total = int(e.data.get("tvs_shown") or 0), int(e.data.get("tvs_total") or 0)
+            if key in folded:
+                old = folded[key]
+                state = "shown" if "shown" in (state, old[0]) else state
+                shown, total = max(shown, old[1]), max(total, old[2])
+            folded[key] = (state, shown, total)
+        await conn.execute(
+            _UPSERT_RECEIPTS,
+            [k[0] for k in folded],
+            [k[1] for k in folded],
+            [k[2] for k in folded],
+            [v[0] for v in folded.values()],
+            [v[1] for v in folded.values()],
+            [v[2] for v in folded.values()],
+        )
+    others = {(e.region, e.community) for e in fresh if e.kind not in (STATUS, DEVICE_HEALTH)}
+    if others:
+        await conn.execute(_TOUCH, [k[0] for k in others], [k[1] for k in others])
+
+
+def presence_from(region: str, community: str, payload: bytes) -> Presence | None:
+    """A presence message (`{"state": "online", "gateway": ..., "ts": ...}`), or None if malformed."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or doc.get("state") not in ("online", "offline"):
+        return None
+    ts = doc.get("ts")
+    return Presence(
+        region=region,
+        community=community,
+        gateway=str(doc.get("gateway") or ""),
+        online=doc["state"] == "online",
+        ts=float(ts) if isinstance(ts, int | float) else time.time(),
+    )

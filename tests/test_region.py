@@ -1,0 +1,255 @@
+"""The regional tier: idempotent upserts into PostgreSQL, consumers sharing one subscription."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import sqlite_utils
+
+from gateway.uplink import outbox
+from gateway.uplink.messages import Envelope
+from services.region.consumer import Consumer
+from services.region.ingest import apply_batch
+from services.region.schema import migrate
+from tests import postgres, regional
+from tests.homes import add_home
+from tests.regional import REGION, uplink_config
+
+region_broker = regional.region_broker
+postgres_cluster = postgres.postgres_cluster
+region_dsn = postgres.region_dsn
+
+
+def envelope(n: int, kind: str, data: dict[str, Any], community: str = "east") -> Envelope:
+    return Envelope(
+        id=1_000_000 + n,
+        seq=n,
+        kind=kind,
+        region=REGION,
+        community=community,
+        gateway="gw",
+        ts=1.8e9 + n,
+        data=data,
+    )
+
+
+def alert(state: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "alert": {
+            "id": 77,
+            "kind": "sos",
+            "severity": "critical",
+            "household_id": "h1",
+            "title": "SOS",
+            "count": 1,
+            "state": state,
+            "raised_at": 1.8e9,
+            "step": 0,
+            "acknowledged_at": None,
+            "resolved_at": None,
+            **extra,
+        },
+        "transitions": [state],
+    }
+
+
+async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
+    return {
+        table: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY 1, 2, 3")]
+        for table in ("events", "alerts", "communities", "announcement_receipts")
+    }
+
+
+def region_config(dsn: str, port: int, **consumer: Any) -> dict[str, Any]:
+    from services.region.config import load_region_config
+
+    return load_region_config(
+        None,
+        environ={},
+        overrides={
+            "region": {"id": REGION},
+            "broker": {"port": port, "client_prefix": "test-region"},
+            "database": {"dsn": dsn},
+            "consumer": {"batch": 200, "batch_ms": 10, **consumer},
+        },
+    )
+
+
+async def test_a_redelivered_event_changes_nothing(region_dsn) -> None:
+    conn = await asyncpg.connect(region_dsn)
+    try:
+        await migrate(conn)
+        # given an alert raised, then acknowledged — applied out of order (two consumers raced)
+        raised = envelope(1, "alert", alert("raised"))
+        acked = envelope(2, "alert", alert("acknowledged", acknowledged_at=1.8e9 + 42))
+        status = envelope(
+            3, "status", {"name": "东园", "clock_offset_s": 0.5, "open_alerts": {"critical": 1}}
+        )
+        receipt = envelope(
+            4, "receipt", {"announcement_id": "a-1", "state": "shown", "tvs_shown": 3, "tvs_total": 4}
+        )
+        first = await apply_batch(conn, [acked, status])
+        second = await apply_batch(conn, [raised, receipt])
+        assert (first.new, second.new) == (2, 2)
+        # then the newest snapshot won
+        row = await conn.fetchrow("SELECT state, acknowledged_at - raised_at AS ack_s FROM alerts")
+        assert (row["state"], row["ack_s"]) == ("acknowledged", 42)
+        before = await snapshot(conn)
+        # when every event is delivered again, in another order and twice within one batch
+        again = await apply_batch(conn, [receipt, status, raised, acked, raised])
+        # then nothing changed at all
+        assert (again.new, again.duplicates) == (0, 5)
+        assert await snapshot(conn) == before
+        assert await conn.fetchval("SELECT count(*) FROM events") == 4
+        community = await conn.fetchrow("SELECT name, clock_offset_s FROM communities")
+        assert (community["name"], community["clock_offset_s"]) == ("东园", 0.5)
+    finally:
+        await conn.close()
+
+
+async def test_migrations_are_safe_to_run_from_many_consumers_at_once(region_dsn) -> None:
+    conns = [await asyncpg.connect(region_dsn) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrate(c) for c in conns))
+        assert sorted(len(r) for r in results) == [0, 0, 1]
+        partitions = await conns[0].fetchval(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
+        )
+        assert partitions >= 4  # default + this month + two ahead
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_shared_subscription_splits_load_across_two_consumers(
+    make_gateway, region_broker, region_dsn
+) -> None:
+    # given two consumers sharing one subscription, and a community gateway with alerts
+    config = region_config(region_dsn, region_broker.port)
+    consumers = [Consumer(config, 0), Consumer(config, 1)]
+    tasks = [asyncio.create_task(c.run()) for c in consumers]
+    try:
+        for c in consumers:
+            await asyncio.wait_for(c.connected.wait(), 10)
+        gateway = await make_gateway(
+            components=["services.alerts:AlertEngine"], uplink=uplink_config(region_broker.port)
+        )
+        await add_home(gateway)
+        engine = gateway.components["alerts"]
+
+        # when the gateway sends 600 events and an alert is raised and acknowledged
+        def many(db: sqlite_utils.Database) -> None:
+            for n in range(600):
+                outbox.enqueue(db, "rollup", {"n": n}, retention=outbox.Retention.ROLLUP)
+
+        await gateway.store.async_write(many)
+        sos = await engine.async_raise(kind="sos", household_id="h1", title="SOS")
+        await asyncio.sleep(0.05)
+        await engine.async_acknowledge(sos.id, "warden")
+        conn = await asyncpg.connect(region_dsn)
+        try:
+            # then every event is in PostgreSQL once, and both consumers carried part of the load
+            await settle_db(conn, "SELECT count(*) FROM events WHERE kind = 'rollup'", 600)
+            await settle_db(conn, "SELECT count(*) FROM alerts WHERE state = 'acknowledged'", 1)
+            assert all(c.applied > 50 for c in consumers), [c.stats() for c in consumers]
+            assert sum(c.duplicates for c in consumers) == 0
+            row = await conn.fetchrow("SELECT community, household, kind, severity FROM alerts")
+            assert tuple(row) == ("community", "h1", "sos", "critical")
+            await settle_db(conn, "SELECT count(*) FROM communities WHERE online AND status IS NOT NULL", 1)
+        finally:
+            await conn.close()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task, c in zip(tasks, consumers, strict=True):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await c.async_close()
+
+
+async def settle_db(conn: asyncpg.Connection, query: str, expected: int, timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while (value := await conn.fetchval(query)) != expected:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert value == expected
+
+
+def consumer_process(config_file: Path, index: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "region",
+            "consume",
+            "--config",
+            str(config_file),
+            "--index",
+            str(index),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+
+
+async def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
+    make_gateway, region_broker, region_dsn, tmp_path
+) -> None:
+    # given two consumer processes (the real `linli region consume`)
+    config_file = tmp_path / "region.toml"
+    config_file.write_text(
+        f'[region]\nid = "{REGION}"\n[broker]\nport = {region_broker.port}\nclient_prefix = "test-kill"\n'
+        f'[database]\ndsn = "{region_dsn}"\n[consumer]\nbatch = 100\nbatch_ms = 5\n'
+    )
+    processes = [consumer_process(config_file, 0), consumer_process(config_file, 1)]
+    conn = await asyncpg.connect(region_dsn)
+    try:
+        await settle_db(conn, "SELECT count(*) FROM pg_class WHERE relname = 'region_schema'", 1)
+        await settle_db(conn, "SELECT count(*) FROM region_schema", 1)
+        await asyncio.sleep(1.0)  # both subscribed
+        gateway = await make_gateway(uplink=uplink_config(region_broker.port))
+        total = 3000
+
+        def many(db: sqlite_utils.Database) -> None:
+            for n in range(total):
+                outbox.enqueue(db, "rollup", {"n": n}, retention=outbox.Retention.ROLLUP)
+
+        # when the gateway sends 3,000 events and one consumer is killed mid-stream
+        await gateway.store.async_write(many)
+        async with asyncio.timeout(15):
+            while await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'rollup'") < 300:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        processes[0].send_signal(signal.SIGKILL)
+        processes[0].wait()
+        at_kill = await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'rollup'")
+        # then the other carries on; the killed one, back under its own id, finishes its share
+        await asyncio.sleep(0.5)
+        processes[0] = consumer_process(config_file, 0)
+        await settle_db(conn, "SELECT count(*) FROM events WHERE kind = 'rollup'", total, timeout=30)
+        assert at_kill < total
+        numbers = [
+            r[0] for r in await conn.fetch("SELECT (data->>'n')::int FROM events WHERE kind = 'rollup'")
+        ]
+        assert sorted(numbers) == list(range(total))  # each exactly once
+        assert gateway.components["uplink"].relay.delivered >= total
+    finally:
+        await conn.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stderr:
+                process.stderr.close()
