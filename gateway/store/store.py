@@ -16,6 +16,7 @@ never sees two writers and the event loop never waits on the disk:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -246,10 +247,9 @@ class Store:
         loop = asyncio.get_running_loop()
         conn = self._require()
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.batch_s)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.batch_s):
+                    await self._wake.wait()
             self._wake.clear()
             if self._pending or self._quarantine:
                 batch, self._pending = self._pending, []

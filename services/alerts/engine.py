@@ -428,9 +428,12 @@ class AlertEngine:
             due += [at for at, _ in self._retries.values()]
             wait = min(due, default=self.clock() + 1.0) - self.clock()
             self._wake.clear()
+            # Never sleep long: the clock may be a test's, or the wall clock may jump.
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that lands as the event fires, and the engine would never stop.
             with contextlib.suppress(TimeoutError):
-                # Never sleep long: the clock may be a test's, or the wall clock may jump.
-                await asyncio.wait_for(self._wake.wait(), max(0.0, min(wait, 1.0)))
+                async with asyncio.timeout(max(0.0, min(wait, 1.0))):
+                    await self._wake.wait()
 
     async def async_run_due(self, now: float | None = None) -> int:
         """Start every escalation step and retry that is due; returns deliveries attempted."""
