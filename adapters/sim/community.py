@@ -63,6 +63,9 @@ class SimCommunity:
                     port=broker.port,
                     rate=rate / count,
                     sos_per_hour=sos_per_hour,
+                    # The first home's resident presses the pendant ~25 s in, so that a new
+                    # demo shows an alert escalating on the phone, the TV and the console.
+                    first_sos_after_s=25.0 if index == 1 else None,
                     seed=index,
                 )
             )

@@ -42,6 +42,7 @@ class SimHome:
         port: int,
         rate: float,
         sos_per_hour: float,
+        first_sos_after_s: float | None = None,
         seed: int,
     ) -> None:
         self.household_id = household_id
@@ -49,6 +50,7 @@ class SimHome:
         self.host, self.port = host, port
         self.rate = rate
         self.sos_per_hour = sos_per_hour
+        self.first_sos_after_s = first_sos_after_s
         self.rng = random.Random(seed)
         self.published = 0
         self.sos_presses = 0
@@ -88,13 +90,19 @@ class SimHome:
         interval = 1.0 / self.rate if self.rate > 0 else 3600.0
         next_at = time.monotonic() + self.rng.uniform(0, interval)
         sos_chance = self.sos_per_hour * interval / 3600.0
+        first_sos_at = (
+            time.monotonic() + self.first_sos_after_s if self.first_sos_after_s is not None else None
+        )
         while True:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             next_at += interval
             hour = _local_hour()
             device = self.rng.choices(self.devices, self._weights)[0]
             await self._publish(client, device, payload_for(device.sim, hour))
-            if self.rng.random() < sos_chance:
+            if first_sos_at is not None and time.monotonic() >= first_sos_at:
+                first_sos_at = None  # once: so that a new demo shows a live alert within a minute
+                await self.press_sos(client)
+            elif self.rng.random() < sos_chance:
                 await self.press_sos(client)
 
     async def press_sos(self, client: aiomqtt.Client) -> None:

@@ -368,10 +368,11 @@ class ElderCare:
         where = f" ({device.room})" if device and device.room else ""
         name = device.name if device else event.device_id
         resident = gateway.registry.resident_of(device) if device else None
+        who = f"{resident.name} · " if resident else ""
         if event.kind == "sos_button":
-            kind, title = "sos", f"SOS 求助: {name}{where}"
+            kind, title = "sos", f"SOS 求助: {who}{name}{where}"
         else:
-            kind, title = "fall", f"跌倒 Fall detected: {name}{where}"
+            kind, title = "fall", f"跌倒 Fall detected: {who}{name}{where}"
         gateway.bus.fire(
             AlertRequested(
                 kind=kind,
