@@ -147,6 +147,15 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "settings": {"type": "object", "additionalProperties": {"type": "object"}},
             },
         },
+        "cast": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "host": {"type": "string"},
+                "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+                "public_url": {"type": "string", "pattern": "^https?://"},
+            },
+        },
         "demo": {
             "type": "object",
             "additionalProperties": False,

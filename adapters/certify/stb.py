@@ -125,11 +125,8 @@ class StbSuite:
         self.adapter = adapter
         self.provides = provides
         self.device_id: str | None = None
-        self.timeout_s = (
-            float(getattr(getattr(adapter, "fleet", None), "limits", None).timeout_s)
-            if getattr(adapter, "fleet", None)
-            else 3.0
-        )
+        fleet = getattr(adapter, "fleet", None)
+        self.timeout_s = float(fleet.limits.timeout_s) if fleet is not None else 3.0
 
     def _add(self, group: str, name: str, result: Result, **kw: Any) -> Check:
         return self.report.add(Check(group=group, name=name, result=result, **kw))

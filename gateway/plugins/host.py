@@ -106,7 +106,7 @@ class AdapterHost:
     """The `adapters` component."""
 
     name = "adapters"
-    requires = ("registry",)
+    requires: tuple[str, ...] = ("registry",)
 
     def __init__(self, discover_entries: Callable[[], list[AdapterEntry]] = discover) -> None:
         self._discover = discover_entries

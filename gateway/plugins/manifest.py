@@ -79,7 +79,7 @@ def check_manifest_data(data: Any) -> list[str]:
     if not isinstance(data, dict):
         return errors
     known = kind_names()
-    provides = data.get("provides") if isinstance(data.get("provides"), list) else []
+    provides: list[Any] = data["provides"] if isinstance(data.get("provides"), list) else []
     for index, kind in enumerate(provides):
         if isinstance(kind, str) and kind not in known:
             errors.append(

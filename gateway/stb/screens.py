@@ -75,7 +75,7 @@ class Screens:
     """The `screens` component."""
 
     name = "screens"
-    requires = ("registry",)
+    requires: tuple[str, ...] = ("registry",)
 
     def __init__(self) -> None:
         self._gateway: Gateway | None = None
@@ -118,6 +118,12 @@ class Screens:
                 f"household {household_id} has no TV set-top box; adopt one with its operator's adapter"
             )
         return tv
+
+    async def async_command(
+        self, tv: Device, kind: str, value: dict[str, Any], *, context: Context | None = None
+    ) -> Any:
+        """A command to the TV's capability of this kind (the capability's key is the box's own)."""
+        return await self._send(tv, kind, value, context)
 
     async def _send(self, tv: Device, kind: str, value: dict[str, Any], context: Context | None) -> Any:
         assert self._gateway is not None

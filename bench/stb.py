@@ -1,0 +1,373 @@
+"""Set-top boxes on equal terms: command round trips per operator, and alerts reaching TV overlays.
+
+    python bench/stb.py [--quick] [--households 200] [--commands N] [--alerts N] [--runs R]
+
+A separate process runs the simulated boxes on 127.0.0.1 — half carrier IPTV
+boxes (RDK Thunder JSON-RPC), half cable boxes (DIAL + UPnP/DLNA) — so that
+the boxes' own work does not share the gateway's event loop. The gateway
+adopts them all (the carrier boxes keep their event WebSocket open) and runs
+the alert engine and the `tv` delivery channel.
+
+1. Command round trip, gateway → box → state read back and confirmed, through
+   `gateway.commands` as services and the portal send them, for each adapter
+   side by side: p50 and p99 per command type. Baseline, same run, same boxes:
+   a bare aiohttp POST to the box (Thunder getPowerState; SOAP GetTransportInfo).
+2. Alert → overlay: alerts raised for random households through the alert
+   engine (durable commit first), at a steady rate, with every household's box
+   connected; latency from just before the raise to the moment the box's
+   overlay shows the alert's text (the box's own clock, same machine).
+
+Medians over the runs; the headline, printed last, is the operators' parity:
+the slower operator's p50 over the faster's, for the alert overlay command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from common import ROOT, free_port, median
+
+sys.path.insert(0, str(ROOT))
+
+from gateway.config import load_config
+from gateway.runtime import Gateway
+
+ADAPTERS = {"carrier": "stb_carrier", "broadcast": "stb_broadcast"}
+SOAP_TRANSPORT_INFO = (
+    '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+    's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
+    '<u:GetTransportInfo xmlns:u="urn:schemas-upnp-org:service:AVTransport:1">'
+    "<InstanceID>0</InstanceID></u:GetTransportInfo></s:Body></s:Envelope>"
+)
+
+
+# -- the boxes' process ---------------------------------------------------------------
+
+
+def _serve_boxes(count: int, ready: Any, stop: Any) -> None:
+    async def run() -> None:
+        from adapters.sim.televisions import make_box
+
+        boxes = []
+        for index in range(1, count + 1):
+            operator = "carrier" if index % 2 else "broadcast"
+            box = make_box(operator, f"bench-{index:04d}")
+            await box.async_start()
+            boxes.append((operator, box))
+        ready.send([(operator, box.url, box.base_url, box.wake_port) for operator, box in boxes])
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, stop.recv)
+        for _, box in boxes:
+            await box.async_stop()
+
+    asyncio.run(run())
+
+
+class BoxProcess:
+    def __init__(self, count: int) -> None:
+        ctx = mp.get_context("spawn")
+        parent_ready, child_ready = ctx.Pipe()
+        self._stop_parent, stop_child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve_boxes, args=(count, child_ready, stop_child), daemon=True)
+        self.process.start()
+        if not parent_ready.poll(120):
+            raise RuntimeError("the boxes' process did not start")
+        self.boxes: list[tuple[str, str, str, int]] = parent_ready.recv()
+
+    def stop(self) -> None:
+        self._stop_parent.send("stop")
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+# -- the gateway --------------------------------------------------------------------------
+
+
+async def start_gateway(folder: Path, households: int) -> Gateway:
+    settings = {"timeout_s": 3, "confirm_timeout_s": 3}
+    config = load_config(
+        None,
+        environ={},
+        overrides={
+            "data_dir": str(folder),
+            "gateway_id": "gw-bench",
+            "log_level": "WARNING",
+            "mqtt": {"broker": "embedded", "port": free_port()},
+            "portal": {"enabled": False, "port": free_port()},
+            "components": [
+                "gateway.plugins.host:AdapterHost",
+                "gateway.stb.screens:Screens",
+                "services.alerts:AlertEngine",
+            ],
+            "adapters": {
+                "only": list(ADAPTERS.values()),
+                "settings": dict.fromkeys(ADAPTERS.values(), settings),
+            },
+        },
+    )
+    gateway = Gateway(config)
+    await gateway.async_start()
+    registry = gateway.registry
+    await registry.async_import(
+        buildings=[{"id": "b1", "name": "1号楼"}],
+        units=[{"id": f"u{i:04d}", "building_id": "b1", "name": f"{i}"} for i in range(1, households + 1)],
+        households=[
+            {"id": f"h{i:04d}", "unit_id": f"u{i:04d}", "name": f"h{i}"} for i in range(1, households + 1)
+        ],
+    )
+    return gateway
+
+
+async def adopt_all(gateway: Gateway, boxes: list[tuple[str, str, str, int]]) -> dict[str, list[str]]:
+    host: Any = gateway.components["adapters"]
+    by_operator: dict[str, list[str]] = {"carrier": [], "broadcast": []}
+
+    async def one(index: int, operator: str, url: str, wake_port: int) -> None:
+        device = await host.adapter(ADAPTERS[operator]).async_adopt(
+            f"h{index:04d}", url, wake_address="127.0.0.1", wake_port=wake_port
+        )
+        by_operator[operator].append(device.id)
+
+    for start in range(0, len(boxes), 25):
+        await asyncio.gather(
+            *(
+                one(i + 1, operator, url, wake)
+                for i, (operator, url, _, wake) in enumerate(boxes)
+                if start <= i < start + 25
+            )
+        )
+    return by_operator
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- 1. command round trips -------------------------------------------------------------------
+
+
+COMMANDS = {
+    "notify": lambda i: ("notify", {"action": "show", "text": f"bench {i}"}),
+    "volume": lambda i: ("volume", {"action": "set", "level": i % 100}),
+    "channel": lambda i: ("channel", {"action": "up"}),
+}
+
+
+async def round_trips(gateway: Gateway, devices: list[str], name: str, count: int) -> list[float]:
+    make = COMMANDS[name]
+    times = []
+    for i in range(count):
+        device = devices[i % len(devices)]
+        started = time.perf_counter()
+        await gateway.commands.async_send(device, *make(i))
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def protocol_only(gateway: Gateway, op: str, devices: list[str], name: str, count: int) -> list[float]:
+    """The adapter's protocol exchanges for a command (do it, read it back), without the gateway around."""
+    fleet: Any = gateway.components["adapters"].adapter(ADAPTERS[op]).fleet  # type: ignore[attr-defined]
+    make = COMMANDS[name]
+    together = {"channel": {"channel", "media"}}
+    times = []
+    for i in range(count):
+        box = fleet.boxes[devices[i % len(devices)]]
+        kind, command = make(i)
+        resolved = fleet._resolve(box, kind, command)
+        async with box.lock:  # as a command does: the box's echo events are not refreshed meanwhile
+            started = time.perf_counter()
+            await box.driver.async_execute(kind, resolved)
+            await box.driver.async_read(frozenset(together.get(kind, {kind})))
+            times.append((time.perf_counter() - started) * 1000)
+        box.quiet_until = time.monotonic() + 1.0
+    return times
+
+
+async def bare_posts(
+    session: aiohttp.ClientSession, operator: str, base_urls: list[str], count: int
+) -> list[float]:
+    times = []
+    for i in range(count):
+        base = base_urls[i % len(base_urls)]
+        started = time.perf_counter()
+        if operator == "carrier":
+            body = b'{"jsonrpc":"2.0","id":1,"method":"org.rdk.System.1.getPowerState","params":{}}'
+            async with session.post(f"{base}/jsonrpc", data=body) as response:
+                await response.read()
+        else:
+            headers = {
+                "Content-Type": 'text/xml; charset="utf-8"',
+                "SOAPAction": '"urn:schemas-upnp-org:service:AVTransport:1#GetTransportInfo"',
+            }
+            async with session.post(
+                f"{base}/upnp/control/AVTransport", data=SOAP_TRANSPORT_INFO, headers=headers
+            ) as response:
+                await response.read()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+# -- 2. alerts to overlays -------------------------------------------------------------------------
+
+
+async def alerts_to_overlays(
+    gateway: Gateway, boxes: list[tuple[str, str, str, int]], count: int, rate: float, run: int
+) -> dict[str, list[float]]:
+    engine: Any = gateway.components["alerts"]
+    households = [f"h{i:04d}" for i in range(1, len(boxes) + 1)]
+    operator_of = {f"h{i + 1:04d}": box[0] for i, box in enumerate(boxes)}
+    base_of = {f"h{i + 1:04d}": box[2] for i, box in enumerate(boxes)}
+    rng = random.Random(run)
+    raised: dict[str, tuple[str, float]] = {}
+    tasks = []
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    for n in range(count):
+        household = rng.choice(households)
+        title = f"SOS bench {run}-{n}"
+        raised[title] = (household, time.time())
+        tasks.append(asyncio.create_task(engine.async_raise(kind="sos", household_id=household, title=title)))
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(0.5)
+    shown: dict[str, float] = {}
+    async with aiohttp.ClientSession() as session:
+        for household in {h for h, _ in raised.values()}:
+            async with session.get(f"{base_of[household]}/_sim/state") as response:
+                state = await response.json()
+            for ts, text in state["overlay_log"]:
+                shown.setdefault(text, ts)
+    latencies: dict[str, list[float]] = {"carrier": [], "broadcast": []}
+    missing = 0
+    for title, (household, at) in raised.items():
+        ts = shown.get(title)
+        if ts is None:
+            missing += 1
+            continue
+        latencies[operator_of[household]].append((ts - at) * 1000)
+    if missing:
+        print(f"  {missing} alerts never reached their overlay", flush=True)
+    for alert in list(engine.alerts.values()):  # close them: the next run starts clean
+        await engine.async_acknowledge(alert.id, "bench")
+    await asyncio.sleep(1.0)  # the acknowledged alerts leave their TVs
+    return latencies
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a run under a minute")
+    parser.add_argument("--households", type=int, default=200)
+    parser.add_argument("--commands", type=int, help="round trips per command type and adapter, per run")
+    parser.add_argument("--alerts", type=int, help="alerts per run")
+    parser.add_argument("--rate", type=float, default=20.0, help="alerts per second")
+    parser.add_argument("--runs", type=int)
+    args = parser.parse_args()
+    commands = args.commands or (200 if args.quick else 2000)
+    alerts = args.alerts or (150 if args.quick else 1000)
+    runs = args.runs or (3 if args.quick else 5)
+    print(
+        f"{args.households} households' boxes ({args.households // 2 + args.households % 2} carrier, "
+        f"{args.households // 2} cable) in a separate process; {commands} round trips per command and "
+        f"adapter, {alerts} alerts at {args.rate:g}/s, per run; {runs} runs",
+        flush=True,
+    )
+    started = time.perf_counter()
+    box_process = BoxProcess(args.households)
+    folder = Path(tempfile.mkdtemp(prefix="linli-bench-stb-"))
+    results: dict[str, dict[str, list[float]]] = {}
+    overlay: dict[str, list[float]] = {"carrier": [], "broadcast": []}
+    overlay_p99: dict[str, list[float]] = {"carrier": [], "broadcast": []}
+    try:
+        gateway = await start_gateway(folder, args.households)
+        devices = await adopt_all(gateway, box_process.boxes)
+        print(
+            f"adopted {sum(len(v) for v in devices.values())} boxes in {time.perf_counter() - started:.1f} s"
+        )
+        bases = {op: [b[2] for b in box_process.boxes if b[0] == op] for op in ADAPTERS}
+        async with aiohttp.ClientSession() as session:
+            for op in ADAPTERS:  # warm up connections and caches
+                await bare_posts(session, op, bases[op], 50)
+                await round_trips(gateway, devices[op], "notify", 50)
+            for run in range(runs):
+                line = []
+                for op in ADAPTERS:
+                    bare = await bare_posts(session, op, bases[op], commands)
+                    results.setdefault(f"{op}/bare", {}).setdefault("p50", []).append(median(bare))
+                    results[f"{op}/bare"].setdefault("p99", []).append(percentile(bare, 0.99))
+                    for name in COMMANDS:
+                        raw = await protocol_only(gateway, op, devices[op], name, commands)
+                        results.setdefault(f"{op}/{name}/protocol", {}).setdefault("p50", []).append(
+                            median(raw)
+                        )
+                        times = await round_trips(gateway, devices[op], name, commands)
+                        key = f"{op}/{name}"
+                        results.setdefault(key, {}).setdefault("p50", []).append(median(times))
+                        results[key].setdefault("p99", []).append(percentile(times, 0.99))
+                        line.append(f"{key} p50 {median(times):.2f} p99 {percentile(times, 0.99):.2f}")
+                latencies = await alerts_to_overlays(gateway, box_process.boxes, alerts, args.rate, run)
+                for op, values in latencies.items():
+                    if values:
+                        overlay[op].append(median(values))
+                        overlay_p99[op].append(percentile(values, 0.99))
+                line.append(
+                    "alert→overlay p99 "
+                    + " ".join(f"{op} {overlay_p99[op][-1]:.1f}" for op in ADAPTERS if overlay_p99[op])
+                )
+                print(f"run {run + 1}: " + "; ".join(line) + " (ms)", flush=True)
+        await gateway.async_stop()
+    finally:
+        box_process.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def m(key: str, q: str) -> float:
+        return median(results[key][q])
+
+    print("\ncommand round trip, gateway → box → confirmed state (ms, medians of the runs):")
+    print(f"  {'':10} {'carrier p50':>12} {'p99':>8} {'cable p50':>12} {'p99':>8} {'parity':>8}")
+    for name in ("bare", *COMMANDS):
+        c50, c99 = m(f"carrier/{name}", "p50"), m(f"carrier/{name}", "p99")
+        b50, b99 = m(f"broadcast/{name}", "p50"), m(f"broadcast/{name}", "p99")
+        label = "bare POST" if name == "bare" else name
+        print(
+            f"  {label:10} {c50:12.2f} {c99:8.2f} {b50:12.2f} {b99:8.2f} {max(c50, b50) / min(c50, b50):8.2f}"
+        )
+    print("\nthe gateway's own part (round trip p50 minus the same protocol exchanges made directly, ms):")
+    for name in COMMANDS:
+        own = {op: m(f"{op}/{name}", "p50") - m(f"{op}/{name}/protocol", "p50") for op in ADAPTERS}
+        print(
+            f"  {name:10} carrier {own['carrier']:.2f} (protocol {m(f'carrier/{name}/protocol', 'p50'):.2f})"
+            f"   cable {own['broadcast']:.2f} (protocol {m(f'broadcast/{name}/protocol', 'p50'):.2f})"
+        )
+    all_overlay = [v for op in ADAPTERS for v in overlay_p99[op]]
+    print(
+        f"\nalert raised → on the box's overlay, {args.households} boxes connected: p50 "
+        + ", ".join(f"{op} {median(overlay[op]):.1f} ms" for op in ADAPTERS if overlay[op])
+        + "; p99 "
+        + ", ".join(f"{op} {median(overlay_p99[op]):.1f} ms" for op in ADAPTERS if overlay_p99[op])
+    )
+    print(f"carrier_notify_vs_bare_p50={m('carrier/notify', 'p50') / m('carrier/bare', 'p50'):.2f}")
+    print(f"broadcast_notify_vs_bare_p50={m('broadcast/notify', 'p50') / m('broadcast/bare', 'p50'):.2f}")
+    print(f"alert_overlay_p99_ms={max(statistics.median(all_overlay), 0):.1f}" if all_overlay else "")
+    c, b = m("carrier/notify", "p50"), m("broadcast/notify", "p50")
+    print(f"stb_notify_parity={max(c, b) / min(c, b):.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
