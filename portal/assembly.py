@@ -48,7 +48,12 @@ def make_api() -> Api:
 
 
 async def _openapi(request: web.Request) -> web.Response:
-    return json_response(build(request.app[API]))
+    routes = [
+        (route.method, route.resource.canonical, route.handler)
+        for route in request.app.router.routes()
+        if route.resource is not None
+    ]
+    return json_response(build(request.app[API], routes=routes))
 
 
 def install(app: web.Application, gateway: Gateway) -> None:

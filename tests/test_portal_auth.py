@@ -126,15 +126,19 @@ def _fill(path: str, household: str, alert_id: str) -> str:
         .replace("{announcement_id}", "ann-1")
         .replace("{key_id}", "t-1")
         .replace("{item_id}", "x")
+        .replace("{adapter_id}", "x")
     )
 
 
-async def test_a_resident_of_h1_gets_nothing_of_h2_on_any_route(make_gateway, broker) -> None:
-    # given two homes, each with a resident, and an open SOS alert in h2
+@pytest.mark.parametrize("role", ["resident", "household_admin", "carer"])
+async def test_a_member_of_h1_gets_nothing_of_h2_on_any_route(make_gateway, broker, role) -> None:
+    # given two homes, each with a resident, and an open SOS alert in h2 (both consent to carers)
     gateway, topics = await community(make_gateway)
     await gateway.registry.async_add_resident("h2-r1", "h2", "张桂兰")
     await gateway.registry.async_add_resident("h1-r1", "h1", "李建国")
-    mine = await add_account(gateway, "li.h1", "resident", "h1")
+    for household in ("h1", "h2"):
+        await gateway.components["health"].async_grant_consent(household, by="admin", purposes=["carer"])
+    mine = await add_account(gateway, "li.h1", role, "h1")
     engine = gateway.components["alerts"]
     await publish(broker.port, [(topics["h2-sos"], {"sos": "idle"}), (topics["h2-sos"], {"sos": "pressed"})])
     await settle(lambda: engine.open_alerts("h2"))
@@ -337,3 +341,23 @@ def test_cli_adds_a_user_and_a_token_and_prints_each_secret_once(tmp_path) -> No
         digests = [r[0] for r in conn.execute("SELECT digest FROM tokens")]
     assert stored.startswith("$argon2id$") and password not in stored
     assert secret not in digests and users.digest(secret) in digests
+
+
+async def test_without_signing_in_every_route_but_sign_in_is_refused(make_gateway) -> None:
+    # given a community with an account (so the first-run setup mode is over)
+    gateway, _ = await community(make_gateway)
+    await add_account(gateway, "mgr", "manager")
+    async with portal(gateway) as client:
+        spec = await (await client.get("/api/v1/openapi.json")).json()
+        refused = 0
+        for path, methods in spec["paths"].items():
+            for method, op in methods.items():
+                if op["x-linli-roles"] == ["anyone"]:
+                    continue
+                url = _fill(path, "h1", "1")
+                response = await client.request(method.upper(), url, json={} if method != "get" else None)
+                # then each answers 401 with the uniform error
+                assert response.status == 401, f"{method.upper()} {url} -> {response.status}"
+                assert (await response.json())["error"]["code"] == "unauthenticated"
+                refused += 1
+        assert refused > 50

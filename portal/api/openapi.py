@@ -84,11 +84,47 @@ def document_other_routes(api: Api) -> None:
                 body=body,
             )
         )
+    for path, summary in [
+        ("/api/v1/openapi.json", "This document (OpenAPI 3.1)"),
+        ("/api/docs", "The readable API documentation page"),
+    ]:
+        api.document(
+            Operation(
+                method="GET",
+                path=path,
+                summary=summary,
+                tag="docs",
+                handler=None,
+                roles=everyone,
+                public=True,
+            )
+        )
 
 
-def build(api: Api, server_url: str = "/") -> dict[str, Any]:
+def _other_modules(api: Api, routes: list[tuple[str, str, Any]]) -> list[Operation]:
+    """Routes other modules added to the app (set-top boxes, adapters, …): listed, so none is left out."""
+    known = {(op.method, op.path) for op in api.operations}
+    found = []
+    for method, path, handler in routes:
+        if not path.startswith("/api/") or method in ("HEAD", "OPTIONS") or (method, path) in known:
+            continue
+        doc = (getattr(handler, "__doc__", None) or "").strip().splitlines()
+        found.append(
+            Operation(
+                method=method,
+                path=path,
+                summary=doc[0] if doc else f"{method} {path}",
+                tag=path.removeprefix("/api/v1/").split("/")[0] or "other",
+                handler=None,
+                roles=frozenset(),
+            )
+        )
+    return found
+
+
+def build(api: Api, server_url: str = "/", routes: list[tuple[str, str, Any]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
     paths: dict[str, dict[str, Any]] = {}
-    for op in api.operations:
+    for op in [*api.operations, *_other_modules(api, routes)]:
         item: dict[str, Any] = {
             "operationId": op.operation_id,
             "summary": op.summary,

@@ -33,10 +33,18 @@ class Accounts:
         self.throttle = AddressThrottle()
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self.has_users = False
+        self._users_checked = 0.0
         self._user_lock = asyncio.Lock()
 
     async def async_load(self) -> None:
         self.has_users = await self.store.async_read(lambda conn: users.count_users(conn) > 0)
+        self._users_checked = time.monotonic()
+
+    async def async_has_users(self) -> bool:
+        """Whether any account exists (looked up again every 2 s until one does: the CLI may add one)."""
+        if not self.has_users and time.monotonic() - self._users_checked > 2.0:
+            await self.async_load()
+        return self.has_users
 
     # -- audit ---------------------------------------------------------------------
 

@@ -111,7 +111,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         )
         if principal is None and guarded:
             open_locally = _loopback(request) and (
-                not accounts.has_users
+                not await accounts.async_has_users()
                 or (request.app[OPEN_LOCAL_VIEWS] and request.method in SAFE_METHODS and not inbox)
             )
             if open_locally:

@@ -99,6 +99,8 @@ class Connection:
         self.hub.remove(self)
         if self.task is not None and self.task is not asyncio.current_task():
             self.task.cancel()
+            self.hub.retired.add(self.task)
+            self.task.add_done_callback(self.hub.retired.discard)
         self.hub.gateway.spawn(self.ws.close(code=code), "portal-ws-close")
 
 
@@ -108,6 +110,8 @@ class Hub:
         self.members: dict[str, set[Connection]] = {}  # household → residents, admins
         self.carers: dict[str, set[Connection]] = {}  # household → carers
         self.managers: set[Connection] = set()
+        self.everyone: set[Connection] = set()
+        self.retired: set[asyncio.Task[None]] = set()  # writers of closed connections, finishing
         self.overflows = 0
         self._unlisten: list[Callable[[], None]] = []
         self._state_listeners: dict[str, Callable[[], None]] = {}
@@ -137,12 +141,11 @@ class Hub:
                     await connection.task
             with contextlib.suppress(Exception):
                 await connection.ws.close(code=WSCloseCode.GOING_AWAY)
+        if self.retired:
+            await asyncio.gather(*self.retired, return_exceptions=True)
 
     def connections(self) -> Iterable[Connection]:
-        seen: set[Connection] = set(self.managers)
-        for group in (*self.members.values(), *self.carers.values()):
-            seen |= group
-        return seen
+        return set(self.everyone)
 
     @property
     def count(self) -> int:
@@ -153,6 +156,7 @@ class Hub:
     def add(self, ws: web.WebSocketResponse, principal: Principal) -> Connection:
         households = set(reachable(principal, self.gateway))
         connection = Connection(self, ws, principal, households)
+        self.everyone.add(connection)
         if principal.role is Role.MANAGER:
             self.managers.add(connection)
         elif principal.role in MEMBERS:
@@ -170,6 +174,7 @@ class Hub:
         return connection
 
     def remove(self, connection: Connection) -> None:
+        self.everyone.discard(connection)
         self.managers.discard(connection)
         for household in connection.households:
             for index in (self.members, self.carers):
