@@ -27,6 +27,7 @@ import asyncio
 import multiprocessing as mp
 import random
 import shutil
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -115,6 +116,10 @@ async def _probe_main(port: int, portal: str, homes: list[dict[str, str]], press
             async for _ in mqtt.messages:
                 pong.put_nowait(time.perf_counter())
 
+        # Like a pendant, which sends one packet and nothing before it: without TCP_NODELAY
+        # the press would wait (Nagle) for the broker to ACK the PUBACK this probe just
+        # sent for its own ping — up to 40 ms of delayed ACK that no real device pays.
+        mqtt._client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         await mqtt.subscribe("bench/ping", qos=1)
         readers = [asyncio.create_task(read(h, ws)) for h, ws in sockets]
         readers.append(asyncio.create_task(read_mqtt()))

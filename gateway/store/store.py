@@ -52,6 +52,7 @@ _INSERT_TELEMETRY: Final = f"""
                      WHEN 'object' THEN value WHEN 'array' THEN value END
     FROM ({_BATCH_ROWS})
 """
+CHUNK_PAYLOADS: Final = 4000  # per transaction: a few ms, so an alarm never waits long
 _UPSERT_STATE: Final = f"""
     INSERT INTO capability_state (device_row, capability, value, last_changed, last_reported)
     SELECT device_row, capability, json_value, ts, ts FROM (
@@ -242,6 +243,36 @@ class Store:
 
     _flushing = False
 
+    async def _write_chunks(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: sqlite3.Connection,
+        batch: list[tuple[int, float, dict[str, Any]]],
+        quarantine: list[tuple[float, str, str | None, str, bytes]],
+    ) -> None:
+        """Commit a batch as a few short transactions.
+
+        A critical alarm's `write_blocking` queues behind whatever the writer thread is
+        doing; short transactions keep that wait to a few milliseconds, not the time a
+        whole burst takes to insert.
+        """
+        for start in range(0, max(len(batch), 1), CHUNK_PAYLOADS):
+            chunk = batch[start : start + CHUNK_PAYLOADS]
+            extra = quarantine if start == 0 else []
+            try:
+                await loop.run_in_executor(
+                    self._writer, _write_batch, conn, chunk, extra, self._state_docs, False
+                )
+            except Exception:
+                rest = batch[start:]
+                _LOGGER.exception("telemetry batch of %d payloads failed; retrying", len(rest))
+                self._pending[:0] = rest
+                self._quarantine[:0] = extra
+                self._pending_values += sum(len(values) for _, _, values in rest)
+                await asyncio.sleep(1.0)
+                return
+            self.rows_written += sum(len(values) for _, _, values in chunk)
+
     async def _write_loop(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
@@ -254,34 +285,24 @@ class Store:
             if self._pending or self._quarantine:
                 batch, self._pending = self._pending, []
                 quarantine, self._quarantine = self._quarantine, []
-                count, self._pending_values = self._pending_values, 0
+                self._pending_values = 0
                 self._flushing = True
                 started = time.perf_counter()
-                now = time.monotonic()
-                flush_state = self._stopping or now - self._last_state_write >= self.state_interval_s
-                if flush_state:
-                    self._last_state_write = now
                 try:
-                    await loop.run_in_executor(
-                        self._writer, _write_batch, conn, batch, quarantine, self._state_docs, flush_state
-                    )
-                except Exception:
-                    _LOGGER.exception("telemetry batch of %d rows failed; retrying", count)
-                    self._pending[:0] = batch
-                    self._quarantine[:0] = quarantine
-                    self._pending_values += count
-                    await asyncio.sleep(1.0)
-                else:
-                    self.rows_written += count
-                    self.batches_written += 1
-                    self.last_batch_s = time.perf_counter() - started
+                    await self._write_chunks(loop, conn, batch, quarantine)
                 finally:
                     self._flushing = False
-            elif self._state_docs and (
-                self._stopping or time.monotonic() - self._last_state_write >= self.state_interval_s
-            ):
-                self._last_state_write = time.monotonic()
-                await loop.run_in_executor(self._writer, _write_batch, conn, [], [], self._state_docs, True)
+                self.batches_written += 1
+                self.last_batch_s = time.perf_counter() - started
+            now = time.monotonic()
+            if self._state_docs and (self._stopping or now - self._last_state_write >= self.state_interval_s):
+                self._last_state_write = now
+                try:
+                    await loop.run_in_executor(
+                        self._writer, _write_batch, conn, [], [], self._state_docs, True
+                    )
+                except Exception:
+                    _LOGGER.exception("writing the latest capability states failed; will try again")
             if self._stopping and not self._pending and not self._quarantine and not self._state_docs:
                 return
 
