@@ -71,7 +71,7 @@ def _no_delay(client: aiomqtt.Client) -> None:
     included — waits behind it. aiomqtt exposes no socket option, so this reaches
     the paho client it wraps (aiomqtt is pinned below 3 in pyproject.toml).
     """
-    sock = client._client.socket()  # noqa: SLF001
+    sock = client._client.socket()
     if sock is not None and hasattr(sock, "setsockopt"):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
