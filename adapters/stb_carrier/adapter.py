@@ -27,9 +27,17 @@ class CarrierAdapter:
             await self.fleet.async_stop()
             self.fleet = None
 
-    async def async_adopt(self, household_id: str, target: str, **options: Any) -> Device:
-        """Make the box at `target` (its Thunder URL) the household's TV."""
+    async def async_adopt(
+        self, household_id: str, target: str, *, dial_url: str | None = None, **options: Any
+    ) -> Device:
+        """Make the box at `target` (its Thunder URL) the household's TV.
+
+        `dial_url`: the box's DIAL Application-URL, where it has one; apps it lists are
+        then launched and stopped the DIAL way.
+        """
         assert self.fleet is not None, "adapter not started"
+        if dial_url:
+            options["extra"] = {**options.get("extra", {}), "dial_url": dial_url}
         return await self.fleet.async_adopt(household_id, target, **options)
 
     def status(self) -> list[dict[str, Any]]:

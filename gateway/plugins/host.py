@@ -17,7 +17,6 @@ what `linli adapters` and GET /api/v1/adapters show.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import inspect
 import logging
@@ -277,10 +276,9 @@ class AdapterHost:
             slot = self._require(adapter_id)
             if slot.state is AdapterState.RUNNING:
                 return slot.state
-            if slot.state in (AdapterState.COMPONENT,) or slot.entry.manifest is None:
+            if slot.state is AdapterState.COMPONENT or slot.entry.manifest is None:
                 raise ValueError(f"adapter {adapter_id!r} cannot be started here: {slot.reason}")
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._start(slot)
+            await self._start(slot)
             return slot.state
 
     async def async_restart(self, adapter_id: str) -> AdapterState:

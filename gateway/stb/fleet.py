@@ -231,8 +231,12 @@ class BoxFleet:
         mac: str | None = None,
         wake_address: str | None = None,
         wake_port: int | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Device:
-        """Reach the box at `target`, then make it the household's device (durably)."""
+        """Reach the box at `target`, then make it the household's device (durably).
+
+        `extra` is what the adapter's driver needs besides the address (kept with it).
+        """
         registry = self.api.registry
         if household_id not in registry.households:
             raise AdoptError(f"no household {household_id!r}; add it first")
@@ -241,7 +245,9 @@ class BoxFleet:
                 wake.mac_bytes(mac)
             except wake.WakeError as exc:
                 raise AdoptError(str(exc)) from None
-        endpoint = BoxEndpoint(url=target, mac=mac, wake_address=wake_address, wake_port=wake_port)
+        endpoint = BoxEndpoint(
+            url=target, mac=mac, wake_address=wake_address, wake_port=wake_port, extra=dict(extra or {})
+        )
         driver = self._factory(endpoint, self._context(None))
         try:
             facts = await driver.async_connect()

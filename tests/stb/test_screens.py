@@ -8,6 +8,7 @@ import pytest
 from adapters.sim.box import SimBox
 from adapters.sim.layout import layout
 from adapters.sim.televisions import SimTelevisions
+from adapters.sim.thunder_box import ThunderBox
 from gateway.notify import Audience, Outcome
 from tests.brokers import settle
 from tests.homes import add_home
@@ -187,3 +188,27 @@ async def test_the_demo_gives_half_the_households_a_carrier_box_and_half_a_cable
         ]
     finally:
         await televisions.async_stop()
+
+
+async def test_a_carrier_box_with_dial_launches_its_dial_apps_the_dial_way(make_gateway) -> None:
+    # given a carrier box that also has a DIAL server
+    gateway = await stb_gateway(make_gateway)
+    box = ThunderBox(name="h1-tv", dial=True)
+    await box.async_start()
+    try:
+        await add_home(gateway, "h1", devices={})
+        carrier = gateway.components["adapters"].adapter("stb_carrier")
+        device = await carrier.async_adopt("h1", box.url, dial_url=box.dial.application_url)
+        # when the phone launches an app the box lists in DIAL, then one it does not
+        state = await gateway.commands.async_send(
+            device.id, "app", {"action": "launch", "app": "YouTube", "url": "https://www.youtube.com/tv"}
+        )
+        assert state["state"] == {"running": "YouTube", "url": "https://www.youtube.com/tv"}
+        assert "YouTube" in box.dial.running and "YouTube" not in box.runtimes  # over DIAL, not RDKShell
+        await gateway.commands.async_send(device.id, "app", {"action": "stop", "app": "YouTube"})
+        assert "YouTube" not in box.dial.running
+        await gateway.commands.async_send(device.id, "app", {"action": "launch", "app": "Cobalt"})
+        assert "Cobalt" in box.runtimes  # RDKShell
+        assert device.states["meta"].value["protocols"] == ["thunder-jsonrpc", "dial"]
+    finally:
+        await box.async_stop()
