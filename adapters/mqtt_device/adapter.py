@@ -19,6 +19,7 @@ from typing import Any, Final
 import aiomqtt
 import orjson
 
+from gateway.capabilities import STB_KINDS
 from gateway.commands import Command, NotSupportedError, UnavailableError
 from gateway.context import Context
 from gateway.events import DeviceAdded, DeviceRemoved, PayloadRejected
@@ -77,6 +78,8 @@ class MqttDeviceAdapter:
     def _attach(self, device: Device) -> None:
         gateway = self._gateway
         assert gateway is not None
+        if all(cap.kind in STB_KINDS for cap in device.profile.capabilities):
+            return  # a set-top box: its own adapter drives it over HTTP, not MQTT
         gateway.mqtt.route_exact(device.topic, self._on_state)
         availability = device.availability_topic
         if availability:
