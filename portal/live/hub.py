@@ -101,7 +101,8 @@ class Connection:
             self.task.cancel()
             self.hub.retired.add(self.task)
             self.task.add_done_callback(self.hub.retired.discard)
-        self.hub.gateway.spawn(self.ws.close(code=code), "portal-ws-close")
+        if not self.ws.closed:  # the client's own close needs no answer
+            self.hub.gateway.spawn(self.ws.close(code=code), "portal-ws-close")
 
 
 class Hub:

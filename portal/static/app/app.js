@@ -66,8 +66,27 @@ function home() {
           a.state === "acknowledged" ? h("span", { class: "ok" }, t("acknowledged"))
             : h("button", { type: "button", class: "ack", onclick: () => acknowledge(a.id) }, t("acknowledge")))))
       : h("p", { class: "muted" }, t("no_alerts"))),
+    sendToTv(),
     h("section", { class: "card", id: "announcements" }, h("h2", {}, t("announcements"))),
   ];
+}
+
+function sendToTv() {
+  const text = h("input", { id: "tv-text", maxlength: "200", "aria-label": t("send_to_tv"), class: "grow" });
+  const status = h("p", { role: "status", id: "tv-status" });
+  const send = async (path, body) => {
+    status.textContent = "";
+    try {
+      await api(`/api/v1/households/${state.household}/screens/tv/${path}`, { method: "POST", body });
+      status.textContent = t("sent");
+      status.className = "ok";
+    } catch (error) { status.textContent = error.message; status.className = "error"; }
+  };
+  return card(t("send_to_tv"),
+    h("div", { class: "row" }, text,
+      h("button", { type: "button", id: "tv-send", onclick: () => text.value && send("notify", { text: text.value }) }, t("send"))),
+    h("div", { class: "row" }, h("button", { type: "button", class: "secondary", onclick: () => send("open", {}) }, t("open_tv_portal"))),
+    status);
 }
 
 async function fillAnnouncements() {

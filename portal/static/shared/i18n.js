@@ -18,6 +18,7 @@ const STRINGS = {
     building: "楼栋", household: "住户", search: "搜索", title: "标题", body: "内容", scope: "范围",
     whole_community: "全社区", publish: "发布", expires: "到期", escalation_in: "升级倒计时", severity: "级别",
     age: "时长", no_consent: "未授权，不显示健康数据", help_sent: "已呼叫帮助", back: "返回", ok: "确定",
+    send_to_tv: "发送到电视", sent: "已发送", open_tv_portal: "在电视上打开邻里",
   },
   en: {
     app_title: "Linli · My home", tv_title: "Linli TV", manage_title: "Linli · Property management",
@@ -37,6 +38,7 @@ const STRINGS = {
     building: "Building", household: "Household", search: "Search", title: "Title", body: "Text", scope: "Scope",
     whole_community: "Whole community", publish: "Publish", expires: "Expires", escalation_in: "Escalates in", severity: "Severity",
     age: "Age", no_consent: "No consent: health values hidden", help_sent: "Help is called", back: "Back", ok: "OK",
+    send_to_tv: "Send to the TV", sent: "Sent", open_tv_portal: "Open Linli on the TV",
   },
 };
 

@@ -1,0 +1,371 @@
+"""The portal at community scale: 3,000 live WebSockets, announcements and alerts, and REST reads.
+
+    python bench/portal_load.py [--quick] [--households N] [--rounds R]
+
+A 1,000-household community (the phones and TVs of every home: three
+WebSockets per household, 3,000 in all, each with its resident's bearer token)
+on the real gateway and portal in this process; the clients live in a separate
+process. Measured there, each the time from the request to each client's receipt:
+
+* an announcement to the whole community: every one of the 3,000 sockets;
+* one household's alert ("Call for help" over REST): that household's three
+  sockets, while every other socket is watched for a leak;
+* `GET /api/v1/households/{id}` (the phone's home screen) at 500 requests/s.
+
+Baseline in the same run: the same clients against a bare aiohttp server in
+its own process (one WebSocket broadcast of the same size; a `GET` answering a
+constant JSON document), so the figures read as Linli's cost over aiohttp's.
+Headlines: `announce_p99_ms`, `household_alert_p99_ms`, `overview_p99_ms` (last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import queue
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from common import free_port, median
+
+from adapters.sim.layout import layout
+from gateway import users
+from gateway.config import load_config
+from gateway.runtime import Gateway
+
+SOCKETS_PER_HOME = 3
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+# -- the bare baseline server (its own process) --------------------------------------------
+
+
+def _bare_server(port: int, ready: Any) -> None:
+    from aiohttp import web
+
+    sockets: set[web.WebSocketResponse] = set()
+
+    async def ws(request: web.Request) -> web.WebSocketResponse:
+        response = web.WebSocketResponse()
+        await response.prepare(request)
+        sockets.add(response)
+        async for _ in response:
+            pass
+        sockets.discard(response)
+        return response
+
+    async def broadcast(request: web.Request) -> web.Response:
+        body = await request.read()
+        text = body.decode()
+        for socket in list(sockets):
+            await socket.send_str(text)
+        return web.json_response({"sent": len(sockets)})
+
+    async def overview(request: web.Request) -> web.Response:
+        return web.json_response({"id": request.match_info["hid"], "status": {}, "alerts": []})
+
+    app = web.Application()
+    app.router.add_get("/ws", ws)
+    app.router.add_post("/broadcast", broadcast)
+    app.router.add_get("/households/{hid}", overview)
+    ready.set()
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# -- the clients (their own process) ---------------------------------------------------------
+
+
+def _clients(spec: dict[str, Any], out: Any) -> None:
+    asyncio.run(_clients_main(spec, out))
+
+
+async def _clients_main(spec: dict[str, Any], out: Any) -> None:
+    import aiohttp
+
+    base, bare = spec["base"], spec["bare"]
+    homes: list[dict[str, str]] = spec["homes"]
+    rounds: int = spec["rounds"]
+    results: dict[str, list[float]] = {
+        k: [] for k in ("announce", "bare_broadcast", "alert", "overview", "bare_get")
+    }
+    leaks = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        inbox: dict[int, asyncio.Queue[tuple[float, dict[str, Any]]]] = {}
+        sockets = []
+
+        async def reader(index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+            async for message in ws:
+                inbox[index].put_nowait((time.perf_counter(), orjson.loads(message.data)))
+
+        for i in range(len(homes) * SOCKETS_PER_HOME):
+            home = homes[i // SOCKETS_PER_HOME]
+            ws = await http.ws_connect(
+                f"{base}/api/v1/ws", headers={"Authorization": f"Bearer {home['token']}"}
+            )
+            inbox[i] = asyncio.Queue()
+            sockets.append((home["household"], ws))
+        readers = [asyncio.create_task(reader(i, ws)) for i, (_, ws) in enumerate(sockets)]
+        bare_sockets = [await http.ws_connect(f"{bare}/ws") for _ in range(len(sockets))]
+        bare_inbox: list[asyncio.Queue[float]] = [asyncio.Queue() for _ in bare_sockets]
+
+        async def bare_reader(index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+            async for _ in ws:
+                bare_inbox[index].put_nowait(time.perf_counter())
+
+        readers += [asyncio.create_task(bare_reader(i, ws)) for i, ws in enumerate(bare_sockets)]
+        await asyncio.sleep(2.0)
+        for q in inbox.values():  # the hello messages
+            while not q.empty():
+                q.get_nowait()
+
+        async def wait_all(kind: str, started: float, wanted: set[int], match: Any) -> None:
+            async def one(i: int) -> None:
+                while True:
+                    at, message = await asyncio.wait_for(inbox[i].get(), 10)
+                    if match(message):
+                        results[kind].append((at - started) * 1000)
+                        return
+
+            await asyncio.gather(*(one(i) for i in wanted))
+
+        manager = {"Authorization": f"Bearer {spec['manager_token']}"}
+        everyone = set(range(len(sockets)))
+        for r in range(rounds):
+            # an announcement to all
+            started = time.perf_counter()
+            async with http.post(
+                f"{base}/api/v1/announcements",
+                json={"title": f"停水通知 {r}", "body": "明天 9:00-12:00 停水", "scope": "community"},
+                headers=manager,
+            ) as response:
+                assert response.status == 201, await response.text()
+            await wait_all("announce", started, everyone, lambda m: m["type"] == "announcement")
+            # the bare broadcast of the same size
+            payload = orjson.dumps(
+                {"type": "announcement", "announcement": {"title": "x" * 60, "body": "y" * 60}}
+            )
+            started = time.perf_counter()
+            async with http.post(f"{bare}/broadcast", data=payload) as response:
+                await response.read()
+            for q in bare_inbox:
+                results["bare_broadcast"].append((await asyncio.wait_for(q.get(), 10) - started) * 1000)
+            # one household's alert
+            home_index = (r * 37) % len(homes)
+            home = homes[home_index]
+            theirs = {home_index * SOCKETS_PER_HOME + k for k in range(SOCKETS_PER_HOME)}
+            started = time.perf_counter()
+            async with http.post(
+                f"{base}/api/v1/households/{home['household']}/help",
+                json={},
+                headers={"Authorization": f"Bearer {home['token']}"},
+            ) as response:
+                assert response.status == 201, await response.text()
+                alert = await response.json()
+            await wait_all("alert", started, theirs, lambda m: m["type"].startswith("alert"))
+            await asyncio.sleep(0.3)
+            for i in everyone - theirs:
+                while not inbox[i].empty():
+                    _, message = inbox[i].get_nowait()
+                    leaks += message["type"].startswith("alert")
+            for i in theirs:
+                while not inbox[i].empty():
+                    inbox[i].get_nowait()
+            async with http.post(
+                f"{base}/api/v1/alerts/{alert['id']}/resolve",
+                json={"note": "bench"},
+                headers={"Authorization": f"Bearer {home['token']}"},
+            ) as response:
+                assert response.status == 200
+            await asyncio.sleep(0.2)
+            for q in inbox.values():
+                while not q.empty():
+                    q.get_nowait()
+
+        async def paced_gets(url_of: Any, headers_of: Any, kind: str, rate: float, seconds: float) -> None:
+            tasks = []
+            start = time.perf_counter()
+
+            async def one(i: int) -> None:
+                begun = time.perf_counter()
+                async with http.get(url_of(i), headers=headers_of(i)) as response:
+                    await response.read()
+                    assert response.status == 200
+                results[kind].append((time.perf_counter() - begun) * 1000)
+
+            for i in range(int(rate * seconds)):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(i)))
+            await asyncio.gather(*tasks)
+
+        seconds = spec["get_seconds"]
+        await paced_gets(
+            lambda i: f"{base}/api/v1/households/{homes[i % len(homes)]['household']}",
+            lambda i: {"Authorization": f"Bearer {homes[i % len(homes)]['token']}"},
+            "overview",
+            500,
+            seconds,
+        )
+        await paced_gets(
+            lambda i: f"{bare}/households/h{i % len(homes)}", lambda i: {}, "bare_get", 500, seconds
+        )
+        for task in readers:
+            task.cancel()
+        for _, ws in sockets:
+            await ws.close()
+        for ws in bare_sockets:
+            await ws.close()
+    out.put({**results, "leaks": leaks, "sockets": len(sockets)})
+
+
+async def run_once(households: int, rounds: int, get_seconds: float) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="linli-bench-portal-"))
+    from gateway.mqtt.broker import EmbeddedBroker
+
+    mqtt_port, portal_port, bare_port = free_port(), free_port(), free_port()
+    broker = EmbeddedBroker("127.0.0.1", mqtt_port)
+    await broker.async_start()
+    config = load_config(
+        None,
+        environ={},
+        overrides={
+            "data_dir": str(folder),
+            "gateway_id": "bench",
+            "mqtt": {"broker": "external", "host": "127.0.0.1", "port": mqtt_port},
+            "portal": {"enabled": True, "port": portal_port},
+            "discovery": {"enabled": False},
+            "components": [
+                "adapters.mqtt_device:MqttDeviceAdapter",
+                "services.alerts:AlertEngine",
+                "services.eldercare:ElderCare",
+                "portal.app:Portal",
+            ],
+        },
+    )
+    gateway = Gateway(config)
+    await gateway.async_start()
+    await gateway.registry.async_import(**layout(households))
+    digest = users.hash_password(users.new_password())  # one hash: the bench signs in with tokens only
+
+    def accounts(db: Any) -> tuple[list[dict[str, str]], str]:
+        homes = []
+        for household in sorted(gateway.registry.households):
+            user = users.add_user(
+                db.conn,
+                f"{household}.r",
+                "resident",
+                password_hash=digest,
+                household_id=household,
+                by="bench",
+            )
+            token = users.create_token(
+                db.conn, kind=users.TokenKind.API, user_id=user.id, name="b", ttl_s=3600
+            )[1]
+            homes.append({"household": household, "token": token})
+        manager = users.add_user(db.conn, "bench.manager", "manager", password_hash=digest, by="bench")
+        return homes, users.create_token(
+            db.conn, kind=users.TokenKind.API, user_id=manager.id, name="b", ttl_s=3600
+        )[1]
+
+    homes, manager_token = await gateway.store.async_write(accounts)
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    bare = ctx.Process(target=_bare_server, args=(bare_port, ready), daemon=True)
+    bare.start()
+    ready.wait(30)
+    await asyncio.sleep(0.5)
+    out = ctx.Queue()
+    clients = ctx.Process(
+        target=_clients,
+        args=(
+            {
+                "base": f"http://127.0.0.1:{portal_port}",
+                "bare": f"http://127.0.0.1:{bare_port}",
+                "homes": homes,
+                "manager_token": manager_token,
+                "rounds": rounds,
+                "get_seconds": get_seconds,
+            },
+            out,
+        ),
+        daemon=True,
+    )
+    clients.start()
+    # Read while waiting: a child does not exit before its queue's pipe is drained.
+    result = None
+    while result is None:
+        try:
+            result = out.get_nowait()
+        except queue.Empty:
+            if not clients.is_alive():
+                raise RuntimeError(
+                    "the client process ended without results; see its traceback above"
+                ) from None
+            await asyncio.sleep(0.2)
+    bare.kill()
+    await gateway.async_stop()
+    await broker.async_stop()
+    return result
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a run under a minute")
+    parser.add_argument("--households", type=int, default=1000)
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--runs", type=int)
+    args = parser.parse_args()
+    rounds = args.rounds or (5 if args.quick else 20)
+    runs = args.runs or (1 if args.quick else 3)
+    get_seconds = 4.0 if args.quick else 10.0
+    print(
+        f"{args.households} households × {SOCKETS_PER_HOME} WebSockets; {rounds} announcements and "
+        f"{rounds} household alerts per run; GET overview at 500/s for {get_seconds:g} s; {runs} run(s)"
+    )
+    table: dict[str, list[float]] = {}
+    leaks = 0
+    for run in range(runs):
+        r = await run_once(args.households, rounds, get_seconds)
+        leaks += r["leaks"]
+        line = []
+        for kind in ("announce", "bare_broadcast", "alert", "overview", "bare_get"):
+            p50, p99 = statistics.median(r[kind]), percentile(r[kind], 99)
+            table.setdefault(kind + "_p50", []).append(p50)
+            table.setdefault(kind + "_p99", []).append(p99)
+            line.append(f"{kind} p50 {p50:.1f} p99 {p99:.1f} ms")
+        print(
+            f"run {run + 1} ({r['sockets']} sockets): "
+            + "; ".join(line)
+            + f"; alerts leaked to other homes: {r['leaks']}",
+            flush=True,
+        )
+    m = {k: median(v) for k, v in table.items()}
+    print(
+        f"announcement to all {args.households * SOCKETS_PER_HOME} sockets: p99 {m['announce_p99']:.1f} ms "
+        f"(bare aiohttp broadcast {m['bare_broadcast_p99']:.1f} ms; target 250 ms)"
+    )
+    print(f"household alert to its own sockets: p99 {m['alert_p99']:.1f} ms (target 50 ms); leaks {leaks}")
+    print(
+        f"GET household overview at 500/s: p99 {m['overview_p99']:.1f} ms "
+        f"(bare aiohttp {m['bare_get_p99']:.1f} ms; target 20 ms)"
+    )
+    print(f"announce_p99_ms={m['announce_p99']:.1f}")
+    print(f"household_alert_p99_ms={m['alert_p99']:.1f}")
+    print(f"overview_p99_ms={m['overview_p99']:.1f}")
+    sys.exit(1 if leaks else 0)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
