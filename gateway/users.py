@@ -484,7 +484,8 @@ def query_audit(
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     """Newest first; `household_ids` None means the whole community. Returns (entries, total)."""
-    where, params = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    params: list[Any] = []
     if household_ids is not None:
         where.append(f"household_id IN ({','.join('?' * len(household_ids))})")
         params += household_ids
