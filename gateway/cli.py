@@ -282,8 +282,8 @@ async def _serve(config: dict[str, Any], duration: float | None, demo: bool) -> 
                 for name, role, password, pin in await _demo_users(gateway):
                     pin_text = f"  alarm PIN {pin}" if pin else ""
                     lines.append(f"    {name:<18} {role:<16} password {password}{pin_text}")
-            elif getattr(portal, "setup_url", None):
-                lines.append(f"  First run: create the manager's account at {portal.setup_url}")
+            elif setup_url := getattr(portal, "setup_url", None):
+                lines.append(f"  First run: create the manager's account at {setup_url}")
             lines.append("  (Ctrl-C to stop)\n")
             print("\n".join(lines), flush=True)
         if duration is not None:
