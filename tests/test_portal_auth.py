@@ -361,3 +361,55 @@ async def test_without_signing_in_every_route_but_sign_in_is_refused(make_gatewa
                 assert (await response.json())["error"]["code"] == "unauthenticated"
                 refused += 1
         assert refused > 50
+
+
+async def test_bad_input_on_every_write_route_is_refused_uniformly_and_changes_nothing(
+    make_gateway, broker
+) -> None:
+    # given a community with an open alert and an account of every role that writes
+    gateway, topics = await community(make_gateway)
+    await gateway.registry.async_add_resident("h1-r1", "h1", "李建国")
+    roles = {"manager": None, "household_admin": "h1", "resident": "h1", "carer": "h1"}
+    passwords = {
+        role: await add_account(gateway, f"u.{role}", role, household) for role, household in roles.items()
+    }
+    await gateway.components["health"].async_grant_consent("h1", by="admin", purposes=["carer"])
+    engine = gateway.components["alerts"]
+    await publish(broker.port, [(topics["h1-sos"], {"sos": "idle"}), (topics["h1-sos"], {"sos": "pressed"})])
+    await settle(lambda: engine.open_alerts("h1"))
+    alert_id = str(engine.open_alerts("h1")[0].id)
+    before = await gateway.store.async_read(lambda c: c.execute("SELECT count(*) FROM audit").fetchone()[0])
+    checked = 0
+    async with portal(gateway) as client:
+        spec = await (await client.get("/api/v1/openapi.json")).json()
+        for path, methods in spec["paths"].items():
+            for method, op in methods.items():
+                schema = (
+                    op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+                )
+                role = next((r for r in roles if r in op["x-linli-roles"]), None)
+                if schema is None or role is None or schema.get("additionalProperties") is not False:
+                    continue
+                if path.startswith("/api/v1/inbox"):  # the inbox module checks its own input (its tests)
+                    continue
+                client.session.cookie_jar.clear()
+                csrf = await sign_in(client, f"u.{role}", passwords[role])
+                url = _fill(path, "h1", alert_id)
+                for body, status, code in [
+                    ({"zz_unknown": "<script>alert(1)</script>"}, 400, "invalid_body"),
+                    ([1, 2, 3], 400, "invalid_body"),
+                    ({"x": "y" * 70_000}, 413, "body_too_large"),
+                ]:
+                    response = await client.request(method.upper(), url, json=body, headers=csrf)
+                    got = (response.status, (await response.json())["error"]["code"])
+                    assert got == (status, code), (
+                        f"{method.upper()} {path} as {role} with {str(body)[:40]}: {got}"
+                    )
+                checked += 1
+    assert checked >= 15
+    # nothing changed: only the sign-ins were audited, and the alert is still open
+    actions = await gateway.store.async_read(
+        lambda c: [r[0] for r in c.execute("SELECT action FROM audit WHERE id > ?", (before,))]
+    )
+    assert set(actions) == {"login"}
+    assert engine.open_alerts("h1")[0].state.value in ("raised", "notified")
