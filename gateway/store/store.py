@@ -297,12 +297,16 @@ class Store:
             now = time.monotonic()
             if self._state_docs and (self._stopping or now - self._last_state_write >= self.state_interval_s):
                 self._last_state_write = now
-                try:
-                    await loop.run_in_executor(
-                        self._writer, _write_batch, conn, [], [], self._state_docs, True
-                    )
-                except Exception:
-                    _LOGGER.exception("writing the latest capability states failed; will try again")
+                docs, self._state_docs = self._state_docs, []
+                for index, doc in enumerate(docs):
+                    # One short transaction per batch document, so an alarm's commit
+                    # can slip in between instead of waiting for all of them.
+                    try:
+                        await loop.run_in_executor(self._writer, _write_batch, conn, [], [], [doc], True)
+                    except Exception:
+                        _LOGGER.exception("writing the latest capability states failed; will try again")
+                        self._state_docs[:0] = docs[index:]
+                        break
             if self._stopping and not self._pending and not self._quarantine and not self._state_docs:
                 return
 
