@@ -34,7 +34,8 @@ def pg_bin() -> Path | None:
 class PostgresCluster:
     """One cluster on a free 127.0.0.1 port; its unix socket stays in its own folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable`: fsync and synchronous commit on, as in production (benchmarks); off for tests."""
         binaries = pg_bin()
         if binaries is None:
             raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql")
@@ -43,6 +44,7 @@ class PostgresCluster:
         self.folder = Path(tempfile.mkdtemp(prefix="linli-pg-"))
         self.data = self.folder / "data"
         self.user = "linli"
+        self.durable = durable
         self._as: list[str] = []
         if os.geteuid() == 0:
             if shutil.which("runuser") is None:
@@ -74,10 +76,9 @@ class PostgresCluster:
             "--locale=C",
             "--no-sync",
         )
-        options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             str(self.bin / "pg_ctl"),
             "-D",

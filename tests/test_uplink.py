@@ -193,3 +193,22 @@ async def test_gateway_stopped_between_commit_and_puback_loses_nothing(
         await settle(lambda: {e.data["n"] for e in region.of_kind("test")} == set(range(10)), timeout=10)
         ids = [e.id for e in region.of_kind("test")]
         assert len(ids) <= 20 and len(set(ids)) == 10
+
+
+async def test_a_puback_with_no_subscriber_in_the_region_is_not_a_delivery(
+    make_gateway, region_broker
+) -> None:
+    # given a regional broker on which no consumer is subscribed (as right after it restarted)
+    gateway = await make_gateway(uplink=uplink_config(region_broker.port, reconnect_max_s=0.3))
+    uplink = gateway.components["uplink"]
+    await uplink.relay.async_wait_connected(10)
+    # when events are published and the broker answers "no matching subscribers"
+    await gateway.store.async_write(enqueue_many("test", 5))
+    await settle(lambda: uplink.relay.unrouted >= 1, timeout=5)
+    # then they stay in the outbox
+    assert len([r for r in outbox_rows(gateway.store.path) if r[2] == "test"]) == 5
+    # and reach the region, in order, once a consumer subscribes
+    async with listening(region_broker.port) as region:
+        await settle(lambda: len(region.of_kind("test")) >= 5, timeout=10)
+        assert [e.data["n"] for e in region.of_kind("test")] == list(range(5))
+    await settle(lambda: not outbox_rows(gateway.store.path), timeout=5)

@@ -6,6 +6,10 @@
   the broker's Receive Maximum); a row leaves the outbox only after its PUBACK
   carried a success reason code. A broken connection or a refusal leaves the
   rest in the outbox, to be sent again — the region ignores what it already has.
+* A PUBACK saying "no matching subscribers" (0x10) is not a delivery: nobody in
+  the region has the event. It happens when a broker restarts and forgets the
+  consumers' shared subscriptions until they resubscribe (Mosquitto 2.0 does).
+  The row stays and is sent again after a backoff.
 * Reconnects with exponential backoff and full jitter, so thousands of gateways
   coming back after a regional outage spread out instead of stampeding.
 * Presence: `online` retained on connect, `offline` as the last will.
@@ -17,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +40,7 @@ from gateway.uplink.outbox import mark_delivered, read_batch
 from gateway.uplink.settings import UplinkSettings
 
 _LOGGER = logging.getLogger(__name__)
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code: accepted, but nobody subscribed
 
 DownlinkHandler = Callable[[str, bytes], Awaitable[None]]
 
@@ -68,6 +74,8 @@ class Relay:
         self.refusals = 0
         self.last_error: str | None = None
         self._session_ts = 0.0
+        self.unrouted = 0  # consecutive batches the broker had no subscriber for
+        self._last_unrouted_log = -math.inf
 
     # -- waking ------------------------------------------------------------------
 
@@ -223,9 +231,12 @@ class Relay:
                 )
             self.published += len(pending)
             acked: list[int] = []
+            unrouted = False
             try:
                 for seq, future in pending:
-                    await future
+                    if (await future).value == NO_MATCHING_SUBSCRIBERS:
+                        unrouted = True
+                        break
                     acked.append(seq)
             except PublishRefusedError as exc:
                 self.refusals += 1
@@ -235,6 +246,24 @@ class Relay:
                 if acked:
                     await store.async_write(functools.partial(mark_delivered, seqs=acked))
                     self.delivered += len(acked)
+            if unrouted:
+                # The broker took it but had nobody to give it to: the region's consumers are not
+                # subscribed (a broker restart forgets shared subscriptions until they come back).
+                # Keep it, and send again from here after a while — never count it delivered.
+                self.unrouted += 1
+                cursor = acked[-1] if acked else rows[0].seq - 1
+                delay = backoff_delay(min(self.unrouted, 6), s.reconnect_min_s, s.reconnect_max_s)
+                if time.monotonic() - self._last_unrouted_log > 60:
+                    self._last_unrouted_log = time.monotonic()
+                    _LOGGER.warning(
+                        "uplink: the regional broker has no consumer for %s yet (PUBACK: no matching "
+                        "subscribers); the outbox keeps it and sends again in %.1fs",
+                        topics.up_topic(s.region, s.community, "…"),
+                        delay,
+                    )
+                await asyncio.sleep(delay)
+                continue
+            self.unrouted = 0
             cursor = rows[-1].seq
             if s.max_rate > 0:
                 # Spread a backlog out: no more than max_rate messages a second.
@@ -247,5 +276,6 @@ class Relay:
             "published": self.published,
             "delivered": self.delivered,
             "refusals": self.refusals,
+            "unrouted": self.unrouted,
             "last_error": self.last_error,
         }

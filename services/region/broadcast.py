@@ -80,7 +80,7 @@ class RegionLink:
             except MqttError as exc:
                 self.connected.clear()
                 self._client = None
-                delay = backoff_delay(attempt, 0.5, 30.0)
+                delay = backoff_delay(attempt, 0.2, 5.0)
                 attempt += 1
                 if attempt <= 2 or attempt % 20 == 0:
                     _LOGGER.warning("region downlink publisher: %s; retry in %.1fs", exc, delay)

@@ -142,7 +142,8 @@ class Consumer:
                 self._pending.clear()  # not acknowledged: the broker delivers them again
             if time.monotonic() - started > 30:
                 attempt = 0
-            delay = backoff_delay(attempt, 0.5, 30.0)
+            # A handful of consumers, not thousands of gateways: retry soon (the gateways wait for them).
+            delay = backoff_delay(attempt, 0.2, 5.0)
             attempt += 1
             log = _LOGGER.warning if attempt <= 2 or attempt % 20 == 0 else _LOGGER.debug
             log("region consumer %s: %s; retry %d in %.1fs", self.client_id, reason, attempt, delay)
@@ -220,7 +221,15 @@ class Consumer:
                 self._bad(topic, f"envelope says {envelope.region}/{envelope.community}/{envelope.kind}")
                 continue
             envelopes.append(envelope)
-        return await apply_batch(await self._database(), envelopes, presence)
+        for attempt in range(1, 6):
+            try:
+                return await apply_batch(await self._database(), envelopes, presence)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                # Rows are locked in one order, so this is rare; the batch is simply applied again.
+                if attempt == 5:
+                    raise
+                await asyncio.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
 
     def _bad(self, topic: str, why: str) -> None:
         self.malformed += 1

@@ -13,6 +13,11 @@ One transaction per batch:
 Presence (`online`/`offline`, retained birth and last will) carries no event
 id; it is applied by its connection's timestamp, newest wins, and `offline`
 wins a tie (the will of the same connection as the birth).
+
+Two consumers commit concurrently, so every statement takes its row locks in
+key order and the tables in one order (events, communities, alerts, receipts),
+with one statement per table: no two transactions can wait on each other in
+a cycle. A deadlock PostgreSQL still reports is retried by the consumer.
 """
 
 from __future__ import annotations
@@ -31,8 +36,41 @@ _INSERT_EVENTS: Final = """
     SELECT r, c, i, s, k, t, d::jsonb
     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::float8[], $7::text[])
          AS u(r, c, i, s, k, t, d)
+    ORDER BY r, c, i
     ON CONFLICT DO NOTHING
     RETURNING region, community, id
+"""
+
+# Status, device health and presence of each community in one statement (one row lock each).
+_UPSERT_COMMUNITIES: Final = """
+    INSERT INTO communities AS cm (region, community, gateway, name, clock_offset_s, status, status_seq,
+                                   device_health, device_health_seq, online, presence_ts, last_seen)
+    SELECT r, c, g, st::jsonb->>'name', coalesce((st::jsonb->>'clock_offset_s')::float8, 0), st::jsonb, ss,
+           dh::jsonb, hs, coalesce(onl, false), pts, now()
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[],
+                $8::bool[], $9::float8[]) AS u(r, c, g, st, ss, dh, hs, onl, pts)
+    ORDER BY r, c
+    ON CONFLICT (region, community) DO UPDATE SET
+        gateway = excluded.gateway,
+        status = CASE WHEN excluded.status_seq > cm.status_seq THEN excluded.status ELSE cm.status END,
+        name = CASE WHEN excluded.status_seq > cm.status_seq THEN excluded.name ELSE cm.name END,
+        clock_offset_s = CASE WHEN excluded.status_seq > cm.status_seq
+                              THEN excluded.clock_offset_s ELSE cm.clock_offset_s END,
+        status_seq = greatest(cm.status_seq, excluded.status_seq),
+        device_health = CASE WHEN excluded.device_health_seq > cm.device_health_seq
+                             THEN excluded.device_health ELSE cm.device_health END,
+        device_health_seq = greatest(cm.device_health_seq, excluded.device_health_seq),
+        online = CASE WHEN excluded.presence_ts > cm.presence_ts
+                        OR (excluded.presence_ts = cm.presence_ts AND excluded.presence_ts > 0
+                            AND NOT excluded.online)
+                      THEN excluded.online ELSE cm.online END,
+        presence_ts = greatest(cm.presence_ts, excluded.presence_ts),
+        last_seen = now()
+    WHERE excluded.status_seq > cm.status_seq
+       OR excluded.device_health_seq > cm.device_health_seq
+       OR excluded.presence_ts > cm.presence_ts
+       OR (excluded.presence_ts = cm.presence_ts AND excluded.presence_ts > 0
+           AND NOT excluded.online AND cm.online)
 """
 
 _UPSERT_ALERTS: Final = """
@@ -44,6 +82,7 @@ _UPSERT_ALERTS: Final = """
                 $8::text[], $9::int[], $10::int[], $11::float8[], $12::float8[], $13::float8[], $14::bigint[])
          AS u(r, c, i, h, k, sev, st, ti, n, step, ra, ack, res, seq)
     LEFT JOIN communities cm ON cm.region = u.r AND cm.community = u.c
+    ORDER BY u.r, u.c, u.i
     ON CONFLICT (region, community, alert_id) DO UPDATE SET
         state = excluded.state, severity = excluded.severity, title = excluded.title,
         count = excluded.count, step = excluded.step, acknowledged_at = excluded.acknowledged_at,
@@ -51,52 +90,17 @@ _UPSERT_ALERTS: Final = """
     WHERE a.last_seq < excluded.last_seq
 """
 
-_UPSERT_STATUS: Final = """
-    INSERT INTO communities AS cm
-        (region, community, gateway, status, status_seq, name, clock_offset_s, last_seen)
-    SELECT r, c, g, d::jsonb, s, d::jsonb->>'name', coalesce((d::jsonb->>'clock_offset_s')::float8, 0), now()
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(r, c, g, d, s)
-    ON CONFLICT (region, community) DO UPDATE SET
-        gateway = excluded.gateway, status = excluded.status, status_seq = excluded.status_seq,
-        name = excluded.name, clock_offset_s = excluded.clock_offset_s, last_seen = now()
-    WHERE cm.status_seq < excluded.status_seq
-"""
-
-_UPSERT_HEALTH: Final = """
-    INSERT INTO communities AS cm (region, community, gateway, device_health, device_health_seq, last_seen)
-    SELECT r, c, g, d::jsonb, s, now()
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(r, c, g, d, s)
-    ON CONFLICT (region, community) DO UPDATE SET
-        gateway = excluded.gateway, device_health = excluded.device_health,
-        device_health_seq = excluded.device_health_seq, last_seen = now()
-    WHERE cm.device_health_seq < excluded.device_health_seq
-"""
-
-_TOUCH: Final = """
-    UPDATE communities SET last_seen = now()
-    WHERE (region, community) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-"""
-
 _UPSERT_RECEIPTS: Final = """
     INSERT INTO announcement_receipts AS rc (announcement_id, region, community, state, tvs_shown, tvs_total)
     SELECT a, r, c, st, sh, tt
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[])
          AS u(a, r, c, st, sh, tt)
+    ORDER BY a, r, c
     ON CONFLICT (announcement_id, region, community) DO UPDATE SET
         state = CASE WHEN rc.state = 'shown' OR excluded.state = 'shown' THEN 'shown' ELSE excluded.state END,
         tvs_shown = greatest(rc.tvs_shown, excluded.tvs_shown),
         tvs_total = greatest(rc.tvs_total, excluded.tvs_total),
         received = now()
-"""
-
-_PRESENCE: Final = """
-    INSERT INTO communities AS cm (region, community, gateway, online, presence_ts, last_seen)
-    VALUES ($1, $2, $3, $4, $5, now())
-    ON CONFLICT (region, community) DO UPDATE SET
-        online = excluded.online, presence_ts = excluded.presence_ts, gateway = excluded.gateway,
-        last_seen = now()
-    WHERE cm.presence_ts < excluded.presence_ts
-       OR (cm.presence_ts = excluded.presence_ts AND NOT excluded.online)
 """
 
 
@@ -116,14 +120,14 @@ class BatchResult:
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def _newest(envelopes: list[Envelope], key: Any) -> list[Envelope]:
+def _newest(envelopes: list[Envelope], key: Any) -> dict[Any, Envelope]:
     """One envelope per key, the highest seq (ON CONFLICT may touch a row once per statement)."""
     best: dict[Any, Envelope] = {}
     for env in envelopes:
         k = key(env)
         if k not in best or best[k].seq < env.seq:
             best[k] = env
-    return list(best.values())
+    return best
 
 
 async def apply_batch(
@@ -134,6 +138,7 @@ async def apply_batch(
     # A message redelivered inside one batch is one row.
     unique = list({(e.region, e.community, e.id): e for e in envelopes}.values())
     async with conn.transaction():
+        fresh: list[Envelope] = []
         if unique:
             inserted = await conn.fetch(
                 _INSERT_EVENTS,
@@ -147,85 +152,110 @@ async def apply_batch(
             )
             fresh_keys = {(r["region"], r["community"], r["id"]) for r in inserted}
             fresh = [e for e in unique if (e.region, e.community, e.id) in fresh_keys]
-            result.new = len(fresh)
-            result.duplicates = len(envelopes) - len(fresh)
-            for env in fresh:
-                result.by_kind[env.kind] = result.by_kind.get(env.kind, 0) + 1
-            await _apply_derived(conn, fresh)
-        for p in sorted(presence or [], key=lambda p: p.ts):
-            await conn.execute(_PRESENCE, p.region, p.community, p.gateway, p.online, p.ts)
+        result.new = len(fresh)
+        result.duplicates = len(envelopes) - len(fresh)
+        for env in fresh:
+            result.by_kind[env.kind] = result.by_kind.get(env.kind, 0) + 1
+        await _apply_communities(conn, fresh, presence or [])
+        await _apply_alerts(conn, fresh)
+        await _apply_receipts(conn, fresh)
     return result
 
 
-async def _apply_derived(conn: asyncpg.Connection, fresh: list[Envelope]) -> None:
-    status = _newest([e for e in fresh if e.kind == STATUS], lambda e: (e.region, e.community))
-    if status:
-        await conn.execute(
-            _UPSERT_STATUS,
-            [e.region for e in status],
-            [e.community for e in status],
-            [e.gateway for e in status],
-            [orjson.dumps(e.data).decode() for e in status],
-            [e.seq for e in status],
+async def _apply_communities(
+    conn: asyncpg.Connection, fresh: list[Envelope], presence: list[Presence]
+) -> None:
+    def where(e: Envelope) -> tuple[str, str]:
+        return (e.region, e.community)
+
+    status = _newest([e for e in fresh if e.kind == STATUS], where)
+    health = _newest([e for e in fresh if e.kind == DEVICE_HEALTH], where)
+    seen: dict[tuple[str, str], Presence] = {}
+    for p in presence:
+        key = (p.region, p.community)
+        old = seen.get(key)
+        if old is None or (p.ts, not p.online) > (old.ts, not old.online):
+            seen[key] = p
+    keys = sorted({*status, *health, *seen})
+    if not keys:
+        return
+    rows = []
+    for key in keys:
+        st, dh, pr = status.get(key), health.get(key), seen.get(key)
+        source = st or dh
+        gateway = source.gateway if source is not None else (pr.gateway if pr is not None else "")
+        rows.append(
+            (
+                key[0],
+                key[1],
+                gateway,
+                orjson.dumps(st.data).decode() if st else None,
+                st.seq if st else 0,
+                orjson.dumps(dh.data).decode() if dh else None,
+                dh.seq if dh else 0,
+                pr.online if pr else None,
+                pr.ts if pr else 0.0,
+            )
         )
-    health = _newest([e for e in fresh if e.kind == DEVICE_HEALTH], lambda e: (e.region, e.community))
-    if health:
-        await conn.execute(
-            _UPSERT_HEALTH,
-            [e.region for e in health],
-            [e.community for e in health],
-            [e.gateway for e in health],
-            [orjson.dumps(e.data).decode() for e in health],
-            [e.seq for e in health],
-        )
-    alerts = _newest(
-        [e for e in fresh if e.kind == ALERT and isinstance(e.data.get("alert"), dict)],
-        lambda e: (e.region, e.community, e.data["alert"].get("id")),
+    await conn.execute(_UPSERT_COMMUNITIES, *(list(column) for column in zip(*rows, strict=True)))
+
+
+async def _apply_alerts(conn: asyncpg.Connection, fresh: list[Envelope]) -> None:
+    candidates = [
+        e
+        for e in fresh
+        if e.kind == ALERT
+        and isinstance(e.data.get("alert"), dict)
+        and isinstance(e.data["alert"].get("id"), int)
+    ]
+    newest = _newest(candidates, lambda e: (e.region, e.community, e.data["alert"]["id"]))
+    alerts = [newest[k] for k in sorted(newest)]
+    if not alerts:
+        return
+    snap = [e.data["alert"] for e in alerts]
+    await conn.execute(
+        _UPSERT_ALERTS,
+        [e.region for e in alerts],
+        [e.community for e in alerts],
+        [a["id"] for a in snap],
+        [a.get("household_id") for a in snap],
+        [str(a.get("kind")) for a in snap],
+        [str(a.get("severity")) for a in snap],
+        [str(a.get("state")) for a in snap],
+        [a.get("title") for a in snap],
+        [int(a.get("count") or 1) for a in snap],
+        [a.get("step") for a in snap],
+        [float(a.get("raised_at") or 0) for a in snap],
+        [a.get("acknowledged_at") for a in snap],
+        [a.get("resolved_at") for a in snap],
+        [e.seq for e in alerts],
     )
-    alerts = [e for e in alerts if isinstance(e.data["alert"].get("id"), int)]
-    if alerts:
-        snap = [e.data["alert"] for e in alerts]
-        await conn.execute(
-            _UPSERT_ALERTS,
-            [e.region for e in alerts],
-            [e.community for e in alerts],
-            [a["id"] for a in snap],
-            [a.get("household_id") for a in snap],
-            [str(a.get("kind")) for a in snap],
-            [str(a.get("severity")) for a in snap],
-            [str(a.get("state")) for a in snap],
-            [a.get("title") for a in snap],
-            [int(a.get("count") or 1) for a in snap],
-            [a.get("step") for a in snap],
-            [float(a.get("raised_at") or 0) for a in snap],
-            [a.get("acknowledged_at") for a in snap],
-            [a.get("resolved_at") for a in snap],
-            [e.seq for e in alerts],
-        )
+
+
+async def _apply_receipts(conn: asyncpg.Connection, fresh: list[Envelope]) -> None:
     receipts = [e for e in fresh if e.kind == RECEIPT and isinstance(e.data.get("announcement_id"), str)]
-    if receipts:
-        folded: dict[tuple[str, str, str], tuple[str, int, int]] = {}
-        for e in receipts:
-            key = (e.data["announcement_id"], e.region, e.community)
-            state = str(e.data.get("state", "received"))
-            shown, total = int(e.data.get("tvs_shown") or 0), int(e.data.get("tvs_total") or 0)
-            if key in folded:
-                old = folded[key]
-                state = "shown" if "shown" in (state, old[0]) else state
-                shown, total = max(shown, old[1]), max(total, old[2])
-            folded[key] = (state, shown, total)
-        await conn.execute(
-            _UPSERT_RECEIPTS,
-            [k[0] for k in folded],
-            [k[1] for k in folded],
-            [k[2] for k in folded],
-            [v[0] for v in folded.values()],
-            [v[1] for v in folded.values()],
-            [v[2] for v in folded.values()],
-        )
-    others = {(e.region, e.community) for e in fresh if e.kind not in (STATUS, DEVICE_HEALTH)}
-    if others:
-        await conn.execute(_TOUCH, [k[0] for k in others], [k[1] for k in others])
+    if not receipts:
+        return
+    folded: dict[tuple[str, str, str], tuple[str, int, int]] = {}
+    for e in receipts:
+        key = (e.data["announcement_id"], e.region, e.community)
+        state = str(e.data.get("state", "received"))
+        shown, total = int(e.data.get("tvs_shown") or 0), int(e.data.get("tvs_total") or 0)
+        if key in folded:
+            old = folded[key]
+            state = "shown" if "shown" in (state, old[0]) else state
+            shown, total = max(shown, old[1]), max(total, old[2])
+        folded[key] = (state, shown, total)
+    keys = sorted(folded)
+    await conn.execute(
+        _UPSERT_RECEIPTS,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [folded[k][0] for k in keys],
+        [folded[k][1] for k in keys],
+        [folded[k][2] for k in keys],
+    )
 
 
 def presence_from(region: str, community: str, payload: bytes) -> Presence | None:
