@@ -70,6 +70,7 @@ class Uplink:
         self._last_clock_warning = 0.0
         self.announcements = 0
         self.rejections: dict[str, int] = {}
+        self._reported_fleet: tuple[int, int] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -158,6 +159,8 @@ class Uplink:
                 if due["status"] <= now:
                     await self.async_report_status()
                     due["status"] = now + intervals["status"]
+                    if self._fleet_shape() != self._reported_fleet:
+                        due["device_health"] = now  # devices came, went, or changed availability
                 if due["device_health"] <= now:
                     await self.async_report_device_health()
                     due["device_health"] = now + intervals["device_health"]
@@ -210,8 +213,13 @@ class Uplink:
             )
         )
 
+    def _fleet_shape(self) -> tuple[int, int]:
+        devices = self.gateway.registry.devices
+        return len(devices), sum(1 for d in devices.values() if d.available)
+
     async def async_report_device_health(self) -> int | None:
         gateway = self.gateway
+        self._reported_fleet = self._fleet_shape()
         by_model: dict[str, list[int]] = {}
         offline: list[str] = []
         low_battery = 0

@@ -53,8 +53,12 @@ def overview(data: dict[str, Any]) -> str:
     comm = data["communities"]
     acks = data["ack_times_24h"]
     fleet = data["fleet"]
-    p50_ok = acks["p50_s"] is not None and acks["p50_s"] <= acks["target_p50_s"]
-    p95_ok = acks["p95_s"] is not None and acks["p95_s"] <= acks["target_p95_s"]
+
+    def verdict(value: float | None, target: float) -> str:
+        return "muted" if value is None else ("ok" if value <= target else "bad")
+
+    p50_class = verdict(acks["p50_s"], acks["target_p50_s"])
+    p95_class = verdict(acks["p95_s"], acks["target_p95_s"])
     rows = []
     for severity in sorted(
         data["open_alerts"], key=lambda s: _SEVERITIES.index(s) if s in _SEVERITIES else 9
@@ -68,6 +72,13 @@ def overview(data: dict[str, Any]) -> str:
         f"<td>{escape(c['name'] or '')}</td><td>{_when(c['last_seen'])}</td></tr>"
         for c in comm["offline"]
     )
+    every = "".join(
+        f'<tr><td><a href="/communities/{escape(c["community"])}">{escape(c["community"])}</a></td>'
+        f"<td>{escape(c['name'] or '')}</td>"
+        f'<td class="{"ok" if c["online"] else "bad"}">{"online" if c["online"] else "offline"}</td>'
+        f"<td>{c['devices_online']} / {c['devices']}</td><td>{c['open_alerts']}</td></tr>"
+        for c in comm["items"]
+    )
     models = "".join(
         f"<tr><td>{escape(model)}</td><td>{v['online']} / {v['total']}</td></tr>"
         for model, v in sorted(fleet["by_model"].items(), key=lambda kv: -kv[1]["total"])[:15]
@@ -77,9 +88,9 @@ def overview(data: dict[str, Any]) -> str:
  <section><h2>Communities online 在线社区</h2><div class="big">{comm["online"]} / {comm["total"]}</div>
   <div class="muted">{comm["total"] - comm["online"]} offline</div></section>
  <section><h2>Ack time p50 (24 h) 确认时间</h2>
-  <div class="big {"ok" if p50_ok else "bad"}">{_seconds(acks["p50_s"])}</div>
+  <div class="big {p50_class}">{_seconds(acks["p50_s"])}</div>
   <div class="muted">target ≤ {acks["target_p50_s"]:.0f} s · {acks["count"]} acknowledged</div></section>
- <section><h2>Ack time p95 (24 h)</h2><div class="big {"ok" if p95_ok else "bad"}">{_seconds(acks["p95_s"])}</div>
+ <section><h2>Ack time p95 (24 h)</h2><div class="big {p95_class}">{_seconds(acks["p95_s"])}</div>
   <div class="muted">target ≤ {acks["target_p95_s"]:.0f} s</div></section>
  <section><h2>Device fleet 设备</h2><div class="big">{fleet["online"]} / {fleet["devices"]}</div>
   <div class="muted">online · {fleet["low_battery"]} low battery</div></section>
@@ -88,6 +99,9 @@ def overview(data: dict[str, Any]) -> str:
  <table><tr><th>severity</th><th>open</th>{heads}</tr>{"".join(rows) or '<tr><td colspan="6">none</td></tr>'}</table></section>
 <section><h2>Offline communities 离线社区</h2>
  <table><tr><th>community</th><th>name</th><th>last heard</th></tr>{offline or '<tr><td colspan="3">none</td></tr>'}</table>
+</section>
+<section><h2>Communities 社区</h2>
+ <table><tr><th>community</th><th>name</th><th>state</th><th>devices online</th><th>open alerts</th></tr>{every or '<tr><td colspan="5">none yet</td></tr>'}</table>
 </section>
 <section><h2>Fleet by model</h2><table><tr><th>model</th><th>online / total</th></tr>{models}</table>
  <p class="muted">Rejected downlink messages (24 h): {data["downlink_rejections_24h"]}</p></section>

@@ -39,12 +39,14 @@ async def overview(conn: asyncpg.Connection, region: str, online_after_s: float)
     ]
     offline = [c for c in communities if c not in online]
     open_rows = await conn.fetch(
-        """SELECT severity, extract(epoch FROM now())::float8 - (raised_at + clock_offset_s) AS age
+        """SELECT community, severity, extract(epoch FROM now())::float8 - (raised_at + clock_offset_s) AS age
            FROM alerts WHERE region = $1 AND state <> 'resolved'""",
         region,
     )
     open_alerts: dict[str, dict[str, int]] = {}
+    open_by_community: dict[str, int] = {}
     for row in open_rows:
+        open_by_community[row["community"]] = open_by_community.get(row["community"], 0) + 1
         buckets = open_alerts.setdefault(row["severity"], {name: 0 for name, _ in AGE_BUCKETS} | {"total": 0})
         buckets["total"] += 1
         for name, limit in AGE_BUCKETS:
@@ -85,6 +87,17 @@ async def overview(conn: asyncpg.Connection, region: str, online_after_s: float)
         "communities": {
             "total": len(communities),
             "online": len(online),
+            "items": [
+                {
+                    "community": c["community"],
+                    "name": c["name"],
+                    "online": c in online,
+                    "devices": int((_json(c["device_health"]) or {}).get("total", 0)),
+                    "devices_online": int((_json(c["device_health"]) or {}).get("online", 0)),
+                    "open_alerts": open_by_community.get(c["community"], 0),
+                }
+                for c in communities[:500]
+            ],
             "offline": [
                 {"community": c["community"], "name": c["name"], "last_seen": c["last_seen"]} for c in offline
             ][:200],
