@@ -152,3 +152,18 @@ async def test_the_dashboard_refuses_strangers_and_bad_broadcasts(region) -> Non
     )
     assert response.status == 400
     assert REGION in await (await client.get("/announcements")).text()
+    # the composer form, from the dashboard itself, signs and sends, then shows the delivery report
+    response = await client.post(
+        "/announcements",
+        data={
+            "kind": "announcement",
+            "title": "停水通知",
+            "body": "Water off 9–11 tomorrow",
+            "ttl_min": "30",
+        },
+        headers={"Origin": f"http://{client.host}:{client.port}"},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    report = await client.get(response.headers["Location"])
+    assert report.status == 200 and "停水通知" in await report.text()
