@@ -368,14 +368,46 @@ class ConfigError(ValueError):
     """The configuration is unusable; the message lists each key and its problem."""
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` laid onto a deep copy of `base`, table by table."""
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+_merge = merge
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file's tables; ConfigError naming the file when it is missing or malformed."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def schema_errors(
+    schema: dict[str, Any], data: Any, source: str, secret_keys: frozenset[str] | set[str]
+) -> list[str]:
+    """Every problem as `source: key.path: message`; a secret's value is never echoed."""
+    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    lines = []
+    for error in errors:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        if error.absolute_path and str(error.absolute_path[-1]) in secret_keys:
+            message = (
+                f"invalid value (not shown); it must satisfy {error.validator} {error.validator_value!r}"
+            )
+        else:
+            message = error.message
+        lines.append(f"{source}: {key}: {message}")
+    return lines
 
 
 SECRET_KEYS: Final = frozenset({"password", "secret", "token"})
@@ -416,19 +448,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def validate(data: dict[str, Any], source: str = "config") -> None:
-    errors = sorted(Draft202012Validator(CONFIG_SCHEMA).iter_errors(data), key=lambda e: list(e.path))
-    if errors:
-        lines = []
-        for error in errors:
-            key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-            if error.absolute_path and str(error.absolute_path[-1]) in SECRET_KEYS:
-                # Never echo a secret, even a malformed one.
-                message = (
-                    f"invalid value (not shown); it must satisfy {error.validator} {error.validator_value!r}"
-                )
-            else:
-                message = error.message
-            lines.append(f"{source}: {key}: {message}")
+    lines = schema_errors(CONFIG_SCHEMA, data, source, SECRET_KEYS)
+    if lines:
         raise ConfigError("\n".join(lines))
 
 
@@ -443,12 +464,7 @@ def load_config(
     from_file: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        try:
-            from_file = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        from_file = read_toml(path)
         validate(from_file, str(path))
     from_env = env_overrides(environ)
     if from_env:

@@ -25,14 +25,12 @@ port = 8090
 
 from __future__ import annotations
 
-import copy
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from jsonschema import Draft202012Validator
+from gateway.config import ConfigError, merge, read_toml, schema_errors
 
 _PORT: Final = {"type": "integer", "minimum": 1, "maximum": 65535}
 _ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
@@ -104,29 +102,16 @@ DEFAULTS: Final[dict[str, Any]] = {
 }
 
 
-class RegionConfigError(ValueError):
+class RegionConfigError(ConfigError):
     """The regional configuration is unusable; the message names the key."""
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+_merge = merge
 
 
 def _validate(data: dict[str, Any], source: str) -> None:
-    errors = sorted(Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.path))
-    if errors:
-        lines = []
-        for error in errors:
-            key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-            secret = error.absolute_path and str(error.absolute_path[-1]) in ("password", "dsn")
-            message = "invalid value (not shown)" if secret else error.message
-            lines.append(f"{source}: {key}: {message}")
+    lines = schema_errors(SCHEMA, data, source, {"password", "dsn"})
+    if lines:
         raise RegionConfigError("\n".join(lines))
 
 
@@ -141,11 +126,9 @@ def load_region_config(
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RegionConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise RegionConfigError(f"{path}: not valid TOML: {exc}") from None
+            data = read_toml(path)
+        except ConfigError as exc:
+            raise RegionConfigError(str(exc)) from None
         _validate(data, str(path))
     config = _merge(DEFAULTS, data)
     if environ.get("LINLI_REGION_DSN"):
