@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import sqlite_utils
@@ -32,6 +32,9 @@ from gateway.profiles import Profile, ProfileSet
 from gateway.store import Store
 
 _LOGGER = logging.getLogger(__name__)
+
+
+LAST_SEEN_EVERY_S: Final = 300.0
 
 
 class RegistryError(ValueError):
@@ -155,6 +158,8 @@ class Registry:
         self.households: dict[str, Household] = {}
         self.devices: dict[str, Device] = {}
         self.residents: dict[str, Resident] = {}
+        self._persisted: dict[int, tuple[bool, float | None]] = {}  # row → (available, last_seen) on disk
+        self._last_seen_written = 0.0
         self._residents_by_household: dict[str, dict[str, Resident]] = {}
         self._by_topic: dict[str, Device] = {}
         self._by_household: dict[str, dict[str, Device]] = {}
@@ -622,12 +627,32 @@ class Registry:
             )
         )
 
-    async def async_persist_availability(self) -> None:
-        """Write last-seen and availability of every device (periodic, batched)."""
-        rows = [(1 if d.available else 0, d.last_seen, d.row) for d in self.devices.values()]
-        if rows:
+    async def async_persist_availability(self, *, force: bool = False) -> int:
+        """Write availability changes now, and last-seen times every few minutes.
+
+        Every active device's last-seen moves all the time; rewriting 15,000 rows every
+        supervision pass would hold the writer thread (and any alarm waiting for it)
+        for tens of milliseconds. So only rows whose on-disk copy differs are written,
+        last-seen only every `LAST_SEEN_EVERY_S` (and at stop, `force`), in short
+        transactions. Returns the rows written.
+        """
+        now = time.monotonic()
+        include_seen = force or now - self._last_seen_written >= LAST_SEEN_EVERY_S
+        rows = []
+        for device in self.devices.values():
+            on_disk = self._persisted.get(device.row)
+            seen = device.last_seen if include_seen or on_disk is None else on_disk[1]
+            state = (device.available, seen)
+            if on_disk != state:
+                rows.append((1 if device.available else 0, seen, device.row))
+                self._persisted[device.row] = state
+        if include_seen:
+            self._last_seen_written = now
+        for start in range(0, len(rows), 2000):
+            chunk = rows[start : start + 2000]
             await self._store.async_write(
-                lambda db: db.conn.executemany(
-                    "UPDATE devices SET available = ?, last_seen = ? WHERE row = ?", rows
+                lambda db, chunk=chunk: db.conn.executemany(
+                    "UPDATE devices SET available = ?, last_seen = ? WHERE row = ?", chunk
                 )
             )
+        return len(rows)

@@ -49,7 +49,7 @@ class Supervision:
                 await task
         self._tasks = []
         with contextlib.suppress(Exception):
-            await self._gateway.registry.async_persist_availability()
+            await self._gateway.registry.async_persist_availability(force=True)
 
     async def _every(self, interval: float, job, first: float | None = None) -> None:  # type: ignore[no-untyped-def]
         await asyncio.sleep(interval if first is None else first)

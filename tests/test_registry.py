@@ -34,3 +34,24 @@ async def test_a_device_cannot_be_given_to_someone_from_another_household(make_g
         await gateway.registry.async_add_resident("r-x", "nowhere", "X")
     # the only resident of a household is the one whose readings they are
     assert gateway.registry.resident_of(gateway.registry.device("h2-scale")).id == "r-h2"
+
+
+async def test_availability_is_written_when_it_changes_not_every_pass(make_gateway, tmp_path) -> None:
+    import sqlite3
+    import time
+
+    gateway = await make_gateway(data_dir=tmp_path / "data")
+    await add_home(gateway)
+    registry = gateway.registry
+    door = registry.device("h1-door")
+    registry.set_available(door, True, time.time(), "test")
+    door.last_seen = time.time()
+    assert await registry.async_persist_availability() == 6  # first pass: every device once
+    assert await registry.async_persist_availability() == 0  # nothing changed: nothing written
+    door.last_seen = time.time() + 1  # a new report alone waits for the periodic last-seen write
+    assert await registry.async_persist_availability() == 0
+    registry.set_available(door, False, time.time(), "test")
+    assert await registry.async_persist_availability() == 1
+    with sqlite3.connect(gateway.store.path) as conn:
+        assert conn.execute("SELECT available FROM devices WHERE id = 'h1-door'").fetchone() == (0,)
+    assert await registry.async_persist_availability(force=True) == 1  # stop: last-seen too
