@@ -146,6 +146,7 @@ async def test_tv_keyboard_only_check_in_and_im_ok_on_an_sos(make_gateway, broke
         assert await page.evaluate("document.activeElement.id") == "tile-check-in"
         await page.keyboard.press("Enter")
         await settle(lambda: care.checked_in_today("h1"), timeout=5)
+        await page.wait_for_selector("#tile-check-in.done")  # the screen says so, too
         # every tile is reachable with the arrows, and focus is always visible
         seen = set()
         for key in ["ArrowRight", "ArrowRight", "ArrowDown", "ArrowLeft", "ArrowLeft", "ArrowUp"]:

@@ -79,10 +79,14 @@ async function renderTiles() {
       h("p", {}, overview.alarm ? t(overview.alarm.state) : "—"), h("p", {}, "布防与撤防请用手机 · Arm and disarm on the phone"))),
     tile("tile-help", t("call_help"), "呼叫物业与家人", callHelp),
   ];
-  const hadFocus = $("#tiles").contains(document.activeElement);
+  // A re-render (after a check-in, a live update) must not move the resident's focus: the
+  // same tile keeps it, even if arrows were pressed while the data was being fetched.
+  const focusedId = $("#tiles").contains(document.activeElement) ? document.activeElement.id : null;
   $("#tiles").replaceChildren(...tiles);
-  if (hadFocus || layer() === $("#tiles")) {
+  if (focusedId || layer() === $("#tiles")) {
     const items = focusables($("#tiles"));
+    const same = items.findIndex((b) => b.id === focusedId);
+    if (same >= 0) state.lastTile = same;
     (items[state.lastTile] || items[0]).focus();
   }
   showAlert();
@@ -90,7 +94,6 @@ async function renderTiles() {
 
 async function checkIn() {
   await api(`/api/v1/households/${state.household}/care/check-in`, { method: "POST", body: {} });
-  state.lastTile = 0;
   await renderTiles();
 }
 
