@@ -332,6 +332,19 @@ def _v12_uplink(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v13_care_routine(db: sqlite_utils.Database) -> None:
+    # Elder care's learned routine: which quarter-hours of each local day saw activity
+    # in a household (one row per active quarter-hour, nothing about what or who).
+    _run(
+        db,
+        """
+        CREATE TABLE care_activity (
+            household_id TEXT NOT NULL REFERENCES households(id), day TEXT NOT NULL,
+            bucket INTEGER NOT NULL, PRIMARY KEY (household_id, day, bucket)) WITHOUT ROWID
+        """,
+    )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
@@ -345,6 +358,7 @@ MIGRATIONS: Final[list[Migration]] = [
     _v10_adapter_storage,
     _v11_portal_accounts,
     _v12_uplink,
+    _v13_care_routine,
 ]
 LATEST: Final = len(MIGRATIONS)
 

@@ -83,6 +83,7 @@ def collect(conn: Any, household_id: str) -> dict[str, Any]:
         ),
         "care_check_ins": _rows(conn, "SELECT * FROM care_check_ins WHERE household_id = ?", (household_id,)),
         "care_reminders": _rows(conn, "SELECT * FROM care_reminders WHERE household_id = ?", (household_id,)),
+        "care_activity": _rows(conn, "SELECT * FROM care_activity WHERE household_id = ?", (household_id,)),
         "audit": users.query_audit(conn, household_ids=[household_id], limit=100000)[0],
     }
     return data
@@ -121,6 +122,7 @@ def erase(conn: Any, household_id: str) -> dict[str, int]:
         ),
         ("care_reminders", "DELETE FROM care_reminders WHERE household_id = ?", [household_id]),
         ("care_check_ins", "DELETE FROM care_check_ins WHERE household_id = ?", [household_id]),
+        ("care_activity", "DELETE FROM care_activity WHERE household_id = ?", [household_id]),
         (
             "quarantine",
             "DELETE FROM quarantine WHERE device_id IN (SELECT id FROM devices WHERE household_id = ?)",
