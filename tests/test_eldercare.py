@@ -176,3 +176,127 @@ async def test_bad_care_settings_are_refused_clearly(make_gateway, tmp_path, cal
     with pytest.raises(CareError) as raised:
         await call(care)
     assert raised.value.code == code
+
+
+# -- the learned routine and per-resident limits -------------------------------------------------
+
+
+async def lived(gateway, household: str, days: range, *times: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """Weeks of a routine on disk: activity at the same times each December day in `days`."""
+    rows = [(household, f"2026-12-{d:02d}", (h * 60 + m) // 15) for d in days for h, m in times]
+    await gateway.store.async_write(
+        lambda db: db.conn.executemany("INSERT INTO care_activity VALUES (?, ?, ?)", rows)
+    )
+
+
+EARLY_RISER = ((7, 30), (8, 0), (12, 0), (18, 0), (21, 30))
+
+
+async def test_a_learned_routine_notices_a_late_morning_sooner_than_the_fixed_rule(
+    make_gateway, tmp_path
+) -> None:
+    # given two weeks in which the home was up by half past seven every day
+    clock = Clock(local(15, 9, 0))
+    gateway, care, engine, _ = await start(make_gateway, tmp_path, clock)
+    await lived(gateway, "h1", range(1, 15), *EARLY_RISER)
+    await care.async_configure("h1", {"inactivity": {"learned": True}})
+    routine = await care.routine("h1")
+    assert routine.ready and routine.days == 14
+    # and today nobody has stirred since ten last night
+    care.last_activity["h1"] = local(14, 22, 0)
+    assert await care.async_run_due() == []  # at nine: running late is allowed for
+    clock.now = local(15, 9, 50)
+    assert await tick(care, engine) == ["inactivity:h1"]
+    [alert] = engine.alerts.values()
+    assert "usually quiet" in alert.title and "14 days" in alert.title
+    # whereas the fixed rules (4 daytime hours from 07:00, 12 h overall) would still be waiting
+    await care.async_configure("h1", {"inactivity": {"learned": False}})
+    care._quiet_alerted.clear()
+    assert await care.async_run_due() == []
+
+
+async def test_a_daily_nap_is_part_of_the_routine_not_an_alarm(make_gateway, tmp_path) -> None:
+    # given a resident who, every day, is quiet from one till half past five
+    clock = Clock(local(15, 17, 15))
+    gateway, care, engine, _ = await start(make_gateway, tmp_path, clock)
+    await lived(gateway, "h1", range(1, 15), (7, 30), (12, 45), (17, 30), (21, 0))
+    care.last_activity["h1"] = local(15, 12, 50)
+    # the fixed rule alarms: 4 h 25 min of daytime silence
+    assert await care.async_run_due() == ["inactivity:h1"]
+    care._quiet_alerted.clear()
+    # the learned routine knows the nap, but not a silence running two hours past it
+    await care.async_configure("h1", {"inactivity": {"learned": True}})
+    assert await care.async_run_due() == []
+    clock.now = local(15, 20, 30)
+    assert await care.async_run_due() == ["inactivity:h1"]
+
+
+async def test_until_there_are_enough_days_the_fixed_limits_apply(make_gateway, tmp_path) -> None:
+    clock = Clock(local(15, 9, 50))
+    gateway, care, engine, _ = await start(make_gateway, tmp_path, clock)
+    await lived(gateway, "h1", range(11, 15), *EARLY_RISER)  # four days: not enough to learn from
+    await care.async_configure("h1", {"inactivity": {"learned": True}})
+    assert not (await care.routine("h1")).ready
+    care.last_activity["h1"] = local(14, 22, 0)
+    assert await care.async_run_due() == []
+    clock.now = local(15, 11, 5)  # four daytime hours after seven
+    assert await care.async_run_due() == ["inactivity:h1"]
+
+
+async def test_activity_is_learned_from_real_messages_and_kept_across_a_restart(
+    make_gateway, broker, tmp_path
+) -> None:
+    gateway, care, _, _ = await start(make_gateway, tmp_path, Clock(time.time()))
+    topics = await add_home(gateway, "h2", devices={"motion": "aqara/rtcgq11lm"})
+    await publish(broker.port, [(topics["h2-motion"], {"occupancy": True})])
+    await settle(lambda: care.last_activity.get("h2", 0) > time.time() - 60)
+    await care.async_run_due(time.time())  # the pass writes the quarter-hours seen
+    await gateway.async_stop()
+    again = await make_gateway(data_dir=tmp_path / "data", components=SERVICES, gateway_id="gw-again")
+    rows = await again.store.async_read(
+        lambda conn: conn.execute("SELECT day, bucket FROM care_activity WHERE household_id = 'h2'").fetchall()
+    )
+    from services.eldercare.routine import bucket_of
+
+    assert rows == [bucket_of(care.last_activity["h2"])]
+
+
+async def test_a_resident_with_her_own_pendant_and_limits_is_watched_on_her_own(make_gateway, tmp_path) -> None:
+    # given a couple: 王秀英 wears the pendant and has a 2-hour daytime limit; the motion sensor is shared
+    clock = Clock(local(3, 12, 0))
+    gateway, care, engine, _ = await start(make_gateway, tmp_path, clock)
+    registry = gateway.registry
+    await registry.async_add_resident("r-wang", "h1", "王秀英")
+    await registry.async_add_resident("r-li", "h1", "李建国")
+    await registry.async_assign_device("h1-sos", "r-wang")
+    await care.async_configure("h1", {"inactivity": {"residents": {"r-wang": {"daytime_limit_s": 7200}}}})
+    care.last_activity["h1"] = local(3, 9, 30)  # the shared sensor, half past nine
+    care.resident_activity["r-wang"] = local(3, 10, 30)  # her pendant moved at half past ten
+    assert await care.async_run_due() == []
+    clock.now = local(3, 12, 45)  # 2 h 15 min since her pendant moved, 3 h 15 since anyone else
+    assert await tick(care, engine) == ["inactivity:h1:r-wang"]
+    [alert] = engine.alerts.values()
+    assert alert.resident == "r-wang" and "王秀英" in alert.title
+    # the household's own 4-hour limit, for 李建国 and the shared sensors, follows at half past one
+    clock.now = local(3, 13, 35)
+    assert await care.async_run_due() == ["inactivity:h1"]
+
+
+@pytest.mark.parametrize(
+    "inactivity",
+    [
+        {"learned": "yes"},
+        {"daytime_limit_s": True},
+        {"learned_weeks": 52},
+        {"surprise": 1},
+        {"residents": {"r-1": {"learned": True}}},
+        {"residents": {"r-1": {"daytime_limit_s": 60}}},
+    ],
+    ids=["string-bool", "bool-seconds", "too-many-weeks", "unknown-key", "resident-unknown-key", "resident-tiny"],
+)
+async def test_bad_inactivity_settings_name_the_problem(make_gateway, tmp_path, inactivity) -> None:
+    _, care, _, _ = await start(make_gateway, tmp_path, Clock(local(1, 12)))
+    with pytest.raises(CareError) as raised:
+        await care.async_configure("h1", {"inactivity": inactivity})
+    assert raised.value.code == "invalid" and raised.value.message
+    assert care.settings("h1")["inactivity"]["learned"] is False  # nothing changed

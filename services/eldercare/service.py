@@ -35,10 +35,12 @@ from gateway.events import AlertChanged, AlertRequested, StateChanged
 from gateway.ids import new_id
 from gateway.runtime import Gateway
 from services.eldercare.inactivity import ACTIVITY_KINDS, InactivitySettings, too_quiet
+from services.eldercare.routine import Routine, bucket_of, learn
 from services.eldercare.schedule import at_on_day, local_day, parse_hhmm
 
 _LOGGER = logging.getLogger(__name__)
 CHECK_EVERY_S: Final = 30.0
+ROUTINE_KEEP_WEEKS: Final = 12  # the longest `learned_weeks` allowed
 AWAY_STATES: Final = frozenset({"armed_away", "armed_vacation"})
 REMINDER_KINDS: Final = ("medication", "appointment")
 _REMINDER_LABEL: Final = {"medication": "用药提醒 Medication", "appointment": "预约提醒 Appointment"}
@@ -107,8 +109,14 @@ class ElderCare:
         self.inactivity: dict[str, InactivitySettings] = {}
         self.check_in: dict[str, CheckInSettings] = {}
         self.reminders: dict[str, Reminder] = {}
+        # Activity seen by the home's shared sensors, and by each resident's own devices.
         self.last_activity: dict[str, float] = {}
-        self._quiet_alerted: dict[str, float] = {}  # household → the silence already alerted
+        self.resident_activity: dict[str, float] = {}
+        self._quiet_alerted: dict[str, float] = {}  # household or resident → the silence already alerted
+        self._routines: dict[str, tuple[str, Routine]] = {}  # household → (learned on day, routine)
+        self._buckets_seen: set[tuple[str, str, int]] = set()  # (household, day, quarter-hour), today's
+        self._buckets_pending: set[tuple[str, str, int]] = set()
+        self._purged_on: str | None = None
         self.away: set[str] = set()
         self._checked_in: set[tuple[str, str]] = set()  # (household, day)
         self._check_in_stage: dict[tuple[str, str], str] = {}  # (household, day) → reminded|alerted
@@ -188,10 +196,9 @@ class ElderCare:
         for device in gateway.registry.iter_devices():
             for key, state in device.states.items():
                 cap = device.profile.capability(key)
-                if cap is not None and cap.kind in ACTIVITY_KINDS:
-                    household = device.household_id
-                    self.last_activity[household] = max(
-                        self.last_activity.get(household, 0.0), state.last_changed
+                if cap is not None and cap.kind in ACTIVITY_KINDS and device.household_id:
+                    self._saw_activity(
+                        device.household_id, device.resident_id, state.last_changed, learn=False
                     )
 
     # -- settings ----------------------------------------------------------------
@@ -245,7 +252,7 @@ class ElderCare:
             (household_id, day, now, by, resident_id),
         )
         self._checked_in.add((household_id, day))
-        self.last_activity[household_id] = max(self.last_activity.get(household_id, 0.0), now)
+        self._saw_activity(household_id, resident_id, now)
         # A reminder or missed-check-in alert for today is settled by the check-in itself.
         for key in (f"check_in_reminder:{day}", f"missed_check_in:{day}"):
             alert_id = self._open_alerts.get((household_id, key))
@@ -340,7 +347,23 @@ class ElderCare:
         if kind in ACTIVITY_KINDS and (event.new is True or kind not in ("motion", "occupancy", "activity")):
             household = event.context.household
             if household is not None:
-                self.last_activity[household] = max(self.last_activity.get(household, 0.0), event.ts)
+                assert self._gateway is not None
+                device = self._gateway.registry.device(event.device_id)
+                self._saw_activity(household, device.resident_id if device else None, event.ts)
+
+    def _saw_activity(
+        self, household: str, resident_id: str | None, ts: float, *, learn: bool = True
+    ) -> None:
+        """Someone did something at home: restart the right silence clock, note the quarter-hour."""
+        if resident_id is not None:
+            self.resident_activity[resident_id] = max(self.resident_activity.get(resident_id, 0.0), ts)
+        else:
+            self.last_activity[household] = max(self.last_activity.get(household, 0.0), ts)
+        if learn:
+            key = (household, *bucket_of(ts))
+            if key not in self._buckets_seen:
+                self._buckets_seen.add(key)
+                self._buckets_pending.add(key)
 
     def _on_alarm(self, event: Any) -> None:
         household = event.context.household
@@ -402,32 +425,119 @@ class ElderCare:
         raised: list[str] = []
         gateway = self._gateway
         assert gateway is not None
+        await self._flush_activity(now)
         for household in list(gateway.registry.households):
-            raised += self._check_inactivity(household, now)
+            raised += await self._check_inactivity(household, now)
             raised += await self._check_check_in(household, now)
         raised += await self._check_reminders(now)
         return raised
 
-    def _check_inactivity(self, household: str, now: float) -> list[str]:
+    async def _check_inactivity(self, household: str, now: float) -> list[str]:
         settings = self.inactivity.get(household, InactivitySettings())
         if household in self.away or not settings.enabled:
             return []
-        last = self.last_activity.setdefault(household, now)
-        if self._quiet_alerted.get(household) == last:
+        assert self._gateway is not None
+        routine = await self.routine(household, now) if settings.learned else None
+        shared = self.last_activity.setdefault(household, now)
+        # Residents with their own devices or limits are watched one by one; the household
+        # as a whole covers everyone the shared sensors alone speak for.
+        residents = self._gateway.registry.household_residents(household)
+        own_devices = {d.resident_id for d in self._gateway.registry.household_devices(household)}
+        watched = [r for r in residents if r.id in settings.residents or r.id in own_devices]
+        raised: list[str] = []
+        if len(watched) < len(residents) or not residents:
+            only = residents[0].id if len(residents) == 1 else None
+            raised += self._quiet(household, None, only, shared, now, settings, routine)
+        for resident in watched:
+            last = max(shared, self.resident_activity.get(resident.id, 0.0))
+            mine = settings.for_resident(resident.id)
+            raised += self._quiet(household, resident.id, resident.id, last, now, mine, routine)
+        return raised
+
+    def _quiet(
+        self,
+        household: str,
+        watched: str | None,
+        resident: str | None,
+        last: float,
+        now: float,
+        settings: InactivitySettings,
+        routine: Routine | None,
+    ) -> list[str]:
+        key = watched or household
+        if not settings.enabled or self._quiet_alerted.get(key) == last:
             return []
-        reason = too_quiet(last, now, settings)
+        reason = too_quiet(last, now, settings, routine)
         if reason is None:
             return []
-        self._quiet_alerted[household] = last
+        self._quiet_alerted[key] = last
+        assert self._gateway is not None
+        person = self._gateway.registry.residents.get(watched) if watched else None
+        who = f"{person.name}: " if person else ""
         self._request(
             household,
             "inactivity",
             "high",
-            f"长时间无活动 No activity at home: {reason}",
-            dedup=f"inactivity:{last:.0f}",
-            data={"last_activity": last},
+            f"长时间无活动 No activity at home: {who}{reason}",
+            dedup=f"inactivity:{watched + ':' if watched else ''}{last:.0f}",
+            resident=resident,
+            data={"last_activity": last, "learned": routine is not None and settings.learned},
         )
-        return [f"inactivity:{household}"]
+        return [f"inactivity:{household}" + (f":{watched}" if watched else "")]
+
+    # -- the learned routine -----------------------------------------------------
+
+    async def routine(self, household: str, now: float | None = None) -> Routine:
+        """The household's routine learned from the weeks before today (relearned once a day)."""
+        now = self.clock() if now is None else now
+        today = local_day(now)
+        cached = self._routines.get(household)
+        if cached is not None and cached[0] == today:
+            return cached[1]
+        assert self._gateway is not None
+        settings = self.inactivity.get(household, InactivitySettings())
+        await self._flush_activity(now)
+        first = local_day(now - (settings.learned_weeks * 7 + 1) * 86400)
+
+        def read(conn: Any) -> list[tuple[str, int]]:
+            return conn.execute(
+                "SELECT day, bucket FROM care_activity WHERE household_id = ? AND day >= ? AND day < ?",
+                (household, first, today),
+            ).fetchall()
+
+        active: dict[str, set[int]] = {}
+        for day, bucket in await self._gateway.store.async_read(read):
+            active.setdefault(day, set()).add(bucket)
+        routine = learn(active, today=today, weeks=settings.learned_weeks, cap_s=settings.overnight_limit_s)
+        self._routines[household] = (today, routine)
+        return routine
+
+    async def _flush_activity(self, now: float) -> None:
+        """Write the quarter-hours seen since the last pass; forget what is older than any routine."""
+        assert self._gateway is not None
+        pending, self._buckets_pending = sorted(self._buckets_pending), set()
+        today = local_day(now)
+        purge = self._purged_on != today
+        if not pending and not purge:
+            return
+        oldest = local_day(now - ROUTINE_KEEP_WEEKS * 7 * 86400)
+
+        def write(db: Any) -> None:
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO care_activity (household_id, day, bucket) VALUES (?, ?, ?)",
+                [key for key in pending if key[0] in self._gateway.registry.households],  # type: ignore[union-attr]
+            )
+            if purge:
+                db.conn.execute("DELETE FROM care_activity WHERE day < ?", (oldest,))
+
+        try:
+            await self._gateway.store.async_write(write)
+        except Exception:
+            self._buckets_pending.update(pending)  # try again on the next pass
+            raise
+        if purge:
+            self._purged_on = today
+            self._buckets_seen = {k for k in self._buckets_seen if k[1] == today}
 
     async def _check_check_in(self, household: str, now: float) -> list[str]:
         settings = self.check_in.get(household)
