@@ -9,6 +9,7 @@ import pytest
 
 from gateway.notify import Audience
 from services.eldercare import CareError
+from services.eldercare.routine import bucket_of
 from tests.alerting import RecordingChannel
 from tests.brokers import settle
 from tests.homes import add_home, publish
@@ -254,14 +255,16 @@ async def test_activity_is_learned_from_real_messages_and_kept_across_a_restart(
     await gateway.async_stop()
     again = await make_gateway(data_dir=tmp_path / "data", components=SERVICES, gateway_id="gw-again")
     rows = await again.store.async_read(
-        lambda conn: conn.execute("SELECT day, bucket FROM care_activity WHERE household_id = 'h2'").fetchall()
+        lambda conn: conn.execute(
+            "SELECT day, bucket FROM care_activity WHERE household_id = 'h2'"
+        ).fetchall()
     )
-    from services.eldercare.routine import bucket_of
-
     assert rows == [bucket_of(care.last_activity["h2"])]
 
 
-async def test_a_resident_with_her_own_pendant_and_limits_is_watched_on_her_own(make_gateway, tmp_path) -> None:
+async def test_a_resident_with_her_own_pendant_and_limits_is_watched_on_her_own(
+    make_gateway, tmp_path
+) -> None:
     # given a couple: 王秀英 wears the pendant and has a 2-hour daytime limit; the motion sensor is shared
     clock = Clock(local(3, 12, 0))
     gateway, care, engine, _ = await start(make_gateway, tmp_path, clock)
@@ -292,7 +295,7 @@ async def test_a_resident_with_her_own_pendant_and_limits_is_watched_on_her_own(
         {"residents": {"r-1": {"learned": True}}},
         {"residents": {"r-1": {"daytime_limit_s": 60}}},
     ],
-    ids=["string-bool", "bool-seconds", "too-many-weeks", "unknown-key", "resident-unknown-key", "resident-tiny"],
+    ids=["string-bool", "bool-seconds", "many-weeks", "unknown-key", "resident-unknown-key", "resident-tiny"],
 )
 async def test_bad_inactivity_settings_name_the_problem(make_gateway, tmp_path, inactivity) -> None:
     _, care, _, _ = await start(make_gateway, tmp_path, Clock(local(1, 12)))
