@@ -29,6 +29,40 @@ def _reminders(call: Call) -> list[dict[str, Any]]:
     ]
 
 
+REMINDER: Final = obj(
+    {
+        "title": text(120),
+        "times": {"type": "array", "items": HHMM, "minItems": 1, "maxItems": 12},
+        "kind": {"enum": ["medication", "appointment"]},
+        "resident_id": ID,
+        "window_min": {"type": "number", "minimum": 5, "maximum": 720},
+    },
+    ["title", "times"],
+)
+
+
+async def _add_reminder(call: Call) -> dict[str, Any]:
+    b = call.body
+    rid = b.get("resident_id")
+    if rid is not None:
+        resident = call.gateway.registry.residents.get(rid)
+        if resident is None or resident.household_id != call.household_id:
+            raise not_found(f"resident {rid!r}")
+    try:
+        reminder = await _care(call).async_add_reminder(
+            call.household_id,
+            title=b["title"],
+            times=b["times"],
+            kind=b.get("kind", "medication"),
+            resident_id=rid,
+            window_min=b.get("window_min", 60),
+        )
+    except ValueError as exc:
+        raise _care_error(exc) from None
+    result: dict[str, Any] = reminder.as_dict()
+    return result
+
+
 def register(api: Api) -> None:
     base = "/api/v1/households/{household_id}/care"
 
@@ -102,32 +136,10 @@ def register(api: Api) -> None:
         tag="care",
         roles=[Role.HOUSEHOLD_ADMIN, Role.CARER, Role.MANAGER],
         status=201,
-        body=obj(
-            {
-                "title": text(120),
-                "times": {"type": "array", "items": HHMM, "minItems": 1, "maxItems": 12},
-                "kind": {"enum": ["medication", "appointment"]},
-                "resident_id": ID,
-                "window_min": {"type": "number", "minimum": 5, "maximum": 720},
-            },
-            ["title", "times"],
-        ),
+        body=REMINDER,
     )
     async def add_reminder(call: Call) -> dict[str, Any]:
-        b = call.body
-        try:
-            reminder = await _care(call).async_add_reminder(
-                call.household_id,
-                title=b["title"],
-                times=b["times"],
-                kind=b.get("kind", "medication"),
-                resident_id=b.get("resident_id"),
-                window_min=b.get("window_min", 60),
-            )
-        except ValueError as exc:
-            raise _care_error(exc) from None
-        result: dict[str, Any] = reminder.as_dict()
-        return result
+        return await _add_reminder(call)
 
     def _own_reminder(call: Call) -> str:
         rid = call.path["reminder_id"]
@@ -147,6 +159,29 @@ def register(api: Api) -> None:
         rid = _own_reminder(call)
         await _care(call).async_remove_reminder(rid)
         return {"removed": rid}
+
+    @api.op(
+        "PUT",
+        base + "/reminders/{reminder_id}",
+        summary="Change a reminder: the answer is the changed reminder, under a new id",
+        tag="care",
+        roles=[Role.HOUSEHOLD_ADMIN, Role.CARER, Role.MANAGER],
+        description=(
+            "The reminder is replaced as a whole (send every field you want kept): the new one "
+            "is stored first, then the old one retired, so a refused change leaves the old one in "
+            "place. Its schedule starts afresh from the new times."
+        ),
+        body=REMINDER,
+    )
+    async def change_reminder(call: Call) -> dict[str, Any]:
+        old = _own_reminder(call)
+        result = await _add_reminder(call)
+        try:
+            await _care(call).async_remove_reminder(old)
+        except ValueError:  # changed or removed meanwhile by someone else: keep theirs, not both
+            await _care(call).async_remove_reminder(result["id"])
+            raise not_found(f"reminder {old!r}") from None
+        return {**result, "replaces": old}
 
     @api.op(
         "POST",

@@ -19,6 +19,8 @@ from portal.auth.principal import COMMUNITY_ROLES, MEMBERS, Principal, kind_allo
 HOUSEHOLD_VIEWERS: Final = frozenset(Role)
 PRESENCE_KINDS: Final = ("presence", "occupancy", "bed_occupancy")
 MAX_PAGE: Final = 500
+# The roles a household admin may give within their own household.
+HOUSEHOLD_ADMIN_GRANTS: Final = ("resident", "household_admin", "carer")
 
 
 def device_view(device: Device, principal: Principal) -> dict[str, Any]:
@@ -27,6 +29,27 @@ def device_view(device: Device, principal: Principal) -> dict[str, Any]:
     battery = next((c["value"] for c in data["capabilities"] if c["kind"] == "battery"), None)
     data["battery"] = battery
     return data
+
+
+def _set_disabled(conn: Any, target: users.User, disabled: bool, by: Principal, ip: str) -> users.User:
+    """Stop (or allow again) an account's sign-in; disabling also revokes its live sessions and tokens."""
+    conn.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), target.id))
+    if disabled:
+        conn.execute(
+            "UPDATE tokens SET revoked = ? WHERE user_id = ? AND revoked IS NULL", (time.time(), target.id)
+        )
+    users.append_audit(
+        conn,
+        actor=by.name,
+        role=by.role.value,
+        action="user.disable" if disabled else "user.enable",
+        household_id=target.household_id,
+        target=target.name,
+        ip=ip,
+    )
+    found = users.get_user(conn, user_id=target.id)
+    assert found is not None
+    return found
 
 
 def household_status(call: Call, household_id: str) -> dict[str, Any]:
@@ -228,7 +251,7 @@ def register(api: Api) -> None:
         b, p = call.body, call.principal
         household = b.get("household_id")
         if p.role is Role.HOUSEHOLD_ADMIN:
-            if household != p.household_id or b["role"] not in ("resident", "household_admin", "carer"):
+            if household != p.household_id or b["role"] not in HOUSEHOLD_ADMIN_GRANTS:
                 raise ApiError(
                     "forbidden", "a household admin adds residents, admins and carers of their own household"
                 )
@@ -245,36 +268,56 @@ def register(api: Api) -> None:
     @api.op(
         "PATCH",
         "/api/v1/users/{user_id}",
-        summary="Change an account's role (audited)",
+        summary="Change an account's role, or disable or re-enable it (audited)",
         tag="members",
         roles=[Role.MANAGER, Role.HOUSEHOLD_ADMIN],
+        description=(
+            "Send `role` (with `household_id` for household roles) to change the role, "
+            "`disabled` to stop or allow sign-in; disabling ends the account's sessions and tokens."
+        ),
         body=obj(
-            {"role": {"enum": [r.value for r in Role]}, "household_id": {"type": ["string", "null"]}},
-            ["role"],
+            {
+                "role": {"enum": [r.value for r in Role]},
+                "household_id": {"type": ["string", "null"]},
+                "disabled": {"type": "boolean"},
+            },
         ),
     )
-    async def change_role(call: Call) -> dict[str, Any]:
+    async def change_user(call: Call) -> dict[str, Any]:
         p, b = call.principal, call.body
+        if "role" not in b and "disabled" not in b:
+            raise ApiError(
+                "invalid_body", "body: send `role` to change the role, or `disabled` to stop or allow sign-in"
+            )
         target = await call.gateway.store.async_read(
             lambda c: users.get_user(c, user_id=call.path["user_id"])
         )
         if target is None:
             raise not_found(f"user {call.path['user_id']!r}")
+        role = b.get("role", target.role.value)
         household = b.get("household_id", target.household_id)
         if p.role is Role.HOUSEHOLD_ADMIN and (
             target.household_id != p.household_id
             or household != p.household_id
-            or b["role"] not in ("resident", "household_admin", "carer")
+            or role not in HOUSEHOLD_ADMIN_GRANTS
         ):
             raise not_found(f"user {call.path['user_id']!r}")
         if target.id == p.user_id:
-            raise ApiError("forbidden", "you cannot change your own role; ask another manager or admin")
-        try:
-            user = await call.gateway.store.async_write(
-                lambda db: users.set_role(db.conn, target.id, b["role"], household, by=p.name)
+            raise ApiError(
+                "forbidden", "you cannot change or disable your own account; ask another manager or admin"
             )
+        user = target
+        try:
+            if "role" in b:
+                user = await call.gateway.store.async_write(
+                    lambda db: users.set_role(db.conn, target.id, role, household, by=p.name)
+                )
         except UserError as exc:
             raise ApiError(exc.code, exc.message) from None
+        if "disabled" in b and b["disabled"] != target.disabled:
+            user = await call.gateway.store.async_write(
+                lambda db: _set_disabled(db.conn, target, b["disabled"], p, call.ip)
+            )
         call.request.app[ACCOUNTS].forget_user(target.id)
         return {"user": user.as_dict()}
 
