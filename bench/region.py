@@ -623,7 +623,7 @@ async def main() -> None:
         await admin.close()
         dsn = cluster.dsn("bench")
         conn = await asyncpg.connect(dsn)
-        await migrate(conn)
+        await migrate(conn, "bench")
         started = time.perf_counter()
         fleet = Fleet(GATEWAYS, args.per_process, broker.port, signer.public_text)
         fleet.ask("start", 5.0 if args.quick else 30.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from gateway.uplink import outbox
 from gateway.uplink.messages import Envelope
 from services.region.consumer import Consumer
 from services.region.ingest import apply_batch
-from services.region.schema import migrate
+from services.region.schema import LATEST, SEQ_BITS, ensure_partitions, migrate, partition_of
 from tests import postgres, regional
 from tests.homes import add_home
 from tests.regional import REGION, uplink_config
@@ -86,7 +87,7 @@ def region_config(dsn: str, port: int, **consumer: Any) -> dict[str, Any]:
 async def test_a_redelivered_event_changes_nothing(region_dsn) -> None:
     conn = await asyncpg.connect(region_dsn)
     try:
-        await migrate(conn)
+        await migrate(conn, REGION)
         # given an alert raised, then acknowledged — applied out of order (two consumers raced)
         raised = envelope(1, "alert", alert("raised"))
         acked = envelope(2, "alert", alert("acknowledged", acknowledged_at=1.8e9 + 42))
@@ -118,15 +119,100 @@ async def test_a_redelivered_event_changes_nothing(region_dsn) -> None:
 async def test_migrations_are_safe_to_run_from_many_consumers_at_once(region_dsn) -> None:
     conns = [await asyncpg.connect(region_dsn) for _ in range(3)]
     try:
-        results = await asyncio.gather(*(migrate(c) for c in conns))
-        assert sorted(len(r) for r in results) == [0, 0, 1]
-        partitions = await conns[0].fetchval(
-            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
-        )
-        assert partitions >= 4  # default + this month + two ahead
+        results = await asyncio.gather(*(migrate(c, REGION) for c in conns))
+        assert sorted(len(r) for r in results) == [0, 0, LATEST]
+        for table in ("events", "health_summaries"):
+            regions = await conns[0].fetchval(
+                f"SELECT count(*) FROM pg_inherits WHERE inhparent = '{table}'::regclass"
+            )
+            months = await conns[0].fetchval(
+                f"SELECT count(*) FROM pg_inherits WHERE inhparent = '{table}_{REGION}'::regclass"
+            )
+            assert (regions, months) == (2, 4)  # the region + other regions; default + 3 months
     finally:
         for c in conns:
             await c.close()
+
+
+async def test_rows_of_two_regions_land_in_their_own_partitions_by_month(region_dsn) -> None:
+    # given a database shared by two regions, each with its partitions
+    conn = await asyncpg.connect(region_dsn)
+    try:
+        await migrate(conn, "hubei")
+        await migrate(conn, "hunan")
+        now = datetime.datetime.now(datetime.UTC)
+        month = f"{now:%Y_%m}"
+        in_month = (int(now.timestamp() * 1000) << SEQ_BITS) + 1
+        far_ahead = int((now.timestamp() + 400 * 86400) * 1000) << SEQ_BITS
+
+        def event(region: str, event_id: int, n: int) -> Envelope:
+            return Envelope(
+                id=event_id,
+                seq=n,
+                kind="rollup",
+                region=region,
+                community="east",
+                gateway="gw",
+                ts=now.timestamp(),
+                data={"n": n},
+            )
+
+        # when each region's events arrive, one from a gateway whose clock is a year ahead,
+        # and one from a third region that has no partitions yet
+        await apply_batch(
+            conn,
+            [
+                event("hubei", in_month, 1),
+                event("hunan", in_month, 2),
+                event("hunan", far_ahead, 3),
+                event("guangxi", in_month, 4),
+            ],
+        )
+        # then each row is in its region's partition for its month (or a default that waits for it)
+        where = "data->>'n' = $1"
+        assert await partition_of(conn, "events", where, "1") == [f"events_hubei_{month}"]
+        assert await partition_of(conn, "events", where, "2") == [f"events_hunan_{month}"]
+        assert await partition_of(conn, "events", where, "3") == ["events_hunan_default"]
+        assert await partition_of(conn, "events", where, "4") == ["events_other"]
+        # and a region's partitions confine its queries: hubei's holds nothing of hunan's
+        assert await conn.fetchval(f"SELECT count(*) FROM events_hubei_{month}") == 1
+        # when the third region gets its partitions, its waiting row moves into them
+        created = await ensure_partitions(conn, "guangxi")
+        assert f"events_guangxi_{month}" in created
+        assert await partition_of(conn, "events", where, "4") == [f"events_guangxi_{month}"]
+        assert await conn.fetchval("SELECT count(*) FROM events") == 4
+    finally:
+        await conn.close()
+
+
+async def test_a_database_of_schema_1_keeps_its_events_when_partitioned_by_region(region_dsn) -> None:
+    # given a regional database made by the first release (events by time only), with events
+    conn = await asyncpg.connect(region_dsn)
+    try:
+        assert await migrate(conn, target=1) == [1]
+        first = envelope(1, "rollup", {"n": 1})
+        await conn.execute(
+            "INSERT INTO events (region, community, id, seq, kind, gateway_ts, data) "
+            "VALUES ($1, $2, $3, $4, $5, $6, '{}'), ('hunan', 'west', $3, $4, $5, $6, '{}')",
+            first.region,
+            first.community,
+            first.id,
+            first.seq,
+            first.kind,
+            first.ts,
+        )
+        # when it is migrated
+        assert await migrate(conn, REGION) == list(range(2, LATEST + 1))
+        # then every event is still there, each in its own region's partitions
+        rows = await conn.fetch("SELECT region, tableoid::regclass::text AS part FROM events ORDER BY 1")
+        assert [(r["region"], r["part"]) for r in rows] == [
+            ("hubei", "events_hubei_default"),
+            ("hunan", "events_hunan_default"),
+        ]
+        # and a redelivery of the old event is still recognised
+        assert (await apply_batch(conn, [first])).duplicates == 1
+    finally:
+        await conn.close()
 
 
 async def test_shared_subscription_splits_load_across_two_consumers(
@@ -214,7 +300,7 @@ async def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
     conn = await asyncpg.connect(region_dsn)
     try:
         await settle_db(conn, "SELECT count(*) FROM pg_class WHERE relname = 'region_schema'", 1)
-        await settle_db(conn, "SELECT count(*) FROM region_schema", 1)
+        await settle_db(conn, "SELECT max(version) FROM region_schema", LATEST)
         await asyncio.sleep(1.0)  # both subscribed
         gateway = await make_gateway(uplink=uplink_config(region_broker.port))
         total = 3000

@@ -33,6 +33,7 @@ DEVICE_HEALTH: Final = "device_health"
 STATUS: Final = "status"
 ROLLUP: Final = "rollup"
 HEALTH_SUMMARY: Final = "health_summary"  # consented health summaries (the health service's)
+HEALTH_WITHDRAWN: Final = "health_withdrawn"  # a household withdrew that consent: the region forgets
 RECEIPT: Final = "receipt"  # an announcement verified / shown on the community's TVs
 REJECTED: Final = "rejected"  # a downlink message refused (unsigned, forged, replayed, expired)
 

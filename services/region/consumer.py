@@ -83,7 +83,7 @@ class Consumer:
     async def _database(self) -> asyncpg.Connection:
         if self._db is None or self._db.is_closed():
             self._db = await asyncpg.connect(self.config["database"]["dsn"], timeout=10)
-            await migrate(self._db)
+            await migrate(self._db, self.region)
         return self._db
 
     async def _close_database(self) -> None:
@@ -191,7 +191,7 @@ class Consumer:
             self.duplicates += result.duplicates
             if time.monotonic() > next_partition_check:
                 next_partition_check = time.monotonic() + PARTITION_CHECK_S
-                await ensure_partitions(await self._database())
+                await ensure_partitions(await self._database(), self.region)
 
     async def async_apply(self, batch: list[aiomqtt.Message]) -> BatchResult:
         envelopes, presence = [], []

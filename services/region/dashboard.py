@@ -202,7 +202,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG_KEY]
     pool = await asyncpg.create_pool(config["database"]["dsn"], min_size=1, max_size=4, timeout=10)
     async with pool.acquire() as conn:
-        await migrate(conn)
+        await migrate(conn, config["region"]["id"])
     link = RegionLink(config, app[SIGNER_KEY])
     task = asyncio.create_task(link.run(), name="region-downlink")
     app[POOL_KEY], app[LINK_KEY] = pool, link

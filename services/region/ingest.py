@@ -6,22 +6,30 @@ One transaction per batch:
    with ON CONFLICT DO NOTHING; only the rows that were new go further, so a
    redelivered event changes nothing at all;
 2. the new events update the derived tables — alerts, community status and
-   device health, announcement receipts — each guarded by the gateway's `seq`,
-   so the newest snapshot wins whatever order two consumers commit in (a shared
-   subscription spreads one community's messages over the consumers).
+   device health, announcement receipts, consented health summaries — each
+   guarded by the gateway's `seq`, so the newest snapshot wins whatever order
+   two consumers commit in (a shared subscription spreads one community's
+   messages over the consumers).
+
+Health summaries are kept only while the household consents: a
+`health_withdrawn` event deletes the household's summaries and bars any older
+one (by `seq`) that still arrives — a redelivery, or another consumer's batch —
+from being stored again; summaries sent after a new consent (higher `seq`) are.
 
 Presence (`online`/`offline`, retained birth and last will) carries no event
 id; it is applied by its connection's timestamp, newest wins, and `offline`
 wins a tie (the will of the same connection as the birth).
 
 Two consumers commit concurrently, so every statement takes its row locks in
-key order and the tables in one order (events, communities, alerts, receipts),
-with one statement per table: no two transactions can wait on each other in
-a cycle. A deadlock PostgreSQL still reports is retried by the consumer.
+key order and the tables in one order (events, communities, alerts, receipts,
+then each household's health rows behind a lock on the household), with one
+statement per table: no two transactions can wait on each other in a cycle.
+A deadlock PostgreSQL still reports is retried by the consumer.
 """
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -29,7 +37,15 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
-from gateway.uplink.messages import ALERT, DEVICE_HEALTH, RECEIPT, STATUS, Envelope
+from gateway.uplink.messages import (
+    ALERT,
+    DEVICE_HEALTH,
+    HEALTH_SUMMARY,
+    HEALTH_WITHDRAWN,
+    RECEIPT,
+    STATUS,
+    Envelope,
+)
 
 _INSERT_EVENTS: Final = """
     INSERT INTO events (region, community, id, seq, kind, gateway_ts, data)
@@ -103,6 +119,44 @@ _UPSERT_RECEIPTS: Final = """
         received = now()
 """
 
+# Summaries and withdrawals of one household are applied one transaction at a time, so that
+# a withdrawal and an older summary committed by two consumers at once cannot both win.
+_LOCK_HOUSEHOLDS: Final = """
+    SELECT count(pg_advisory_xact_lock(1279870540, k))
+    FROM (SELECT DISTINCT hashtext(r || '/' || c || '/' || h) AS k
+          FROM unnest($1::text[], $2::text[], $3::text[]) AS u(r, c, h) ORDER BY k) AS keys
+"""
+
+_UPSERT_WITHDRAWALS: Final = """
+    INSERT INTO health_withdrawals AS w (region, community, household, seq)
+    SELECT r, c, h, s FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(r, c, h, s)
+    ORDER BY r, c, h
+    ON CONFLICT (region, community, household) DO UPDATE SET seq = excluded.seq, received = now()
+    WHERE w.seq < excluded.seq
+"""
+
+_FORGET_WITHDRAWN: Final = """
+    DELETE FROM health_summaries hs USING health_withdrawals w,
+         unnest($1::text[], $2::text[], $3::text[]) AS u(r, c, h)
+    WHERE hs.region = u.r AND hs.community = u.c AND hs.household = u.h
+      AND w.region = u.r AND w.community = u.c AND w.household = u.h AND hs.seq < w.seq
+"""
+
+_UPSERT_HEALTH: Final = """
+    INSERT INTO health_summaries AS hs (region, community, household, resident, day, vitals, readings,
+                                        seq, event_id)
+    SELECT u.r, u.c, u.h, u.p, u.d, u.v::jsonb, u.n, u.s, u.i
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::int[],
+                $8::bigint[], $9::bigint[]) AS u(r, c, h, p, d, v, n, s, i)
+    LEFT JOIN health_withdrawals w ON w.region = u.r AND w.community = u.c AND w.household = u.h
+    WHERE w.seq IS NULL OR w.seq < u.s
+    ORDER BY u.r, u.c, u.h, u.p, u.d
+    ON CONFLICT (region, community, household, resident, day) DO UPDATE SET
+        vitals = excluded.vitals, readings = excluded.readings, seq = excluded.seq,
+        event_id = excluded.event_id, updated = now()
+    WHERE hs.seq < excluded.seq
+"""
+
 
 @dataclass(slots=True, kw_only=True)
 class Presence:
@@ -159,6 +213,7 @@ async def apply_batch(
         await _apply_communities(conn, fresh, presence or [])
         await _apply_alerts(conn, fresh)
         await _apply_receipts(conn, fresh)
+        await _apply_health(conn, fresh)
     return result
 
 
@@ -256,6 +311,53 @@ async def _apply_receipts(conn: asyncpg.Connection, fresh: list[Envelope]) -> No
         [folded[k][1] for k in keys],
         [folded[k][2] for k in keys],
     )
+
+
+def _summary_key(e: Envelope) -> tuple[str, str, str, str, datetime.date] | None:
+    """(region, community, household, resident, day) of a well-formed summary, else None."""
+    d = e.data
+    household, resident, day = d.get("household_id"), d.get("resident_id"), d.get("day")
+    if not isinstance(household, str) or not isinstance(d.get("vitals"), dict) or not isinstance(day, str):
+        return None
+    if resident is not None and not isinstance(resident, str):
+        return None
+    try:
+        parsed = datetime.date.fromisoformat(day)
+    except ValueError:
+        return None
+    return (e.region, e.community, household, resident or "", parsed)
+
+
+async def _apply_health(conn: asyncpg.Connection, fresh: list[Envelope]) -> None:
+    withdrawn = _newest(
+        [e for e in fresh if e.kind == HEALTH_WITHDRAWN and isinstance(e.data.get("household_id"), str)],
+        lambda e: (e.region, e.community, e.data["household_id"]),
+    )
+    keyed = [(k, e) for e in fresh if e.kind == HEALTH_SUMMARY and (k := _summary_key(e)) is not None]
+    summaries: dict[tuple[str, str, str, str, datetime.date], Envelope] = {}
+    for key, env in keyed:
+        if key not in summaries or summaries[key].seq < env.seq:
+            summaries[key] = env
+    households = sorted({*withdrawn, *((k[0], k[1], k[2]) for k in summaries)})
+    if not households:
+        return
+    await conn.fetchval(_LOCK_HOUSEHOLDS, *(list(column) for column in zip(*households, strict=True)))
+    if withdrawn:
+        keys = sorted(withdrawn)
+        columns = [list(column) for column in zip(*keys, strict=True)]
+        await conn.execute(_UPSERT_WITHDRAWALS, *columns, [withdrawn[k].seq for k in keys])
+        await conn.execute(_FORGET_WITHDRAWN, *columns)
+    if summaries:
+        keys = sorted(summaries)
+        envs = [summaries[k] for k in keys]
+        await conn.execute(
+            _UPSERT_HEALTH,
+            *(list(column) for column in zip(*keys, strict=True)),
+            [orjson.dumps(e.data["vitals"]).decode() for e in envs],
+            [int(e.data.get("readings") or 0) for e in envs],
+            [e.seq for e in envs],
+            [e.id for e in envs],
+        )
 
 
 def presence_from(region: str, community: str, payload: bytes) -> Presence | None:

@@ -53,6 +53,7 @@ def overview(data: dict[str, Any]) -> str:
     comm = data["communities"]
     acks = data["ack_times_24h"]
     fleet = data["fleet"]
+    health = data["health_summaries_7d"]
 
     def verdict(value: float | None, target: float) -> str:
         return "muted" if value is None else ("ok" if value <= target else "bad")
@@ -94,6 +95,8 @@ def overview(data: dict[str, Any]) -> str:
   <div class="muted">target ≤ {acks["target_p95_s"]:.0f} s</div></section>
  <section><h2>Device fleet 设备</h2><div class="big">{fleet["online"]} / {fleet["devices"]}</div>
   <div class="muted">online · {fleet["low_battery"]} low battery</div></section>
+ <section><h2>Health summaries 健康摘要 (7 days)</h2><div class="big">{health["summaries"]}</div>
+  <div class="muted">{health["residents"]} residents in {health["households"]} consenting households</div></section>
 </div>
 <section><h2>Open alerts by severity and age 未处理告警</h2>
  <table><tr><th>severity</th><th>open</th>{heads}</tr>{"".join(rows) or '<tr><td colspan="6">none</td></tr>'}</table></section>

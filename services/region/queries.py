@@ -82,6 +82,12 @@ async def overview(conn: asyncpg.Connection, region: str, online_after_s: float)
         "WHERE region = $1 AND kind = 'rejected' AND received > now() - interval '1 day'",
         region,
     )
+    health = await conn.fetchrow(
+        """SELECT count(*) AS summaries, count(DISTINCT (community, household)) AS households,
+                  count(DISTINCT (community, household, resident)) AS residents
+           FROM health_summaries WHERE region = $1 AND day >= current_date - 7""",
+        region,
+    )
     return {
         "region": region,
         "communities": {
@@ -117,6 +123,8 @@ async def overview(conn: asyncpg.Connection, region: str, online_after_s: float)
         },
         "fleet": {**totals, "by_model": by_model},
         "downlink_rejections_24h": rejected,
+        # Consented daily summaries of the last 7 days (the numbers only: no values on this page).
+        "health_summaries_7d": dict(health),
     }
 
 
