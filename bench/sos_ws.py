@@ -244,6 +244,7 @@ async def run_once(broker: BenchBroker, presses: int, rate: float, duration: flo
     load_rate = (adapter.accepted - accepted_before) / load_s
     result = out.get(timeout=5)
     background.join(duration + 60)
+    writer = gateway.store.stats()
     await gateway.async_stop()
     with sqlite3.connect(folder / "linli.db") as conn:
         stored = conn.execute("SELECT count(*) FROM alerts WHERE kind = 'sos'").fetchone()[0]
@@ -251,7 +252,7 @@ async def run_once(broker: BenchBroker, presses: int, rate: float, duration: flo
     if len(stages["state"]) == len(stages["raised"]) == len(pressed):
         result["to_state"] = [(a - b) * 1000 for a, b in zip(stages["state"], pressed, strict=True)]
         result["to_raised"] = [(a - b) * 1000 for a, b in zip(stages["raised"], stages["state"], strict=True)]
-    return {**result, "load_rate": load_rate, "stored": stored}
+    return {**result, "load_rate": load_rate, "stored": stored, "writer": writer}
 
 
 async def main() -> None:
@@ -297,6 +298,11 @@ async def main() -> None:
                     f"(p99 {percentile(r['to_raised'], 99):.1f})"
                     if "to_state" in r
                     else ""
+                )
+                + (
+                    f"; writer jobs {r['writer']['writes']:,}, over 25 ms {r['writer']['slow_writes']}, "
+                    f"longest {r['writer']['max_write_ms']} ms; checkpoints {r['writer']['checkpoints']}, "
+                    f"longest {r['writer']['max_checkpoint_ms']} ms (off the writer thread)"
                 ),
                 flush=True,
             )

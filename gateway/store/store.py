@@ -11,6 +11,11 @@ never sees two writers and the event loop never waits on the disk:
   before anyone is told.
 * `async_read(fn)` runs on a separate read-only connection (WAL lets reads
   proceed while the writer commits).
+* WAL checkpoints run on a third connection and thread, every second. SQLite
+  would otherwise checkpoint inside whichever commit crosses 1,000 WAL pages —
+  under steady telemetry that is every few seconds, and the commit that pays
+  for it (with its fsyncs) may be an alarm's. A passive checkpoint does not
+  block the writer.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ _INSERT_TELEMETRY: Final = f"""
     FROM ({_BATCH_ROWS})
 """
 CHUNK_PAYLOADS: Final = 4000  # per transaction: a few ms, so an alarm never waits long
+CHECKPOINT_EVERY_S: Final = 1.0
+SLOW_WRITE_S: Final = 0.025  # a writer job longer than this delays an alarm noticeably
 _UPSERT_STATE: Final = f"""
     INSERT INTO capability_state (device_row, capability, value, last_changed, last_reported)
     SELECT device_row, capability, json_value, ts, ts FROM (
@@ -98,6 +105,9 @@ class Store:
         self.max_pending_rows = max_pending_rows
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="linli-store-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="linli-store-reader")
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="linli-store-checkpoint")
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._pending: list[tuple[int, float, dict[str, Any]]] = []
@@ -113,6 +123,12 @@ class Store:
         self.state_interval_s = 2.0
         self._state_docs: list[bytes] = []  # touched only on the writer thread
         self._last_state_write = 0.0
+        # How long the writer thread is held per job (an alarm's commit waits behind it).
+        self.writes = 0
+        self.slow_writes = 0
+        self.max_write_s = 0.0
+        self.checkpoints = 0
+        self.max_checkpoint_s = 0.0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -123,15 +139,18 @@ class Store:
 
         def open_and_migrate() -> list[int]:
             self._conn = connect(self.path)
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job, not a commit's
             return migrate(self._conn)
 
         applied = await loop.run_in_executor(self._writer, open_and_migrate)
         self._read_conn = await loop.run_in_executor(self._reader, lambda: connect(self.path, readonly=True))
+        self._checkpoint_conn = await loop.run_in_executor(self._checkpointer, lambda: connect(self.path))
         if applied:
             _LOGGER.info("store %s migrated to schema version %d", self.path, applied[-1])
         self._wake = asyncio.Event()
         self._stopping = False
         self._task = asyncio.create_task(self._write_loop(), name="linli-store-writer")
+        self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="linli-store-checkpoint")
         return applied
 
     async def async_stop(self) -> None:
@@ -143,6 +162,14 @@ class Store:
             await self._task
             self._task = None
         loop = asyncio.get_running_loop()
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoint_task
+            self._checkpoint_task = None
+        if self._checkpoint_conn is not None:
+            await loop.run_in_executor(self._checkpointer, self._checkpoint_conn.close)
+            self._checkpoint_conn = None
         if self._read_conn is not None:
             await loop.run_in_executor(self._reader, self._read_conn.close)
             self._read_conn = None
@@ -157,6 +184,7 @@ class Store:
             self._conn = None
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
+        self._checkpointer.shutdown(wait=True)
 
     # -- durable writes and reads ---------------------------------------------
 
@@ -164,6 +192,7 @@ class Store:
         conn = self._require()
 
         def run() -> T:
+            started = time.perf_counter()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(sqlite_utils.Database(conn))
@@ -171,6 +200,7 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._held(time.perf_counter() - started)
             return result
 
         return run
@@ -195,6 +225,45 @@ class Store:
         if conn is None:
             raise RuntimeError("store is not open: call async_start() first")
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
+
+    def _held(self, seconds: float) -> None:
+        """Count one writer job (called on the writer thread; plain counters, read for stats)."""
+        self.writes += 1
+        self.max_write_s = max(self.max_write_s, seconds)
+        if seconds > SLOW_WRITE_S:
+            self.slow_writes += 1
+
+    def stats(self) -> dict[str, Any]:
+        """The writer's health: jobs, how many held it over 25 ms, the longest; checkpoints."""
+        return {
+            "writes": self.writes,
+            "slow_writes": self.slow_writes,
+            "max_write_ms": round(self.max_write_s * 1000, 1),
+            "checkpoints": self.checkpoints,
+            "max_checkpoint_ms": round(self.max_checkpoint_s * 1000, 1),
+            "rows_written": self.rows_written,
+            "payloads_dropped": self.payloads_dropped,
+        }
+
+    async def _checkpoint_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        conn = self._checkpoint_conn
+        assert conn is not None
+
+        def checkpoint() -> float:
+            started = time.perf_counter()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            return time.perf_counter() - started
+
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                took = await loop.run_in_executor(self._checkpointer, checkpoint)
+            except sqlite3.Error as exc:  # busy or locked: the next second will do
+                _LOGGER.debug("WAL checkpoint skipped: %s", exc)
+                continue
+            self.checkpoints += 1
+            self.max_checkpoint_s = max(self.max_checkpoint_s, took)
 
     def _require(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -260,9 +329,7 @@ class Store:
             chunk = batch[start : start + CHUNK_PAYLOADS]
             extra = quarantine if start == 0 else []
             try:
-                await loop.run_in_executor(
-                    self._writer, _write_batch, conn, chunk, extra, self._state_docs, False
-                )
+                await loop.run_in_executor(self._writer, self._timed_batch, conn, chunk, extra, False)
             except Exception:
                 rest = batch[start:]
                 _LOGGER.exception("telemetry batch of %d payloads failed; retrying", len(rest))
@@ -272,6 +339,22 @@ class Store:
                 await asyncio.sleep(1.0)
                 return
             self.rows_written += sum(len(values) for _, _, values in chunk)
+
+    def _timed_batch(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[tuple[int, float, dict[str, Any]]],
+        quarantine: list[tuple[float, str, str | None, str, bytes]],
+        flush_state: bool,
+    ) -> None:
+        started = time.perf_counter()
+        _write_batch(conn, batch, quarantine, self._state_docs, flush_state)
+        self._held(time.perf_counter() - started)
+
+    def _timed_state(self, conn: sqlite3.Connection, doc: bytes) -> None:
+        started = time.perf_counter()
+        _write_batch(conn, [], [], [doc], True)
+        self._held(time.perf_counter() - started)
 
     async def _write_loop(self) -> None:
         assert self._wake is not None
@@ -302,7 +385,7 @@ class Store:
                     # One short transaction per batch document, so an alarm's commit
                     # can slip in between instead of waiting for all of them.
                     try:
-                        await loop.run_in_executor(self._writer, _write_batch, conn, [], [], [doc], True)
+                        await loop.run_in_executor(self._writer, self._timed_state, conn, doc)
                     except Exception:
                         _LOGGER.exception("writing the latest capability states failed; will try again")
                         self._state_docs[:0] = docs[index:]
