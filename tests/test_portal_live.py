@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import socket
 from typing import Any
 
 from gateway.notify import Audience, Outcome
 from tests.brokers import settle
 from tests.homes import add_home, publish
-from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal, sign_in
+from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal
 
 
 async def next_of(ws: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -107,34 +110,63 @@ async def test_the_ws_channel_reports_no_recipient_when_nobody_of_the_audience_i
             assert (await channel.async_deliver(alert, audience)).outcome is Outcome.NO_RECIPIENT
 
 
+async def stalled_phone(host: str, port: int, token: str) -> socket.socket:
+    """A real WebSocket client that completes the handshake and then never reads again."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a phone on a bad line: little buffering
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /api/v1/ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 1)  # byte by byte: nothing after the headers is read
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
 async def test_a_stalled_client_is_dropped_without_holding_back_the_others(make_gateway) -> None:
     # given two phones of one household, one of which stops reading (its socket never drains)
     gateway = await make_gateway(components=PORTAL_SERVICES)
     await add_home(gateway, "h1")
-    password = await add_account(gateway, "li", "resident", "h1")
+    await add_account(gateway, "li", "resident", "h1")
+    token = await api_token(gateway, "li")
     async with portal(gateway) as client:
-        await sign_in(client, "li", password)
-        first = await client.ws_connect("/api/v1/ws")
-        await next_of(first, "hello")
         hub = next(c for c in gateway.notifier.channels if c.name == "ws").hub
-        slow = next(iter(hub.members["h1"]))
-        second = await client.ws_connect("/api/v1/ws")
-        await next_of(second, "hello")
-        stuck = asyncio.Event()
+        stalled = await stalled_phone(client.host, client.port, token)
+        await settle(lambda: len(hub.household_members("h1")) == 1)
+        slow = hub.household_members("h1")[0]
+        reading = await client.ws_connect("/api/v1/ws", headers={"Authorization": f"Bearer {token}"})
+        await next_of(reading, "hello")
+        received: list[int] = []
 
-        async def never(*_: Any) -> None:
-            await stuck.wait()
+        async def read() -> None:
+            async for message in reading:
+                data = message.json()
+                if data["type"] == "test":
+                    received.append(data["i"])
 
-        slow.ws.send_str = never  # type: ignore[method-assign]
-        # when a burst of events arrives
-        for i in range(400):
-            hub.send(hub.household_members("h1"), {"type": "test", "i": i})
-            if i % 50 == 0:
-                await asyncio.sleep(0.01)
-        # then the stalled one is closed, and the other gets every event
-        await settle(lambda: slow.closed)
+        reader = asyncio.create_task(read())
+        # when events keep arriving (16 KB each, far more than the kernel buffers on the way)
+        filler = "x" * 16384
+        sent = 0
+        while not slow.closed and sent < 4000:
+            for _ in range(50):
+                hub.send(hub.household_members("h1"), {"type": "test", "i": sent, "filler": filler})
+                sent += 1
+            await asyncio.sleep(0.01)
+        # then the stalled one is closed as overflowing, and the other gets every event, in order
+        assert slow.closed
         assert hub.overflows == 1
-        got = [m for m in await drain(second, 0.5) if m["type"] == "test"]
-        assert len(got) == 400
-        stuck.set()
-        await second.close()
+        assert slow not in hub.household_members("h1")
+        await settle(lambda: len(received) == sent, timeout=20)
+        assert received == list(range(sent))
+        reader.cancel()
+        await reading.close()
+        stalled.close()

@@ -41,11 +41,11 @@ class WsChannel:
         if not targets:
             return Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connected")
         loop = asyncio.get_running_loop()
-        text = self.hub.encode({"type": "alert", "audience": audience.value, "alert": public_alert(alert)})
+        data = self.hub.encode({"type": "alert", "audience": audience.value, "alert": public_alert(alert)})
         waiters: list[asyncio.Future[bool]] = []
         for connection in targets:
             waiter: asyncio.Future[bool] = loop.create_future()
-            if connection.offer(text, waiter):
+            if connection.offer(data, waiter):
                 waiters.append(waiter)
         reached = 0
         pending = set(waiters)

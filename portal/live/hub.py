@@ -1,10 +1,19 @@
 """The hub: every open WebSocket, indexed by who may receive what, fed from the bus.
 
-Each connection has its own bounded send queue and its own writer task, so a
-slow phone on a bad line can never stall the others or the bus: when its queue
-is full the hub closes it (code 1013, "try again later") and the page
-reconnects and reloads. Messages are encoded once per event, not once per
-connection.
+A message is serialised and framed once per event, not once per connection:
+server-to-client WebSocket frames are unmasked, so the same bytes are valid on
+every socket. Fanning out is then one `transport.write` per socket, done right
+away while the socket keeps up — no task, queue or timer per message — because
+a community announcement goes to thousands of sockets at once, and creating a
+task per send cost more than the send (and the garbage they left behind woke
+the full garbage collector mid-fan-out, for a quarter of a second).
+
+A socket that does not keep up (its transport holds more than `BUFFER_LIMIT`
+unsent bytes) gets a bounded backlog and a writer task of its own until the
+backlog is empty, so a slow phone on a bad line never stalls the others or the
+bus. When its backlog is full, or it makes no progress for `SEND_TIMEOUT_S`,
+the hub closes it (code 1013, "try again later") and the page reconnects and
+reloads.
 
 Who gets what (decided here, on the server):
 * residents and household admins: their household's alerts, device state
@@ -20,6 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -34,63 +46,112 @@ from portal.api.shapes import public_alert
 from portal.auth.principal import MEMBERS, Principal, reachable, reaches
 
 _LOGGER = logging.getLogger(__name__)
-QUEUE_SIZE: Final = 256
-SEND_TIMEOUT_S: Final = 10.0
+QUEUE_SIZE: Final = 256  # messages a lagging socket may have waiting before it is dropped
+BUFFER_LIMIT: Final = 64 * 1024  # unsent bytes in a socket's transport before messages wait in its backlog
+SEND_TIMEOUT_S: Final = 10.0  # a lagging socket that takes nothing for this long is dropped
+POLL_S: Final = 0.02  # how often a lagging socket's writer looks whether its transport drained
+_TEXT: Final = 0x81  # FIN + text opcode
+
+
+def frame(text: bytes) -> bytes:
+    """One unmasked, uncompressed WebSocket text frame (RFC 6455 §5.2), valid on any server socket."""
+    size = len(text)
+    if size < 126:
+        header = struct.pack("!BB", _TEXT, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", _TEXT, 126, size)
+    else:
+        header = struct.pack("!BBQ", _TEXT, 127, size)
+    return header + text
 
 
 class Connection:
     """One open WebSocket of one signed-in user."""
 
     def __init__(
-        self, hub: Hub, ws: web.WebSocketResponse, principal: Principal, households: set[str]
+        self,
+        hub: Hub,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        principal: Principal,
+        households: set[str],
     ) -> None:
         self.hub = hub
         self.ws = ws
+        self.transport = transport
         self.principal = principal
         self.households = households
-        self.queue: asyncio.Queue[tuple[str, asyncio.Future[bool] | None]] = asyncio.Queue(QUEUE_SIZE)
+        self.backlog: deque[tuple[bytes, asyncio.Future[bool] | None]] = deque()
         self.sent = 0
         self.closed = False
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # the backlog's writer, only while there is one
 
     @property
     def role(self) -> Role:
         return self.principal.role
 
-    def offer(self, text: str, waiter: asyncio.Future[bool] | None = None) -> bool:
-        """Queue a message; a full queue means a stalled client, which is dropped."""
+    def _keeping_up(self) -> bool:
+        return self.transport.get_write_buffer_size() <= BUFFER_LIMIT
+
+    def offer(self, data: bytes, waiter: asyncio.Future[bool] | None = None) -> bool:
+        """Send a framed message now, or queue it behind a lagging socket's backlog.
+
+        False when the connection is closed, or is closed now because its backlog is full.
+        """
         if self.closed:
             return False
-        try:
-            self.queue.put_nowait((text, waiter))
-        except asyncio.QueueFull:
+        if self.ws.closed or self.transport.is_closing():
+            self.close(WSCloseCode.GOING_AWAY)
+            return False
+        if not self.backlog and self._keeping_up():
+            self.transport.write(data)
+            self.sent += 1
+            if waiter is not None and not waiter.done():
+                waiter.set_result(True)
+            return True
+        if len(self.backlog) >= QUEUE_SIZE:
             self.hub.overflows += 1
             _LOGGER.warning(
                 "closing a stalled WebSocket of %s: %d messages unsent", self.principal.name, QUEUE_SIZE
             )
             self.close(WSCloseCode.TRY_AGAIN_LATER)
             return False
+        self.backlog.append((data, waiter))
+        if self.task is None:
+            self.task = asyncio.create_task(self._write_backlog(), name="linli-portal-ws-backlog")
         return True
 
-    async def run_writer(self) -> None:
+    async def _write_backlog(self) -> None:
+        # asyncio offers no public "buffer below N" wait for a transport, and a lagging
+        # socket is the exception: looking every POLL_S costs nothing measurable.
+        progress = time.monotonic()
         try:
-            while True:
-                text, waiter = await self.queue.get()
-                try:
-                    await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_S)
-                except (ConnectionError, RuntimeError, TimeoutError):
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(False)
+            while self.backlog and not self.closed:
+                if self.ws.closed or self.transport.is_closing():
                     self.close(WSCloseCode.GOING_AWAY)
                     return
+                if not self._keeping_up():
+                    if time.monotonic() - progress > SEND_TIMEOUT_S:
+                        self.close(WSCloseCode.TRY_AGAIN_LATER)
+                        return
+                    await asyncio.sleep(POLL_S)
+                    continue
+                data, waiter = self.backlog.popleft()
+                self.transport.write(data)
                 self.sent += 1
+                progress = time.monotonic()
                 if waiter is not None and not waiter.done():
                     waiter.set_result(True)
         finally:
-            while not self.queue.empty():
-                _, waiter = self.queue.get_nowait()
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(False)
+            self.task = None
+            if self.closed:
+                self._fail_backlog()
+
+    def _fail_backlog(self) -> None:
+        while self.backlog:
+            _, waiter = self.backlog.popleft()
+            if waiter is not None and not waiter.done():
+                waiter.set_result(False)
 
     def close(self, code: int = WSCloseCode.GOING_AWAY) -> None:
         if self.closed:
@@ -101,6 +162,7 @@ class Connection:
             self.task.cancel()
             self.hub.retired.add(self.task)
             self.task.add_done_callback(self.hub.retired.discard)
+        self._fail_backlog()
         if not self.ws.closed:  # the client's own close needs no answer
             self.hub.gateway.spawn(self.ws.close(code=code), "portal-ws-close")
 
@@ -154,9 +216,12 @@ class Hub:
 
     # -- membership ----------------------------------------------------------------
 
-    def add(self, ws: web.WebSocketResponse, principal: Principal) -> Connection:
+    def add(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport, principal: Principal
+    ) -> Connection:
+        """Index a prepared WebSocket (its frames go straight to `transport`) by who may receive what."""
         households = set(reachable(principal, self.gateway))
-        connection = Connection(self, ws, principal, households)
+        connection = Connection(self, ws, transport, principal, households)
         self.everyone.add(connection)
         if principal.role is Role.MANAGER:
             self.managers.add(connection)
@@ -171,7 +236,6 @@ class Hub:
         elif principal.role is Role.CARER:
             for household in households:
                 self.carers.setdefault(household, set()).add(connection)
-        connection.task = asyncio.create_task(connection.run_writer(), name="linli-portal-ws-writer")
         return connection
 
     def remove(self, connection: Connection) -> None:
@@ -202,12 +266,13 @@ class Hub:
     # -- sending -------------------------------------------------------------------
 
     @staticmethod
-    def encode(message: dict[str, Any]) -> str:
-        return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS).decode()
+    def encode(message: dict[str, Any]) -> bytes:
+        """The message as a ready WebSocket frame: serialised and framed once for all its sockets."""
+        return frame(orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS))
 
     def send(self, connections: Iterable[Connection], message: dict[str, Any]) -> int:
-        text = self.encode(message)
-        return sum(1 for c in connections if c.offer(text))
+        data = self.encode(message)
+        return sum(1 for c in connections if c.offer(data))
 
     def _household_event(
         self, event: Event, message: dict[str, Any], *, carers: bool, managers: bool
@@ -281,7 +346,7 @@ class Hub:
     def announce(self, announcement: dict[str, Any], households: set[str] | None) -> int:
         """Push an announcement to its scope (None: the whole community)."""
         if households is None:
-            targets = set(self.connections())
+            targets = self.connections()
         else:
             targets = set(self.managers)
             for household in households:

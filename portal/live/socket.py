@@ -27,9 +27,14 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         # A page on another site must not ride on a resident's cookie (cross-site WebSocket hijacking).
         raise ApiError("forbidden", f"WebSocket from origin {origin!r} refused; open the portal's own pages")
     hub = request.app[HUB]
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_MESSAGE)
+    # No permessage-deflate: the hub writes one shared, uncompressed frame to every socket,
+    # and the messages are small (a per-socket compressor would cost more memory than it saves).
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_MESSAGE, compress=False)
     await ws.prepare(request)
-    connection = hub.add(ws, principal)
+    transport = request.transport
+    if transport is None:  # the client went away during the handshake
+        return ws
+    connection = hub.add(ws, transport, principal)
     connection.offer(
         hub.encode(
             {
