@@ -21,7 +21,9 @@ class Purpose(StrEnum):
 
     CARER = "carer"  # family carers: vitals, trends, vital-sign alerts, their exports
     PROVIDER = "provider"  # service providers and clinics (API, FHIR export)
-    EXPORT = "export"  # automated export to systems outside the gateway (uplink, files)
+    # Automated export to systems outside the gateway: the daily summaries the regional
+    # platform receives over the uplink (services/health/summaries.py).
+    EXPORT = "export"
 
 
 class Role(StrEnum):

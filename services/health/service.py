@@ -15,6 +15,10 @@
 * Health data leaves the household only with its consent: readings, trends
   and the FHIR export take a `requester_role`; carers and providers are
   refused unless the household consented, from the moment it withdraws.
+* With the regional uplink running, a household that consents to purpose
+  `export` has its daily summaries (count, min / mean / max per vital) queued
+  for the region in the same transaction as the readings (`summaries.py`); a
+  withdrawal drops what is still queued and tells the region to forget.
 
 Nothing here logs a health value: refusals are logged by device and code only.
 """
@@ -27,12 +31,14 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, tzinfo
 from typing import Any, Final
 
+import sqlite_utils
+
 from gateway.context import Context
 from gateway.events import AlertRequested, DeviceAdded, DeviceRemoved, TelemetryReceived
 from gateway.ids import new_id
 from gateway.registry import Device, Resident
 from gateway.runtime import Gateway
-from services.health import fhir, plausibility
+from services.health import fhir, plausibility, summaries
 from services.health.consent import ConsentBook, ConsentRecord, Purpose, parse_purpose, parse_role
 from services.health.readings import (
     HEALTH_KINDS,
@@ -83,7 +89,11 @@ class Health:
 
     async def async_start(self, gateway: Gateway) -> None:
         self._gateway = gateway
-        storage = HealthStorage(gateway.store, batch_s=gateway.config["store"]["batch_ms"] / 1000)
+        storage = HealthStorage(
+            gateway.store,
+            batch_s=gateway.config["store"]["batch_ms"] / 1000,
+            on_commit=self._summarise,
+        )
         thresholds, consents = await storage.async_load_settings()
         self._thresholds = thresholds
         for record in consents:
@@ -265,6 +275,10 @@ class Health:
             )
         )
 
+    def _summarise(self, db: sqlite_utils.Database, readings: list[Reading]) -> None:
+        """In the readings' transaction (the store's writer thread): the region's consented summaries."""
+        summaries.enqueue_summaries(db, readings, self.may_share, self.tz, self.clock())
+
     # -- consent -------------------------------------------------------------------
 
     def may_share(self, household_id: str, purpose: str) -> bool:
@@ -293,7 +307,13 @@ class Health:
         records = self._consent_records(household_id, by, purposes, note, granted=False)
         for record in records:
             self._consent.apply(record)  # in effect before the write: stop sharing at once
-        await self._require_storage().async_record_consent(records)
+        now = self.clock()
+
+        def forget(db: sqlite_utils.Database) -> None:  # nothing queued goes out; the region forgets
+            summaries.withdraw(db, household_id, now)
+
+        exported = any(r.purpose is summaries.PURPOSE for r in records)
+        await self._require_storage().async_record_consent(records, forget if exported else None)
         _LOGGER.info(
             "household %s withdrew consent to share health data (%s)", household_id, _purposes(records)
         )

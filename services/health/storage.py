@@ -9,6 +9,9 @@ reading is visible to the API as soon as it was taken.
 
 Consent and thresholds are rare, deliberate changes: each is its own durable
 write (`Store.async_write`), committed before the call returns.
+
+`on_commit` (readings) and `also` (consent) let the service add to the same
+transaction — the consented summaries for the region (`summaries.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
@@ -28,7 +32,7 @@ from services.health.readings import Attribution, Reading, Rejection
 from services.health.thresholds import Thresholds
 
 _LOGGER = logging.getLogger(__name__)
-_READING_COLUMNS: Final = ", ".join(
+READING_COLUMNS: Final = ", ".join(
     (
         "id",
         "household_id",
@@ -65,7 +69,7 @@ def _reading_row(r: Reading) -> tuple[Any, ...]:
     )
 
 
-def _row_reading(row: tuple[Any, ...]) -> Reading:
+def row_reading(row: tuple[Any, ...]) -> Reading:
     rid, household, resident, attribution, kind, _loinc, _unit, value, components, device, ts, received = row
     return Reading(
         id=rid,
@@ -83,8 +87,16 @@ def _row_reading(row: tuple[Any, ...]) -> Reading:
 class HealthStorage:
     """Batched writes and the reads of the health tables."""
 
-    def __init__(self, store: Store, *, batch_s: float = 0.2, batch_rows: int = 1000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch_s: float = 0.2,
+        batch_rows: int = 1000,
+        on_commit: Callable[[sqlite_utils.Database, list[Reading]], object] | None = None,
+    ) -> None:
         self._store = store
+        self._on_commit = on_commit  # runs in each batch's transaction, after its readings
         self.batch_s = batch_s
         self.batch_rows = batch_rows
         self._readings: list[Reading] = []
@@ -172,7 +184,7 @@ class HealthStorage:
 
             def write(db: sqlite_utils.Database) -> None:
                 db.conn.executemany(
-                    f"INSERT OR IGNORE INTO health_readings ({_READING_COLUMNS}) "
+                    f"INSERT OR IGNORE INTO health_readings ({READING_COLUMNS}) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
@@ -181,6 +193,8 @@ class HealthStorage:
                     "received, value, code, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     refused,
                 )
+                if self._on_commit is not None and readings:
+                    self._on_commit(db, readings)
 
             try:
                 await self._store.async_write(write)
@@ -224,12 +238,12 @@ class HealthStorage:
         if until is not None:
             where.append("ts < ?")
             params.append(until)
-        sql = f"SELECT {_READING_COLUMNS} FROM health_readings WHERE {' AND '.join(where)} ORDER BY ts, id"
+        sql = f"SELECT {READING_COLUMNS} FROM health_readings WHERE {' AND '.join(where)} ORDER BY ts, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
 
         def read(conn: sqlite3.Connection) -> list[Reading]:
-            return [_row_reading(row) for row in conn.execute(sql, params)]
+            return [row_reading(row) for row in conn.execute(sql, params)]
 
         return await self._store.async_read(read)
 
@@ -304,16 +318,24 @@ class HealthStorage:
             )
         )
 
-    async def async_record_consent(self, records: list[ConsentRecord]) -> None:
-        """Append grants or withdrawals (one transaction)."""
+    async def async_record_consent(
+        self,
+        records: list[ConsentRecord],
+        also: Callable[[sqlite_utils.Database], object] | None = None,
+    ) -> None:
+        """Append grants or withdrawals, and whatever `also` writes, in one transaction."""
         rows = [(r.household_id, r.purpose.value, 1 if r.granted else 0, r.by, r.ts, r.note) for r in records]
-        await self._store.async_write(
-            lambda db: db.conn.executemany(
+
+        def write(db: sqlite_utils.Database) -> None:
+            db.conn.executemany(
                 "INSERT INTO health_consent (household_id, purpose, granted, by, ts, note) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        )
+            if also is not None:
+                also(db)
+
+        await self._store.async_write(write)
 
     async def async_consent_history(self, household_id: str) -> list[ConsentRecord]:
         def read(conn: sqlite3.Connection) -> list[Any]:
