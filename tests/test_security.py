@@ -8,10 +8,13 @@ clock the test steps, so no test waits out a delay.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import argon2
 import orjson
 import pytest
 
@@ -383,6 +386,62 @@ async def test_pins_are_stored_only_as_hashes(make_gateway, broker, tmp_path, ca
     assert b"$argon2id$" in stored
     assert secret.encode() not in stored and b"86419375" not in stored
     assert secret not in caplog.text
+
+
+async def stored_pin(home: Home, user: str) -> str:
+    return await home.gateway.store.async_read(
+        lambda conn: conn.execute("SELECT hash FROM alarm_pins WHERE user_id = ?", (user,)).fetchone()[0]
+    )
+
+
+async def test_a_leaked_database_alone_cannot_be_searched_for_a_pin(make_gateway, broker, tmp_path) -> None:
+    home = await start(make_gateway, broker, tmp_path)
+    await home.security.async_set_pin("h1", "mum", PIN)
+    digest = await stored_pin(home, "mum")
+    # the hash is not of the PIN itself: trying the 10,000 PINs against it finds nothing
+    assert digest.startswith("p1$")
+    with pytest.raises(argon2.exceptions.VerifyMismatchError):
+        argon2.PasswordHasher().verify(digest.removeprefix("p1$"), PIN)
+    # it is of the PIN keyed with the pepper, which lives outside the database, readable by us alone
+    pepper_file = tmp_path / "data" / "secrets" / "pin-pepper"
+    assert pepper_file.stat().st_mode & 0o077 == 0
+    keyed = hmac.new(pepper_file.read_bytes(), PIN.encode(), hashlib.sha256).hexdigest()
+    assert argon2.PasswordHasher().verify(digest.removeprefix("p1$"), keyed)
+    await home.gateway.async_stop()
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("linli.db*"))
+    assert pepper_file.read_bytes() not in stored
+
+
+async def test_a_pin_hashed_before_peppering_works_and_is_rehashed(make_gateway, broker, tmp_path) -> None:
+    home = await start(make_gateway, broker, tmp_path)
+    await home.security.async_set_pin("h1", "mum", PIN)
+    legacy = argon2.PasswordHasher().hash(PIN)
+    await home.gateway.store.async_write(
+        lambda db: db.conn.execute("UPDATE alarm_pins SET hash = ? WHERE user_id = 'mum'", (legacy,))
+    )
+    await home.gateway.async_stop()
+    again = await start(make_gateway, broker, tmp_path, gateway_id="gw-again")
+    await again.all_closed()
+    await again.security.async_arm("h1", "home", "mum", PIN)
+    assert (await stored_pin(again, "mum")).startswith("p1$")
+    await again.security.async_disarm("h1", "mum", PIN)
+
+
+async def test_without_its_pepper_file_a_pin_is_refused_and_the_log_says_what_to_do(
+    make_gateway, broker, tmp_path, caplog
+) -> None:
+    home = await start(make_gateway, broker, tmp_path)
+    await home.security.async_set_pin("h1", "mum", PIN)
+    await home.gateway.async_stop()
+    (tmp_path / "data" / "secrets" / "pin-pepper").unlink()  # a restore that forgot the secrets folder
+    again = await start(make_gateway, broker, tmp_path, gateway_id="gw-again")
+    assert "restore that file" in caplog.text and "set its PINs again" in caplog.text
+    await again.all_closed()
+    with pytest.raises(SecurityError) as refused:
+        await again.security.async_arm("h1", "home", "mum", PIN)
+    assert refused.value.code == "wrong_pin"
+    await again.security.async_set_pin("h1", "mum", PIN, by="admin")  # the way back
+    await again.security.async_arm("h1", "home", "mum", PIN)
 
 
 async def test_a_pending_entry_delay_resumes_after_a_restart_with_the_time_it_had_left(

@@ -1,5 +1,11 @@
 """Per-user PIN codes (argon2id hashes, never the PIN) and the wrong-code lockout.
 
+A PIN has only 10^4–10^8 values, so a salted hash alone falls to an offline
+search in minutes once the database leaks. The hash is therefore taken of
+HMAC-SHA256(pepper, PIN), with the gateway's pepper kept outside the database
+(`gateway.keyfile`). Such hashes are stored as `p1$<argon2 hash>`; a plain
+argon2 hash from before is still accepted once and replaced at that sign-in.
+
 Hashing costs tens of milliseconds of CPU by design, so it runs in a worker
 thread, never on the event loop. The lockout is per household (one keypad):
 after `MAX_FAILURES` wrong codes in a row, every code — the right one too — is
@@ -10,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,13 +32,18 @@ LOCKOUT_BASE_S: Final = 30.0
 LOCKOUT_MAX_S: Final = 900.0
 _PIN: Final = re.compile(r"[0-9]{4,8}")
 _HASHER: Final = PasswordHasher()
+PEPPERED: Final = "p1$"
 
 
 @functools.cache
 def _dummy_hash() -> str:
     # Verified when a user has no PIN, so that a wrong user costs what a wrong PIN does.
     # Made on first use, in the worker thread: hashing at import would stall the loop.
-    return _HASHER.hash("00000000")
+    return PEPPERED + _HASHER.hash("0" * 64)
+
+
+def _peppered(pin: str, pepper: bytes) -> str:
+    return hmac.new(pepper, pin.encode(), hashlib.sha256).hexdigest()
 
 
 def check_pin_format(pin: Any) -> str:
@@ -40,17 +53,22 @@ def check_pin_format(pin: Any) -> str:
     return pin
 
 
-async def async_hash_pin(pin: str) -> str:
-    """An argon2id hash of the PIN (salted; the PIN cannot be read back from it)."""
-    return await asyncio.to_thread(_HASHER.hash, pin)
+async def async_hash_pin(pin: str, pepper: bytes) -> str:
+    """A peppered argon2id hash of the PIN (salted; the PIN cannot be read back from it)."""
+    return PEPPERED + await asyncio.to_thread(_HASHER.hash, _peppered(pin, pepper))
 
 
-async def async_verify_pin(stored_hash: str | None, pin: str) -> bool:
+async def async_verify_pin(stored_hash: str | None, pin: str, pepper: bytes) -> bool:
     """True when `pin` matches the stored hash (a missing hash costs the same and fails)."""
 
     def verify() -> bool:
+        stored = stored_hash or _dummy_hash()
+        if stored.startswith(PEPPERED):
+            stored, secret = stored.removeprefix(PEPPERED), _peppered(pin, pepper)
+        else:
+            secret = pin  # from before peppering: accepted once, then rehashed
         try:
-            return _HASHER.verify(stored_hash or _dummy_hash(), pin) and stored_hash is not None
+            return _HASHER.verify(stored, secret) and stored_hash is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
@@ -58,9 +76,11 @@ async def async_verify_pin(stored_hash: str | None, pin: str) -> bool:
 
 
 def needs_rehash(stored_hash: str) -> bool:
-    """True when the hash was made with weaker parameters than today's."""
+    """True when the hash is unpeppered or made with weaker parameters than today's."""
+    if not stored_hash.startswith(PEPPERED):
+        return True
     try:
-        return _HASHER.check_needs_rehash(stored_hash)
+        return _HASHER.check_needs_rehash(stored_hash.removeprefix(PEPPERED))
     except InvalidHashError:
         return True
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from gateway import keyfile
 from gateway.bus import EventBus
 from gateway.context import Context
 from gateway.events import AlarmStateChanged, AlertAnswered, AlertChanged, AlertRequested, StateChanged
@@ -33,7 +34,13 @@ from gateway.runtime import Gateway
 from services.security import siren
 from services.security.errors import SecurityError
 from services.security.panel import AlarmState, ArmMode, Bypass, Panel, Trip, blocks_arming, role_active
-from services.security.pins import async_hash_pin, async_verify_pin, check_pin_format, needs_rehash
+from services.security.pins import (
+    PEPPERED,
+    async_hash_pin,
+    async_verify_pin,
+    check_pin_format,
+    needs_rehash,
+)
 from services.security.roles import HAZARDS, INTRUSION_KINDS, Role, default_role, intrusion_capabilities
 from services.security.settings import HouseholdSettings, parse_mode, parse_role
 from services.security.storage import AuditEvent, SecurityStore
@@ -62,6 +69,7 @@ class Security:
         self._panels: dict[str, Panel] = {}
         self._settings: dict[str, HouseholdSettings] = {}
         self._pins: dict[tuple[str, str], str] = {}
+        self._pepper = b""  # read from the data folder at start
         self._locks: dict[str, asyncio.Lock] = {}
         self._siren_next: dict[str, float] = {}  # household → when to repeat the siren command
         self._trips: asyncio.Queue[StateChanged] = asyncio.Queue()
@@ -83,6 +91,17 @@ class Security:
         self._panels = {p.household_id: p for p in loaded.panels}
         self._settings = loaded.settings
         self._pins = loaded.pins
+        self._pepper, created = await asyncio.to_thread(
+            keyfile.load_or_create, gateway.data_dir / "secrets" / "pin-pepper"
+        )
+        if created and any(d.startswith(PEPPERED) for d in self._pins.values()):
+            _LOGGER.error(
+                "security: the PIN pepper (%s) was missing and has been made anew: the %d PINs set "
+                "before cannot be checked any more; restore that file from the data folder's backup, "
+                "or have each household set its PINs again",
+                gateway.data_dir / "secrets" / "pin-pepper",
+                sum(d.startswith(PEPPERED) for d in self._pins.values()),
+            )
         now = self.clock()
         for panel in self._panels.values():
             if panel.state is AlarmState.TRIGGERED:
@@ -273,7 +292,7 @@ class Security:
         _check_user(user)
         actor = _check_user(by, "by") if by is not None else user
         check_pin_format(pin)
-        digest = await async_hash_pin(pin)
+        digest = await async_hash_pin(pin, self._pepper)
         async with self._lock(household):
             panel = self._panel(household)
             await self._require_db().async_save_pin(
@@ -649,10 +668,10 @@ class Security:
                 f"household {household!r} has no alarm PIN yet: set one first (async_set_pin)",
             )
         digest = self._pins.get((household, user))
-        if await async_verify_pin(digest, pin):
+        if await async_verify_pin(digest, pin, self._pepper):
             panel.lockout.succeed()
             if digest is not None and needs_rehash(digest):
-                self._pins[(household, user)] = new_digest = await async_hash_pin(pin)
+                self._pins[(household, user)] = new_digest = await async_hash_pin(pin, self._pepper)
                 await self._require_db().async_save_pin(household, user, new_digest, None)
             return
         now = self.clock()
