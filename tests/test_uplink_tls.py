@@ -81,7 +81,20 @@ def make_pki(folder: Path) -> dict[str, str]:
 
     issue("server", "127.0.0.1", server=True)
     issue("gateway", "linli-up-community", server=False)
+    issue("consumer", "linli-region-consumer", server=False)
     return paths
+
+
+def tls_broker(folder: Path, pki: dict[str, str]) -> MosquittoProcess:
+    """A regional Mosquitto that speaks only TLS and wants a client certificate from our CA."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return MosquittoProcess(
+        folder,
+        extra=(
+            f"cafile {pki['ca']}\ncertfile {pki['server_cert']}\nkeyfile {pki['server_key']}\n"
+            "require_certificate true\n"
+        ),
+    )
 
 
 async def test_uplink_with_mutual_tls(make_gateway, tmp_path) -> None:
@@ -89,15 +102,7 @@ async def test_uplink_with_mutual_tls(make_gateway, tmp_path) -> None:
         pytest.skip("needs Mosquitto")
     # given a regional broker that requires a client certificate from our CA
     pki = make_pki(tmp_path / "pki")
-    folder = tmp_path / "region-tls"
-    folder.mkdir()
-    broker = MosquittoProcess(
-        folder,
-        extra=(
-            f"cafile {pki['ca']}\ncertfile {pki['server_cert']}\nkeyfile {pki['server_key']}\n"
-            "require_certificate true\n"
-        ),
-    )
+    broker = tls_broker(tmp_path / "region-tls", pki)
     broker.start()
     try:
         # when a gateway is configured with the CA and its certificate
