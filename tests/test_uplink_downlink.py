@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 
 from gateway.bus import E, Subscription
 from gateway.events import AnnouncementReceived, DownlinkRejected
@@ -15,6 +16,7 @@ from gateway.uplink import topics
 from gateway.uplink.signing import Signer
 from tests import regional
 from tests.brokers import settle
+from tests.portal_accounts import add_account, portal, sign_in
 from tests.regional import REGION, add_tv, listening, publish_down, tv_profiles, uplink_config
 
 region_broker = regional.region_broker
@@ -149,3 +151,29 @@ async def test_gateway_with_a_wrong_clock_judges_by_the_regions_clock(
     await publish_down(region_broker.port, all_topic, region.sign(stale))
     [event] = await collect(rejected, 1)
     assert event.reason == "expired"
+
+
+async def test_a_regional_broadcast_is_on_the_residents_phones_and_listed_like_a_local_one(
+    make_gateway, region_broker, tmp_path
+) -> None:
+    # given a resident of h1 signed in on her phone, with the live socket open
+    region = Signer.generate()
+    gateway, _ = await start(make_gateway, region_broker, tmp_path, region)
+    password = await add_account(gateway, "li.resident", "resident", "h1")
+    async with portal(gateway) as client:
+        await sign_in(client, "li.resident", password)
+        async with client.ws_connect("/api/v1/ws") as socket:
+            # when the region broadcasts an emergency to every community
+            await publish_down(
+                region_broker.port, topics.down_topic(REGION, topics.ALL), region.sign(announcement("a-9"))
+            )
+            # then her phone is told at once, as an emergency from the region
+            async with asyncio.timeout(5):
+                while (message := await socket.receive_json())["type"] != "announcement":
+                    pass
+            pushed = message["announcement"]
+            assert (pushed["source"], pushed["kind"], pushed["title"]) == ("region", "emergency", "紧急通知")
+        # and it is in her list (and the TV page's) until it expires
+        listed = (await (await client.get("/api/v1/announcements")).json())["items"]
+        assert [(a["id"], a["source"]) for a in listed] == [("region-a-9", "region")]
+        assert listed[0]["expires"] == pytest.approx(listed[0]["starts"] + 3600, abs=5)

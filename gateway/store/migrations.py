@@ -345,6 +345,19 @@ def _v13_care_routine(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v14_regional_announcements(db: sqlite_utils.Database) -> None:
+    # The region's verified announcements and emergency broadcasts join the portal's
+    # own list, so phones and the TV page show them like a manager's: `source` says
+    # where one came from, `kind` whether it is an emergency.
+    _run(
+        db,
+        """
+        ALTER TABLE announcements ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+        ALTER TABLE announcements ADD COLUMN kind TEXT NOT NULL DEFAULT 'announcement'
+        """,
+    )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
@@ -359,6 +372,7 @@ MIGRATIONS: Final[list[Migration]] = [
     _v11_portal_accounts,
     _v12_uplink,
     _v13_care_routine,
+    _v14_regional_announcements,
 ]
 LATEST: Final = len(MIGRATIONS)
 

@@ -3,6 +3,11 @@
 Kept in memory (a community has dozens, not millions) and in the store; when
 one starts, the WebSocket hub pushes it to every connected phone and TV in its
 scope. The body is plain text: pages render it as text, never as HTML.
+
+The region's announcements and emergency broadcasts, once the uplink has
+verified their signature (`AnnouncementReceived`), join the list as
+community-wide items with `source: "region"`, so every phone and the TV page
+show them too; a manager may withdraw one locally.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from gateway.events import AnnouncementReceived
 from gateway.runtime import Gateway
 from gateway.users import Role
 from portal.api.errors import ApiError, not_found
@@ -24,7 +30,7 @@ from portal.auth.middleware import ACCOUNTS
 from portal.auth.principal import reachable
 
 SCOPES: Final = ("community", "building", "household")
-_COLUMNS: Final = "id, scope, scope_id, title, body, starts, expires, created, by, withdrawn"
+_COLUMNS: Final = "id, scope, scope_id, title, body, starts, expires, created, by, withdrawn, source, kind"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -39,6 +45,8 @@ class Announcement:
     created: float
     by: str
     withdrawn: float | None = None
+    source: str = "local"  # or "region"
+    kind: str = "announcement"  # or "emergency" (from the region)
     pushed: bool = False
 
     def active(self, now: float) -> bool:
@@ -56,6 +64,8 @@ class Announcement:
             "created": self.created,
             "by": self.by,
             "withdrawn": self.withdrawn,
+            "source": self.source,
+            "kind": self.kind,
         }
 
 
@@ -65,6 +75,7 @@ class Announcements:
         self.items: dict[str, Announcement] = {}
         self.on_start: list[Any] = []  # callbacks(announcement) when one becomes active
         self._task: asyncio.Task[None] | None = None
+        self._unlisten: Any = None
 
     async def async_start(self) -> None:
         rows = await self.gateway.store.async_read(
@@ -76,8 +87,29 @@ class Announcements:
             item.pushed = item.starts <= now
             self.items[item.id] = item
         self._task = asyncio.create_task(self._loop(), name="linli-portal-announcements")
+        self._unlisten = self.gateway.bus.listen(AnnouncementReceived, self._on_region)
+
+    def _on_region(self, event: AnnouncementReceived) -> None:
+        item = Announcement(
+            id=f"region-{event.announcement_id}"[:64],
+            scope="community",
+            scope_id=None,
+            title=event.title,
+            body=event.body,
+            starts=min(event.issued_at, time.time()),
+            expires=event.expires_at,
+            created=time.time(),
+            by="region",
+            source="region",
+            kind=event.kind,
+        )
+        if item.id not in self.items:
+            self.gateway.spawn(self.async_add(item), "portal-region-announcement")
 
     async def async_stop(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -120,7 +152,7 @@ class Announcements:
     async def async_add(self, item: Announcement) -> None:
         await self.gateway.store.async_write(
             lambda db: db.conn.execute(
-                f"INSERT INTO announcements ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO announcements ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",
                 (
                     item.id,
                     item.scope,
@@ -132,6 +164,8 @@ class Announcements:
                     item.created,
                     item.by,
                     None,
+                    item.source,
+                    item.kind,
                 ),
             )
         )
