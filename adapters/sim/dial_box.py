@@ -17,11 +17,11 @@ from typing import Any
 
 from aiohttp import web
 from async_upnp_client.aiohttp import AiohttpRequester
-from async_upnp_client.server import action_handler, subscribe_handler, to_xml, unsubscribe_handler
+from async_upnp_client.server import subscribe_handler, to_xml, unsubscribe_handler
 
 from adapters.sim.box import SimBox
 from adapters.sim.dial_apps import DialApps
-from adapters.sim.renderer import MediaRendererDevice
+from adapters.sim.renderer import MediaRendererDevice, control_handler
 
 XML_BOMB = (
     b'<?xml version="1.0"?>\n<!DOCTYPE root [\n<!ENTITY a "aaaaaaaaaa">\n'
@@ -60,7 +60,7 @@ class DialBox(SimBox):
         for service in device.all_services:
             definition = service.SERVICE_DEFINITION  # type: ignore[attr-defined]
             app.router.add_get(definition.scpd_url, partial(to_xml, service))
-            app.router.add_post(definition.control_url, partial(action_handler, service))
+            app.router.add_post(definition.control_url, partial(control_handler, service))
             app.router.add_route("SUBSCRIBE", definition.event_sub_url, partial(subscribe_handler, service))
             app.router.add_route(
                 "UNSUBSCRIBE", definition.event_sub_url, partial(unsubscribe_handler, service)

@@ -1,9 +1,18 @@
 """The UPnP/DLNA MediaRenderer of the simulated cable box, built with async-upnp-client's server side.
 
 AVTransport plays what it is given: a `dvb://<onid>.<tsid>.<sid>` URI tunes the
-tuner to that DVB-C service, any other URI is a stream. RenderingControl is the
-box's volume. The services change the box's `screen`; nothing is hand-written
-SOAP: the library parses requests and writes answers and faults.
+tuner to that DVB-C service, any other URI is a stream. As AVTransport:1 §2.4.1
+says, SetAVTransportURI leaves the transport state as it was (NO_MEDIA_PRESENT
+becomes STOPPED): a box that is playing plays the new URI at once — how a
+channel change looks on a real renderer. RenderingControl is the box's volume.
+The services change the box's `screen`.
+
+The services, their state variables, argument checks and actions are
+async-upnp-client's server side. The control endpoint (`control_handler`) reads
+and writes the SOAP envelopes with gateway/stb/soap.py instead of the library's
+element trees, so a SOAP exchange costs the simulated box about what a JSON-RPC
+exchange costs the simulated Thunder box: the boxes' own overheads stay out of
+the comparison between operators (bench/stb.py).
 
 (No `from __future__ import annotations` here: the library checks action
 parameter annotations against the state variables' Python types.)
@@ -12,9 +21,10 @@ parameter annotations against the state variables' Python types.)
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from aiohttp import web
 from async_upnp_client.client import UpnpRequester
 from async_upnp_client.const import DeviceInfo, ServiceInfo
-from async_upnp_client.exceptions import UpnpActionError, UpnpActionErrorCode
+from async_upnp_client.exceptions import UpnpActionError, UpnpActionErrorCode, UpnpValueError
 from async_upnp_client.server import (
     UpnpServerDevice,
     UpnpServerService,
@@ -25,6 +35,7 @@ from async_upnp_client.server import (
 from didl_lite import didl_lite
 
 from adapters.sim.lineups import BROADCAST_LINEUP
+from gateway.stb import soap
 from gateway.stb.channels import parse_dvb_uri
 
 if TYPE_CHECKING:
@@ -121,7 +132,9 @@ class AVTransportService(_BoxService):
     )
     async def set_uri(self, InstanceID: int, CurrentURI: str, CurrentURIMetaData: str) -> dict[str, Any]:
         self.check()
-        self.uri, self.metadata, self.transport = CurrentURI, CurrentURIMetaData, "STOPPED"
+        self.uri, self.metadata = CurrentURI, CurrentURIMetaData
+        if self.transport == "NO_MEDIA_PRESENT":
+            self.transport = "STOPPED"
         self._show()
         return {}
 
@@ -317,3 +330,39 @@ class MediaRendererDevice(UpnpServerDevice):
         for service in device.all_services:
             service.box = box  # type: ignore[attr-defined]
         return device
+
+
+def _fault(code: int, description: str) -> web.Response:
+    return web.Response(status=500, body=soap.fault_envelope(code, description), content_type="text/xml")
+
+
+async def control_handler(service: UpnpServerService, request: web.Request) -> web.Response:
+    """POST to a service's control URL: one action, its answer or a UPnP error (UDA 1.1 §3.2)."""
+    action_name = request.headers.get("SOAPAction", "").strip().strip('"').rpartition("#")[2]
+    try:
+        message = soap.parse(await request.read())
+    except soap.SoapError as exc:
+        return web.Response(status=400, text=f"not a SOAP control message: {exc}")
+    if action_name not in service.actions or message.name != action_name:
+        return _fault(401, "Invalid Action")
+    action = service.action(action_name)
+    arguments: dict[str, Any] = {}
+    try:
+        for name, text in message.values.items():
+            argument = action.argument(name, "in")
+            if argument is None:
+                return _fault(402, f"Invalid Args: no argument {name}")
+            arguments[name] = argument.related_state_variable.coerce_python(text)
+        result = await service.async_handle_action(action_name, **arguments)
+    except UpnpActionError as exc:
+        return _fault(exc.error_code or UpnpActionErrorCode.ACTION_FAILED.value, exc.error_desc or "")
+    except (UpnpValueError, ValueError, TypeError) as exc:
+        return _fault(402, f"Invalid Args: {exc}"[:200])
+    outputs = {argument.name: argument.related_state_variable for argument in action.out_arguments()}
+    values = []
+    for name, value in result.items():
+        variable = outputs[name]
+        variable.validate_value(value)
+        values.append((name, variable.coerce_upnp(value)))
+    body = soap.envelope(service.service_type, f"{action_name}Response", values)
+    return web.Response(body=body, content_type="text/xml", charset="utf-8")

@@ -2,7 +2,9 @@
 
     power     off: the companion app's `standby=1`; on: Wake-on-LAN to the MAC of the DIAL
               server's `WAKEUP` header (DIAL 2.1). A box that answers is on.
-    channel   AVTransport SetAVTransportURI(dvb://<onid>.<tsid>.<sid>) + Play (DVB-C, idType 10)
+    channel   AVTransport SetAVTransportURI(dvb://<onid>.<tsid>.<sid>) (DVB-C, idType 10), + Play
+              unless the box is already playing (AVTransport:1 §2.4.1: a playing transport
+              stays PLAYING, with the new URI); confirmed by GetTransportInfo ∥ GetMediaInfo
     media     AVTransport SetAVTransportURI(url, DIDL-Lite) + Play / Pause / Play / Stop
     volume    RenderingControl SetVolume / SetMute (channel Master), GetVolume / GetMute
     app       DIAL POST /apps/<name> with the URL as payload, DELETE <run URL>
@@ -10,31 +12,39 @@
     portal    DIAL POST /apps/Linli "page=<url>"; state read back from its additionalData
     keys      not provided: neither DIAL nor DLNA carries remote-control keys
 
-The device description, its services and every SOAP answer go through
-async-upnp-client (defusedxml underneath) with the bounded HTTP of
-gateway/stb/http.py: an XML bomb, a SOAP fault, a hanging or 10 MB answer
-becomes a `BoxAnswerError` naming the box and the problem.
+The device description and its services are read once per connection by
+async-upnp-client (defusedxml underneath), which also owns the actions' argument
+definitions and type coercion. Each action is then a prepared request — its
+control URL, SOAPAction header and envelope template — sent over the fleet's
+keep-alive session, and its answer is read in one expat pass (gateway/stb/soap.py,
+no DOCTYPE hence no entity accepted). Everything goes through the bounded HTTP of
+gateway/stb/http.py: an XML bomb, a SOAP fault, a hanging or 10 MB answer becomes
+a `BoxAnswerError` naming the box and the problem. Reads that do not depend on
+each other (GetTransportInfo and GetMediaInfo, GetVolume and GetMute) go out in
+parallel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
+from xml.sax.saxutils import escape, quoteattr
 
-from async_upnp_client.client import UpnpDevice, UpnpService
+from async_upnp_client.client import UpnpAction, UpnpDevice, UpnpService
 from async_upnp_client.client_factory import UpnpFactory
-from async_upnp_client.exceptions import UpnpActionError, UpnpError
+from async_upnp_client.exceptions import UpnpError
 from defusedxml import DefusedXmlException
-from didl_lite import didl_lite
 
 from gateway.commands import NotSupportedError
+from gateway.stb import soap
 from gateway.stb.channels import dvb_uri, parse_dvb_uri
 from gateway.stb.dial import DialApp, DialClient
 from gateway.stb.driver import BoxEndpoint, BoxFacts, DriverContext
 from gateway.stb.errors import BoxAnswerError, BoxUnreachableError
-from gateway.stb.http import BoundedUpnpRequester
+from gateway.stb.http import BoundedUpnpRequester, async_request
 from gateway.stb.schemas import ID_TYPE_DVB_C
 
 AV_TRANSPORT: Final = "urn:schemas-upnp-org:service:AVTransport:1"
@@ -42,6 +52,45 @@ RENDERING_CONTROL: Final = "urn:schemas-upnp-org:service:RenderingControl:1"
 COMPANION_APP: Final = "Linli"
 _WAKEUP_MAC: Final = re.compile(r"MAC=([0-9A-Fa-f:-]{12,17})")
 _UUID: Final = re.compile(r"([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})", re.I)
+
+
+_DIDL: Final = (
+    '<DIDL-Lite xmlns="urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/" '
+    'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:upnp="urn:schemas-upnp-org:metadata-1-0/upnp/">'
+    '<item id="linli" parentID="-1" restricted="1"><dc:title>{title}</dc:title>'
+    "<upnp:class>object.item.videoItem</upnp:class><res protocolInfo={protocol}>{uri}</res></item>"
+    "</DIDL-Lite>"
+)
+
+
+def didl_item(uri: str, title: str) -> str:
+    """The DIDL-Lite metadata of one video item (what the box shows as the title)."""
+    protocol = "dvb:*:*:*" if uri.startswith("dvb:") else "http-get:*:*:*"
+    return _DIDL.format(title=escape(title[:100]), protocol=quoteattr(protocol), uri=escape(uri))
+
+
+@dataclass(slots=True, frozen=True)
+class _Action:
+    """One action of one service on this box, its request prepared once per connection."""
+
+    name: str
+    url: str
+    namespace: str
+    headers: dict[str, str]
+    inputs: tuple[UpnpAction.Argument, ...]
+    outputs: dict[str, UpnpAction.Argument]
+
+    @classmethod
+    def of(cls, service: UpnpService, name: str) -> _Action:
+        action = service.action(name)
+        return cls(
+            name=name,
+            url=service.control_url,
+            namespace=service.service_type,
+            headers={"Content-Type": soap.CONTENT_TYPE, "SOAPAction": f'"{service.service_type}#{name}"'},
+            inputs=tuple(action.in_arguments()),
+            outputs={argument.name: argument for argument in action.out_arguments()},
+        )
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -65,6 +114,10 @@ class DialDlnaDriver:
         self._rc: UpnpService | None = None
         self._dial: DialClient | None = None
         self._app: str | None = None  # the last DIAL app launched (not the companion app)
+        self._actions: dict[tuple[str, str], _Action] = {}
+        self._transport: str | None = None  # CurrentTransportState, as last read from the box
+        self._unplayed: str | None = None  # a URI set without Play (the box was playing)
+        self._keeps_playing = True  # until the box shows it does not (then Play always follows)
 
     def supports(self, kind: str, action: str) -> bool:
         if kind in ("channel", "media"):
@@ -111,25 +164,65 @@ class DialDlnaDriver:
 
     async def async_close(self) -> None:
         self._device = None
+        self._actions.clear()
+        self._transport = None
 
     # -- calls ---------------------------------------------------------------------
 
-    async def _call(self, service: UpnpService | None, action: str, **args: Any) -> dict[str, Any]:
+    def _action(self, service: UpnpService | None, name: str) -> _Action:
         if service is None:
-            raise NotSupportedError(f"the box has no service for {action}")
+            raise NotSupportedError(f"the box has no service for {name}")
+        key = (service.service_type, name)
+        prepared = self._actions.get(key)
+        if prepared is None:
+            if not service.has_action(name):
+                raise NotSupportedError(f"the box's {service.service_type} has no action {name}")
+            prepared = self._actions[key] = _Action.of(service, name)
+        return prepared
+
+    async def _call(self, service: UpnpService | None, name: str, **args: Any) -> dict[str, Any]:
+        action = self._action(service, name)
         try:
-            result = await service.action(action).async_call(**args)
-        except (BoxUnreachableError, BoxAnswerError):
-            raise
-        except UpnpActionError as exc:
-            raise BoxAnswerError(
-                f"{action} failed on the box: UPnP error {exc.error_code}: {exc.error_desc}"
-            ) from None
-        except DefusedXmlException as exc:
-            raise BoxAnswerError(f"{action}: answer refused ({type(exc).__name__})") from None
-        except (UpnpError, SyntaxError, ValueError, KeyError) as exc:
-            raise BoxAnswerError(f"{action}: the box's answer is not usable: {exc}"[:300]) from None
-        return dict(result)
+            body = soap.envelope(
+                action.namespace,
+                name,
+                [(arg.name, arg.coerce_upnp(self._valid(arg, args[arg.name]))) for arg in action.inputs],
+            )
+        except (UpnpError, KeyError, ValueError) as exc:
+            raise BoxAnswerError(f"{name}: cannot be sent to this box: {exc}"[:300]) from None
+        answer = await async_request(
+            self._ctx.session, "POST", action.url, limits=self._ctx.limits, data=body, headers=action.headers
+        )
+        try:
+            message = soap.parse(answer.body)
+        except soap.SoapError as exc:
+            if answer.status != 200:
+                raise BoxAnswerError(f"{name}: the box answered HTTP {answer.status}") from None
+            raise BoxAnswerError(f"{name}: the box's answer is not usable: {exc}"[:300]) from None
+        if message.fault is not None:
+            code, description = message.fault
+            raise BoxAnswerError(f"{name} failed on the box: UPnP error {code}: {description}")
+        if answer.status != 200:
+            raise BoxAnswerError(f"{name}: the box answered HTTP {answer.status}")
+        if message.name != f"{name}Response":
+            raise BoxAnswerError(f"{name}: the box's answer is not usable: it answers {message.name!r}")
+        values: dict[str, Any] = {}
+        for key, text in message.values.items():
+            argument = action.outputs.get(key)
+            if argument is None:
+                continue  # an argument a newer service version added
+            try:
+                values[key] = argument.coerce_python(text)
+            except (ValueError, TypeError):
+                raise BoxAnswerError(
+                    f"{name}: the box's answer is not usable: {key} = {text[:40]!r}"
+                ) from None
+        return values
+
+    @staticmethod
+    def _valid(argument: UpnpAction.Argument, value: Any) -> Any:
+        argument.validate_value(value)
+        return value
 
     def _need_dial(self) -> DialClient:
         if self._dial is None:
@@ -152,6 +245,8 @@ class DialDlnaDriver:
         if "app" in kinds and self._dial is not None and self._app:
             calls["app"] = self._dial.async_status(self._app)
         results = dict(zip(calls, await asyncio.gather(*calls.values()), strict=True))
+        if "transport" in results:
+            results["transport"] = await self._transport_read(results["transport"], results.get("media"))
         values: dict[str, Any] = {}
         if "power" in kinds:
             values["power"] = {"on": True}  # it answered
@@ -178,6 +273,34 @@ class DialDlnaDriver:
                 "url": (app.additional.get("url") or None) if running and app else None,
             }
         return {k: v for k, v in values.items() if k in kinds}
+
+    async def _transport_read(
+        self, transport: dict[str, Any], media: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Remember the transport state; finish a URI change on a box that stopped for it.
+
+        AVTransport keeps a playing transport PLAYING across SetAVTransportURI, so
+        a channel change on a playing box is that one action. A box that stops
+        instead shows it here, reading the URI just set as not playing: it gets
+        its Play now, and every later change sends Play at once.
+        """
+        unplayed, self._unplayed = self._unplayed, None
+        state = str(transport.get("CurrentTransportState") or "")
+        if (
+            unplayed is not None
+            and media is not None
+            and media.get("CurrentURI") == unplayed
+            and state not in ("PLAYING", "TRANSITIONING")
+        ):
+            self._keeps_playing = False
+            self._ctx.log.info(
+                "box at %s stops on SetAVTransportURI; Play follows from now on", self._endpoint.url
+            )
+            await self._call(self._av, "Play", InstanceID=0, Speed="1")
+            transport = await self._call(self._av, "GetTransportInfo", InstanceID=0)
+            state = str(transport.get("CurrentTransportState") or "")
+        self._transport = state
+        return transport
 
     def _playing(self, transport: dict[str, Any], media: dict[str, Any]) -> dict[str, Any]:
         state = str(transport.get("CurrentTransportState") or "")
@@ -212,18 +335,18 @@ class DialDlnaDriver:
     # -- doing ---------------------------------------------------------------------
 
     async def _play_uri(self, uri: str, title: str) -> None:
-        item = didl_lite.VideoItem(
-            id="linli",
-            parent_id="-1",
-            title=title[:100],
-            restricted="1",
-            resources=[didl_lite.Resource(uri=uri, protocol_info="http-get:*:*:*")],
-        )
-        metadata = didl_lite.to_xml_string(item).decode()
         await self._call(
-            self._av, "SetAVTransportURI", InstanceID=0, CurrentURI=uri, CurrentURIMetaData=metadata
+            self._av,
+            "SetAVTransportURI",
+            InstanceID=0,
+            CurrentURI=uri,
+            CurrentURIMetaData=didl_item(uri, title),
         )
-        await self._call(self._av, "Play", InstanceID=0, Speed="1")
+        if self._transport == "PLAYING" and self._keeps_playing:
+            self._unplayed = uri  # the confirming read shows whether it plays (see _transport_read)
+        else:
+            await self._call(self._av, "Play", InstanceID=0, Speed="1")
+            self._unplayed = None
 
     async def _companion(self, **form: str) -> None:
         await self._need_dial().async_launch(COMPANION_APP, urlencode(form))
