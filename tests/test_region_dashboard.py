@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.uplink.signing import Signer
+from services.region import operators
 from services.region.consumer import Consumer
 from services.region.dashboard import create_app
 from tests import postgres, regional
@@ -22,12 +28,12 @@ from tests.test_region import region_config
 region_broker = regional.region_broker
 postgres_cluster = postgres.postgres_cluster
 region_dsn = postgres.region_dsn
-TOKEN = "test-operator-token-0123456789"
 
 
 @pytest.fixture
 async def region(region_broker, region_dsn, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    """A consumer and the dashboard (with the region's key), on the test broker and database."""
+    """A consumer and the dashboard (with the region's key), on the test broker and database,
+    with one operator, `duty`, whose API token the helpers below send."""
     signer = Signer.generate()
     config = region_config(region_dsn, region_broker.port)
     config["region"]["data_dir"] = str(tmp_path / "region")
@@ -35,11 +41,18 @@ async def region(region_broker, region_dsn, tmp_path: Path) -> AsyncIterator[dic
     consumer = Consumer(config, 0)
     task = asyncio.create_task(consumer.run())
     await asyncio.wait_for(consumer.connected.wait(), 10)
-    client = TestClient(TestServer(create_app(config, TOKEN, signer)))
+    client = TestClient(TestServer(create_app(config, signer)))
     await client.start_server()
+    conn = await asyncpg.connect(region_dsn)
     try:
-        yield {"client": client, "signer": signer, "consumer": consumer}
+        duty = await operators.add(conn, REGION, "duty", by="test")
     finally:
+        await conn.close()
+    TOKENS[client] = duty.token
+    try:
+        yield {"client": client, "signer": signer, "consumer": consumer, "duty": duty, "config": config}
+    finally:
+        TOKENS.pop(client, None)
         await client.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -47,8 +60,11 @@ async def region(region_broker, region_dsn, tmp_path: Path) -> AsyncIterator[dic
         await consumer.async_close()
 
 
+TOKENS: dict[TestClient, str] = {}
+
+
 async def api(client: TestClient, method: str, path: str, **kw: Any) -> Any:
-    response = await client.request(method, path, headers={"Authorization": f"Bearer {TOKEN}"}, **kw)
+    response = await client.request(method, path, headers={"Authorization": f"Bearer {TOKENS[client]}"}, **kw)
     assert response.status < 300, await response.text()
     return await response.json()
 
@@ -58,6 +74,16 @@ async def until(client: TestClient, path: str, predicate: Any, timeout: float = 
         while not predicate(data := await api(client, "GET", path)):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     return data
+
+
+async def sign_in(client: TestClient, name: str, password: str) -> str:
+    """Sign in through the form, as a browser does; returns the session's CSRF token from a page."""
+    response = await client.post("/login", data={"name": name, "password": password}, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    page = await (await client.get("/announcements")).text()
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, "the composer form carries the session's CSRF token"
+    return found.group(1)
 
 
 async def test_operator_sees_the_region_and_an_emergency_reaches_every_tv(
@@ -117,7 +143,8 @@ async def test_operator_sees_the_region_and_an_emergency_reaches_every_tv(
     await settle(lambda: gateway.components["uplink"]._clock_issued > 0, timeout=5)
 
     # and the pages a person reads say the same
-    page = await (await client.get(f"/login?token={TOKEN}")).text()
+    await sign_in(client, "duty", region["duty"].password)
+    page = await (await client.get("/")).text()
     assert "Communities online" in page and "42 s" in page
     page = await (await client.get("/communities/community")).text()
     assert "SOS 紧急呼叫" in page
@@ -127,28 +154,35 @@ async def test_operator_sees_the_region_and_an_emergency_reaches_every_tv(
 
 async def test_the_dashboard_refuses_strangers_and_bad_broadcasts(region) -> None:
     client: TestClient = region["client"]
+    token = region["duty"].token
     assert (await client.get("/api/v1/overview")).status == 401
     assert (await client.get("/", headers={"Authorization": "Bearer wrong"})).status == 401
-    assert (await client.get("/login?token=wrong")).status == 401
-    # a cross-site form post with the operator's cookie is refused
-    await client.get(f"/login?token={TOKEN}")
+    # a person without a session is sent to the sign-in page; the old shared-token link is gone
+    response = await client.get("/", allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (303, "/login")
+    assert (await client.get(f"/login?token={token}", allow_redirects=False)).status == 200
+    assert (await client.get("/", allow_redirects=False)).status == 303
+    # a cross-site form post with the operator's session cookie is refused, and so is a missing CSRF token
+    csrf = await sign_in(client, "duty", region["duty"].password)
     response = await client.post(
         "/announcements",
-        data={"body": "hi", "kind": "announcement"},
+        data={"body": "hi", "kind": "announcement", "csrf": csrf},
         headers={"Origin": "http://evil.example"},
     )
     assert response.status == 403
+    response = await client.post("/announcements", data={"body": "hi", "kind": "announcement"})
+    assert response.status == 403 and (await response.json())["error"]["code"] == "csrf_failed"
     # unknown targets and empty bodies are refused with a reason
     response = await client.post(
         "/api/v1/announcements",
         json={"kind": "announcement", "body": "hi", "targets": ["nowhere"]},
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status == 400 and (await response.json())["error"]["code"] == "unknown_target"
     response = await client.post(
         "/api/v1/announcements",
         json={"kind": "announcement", "body": ""},
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status == 400
     assert REGION in await (await client.get("/announcements")).text()
@@ -160,6 +194,7 @@ async def test_the_dashboard_refuses_strangers_and_bad_broadcasts(region) -> Non
             "title": "停水通知",
             "body": "Water off 9–11 tomorrow",
             "ttl_min": "30",
+            "csrf": csrf,
         },
         headers={"Origin": f"http://{client.host}:{client.port}"},
         allow_redirects=False,
@@ -167,3 +202,103 @@ async def test_the_dashboard_refuses_strangers_and_bad_broadcasts(region) -> Non
     assert response.status == 303
     report = await client.get(response.headers["Location"])
     assert report.status == 200 and "停水通知" in await report.text()
+    assert "by duty" in await report.text()
+
+
+def region_cli(config_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "region", *args, "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+
+
+async def test_named_operators_sign_in_and_the_audit_log_says_who_sent_what(
+    region, region_dsn, tmp_path
+) -> None:
+    client: TestClient = region["client"]
+    config_file = tmp_path / "region.toml"
+    config_file.write_text(f'[region]\nid = "{REGION}"\n[database]\ndsn = "{region_dsn}"\n')
+    # given an operator made with the CLI, which prints the password and the token once
+    made = await asyncio.to_thread(region_cli, config_file, "operator", "add", "alice")
+    assert made.returncode == 0, made.stderr
+    password = re.search(r"password .*:\s+(\S+)", made.stdout)
+    token = re.search(r"API token .*:\s+(\S+)", made.stdout)
+    assert password is not None and token is not None, made.stdout
+    again = await asyncio.to_thread(region_cli, config_file, "operator", "add", "alice")
+    assert again.returncode == 1 and "already" in again.stderr
+    assert password.group(1) not in again.stdout + again.stderr
+    listed = await asyncio.to_thread(region_cli, config_file, "operator", "list")
+    assert "alice" in listed.stdout and "duty" in listed.stdout
+    # and nothing in the database could give them back
+    conn = await asyncpg.connect(region_dsn)
+    try:
+        stored = await conn.fetchrow("SELECT * FROM operators WHERE name = 'alice'")
+        assert stored["password_hash"].startswith("$argon2id$")
+        assert password.group(1) not in str(dict(stored)) and token.group(1) not in str(dict(stored))
+
+        # when alice mistypes her password, then signs in and sends a broadcast from the composer
+        response = await client.post("/login", data={"name": "alice", "password": "wrong-password"})
+        assert response.status == 401
+        csrf = await sign_in(client, "alice", password.group(1))
+        response = await client.post(
+            "/announcements",
+            data={"kind": "announcement", "body": "Lift maintenance at 10:00", "csrf": csrf},
+            allow_redirects=False,
+        )
+        assert response.status == 303
+        # and a script sends one with her token, claiming to be someone else
+        sent = await client.post(
+            "/api/v1/announcements",
+            json={"kind": "emergency", "title": "Storm", "body": "Stay indoors", "by": "mallory"},
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+        )
+        assert sent.status == 201
+        sent_id = (await sent.json())["id"]
+        # then each announcement is hers, and the audit log says who signed in and who sent what
+        report = await api(client, "GET", f"/api/v1/announcements/{sent_id}")
+        assert report["created_by"] == "alice"
+        audit = (await api(client, "GET", "/api/v1/audit"))["items"]
+        trail = [(a["operator"], a["action"], a["outcome"]) for a in reversed(audit)]
+        assert trail[-4:] == [
+            ("alice", "signin", "failed"),
+            ("alice", "signin", "ok"),
+            ("alice", "broadcast.announcement", "ok"),
+            ("alice", "broadcast.emergency", "ok"),
+        ]
+        assert [a["target"] for a in audit if a["action"] == "broadcast.emergency"] == [sent_id]
+        assert any(a["action"] == "operator.added" and a["target"] == "alice" for a in audit)
+        page = await (await client.get("/audit")).text()
+        assert "broadcast.emergency" in page and sent_id in page and "alice" in page
+        # and the log cannot be rewritten
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("UPDATE audit_log SET operator = 'nobody'")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("DELETE FROM audit_log")
+
+        # when she signs out, her session cookie no longer works
+        await client.post("/logout", data={"csrf": csrf})
+        assert (await client.get("/", allow_redirects=False)).status == 303
+        # when she is disabled, her token stops working at once
+        disabled = await asyncio.to_thread(region_cli, config_file, "operator", "disable", "alice")
+        assert disabled.returncode == 0, disabled.stderr
+        gone = await client.get("/api/v1/overview", headers={"Authorization": f"Bearer {token.group(1)}"})
+        assert gone.status == 401
+        assert (
+            await client.post("/login", data={"name": "alice", "password": password.group(1)})
+        ).status == 401
+    finally:
+        await conn.close()
+
+
+async def test_wrong_passwords_lock_an_operator_out_even_with_the_right_one(region) -> None:
+    client: TestClient = region["client"]
+    for _ in range(operators.FREE_FAILURES):
+        assert (await client.post("/login", data={"name": "duty", "password": "guess-1234"})).status == 401
+    right = await client.post("/login", data={"name": "duty", "password": region["duty"].password})
+    assert right.status == 429 and "locked" in await right.text()
+    # the operator's API token still works: the lockout is against guessing the password
+    assert (await api(client, "GET", "/api/v1/overview"))["region"] == REGION

@@ -5,6 +5,7 @@ linli region migrate   [--config PATH]                create or upgrade the Post
 linli region consume   [--config PATH] [--index N]    one stateless consumer (run several: one each --index)
 linli region dashboard [--config PATH]                the regional dashboard, broadcast composer, signed clock
 linli region serve     [--config PATH] [--consumers N] the dashboard plus N consumer processes, supervised
+linli region operator add NAME | list | disable NAME   the dashboard's operators (add prints the secrets once)
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the dashboard plus N supervised consumer processes")
     common(serve)
     serve.add_argument("--consumers", type=int, default=2, help="consumer processes (default 2)")
+    operator = commands.add_parser("operator", help="the dashboard's operators: add, list, disable")
+    actions = operator.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="a new operator; prints its password and API token once")
+    common(add)
+    add.add_argument("name", help="the operator's name (2-64 letters, digits or . _ @ -)")
+    common(actions.add_parser("list", help="every operator, and whether it is disabled"))
+    disable = actions.add_parser("disable", help="no more sign-in or token; its sessions end at once")
+    common(disable)
+    disable.add_argument("name")
     return parser
 
 
@@ -104,6 +114,60 @@ async def _migrate(config: dict[str, Any]) -> int:
         + (f" (applied {applied})" if applied else " (up to date)")
     )
     return 0
+
+
+def _cli_user() -> str:
+    """Who ran the command, for the audit log."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _operator(config: dict[str, Any], args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from services.region import operators
+    from services.region.schema import migrate
+
+    region = config["region"]["id"]
+    conn = await asyncpg.connect(config["database"]["dsn"], timeout=10)
+    try:
+        await migrate(conn, region)
+        if args.action == "add":
+            try:
+                made = await operators.add(conn, region, args.name, by=_cli_user())
+            except operators.OperatorError as exc:
+                print(f"linli region operator add: {exc.message}", file=sys.stderr)
+                return 1
+            # Shown this once, on the terminal (never logged): only their hashes are kept.
+            print(f"linli region: operator {made.name!r} added. Keep these now; they are not shown again:\n")
+            print(f"  password (the dashboard's sign-in page):  {made.password}")
+            print(f"  API token (scripts: 'Authorization: Bearer …'):  {made.token}\n")
+            return 0
+        if args.action == "disable":
+            try:
+                await operators.disable(conn, region, args.name, by=_cli_user())
+            except operators.OperatorError as exc:
+                print(f"linli region operator disable: {exc.message}", file=sys.stderr)
+                return 1
+            print(f"linli region: operator {args.name!r} disabled (sessions ended, token refused)")
+            return 0
+        rows = await operators.listing(conn)
+        if not rows:
+            print("no operators yet: `linli region operator add NAME`")
+        for row in rows:
+            state = "disabled" if row["disabled"] else "active"
+            last = row["last_login"].isoformat(timespec="seconds") if row["last_login"] else "never"
+            print(
+                f"{row['name']:<24} {state:<9} added {row['created']:%Y-%m-%d} by {row['created_by']}, "
+                f"last sign-in {last}"
+            )
+        return 0
+    finally:
+        await conn.close()
 
 
 async def _consume(config: dict[str, Any], index: int) -> int:
@@ -174,6 +238,8 @@ def main(argv: list[str]) -> int:
             return asyncio.run(_consume(config, args.index))
         if args.command == "dashboard":
             return asyncio.run(_dashboard(config))
+        if args.command == "operator":
+            return asyncio.run(_operator(config, args))
         if args.command == "serve":
             if args.consumers < 1:
                 print("linli region: --consumers must be at least 1", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 [region]
 id = "hubei"                      # the <region> level of linli/v1/<region>/<community>/...
-data_dir = "./linli-region"       # the signing key and the dashboard token live here
+data_dir = "./linli-region"       # the region's signing key lives here
 
 [broker]                          # the regional MQTT 5 broker (cluster)
 host = "127.0.0.1"

@@ -1,10 +1,12 @@
 """The regional dashboard (aiohttp): overview, per-community drill-down, broadcast composer, delivery reports.
 
-HTML for people (pages.py) and the same data as JSON under /api/v1. One
-operator token guards everything: made on the first start and printed once as
-a sign-in link, kept (0600) in `<region.data_dir>/dashboard.token`; sent as a
-`Bearer` header by programs, or as an HttpOnly, SameSite=Strict cookie set by
-the sign-in link. Form posts must also come from the dashboard's own origin.
+HTML for people (pages.py) and the same data as JSON under /api/v1. Every
+request is an operator's (operators.py): a browser signs in at /login with
+the operator's name and password and gets a session cookie (HttpOnly,
+SameSite=Strict), and every form it posts carries the session's CSRF token and
+comes from the dashboard's own origin; a script sends the operator's own API
+token as `Authorization: Bearer …`. Sign-ins and broadcasts land in the audit
+log (/audit), under the operator's name.
 
 The dashboard process holds the region's signing key: it signs every
 announcement and publishes the region's signed clock.
@@ -15,10 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import decimal
-import hmac
 import logging
-import os
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
@@ -28,17 +27,21 @@ import orjson
 from aiohttp import web
 
 from gateway.uplink.signing import Signer
-from services.region import pages, queries
+from services.region import operators, pages, queries
 from services.region.broadcast import BroadcastError, RegionLink, compose
+from services.region.operators import Operator, OperatorError
 from services.region.schema import migrate
 
 _LOGGER = logging.getLogger(__name__)
 CONFIG_KEY: Final = web.AppKey("config", dict)
-TOKEN_KEY: Final = web.AppKey("token", str)
+OPERATOR: Final = web.RequestKey("operator", Operator) if hasattr(web, "RequestKey") else "linli.operator"
 SIGNER_KEY: Final = web.AppKey("signer", Signer)
 POOL_KEY: Final = web.AppKey("pool", asyncpg.Pool)
 LINK_KEY: Final = web.AppKey("link", RegionLink)
-COOKIE: Final = "linli_region"
+COOKIE: Final = "linli_region_session"
+CSRF_FIELD: Final = "csrf"
+CSRF_HEADER: Final = "X-CSRF-Token"
+PUBLIC: Final = frozenset({"/login"})
 
 
 def _default(value: Any) -> Any:
@@ -60,30 +63,82 @@ def _html(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/html")
 
 
+async def _operator(request: web.Request) -> Operator | None:
+    header = request.headers.get("Authorization", "")
+    async with request.app[POOL_KEY].acquire() as conn:
+        if header:
+            scheme, _, token = header.partition(" ")
+            return await operators.from_token(conn, token.strip()) if scheme.lower() == "bearer" else None
+        return await operators.from_session(conn, request.cookies.get(COOKIE, ""))
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or origin.split("://", 1)[-1] == request.host
+
+
 @web.middleware
 async def _auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
-    token = request.app[TOKEN_KEY]
-    if request.path == "/login":
+    if request.path in PUBLIC:
         return await handler(request)
-    header = request.headers.get("Authorization", "")
-    offered = header[7:] if header.startswith("Bearer ") else request.cookies.get(COOKIE, "")
-    if not offered or not hmac.compare_digest(offered.encode(), token.encode()):
-        if request.path.startswith("/api/"):
-            return _error(401, "unauthorized", "send the operator token as 'Authorization: Bearer …'")
-        return _html("<p>Sign in with the link printed when the dashboard first started.</p>", 401)
-    if request.method == "POST" and not header:
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.split("://", 1)[-1] != request.host:
-            return _error(403, "cross_origin", f"form posts must come from this dashboard, not {origin}")
+    operator = await _operator(request)
+    if operator is None:
+        if request.path.startswith("/api/") or "Authorization" in request.headers:
+            return _error(401, "unauthorized", "send your operator API token as 'Authorization: Bearer …'")
+        raise web.HTTPSeeOther("/login")
+    if request.method == "POST" and operator.via == "session":
+        if not _same_origin(request):
+            return _error(
+                403,
+                "cross_origin",
+                f"form posts must come from this dashboard, not {request.headers['Origin']}",
+            )
+        offered = request.headers.get(CSRF_HEADER)
+        if offered is None and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            offered = str((await request.post()).get(CSRF_FIELD, ""))  # the body stays readable
+        if not operator.csrf_ok(offered):
+            return _error(
+                403, "csrf_failed", "this form is stale or not from this dashboard: reload the page"
+            )
+    request[OPERATOR] = operator
     return await handler(request)
 
 
+def _who(request: web.Request) -> pages.Who:
+    operator = request[OPERATOR]
+    return pages.Who(name=operator.name, csrf=operator.csrf or "")
+
+
+async def _login_page(request: web.Request) -> web.Response:
+    return _html(pages.login(_region(request)))
+
+
 async def _login(request: web.Request) -> web.StreamResponse:
-    offered = request.query.get("token", "")
-    if not hmac.compare_digest(offered.encode(), request.app[TOKEN_KEY].encode()):
-        return _html("<p>That sign-in link is not valid.</p>", 401)
+    region = _region(request)
+    if not _same_origin(request):
+        return _html(pages.login(region, "Sign in from this dashboard's own page."), 403)
+    form = await request.post()
+    name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+    try:
+        async with request.app[POOL_KEY].acquire() as conn:
+            secret, _ = await operators.sign_in(conn, region, name, password, request.remote)
+    except OperatorError as exc:
+        return _html(pages.login(region, exc.message), 429 if exc.code == "locked" else 401)
     response = web.HTTPSeeOther("/")
-    response.set_cookie(COOKIE, offered, httponly=True, samesite="Strict", max_age=30 * 86400)
+    response.set_cookie(
+        COOKIE, secret, httponly=True, samesite="Strict", max_age=operators.SESSION_TTL_S, path="/"
+    )
+    raise response
+
+
+async def _logout(request: web.Request) -> web.StreamResponse:
+    async with request.app[POOL_KEY].acquire() as conn:
+        await operators.sign_out(conn, _region(request), request.cookies.get(COOKIE, ""), request.remote)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE, path="/")
     raise response
 
 
@@ -98,7 +153,7 @@ async def _overview_data(request: web.Request) -> dict[str, Any]:
 
 
 async def _overview(request: web.Request) -> web.Response:
-    return _html(pages.overview(await _overview_data(request)))
+    return _html(pages.overview(await _overview_data(request), _who(request)))
 
 
 async def _api_overview(request: web.Request) -> web.Response:
@@ -114,7 +169,7 @@ async def _community_data(request: web.Request) -> dict[str, Any]:
 
 
 async def _community(request: web.Request) -> web.Response:
-    return _html(pages.community(_region(request), await _community_data(request)))
+    return _html(pages.community(_region(request), await _community_data(request), _who(request)))
 
 
 async def _api_community(request: web.Request) -> web.Response:
@@ -125,7 +180,7 @@ async def _announcements(request: web.Request, error: str = "", status: int = 20
     async with request.app[POOL_KEY].acquire() as conn:
         items = await queries.announcements(conn, _region(request))
         known = await queries.communities(conn, _region(request))
-    return _html(pages.announcements(_region(request), items, known, error), status)
+    return _html(pages.announcements(_region(request), items, known, _who(request), error), status)
 
 
 async def _api_announcements(request: web.Request) -> web.Response:
@@ -143,17 +198,47 @@ async def _send(request: web.Request, fields: dict[str, Any]) -> dict[str, Any]:
         ttl_s = float(fields.get("ttl_s") or float(fields.get("ttl_min") or 60) * 60)
     except ValueError:
         raise BroadcastError("invalid", "ttl must be a number") from None
+    operator = request[OPERATOR].name  # who sends it is who signed in, whatever the body says
+    kind = str(fields.get("kind", "announcement"))
     async with request.app[POOL_KEY].acquire() as conn:
-        return await compose(
-            conn,
-            request.app[LINK_KEY],
-            kind=str(fields.get("kind", "announcement")),
-            title=str(fields.get("title", "")),
-            body=str(fields.get("body", "")),
-            targets=targets,
-            ttl_s=ttl_s,
-            by=str(fields.get("by") or "operator"),
-        )
+        try:
+            # The announcement and its audit row commit together, and only once it is published.
+            async with conn.transaction():
+                sent = await compose(
+                    conn,
+                    request.app[LINK_KEY],
+                    kind=kind,
+                    title=str(fields.get("title", "")),
+                    body=str(fields.get("body", "")),
+                    targets=targets,
+                    ttl_s=ttl_s,
+                    by=operator,
+                )
+                await operators.audit(
+                    conn,
+                    _region(request),
+                    operator,
+                    f"broadcast.{sent['kind']}",
+                    target=sent["id"],
+                    ip=request.remote,
+                    detail={
+                        "title": sent["title"],
+                        "targets": sent["targets"],
+                        "expires_at": sent["expires_at"],
+                    },
+                )
+        except BroadcastError as exc:
+            await operators.audit(
+                conn,
+                _region(request),
+                operator,
+                f"broadcast.{kind if kind in ('announcement', 'emergency') else 'invalid'}",
+                outcome=exc.code,
+                ip=request.remote,
+                detail={"reason": exc.message[:300]},
+            )
+            raise
+    return sent
 
 
 async def _post_announcement(request: web.Request) -> web.Response:
@@ -190,11 +275,22 @@ async def _report_data(request: web.Request) -> dict[str, Any]:
 
 
 async def _report(request: web.Request) -> web.Response:
-    return _html(pages.report(_region(request), await _report_data(request)))
+    return _html(pages.report(_region(request), await _report_data(request), _who(request)))
 
 
 async def _api_report(request: web.Request) -> web.Response:
     return _json(await _report_data(request))
+
+
+async def _audit(request: web.Request) -> web.Response:
+    async with request.app[POOL_KEY].acquire() as conn:
+        items = await operators.audit_log(conn, _region(request))
+    return _html(pages.audit(_region(request), items, _who(request)))
+
+
+async def _api_audit(request: web.Request) -> web.Response:
+    async with request.app[POOL_KEY].acquire() as conn:
+        return _json({"items": await operators.audit_log(conn, _region(request))})
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -213,43 +309,33 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
-def create_app(config: dict[str, Any], token: str, signer: Signer) -> web.Application:
+def create_app(config: dict[str, Any], signer: Signer) -> web.Application:
     app = web.Application(middlewares=[_auth])
-    app[CONFIG_KEY], app[TOKEN_KEY], app[SIGNER_KEY] = config, token, signer
+    app[CONFIG_KEY], app[SIGNER_KEY] = config, signer
     app.cleanup_ctx.append(_resources)
-    app.router.add_get("/login", _login)
+    app.router.add_get("/login", _login_page)
+    app.router.add_post("/login", _login)
+    app.router.add_post("/logout", _logout)
     app.router.add_get("/", _overview)
     app.router.add_get("/communities/{community}", _community)
     app.router.add_get("/announcements", _announcements)
     app.router.add_post("/announcements", _post_announcement)
     app.router.add_get("/announcements/{id}", _report)
+    app.router.add_get("/audit", _audit)
     app.router.add_get("/api/v1/overview", _api_overview)
     app.router.add_get("/api/v1/communities/{community}", _api_community)
     app.router.add_get("/api/v1/announcements", _api_announcements)
     app.router.add_post("/api/v1/announcements", _api_post_announcement)
     app.router.add_get("/api/v1/announcements/{id}", _api_report)
+    app.router.add_get("/api/v1/audit", _api_audit)
     return app
-
-
-def operator_token(data_dir: Path) -> tuple[str, bool]:
-    """The dashboard token; made (and flagged as new) on the first start."""
-    path = data_dir / "dashboard.token"
-    if path.exists():
-        return path.read_text(encoding="ascii").strip(), False
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(token + "\n")
-    return token, True
 
 
 async def run_dashboard(config: dict[str, Any]) -> None:
     """Serve until cancelled."""
     data_dir = Path(config["region"]["data_dir"])
     signer = Signer.from_file(data_dir / "region.key")
-    token, new = operator_token(data_dir)
-    app = create_app(config, token, signer)
+    app = create_app(config, signer)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = config["dashboard"]["host"], config["dashboard"]["port"]
@@ -257,15 +343,14 @@ async def run_dashboard(config: dict[str, Any]) -> None:
         site = web.TCPSite(runner, host, port)
         await site.start()
         base = f"http://{host}:{port}"
-        if new:
-            # Printed once, on the terminal only (never logged): the operator's sign-in link.
+        async with app[POOL_KEY].acquire() as conn:
+            accounts = await operators.count(conn)
+        print(f"\n  Linli regional dashboard: {base}/\n", flush=True)
+        if not accounts:
             print(
-                f"\n  Linli regional dashboard: {base}/login?token={token}\n  (shown once; keep it)\n",
+                "  No operator can sign in yet: create one with `linli region operator add NAME`\n"
+                "  (it prints the operator's password and API token once).\n",
                 flush=True,
-            )
-        else:
-            print(
-                f"\n  Linli regional dashboard: {base}/ (sign-in token in {data_dir / 'dashboard.token'})\n"
             )
         _LOGGER.info(
             "regional dashboard for %s on %s, signing as key %s", config["region"]["id"], base, signer.key_id

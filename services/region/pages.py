@@ -8,6 +8,7 @@ from the database or a gateway is escaped.
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -22,19 +23,37 @@ td,th{text-align:left;padding:4px 8px;border-bottom:1px solid #e3e7eb}.big{font-
 .ok{color:#16794b}.bad{color:#b3261e}.muted{color:#6b7785}.grid{display:flex;gap:14px;flex-wrap:wrap}
 .grid section{flex:1;min-width:220px}input,textarea,select{font:inherit;width:100%;box-sizing:border-box}
 button{font:inherit;padding:6px 18px;background:#12375e;color:#fff;border:0;border-radius:4px}
-.emergency{color:#b3261e;font-weight:600}
+.emergency{color:#b3261e;font-weight:600}button.link{background:none;color:#cfe3ff;padding:0 4px}
 """
 _AGE_LABELS = {"lt_1m": "< 1 min", "1_5m": "1–5 min", "5_30m": "5–30 min", "gt_30m": "> 30 min"}
 _SEVERITIES = ("critical", "high", "warning", "info")
 
 
-def _page(title: str, region: str, body: str, refresh_s: int | None = None) -> str:
+@dataclass(slots=True, frozen=True)
+class Who:
+    """The signed-in operator, and the CSRF token every form of theirs carries."""
+
+    name: str
+    csrf: str = ""
+
+    def field(self) -> str:
+        return f'<input type="hidden" name="csrf" value="{escape(self.csrf)}">'
+
+
+def _page(title: str, region: str, body: str, who: Who | None, refresh_s: int | None = None) -> str:
     refresh = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
+    nav = ""
+    if who is not None:
+        nav = (
+            '<nav><a href="/">Overview 总览</a><a href="/announcements">Announcements 公告</a>'
+            '<a href="/audit">Audit 审计</a>'
+            f'<form method="post" action="/logout" style="display:inline">{who.field()}'
+            f'<span class="muted">{escape(who.name)}</span> <button class="link">Sign out 退出</button></form></nav>'
+        )
     return (
         f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">{refresh}'
         f"<title>{escape(title)} · Linli {escape(region)}</title><style>{_STYLE}</style></head><body>"
-        f"<header><h1>邻里 Linli · region {escape(region)}</h1>"
-        '<nav><a href="/">Overview 总览</a><a href="/announcements">Announcements 公告</a></nav></header>'
+        f"<header><h1>邻里 Linli · region {escape(region)}</h1>{nav}</header>"
         f"<main>{body}</main></body></html>"
     )
 
@@ -49,7 +68,7 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} s"
 
 
-def overview(data: dict[str, Any]) -> str:
+def overview(data: dict[str, Any], who: Who) -> str:
     comm = data["communities"]
     acks = data["ack_times_24h"]
     fleet = data["fleet"]
@@ -109,10 +128,10 @@ def overview(data: dict[str, Any]) -> str:
 <section><h2>Fleet by model</h2><table><tr><th>model</th><th>online / total</th></tr>{models}</table>
  <p class="muted">Rejected downlink messages (24 h): {data["downlink_rejections_24h"]}</p></section>
 """
-    return _page("Overview", data["region"], body, refresh_s=15)
+    return _page("Overview", data["region"], body, who, refresh_s=15)
 
 
-def community(region: str, data: dict[str, Any]) -> str:
+def community(region: str, data: dict[str, Any], who: Who) -> str:
     status = data["status"] or {}
     health = data["device_health"] or {}
     alerts = "".join(
@@ -137,10 +156,12 @@ def community(region: str, data: dict[str, Any]) -> str:
  <th>title</th><th>age</th><th>ack time</th></tr>{alerts or '<tr><td colspan="8">none</td></tr>'}</table></section>
 <section><h2>Recent events</h2><table><tr><th>seq</th><th>kind</th><th>received</th></tr>{events}</table></section>
 """
-    return _page(data["community"], region, body, refresh_s=15)
+    return _page(data["community"], region, body, who, refresh_s=15)
 
 
-def announcements(region: str, items: list[dict[str, Any]], communities: list[str], error: str = "") -> str:
+def announcements(
+    region: str, items: list[dict[str, Any]], communities: list[str], who: Who, error: str = ""
+) -> str:
     rows = "".join(
         f'<tr><td><a href="/announcements/{escape(a["id"])}">{escape(a["id"])}</a></td>'
         f'<td class="{"emergency" if a["kind"] == "emergency" else ""}">{escape(a["kind"])}</td>'
@@ -152,7 +173,7 @@ def announcements(region: str, items: list[dict[str, Any]], communities: list[st
     problem = f'<p class="bad">{escape(error)}</p>' if error else ""
     body = f"""
 <section><h2>Compose 发布公告 / 紧急广播</h2>{problem}
-<form method="post" action="/announcements">
+<form method="post" action="/announcements">{who.field()}
  <p><label>Kind <select name="kind"><option value="announcement">announcement 公告</option>
   <option value="emergency">EMERGENCY BROADCAST 紧急广播 (every TV, alarm level)</option></select></label></p>
  <p><label>Title 标题 <input name="title" maxlength="100"></label></p>
@@ -164,10 +185,10 @@ def announcements(region: str, items: list[dict[str, Any]], communities: list[st
 <section><h2>Sent 已发送</h2><table><tr><th>id</th><th>kind</th><th>title</th><th>issued</th>
  <th>gateways confirmed</th><th>TVs shown</th></tr>{rows or '<tr><td colspan="6">none yet</td></tr>'}</table></section>
 """
-    return _page("Announcements", region, body)
+    return _page("Announcements", region, body, who)
 
 
-def report(region: str, data: dict[str, Any]) -> str:
+def report(region: str, data: dict[str, Any], who: Who) -> str:
     missing = ", ".join(escape(c) for c in data["not_confirmed"][:100]) or "none"
     kind = '<span class="emergency">EMERGENCY</span>' if data["kind"] == "emergency" else "announcement"
     body = f"""
@@ -182,4 +203,32 @@ def report(region: str, data: dict[str, Any]) -> str:
 </div>
 <section><h2>Not confirmed yet</h2><p>{missing}</p></section>
 """
-    return _page(data["id"], region, body, refresh_s=5)
+    return _page(data["id"], region, body, who, refresh_s=5)
+
+
+def login(region: str, error: str = "") -> str:
+    problem = f'<p class="bad">{escape(error)}</p>' if error else ""
+    body = f"""
+<section><h2>Operator sign-in 操作员登录</h2>{problem}
+<form method="post" action="/login">
+ <p><label>Operator 操作员 <input name="name" autocomplete="username" required></label></p>
+ <p><label>Password 密码 <input name="password" type="password" autocomplete="current-password" required></label></p>
+ <button>Sign in 登录</button></form>
+<p class="muted">No account? An administrator creates one with <code>linli region operator add NAME</code>.</p></section>
+"""
+    return _page("Sign in", region, body, None)
+
+
+def audit(region: str, items: list[dict[str, Any]], who: Who) -> str:
+    rows = "".join(
+        f"<tr><td>{_when(a['ts'])}</td><td>{escape(a['operator'] or '—')}</td><td>{escape(a['action'])}</td>"
+        f'<td>{escape(a["target"] or "")}</td><td class="{"ok" if a["outcome"] == "ok" else "bad"}">'
+        f"{escape(a['outcome'])}</td><td>{escape(a['ip'] or '')}</td></tr>"
+        for a in items
+    )
+    body = f"""
+<section><h2>Audit log 审计日志</h2><p class="muted">Who signed in, who sent which broadcast; newest first, never changed.</p>
+<table><tr><th>when</th><th>operator</th><th>action</th><th>target</th><th>outcome</th><th>from</th></tr>
+{rows or '<tr><td colspan="6">nothing yet</td></tr>'}</table></section>
+"""
+    return _page("Audit", region, body, who)
