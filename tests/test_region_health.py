@@ -109,14 +109,14 @@ async def test_consented_summaries_reach_the_region_and_a_withdrawal_forgets_the
 
     # when the household withdraws its consent
     await health.async_withdraw_consent("h1", by="r-wang", purposes=["export"])
-    # then the region forgets the household's summaries
+    # then the region forgets the household's summaries, their raw events included
     await settle_db(db, "SELECT count(*) FROM health_summaries", 0)
+    await settle_db(db, "SELECT count(*) FROM events WHERE kind = 'health_summary'", 0)
     # and readings taken after it send nothing more
-    sent = await db.fetchval("SELECT count(*) FROM events WHERE kind = 'health_summary'")
     await take(broker, health, [(topics["h1-bp"], {"sys": 150, "dia": 95, "pul": 80})], 2)
     await health.async_flush()
     await status_round_trip(gateway, db)
-    assert await db.fetchval("SELECT count(*) FROM events WHERE kind = 'health_summary'") == sent
+    assert await db.fetchval("SELECT count(*) FROM events WHERE kind = 'health_summary'") == 0
     assert await db.fetchval("SELECT count(*) FROM health_summaries") == 0
 
     # when it consents again, the next reading's summary goes up (the whole day's, as its own)
@@ -205,9 +205,11 @@ async def test_a_summary_older_than_the_withdrawal_is_not_stored_whatever_the_ar
     # (two consumers raced), then the older summary, redelivered
     await apply_batch(db, [withdrawn(3), summary(4, "h2")])
     await apply_batch(db, [summary(2), summary(2)])
-    # then h1 has nothing, h2 is untouched
+    # then h1 has nothing, not even the raw event; h2 is untouched
     rows = await db.fetch("SELECT household, readings FROM health_summaries ORDER BY household")
     assert [(r["household"], r["readings"]) for r in rows] == [("h2", 1)]
+    held = await db.fetch("SELECT data->>'household_id' AS h FROM events WHERE kind = 'health_summary'")
+    assert [r["h"] for r in held] == ["h2"]
     # when h1 consents again and a newer summary arrives, it is stored; an older one never wins
     await apply_batch(db, [summary(6, count=3), summary(5, count=2)])
     rows = await db.fetch("SELECT household, readings FROM health_summaries ORDER BY household")

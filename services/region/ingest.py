@@ -12,9 +12,10 @@ One transaction per batch:
    messages over the consumers).
 
 Health summaries are kept only while the household consents: a
-`health_withdrawn` event deletes the household's summaries and bars any older
-one (by `seq`) that still arrives — a redelivery, or another consumer's batch —
-from being stored again; summaries sent after a new consent (higher `seq`) are.
+`health_withdrawn` event deletes the household's summaries (and their raw
+events) and bars any older one (by `seq`) that still arrives — a redelivery,
+or another consumer's batch — from being stored again; summaries sent after a
+new consent (higher `seq`) are.
 
 Presence (`online`/`offline`, retained birth and last will) carries no event
 id; it is applied by its connection's timestamp, newest wins, and `offline`
@@ -140,6 +141,21 @@ _FORGET_WITHDRAWN: Final = """
          unnest($1::text[], $2::text[], $3::text[]) AS u(r, c, h)
     WHERE hs.region = u.r AND hs.community = u.c AND hs.household = u.h
       AND w.region = u.r AND w.community = u.c AND w.household = u.h AND hs.seq < w.seq
+"""
+
+# The raw events go too: the region keeps nothing of a household's health after a withdrawal.
+_FORGET_WITHDRAWN_EVENTS: Final = """
+    DELETE FROM events e USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(r, c, h, s)
+    WHERE e.region = u.r AND e.community = u.c AND e.kind = 'health_summary'
+      AND e.data->>'household_id' = u.h AND e.seq < u.s
+"""
+
+_DROP_BARRED_EVENTS: Final = """
+    DELETE FROM events e
+    USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS u(r, c, h, i, s),
+          health_withdrawals w
+    WHERE e.region = u.r AND e.community = u.c AND e.id = u.i
+      AND w.region = u.r AND w.community = u.c AND w.household = u.h AND w.seq > u.s
 """
 
 _UPSERT_HEALTH: Final = """
@@ -345,8 +361,10 @@ async def _apply_health(conn: asyncpg.Connection, fresh: list[Envelope]) -> None
     if withdrawn:
         keys = sorted(withdrawn)
         columns = [list(column) for column in zip(*keys, strict=True)]
-        await conn.execute(_UPSERT_WITHDRAWALS, *columns, [withdrawn[k].seq for k in keys])
+        seqs = [withdrawn[k].seq for k in keys]
+        await conn.execute(_UPSERT_WITHDRAWALS, *columns, seqs)
         await conn.execute(_FORGET_WITHDRAWN, *columns)
+        await conn.execute(_FORGET_WITHDRAWN_EVENTS, *columns, seqs)
     if summaries:
         keys = sorted(summaries)
         envs = [summaries[k] for k in keys]
@@ -357,6 +375,16 @@ async def _apply_health(conn: asyncpg.Connection, fresh: list[Envelope]) -> None
             [int(e.data.get("readings") or 0) for e in envs],
             [e.seq for e in envs],
             [e.id for e in envs],
+        )
+        # A summary older than its household's withdrawal (late, or redelivered) is not kept at all.
+        late = [(k, e) for k, e in keyed]
+        await conn.execute(
+            _DROP_BARRED_EVENTS,
+            [k[0] for k, _ in late],
+            [k[1] for k, _ in late],
+            [k[2] for k, _ in late],
+            [e.id for _, e in late],
+            [e.seq for _, e in late],
         )
 
 
