@@ -24,6 +24,7 @@ from portal.api.community import scoped_households
 from portal.api.operations import PRINCIPAL
 from portal.assembly import install
 from portal.auth.middleware import ACCOUNTS
+from portal.auth.principal import kind_allowed
 from portal.inbox_api import register_inbox_routes
 from portal.screens_api import register_screen_routes
 
@@ -103,7 +104,12 @@ async def _household_devices(request: web.Request) -> web.Response:
     if household_id not in registry.households or (visible is not None and household_id not in visible):
         return _error(404, "not_found", f"no household {household_id!r}")
     devices = sorted(registry.household_devices(household_id), key=lambda d: d.id)
-    return _json({"items": [d.as_dict() for d in devices], "total": len(devices)})
+    items = [d.as_dict() for d in devices]
+    principal = request.get(PRINCIPAL)
+    if principal is not None:  # a provider's key sees only the capability kinds it was granted
+        for item in items:
+            item["capabilities"] = [c for c in item["capabilities"] if kind_allowed(principal, c["kind"])]
+    return _json({"items": items, "total": len(items)})
 
 
 def create_app(gateway: Gateway) -> web.Application:

@@ -6,6 +6,7 @@ from typing import Any, Final
 
 from gateway import __version__
 from portal.api.operations import Api, Operation, obj, text
+from portal.auth.grants import roles_for
 
 ERROR_SCHEMA: Final = {
     "type": "object",
@@ -25,8 +26,6 @@ ERROR_SCHEMA: Final = {
 
 def document_other_routes(api: Api) -> None:
     """Routes served by other modules: the first portal's views, the inbox, the WebSocket."""
-    everyone: Any = frozenset()
-    inbox_roles: Any = frozenset({"manager", "installer"})
     for method, path, summary, tag, body in [
         ("GET", "/api/v1/status", "Read the gateway's status", "community", None),
         ("GET", "/api/v1/households", "List the households I may see", "community", None),
@@ -80,7 +79,7 @@ def document_other_routes(api: Api) -> None:
                 summary=summary,
                 tag=tag,
                 handler=None,
-                roles=inbox_roles if tag == "inbox" else everyone,
+                roles=roles_for(method, path),
                 body=body,
             )
         )
@@ -95,7 +94,7 @@ def document_other_routes(api: Api) -> None:
                 summary=summary,
                 tag="docs",
                 handler=None,
-                roles=everyone,
+                roles=frozenset(),
                 public=True,
             )
         )
@@ -116,7 +115,7 @@ def _other_modules(api: Api, routes: list[tuple[str, str, Any]]) -> list[Operati
                 summary=doc[0] if doc else f"{method} {path}",
                 tag=path.removeprefix("/api/v1/").split("/")[0] or "other",
                 handler=None,
-                roles=frozenset(),
+                roles=roles_for(method, path),  # none: refused to everyone until declared
             )
         )
     return found

@@ -12,7 +12,8 @@ from portal.api.errors import ApiError, not_found
 from portal.api.operations import ID, Api, Call, obj, text
 from portal.auth.middleware import ACCOUNTS
 
-KIND: dict[str, Any] = {"type": "string", "pattern": "^[a-z_]{2,32}$"}
+# Capability and health kinds: lower case, digits allowed after the first letter (spo2).
+KIND: dict[str, Any] = {"type": "string", "pattern": "^[a-z][a-z0-9_]{1,31}$"}
 
 
 def register(api: Api) -> None:

@@ -9,9 +9,10 @@
   legacy read-only community views while no account exists yet (first run)
   or where `portal.open_local_views` is on (the demo).
 
-The discovery inbox routes (their own module) are for managers and
-installers; the decision's actor is the signed-in user, whatever the request
-claims, and each decision is audited.
+Routes other modules serve (the inbox, screens, adapters, the first
+portal's views) are refused to roles `grants.py` does not name for them;
+their actor is the signed-in user, whatever the request's `X-Linli-User`
+claims, and each inbox decision is audited.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from typing import Any, Final
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.users import Role
 from portal.api.errors import ApiError
 from portal.api.operations import GATEWAY, PRINCIPAL
 from portal.auth.accounts import Accounts, same_secret
+from portal.auth.grants import roles_for
 from portal.auth.principal import Principal, reaches
 
 _LOGGER = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ LEGACY_VIEWS: Final = frozenset(
 )
 _INBOX: Final = re.compile(r"^/api/v1/inbox(/|$)")
 _INBOX_DECISION: Final = re.compile(r"^/api/v1/inbox/([^/]+)/(approve|reject|ignore|restore)$")
-INBOX_ROLES: Final = frozenset({Role.MANAGER, Role.INSTALLER})
 PAGES_FOR_MEMBERS: Final = "/app"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -126,10 +126,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             household = request.match_info["household_id"]
             if not reaches(principal, request.app[GATEWAY], household):
                 raise ApiError("not_found", f"no household {household!r}, or it is not yours to see")
-        if inbox and principal is not None:
-            if principal.role not in INBOX_ROLES:
-                raise ApiError("forbidden", "the discovery inbox is for managers and installers")
-            # The decision's actor is who signed in, whatever the request says.
+        if guarded and principal is not None:
+            if principal.role not in roles_for(request.method, template or ""):
+                raise ApiError(
+                    "forbidden", f"a {principal.role.value} may not use {request.method} {template}"
+                )
+            # The actor is who signed in, whatever the request says.
             headers = CIMultiDict(request.headers)
             headers["X-Linli-User"] = principal.name
             request = request.clone(headers=headers)

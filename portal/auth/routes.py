@@ -7,11 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway import users
-from gateway.users import UserError
+from gateway.users import Role, UserError
 from portal.api.errors import ApiError, json_response
 from portal.api.operations import Api, Call, obj, text
 from portal.auth.middleware import ACCOUNTS, CSRF_COOKIE, SESSION_COOKIE
-from portal.auth.principal import Principal
+from portal.auth.principal import EVERYONE, Principal
 
 LOCALES = ["zh-CN", "en"]
 
@@ -114,6 +114,7 @@ def register(api: Api) -> None:
         "/api/v1/auth/password",
         summary="Change my password",
         tag="auth",
+        roles=EVERYONE - {Role.PROVIDER},  # a provider signs in with keys only: it has no password
         body=obj({"current": text(256), "new": text(256, 10)}, ["current", "new"]),
     )
     async def password(call: Call) -> dict[str, Any]:
