@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Final
 
 from adapters.stb_broadcast.driver import create_driver
+from gateway.discovery import FoundDevice
 from gateway.plugins.api import AdapterApi
 from gateway.registry import Device
-from gateway.stb.fleet import BoxFleet
+from gateway.stb.fleet import AdoptError, BoxFleet
 
 PROFILE_ID: Final = "dvb/dial-dlna-stb"
 
@@ -21,6 +22,20 @@ class BroadcastAdapter:
     async def async_start(self, api: AdapterApi) -> None:
         self.fleet = BoxFleet(api, driver_factory=create_driver, profile_id=PROFILE_ID)
         await self.fleet.async_start()
+        api.on_discovered(self._adopt_found)
+
+    async def _adopt_found(self, found: FoundDevice) -> Device:
+        """An installer approved a box found over SSDP: reach it at its description's LOCATION."""
+        location = (found.ssdp or {}).get("location")
+        if not location:
+            raise AdoptError(
+                f"{found.announced_name or found.item_id} was found over {', '.join(found.sources)} "
+                "only; a cable box is reached at the UPnP description its SSDP announcement names. "
+                "Scan again (POST /api/v1/inbox/scan) and approve it once it has answered"
+            )
+        return await self.async_adopt(
+            found.household_id, location, name=found.name, room=found.room, device_id=found.device_id
+        )
 
     async def async_stop(self) -> None:
         if self.fleet is not None:

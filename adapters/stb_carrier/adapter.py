@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from adapters.stb_carrier.driver import create_driver
+from gateway.discovery import FoundDevice
 from gateway.plugins.api import AdapterApi
 from gateway.registry import Device
-from gateway.stb.fleet import BoxFleet
+from gateway.stb.fleet import AdoptError, BoxFleet
 
 PROFILE_ID: Final = "rdk/thunder-stb"
+THUNDER_PORT: Final = 9998  # where RDK's Thunder (WPEFramework) listens unless the box says otherwise
 
 
 class CarrierAdapter:
@@ -21,6 +24,33 @@ class CarrierAdapter:
     async def async_start(self, api: AdapterApi) -> None:
         self.fleet = BoxFleet(api, driver_factory=create_driver, profile_id=PROFILE_ID)
         await self.fleet.async_start()
+        api.on_discovered(self._adopt_found)
+
+    @staticmethod
+    def thunder_url(found: FoundDevice) -> str:
+        """The box's Thunder address: its `_thunder._tcp` service, else Thunder's port on the DIAL host."""
+        service = found.zeroconf or {}
+        addresses, port = service.get("addresses") or [], service.get("port")
+        if addresses and port:
+            return f"http://{addresses[0]}:{port}"
+        host = urlsplit(str((found.ssdp or {}).get("location") or "")).hostname
+        if host:
+            return f"http://{host}:{THUNDER_PORT}"
+        raise AdoptError(
+            f"{found.announced_name or found.item_id}: neither a _thunder._tcp service nor an SSDP "
+            "location says where the box is; check that it announces _thunder._tcp over mDNS or runs DIAL"
+        )
+
+    async def _adopt_found(self, found: FoundDevice) -> Device:
+        """An installer approved a box found over mDNS or DIAL: reach it over Thunder."""
+        return await self.async_adopt(
+            found.household_id,
+            self.thunder_url(found),
+            dial_url=(found.ssdp or {}).get("application_url"),
+            name=found.name,
+            room=found.room,
+            device_id=found.device_id,
+        )
 
     async def async_stop(self) -> None:
         if self.fleet is not None:

@@ -6,10 +6,11 @@ ignore it. See inbox.py for the states, and each source's module for what it
 reads from the network.
 """
 
+from gateway.discovery.adopters import FoundDevice
 from gateway.discovery.component import Discovery
 from gateway.discovery.events import InboxChanged
 from gateway.discovery.inbox import Adopter, Adoption, Inbox, InboxError, check_actor
-from gateway.discovery.matching import matches_declaration
+from gateway.discovery.matching import declaration_score, matches_declaration
 from gateway.discovery.model import (
     Announcement,
     Decision,
@@ -26,6 +27,7 @@ __all__ = [
     "Announcement",
     "Decision",
     "Discovery",
+    "FoundDevice",
     "Inbox",
     "InboxChanged",
     "InboxError",
@@ -35,5 +37,6 @@ __all__ = [
     "Rejection",
     "Source",
     "check_actor",
+    "declaration_score",
     "matches_declaration",
 ]

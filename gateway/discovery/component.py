@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.discovery.inbox import Inbox
+from gateway.discovery.adopters import Declaration, FoundAdopter, found_device
+from gateway.discovery.adopters import zeroconf_types as declared_types
+from gateway.discovery.inbox import Adoption, Inbox
+from gateway.discovery.matching import declaration_score
+from gateway.discovery.model import InboxItem
 from gateway.discovery.mqtt_discovery import MqttDiscovery
 from gateway.discovery.ssdp import SsdpDiscovery
 from gateway.discovery.zeroconf import DEFAULT_TYPES, ZeroconfDiscovery
@@ -33,6 +38,9 @@ class Discovery:
         self.zeroconf: ZeroconfDiscovery | None = None
         self.ssdp: SsdpDiscovery | None = None
         self.failed: dict[str, str] = {}
+        # Adapters that adopt what they declare; kept across this component's own restarts.
+        self._adopters: dict[str, tuple[Declaration, FoundAdopter]] = {}
+        self._unregister: dict[str, Callable[[], None]] = {}
 
     async def async_start(self, gateway: Gateway) -> None:
         config = gateway.config["discovery"]
@@ -44,6 +52,8 @@ class Discovery:
             max_items=config["max_items"],
         )
         await self.inbox.async_start()
+        for adapter_id in self._adopters:
+            self._attach(adapter_id)
         if not config["enabled"]:
             _LOGGER.info("discovery: disabled (discovery.enabled = false); the inbox keeps its items")
             return
@@ -70,7 +80,10 @@ class Discovery:
             zeroconf = ZeroconfDiscovery(
                 self.inbox,
                 interfaces=interfaces,
-                types=zeroconf_types(config, profile_types),
+                types=zeroconf_types(
+                    config,
+                    [*profile_types, *(t for d, _ in self._adopters.values() for t in declared_types(d))],
+                ),
                 resolve_timeout_s=config["zeroconf"]["resolve_timeout_s"],
             )
             try:
@@ -115,6 +128,41 @@ class Discovery:
             "; ".join(started) or "nothing",
         )
 
+    # -- adapters that adopt what they declare --------------------------------------
+
+    def register_adopter(
+        self, adapter_id: str, declaration: Declaration, adopt: FoundAdopter
+    ) -> Callable[[], None]:
+        """On approval, inbox items `declaration` claims go to `adopt` (see adopters.py).
+
+        The adapter's zeroconf types are browsed from now on. Returns the unregister function.
+        """
+        self._adopters[adapter_id] = (declaration, adopt)
+        if self.inbox is not None:
+            self._attach(adapter_id)
+        if self.zeroconf is not None:
+            self.zeroconf.browse(declared_types(declaration))
+
+        def unregister() -> None:
+            if self._adopters.get(adapter_id, (None, None))[1] is adopt:
+                del self._adopters[adapter_id]
+                detach = self._unregister.pop(adapter_id, None)
+                if detach is not None:
+                    detach()
+
+        return unregister
+
+    def _attach(self, adapter_id: str) -> None:
+        assert self.inbox is not None
+        declaration, adopt = self._adopters[adapter_id]
+
+        async def adopt_item(item: InboxItem, adoption: Adoption) -> Any:
+            return await adopt(found_device(item, adoption))
+
+        self._unregister[adapter_id] = self.inbox.register_adopter(
+            adapter_id, lambda item: declaration_score(item, declaration), adopt_item
+        )
+
     def _source_failed(self, source: str, exc: OSError, where: str) -> None:
         # One source that cannot open its sockets must not take the gateway down.
         self.failed[source] = str(exc)
@@ -131,6 +179,7 @@ class Discovery:
             if source is not None:
                 await source.async_stop()
         self.ssdp = self.zeroconf = self.mqtt = None
+        self._unregister.clear()
         if self.inbox is not None:
             await self.inbox.async_stop()
 

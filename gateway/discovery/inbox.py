@@ -68,11 +68,13 @@ class Adoption:
 
 
 Adopter = Callable[[InboxItem, Adoption], Awaitable[Device]]
+#: True/False, or how specifically the adopter claims the item (the highest claim wins).
+AdopterMatch = Callable[[InboxItem], bool | int]
 
 
 @dataclass(slots=True)
 class _AdopterEntry:
-    matches: Callable[[InboxItem], bool]
+    matches: AdopterMatch
     adopt: Adopter
 
 
@@ -196,25 +198,31 @@ class Inbox:
             self._task = None
         await self.async_flush()
 
-    def register_adopter(
-        self, name: str, matches: Callable[[InboxItem], bool], adopt: Adopter
-    ) -> Callable[[], None]:
+    def register_adopter(self, name: str, matches: AdopterMatch, adopt: Adopter) -> Callable[[], None]:
         """Let an adapter adopt the items it `matches` (a set-top box reached by URL, say).
 
-        On approval the first matching adopter is called with the item and the person's
+        On approval the adopter with the highest claim (`matches` returns a score, or a
+        bool; ties go to the first registered) is called with the item and the person's
         decision, and returns the registry device it created; items no adopter claims are
         adopted as MQTT devices (matched profile + state topic). Returns an unregister function.
         """
-        self._adopters[name] = _AdopterEntry(matches, adopt)
+        entry = _AdopterEntry(matches, adopt)
+        self._adopters[name] = entry
 
         def unregister() -> None:
-            self._adopters.pop(name, None)
+            if self._adopters.get(name) is entry:
+                del self._adopters[name]
 
         return unregister
 
     def adopter_for(self, item: InboxItem) -> str | None:
         """The adapter that would adopt this item, if any claims it."""
-        return next((n for n, entry in self._adopters.items() if self._claims(entry, item)), None)
+        best, chosen = 0, None
+        for name, entry in self._adopters.items():
+            score = self._claims(entry, item)
+            if score > best:
+                best, chosen = score, name
+        return chosen
 
     # -- reading -----------------------------------------------------------------
 
@@ -440,12 +448,12 @@ class Inbox:
                 raise InboxError("registry", str(exc)) from None
             return await self._approved(item, device, adoption, None)
 
-    def _claims(self, entry: _AdopterEntry, item: InboxItem) -> bool:
+    def _claims(self, entry: _AdopterEntry, item: InboxItem) -> int:
         try:
-            return bool(entry.matches(item))
+            return int(entry.matches(item))
         except Exception:  # an adapter's bug must not break the inbox
             _LOGGER.exception("discovery: an adopter's matcher failed on %s", item.id)
-            return False
+            return 0
 
     async def _adopt_with(self, adopter: str, item: InboxItem, adoption: Adoption) -> Device:
         try:

@@ -9,9 +9,10 @@ look like (adapters never scan):
 
 Each rule's fields must all equal what the source learned (an SSDP `st` matches
 any type the device announced, answered a search for, or lists in its
-description; an MQTT `topic` is a filter on the device's state topic). An
-adapter passes `lambda item: matches_declaration(item, manifest.discovery)` to
-`Inbox.register_adopter`.
+description; an MQTT `topic` is a filter on the device's state topic). The
+adapter host registers each running adapter that adopts discovered devices
+with `Discovery.register_adopter`, matched by `declaration_score` on its
+manifest's declaration (gateway/plugins/api.py, `AdapterApi.on_discovered`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,22 @@ def announcement_matches(announcement: Announcement, rule: Mapping[str, Any]) ->
 
 def matches_declaration(item: InboxItem, declaration: Mapping[str, Sequence[Mapping[str, Any]]]) -> bool:
     """True when any of the item's announcements fits any rule of its source."""
+    return declaration_score(item, declaration) > 0
+
+
+def _specificity(rule: Mapping[str, Any]) -> int:
+    return sum(len(v) if k == "txt" and isinstance(v, Mapping) else 1 for k, v in rule.items()) or 1
+
+
+def declaration_score(item: InboxItem, declaration: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+    """How specifically a declaration claims the item: 0 for not at all, else the most fields
+    any fitting rule names. A box two adapters claim goes to the more specific one: an RDK
+    box with a DIAL server is the carrier adapter's (`st` + `manufacturer`), not every DIAL
+    adapter's (`st` alone).
+    """
+    best = 0
     for announcement in item.announcements():
         for rule in declaration.get(announcement.source.value, ()):
             if announcement_matches(announcement, rule):
-                return True
-    return False
+                best = max(best, _specificity(rule))
+    return best

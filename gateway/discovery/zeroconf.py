@@ -168,6 +168,7 @@ class ZeroconfDiscovery:
         self._timeout_ms = int(resolve_timeout_s * 1000)
         self._aiozc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
+        self._more: list[AsyncServiceBrowser] = []  # types adapters declared after the start
         self._resolving: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._keys: dict[tuple[str, str], tuple[str, ...]] = {}
         self.resolved = 0
@@ -181,6 +182,16 @@ class ZeroconfDiscovery:
             self._aiozc.zeroconf, self.types, handlers=[self._on_service_state_change]
         )
 
+    def browse(self, types: list[str]) -> None:
+        """Browse these types too (an adapter that adopts them started after discovery)."""
+        new = sorted(set(types) - set(self.types))
+        if not new or self._aiozc is None:
+            return
+        self.types = sorted({*self.types, *new})
+        self._more.append(
+            AsyncServiceBrowser(self._aiozc.zeroconf, new, handlers=[self._on_service_state_change])
+        )
+
     async def async_stop(self) -> None:
         for task in list(self._resolving.values()):
             task.cancel()
@@ -188,9 +199,10 @@ class ZeroconfDiscovery:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._resolving.clear()
-        if self._browser is not None:
-            await self._browser.async_cancel()
-            self._browser = None
+        for browser in [*self._more, *([self._browser] if self._browser is not None else [])]:
+            await browser.async_cancel()
+        self._browser = None
+        self._more.clear()
         if self._aiozc is not None:
             await self._aiozc.async_close()
             self._aiozc = None

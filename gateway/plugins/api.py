@@ -3,7 +3,10 @@
 An adapter gets one `AdapterApi` in `async_start(api)`. Through it, and only as
 far as its manifest's `permissions` allow, it reaches the bus, the registry,
 command routing, alert delivery channels, MQTT, its own settings and its own
-storage namespace — never another adapter. Everything it registers is tracked,
+storage namespace — never another adapter. An adapter that takes over the
+devices its manifest's `discovery` block declares says so with `on_discovered`:
+inbox items it claims then come to it when a person approves them. Everything it
+registers is tracked,
 so that when the adapter stops or is disabled (it crashed), its command
 handlers, listeners and channels go with it and nothing of it is left behind.
 """
@@ -23,6 +26,7 @@ from gateway.plugins.manifest import Manifest
 from gateway.plugins.storage import AdapterStorage
 
 if TYPE_CHECKING:
+    from gateway.discovery.adopters import FoundAdopter
     from gateway.mqtt.link import MqttLink
     from gateway.registry import Registry
     from gateway.runtime import Gateway
@@ -175,6 +179,7 @@ class AdapterApi:
         )
         self._storage = AdapterStorage(gateway.store, manifest.id)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._unregister: list[Callable[[], None]] = []
 
     def _need(self, permission: str, what: str) -> None:
         if permission not in self._permissions:
@@ -232,6 +237,26 @@ class AdapterApi:
         self._need("mqtt", "the MQTT link")
         return self._gateway.mqtt
 
+    # -- discovered devices ----------------------------------------------------
+
+    def on_discovered(self, adopt: FoundAdopter) -> bool:
+        """Take over the inbox items the manifest's `discovery` block claims, when approved.
+
+        `adopt(found)` gets a `gateway.discovery.FoundDevice` (where the device was
+        found, the household, name and room the person chose) and returns the registry
+        device it made; an exception refuses the approval with its message. False when
+        the gateway runs no discovery (devices are then adopted by address only).
+        """
+        self._need("registry.write", "adopting discovered devices")
+        if not self.manifest.discovery:
+            raise ValueError(f"adapter {self.id} declares nothing it discovers (manifest 'discovery')")
+        discovery = self._gateway.components.get("discovery")
+        register = getattr(discovery, "register_adopter", None)
+        if register is None:
+            return False
+        self._unregister.append(register(self.id, self.manifest.discovery, adopt))
+        return True
+
     # -- background work -------------------------------------------------------
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
@@ -259,6 +284,9 @@ class AdapterApi:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for unregister in self._unregister:
+            unregister()
+        self._unregister.clear()
         self._bus.release()
         self._commands.release()
         self._notifier.release()
