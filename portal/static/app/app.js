@@ -2,6 +2,7 @@
 import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
 import { sparkline, trendChart } from "/static/shared/charts.js";
+import { consentCard, may, remindersCard, settingsCards, thresholdsCard } from "/static/shared/care.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { me: null, household: null, overview: null, tab: "home", alerts: new Map() };
@@ -21,7 +22,7 @@ async function refresh() {
   $("#household-name").textContent = state.overview.name;
   for (const alert of state.overview.alerts) state.alerts.set(alert.id, alert);
   renderBanner();
-  render();
+  rerender();
 }
 
 function renderBanner() {
@@ -38,7 +39,13 @@ async function acknowledge(id) {
   const alert = await api(`/api/v1/alerts/${id}/acknowledge`, { method: "POST" });
   state.alerts.set(alert.id, alert);
   renderBanner();
-  render();
+  rerender();
+}
+
+// The care tab holds forms and loads its own data: re-rendering it after a reconnect or an
+// acknowledgement would wipe what someone is typing, so only the other tabs are redrawn.
+function rerender() {
+  if (state.tab !== "care" || $("#view").dataset.tab !== "care") render();
 }
 
 function card(title, ...children) { return h("section", { class: "card" }, h("h2", {}, title), ...children); }
@@ -146,14 +153,15 @@ function care() {
       h("button", { type: "button", class: "big", id: "check-in", onclick: async () => {
         await api(`/api/v1/households/${state.household}/care/check-in`, { method: "POST", body: {} });
         done.className = "ok";
-      } }, t("check_in")), done),
-      card(t("reminders"), h("ul", { class: "plain" }, c.reminders.map((r) => h("li", { class: "row" },
-        h("span", { class: "grow" }, `${r.times.join(" ")} · ${r.title}`),
-        h("button", { type: "button", class: "secondary", onclick: async (e) => {
-          await api(`/api/v1/households/${state.household}/care/reminders/${r.id}/confirm`, { method: "POST" });
-          e.target.disabled = true;
-        } }, t("confirm")))))));
-  })().catch((error) => box.append(h("p", { class: "error" }, error.message)));
+      } }, t("check_in")), done));
+  })().catch((error) => box.append(h("p", { class: "error" }, error.message)))
+    .finally(() => {
+      // What the signed-in person may change follows their role (care.js); others read.
+      const role = state.me.role;
+      box.append(remindersCard(state.household, role), ...settingsCards(state.household, role));
+      if (may(role, "thresholds_read")) box.append(thresholdsCard(state.household, role));
+      if (may(role, "consent_read")) box.append(consentCard(state.household, role));
+    });
   return [box];
 }
 
@@ -181,6 +189,7 @@ const VIEWS = { home, alarm, health, care, devices };
 function render() {
   for (const b of document.querySelectorAll("#tabs button")) b.setAttribute("aria-current", b.dataset.tab === state.tab ? "page" : "false");
   $("#view").replaceChildren(...VIEWS[state.tab]());
+  $("#view").dataset.tab = state.tab;
   if (state.tab === "home") fillAnnouncements().catch(() => {});
 }
 
@@ -201,6 +210,8 @@ function onLive(message) {
 }
 
 async function main() {
+  // Tabs answer at once, even before the first data arrives (then the first refresh draws the chosen tab).
+  for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => { state.tab = b.dataset.tab; if (state.overview) render(); });
   const { user } = await api("/api/v1/auth/me");
   state.me = user;
   state.household = user.household_id;
@@ -214,7 +225,6 @@ async function main() {
     render();
   });
   $("#sign-out").addEventListener("click", async () => { await api("/api/v1/auth/logout", { method: "POST" }); location.href = "/login"; });
-  for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => { state.tab = b.dataset.tab; render(); });
   await refresh();
   live(onLive, (up) => { $("#live").textContent = up ? `● ${t("live_on")}` : t("live_off"); if (up) refresh().catch(() => {}); });
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/app/sw.js", { scope: "/app" }).catch(() => {});

@@ -1,6 +1,7 @@
-// The property manager's console: alert queue, community tree, devices, inbox, people, consent, announcements, audit.
+// The property manager's console: alert queue, community tree, devices, inbox, people, consent, care, announcements, audit.
 import { api, h, live } from "/static/shared/api.js";
-import { formatAgo, formatDuration, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
+import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
+import { consentState, remindersCard, removeButton, settingsCards } from "/static/shared/care.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { me: null, section: "queue", alerts: [], households: [] };
@@ -66,63 +67,244 @@ async function inventory() {
   return [h("h1", {}, t("inventory")), h("div", { class: "row" }, building, online), body];
 }
 
+// Every household with its building and unit, in tree order (for selects and the consent table).
+function householdsOf(tree) {
+  return tree.buildings.flatMap((b) => b.units.flatMap((u) => u.households.map((x) => ({ id: x.id, name: x.name, building: b.name, building_id: b.id, unit: u.name }))));
+}
+const homeOption = (x, selected) => h("option", { value: x.id, selected }, `${x.name} · ${x.building}`);
+const statusLine = (id) => h("p", { role: "status", class: "form-status", ...(id ? { id } : {}) });
+const sayError = (line, error) => { line.textContent = error.message; line.className = "form-status error"; };
+
 async function inbox() {
   const [{ items }, tree] = await Promise.all([api("/api/v1/inbox"), api("/api/v1/community")]);
-  const households = tree.buildings.flatMap((b) => b.units.flatMap((u) => u.households));
-  return [h("h1", {}, t("inbox")), items.length ? table(["", "", t("household"), ""], items.map((item) => {
-    const target = h("select", { "aria-label": t("household") }, households.map((x) => h("option", { value: x.id }, x.name)));
-    const act = async (path, body) => { try { await api(`/api/v1/inbox/${encodeURIComponent(item.id)}/${path}`, { method: "POST", body }); await render(); } catch (e) { alert(e.message); } };
-    return h("tr", { "data-inbox": item.id }, h("td", {}, h("strong", {}, item.name || item.id)), h("td", {}, item.profile_id || "—"), h("td", {}, target),
-      h("td", {}, h("button", { type: "button", class: "small approve", onclick: () => act("approve", { household_id: target.value }) }, t("approve")), " ",
-        h("button", { type: "button", class: "small secondary", onclick: () => act("reject", {}) }, t("reject"))));
-  })) : h("p", { class: "muted" }, "—")];
+  const homes = householdsOf(tree);
+  const rooms = h("datalist", { id: "rooms" }, t("rooms").split(",").map((r) => h("option", { value: r })));
+  const row = (item) => {
+    const household = h("select", { class: "i-household", required: true }, homes.map((x, i) => homeOption(x, i === 0)));
+    const room = h("input", { class: "i-room", list: "rooms", maxlength: 64 });
+    const name = h("input", { class: "i-name", maxlength: 128, value: item.name || "" });
+    const profile = h("input", { class: "i-profile", maxlength: 128, value: item.profile || "", placeholder: t("no_profile") });
+    const status = statusLine();
+    const act = async (path, body) => {
+      try { await api(`/api/v1/inbox/${encodeURIComponent(item.id)}/${path}`, { method: "POST", body }); await render(); } catch (error) { sayError(status, error); }
+    };
+    const form = h("form", { class: "inbox-form", onsubmit: (e) => {
+      e.preventDefault();
+      const body = { household_id: household.value };
+      if (room.value.trim()) body.room = room.value.trim();
+      if (name.value.trim()) body.name = name.value.trim();
+      if (profile.value.trim()) body.profile_id = profile.value.trim();
+      act("approve", body);
+    } },
+    h("label", { class: "field" }, h("span", {}, t("household")), household), h("label", { class: "field" }, h("span", {}, t("room")), room),
+    h("label", { class: "field" }, h("span", {}, t("device_name")), name), h("label", { class: "field" }, h("span", {}, t("profile")), profile),
+    h("button", { type: "submit", class: "small approve" }, t("approve")),
+    h("button", { type: "button", class: "small secondary reject", onclick: () => act("reject", {}) }, t("reject")));
+    const sources = Object.keys(item.sources || {}).join(", ");
+    return h("tr", { "data-inbox": item.id },
+      h("td", {}, h("strong", {}, item.name || item.id), h("div", { class: "muted" }, [item.manufacturer, item.model].filter(Boolean).join(" ") || "—"),
+        h("div", { class: "muted" }, `${t("source")}: ${sources || "—"}`)),
+      h("td", {}, item.profile || h("span", { class: "muted" }, item.profile_note || t("no_profile"))),
+      h("td", {}, form, status));
+  };
+  return [h("h1", {}, t("inbox")), rooms, items.length ? table([t("devices"), t("profile"), ""], items.map(row)) : h("p", { class: "muted" }, t("no_pending"))];
+}
+
+const ROLES = ["resident", "household_admin", "carer", "manager", "installer"];
+const HOUSEHOLD_ROLES = new Set(["resident", "household_admin", "carer"]);
+const roleName = (role) => t(`role_${role}`);
+
+// The household select follows the role: household roles need one, community roles have none.
+function roleAndHousehold(homes, role, household, cls) {
+  const roleSelect = h("select", { class: `${cls}-role`, "aria-label": t("role") }, ROLES.map((r) => h("option", { value: r, selected: r === role }, roleName(r))));
+  const homeSelect = h("select", { class: `${cls}-household`, "aria-label": t("household") },
+    h("option", { value: "" }, t("no_household")), homes.map((x) => homeOption(x, x.id === household)));
+  const follow = () => {
+    const needs = HOUSEHOLD_ROLES.has(roleSelect.value);
+    homeSelect.disabled = !needs;
+    homeSelect.required = needs;
+    if (!needs) homeSelect.value = "";
+  };
+  roleSelect.addEventListener("change", follow);
+  follow();
+  return [roleSelect, homeSelect];
 }
 
 async function residents() {
-  const { items } = await api("/api/v1/users");
-  const name = h("input", { placeholder: t("name"), required: true });
-  const role = h("select", {}, ["resident", "household_admin", "carer", "manager", "installer"].map((r) => h("option", { value: r }, r)));
-  const household = h("input", { placeholder: t("household") });
-  const out = h("div");
-  const form = h("form", { class: "inline", onsubmit: async (e) => {
+  const tree = await api("/api/v1/community");
+  const homes = householdsOf(tree);
+  const homeName = Object.fromEntries(homes.map((x) => [x.id, x.name]));
+  const filterRole = h("select", { id: "users-filter-role", "aria-label": t("role") }, h("option", { value: "" }, t("all")), ROLES.map((r) => h("option", { value: r }, roleName(r))));
+  const filterHome = h("select", { id: "users-filter-household", "aria-label": t("household") }, h("option", { value: "" }, t("all")), homes.map((x) => homeOption(x, false)));
+  const list = h("div", { id: "user-list" });
+  const secret = h("div", { id: "user-secret", role: "alert" });
+  const load = async (focus) => {
+    const { items } = await api("/api/v1/users", { query: { role: filterRole.value, household_id: filterHome.value } });
+    list.replaceChildren(h("p", { class: "muted" }, `${t("accounts")}: ${items.length}`),
+      table([t("name"), t("role"), t("status"), ""], items.map(userRow)));
+    if (focus) { const el = list.querySelector(focus); if (el) el.focus(); }
+  };
+  const userRow = (u) => {
+    const self = state.me && u.id === state.me.id;
+    const [role, household] = roleAndHousehold(homes, u.role, u.household_id, "u");
+    const status = statusLine();
+    const at = `tr[data-user="${CSS.escape(u.name)}"]`;
+    const change = async (body, focus) => {
+      try { await api(`/api/v1/users/${encodeURIComponent(u.id)}`, { method: "PATCH", body }); await load(`${at} ${focus}`); } catch (error) { sayError(status, error); }
+    };
+    return h("tr", { "data-user": u.name, class: u.disabled ? "disabled" : "" },
+      h("td", {}, h("strong", {}, u.display_name), h("div", { class: "muted" }, u.name), u.household_id ? h("div", { class: "muted" }, homeName[u.household_id] || u.household_id) : null),
+      h("td", {}, self ? roleName(u.role) : h("div", { class: "row" }, role, household,
+        h("button", { type: "button", class: "small secondary u-save", onclick: () => change({ role: role.value, household_id: household.value || null }, ".u-save") }, t("change_role")))),
+      h("td", {}, h("span", { class: `badge ${u.disabled ? "bad" : "good"}` }, u.disabled ? t("disabled") : t("active")), self ? h("div", { class: "muted" }, t("you")) : null),
+      h("td", {}, self ? "" : h("div", { class: "row" },
+        h("button", { type: "button", class: "small secondary u-toggle", onclick: () => change({ disabled: !u.disabled }, ".u-toggle") }, u.disabled ? t("enable") : t("disable")),
+        removeButton(t("remove"), t("confirm_remove"), async () => {
+          try { await api(`/api/v1/users/${encodeURIComponent(u.id)}`, { method: "DELETE" }); await load("#new-user-name"); } catch (error) { sayError(status, error); }
+        }, { class: "small secondary remove u-remove" })), status));
+  };
+  const name = h("input", { id: "new-user-name", required: true, maxlength: 64, pattern: "[A-Za-z0-9][A-Za-z0-9._@\\-]{1,63}", autocomplete: "off" });
+  const display = h("input", { id: "new-user-display", maxlength: 64, autocomplete: "off" });
+  const [role, household] = roleAndHousehold(homes, "resident", filterHome.value, "new-user");
+  role.id = "new-user-role";
+  household.id = "new-user-household";
+  const message = statusLine("user-add-status");
+  const form = h("form", { class: "inline", id: "user-add", onsubmit: async (e) => {
     e.preventDefault();
+    message.textContent = "";
     try {
-      const made = await api("/api/v1/users", { method: "POST", body: { name: name.value, role: role.value, ...(household.value ? { household_id: household.value } : {}) } });
-      out.replaceChildren(h("p", {}, `${made.user.name}: `, h("span", { class: "secret" }, made.password), " (shown once)"));
-    } catch (error) { out.replaceChildren(errorLine(error)); }
-  } }, name, role, household, h("button", { type: "submit" }, "+"));
-  return [h("h1", {}, t("residents")), form, out, table([t("name"), "role", t("household")], items.map((u) => h("tr", {}, h("td", {}, u.display_name, h("div", { class: "muted" }, u.name)), h("td", {}, u.role), h("td", {}, u.household_id || "—"))))];
+      const made = await api("/api/v1/users", { method: "POST", body: { name: name.value.trim(), role: role.value,
+        ...(household.value ? { household_id: household.value } : {}), ...(display.value.trim() ? { display_name: display.value.trim() } : {}) } });
+      secret.replaceChildren(h("p", {}, h("strong", {}, made.user.name), ` (${roleName(made.user.role)}) — ${t("password_once")} `,
+        h("code", { class: "secret", id: "new-password" }, made.password)));
+      form.reset();
+      role.dispatchEvent(new Event("change"));
+      await load();
+      name.focus();
+    } catch (error) { sayError(message, error); }
+  } },
+  h("label", { class: "field" }, h("span", {}, t("name")), name), h("label", { class: "field" }, h("span", {}, t("display_name")), display),
+  h("label", { class: "field" }, h("span", {}, t("role")), role), h("label", { class: "field" }, h("span", {}, t("household")), household),
+  h("button", { type: "submit" }, t("add_account")));
+  filterRole.addEventListener("change", () => load());
+  filterHome.addEventListener("change", () => load());
+  await load();
+  return [h("h1", {}, t("residents")), h("h2", {}, t("add_account")), form, message, secret,
+    h("h2", {}, t("accounts")), h("div", { class: "row" }, filterRole, filterHome), list];
 }
 
+const PURPOSE_COLUMNS = ["carer", "provider", "export"];
+const showValue = (v) => (v && typeof v === "object" ? ("systolic" in v ? `${Math.round(v.systolic)}/${Math.round(v.diastolic)}` : Object.values(v).map((x) => formatNumber(x)).join("/")) : formatNumber(v));
+
+// Who consented to what, per household. Health values appear only in a household's details and only
+// where it consents to share them with the community's care desk (the API enforces it as well).
 async function consent() {
-  const { items } = await api("/api/v1/consent").catch(() => ({ items: [] }));
-  const yes = (v) => h("span", { class: `badge ${v ? "good" : ""}` }, v ? "✓" : "—");
-  return [h("h1", {}, t("consent")), h("p", { class: "muted" }, t("no_consent")), table([t("household"), "carer", "provider", "export"], items.map((x) => h("tr", {}, h("td", {}, x.household_id), h("td", {}, yes(x.consent.carer)), h("td", {}, yes(x.consent.provider)), h("td", {}, yes(x.consent.export)))))];
+  const [tree, { items }] = await Promise.all([api("/api/v1/community"), api("/api/v1/consent")]);
+  const homes = householdsOf(tree);
+  const given = Object.fromEntries(items.map((x) => [x.household_id, x.consent]));
+  const building = h("select", { id: "consent-building", "aria-label": t("building") }, h("option", { value: "" }, t("all")), tree.buildings.map((b) => h("option", { value: b.id }, b.name)));
+  const body = h("tbody");
+  const details = async (x, button, detailRow) => {
+    if (detailRow.isConnected) { detailRow.remove(); button.textContent = t("details"); button.setAttribute("aria-expanded", "false"); return; }
+    const cell = h("td", { colspan: 6 }, "…");
+    detailRow.replaceChildren(cell);
+    button.closest("tr").after(detailRow);
+    button.textContent = t("hide_details");
+    button.setAttribute("aria-expanded", "true");
+    try {
+      const { consent: records } = await api(`/api/v1/households/${encodeURIComponent(x.id)}/consent`);
+      const lines = PURPOSE_COLUMNS.map((p) => {
+        const r = records[p];
+        const st = consentState(r);
+        return h("li", { "data-purpose": p }, h("strong", {}, t(`purpose_${p}`)), ": ", h("span", { class: `badge ${st.cls}` }, t(st.key)),
+          r ? h("span", { class: "muted" }, ` ${t("recorded_by")} ${r.by} · ${formatTime(r.ts)}${r.note ? ` · ${r.note}` : ""}`) : null);
+      });
+      let health;
+      if (given[x.id] && given[x.id].provider) {
+        const overview = await api(`/api/v1/households/${encodeURIComponent(x.id)}`);
+        health = overview.vitals.length
+          ? h("ul", { class: "vitals" }, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${v.kind}: ${showValue(v.value)} ${v.unit} · ${formatTime(v.ts)}`)))
+          : h("p", { class: "muted" }, t("no_vitals"));
+      } else {
+        health = h("p", { class: "muted no-consent" }, t("no_consent"));
+      }
+      cell.replaceChildren(h("ul", { class: "plain" }, lines), h("h3", {}, t("health_visible")), health);
+    } catch (error) { cell.replaceChildren(errorLine(error)); }
+  };
+  const fill = () => {
+    const yes = (v) => h("span", { class: `badge ${v ? "good" : ""}` }, v ? `✓ ${t("granted")}` : `— ${t("never_asked")}`);
+    body.replaceChildren(...homes.filter((x) => !building.value || x.building_id === building.value).map((x) => {
+      const c = given[x.id] || {};
+      const detailRow = h("tr", { class: "detail", "data-detail": x.id });
+      const button = h("button", { type: "button", class: "small secondary details", "aria-expanded": "false", onclick: () => details(x, button, detailRow) }, t("details"));
+      return h("tr", { "data-household": x.id }, h("td", {}, h("strong", {}, x.name), h("div", { class: "muted" }, x.id)), h("td", {}, `${x.building} · ${x.unit}`),
+        PURPOSE_COLUMNS.map((p) => h("td", { "data-purpose": p }, yes(c[p]))), h("td", {}, button));
+    }));
+  };
+  building.addEventListener("change", fill);
+  fill();
+  return [h("h1", {}, t("consent")), h("p", { class: "muted" }, t("no_consent")), h("div", { class: "row" }, building),
+    h("table", {}, h("thead", {}, h("tr", {}, [t("household"), t("building"), ...PURPOSE_COLUMNS.map((p) => t(`purpose_${p}`)), ""].map((x) => h("th", {}, x)))), body)];
+}
+
+// Care settings of one household, as the property office may change them (check-in, inactivity, reminders).
+async function care() {
+  const tree = await api("/api/v1/community");
+  const homes = householdsOf(tree);
+  if (!state.careHousehold || !homes.some((x) => x.id === state.careHousehold)) state.careHousehold = homes.length ? homes[0].id : null;
+  const pick = h("select", { id: "care-household", "aria-label": t("choose_household") }, homes.map((x) => homeOption(x, x.id === state.careHousehold)));
+  const view = h("div", { class: "care-grid", id: "care-view" });
+  const show = () => {
+    state.careHousehold = pick.value;
+    view.replaceChildren(...(pick.value ? [remindersCard(pick.value, state.me.role), ...settingsCards(pick.value, state.me.role)] : []));
+  };
+  pick.addEventListener("change", show);
+  show();
+  return [h("h1", {}, t("care_settings")), h("label", { class: "field" }, h("span", {}, t("choose_household")), pick), view];
 }
 
 async function announcements() {
-  const { items } = await api("/api/v1/announcements", { query: { all: "true" } });
-  const tree = await api("/api/v1/community");
-  const title = h("input", { placeholder: t("title"), required: true, maxlength: 120, id: "ann-title" });
-  const body = h("textarea", { placeholder: t("body"), maxlength: 4000, id: "ann-body" });
+  const [{ items }, tree] = await Promise.all([api("/api/v1/announcements", { query: { all: "true" } }), api("/api/v1/community")]);
+  const homes = householdsOf(tree);
+  const buildingName = Object.fromEntries(tree.buildings.map((b) => [b.id, b.name]));
+  const homeName = Object.fromEntries(homes.map((x) => [x.id, x.name]));
+  const title = h("input", { required: true, maxlength: 120, id: "ann-title" });
+  const body = h("textarea", { maxlength: 4000, id: "ann-body", rows: 3, cols: 40 });
   const scope = h("select", { id: "ann-scope" }, h("option", { value: "community" }, t("whole_community")),
-    tree.buildings.map((b) => h("option", { value: `building:${b.id}` }, b.name)),
-    tree.buildings.flatMap((b) => b.units.flatMap((u) => u.households)).map((x) => h("option", { value: `household:${x.id}` }, x.name)));
-  const starts = h("input", { type: "datetime-local", "aria-label": "starts" });
-  const expires = h("input", { type: "datetime-local", "aria-label": t("expires") });
-  const message = h("p");
-  const form = h("form", { class: "inline", onsubmit: async (e) => {
+    h("optgroup", { label: t("buildings") }, tree.buildings.map((b) => h("option", { value: `building:${b.id}` }, b.name))),
+    h("optgroup", { label: t("households") }, homes.map((x) => h("option", { value: `household:${x.id}` }, `${x.name} · ${x.building}`))));
+  const starts = h("input", { type: "datetime-local", id: "ann-starts" });
+  const expires = h("input", { type: "datetime-local", id: "ann-expires" });
+  const message = statusLine("ann-status");
+  const when = (input) => new Date(input.value).getTime() / 1000;
+  const form = h("form", { class: "inline", id: "ann-form", onsubmit: async (e) => {
     e.preventDefault();
     const [kind, id] = scope.value.split(":");
     try {
       await api("/api/v1/announcements", { method: "POST", body: { title: title.value, body: body.value, scope: kind, ...(id ? { scope_id: id } : {}),
-        ...(starts.value ? { starts: new Date(starts.value).getTime() / 1000 } : {}), ...(expires.value ? { expires: new Date(expires.value).getTime() / 1000 } : {}) } });
+        ...(starts.value ? { starts: when(starts) } : {}), ...(expires.value ? { expires: when(expires) } : {}) } });
       await render();
-    } catch (error) { message.replaceChildren(errorLine(error)); }
-  } }, title, body, scope, h("label", {}, "⏱", starts), h("label", {}, t("expires"), expires), h("button", { type: "submit" }, t("publish")));
-  return [h("h1", {}, t("announcements")), form, message, table([t("title"), t("scope"), "", ""], items.map((a) => h("tr", { "data-announcement": a.id },
-    h("td", {}, h("strong", {}, a.title), h("div", {}, a.body)), h("td", {}, `${a.scope} ${a.scope_id || ""}`), h("td", {}, `${formatTime(a.starts)} → ${a.expires ? formatTime(a.expires) : "∞"}`),
-    h("td", {}, a.withdrawn ? "✗" : h("button", { type: "button", class: "small secondary", onclick: async () => { await api(`/api/v1/announcements/${a.id}`, { method: "DELETE" }); await render(); } }, "✗")))))];
+      const again = $("#ann-status");
+      if (again) { again.textContent = t("published"); again.className = "form-status ok"; }
+      $("#ann-title").focus();
+    } catch (error) { sayError(message, error); }
+  } },
+  h("label", { class: "field" }, h("span", {}, t("title")), title), h("label", { class: "field" }, h("span", {}, t("body")), body),
+  h("label", { class: "field" }, h("span", {}, t("scope")), scope),
+  h("label", { class: "field" }, h("span", {}, t("starts")), starts, h("small", { class: "muted" }, t("starts_hint"))),
+  h("label", { class: "field" }, h("span", {}, t("expires")), expires, h("small", { class: "muted" }, t("expires_hint"))),
+  h("button", { type: "submit" }, t("publish")));
+  const now = Date.now() / 1000;
+  const stateOf = (a) => (a.withdrawn ? ["withdrawn", "bad"] : a.starts > now ? ["scheduled", ""] : a.expires && a.expires <= now ? ["expired", ""] : ["live", "good"]);
+  const scopeName = (a) => (a.scope === "community" ? t("whole_community") : a.scope === "building" ? `${t("building")} ${buildingName[a.scope_id] || a.scope_id}` : `${t("household")} ${homeName[a.scope_id] || a.scope_id}`);
+  return [h("h1", {}, t("announcements")), form, message, table([t("title"), t("scope"), `${t("starts")} → ${t("expires")}`, t("status"), ""], items.map((a) => {
+    const [key, cls] = stateOf(a);
+    return h("tr", { "data-announcement": a.id },
+      h("td", {}, h("strong", {}, a.title), h("div", { class: "ann-body" }, a.body)), h("td", {}, scopeName(a)),
+      h("td", {}, `${formatTime(a.starts)} → ${a.expires ? formatTime(a.expires) : t("never_expires")}`),
+      h("td", {}, h("span", { class: `badge ${cls}` }, t(key))),
+      h("td", {}, a.withdrawn ? "" : removeButton(t("withdraw"), t("confirm_remove"), async () => { await api(`/api/v1/announcements/${encodeURIComponent(a.id)}`, { method: "DELETE" }); await render(); }, { class: "small secondary remove withdraw" })));
+  }))];
 }
 
 async function audit() {
@@ -139,12 +321,17 @@ async function audit() {
   return [h("h1", {}, t("audit")), form, body];
 }
 
-const SECTIONS = { queue, community, inventory, inbox, residents, consent, announcements, audit };
+const SECTIONS = { queue, community, inventory, inbox, residents, consent, care, announcements, audit };
 
 async function render() {
-  for (const b of document.querySelectorAll("#sections button")) b.setAttribute("aria-current", b.dataset.section === state.section ? "page" : "false");
-  try { $("#view").replaceChildren(...(await SECTIONS[state.section]())); tick(); }
-  catch (error) { $("#view").replaceChildren(errorLine(error)); }
+  const section = state.section;
+  for (const b of document.querySelectorAll("#sections button")) b.setAttribute("aria-current", b.dataset.section === section ? "page" : "false");
+  let content;
+  try { content = await SECTIONS[section](); } catch (error) { content = [errorLine(error)]; }
+  // Another section chosen while this one was loading: that one is drawn, not this late answer.
+  if (section !== state.section) return;
+  $("#view").replaceChildren(...content);
+  tick();
 }
 
 function translate() {
@@ -152,15 +339,16 @@ function translate() {
   $("#language").textContent = t("language");
   $("#sign-out").textContent = t("sign_out");
   document.title = t("manage_title");
+  if (state.me) $("#who").textContent = `${state.me.display_name} (${t(`role_${state.me.role}`)})`;
 }
 
 async function main() {
+  // Sections answer at once, even before the first data arrives (then the first render draws the chosen one).
+  for (const b of document.querySelectorAll("#sections button")) b.addEventListener("click", () => { state.section = b.dataset.section; if (state.me) render(); });
   const { user } = await api("/api/v1/auth/me");
   state.me = user;
   setLocale(user.locale);
   translate();
-  $("#who").textContent = `${user.display_name} (${user.role})`;
-  for (const b of document.querySelectorAll("#sections button")) b.addEventListener("click", () => { state.section = b.dataset.section; render(); });
   $("#language").addEventListener("click", async () => {
     const next = getLocale() === "en" ? "zh-CN" : "en";
     setLocale(next);
@@ -169,7 +357,11 @@ async function main() {
     render();
   });
   $("#sign-out").addEventListener("click", async () => { await api("/api/v1/auth/logout", { method: "POST" }); location.href = "/login"; });
-  if (user.role === "installer") state.section = "inventory";
+  if (user.role === "installer") {
+    // An installer works with devices only; the API refuses the rest, so the console does not offer it.
+    for (const b of document.querySelectorAll("#sections button")) b.hidden = !["queue", "community", "inventory", "inbox"].includes(b.dataset.section);
+    state.section = "inventory";
+  }
   await render();
   setInterval(tick, 1000);
   live((message) => { if ((message.type === "alert_changed" || message.type === "alert") && state.section === "queue") render(); },
