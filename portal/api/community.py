@@ -296,6 +296,8 @@ def register(api: Api) -> None:
             raise not_found(f"user {call.path['user_id']!r}")
         role = b.get("role", target.role.value)
         household = b.get("household_id", target.household_id)
+        if household is not None and household not in call.gateway.registry.households:
+            raise not_found(f"household {household!r}")
         if p.role is Role.HOUSEHOLD_ADMIN and (
             target.household_id != p.household_id
             or household != p.household_id
