@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from functools import partial
 from typing import Any
 
@@ -43,6 +44,10 @@ class DialBox(SimBox):
         self.udn = f"uuid:{uuid.uuid5(uuid.NAMESPACE_DNS, f'{name}.sim.linli')}"
         self.dial = DialApps(self, base_path="/apps")
         self.device: MediaRendererDevice | None = None
+        self.soap_actions: Counter[str] = Counter()  # actions received, by name
+        # Some renderers stop when given a new URI while playing (AVTransport says they keep
+        # playing): the adapter must still get them to play.
+        self.stops_on_new_uri = False
 
     @property
     def url(self) -> str:

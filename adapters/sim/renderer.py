@@ -133,7 +133,7 @@ class AVTransportService(_BoxService):
     async def set_uri(self, InstanceID: int, CurrentURI: str, CurrentURIMetaData: str) -> dict[str, Any]:
         self.check()
         self.uri, self.metadata = CurrentURI, CurrentURIMetaData
-        if self.transport == "NO_MEDIA_PRESENT":
+        if self.transport == "NO_MEDIA_PRESENT" or getattr(self.box, "stops_on_new_uri", False):
             self.transport = "STOPPED"
         self._show()
         return {}
@@ -345,6 +345,9 @@ async def control_handler(service: UpnpServerService, request: web.Request) -> w
         return web.Response(status=400, text=f"not a SOAP control message: {exc}")
     if action_name not in service.actions or message.name != action_name:
         return _fault(401, "Invalid Action")
+    counter = getattr(getattr(service, "box", None), "soap_actions", None)
+    if counter is not None:
+        counter[action_name] += 1
     action = service.action(action_name)
     arguments: dict[str, Any] = {}
     try:
