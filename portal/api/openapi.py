@@ -81,6 +81,7 @@ def document_other_routes(api: Api) -> None:
                 handler=None,
                 roles=roles_for(method, path),
                 body=body,
+                status=202 if path == "/api/v1/inbox/scan" else 200,  # a scan is started, not done
             )
         )
     for path, summary in [
@@ -149,6 +150,10 @@ def build(api: Api, server_url: str = "/", routes: list[tuple[str, str, Any]] = 
         }
         if op.path == "/api/v1/ws":
             item["responses"] = {"101": {"description": "switching to the WebSocket protocol"}}
+        if op.path == "/api/docs":
+            item["responses"] = {
+                "200": {"description": "a page", "content": {"text/html": {"schema": {"type": "string"}}}}
+            }
         roles = sorted(str(r) for r in op.roles)
         item["x-linli-roles"] = roles
         if op.public:
