@@ -276,8 +276,18 @@ class Health:
         )
 
     def _summarise(self, db: sqlite_utils.Database, readings: list[Reading]) -> None:
-        """In the readings' transaction (the store's writer thread): the region's consented summaries."""
-        summaries.enqueue_summaries(db, readings, self.may_share, self.tz, self.clock())
+        """In the readings' transaction (the store's writer thread): the region's consented summaries.
+
+        Behind a savepoint: a summary that cannot be made is logged and left out, and the
+        readings are stored all the same — the region's copy must never cost the resident's.
+        """
+        db.conn.execute("SAVEPOINT health_summaries")
+        try:
+            summaries.enqueue_summaries(db, readings, self.may_share, self.tz, self.clock())
+        except Exception:
+            db.conn.execute("ROLLBACK TO health_summaries")
+            _LOGGER.exception("health summaries for the region failed; the readings are stored without them")
+        db.conn.execute("RELEASE health_summaries")
 
     # -- consent -------------------------------------------------------------------
 

@@ -60,11 +60,9 @@ class Operator:
     def csrf_ok(self, offered: str | None) -> bool:
         if self.via != "session":
             return True  # a bearer token is never sent by a browser on its own
-        return (
-            bool(offered)
-            and self.csrf is not None
-            and hmac.compare_digest(offered.encode(), self.csrf.encode())
-        )
+        if not offered or self.csrf is None:
+            return False
+        return hmac.compare_digest(offered.encode(), self.csrf.encode())
 
 
 @dataclass(slots=True, frozen=True)
