@@ -106,7 +106,7 @@ async def _migrate(config: dict[str, Any]) -> int:
 
     conn = await asyncpg.connect(config["database"]["dsn"], timeout=10)
     try:
-        applied = await migrate(conn)
+        applied = await migrate(conn, config["region"]["id"])
     finally:
         await conn.close()
     print(
