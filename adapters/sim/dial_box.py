@@ -1,6 +1,6 @@
 """A simulated two-way cable box: a DIAL server and a UPnP/DLNA MediaRenderer on 127.0.0.1.
 
-    GET  /description.xml     the UPnP device description (MediaRenderer:1), answered with the
+    GET  /description.xml     the UPnP device description (MediaRenderer:2, or :1), answered with the
                               DIAL headers `Application-URL: <base>/apps/` and `WAKEUP: MAC=…;Timeout=10`
     /upnp/…                   AVTransport, RenderingControl, ConnectionManager (async-upnp-client server)
     /apps/<name>              DIAL apps (dial_apps.py), with the operator's `Linli` companion app
@@ -39,8 +39,11 @@ class DialBox(SimBox):
 
     kind = "dial-dlna"
 
-    def __init__(self, *, name: str = "dial-box", port: int = 0, mac: str | None = None) -> None:
+    def __init__(
+        self, *, name: str = "dial-box", port: int = 0, mac: str | None = None, upnp_version: int = 2
+    ) -> None:
         super().__init__(name=name, port=port, mac=mac)
+        self.upnp_version = upnp_version  # MediaRenderer:2 (GetStateVariables) or :1
         self.udn = f"uuid:{uuid.uuid5(uuid.NAMESPACE_DNS, f'{name}.sim.linli')}"
         self.dial = DialApps(self, base_path="/apps")
         self.device: MediaRendererDevice | None = None
@@ -56,7 +59,7 @@ class DialBox(SimBox):
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024, middlewares=[self._misbehaviour])
-        device = MediaRendererDevice.for_box(self, self.udn, AiohttpRequester())
+        device = MediaRendererDevice.for_box(self, self.udn, AiohttpRequester(), self.upnp_version)
         if self.device is not None:  # keep what was playing across a power cycle
             for old, new in zip(self.device.all_services, device.all_services, strict=True):
                 new.__dict__.update({k: v for k, v in old.__dict__.items() if k in ("uri", "metadata")})

@@ -5,7 +5,11 @@ tuner to that DVB-C service, any other URI is a stream. As AVTransport:1 §2.4.1
 says, SetAVTransportURI leaves the transport state as it was (NO_MEDIA_PRESENT
 becomes STOPPED): a box that is playing plays the new URI at once — how a
 channel change looks on a real renderer. RenderingControl is the box's volume.
-The services change the box's `screen`.
+The services change the box's `screen`. The box is a MediaRenderer:2 by
+default — its AVTransport:2 and RenderingControl:2 add GetStateVariables, which
+reads the transport state and URI (or volume and mute) in one action — or a
+MediaRenderer:1 (`DialBox(upnp_version=1)`), read with GetTransportInfo and
+GetMediaInfo (GetVolume and GetMute).
 
 The services, their state variables, argument checks and actions are
 async-upnp-client's server side. The control endpoint (`control_handler`) reads
@@ -20,6 +24,7 @@ parameter annotations against the state variables' Python types.)
 
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any, ClassVar
+from xml.sax.saxutils import escape as xml_escape
 
 from aiohttp import web
 from async_upnp_client.client import UpnpRequester
@@ -279,6 +284,82 @@ class RenderingControlService(_BoxService):
         return {}
 
 
+_AVS_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?><stateVariableValuePairs xmlns="urn:schemas-upnp-org:av:avs" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    'xsi:schemaLocation="urn:schemas-upnp-org:av:avs http://www.upnp.org/schemas/av/avs.xsd">'
+)
+_STATE_VARIABLE_LISTS = {
+    "A_ARG_TYPE_StateVariableList": create_state_var("string", default=""),
+    "A_ARG_TYPE_StateVariableValuePairs": create_state_var("string", default=""),
+}
+
+
+def value_pairs(known: dict[str, str], wanted: str, channel: set[str] | frozenset[str] = frozenset()) -> str:
+    """A `stateVariableValuePairs` document (AVTransport:2 / RenderingControl:2 GetStateVariables)."""
+    names = [name.strip() for name in wanted.split(",") if name.strip()]
+    if names == ["*"]:
+        names = list(known)
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        raise UpnpActionError(error_code=704, error_desc=f"Invalid State Variable List: {', '.join(unknown)}")
+    master = ' channel="Master"'
+    pairs = "".join(
+        f'<stateVariable variableName="{name}"{master if name in channel else ""}>'
+        f"{xml_escape(known[name])}</stateVariable>"
+        for name in names
+    )
+    return f"{_AVS_HEAD}{pairs}</stateVariableValuePairs>"
+
+
+class AVTransport2Service(AVTransportService):
+    """AVTransport:2: everything of :1, and GetStateVariables (one read for the state and URI)."""
+
+    SERVICE_DEFINITION = _service("AVTransport", "urn:schemas-upnp-org:service:AVTransport:2")
+    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {
+        **AVTransportService.STATE_VARIABLE_DEFINITIONS,
+        **_STATE_VARIABLE_LISTS,
+    }
+
+    @callable_action(
+        name="GetStateVariables",
+        in_args={"InstanceID": "A_ARG_TYPE_InstanceID", "StateVariableList": "A_ARG_TYPE_StateVariableList"},
+        out_args={"StateVariableValuePairs": "A_ARG_TYPE_StateVariableValuePairs"},
+    )
+    async def get_state_variables(self, InstanceID: int, StateVariableList: str) -> dict[str, Any]:
+        self.check()
+        known = {
+            "TransportState": self.transport,
+            "TransportStatus": "OK",
+            "TransportPlaySpeed": "1",
+            "AVTransportURI": self.uri,
+            "AVTransportURIMetaData": self.metadata,
+            "NumberOfTracks": "1" if self.uri else "0",
+        }
+        return {"StateVariableValuePairs": value_pairs(known, StateVariableList)}
+
+
+class RenderingControl2Service(RenderingControlService):
+    """RenderingControl:2: everything of :1, and GetStateVariables (volume and mute in one read)."""
+
+    SERVICE_DEFINITION = _service("RenderingControl", "urn:schemas-upnp-org:service:RenderingControl:2")
+    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {
+        **RenderingControlService.STATE_VARIABLE_DEFINITIONS,
+        **_STATE_VARIABLE_LISTS,
+    }
+
+    @callable_action(
+        name="GetStateVariables",
+        in_args={"InstanceID": "A_ARG_TYPE_InstanceID", "StateVariableList": "A_ARG_TYPE_StateVariableList"},
+        out_args={"StateVariableValuePairs": "A_ARG_TYPE_StateVariableValuePairs"},
+    )
+    async def get_state_variables(self, InstanceID: int, StateVariableList: str) -> dict[str, Any]:
+        self.check()
+        screen = self.box.screen
+        known = {"Volume": str(screen.volume), "Mute": "1" if screen.muted else "0"}
+        return {"StateVariableValuePairs": value_pairs(known, StateVariableList, {"Volume", "Mute"})}
+
+
 class ConnectionManagerService(_BoxService):
     SERVICE_DEFINITION = _service("ConnectionManager", "urn:schemas-upnp-org:service:ConnectionManager:1")
     STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {
@@ -300,16 +381,29 @@ class ConnectionManagerService(_BoxService):
         }
 
 
+class ConnectionManager2Service(ConnectionManagerService):
+    SERVICE_DEFINITION = _service("ConnectionManager", "urn:schemas-upnp-org:service:ConnectionManager:2")
+
+
+#: The services of a MediaRenderer:1 and of a MediaRenderer:2 box.
+SERVICES_OF: dict[int, list[Any]] = {
+    1: [AVTransportService, RenderingControlService, ConnectionManagerService],
+    2: [AVTransport2Service, RenderingControl2Service, ConnectionManager2Service],
+}
+
+
 class MediaRendererDevice(UpnpServerDevice):
     """The box's root device; each box gets its own UDN and name (see `for_box`)."""
 
     EMBEDDED_DEVICES: ClassVar[list[Any]] = []
-    SERVICES: ClassVar[list[Any]] = [AVTransportService, RenderingControlService, ConnectionManagerService]
+    SERVICES: ClassVar[list[Any]] = SERVICES_OF[2]
 
     @classmethod
-    def for_box(cls, box: "SimBox", udn: str, requester: UpnpRequester) -> "MediaRendererDevice":
+    def for_box(
+        cls, box: "SimBox", udn: str, requester: UpnpRequester, version: int = 2
+    ) -> "MediaRendererDevice":
         info = DeviceInfo(
-            device_type="urn:schemas-upnp-org:device:MediaRenderer:1",
+            device_type=f"urn:schemas-upnp-org:device:MediaRenderer:{version}",
             friendly_name=f"{box.name}",
             manufacturer="Linli Sim Cable",
             manufacturer_url=None,
@@ -325,7 +419,7 @@ class MediaRendererDevice(UpnpServerDevice):
             icons=[],
             xml=ET.Element("server_device"),
         )
-        kind = type("BoxRenderer", (cls,), {"DEVICE_DEFINITION": info})
+        kind = type("BoxRenderer", (cls,), {"DEVICE_DEFINITION": info, "SERVICES": SERVICES_OF[version]})
         device = kind(requester, box.base_url)
         for service in device.all_services:
             service.box = box  # type: ignore[attr-defined]

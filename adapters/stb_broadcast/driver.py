@@ -4,9 +4,11 @@
               server's `WAKEUP` header (DIAL 2.1). A box that answers is on.
     channel   AVTransport SetAVTransportURI(dvb://<onid>.<tsid>.<sid>) (DVB-C, idType 10), + Play
               unless the box is already playing (AVTransport:1 §2.4.1: a playing transport
-              stays PLAYING, with the new URI); confirmed by GetTransportInfo ∥ GetMediaInfo
+              stays PLAYING, with the new URI); read back with one GetStateVariables
+              (TransportState, AVTransportURI) on AVTransport:2, else GetTransportInfo ∥ GetMediaInfo
     media     AVTransport SetAVTransportURI(url, DIDL-Lite) + Play / Pause / Play / Stop
-    volume    RenderingControl SetVolume / SetMute (channel Master), GetVolume / GetMute
+    volume    RenderingControl SetVolume / SetMute (channel Master), read back with
+              GetStateVariables(Volume,Mute) on RenderingControl:2, else GetVolume ∥ GetMute
     app       DIAL POST /apps/<name> with the URL as payload, DELETE <run URL>
     notify    DIAL POST /apps/Linli "overlay=…&title=…&level=…" (the operator's companion app)
     portal    DIAL POST /apps/Linli "page=<url>"; state read back from its additionalData
@@ -19,9 +21,10 @@ control URL, SOAPAction header and envelope template — sent over the fleet's
 keep-alive session, and its answer is read in one expat pass (gateway/stb/soap.py,
 no DOCTYPE hence no entity accepted). Everything goes through the bounded HTTP of
 gateway/stb/http.py: an XML bomb, a SOAP fault, a hanging or 10 MB answer becomes
-a `BoxAnswerError` naming the box and the problem. Reads that do not depend on
-each other (GetTransportInfo and GetMediaInfo, GetVolume and GetMute) go out in
-parallel.
+a `BoxAnswerError` naming the box and the problem. Each service is used in the
+highest version the box has; where one read can carry several state variables
+(GetStateVariables, AVTransport:2 / RenderingControl:2) it does, and otherwise
+reads that do not depend on each other go out in parallel.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ from gateway.stb.errors import BoxAnswerError, BoxUnreachableError
 from gateway.stb.http import BoundedUpnpRequester, async_request
 from gateway.stb.schemas import ID_TYPE_DVB_C
 
-AV_TRANSPORT: Final = "urn:schemas-upnp-org:service:AVTransport:1"
-RENDERING_CONTROL: Final = "urn:schemas-upnp-org:service:RenderingControl:1"
+AV_TRANSPORT: Final = "urn:schemas-upnp-org:service:AVTransport:"
+RENDERING_CONTROL: Final = "urn:schemas-upnp-org:service:RenderingControl:"
 COMPANION_APP: Final = "Linli"
 _WAKEUP_MAC: Final = re.compile(r"MAC=([0-9A-Fa-f:-]{12,17})")
 _UUID: Final = re.compile(r"([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})", re.I)
@@ -91,6 +94,13 @@ class _Action:
             inputs=tuple(action.in_arguments()),
             outputs={argument.name: argument for argument in action.out_arguments()},
         )
+
+
+def _newest(device: UpnpDevice, prefix: str) -> UpnpService | None:
+    """The device's service of this type, in the highest version it has (each is a superset)."""
+    found = [(t.removeprefix(prefix), s) for t, s in ((s.service_type, s) for s in device.all_services)]
+    found = [(int(version), s) for version, s in found if version.isdigit()]
+    return max(found, key=lambda pair: pair[0])[1] if found else None
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -146,8 +156,8 @@ class DialDlnaDriver:
         application_url = _header(headers, "Application-URL")
         wakeup = _header(headers, "WAKEUP") or ""
         self._device = device
-        self._av = device.find_service(AV_TRANSPORT)
-        self._rc = device.find_service(RENDERING_CONTROL)
+        self._av = _newest(device, AV_TRANSPORT)
+        self._rc = _newest(device, RENDERING_CONTROL)
         self._dial = (
             DialClient(self._ctx.session, self._ctx.limits, application_url) if application_url else None
         )
@@ -233,27 +243,26 @@ class DialDlnaDriver:
 
     async def async_read(self, kinds: frozenset[str]) -> dict[str, Any]:
         calls: dict[str, Any] = {}
-        if kinds & {"channel", "media"} or ("power" in kinds and self._av is not None):
-            calls["transport"] = self._call(self._av, "GetTransportInfo", InstanceID=0)
         if kinds & {"channel", "media"}:
-            calls["media"] = self._call(self._av, "GetMediaInfo", InstanceID=0)
+            calls["playing"] = self._read_playing()
+        elif "power" in kinds and self._av is not None:
+            calls["transport"] = self._call(self._av, "GetTransportInfo", InstanceID=0)
         if "volume" in kinds:
-            calls["volume"] = self._call(self._rc, "GetVolume", InstanceID=0, Channel="Master")
-            calls["mute"] = self._call(self._rc, "GetMute", InstanceID=0, Channel="Master")
+            calls["volume"] = self._read_volume()
         if kinds & {"notify", "portal"} or ("power" in kinds and self._av is None):
             calls["companion"] = self._need_dial().async_status(COMPANION_APP)
         if "app" in kinds and self._dial is not None and self._app:
             calls["app"] = self._dial.async_status(self._app)
         results = dict(zip(calls, await asyncio.gather(*calls.values()), strict=True))
         if "transport" in results:
-            results["transport"] = await self._transport_read(results["transport"], results.get("media"))
+            self._transport = str(results["transport"].get("CurrentTransportState") or "")
         values: dict[str, Any] = {}
         if "power" in kinds:
             values["power"] = {"on": True}  # it answered
-        if "media" in results:
-            values.update(self._playing(results["transport"], results["media"]))
+        if "playing" in results:
+            values.update(self._playing(*results["playing"]))
         if "volume" in results:
-            values["volume"] = self._volume(results["volume"], results["mute"])
+            values["volume"] = results["volume"]
         companion: DialApp | None = results.get("companion")
         if kinds & {"notify", "portal"}:
             extra = companion.additional if companion is not None else {}
@@ -273,6 +282,55 @@ class DialDlnaDriver:
                 "url": (app.additional.get("url") or None) if running and app else None,
             }
         return {k: v for k, v in values.items() if k in kinds}
+
+    async def _state_variables(self, service: UpnpService | None, names: tuple[str, ...]) -> dict[str, str]:
+        """Several state variables in one GetStateVariables (AVTransport:2, RenderingControl:2)."""
+        answer = await self._call(
+            service, "GetStateVariables", InstanceID=0, StateVariableList=",".join(names)
+        )
+        try:
+            found = soap.parse_value_pairs(str(answer.get("StateVariableValuePairs") or ""))
+        except soap.SoapError as exc:
+            raise BoxAnswerError(f"GetStateVariables: the box's answer is not usable: {exc}"[:300]) from None
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise BoxAnswerError(f"GetStateVariables: the box did not report {', '.join(missing)}")
+        return found
+
+    def _has(self, service: UpnpService | None, action: str) -> bool:
+        return service is not None and service.has_action(action)
+
+    async def _read_playing(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The transport state and its URI: one GetStateVariables where the box has it."""
+        if self._has(self._av, "GetStateVariables"):
+            found = await self._state_variables(self._av, ("TransportState", "AVTransportURI"))
+            transport = {"CurrentTransportState": found["TransportState"]}
+            media: dict[str, Any] = {"CurrentURI": found["AVTransportURI"]}
+        else:
+            transport, media = await asyncio.gather(
+                self._call(self._av, "GetTransportInfo", InstanceID=0),
+                self._call(self._av, "GetMediaInfo", InstanceID=0),
+            )
+        return await self._transport_read(transport, media), media
+
+    async def _read_volume(self) -> dict[str, Any]:
+        """Volume and mute of the Master channel: one GetStateVariables where the box has it."""
+        if self._has(self._rc, "GetStateVariables"):
+            assert self._rc is not None
+            found = await self._state_variables(self._rc, ("Volume", "Mute"))
+            try:
+                level = self._rc.state_variable("Volume").coerce_python(found["Volume"])
+                muted = self._rc.state_variable("Mute").coerce_python(found["Mute"])
+            except (KeyError, ValueError, TypeError, UpnpError):
+                raise BoxAnswerError(
+                    f"RenderingControl: volume {found['Volume']!r} / mute {found['Mute']!r} not understood"
+                ) from None
+            return self._volume({"CurrentVolume": level}, {"CurrentMute": muted})
+        volume, mute = await asyncio.gather(
+            self._call(self._rc, "GetVolume", InstanceID=0, Channel="Master"),
+            self._call(self._rc, "GetMute", InstanceID=0, Channel="Master"),
+        )
+        return self._volume(volume, mute)
 
     async def _transport_read(
         self, transport: dict[str, Any], media: dict[str, Any] | None

@@ -2,8 +2,9 @@
 
 The server's base is the `Application-URL` header of its device description;
 an app is `<Application-URL>/<name>`. Status is the small XML document of the
-DIAL schema, parsed with defusedxml (no entities, no DTDs) after the bounded
-read in gateway/stb/http.py; `additionalData` carries app-defined state.
+DIAL schema, read after the bounded read in gateway/stb/http.py and refused if
+it has a DOCTYPE (so no entity can expand; gateway/stb/soap.py `tree`);
+`additionalData` carries app-defined state.
 
     GET    <app>        → 200 + <service>…<state>running</state>…</service>, 404 unknown app
     POST   <app>        → 201 Created + Location: <run URL> (body: the app's payload)
@@ -17,12 +18,11 @@ from typing import Final
 from urllib.parse import urljoin
 
 import aiohttp
-import defusedxml.ElementTree as DET
-from defusedxml import DefusedXmlException
 
 from gateway.commands import NotSupportedError
 from gateway.stb.errors import BoxAnswerError
 from gateway.stb.http import Limits, async_request
+from gateway.stb.soap import SoapError, tree
 
 DIAL_NS: Final = "urn:dial-multiscreen-org:schemas:dial"
 _NS: Final = {"d": DIAL_NS}
@@ -40,11 +40,9 @@ class DialApp:
 def parse_status(body: bytes, app_url: str) -> DialApp:
     """A DIAL app status document; BoxAnswerError for anything else."""
     try:
-        root = DET.fromstring(body)
-    except (DefusedXmlException, SyntaxError, ValueError) as exc:
-        raise BoxAnswerError(
-            f"GET {app_url}: DIAL status is not acceptable XML ({type(exc).__name__}: {exc})"
-        ) from None
+        root = tree(body, "the DIAL status")
+    except SoapError as exc:
+        raise BoxAnswerError(f"GET {app_url}: DIAL status is not acceptable XML ({exc})") from None
     if root.tag != f"{{{DIAL_NS}}}service":
         raise BoxAnswerError(f"GET {app_url}: not a DIAL status document (root element {root.tag!r})")
     name = (root.findtext("d:name", default="", namespaces=_NS) or "").strip()

@@ -8,9 +8,10 @@ element tree each way (async-upnp-client still reads device descriptions and
 owns the services' argument definitions and type coercion).
 
 Safety: a SOAP message must not contain a document type declaration (SOAP 1.1
-§3), and entities can only be declared in one, so a DOCTYPE is refused on
-sight — an XML bomb or an external entity never expands. Nothing deeper than
-the arguments (or the fault's detail) is kept, and at most `MAX_VALUES` of them.
+§3), and entities can only be declared in one, so a message with a DOCTYPE is
+refused before it is parsed — an XML bomb or an external entity never gets to
+expand — and the rest is parsed by the standard library's C parser. Messages
+are UTF-8 (UDA 1.1 §3.2.1); at most `MAX_VALUES` arguments are accepted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
-from xml.parsers import expat
+from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
 ENVELOPE_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -62,74 +63,76 @@ def fault_envelope(code: int, description: str) -> bytes:
     ).encode()
 
 
-def _split(name: str) -> tuple[str, str]:
-    namespace, _, local = name.rpartition(" ")
-    return namespace, local
+def _local(tag: str) -> tuple[str, str]:
+    namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    return (namespace, local) if local else ("", namespace)
+
+
+def tree(body: bytes | str, what: str) -> ET.Element:
+    """The element tree of a UTF-8 document without a DOCTYPE (so no entity can be declared).
+
+    SoapError otherwise. Also what the DIAL client reads app status documents with.
+    """
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError:
+        raise SoapError(f"{what} is not UTF-8 (UDA 1.1 §3.2.1 requires it)") from None
+    if "<!DOCTYPE" in text:
+        raise SoapError(
+            f"a document type declaration in {what} (SOAP forbids one; entities are not accepted)"
+        )
+    try:
+        # A str is parsed as UTF-8 whatever its XML declaration says: decoded above, once.
+        return ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise SoapError(f"{what} is not well-formed XML ({exc})") from None
 
 
 def parse(body: bytes) -> SoapMessage:
     """The message in a control request or answer; SoapError for anything else."""
-    parser = expat.ParserCreate(namespace_separator=" ")
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    path: list[str] = []
-    message: SoapMessage | None = None
-    text: list[str] = []
-    fault_code: list[str] = []
-    fault_text: list[str] = []
-
-    def refuse_doctype(*_: object) -> None:
-        raise SoapError("a document type declaration (SOAP forbids one; entities are not accepted)")
-
-    def start(name: str, _attributes: dict[str, str]) -> None:
-        nonlocal message
-        namespace, local = _split(name)
-        depth = len(path)
-        if depth == 0 and (local != "Envelope" or namespace not in (ENVELOPE_NS, "")):
-            raise SoapError(f"root element {local!r} is not a SOAP Envelope")
-        if depth == 1 and local != "Body":
-            if local == "Header":
-                path.append(local)
-                return
-            raise SoapError(f"{local!r} where the SOAP Body belongs")
-        if depth == 2 and path[1] == "Body":
-            if message is not None:
-                raise SoapError("more than one element in the SOAP Body")
-            message = SoapMessage(namespace=namespace, name=local)
-        if depth == 3 and message is not None and len(message.values) >= MAX_VALUES:
-            raise SoapError(f"more than {MAX_VALUES} arguments")
-        text.clear()
-        path.append(local)
-
-    def end(_name: str) -> None:
-        local = path.pop()
-        depth = len(path)
-        if message is None or depth < 3 or path[1] != "Body":
-            return
-        if depth == 3:
-            message.values[local] = "".join(text)
-        elif message.name == "Fault" and local == "errorCode":
-            fault_code[:] = ["".join(text)]
-        elif message.name == "Fault" and local == "errorDescription":
-            fault_text[:] = ["".join(text)]
-        text.clear()
-
-    def characters(data: str) -> None:
-        if len(path) >= 4:
-            text.append(data)
-
-    parser.StartDoctypeDeclHandler = refuse_doctype
-    parser.EntityDeclHandler = refuse_doctype
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = characters
-    try:
-        parser.Parse(body, True)
-    except expat.ExpatError as exc:
-        raise SoapError(f"not well-formed XML ({exc})") from None
-    if message is None:
-        raise SoapError("an empty SOAP Body")
+    root = tree(body, "the SOAP message")
+    namespace, local = _local(root.tag)
+    if local != "Envelope" or namespace not in (ENVELOPE_NS, ""):
+        raise SoapError(f"root element {local!r} is not a SOAP Envelope")
+    body_element = next((child for child in root if _local(child.tag)[1] == "Body"), None)
+    if body_element is None:
+        raise SoapError("no SOAP Body")
+    if len(body_element) != 1:
+        raise SoapError(f"{len(body_element)} elements in the SOAP Body, where one belongs")
+    element = body_element[0]
+    if len(element) > MAX_VALUES:
+        raise SoapError(f"more than {MAX_VALUES} arguments")
+    message = SoapMessage(*_local(element.tag))
+    for child in element:
+        message.values[_local(child.tag)[1]] = child.text or ""
     if message.name == "Fault":
-        code = fault_code[0].strip() if fault_code else ""
-        description = fault_text[0] if fault_text else message.values.get("faultstring", "")
+        error = next((e for e in element.iter() if _local(e.tag)[1] == "UPnPError"), None)
+        code = description = ""
+        if error is not None:
+            for child in error:
+                name = _local(child.tag)[1]
+                if name == "errorCode":
+                    code = (child.text or "").strip()
+                elif name == "errorDescription":
+                    description = child.text or ""
+        description = description or message.values.get("faultstring", "")
         message.fault = (int(code) if code.isdigit() else None, description[:200])
     return message
+
+
+def parse_value_pairs(document: str) -> dict[str, str]:
+    """A `stateVariableValuePairs` document (GetStateVariables of AVTransport:2, RenderingControl:2).
+
+    Variables of another channel than Master are left out; the same rules as `parse`
+    (no DOCTYPE, at most MAX_VALUES).
+    """
+    root = tree(document, "the state variables")
+    if _local(root.tag)[1] != "stateVariableValuePairs":
+        raise SoapError(f"root element {_local(root.tag)[1]!r} is not stateVariableValuePairs")
+    if len(root) > MAX_VALUES:
+        raise SoapError(f"more than {MAX_VALUES} state variables")
+    return {
+        str(variable.get("variableName")): variable.text or ""
+        for variable in root
+        if _local(variable.tag)[1] == "stateVariable" and variable.get("channel", "Master") == "Master"
+    }

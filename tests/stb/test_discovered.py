@@ -9,6 +9,7 @@ never knows which adapter that is.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ async def announced() -> AsyncIterator[Callable[..., Any]]:
     started: list[tuple[SimBox, BoxAnnouncer]] = []
 
     async def factory(operator: str, name: str, ssdp_port: int) -> SimBox:
+        name = f"{name}-{uuid.uuid4().hex[:8]}"  # mDNS on loopback is shared with whatever else runs
         box: SimBox = DialBox(name=name) if operator == "broadcast" else ThunderBox(name=name)
         await box.async_start()
         announcer = BoxAnnouncer(box, ssdp_port=ssdp_port)
@@ -145,7 +147,7 @@ async def test_the_most_specific_declaration_claims_a_box(make_gateway, announce
     # when a third adapter declares exactly this maker's renderers (more fields than `st` alone)
     unregister = discovery.register_adopter(  # type: ignore[attr-defined]
         "stb_acme",
-        {"ssdp": [{"st": "urn:schemas-upnp-org:device:MediaRenderer:1", "manufacturer": "Linli Sim Cable"}]},
+        {"ssdp": [{"st": "urn:schemas-upnp-org:device:MediaRenderer:2", "manufacturer": "Linli Sim Cable"}]},
         adopt,
     )
     # then it, not the generic cable-box adapter, is the one the approval goes to
