@@ -18,10 +18,11 @@ The device description and its services are read once per connection by
 async-upnp-client (defusedxml underneath), which also owns the actions' argument
 definitions and type coercion. Each action is then a prepared request — its
 control URL, SOAPAction header and envelope template — sent over the fleet's
-keep-alive session, and its answer is read in one expat pass (gateway/stb/soap.py,
-no DOCTYPE hence no entity accepted). Everything goes through the bounded HTTP of
-gateway/stb/http.py: an XML bomb, a SOAP fault, a hanging or 10 MB answer becomes
-a `BoxAnswerError` naming the box and the problem. Each service is used in the
+keep-alive session, and its answer is read by the C parser once any DOCTYPE has
+been refused (gateway/stb/soap.py: no DTD, hence no entity to expand). Everything
+goes through the bounded HTTP of gateway/stb/http.py: an XML bomb, a SOAP fault,
+a hanging or 10 MB answer becomes a `BoxAnswerError` naming the box and the
+problem. Each service is used in the
 highest version the box has; where one read can carry several state variables
 (GetStateVariables, AVTransport:2 / RenderingControl:2) it does, and otherwise
 reads that do not depend on each other go out in parallel.
@@ -55,8 +56,6 @@ RENDERING_CONTROL: Final = "urn:schemas-upnp-org:service:RenderingControl:"
 COMPANION_APP: Final = "Linli"
 _WAKEUP_MAC: Final = re.compile(r"MAC=([0-9A-Fa-f:-]{12,17})")
 _UUID: Final = re.compile(r"([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})", re.I)
-
-
 _DIDL: Final = (
     '<DIDL-Lite xmlns="urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/" '
     'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:upnp="urn:schemas-upnp-org:metadata-1-0/upnp/">'

@@ -3,15 +3,15 @@
 A control request or answer is an `Envelope` whose `Body` holds one element —
 the action, `<action>Response`, or a `Fault` carrying a `UPnPError` — whose
 children are simple values. That shape is all this module reads or writes, so a
-command costs a string template out and one pass of expat in, instead of an
-element tree each way (async-upnp-client still reads device descriptions and
-owns the services' argument definitions and type coercion).
+command costs a string template out and one pass of the standard library's C
+parser in, instead of async-upnp-client's element trees and defusedxml's Python
+parser each way (the library still reads device descriptions and owns the
+services' argument definitions and type coercion).
 
 Safety: a SOAP message must not contain a document type declaration (SOAP 1.1
 §3), and entities can only be declared in one, so a message with a DOCTYPE is
 refused before it is parsed — an XML bomb or an external entity never gets to
-expand — and the rest is parsed by the standard library's C parser. Messages
-are UTF-8 (UDA 1.1 §3.2.1); at most `MAX_VALUES` arguments are accepted.
+expand. Messages are UTF-8 (UDA 1.1 §3.2.1); at most `MAX_VALUES` arguments are accepted.
 """
 
 from __future__ import annotations

@@ -159,3 +159,25 @@ async def test_the_most_specific_declaration_claims_a_box(make_gateway, announce
     # and once it is gone, the broadcast adapter claims the box again
     unregister()
     assert inbox_of(gateway).adopter_for(item) == "stb_broadcast"
+
+
+async def test_a_stopped_adapter_takes_no_box_over_until_it_runs_again(make_gateway, announced) -> None:
+    # given a cable box in the inbox, claimed by the broadcast adapter
+    gateway = await discovering_gateway(make_gateway, "broadcast")
+    box = await announced("broadcast", "disc-restart", gateway.config["discovery"]["ssdp"]["port"])
+    await settle(lambda: item_of(gateway, box) is not None, 8.0)
+    item = item_of(gateway, box)
+    assert item is not None and inbox_of(gateway).adopter_for(item) == "stb_broadcast"
+    host = gateway.components["adapters"]
+    # when the adapter is stopped, nothing claims the box (an approval would say so)
+    await host.async_stop_adapter("stb_broadcast")  # type: ignore[attr-defined]
+    assert inbox_of(gateway).adopter_for(item) is None
+    await add_home(gateway, "h1", devices={})
+    with pytest.raises(InboxError) as refused:
+        await inbox_of(gateway).async_approve(item.id, household_id="h1", by="li.installer")
+    assert refused.value.code == "no_profile"  # no adapter, and no MQTT profile fits a set-top box
+    # and once it runs again, it claims the box and takes it over
+    await host.async_start_adapter("stb_broadcast")  # type: ignore[attr-defined]
+    assert inbox_of(gateway).adopter_for(item) == "stb_broadcast"
+    device = await inbox_of(gateway).async_approve(item.id, household_id="h1", by="li.installer")
+    assert device.profile.id == "dvb/dial-dlna-stb"
