@@ -24,10 +24,21 @@ from tests.discovering import discovery_config, inbox_of, item_for, publish_reta
 from tests.homes import add_home, publish
 from tests.portal_accounts import PORTAL_SERVICES, add_account, portal
 from tests.portal_accounts import sign_in as api_sign_in
-from tests.test_portal_browser import PHONE, TV, browser_page, portal_gateway, sign_in
+from tests.test_portal_browser import PHONE, TV, browser_page, portal_gateway
+from tests.test_portal_browser import sign_in as sign_in_page
 
 DESKTOP = {"width": 1366, "height": 900}
 SCRIPT = '<img src=x onerror="document.title=1">'
+
+
+async def sign_in(page: Any, base: str, name: str, password: str, then: str) -> None:
+    """Sign in, then wait until the page's script has drawn its first view (its controls answer).
+
+    The login page's own address ends with `?next=/manage`, so waiting for the URL alone can
+    return before the signed-in page has even loaded.
+    """
+    await sign_in_page(page, base, name, password, then)
+    await page.wait_for_selector('nav [aria-current="page"]')
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
@@ -124,6 +135,37 @@ async def test_a_manager_adds_an_account_that_signs_in_then_changes_its_role_dis
         assert await own.locator(".u-toggle, .u-remove, .u-save").count() == 0
     actions = await audit_actions(gateway)
     assert {"user.add", "user.role", "user.disable", "user.enable", "user.delete"} <= set(actions)
+
+
+async def test_a_household_admin_adds_a_family_carer_on_the_phone_and_may_give_only_household_roles(
+    make_gateway, tmp_path
+) -> None:
+    gateway, base = await portal_gateway(make_gateway)
+    await add_home(gateway, "h1")
+    await add_home(gateway, "h2")
+    await add_account(gateway, "zhang.res", "resident", "h2")
+    password = await add_account(gateway, "li.admin", "household_admin", "h1")
+    async with browser_page(tmp_path, PHONE) as page:
+        await sign_in(page, base, "li.admin", password, "/app")
+        await page.click("#tabs button[data-tab=family]")
+        await page.wait_for_selector("#new-user-role")
+        roles = await page.eval_on_selector_all("#new-user-role option", "els => els.map(e => e.value)")
+        assert roles == ["resident", "household_admin", "carer"]
+        await page.fill("#new-user-name", "li.daughter")
+        await page.select_option("#new-user-role", "carer")
+        await page.click("#user-add button[type=submit]")
+        secret = await page.locator("#new-password").inner_text(timeout=5_000)
+        made = await account(gateway, "li.daughter")
+        assert made is not None and (made.role.value, made.household_id) == ("carer", "h1")
+        assert await login_status(base, "li.daughter", secret) == 200
+        # only the household's own accounts are listed
+        await page.wait_for_selector('tr[data-user="li.daughter"]')
+        listed = await page.eval_on_selector_all(
+            "#user-list tr[data-user]", "els => els.map(e => e.dataset.user)"
+        )
+        assert sorted(listed) == ["li.admin", "li.daughter"]
+        await page.locator('tr[data-user="li.daughter"] .u-toggle').click()
+        await settle_user(gateway, "li.daughter", lambda u: u.disabled)
 
 
 async def settle_user(gateway: Any, name: str, predicate: Callable[[users.User], bool]) -> None:
@@ -280,6 +322,7 @@ async def test_a_resident_reads_the_care_settings_but_is_offered_no_change_the_a
         await page.wait_for_selector("#reminder-list li")
         await page.wait_for_selector('form.thresholds[data-resident="h1-r1"]')
         await page.wait_for_selector('#consent [data-purpose="carer"]')
+        await page.wait_for_selector("#care-check-in")
         # reading, confirming a reminder: yes; changing settings, thresholds or consent: no
         assert await page.locator("#reminder-list .confirm").count() == 1
         assert await page.locator("#reminder-add, #reminder-list .edit, #reminder-list .remove").count() == 0
@@ -287,6 +330,7 @@ async def test_a_resident_reads_the_care_settings_but_is_offered_no_change_the_a
         assert await page.locator("form.thresholds fieldset[disabled]").count() == 1
         assert await page.locator("#consent .consent-toggle").count() == 0
         assert "不是诊断" in await page.inner_text("#not-diagnosis")
+        assert await page.locator("#tabs button[data-tab=family]").is_hidden()  # accounts: admins only
 
 
 # -- /manage: the discovery inbox, care settings, announcements ------------------------

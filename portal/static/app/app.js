@@ -3,6 +3,7 @@ import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
 import { sparkline, trendChart } from "/static/shared/charts.js";
 import { consentCard, may, remindersCard, settingsCards, thresholdsCard } from "/static/shared/care.js";
+import { HOUSEHOLD_ROLES, accountsEditor } from "/static/shared/accounts.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { me: null, household: null, overview: null, tab: "home", alerts: new Map() };
@@ -10,7 +11,12 @@ const UNIT = { "mm[Hg]": "mmHg", "/min": "次/分", "%": "%", Cel: "°C", "mg/dL
 const KIND = { blood_pressure: "血压 BP", heart_rate: "心率 HR", spo2: "血氧 SpO₂", glucose: "血糖 Glucose", weight: "体重 Weight", body_temperature: "体温 Temp" };
 const show = (v) => (v && typeof v === "object" ? ("systolic" in v ? `${Math.round(v.systolic)}/${Math.round(v.diastolic)}` : Object.values(v).map((x) => formatNumber(x)).join("/")) : formatNumber(v));
 
+function showLive() {
+  if (state.live !== undefined) $("#live").textContent = state.live ? `● ${t("live_on")}` : t("live_off");
+}
+
 function translate() {
+  showLive();
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
   $("#language").textContent = t("language");
   $("#sign-out").textContent = t("sign_out");
@@ -42,10 +48,11 @@ async function acknowledge(id) {
   rerender();
 }
 
-// The care tab holds forms and loads its own data: re-rendering it after a reconnect or an
-// acknowledgement would wipe what someone is typing, so only the other tabs are redrawn.
+// The care and family tabs hold forms and load their own data: re-rendering them after a reconnect
+// or an acknowledgement would wipe what someone is typing, so only the other tabs are redrawn.
+const FORM_TABS = new Set(["care", "family"]);
 function rerender() {
-  if (state.tab !== "care" || $("#view").dataset.tab !== "care") render();
+  if (!FORM_TABS.has(state.tab) || $("#view").dataset.tab !== state.tab) render();
 }
 
 function card(title, ...children) { return h("section", { class: "card" }, h("h2", {}, title), ...children); }
@@ -184,7 +191,20 @@ function devices() {
   return [list];
 }
 
-const VIEWS = { home, alarm, health, care, devices };
+// A household admin's family: accounts of the household (add, role, disable, remove) and its people.
+function family() {
+  const box = h("div", { id: "family" });
+  const members = () => api(`/api/v1/households/${state.household}/members`);
+  (async () => {
+    const { residents } = await members();
+    const editor = await accountsEditor({ me: state.me, roles: HOUSEHOLD_ROLES, household: state.household, heading: "h3", list: async () => (await members()).accounts });
+    box.append(card(t("family_accounts"), ...editor),
+      card(t("people"), residents.length ? h("ul", { class: "plain" }, residents.map((r) => h("li", {}, r.name))) : h("p", { class: "muted" }, t("no_residents"))));
+  })().catch((error) => box.append(h("p", { class: "error" }, error.message)));
+  return [box];
+}
+
+const VIEWS = { home, alarm, health, care, devices, family };
 
 function render() {
   for (const b of document.querySelectorAll("#tabs button")) b.setAttribute("aria-current", b.dataset.tab === state.tab ? "page" : "false");
@@ -215,6 +235,7 @@ async function main() {
   const { user } = await api("/api/v1/auth/me");
   state.me = user;
   state.household = user.household_id;
+  $('#tabs button[data-tab="family"]').hidden = user.role !== "household_admin";
   setLocale(user.locale);
   translate();
   $("#language").addEventListener("click", async () => {
@@ -226,7 +247,7 @@ async function main() {
   });
   $("#sign-out").addEventListener("click", async () => { await api("/api/v1/auth/logout", { method: "POST" }); location.href = "/login"; });
   await refresh();
-  live(onLive, (up) => { $("#live").textContent = up ? `● ${t("live_on")}` : t("live_off"); if (up) refresh().catch(() => {}); });
+  live(onLive, (up) => { state.live = up; showLive(); if (up) refresh().catch(() => {}); });
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/app/sw.js", { scope: "/app" }).catch(() => {});
 }
 

@@ -1,7 +1,8 @@
 // The property manager's console: alert queue, community tree, devices, inbox, people, consent, care, announcements, audit.
 import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
-import { consentState, remindersCard, removeButton, settingsCards } from "/static/shared/care.js";
+import { consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
+import { accountsEditor, roleName } from "/static/shared/accounts.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { me: null, section: "queue", alerts: [], households: [] };
@@ -72,8 +73,6 @@ function householdsOf(tree) {
   return tree.buildings.flatMap((b) => b.units.flatMap((u) => u.households.map((x) => ({ id: x.id, name: x.name, building: b.name, building_id: b.id, unit: u.name }))));
 }
 const homeOption = (x, selected) => h("option", { value: x.id, selected }, `${x.name} · ${x.building}`);
-const statusLine = (id) => h("p", { role: "status", class: "form-status", ...(id ? { id } : {}) });
-const sayError = (line, error) => { line.textContent = error.message; line.className = "form-status error"; };
 
 async function inbox() {
   const [{ items }, tree] = await Promise.all([api("/api/v1/inbox"), api("/api/v1/community")]);
@@ -86,7 +85,7 @@ async function inbox() {
     const profile = h("input", { class: "i-profile", maxlength: 128, value: item.profile || "", placeholder: t("no_profile") });
     const status = statusLine();
     const act = async (path, body) => {
-      try { await api(`/api/v1/inbox/${encodeURIComponent(item.id)}/${path}`, { method: "POST", body }); await render(); } catch (error) { sayError(status, error); }
+      try { await api(`/api/v1/inbox/${encodeURIComponent(item.id)}/${path}`, { method: "POST", body }); await render(); } catch (error) { say(status, error); }
     };
     const form = h("form", { class: "inbox-form", onsubmit: (e) => {
       e.preventDefault();
@@ -111,86 +110,14 @@ async function inbox() {
 }
 
 const ROLES = ["resident", "household_admin", "carer", "manager", "installer"];
-const HOUSEHOLD_ROLES = new Set(["resident", "household_admin", "carer"]);
-const roleName = (role) => t(`role_${role}`);
-
-// The household select follows the role: household roles need one, community roles have none.
-function roleAndHousehold(homes, role, household, cls) {
-  const roleSelect = h("select", { class: `${cls}-role`, "aria-label": t("role") }, ROLES.map((r) => h("option", { value: r, selected: r === role }, roleName(r))));
-  const homeSelect = h("select", { class: `${cls}-household`, "aria-label": t("household") },
-    h("option", { value: "" }, t("no_household")), homes.map((x) => homeOption(x, x.id === household)));
-  const follow = () => {
-    const needs = HOUSEHOLD_ROLES.has(roleSelect.value);
-    homeSelect.disabled = !needs;
-    homeSelect.required = needs;
-    if (!needs) homeSelect.value = "";
-  };
-  roleSelect.addEventListener("change", follow);
-  follow();
-  return [roleSelect, homeSelect];
-}
 
 async function residents() {
   const tree = await api("/api/v1/community");
   const homes = householdsOf(tree);
-  const homeName = Object.fromEntries(homes.map((x) => [x.id, x.name]));
   const filterRole = h("select", { id: "users-filter-role", "aria-label": t("role") }, h("option", { value: "" }, t("all")), ROLES.map((r) => h("option", { value: r }, roleName(r))));
   const filterHome = h("select", { id: "users-filter-household", "aria-label": t("household") }, h("option", { value: "" }, t("all")), homes.map((x) => homeOption(x, false)));
-  const list = h("div", { id: "user-list" });
-  const secret = h("div", { id: "user-secret", role: "alert" });
-  const load = async (focus) => {
-    const { items } = await api("/api/v1/users", { query: { role: filterRole.value, household_id: filterHome.value } });
-    list.replaceChildren(h("p", { class: "muted" }, `${t("accounts")}: ${items.length}`),
-      table([t("name"), t("role"), t("status"), ""], items.map(userRow)));
-    if (focus) { const el = list.querySelector(focus); if (el) el.focus(); }
-  };
-  const userRow = (u) => {
-    const self = state.me && u.id === state.me.id;
-    const [role, household] = roleAndHousehold(homes, u.role, u.household_id, "u");
-    const status = statusLine();
-    const at = `tr[data-user="${CSS.escape(u.name)}"]`;
-    const change = async (body, focus) => {
-      try { await api(`/api/v1/users/${encodeURIComponent(u.id)}`, { method: "PATCH", body }); await load(`${at} ${focus}`); } catch (error) { sayError(status, error); }
-    };
-    return h("tr", { "data-user": u.name, class: u.disabled ? "disabled" : "" },
-      h("td", {}, h("strong", {}, u.display_name), h("div", { class: "muted" }, u.name), u.household_id ? h("div", { class: "muted" }, homeName[u.household_id] || u.household_id) : null),
-      h("td", {}, self ? roleName(u.role) : h("div", { class: "row" }, role, household,
-        h("button", { type: "button", class: "small secondary u-save", onclick: () => change({ role: role.value, household_id: household.value || null }, ".u-save") }, t("change_role")))),
-      h("td", {}, h("span", { class: `badge ${u.disabled ? "bad" : "good"}` }, u.disabled ? t("disabled") : t("active")), self ? h("div", { class: "muted" }, t("you")) : null),
-      h("td", {}, self ? "" : h("div", { class: "row" },
-        h("button", { type: "button", class: "small secondary u-toggle", onclick: () => change({ disabled: !u.disabled }, ".u-toggle") }, u.disabled ? t("enable") : t("disable")),
-        removeButton(t("remove"), t("confirm_remove"), async () => {
-          try { await api(`/api/v1/users/${encodeURIComponent(u.id)}`, { method: "DELETE" }); await load("#new-user-name"); } catch (error) { sayError(status, error); }
-        }, { class: "small secondary remove u-remove" })), status));
-  };
-  const name = h("input", { id: "new-user-name", required: true, maxlength: 64, pattern: "[A-Za-z0-9][A-Za-z0-9._@\\-]{1,63}", autocomplete: "off" });
-  const display = h("input", { id: "new-user-display", maxlength: 64, autocomplete: "off" });
-  const [role, household] = roleAndHousehold(homes, "resident", filterHome.value, "new-user");
-  role.id = "new-user-role";
-  household.id = "new-user-household";
-  const message = statusLine("user-add-status");
-  const form = h("form", { class: "inline", id: "user-add", onsubmit: async (e) => {
-    e.preventDefault();
-    message.textContent = "";
-    try {
-      const made = await api("/api/v1/users", { method: "POST", body: { name: name.value.trim(), role: role.value,
-        ...(household.value ? { household_id: household.value } : {}), ...(display.value.trim() ? { display_name: display.value.trim() } : {}) } });
-      secret.replaceChildren(h("p", {}, h("strong", {}, made.user.name), ` (${roleName(made.user.role)}) — ${t("password_once")} `,
-        h("code", { class: "secret", id: "new-password" }, made.password)));
-      form.reset();
-      role.dispatchEvent(new Event("change"));
-      await load();
-      name.focus();
-    } catch (error) { sayError(message, error); }
-  } },
-  h("label", { class: "field" }, h("span", {}, t("name")), name), h("label", { class: "field" }, h("span", {}, t("display_name")), display),
-  h("label", { class: "field" }, h("span", {}, t("role")), role), h("label", { class: "field" }, h("span", {}, t("household")), household),
-  h("button", { type: "submit" }, t("add_account")));
-  filterRole.addEventListener("change", () => load());
-  filterHome.addEventListener("change", () => load());
-  await load();
-  return [h("h1", {}, t("residents")), h("h2", {}, t("add_account")), form, message, secret,
-    h("h2", {}, t("accounts")), h("div", { class: "row" }, filterRole, filterHome), list];
+  const list = async () => (await api("/api/v1/users", { query: { role: filterRole.value, household_id: filterHome.value } })).items;
+  return [h("h1", {}, t("residents")), ...await accountsEditor({ me: state.me, roles: ROLES, homes, list, filters: [filterRole, filterHome] })];
 }
 
 const PURPOSE_COLUMNS = ["carer", "provider", "export"];
@@ -223,7 +150,7 @@ async function consent() {
       if (given[x.id] && given[x.id].provider) {
         const overview = await api(`/api/v1/households/${encodeURIComponent(x.id)}`);
         health = overview.vitals.length
-          ? h("ul", { class: "vitals" }, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${v.kind}: ${showValue(v.value)} ${v.unit} · ${formatTime(v.ts)}`)))
+          ? h("ul", { class: "vitals" }, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${t(`kind_${v.kind}`)}: ${showValue(v.value)} ${v.unit} · ${formatTime(v.ts)}`)))
           : h("p", { class: "muted" }, t("no_vitals"));
       } else {
         health = h("p", { class: "muted no-consent" }, t("no_consent"));
@@ -287,7 +214,7 @@ async function announcements() {
       const again = $("#ann-status");
       if (again) { again.textContent = t("published"); again.className = "form-status ok"; }
       $("#ann-title").focus();
-    } catch (error) { sayError(message, error); }
+    } catch (error) { say(message, error); }
   } },
   h("label", { class: "field" }, h("span", {}, t("title")), title), h("label", { class: "field" }, h("span", {}, t("body")), body),
   h("label", { class: "field" }, h("span", {}, t("scope")), scope),
@@ -334,12 +261,17 @@ async function render() {
   tick();
 }
 
+function showLive() {
+  if (state.live !== undefined) $("#live").textContent = state.live ? `● ${t("live_on")}` : t("live_off");
+}
+
 function translate() {
+  showLive();
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
   $("#language").textContent = t("language");
   $("#sign-out").textContent = t("sign_out");
   document.title = t("manage_title");
-  if (state.me) $("#who").textContent = `${state.me.display_name} (${t(`role_${state.me.role}`)})`;
+  if (state.me) $("#who").textContent = `${state.me.display_name} (${roleName(state.me.role)})`;
 }
 
 async function main() {
@@ -365,7 +297,7 @@ async function main() {
   await render();
   setInterval(tick, 1000);
   live((message) => { if ((message.type === "alert_changed" || message.type === "alert") && state.section === "queue") render(); },
-    (up) => { $("#live").textContent = up ? `● ${t("live_on")}` : t("live_off"); });
+    (up) => { state.live = up; showLive(); });
 }
 
 main().catch((error) => $("#view").replaceChildren(errorLine(error)));
