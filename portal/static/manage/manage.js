@@ -1,7 +1,7 @@
 // The property manager's console: alert queue, community tree, devices, inbox, people, consent, care, announcements, audit.
 import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
-import { consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
+import { PURPOSES, consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
 import { accountsEditor, roleName } from "/static/shared/accounts.js";
 
 const $ = (s) => document.querySelector(s);
@@ -120,7 +120,6 @@ async function residents() {
   return [h("h1", {}, t("residents")), ...await accountsEditor({ me: state.me, roles: ROLES, homes, list, filters: [filterRole, filterHome] })];
 }
 
-const PURPOSE_COLUMNS = ["carer", "provider", "export"];
 const showValue = (v) => (v && typeof v === "object" ? ("systolic" in v ? `${Math.round(v.systolic)}/${Math.round(v.diastolic)}` : Object.values(v).map((x) => formatNumber(x)).join("/")) : formatNumber(v));
 
 // Who consented to what, per household. Health values appear only in a household's details and only
@@ -140,7 +139,7 @@ async function consent() {
     button.setAttribute("aria-expanded", "true");
     try {
       const { consent: records } = await api(`/api/v1/households/${encodeURIComponent(x.id)}/consent`);
-      const lines = PURPOSE_COLUMNS.map((p) => {
+      const lines = PURPOSES.map((p) => {
         const r = records[p];
         const st = consentState(r);
         return h("li", { "data-purpose": p }, h("strong", {}, t(`purpose_${p}`)), ": ", h("span", { class: `badge ${st.cls}` }, t(st.key)),
@@ -165,13 +164,13 @@ async function consent() {
       const detailRow = h("tr", { class: "detail", "data-detail": x.id });
       const button = h("button", { type: "button", class: "small secondary details", "aria-expanded": "false", onclick: () => details(x, button, detailRow) }, t("details"));
       return h("tr", { "data-household": x.id }, h("td", {}, h("strong", {}, x.name), h("div", { class: "muted" }, x.id)), h("td", {}, `${x.building} · ${x.unit}`),
-        PURPOSE_COLUMNS.map((p) => h("td", { "data-purpose": p }, yes(c[p]))), h("td", {}, button));
+        PURPOSES.map((p) => h("td", { "data-purpose": p }, yes(c[p]))), h("td", {}, button));
     }));
   };
   building.addEventListener("change", fill);
   fill();
   return [h("h1", {}, t("consent")), h("p", { class: "muted" }, t("no_consent")), h("div", { class: "row" }, building),
-    h("table", {}, h("thead", {}, h("tr", {}, [t("household"), t("building"), ...PURPOSE_COLUMNS.map((p) => t(`purpose_${p}`)), ""].map((x) => h("th", {}, x)))), body)];
+    h("table", {}, h("thead", {}, h("tr", {}, [t("household"), t("building"), ...PURPOSES.map((p) => t(`purpose_${p}`)), ""].map((x) => h("th", {}, x)))), body)];
 }
 
 // Care settings of one household, as the property office may change them (check-in, inactivity, reminders).
