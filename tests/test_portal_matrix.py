@@ -195,6 +195,8 @@ def fill(path: str, world: World, household: str | None, ids: dict[str, str] | N
         "item_id": "inbox-1",
         **(ids or {}),
     }
+    unknown = set(re.findall(r"{(\w+)}", path)) - values.keys()
+    assert not unknown, f"{path}: give {sorted(unknown)} a real id in fill() or FRESH (test_portal_matrix.py)"
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -399,5 +401,8 @@ async def test_every_route_every_role_own_and_other_household_and_no_login(make_
                             c["kind"] for d in data.get("items", [data]) for c in d.get("capabilities", [])
                         }
                         assert kinds <= set(PROVIDER_KINDS), f"kinds {kinds}: {where}"
-        assert not unexpected, "\n".join(unexpected)
+        assert not unexpected, (
+            "allowed calls that did not succeed (a new operation needs a body in BODIES, "
+            "or, if it cannot succeed here, its error code in NEEDS_MORE):\n" + "\n".join(unexpected)
+        )
         assert outcomes["refused"] > 300 and outcomes["allowed and done"] > 150, outcomes
