@@ -391,13 +391,11 @@ class DialDlnaDriver:
 
     # -- doing ---------------------------------------------------------------------
 
-    async def _play_uri(self, uri: str, title: str) -> None:
+    async def _play_uri(self, uri: str, title: str | None) -> None:
+        """Set the URI (with DIDL-Lite metadata when there is a title to show) and make it play."""
+        metadata = didl_item(uri, title) if title else ""
         await self._call(
-            self._av,
-            "SetAVTransportURI",
-            InstanceID=0,
-            CurrentURI=uri,
-            CurrentURIMetaData=didl_item(uri, title),
+            self._av, "SetAVTransportURI", InstanceID=0, CurrentURI=uri, CurrentURIMetaData=metadata
         )
         if self._transport == "PLAYING" and self._keeps_playing:
             self._unplayed = uri  # the confirming read shows whether it plays (see _transport_read)
@@ -420,7 +418,9 @@ class DialDlnaDriver:
                     f"a cable box cannot tune {record.get('name')!r}: "
                     f"it is an IPTV service (idType {record['idType']})"
                 )
-            await self._play_uri(dvb_uri(record), record.get("name", ""))
+            # No metadata: a DVB service is named by the box's own SI tables (its SDT), as a
+            # Thunder box names the IPTV channel it is given by URI alone.
+            await self._play_uri(dvb_uri(record), None)
         elif kind == "media":
             if action == "play":
                 await self._play_uri(command["url"], command.get("title") or command["url"])
