@@ -67,7 +67,6 @@ class World:
         self.gateway = gateway
         self.client = client
         self.tokens: dict[str, str] = {}  # role → bearer secret (h1's, or the community's)
-        self.helpers: dict[str, str] = {}  # household → its admin's token (to make alerts there)
         self.users: dict[str, str] = {}  # role → user id
         self.adapter_id = ""
         self.serial = itertools.count()
@@ -137,7 +136,6 @@ async def build_world(gateway: Gateway, client: Any) -> World:
     for household in (OWN, OTHER):
         await registry.async_add_resident(f"{household}-r1", household, f"resident of {household}")
         await health.async_grant_consent(household, by="test", purposes=["carer", "provider"])
-        world.helpers[household] = (await world.account("household_admin", household))[1]
     for role in ROLES:
         if role == "provider":
             continue
@@ -156,9 +154,6 @@ async def build_world(gateway: Gateway, client: Any) -> World:
     adapters = await world.as_manager("GET", "/api/v1/adapters")
     world.adapter_id = adapters["items"][0]["id"]
     return world
-
-
-Prepare = Callable[[World, str | None], Awaitable[tuple[str, Any]]]
 
 
 async def _reminder(world: World, household: str, _role: str) -> str:
