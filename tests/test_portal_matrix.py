@@ -21,9 +21,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from adapters.sim import discovery_payloads as payloads
 from gateway import users
 from gateway.runtime import Gateway
 from portal.api.health import KINDS as HEALTH_KINDS
+from tests.brokers import settle
+from tests.discovering import discovery_config, inbox_of, publish_retained
 from tests.homes import add_home
 from tests.portal_accounts import PORTAL_SERVICES, portal
 
@@ -40,12 +43,6 @@ PAGES = re.compile(
 )
 #: Allowed calls that cannot succeed in this setup, and the error they must give instead.
 NEEDS_MORE = {
-    # no discovery component: the inbox is unavailable
-    **{op: {"unavailable"} for op in ("GET /api/v1/inbox", "POST /api/v1/inbox/scan")},
-    **{
-        f"{m} /api/v1/inbox/{{item_id}}{tail}": {"unavailable"}
-        for m, tail in [("GET", ""), *[("POST", f"/{a}") for a in ("approve", "reject", "ignore", "restore")]]
-    },
     # no set-top box in the homes: there is no screen to send to
     **{
         f"{m} /api/v1/households/{{household_id}}/screens/tv/{a}": {"no_screen"}
@@ -69,6 +66,7 @@ class World:
         self.tokens: dict[str, str] = {}  # role → bearer secret (h1's, or the community's)
         self.users: dict[str, str] = {}  # role → user id
         self.adapter_id = ""
+        self.inbox_items: list[str] = []  # discovered devices, pending, one for each call that needs one
         self.serial = itertools.count()
         self.digest = users.hash_password(PASSWORD)
 
@@ -130,7 +128,7 @@ class World:
         return str(alert.id)
 
 
-async def build_world(gateway: Gateway, client: Any) -> World:
+async def build_world(gateway: Gateway, client: Any, broker_port: int) -> World:
     world = World(gateway, client)
     registry, health = gateway.registry, gateway.components["health"]
     for household in (OWN, OTHER):
@@ -151,6 +149,12 @@ async def build_world(gateway: Gateway, client: Any) -> World:
             db.conn, "m.login", "resident", password_hash=world.digest, household_id=OWN, by="test"
         )
     )
+    # discovered devices waiting in the inbox (native Linli radars announced over MQTT)
+    serials = [f"fr60-m{i:03d}" for i in range(5 * (len(ROLES) + 1))]
+    await publish_retained(broker_port, [m for s in serials for m in payloads.linli_native(s, "FR-60")])
+    inbox = inbox_of(gateway)
+    await settle(lambda: all(inbox.find(f"linli:{s}") for s in serials), timeout=10)
+    world.inbox_items = [inbox.find(f"linli:{s}").id for s in serials]  # type: ignore[union-attr]
     adapters = await world.as_manager("GET", "/api/v1/adapters")
     world.adapter_id = adapters["items"][0]["id"]
     return world
@@ -172,6 +176,10 @@ async def _announcement(world: World, _: str, _role: str) -> str:
     return str(made["id"])
 
 
+async def _inbox_item(world: World, _: str, _role: str) -> str:
+    return world.inbox_items.pop()
+
+
 async def _key(world: World, _: str, _role: str) -> str:
     listed = await world.as_manager("GET", "/api/v1/provider-keys")
     await world.provider_key()
@@ -187,7 +195,6 @@ def fill(path: str, world: World, household: str | None, ids: dict[str, str] | N
         "resident_id": f"{h}-r1",
         "device_id": f"{h}-plug",
         "adapter_id": world.adapter_id,
-        "item_id": "inbox-1",
         **(ids or {}),
     }
     unknown = set(re.findall(r"{(\w+)}", path)) - values.keys()
@@ -247,6 +254,7 @@ FRESH: dict[str, Callable[[World, str, str], Awaitable[str]]] = {
     "reminder_id": _reminder,
     "announcement_id": _announcement,
     "key_id": _key,
+    "item_id": _inbox_item,
 }
 
 
@@ -312,13 +320,17 @@ async def live_events_for_every_role_and_nobody(world: World) -> None:
     assert status == 401 and data["error"]["code"] == "unauthenticated", data
 
 
-async def test_every_route_every_role_own_and_other_household_and_no_login(make_gateway) -> None:
-    # given two homes, consenting to carers and providers, and an account of every role for h1
-    gateway = await make_gateway(components=[*PORTAL_SERVICES, "services.security:Security"])
+async def test_every_route_every_role_own_and_other_household_and_no_login(make_gateway, broker) -> None:
+    # given two homes, consenting to carers and providers, an account of every role for h1,
+    # and discovered devices waiting in the inbox
+    gateway = await make_gateway(
+        components=[*PORTAL_SERVICES, "services.security:Security", "gateway.discovery:Discovery"],
+        discovery=discovery_config("mqtt"),  # on loopback MQTT only
+    )
     for household in (OWN, OTHER):
         await add_home(gateway, household)
     async with portal(gateway) as client:
-        world = await build_world(gateway, client)
+        world = await build_world(gateway, client, broker.port)
         spec = await (await client.get("/api/v1/openapi.json")).json()
         documented = {(m.upper(), p) for p, methods in spec["paths"].items() for m in methods}
         # then every route the app serves is in the document (pages aside)
@@ -364,6 +376,8 @@ async def test_every_route_every_role_own_and_other_household_and_no_login(make_
                 for name, make in FRESH.items():
                     if f"{{{name}}}" in path:
                         ids[name] = await make(world, household or OWN, role)
+                if key == "POST /api/v1/inbox/{item_id}/restore":  # only a hidden item comes back
+                    await inbox_of(gateway).async_ignore(ids["item_id"], by="test")
                 url = fill(path, world, household, ids)
                 body = BODIES[key](world, household or OWN) if key in BODIES else None
                 if body is None and "requestBody" in op:
