@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.sim import discovery_payloads as payloads
+from adapters.sim.dial_box import DialBox
 from gateway import users
 from gateway.runtime import Gateway
 from portal.api.health import KINDS as HEALTH_KINDS
@@ -29,6 +30,7 @@ from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of, publish_retained
 from tests.homes import add_home
 from tests.portal_accounts import PORTAL_SERVICES, portal
+from tests.stb.boxes import STB_COMPONENTS, adopt, stb_settings
 
 OWN, OTHER = "h1", "h2"
 ROLES = ("resident", "household_admin", "carer", "manager", "installer", "provider")
@@ -43,11 +45,6 @@ PAGES = re.compile(
 )
 #: Allowed calls that cannot succeed in this setup, and the error they must give instead.
 NEEDS_MORE = {
-    # no set-top box in the homes: there is no screen to send to
-    **{
-        f"{m} /api/v1/households/{{household_id}}/screens/tv/{a}": {"no_screen"}
-        for m, a in [("POST", "notify"), ("DELETE", "notify"), ("POST", "play"), ("POST", "open")]
-    },
     # the first-run setup link is spent once an account exists
     "POST /api/v1/auth/setup": {"invalid_token"},
     # a household's alarm arms once: a second member's arm meets it armed, a disarm meets it disarmed
@@ -246,6 +243,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/households/{household_id}/screens/tv/play": lambda w, h: {
         "url": "http://127.0.0.1:9/a.mp4"
     },
+    "POST /api/v1/households/{household_id}/screens/tv/open": lambda w, h: {"url": "http://127.0.0.1:9/menu"},
 }
 #: Sub-resources in the path that a call may use up: made fresh for each call.
 FRESH: dict[str, Callable[[World, str, str], Awaitable[str]]] = {
@@ -320,17 +318,37 @@ async def live_events_for_every_role_and_nobody(world: World) -> None:
     assert status == 401 and data["error"]["code"] == "unauthenticated", data
 
 
-async def test_every_route_every_role_own_and_other_household_and_no_login(make_gateway, broker) -> None:
-    # given two homes, consenting to carers and providers, an account of every role for h1,
-    # and discovered devices waiting in the inbox
+async def test_every_route_every_role_own_and_other_household_and_no_login(
+    make_gateway, broker, monkeypatch
+) -> None:
+    # given two homes with a TV box each, consenting to carers and providers, an account of every
+    # role for h1, and discovered devices waiting in the inbox
+    monkeypatch.setenv("LINLI_WAKE_LOOPBACK_ONLY", "1")  # no magic packet beyond 127.0.0.1
     gateway = await make_gateway(
-        components=[*PORTAL_SERVICES, "services.security:Security", "gateway.discovery:Discovery"],
+        components=[
+            *PORTAL_SERVICES,
+            "services.security:Security",
+            "gateway.discovery:Discovery",
+            *STB_COMPONENTS,
+        ],
         discovery=discovery_config("mqtt"),  # on loopback MQTT only
+        adapters=stb_settings(),
     )
-    for household in (OWN, OTHER):
+    tvs = [DialBox(name=f"{household}-tv") for household in (OWN, OTHER)]
+    for household, tv in zip((OWN, OTHER), tvs, strict=True):
+        await tv.async_start()
         await add_home(gateway, household)
+        await adopt(gateway, household, tv)
+    try:
+        await check_every_route(gateway, broker.port)
+    finally:
+        for tv in tvs:
+            await tv.async_stop()
+
+
+async def check_every_route(gateway: Gateway, broker_port: int) -> None:
     async with portal(gateway) as client:
-        world = await build_world(gateway, client, broker.port)
+        world = await build_world(gateway, client, broker_port)
         spec = await (await client.get("/api/v1/openapi.json")).json()
         documented = {(m.upper(), p) for p, methods in spec["paths"].items() for m in methods}
         # then every route the app serves is in the document (pages aside)
