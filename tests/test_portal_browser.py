@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import pytest
 
 from adapters.sim import discovery_payloads as payloads
 from gateway import users
+from gateway.context import Context
+from gateway.events import AnnouncementReceived
 from tests.brokers import free_port, settle
 from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
@@ -178,6 +181,37 @@ async def test_tv_keyboard_only_check_in_and_im_ok_on_an_sos(make_gateway, broke
         await page.keyboard.press("Enter")
         await settle(lambda: not engine.open_alerts("h1"), timeout=5)
         await page.wait_for_selector("#alert.hidden", state="attached")
+
+
+async def test_a_regional_emergency_broadcast_takes_the_tv_screen_at_once(
+    make_gateway, broker, tmp_path
+) -> None:
+    gateway, base = await portal_gateway(make_gateway)
+    await add_home(gateway, "h1")
+    password = await add_account(gateway, "li.resident", "resident", "h1")
+    async with browser_page(tmp_path, TV) as page:
+        await sign_in(page, base, "li.resident", password, "/tv")
+        await page.wait_for_selector("#tile-check-in")
+        # when the uplink has verified the region's emergency broadcast (see test_uplink_downlink)
+        now = time.time()
+        gateway.bus.fire(
+            AnnouncementReceived(
+                announcement_id="flood-1",
+                kind="emergency",
+                title="防汛紧急通知",
+                body="请立即将车辆驶离地下车库 · Move vehicles out of the underground car park now.",
+                issued_at=now,
+                expires_at=now + 3600,
+                context=Context(origin="uplink"),
+            )
+        )
+        # then the TV shows it without anyone pressing a key, marked as an emergency, Back focused
+        await page.wait_for_selector("#panel:not(.hidden) .emergency", timeout=10_000)
+        text = await page.inner_text("#panel")
+        assert "紧急通知" in text and "防汛紧急通知" in text and "来自区域平台" in text
+        assert await page.evaluate("document.activeElement.id") == "panel-back"
+        await page.keyboard.press("Escape")
+        assert (await page.evaluate("document.activeElement.className")).startswith("tile")
 
 
 async def test_a_manager_approves_an_inbox_device_and_resolves_an_alert(

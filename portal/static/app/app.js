@@ -107,7 +107,10 @@ async function fillAnnouncements() {
   const section = $("#announcements");
   if (!section) return;
   const { items } = await api("/api/v1/announcements");
-  section.append(...items.map((a) => h("div", {}, h("strong", {}, a.title), h("p", {}, a.body))));
+  section.append(...items.map((a) => h("div", { class: a.kind === "emergency" ? "notice emergency" : "notice" },
+    a.kind === "emergency" ? h("span", { class: "badge" }, t("emergency")) : "",
+    h("strong", {}, a.title), h("p", {}, a.body),
+    a.source === "region" ? h("small", {}, t("from_region")) : "")));
 }
 
 function alarm() {

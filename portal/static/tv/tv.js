@@ -71,8 +71,7 @@ async function renderTiles() {
         h("button", { type: "button", onclick: async (e) => {
           await api(`/api/v1/households/${state.household}/care/reminders/${r.id}/confirm`, { method: "POST" });
           e.target.textContent = "✓"; } }, t("confirm"))))))),
-    tile("tile-announcements", t("announcements"), notices.items[0] ? notices.items[0].title : "—", () => openPanel(t("announcements"),
-      ...notices.items.map((a) => h("div", {}, h("h3", {}, a.title), h("p", {}, a.body))))),
+    tile("tile-announcements", t("announcements"), notices.items[0] ? notices.items[0].title : "—", () => showNotices(notices.items)),
     tile("tile-vitals", t("latest_vitals"), vitals, () => openPanel(t("latest_vitals"),
       h("ul", {}, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${KIND[v.kind] || v.kind}: ${show(v.value)} ${v.unit}`))))),
     tile("tile-alarm", t("alarm"), overview.alarm ? t(overview.alarm.state) : "—", () => openPanel(t("alarm"),
@@ -90,6 +89,12 @@ async function renderTiles() {
     (items[state.lastTile] || items[0]).focus();
   }
   showAlert();
+}
+
+function showNotices(items) {
+  openPanel(t("announcements"), ...items.map((a) => h("div", { class: a.kind === "emergency" ? "emergency" : "" },
+    h("h3", {}, a.kind === "emergency" ? `⚠ ${t("emergency")} · ${a.title}` : a.title), h("p", {}, a.body),
+    a.source === "region" ? h("small", {}, t("from_region")) : "")));
 }
 
 async function checkIn() {
@@ -150,6 +155,10 @@ function onLive(message) {
   if (message.type === "alert" || message.type === "alert_changed") {
     state.alerts.set(message.alert.id, message.alert);
     showAlert();
+  } else if (message.type === "announcement" && message.announcement.kind === "emergency") {
+    // An emergency broadcast does not wait for someone to open the tile: it is shown now.
+    renderTiles().catch(() => {});
+    if ($("#alert").classList.contains("hidden")) showNotices([message.announcement]);
   } else if (message.type === "announcement" || message.type === "alarm") {
     renderTiles().catch(() => {});
   }
