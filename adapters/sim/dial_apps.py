@@ -13,6 +13,7 @@ them in `additionalData`. The other apps take a URL as their payload.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 LINLI_APP: Final = "Linli"
 APPS: Final = (LINLI_APP, "YouTube", "Browser", "iQIYI")
 MAX_PAYLOAD: Final = 4096
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class DialApps:
@@ -39,10 +41,11 @@ class DialApps:
     def application_url(self) -> str:
         return f"{self.box.base_url}{self.base_path}/"
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get(self.base_path + "/{app}", self._status)
-        app.router.add_post(self.base_path + "/{app}", self._launch)
-        app.router.add_delete(self.base_path + "/{app}/run", self._stop)
+    def add_routes(self, app: web.Application, wrap: Callable[[Handler], Handler] = lambda h: h) -> None:
+        """The DIAL routes; `wrap` puts each handler behind the box's misbehaviour switch."""
+        app.router.add_get(self.base_path + "/{app}", wrap(self._status))
+        app.router.add_post(self.base_path + "/{app}", wrap(self._launch))
+        app.router.add_delete(self.base_path + "/{app}/run", wrap(self._stop))
 
     def _state_xml(self, name: str) -> bytes:
         running = name in self.running

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
 
 from aiohttp import web
 from async_upnp_client.aiohttp import AiohttpRequester
@@ -23,6 +23,8 @@ from async_upnp_client.server import subscribe_handler, to_xml, unsubscribe_hand
 from adapters.sim.box import SimBox
 from adapters.sim.dial_apps import DialApps
 from adapters.sim.renderer import MediaRendererDevice, control_handler
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 XML_BOMB = (
     b'<?xml version="1.0"?>\n<!DOCTYPE root [\n<!ENTITY a "aaaaaaaaaa">\n'
@@ -58,22 +60,27 @@ class DialBox(SimBox):
         return f"{self.base_url}/description.xml"
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=256 * 1024, middlewares=[self._misbehaviour])
+        app = web.Application(client_max_size=256 * 1024)
         device = MediaRendererDevice.for_box(self, self.udn, AiohttpRequester(), self.upnp_version)
         if self.device is not None:  # keep what was playing across a power cycle
             for old, new in zip(self.device.all_services, device.all_services, strict=True):
                 new.__dict__.update({k: v for k, v in old.__dict__.items() if k in ("uri", "metadata")})
         self.device = device
-        app.router.add_get("/description.xml", partial(self._description, device))
+        guard = self._misbehaving
+        app.router.add_get("/description.xml", guard(partial(self._description, device)))
         for service in device.all_services:
             definition = service.SERVICE_DEFINITION  # type: ignore[attr-defined]
-            app.router.add_get(definition.scpd_url, partial(to_xml, service))
-            app.router.add_post(definition.control_url, partial(control_handler, service))
-            app.router.add_route("SUBSCRIBE", definition.event_sub_url, partial(subscribe_handler, service))
-            app.router.add_route(
-                "UNSUBSCRIBE", definition.event_sub_url, partial(unsubscribe_handler, service)
+            app.router.add_get(definition.scpd_url, guard(partial(to_xml, service)))
+            app.router.add_post(
+                definition.control_url, guard(partial(control_handler, service), control=True)
             )
-        self.dial.add_routes(app)
+            app.router.add_route(
+                "SUBSCRIBE", definition.event_sub_url, guard(partial(subscribe_handler, service))
+            )
+            app.router.add_route(
+                "UNSUBSCRIBE", definition.event_sub_url, guard(partial(unsubscribe_handler, service))
+            )
+        self.dial.add_routes(app, wrap=guard)
         return app
 
     async def _description(self, device: MediaRendererDevice, request: web.Request) -> web.StreamResponse:
@@ -85,15 +92,22 @@ class DialBox(SimBox):
         response.headers.update(headers)
         return response
 
-    @web.middleware
-    async def _misbehaviour(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        mode = self.misbehave
-        if mode in ("hang", "huge") and not request.path.startswith("/_sim"):
-            self.requests += 1
-            if mode == "hang":
-                return await self.hang(request, "text/xml")
-            return await self.huge(request, "text/xml")
-        if mode == "malformed" and request.path.startswith("/upnp/control"):
-            self.requests += 1
-            return web.Response(body=b"<s:Envelope><s:Body><u:GetVolumeRes", content_type="text/xml")
-        return await handler(request)  # type: ignore[no-any-return]
+    def _misbehaving(self, handler: Handler, *, control: bool = False) -> Handler:
+        """The handler, or the hostile answer `misbehave` asks for (wrapped per route, not as a
+        middleware, so that a well-behaved box pays nothing for it — as the Thunder box does not)."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            mode = self.misbehave
+            if mode is None:
+                return await handler(request)
+            if mode in ("hang", "huge"):
+                self.requests += 1
+                if mode == "hang":
+                    return await self.hang(request, "text/xml")
+                return await self.huge(request, "text/xml")
+            if mode == "malformed" and control:
+                self.requests += 1
+                return web.Response(body=b"<s:Envelope><s:Body><u:GetVolumeRes", content_type="text/xml")
+            return await handler(request)
+
+        return guarded

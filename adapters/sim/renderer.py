@@ -22,6 +22,7 @@ the comparison between operators (bench/stb.py).
 parameter annotations against the state variables' Python types.)
 """
 
+import weakref
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any, ClassVar
 from xml.sax.saxutils import escape as xml_escape
@@ -426,6 +427,12 @@ class MediaRendererDevice(UpnpServerDevice):
         return device
 
 
+#: Each action's in- and out-arguments by name, worked out once per action (and box).
+_SIGNATURES: "weakref.WeakKeyDictionary[Any, tuple[dict[str, Any], dict[str, Any]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _fault(code: int, description: str) -> web.Response:
     return web.Response(status=500, body=soap.fault_envelope(code, description), content_type="text/xml")
 
@@ -443,19 +450,25 @@ async def control_handler(service: UpnpServerService, request: web.Request) -> w
     if counter is not None:
         counter[action_name] += 1
     action = service.action(action_name)
+    signature = _SIGNATURES.get(action)
+    if signature is None:
+        signature = _SIGNATURES[action] = (
+            {argument.name: argument.related_state_variable for argument in action.in_arguments()},
+            {argument.name: argument.related_state_variable for argument in action.out_arguments()},
+        )
+    inputs, outputs = signature
     arguments: dict[str, Any] = {}
     try:
         for name, text in message.values.items():
-            argument = action.argument(name, "in")
-            if argument is None:
+            variable = inputs.get(name)
+            if variable is None:
                 return _fault(402, f"Invalid Args: no argument {name}")
-            arguments[name] = argument.related_state_variable.coerce_python(text)
+            arguments[name] = variable.coerce_python(text)
         result = await service.async_handle_action(action_name, **arguments)
     except UpnpActionError as exc:
         return _fault(exc.error_code or UpnpActionErrorCode.ACTION_FAILED.value, exc.error_desc or "")
     except (UpnpValueError, ValueError, TypeError) as exc:
         return _fault(402, f"Invalid Args: {exc}"[:200])
-    outputs = {argument.name: argument.related_state_variable for argument in action.out_arguments()}
     values = []
     for name, value in result.items():
         variable = outputs[name]
