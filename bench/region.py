@@ -352,6 +352,30 @@ class Consumers:
             ):
                 pass
 
+    async def async_wait_subscribed(self, timeout: float = 120.0) -> float:
+        """Until the broker routes to the group (a probe's PUBACK is not 0x10 "no matching
+        subscribers"); a fixed wait was too short on a loaded machine, and a gateway's event
+        that nobody is subscribed for stays in its outbox. The probe is not an envelope: the
+        consumer drops it as malformed."""
+        import aiomqtt
+
+        from gateway.uplink import topics
+        from gateway.uplink.client import RegionalClient
+
+        started = time.monotonic()
+        async with RegionalClient(
+            "127.0.0.1", self.port, identifier=f"{self.group}-probe", protocol=aiomqtt.ProtocolVersion.V5
+        ) as client:
+            while True:
+                code = await client.publish_acked(topics.up_topic("bench", "_probe", "probe"), b"probe")
+                if code.value != 0x10:
+                    return time.monotonic() - started
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(
+                        f"consumer group {self.group} did not subscribe within {timeout:.0f} s"
+                    )
+                await asyncio.sleep(0.2)
+
     def start(self) -> None:
         RUNNING.add(self)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -411,7 +435,8 @@ async def throughput_run(
 ) -> dict[str, float]:
     group_consumers = Consumers(folder, port, dsn, group, consumers)
     group_consumers.start()  # make the persistent sessions and their subscriptions …
-    await asyncio.sleep(2.0)
+    await group_consumers.async_wait_subscribed()
+    await asyncio.sleep(1.0)  # the second consumer of the group too
     group_consumers.stop()  # … and leave them offline: the broker queues for them
     await truncate(conn)
     fleet.ask("produce", per)
@@ -449,7 +474,8 @@ async def drill(
 ) -> dict[str, Any]:
     consumers = Consumers(folder, broker.port, dsn, "bench-drill", 2)
     consumers.start()
-    await asyncio.sleep(2.0)
+    await consumers.async_wait_subscribed()
+    await asyncio.sleep(1.0)
     await truncate(conn)
     baseline = fleet.produced()
     fleet.ask("load", 1)
@@ -544,7 +570,8 @@ async def broadcast(
     link = RegionLink(config, signer)
     task = asyncio.create_task(link.run())
     await asyncio.wait_for(link.connected.wait(), 30)
-    await asyncio.sleep(2.0)
+    await consumers.async_wait_subscribed()
+    await asyncio.sleep(1.0)
     times = []
     try:
         for run in range(runs):
