@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.context import Context
+from gateway.errors import LinliError
 
 
-class CommandError(Exception):
-    """A command that failed; `code` is stable for API clients."""
+class CommandError(LinliError):
+    """A command that failed; the class's `code` is stable for API clients."""
 
     code = "command_failed"
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(type(self).code, message)
 
 
 class NotSupportedError(CommandError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -648,11 +648,12 @@ class Registry:
                 self._persisted[device.row] = state
         if include_seen:
             self._last_seen_written = now
-        for start in range(0, len(rows), 2000):
-            chunk = rows[start : start + 2000]
-            await self._store.async_write(
-                lambda db, chunk=chunk: db.conn.executemany(
-                    "UPDATE devices SET available = ?, last_seen = ? WHERE row = ?", chunk
-                )
+
+        def update(chunk: list[tuple[int, float | None, int]]) -> Callable[[sqlite_utils.Database], Any]:
+            return lambda db: db.conn.executemany(
+                "UPDATE devices SET available = ?, last_seen = ? WHERE row = ?", chunk
             )
+
+        for start in range(0, len(rows), 2000):
+            await self._store.async_write(update(rows[start : start + 2000]))
         return len(rows)

@@ -33,6 +33,8 @@ import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from gateway.errors import LinliError
+
 
 class Role(StrEnum):
     RESIDENT = "resident"  # lives in the household
@@ -59,13 +61,8 @@ _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 _HASHER: Final = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
-class UserError(ValueError):
+class UserError(LinliError, ValueError):
     """A change to users or tokens that cannot be made; `code` is stable for API clients."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(slots=True, kw_only=True)

@@ -43,6 +43,7 @@ from gateway.discovery.model import (
     SourceState,
     item_id_for,
 )
+from gateway.errors import LinliError
 from gateway.events import DeviceAdded, DeviceRemoved
 from gateway.profiles import Profile, ProfileSet
 from gateway.registry import Device, Registry, RegistryError
@@ -78,13 +79,8 @@ class _AdopterEntry:
     adopt: Adopter
 
 
-class InboxError(Exception):
+class InboxError(LinliError):
     """A decision that cannot be taken; `code` says why (the portal maps it to an HTTP status)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def check_actor(by: str | None) -> str:

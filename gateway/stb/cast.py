@@ -146,7 +146,7 @@ class CastRenderers:
                 f"cast renderers cannot listen on {host}:{port} ({exc.strerror}); choose another cast.port"
             ) from None
         self._runner = runner
-        bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port  # type: ignore[union-attr]
+        bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port  # type: ignore[union-attr,attr-defined]
         public = (
             cfg.get("public_url")
             or f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{bound}"

@@ -58,8 +58,8 @@ class _RendererService(UpnpServerService):
 
 
 class CastAVTransport(_RendererService):
-    SERVICE_DEFINITION: ClassVar[ServiceInfo]
-    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {
+    SERVICE_DEFINITION: ClassVar[ServiceInfo]  # type: ignore[misc]
+    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {  # type: ignore[misc]
         "A_ARG_TYPE_InstanceID": create_state_var("ui4"),
         "AVTransportURI": create_state_var("string", default=""),
         "AVTransportURIMetaData": create_state_var("string", default=""),
@@ -207,8 +207,8 @@ class CastAVTransport(_RendererService):
 
 
 class CastRenderingControl(_RendererService):
-    SERVICE_DEFINITION: ClassVar[ServiceInfo]
-    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {
+    SERVICE_DEFINITION: ClassVar[ServiceInfo]  # type: ignore[misc]
+    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {  # type: ignore[misc]
         "A_ARG_TYPE_InstanceID": create_state_var("ui4"),
         "A_ARG_TYPE_Channel": create_state_var("string", allowed=["Master"], default="Master"),
         "Volume": create_state_var("ui2", allowed_range={"min": "0", "max": "100", "step": "1"}, default="0"),
@@ -263,8 +263,8 @@ class CastRenderingControl(_RendererService):
 
 
 class CastConnectionManager(_RendererService):
-    SERVICE_DEFINITION: ClassVar[ServiceInfo]
-    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {
+    SERVICE_DEFINITION: ClassVar[ServiceInfo]  # type: ignore[misc]
+    STATE_VARIABLE_DEFINITIONS: ClassVar[dict[str, Any]] = {  # type: ignore[misc]
         "SourceProtocolInfo": create_state_var("string", default=""),
         "SinkProtocolInfo": create_state_var(
             "string",

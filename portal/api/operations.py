@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
+from gateway.errors import LinliError
 from gateway.runtime import Gateway
 from gateway.users import Role
 from portal.api.errors import ApiError, json_response, not_found
@@ -239,7 +240,12 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
             raise ApiError(
                 "invalid_body", f"{operation.method} {operation.path} takes no request body (or {{}})"
             )
-        result = await handler(call)
+        try:
+            result = await handler(call)
+        except LinliError as exc:
+            # Whatever layer refused (a service, the registry, a box), the caller gets
+            # its code and message in the uniform shape; handlers need not translate.
+            raise ApiError(exc.code, exc.message, **exc.data) from None
         if isinstance(result, web.StreamResponse):
             return result
         return json_response(result, operation.status)

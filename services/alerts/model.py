@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from gateway.errors import LinliError
+
 
 class AlertState(StrEnum):
     RAISED = "raised"  # durable, nobody told yet
@@ -41,13 +43,8 @@ KNOWN_KINDS: Final = (
 )
 
 
-class AlertError(ValueError):
+class AlertError(LinliError, ValueError):
     """An alert operation that cannot be done; `code` is stable for API clients."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(slots=True, kw_only=True)

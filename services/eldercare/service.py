@@ -31,6 +31,7 @@ import orjson
 
 import gateway.events as core_events
 from gateway.context import Context
+from gateway.errors import LinliError
 from gateway.events import AlertChanged, AlertRequested, StateChanged
 from gateway.ids import new_id
 from gateway.runtime import Gateway
@@ -46,11 +47,8 @@ REMINDER_KINDS: Final = ("medication", "appointment")
 _REMINDER_LABEL: Final = {"medication": "用药提醒 Medication", "appointment": "预约提醒 Appointment"}
 
 
-class CareError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class CareError(LinliError, ValueError):
+    """A care setting, check-in or reminder that cannot be taken; `code` is stable for API clients."""
 
 
 @dataclass(slots=True, kw_only=True)
