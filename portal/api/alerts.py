@@ -239,10 +239,16 @@ def register(api: Api) -> None:
         body=obj({"detail": text(500, 0)}),
     )
     async def call_for_help(call: Call) -> dict[str, Any]:
+        # Whoever answers needs a person or a home, not a login: the display name when one was
+        # given (it defaults to the account name), else the household's name.
+        who = call.principal.display_name
+        if not who or who == call.principal.name:
+            home = call.gateway.registry.households.get(call.household_id or "")
+            who = home.name if home is not None else call.household_id or call.principal.name
         alert = await _engine(call).async_raise(
             kind="sos",
             household_id=call.household_id,
-            title=f"求助 Call for help: {call.principal.display_name}",
+            title=f"求助 Call for help: {who}",
             detail=call.body.get("detail", ""),
             dedup_key=f"help:{call.principal.user_id}",
             data={"by": call.principal.name, "source": "portal"},

@@ -226,6 +226,10 @@ def register(api: Api) -> None:
         scope, scope_id = b["scope"], b.get("scope_id")
         if scope == "community":
             scope_id = None
+        elif scope_id is None:
+            raise ApiError(
+                "invalid_body", f"body.scope_id: required for a {scope} announcement (the {scope} id)"
+            )
         elif scope == "building" and scope_id not in registry.buildings:
             raise not_found(f"building {scope_id!r}")
         elif scope == "household" and scope_id not in registry.households:
@@ -235,6 +239,9 @@ def register(api: Api) -> None:
         expires = b.get("expires")
         if expires is not None and expires <= starts:
             raise ApiError("invalid_body", "body.expires: must be after starts")
+        if expires is not None and expires <= now:
+            # It would be stored and never shown to anyone: refuse it rather than accept a dead item.
+            raise ApiError("invalid_body", "body.expires: is in the past; give a time from now on, or none")
         item = Announcement(
             id=f"ann-{secrets.token_hex(5)}",
             scope=scope,

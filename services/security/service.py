@@ -175,7 +175,7 @@ class Security:
                 raise SecurityError(
                     "open_sensors",
                     f"cannot arm {arm_mode.value}: {len(open_sensors)} sensor(s) open: {names}; "
-                    "close them, or arm with force=True to bypass them until the next disarm",
+                    "close them, or arm with force to bypass them until the next disarm",
                     sensors=open_sensors,
                 )
             events = []
@@ -665,7 +665,7 @@ class Security:
         if not any(h == household for h, _ in self._pins):
             raise SecurityError(
                 "no_pin",
-                f"household {household!r} has no alarm PIN yet: set one first (async_set_pin)",
+                f"household {household!r} has no alarm PIN yet: set one first",
             )
         digest = self._pins.get((household, user))
         if await async_verify_pin(digest, pin, self._pepper):
