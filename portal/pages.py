@@ -91,7 +91,16 @@ async def service_worker(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def favicon(request: web.Request) -> web.StreamResponse:
+    # Browsers ask for /favicon.ico on every page whatever the <link rel="icon"> says: the app icon answers.
+    return web.FileResponse(
+        STATIC / "app" / "icon.svg",
+        headers={"Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"},
+    )
+
+
 def register(app: web.Application) -> None:
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/login", login)
     app.router.add_get("/setup", setup)
     app.router.add_get("/app", phone)
