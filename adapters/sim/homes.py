@@ -131,6 +131,10 @@ async def run_homes(homes: list[SimHome], *, ramp_s: float = 2.0) -> None:
             if ramp_s and len(homes) > 1:
                 await asyncio.sleep(ramp_s / len(homes))
         await asyncio.gather(*tasks)
+    except Exception:
+        # A simulator bug must say so at once, not leave the demo silently frozen.
+        _LOGGER.exception("the simulated community stopped publishing")
+        raise
     finally:
         for task in tasks:
             task.cancel()
