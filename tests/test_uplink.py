@@ -176,7 +176,11 @@ async def test_gateway_stopped_between_commit_and_puback_loses_nothing(
         gateway = await make_gateway(data_dir=data_dir, uplink=uplink_config(region_broker.port))
         uplink = gateway.components["uplink"]
         await uplink.relay.async_wait_connected(10)
-        await settle(lambda: not outbox_rows(data_dir / "linli.db"), timeout=5)  # the status reports went up
+        # The reports made on connect went up (waiting for an empty outbox alone raced them: on a
+        # loaded machine they were written after the check, published into the stopped broker,
+        # and their missing PUBACKs held back the events below).
+        await settle(lambda: region.of_kind("status") and region.of_kind("device_health"), timeout=10)
+        await settle(lambda: not outbox_rows(data_dir / "linli.db"), timeout=5)
         region_broker.process.send_signal(signal.SIGSTOP)
         try:
             # when events are committed and published, and the gateway goes away before any PUBACK
