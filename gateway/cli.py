@@ -120,19 +120,31 @@ def _profile_check(paths: list[Path]) -> int:
     if not files:
         print("linli: no profile files found under " + ", ".join(map(str, paths)), file=sys.stderr)
         return 2
-    failed = 0
+    failed = skipped = 0
+    seen: dict[str, Path] = {}
     for path in files:
         try:
-            errors = check_profile_data(read_profile(path))
+            data = read_profile(path)
+            if isinstance(data, dict) and "$schema" in data and "capabilities" not in data:
+                print(f"{path}: skipped (a JSON Schema, not a profile)")
+                skipped += 1
+                continue
+            errors = check_profile_data(data)
         except ProfileError as exc:
             errors = exc.errors
+        profile_id = data.get("id") if not errors and isinstance(data, dict) else None
+        if isinstance(profile_id, str):
+            if profile_id in seen:
+                errors = [f"$.id: {profile_id!r} is also the id of {seen[profile_id]}: ids must be unique"]
+            seen.setdefault(profile_id, path)
         if errors:
             failed += 1
             for error in errors:
                 print(f"{path}: {error}")
         else:
             print(f"{path}: ok")
-    print(f"{len(files) - failed} of {len(files)} profiles valid")
+    checked = len(files) - skipped
+    print(f"{checked - failed} of {checked} profiles valid")
     return 1 if failed else 0
 
 

@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -498,3 +499,28 @@ def test_compiled_checks_accept_and_refuse_both_ways() -> None:
 def test_compiled_checks_refuse_non_finite_numbers_which_are_not_json(schema: dict[str, Any]) -> None:
     fast = compile_check(schema)
     assert [value for value in NON_FINITE if fast(value)] == []
+
+
+def test_profile_check_of_a_copy_of_the_folder_or_its_files_skips_the_schema(tmp_path: Path) -> None:
+    # given a copy of the shipped folder (as in a source checkout next to an installed package)
+    copy = tmp_path / "profiles"
+    shutil.copytree(PROFILE_DIR, copy)
+    shipped = len(profile_files([PROFILE_DIR]))
+    result = linli_profile_check(copy)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[-1] == f"{shipped} of {shipped} profiles valid"
+    # and the schema named by a shell glob is said to be a schema, not counted as a broken profile
+    result = linli_profile_check(*sorted(copy.glob("*.json")))
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines() == [
+        f"{copy / 'schema.json'}: skipped (a JSON Schema, not a profile)",
+        "0 of 0 profiles valid",
+    ]
+
+
+def test_two_profiles_with_one_id_are_refused(tmp_path: Path) -> None:
+    first = write_profile(tmp_path, "a.json", shipped("aqara/mccgq11lm"))
+    second = write_profile(tmp_path, "b.json", shipped("aqara/mccgq11lm"))
+    result = linli_profile_check(tmp_path)
+    assert result.returncode == 1
+    assert f"{second}: $.id: 'aqara/mccgq11lm' is also the id of {first}: ids must be unique" in result.stdout

@@ -174,7 +174,12 @@ def profile_files(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*.json") if p.resolve() != SCHEMA_PATH.resolve())
+            # the schema file sits beside the profiles it describes, in any copy of the folder
+            found += sorted(
+                p
+                for p in path.rglob("*.json")
+                if p.name != SCHEMA_PATH.name and p.resolve() != SCHEMA_PATH.resolve()
+            )
         else:
             found.append(path)
     return found
