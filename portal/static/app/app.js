@@ -4,11 +4,11 @@ import { formatAgo, formatNumber, formatTime, getLocale, setLocale, t } from "/s
 import { sparkline, trendChart } from "/static/shared/charts.js";
 import { consentCard, may, remindersCard, settingsCards, thresholdsCard } from "/static/shared/care.js";
 import { HOUSEHOLD_ROLES, accountsEditor } from "/static/shared/accounts.js";
+import { alertStateName, capabilityName, capabilityValue, explainError, unitText, visibleCapability } from "/static/shared/labels.js";
 
 const $ = (s) => document.querySelector(s);
-const state = { me: null, household: null, overview: null, tab: "home", alerts: new Map() };
-const UNIT = { "mm[Hg]": "mmHg", "/min": "次/分", "%": "%", Cel: "°C", "mg/dL": "mg/dL", kg: "kg" };
-const KIND = { blood_pressure: "血压 BP", heart_rate: "心率 HR", spo2: "血氧 SpO₂", glucose: "血糖 Glucose", weight: "体重 Weight", body_temperature: "体温 Temp" };
+const state = { me: null, household: null, overview: null, tab: "home", alerts: new Map(), caps: new Map() };
+const kindName = (kind) => (t(`kind_${kind}`) === `kind_${kind}` ? kind : t(`kind_${kind}`));
 const show = (v) => (v && typeof v === "object" ? ("systolic" in v ? `${Math.round(v.systolic)}/${Math.round(v.diastolic)}` : Object.values(v).map((x) => formatNumber(x)).join("/")) : formatNumber(v));
 
 function showLive() {
@@ -71,17 +71,17 @@ function home() {
       : h("p", { class: "muted" }, t("nobody_home"))),
     card(t("latest_vitals"), o.vitals.length
       ? h("ul", { class: "plain", id: "vitals" }, o.vitals.map((v) => h("li", { class: "vital" },
-          h("span", {}, `${v.resident} · ${KIND[v.kind] || v.kind}`), h("strong", {}, `${show(v.value)} ${UNIT[v.unit] || v.unit}`),
+          h("span", {}, `${v.resident} · ${kindName(v.kind)}`), h("strong", {}, `${show(v.value)} ${unitText(v.unit)}`),
           h("span", { class: "muted" }, formatAgo(v.ts)))))
       : h("p", { class: "muted" }, t("no_vitals"))),
     card(t("open_alerts"), alerts.length
       ? h("ul", { class: "plain" }, alerts.map((a) => h("li", { class: `alert sev-${a.severity}`, "data-alert": a.id },
-          h("div", { class: "grow" }, h("strong", {}, a.title), h("div", { class: "muted" }, `${t(a.state) || a.state} · ${formatAgo(a.raised_at)}`)),
+          h("div", { class: "grow" }, h("strong", {}, a.title), h("div", { class: "muted" }, `${alertStateName(a.state)} · ${formatAgo(a.raised_at)}`)),
           a.state === "acknowledged" ? h("span", { class: "ok" }, t("acknowledged"))
             : h("button", { type: "button", class: "ack", onclick: () => acknowledge(a.id) }, t("acknowledge")))))
       : h("p", { class: "muted" }, t("no_alerts"))),
     sendToTv(),
-    h("section", { class: "card", id: "announcements" }, h("h2", {}, t("announcements"))),
+    h("section", { class: "card", id: "announcements" }, h("h2", {}, t("announcements")), h("p", { class: "muted", id: "no-announcements" }, "…")),
   ];
 }
 
@@ -94,11 +94,16 @@ function sendToTv() {
       await api(`/api/v1/households/${state.household}/screens/tv/${path}`, { method: "POST", body });
       status.textContent = t("sent");
       status.className = "ok";
-    } catch (error) { status.textContent = error.message; status.className = "error"; }
+    } catch (error) { status.textContent = explainError(error); status.className = "error"; }
   };
   return card(t("send_to_tv"),
     h("div", { class: "row" }, text,
-      h("button", { type: "button", id: "tv-send", onclick: () => text.value && send("notify", { text: text.value }) }, t("send"))),
+      h("button", { type: "button", id: "tv-send", onclick: () => {
+        if (text.value.trim()) { send("notify", { text: text.value.trim() }); return; }
+        status.textContent = t("type_first");
+        status.className = "error";
+        text.focus();
+      } }, t("send"))),
     h("div", { class: "row" }, h("button", { type: "button", class: "secondary", onclick: () => send("open", {}) }, t("open_tv_portal"))),
     status);
 }
@@ -107,6 +112,9 @@ async function fillAnnouncements() {
   const section = $("#announcements");
   if (!section) return;
   const { items } = await api("/api/v1/announcements");
+  const empty = section.querySelector("#no-announcements");
+  if (empty) empty.textContent = items.length ? "" : t("no_announcements");
+  if (empty && items.length) empty.remove();
   section.append(...items.map((a) => h("div", { class: a.kind === "emergency" ? "notice emergency" : "notice" },
     a.kind === "emergency" ? h("span", { class: "badge" }, t("emergency")) : "",
     h("strong", {}, a.title), h("p", {}, a.body),
@@ -115,16 +123,24 @@ async function fillAnnouncements() {
 
 function alarm() {
   const o = state.overview;
-  const message = h("p", { id: "alarm-message", role: "status" });
+  const message = h("div", { id: "alarm-message", role: "status" });
   const pin = h("input", { id: "pin", class: "pin", type: "password", inputmode: "numeric", autocomplete: "off", maxlength: "8", "aria-label": t("pin") });
   const act = async (path, body) => {
-    message.textContent = "";
+    message.replaceChildren();
+    message.className = "";
     try {
       const status = await api(`/api/v1/households/${state.household}/alarm/${path}`, { method: "POST", body: { ...body, pin: pin.value } });
       pin.value = "";
       o.alarm = status;
       render();
-    } catch (error) { message.textContent = error.message; message.className = "error"; }
+    } catch (error) {
+      // Said by its code in the reader's language; open doors are named, with the way past them.
+      message.className = "error";
+      message.append(h("p", { id: "alarm-error" }, explainError(error)));
+      if (error.code === "open_sensors" && path === "arm") {
+        message.append(h("button", { type: "button", id: "arm-force", class: "secondary", onclick: () => act("arm", { ...body, force: true }) }, t("arm_anyway")));
+      }
+    }
   };
   return [card(t("alarm"),
     h("div", { class: `state ${o.alarm ? o.alarm.state : ""}`, id: "alarm-state" }, o.alarm ? t(o.alarm.state) : "—"),
@@ -145,8 +161,8 @@ function health() {
           const { points } = await api(`/api/v1/households/${state.household}/residents/${resident.id}/health/trends`, { query: { kind, period: "day" } });
           const name = kind === "blood_pressure" ? "systolic" : kind;
           const series = points.map((p) => ({ count: p.count, ...(p.values[name] || {}) }));
-          holder.append(card(`${resident.name} · ${KIND[kind]}`, trendChart(series, { label: KIND[kind] })));
-        } catch (error) { holder.append(h("p", { class: "muted" }, error.message)); return; }
+          holder.append(card(`${resident.name} · ${kindName(kind)}`, trendChart(series, { label: kindName(kind) })));
+        } catch (error) { holder.append(h("p", { class: "muted" }, explainError(error))); return; }
       }
     }
     if (!state.overview.residents.length) holder.append(h("p", { class: "muted" }, t("no_vitals")));
@@ -181,14 +197,15 @@ function devices() {
     const { items } = await api(`/api/v1/households/${state.household}/devices`);
     list.append(...items.map((d) => h("li", { "data-device": d.id },
       h("div", { class: "row" }, h("strong", { class: "grow" }, d.name), h("span", { class: d.available ? "ok" : "muted" }, d.available ? t("online") : t("offline"))),
-      h("div", {}, d.capabilities.map((c) => {
-        const value = h("span", { "data-cap": `${d.id}/${c.key}` }, c.value === null ? "—" : typeof c.value === "boolean" ? (c.value ? t("on") : t("off")) : show(c.value));
+      h("div", {}, d.capabilities.filter(visibleCapability).map((c) => {
+        state.caps.set(`${d.id}/${c.key}`, c);
+        const value = h("span", { "data-cap": `${d.id}/${c.key}` }, capabilityValue(c));
         const toggle = c.access === "rw" && typeof c.value !== "object"
           ? h("button", { type: "button", class: "secondary small", onclick: async () => {
-              await api(`/api/v1/households/${state.household}/devices/${d.id}/commands`, { method: "POST", body: { capability: c.key, value: !(c.value === true) } }).catch((e) => alert(e.message));
+              await api(`/api/v1/households/${state.household}/devices/${d.id}/commands`, { method: "POST", body: { capability: c.key, value: !(c.value === true) } }).catch((e) => alert(explainError(e)));
             } }, c.value === true ? t("off") : t("on"))
           : null;
-        return h("div", { class: "row muted" }, `${c.key}: `, value, toggle);
+        return h("div", { class: "row muted", "data-cap-key": c.key }, `${capabilityName(c)}: `, value, toggle);
       })))));
   })();
   return [list];
@@ -223,7 +240,8 @@ function onLive(message) {
     if (state.tab === "home") render();
   } else if (message.type === "state") {
     const el = document.querySelector(`[data-cap="${CSS.escape(`${message.device_id}/${message.capability}`)}"]`);
-    if (el) el.textContent = typeof message.value === "boolean" ? (message.value ? t("on") : t("off")) : show(message.value);
+    const cap = state.caps.get(`${message.device_id}/${message.capability}`);
+    if (el && cap) el.textContent = capabilityValue(cap, message.value);
   } else if (message.type === "alarm" && state.overview) {
     state.overview.alarm = { ...(state.overview.alarm || {}), state: message.state };
     if (state.tab === "home" || state.tab === "alarm") render();
@@ -246,6 +264,7 @@ async function main() {
     setLocale(next);
     await api("/api/v1/auth/me", { method: "PATCH", body: { locale: next } });
     translate();
+    renderBanner();
     render();
   });
   $("#sign-out").addEventListener("click", async () => { await api("/api/v1/auth/logout", { method: "POST" }); location.href = "/login"; });

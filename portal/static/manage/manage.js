@@ -3,12 +3,13 @@ import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
 import { PURPOSES, consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
 import { accountsEditor, roleName } from "/static/shared/accounts.js";
+import { alertKindName, alertStateName, explainError, severityName } from "/static/shared/labels.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { me: null, section: "queue", alerts: [], households: [] };
 const SEV = { critical: 0, high: 1, warning: 2, info: 3 };
 const table = (head, rows) => h("table", {}, h("thead", {}, h("tr", {}, head.map((x) => h("th", {}, x)))), h("tbody", {}, rows));
-const errorLine = (error) => h("p", { class: "error", role: "alert" }, error.message);
+const errorLine = (error) => h("p", { class: "error", role: "alert" }, explainError(error));
 
 async function queue() {
   const { items, now } = await api("/api/v1/alerts", { query: { state: "unresolved", sort: "severity", limit: 200 } });
@@ -18,18 +19,18 @@ async function queue() {
   const rows = items.map((a) => {
     const note = h("input", { placeholder: t("note"), "aria-label": t("note"), class: "note" });
     const assignee = h("input", { placeholder: t("assign"), "aria-label": t("assign"), size: 8 });
-    const act = async (path, body) => { try { await api(`/api/v1/alerts/${a.id}/${path}`, { method: "POST", body }); await render(); } catch (e) { alert(e.message); } };
+    const act = async (path, body) => { try { await api(`/api/v1/alerts/${a.id}/${path}`, { method: "POST", body }); await render(); } catch (e) { alert(explainError(e)); } };
     return h("tr", { class: `sev-${a.severity}`, "data-alert": a.id },
-      h("td", {}, a.severity), h("td", {}, a.household_id), h("td", {}, h("strong", {}, a.title), h("div", { class: "muted" }, a.kind)),
+      h("td", { "data-severity": a.severity }, severityName(a.severity)), h("td", {}, a.household_id), h("td", {}, h("strong", {}, a.title), h("div", { class: "muted", "data-kind": a.kind }, alertKindName(a.kind))),
       h("td", {}, h("span", { class: "timer age", "data-since": a.raised_at - 0 + skew }, formatDuration(Date.now() / 1000 - skew - a.raised_at))),
       h("td", {}, a.next_step_at && a.state !== "acknowledged" ? h("span", { class: "timer escalation", "data-at": a.next_step_at + skew }, "") : "—"),
-      h("td", {}, a.state, a.acknowledged_by ? h("div", { class: "muted" }, a.acknowledged_by) : "", a.assigned_to ? h("div", { class: "muted" }, `→ ${a.assigned_to.assignee}`) : ""),
+      h("td", { "data-state": a.state }, alertStateName(a.state), a.acknowledged_by ? h("div", { class: "muted" }, a.acknowledged_by) : "", a.assigned_to ? h("div", { class: "muted" }, `→ ${a.assigned_to.assignee}`) : ""),
       h("td", {}, h("div", { class: "row" },
         a.state === "acknowledged" ? "" : h("button", { type: "button", class: "small ack", onclick: () => act("acknowledge") }, t("acknowledge")),
         assignee, h("button", { type: "button", class: "small secondary", onclick: () => assignee.value && act("assign", { assignee: assignee.value }) }, t("assign")),
         note, h("button", { type: "button", class: "small resolve", onclick: () => act("resolve", { note: note.value }) }, t("resolve")))));
   });
-  return [h("h1", {}, t("queue")), items.length ? table([t("severity"), t("household"), t("title"), t("age"), t("escalation_in"), "", ""], rows) : h("p", { class: "muted", id: "queue-empty" }, t("no_alerts"))];
+  return [h("h1", {}, t("queue")), items.length ? table([t("severity"), t("household"), t("title"), t("age"), t("escalation_in"), t("status"), ""], rows) : h("p", { class: "muted", id: "queue-empty" }, t("no_alerts"))];
 }
 
 function tick() {
@@ -79,7 +80,9 @@ async function inbox() {
   const homes = householdsOf(tree);
   const rooms = h("datalist", { id: "rooms" }, t("rooms").split(",").map((r) => h("option", { value: r })));
   const row = (item) => {
-    const household = h("select", { class: "i-household", required: true }, homes.map((x, i) => homeOption(x, i === 0)));
+    // No home is chosen for the manager: one click must not adopt a device into the first home in the list.
+    const household = h("select", { class: "i-household", required: true, "aria-label": t("household") },
+      h("option", { value: "", selected: true }, t("choose_placeholder")), homes.map((x) => homeOption(x, false)));
     const room = h("input", { class: "i-room", list: "rooms", maxlength: 64 });
     const name = h("input", { class: "i-name", maxlength: 128, value: item.name || "" });
     const profile = h("input", { class: "i-profile", maxlength: 128, value: item.profile || "", placeholder: t("no_profile") });
@@ -98,12 +101,14 @@ async function inbox() {
     h("label", { class: "field" }, h("span", {}, t("household")), household), h("label", { class: "field" }, h("span", {}, t("room")), room),
     h("label", { class: "field" }, h("span", {}, t("device_name")), name), h("label", { class: "field" }, h("span", {}, t("profile")), profile),
     h("button", { type: "submit", class: "small approve" }, t("approve")),
-    h("button", { type: "button", class: "small secondary reject", onclick: () => act("reject", {}) }, t("reject")));
+    h("button", { type: "button", class: "small secondary reject", onclick: () => act("reject", {}) }, t("reject")),
+    h("button", { type: "button", class: "small secondary ignore", onclick: () => act("ignore", {}) }, t("ignore")));
     const sources = Object.keys(item.sources || {}).join(", ");
     return h("tr", { "data-inbox": item.id },
       h("td", {}, h("strong", {}, item.name || item.id), h("div", { class: "muted" }, [item.manufacturer, item.model].filter(Boolean).join(" ") || "—"),
         h("div", { class: "muted" }, `${t("source")}: ${sources || "—"}`)),
-      h("td", {}, item.profile || h("span", { class: "muted" }, item.profile_note || t("no_profile"))),
+      // The server's note is English for developers ("no profile" when nothing matched): say it in the reader's words.
+      h("td", {}, item.profile || h("span", { class: "muted", title: item.profile_note || "" }, !item.profile_note || item.profile_note === "no profile" ? t("no_profile") : item.profile_note)),
       h("td", {}, form, status));
   };
   return [h("h1", {}, t("inbox")), rooms, items.length ? table([t("devices"), t("profile"), ""], items.map(row)) : h("p", { class: "muted" }, t("no_pending"))];
@@ -223,6 +228,7 @@ async function announcements() {
   const now = Date.now() / 1000;
   const stateOf = (a) => (a.withdrawn ? ["withdrawn", "bad"] : a.starts > now ? ["scheduled", ""] : a.expires && a.expires <= now ? ["expired", ""] : ["live", "good"]);
   const scopeName = (a) => (a.scope === "community" ? t("whole_community") : a.scope === "building" ? `${t("building")} ${buildingName[a.scope_id] || a.scope_id}` : `${t("household")} ${homeName[a.scope_id] || a.scope_id}`);
+  if (!items.length) return [h("h1", {}, t("announcements")), form, message, h("p", { class: "muted", id: "ann-empty" }, t("no_announcements"))];
   return [h("h1", {}, t("announcements")), form, message, table([t("title"), t("scope"), `${t("starts")} → ${t("expires")}`, t("status"), ""], items.map((a) => {
     const [key, cls] = stateOf(a);
     return h("tr", { "data-announcement": a.id },
@@ -235,12 +241,12 @@ async function announcements() {
 
 async function audit() {
   const q = h("input", { placeholder: t("search"), id: "audit-q" });
-  const action = h("input", { placeholder: "action", size: 12 });
+  const action = h("input", { placeholder: t("action"), "aria-label": t("action"), size: 12, id: "audit-action" });
   const body = h("div");
   const load = async () => {
     const { items, total } = await api("/api/v1/audit", { query: { q: q.value, action: action.value, limit: 200 } });
-    body.replaceChildren(h("p", { class: "muted" }, `${items.length} / ${total}`), table(["", "", "", t("household"), ""], items.map((e) =>
-      h("tr", {}, h("td", {}, formatTime(e.ts)), h("td", {}, e.actor, h("div", { class: "muted" }, e.role || "")), h("td", {}, e.action, e.outcome !== "ok" ? h("div", { class: "error" }, e.outcome) : ""), h("td", {}, e.household_id || "—"), h("td", {}, e.target || "", h("div", { class: "muted" }, JSON.stringify(e.detail)))))));
+    body.replaceChildren(h("p", { class: "muted" }, `${items.length} / ${total}`), table([t("time"), t("actor"), t("action"), t("household"), t("target")], items.map((e) =>
+      h("tr", {}, h("td", {}, formatTime(e.ts)), h("td", {}, e.actor, h("div", { class: "muted" }, e.role ? roleName(e.role) : "")), h("td", {}, e.action, e.outcome !== "ok" ? h("div", { class: "error" }, e.outcome) : ""), h("td", {}, e.household_id || "—"), h("td", {}, e.target || "", h("div", { class: "muted" }, JSON.stringify(e.detail)))))));
   };
   const form = h("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); load(); } }, q, action, h("button", { type: "submit" }, t("search")));
   await load();

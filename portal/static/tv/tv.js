@@ -1,6 +1,7 @@
 // The TV: arrow keys, OK (Enter) and Back only. Every control is a focusable button; focus is never lost.
 import { api, h, live } from "/static/shared/api.js";
 import { formatNumber, setLocale, t } from "/static/shared/i18n.js";
+import { unitText } from "/static/shared/labels.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { household: null, alerts: new Map(), lastTile: 0 };
@@ -26,24 +27,60 @@ function ensureFocus() {
   }
 }
 
+// The tiles are a grid: an arrow moves one row or column; off an edge it does nothing (no wrap
+// into the next row or another column, which lands on a tile the resident did not aim at).
+function gridStep(index, count, key) {
+  const row = Math.floor(index / COLUMNS);
+  const column = index % COLUMNS;
+  if (key === "ArrowLeft") return column > 0 ? index - 1 : index;
+  if (key === "ArrowRight") return column < COLUMNS - 1 && index + 1 < count ? index + 1 : index;
+  if (key === "ArrowUp") return row > 0 ? index - COLUMNS : index;
+  if (key === "ArrowDown") return index + COLUMNS < count ? index + COLUMNS : index;
+  return index;
+}
+
+// A panel taller than the screen: Up and Down scroll its text when there is no control that
+// way to go to (or the next one is still out of sight), so every line can be read with the remote.
+function scrollPanel(panel, items, index, key) {
+  if (key !== "ArrowUp" && key !== "ArrowDown") return false;
+  const down = key === "ArrowDown";
+  const step = Math.max(80, Math.round(panel.clientHeight * 0.6));
+  const canScroll = down ? panel.scrollTop + panel.clientHeight < panel.scrollHeight - 1 : panel.scrollTop > 0;
+  if (!canScroll) return false;
+  const box = panel.getBoundingClientRect();
+  const target = items[index + (down ? 1 : -1)];
+  const unseen = !target || (down ? target.getBoundingClientRect().top >= box.bottom - 8 : target.getBoundingClientRect().bottom <= box.top + 8);
+  if (!unseen) return false;
+  panel.scrollBy({ top: down ? step : -step });
+  return true;
+}
+
 function move(key) {
   const root = layer();
   const items = focusables(root);
   const index = Math.max(0, items.indexOf(document.activeElement));
-  const step = root === $("#tiles")
-    ? { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -COLUMNS, ArrowDown: COLUMNS }[key]
-    : { ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1 }[key];
-  const next = Math.min(items.length - 1, Math.max(0, index + step));
-  items[next].focus();
-  if (root === $("#tiles")) state.lastTile = next;
+  if (root === $("#tiles")) {
+    const next = gridStep(index, items.length, key);
+    items[next].focus();
+    state.lastTile = next;
+    return;
+  }
+  if (root === $("#panel") && scrollPanel(root, items, index, key)) return;
+  const step = { ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1 }[key];
+  items[Math.min(items.length - 1, Math.max(0, index + step))].focus();
 }
 
 function openPanel(title, ...content) {
   const back = h("button", { type: "button", id: "panel-back", onclick: closePanel }, `${t("back")}`);
-  $("#panel").replaceChildren(h("h2", {}, title), ...content, h("div", {}, back));
-  $("#panel").classList.remove("hidden");
-  focusables($("#panel"))[0].focus();
+  const panel = $("#panel");
+  panel.replaceChildren(h("h2", {}, title), ...content, h("div", { class: "panel-actions" }, back));
+  panel.classList.remove("hidden");
+  // Start at the top (the heading and the first lines); Back stays in sight, pinned to the bottom.
+  focusables(panel)[0].focus({ preventScroll: true });
+  panel.scrollTop = 0;
 }
+
+const emptyLine = (key) => h("p", { class: "empty" }, t(key));
 
 function closePanel() {
   $("#panel").classList.add("hidden");
@@ -67,16 +104,18 @@ async function renderTiles() {
   const tiles = [
     tile("tile-check-in", done ? "✓ " + t("checked_in") : t("check_in"), "按 OK 报平安", checkIn, done ? "done" : ""),
     tile("tile-reminders", t("reminders"), care ? `${care.reminders.length} 项` : "—", () => openPanel(t("reminders"),
+      care && care.reminders.length ? "" : emptyLine("no_reminders"),
       h("ul", {}, (care ? care.reminders : []).map((r) => h("li", {}, `${r.times.join(" ")} ${r.title} `,
         h("button", { type: "button", onclick: async (e) => {
           await api(`/api/v1/households/${state.household}/care/reminders/${r.id}/confirm`, { method: "POST" });
           e.target.textContent = "✓"; } }, t("confirm"))))))),
     tile("tile-announcements", t("announcements"), notices.items[0] ? notices.items[0].title : "—", () => showNotices(notices.items)),
     tile("tile-vitals", t("latest_vitals"), vitals, () => openPanel(t("latest_vitals"),
-      h("ul", {}, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${KIND[v.kind] || v.kind}: ${show(v.value)} ${v.unit}`))))),
+      overview.vitals.length ? "" : emptyLine("no_vitals"),
+      h("ul", {}, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${KIND[v.kind] || v.kind}: ${show(v.value)} ${unitText(v.unit)}`))))),
     tile("tile-alarm", t("alarm"), overview.alarm ? t(overview.alarm.state) : "—", () => openPanel(t("alarm"),
       h("p", {}, overview.alarm ? t(overview.alarm.state) : "—"), h("p", {}, "布防与撤防请用手机 · Arm and disarm on the phone"))),
-    tile("tile-help", t("call_help"), "呼叫物业与家人", callHelp),
+    tile("tile-help", t("call_help"), "呼叫物业与家人", confirmHelp),
   ];
   // A re-render (after a check-in, a live update) must not move the resident's focus: the
   // same tile keeps it, even if arrows were pressed while the data was being fetched.
@@ -92,7 +131,7 @@ async function renderTiles() {
 }
 
 function showNotices(items) {
-  openPanel(t("announcements"), ...items.map((a) => h("div", { class: a.kind === "emergency" ? "emergency" : "" },
+  openPanel(t("announcements"), items.length ? "" : emptyLine("no_announcements"), ...items.map((a) => h("div", { class: a.kind === "emergency" ? "emergency" : "" },
     h("h3", {}, a.kind === "emergency" ? `⚠ ${t("emergency")} · ${a.title}` : a.title), h("p", {}, a.body),
     a.source === "region" ? h("small", {}, t("from_region")) : "")));
 }
@@ -100,6 +139,12 @@ function showNotices(items) {
 async function checkIn() {
   await api(`/api/v1/households/${state.household}/care/check-in`, { method: "POST", body: {} });
   await renderTiles();
+}
+
+// The help tile is big and OK is easy to press by mistake: it asks first (OK calls, Back cancels).
+function confirmHelp() {
+  openPanel(t("call_help_q"), h("p", {}, t("call_help_explain")),
+    h("button", { type: "button", id: "help-confirm", class: "danger", onclick: () => callHelp().catch((error) => openPanel(t("call_help"), h("p", {}, error.message))) }, t("call_now")));
 }
 
 async function callHelp() {
