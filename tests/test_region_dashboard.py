@@ -302,3 +302,13 @@ async def test_wrong_passwords_lock_an_operator_out_even_with_the_right_one(regi
     assert right.status == 429 and "locked" in await right.text()
     # the operator's API token still works: the lockout is against guessing the password
     assert (await api(client, "GET", "/api/v1/overview"))["region"] == REGION
+
+
+async def test_one_address_guessing_many_names_is_held_off(region) -> None:
+    client: TestClient = region["client"]
+    for n in range(operators.ADDRESS_LIMIT):
+        answer = await client.post("/login", data={"name": f"guess{n}", "password": "guess-1234"})
+        assert answer.status == 401
+    # then even a real operator's right password is not tried from that address for a while
+    right = await client.post("/login", data={"name": "duty", "password": region["duty"].password})
+    assert right.status == 429 and "Too many failed sign-ins" in await right.text()

@@ -38,6 +38,7 @@ OPERATOR: Final = web.RequestKey("operator", Operator) if hasattr(web, "RequestK
 SIGNER_KEY: Final = web.AppKey("signer", Signer)
 POOL_KEY: Final = web.AppKey("pool", asyncpg.Pool)
 LINK_KEY: Final = web.AppKey("link", RegionLink)
+THROTTLE_KEY: Final = web.AppKey("throttle", operators.AddressThrottle)
 COOKIE: Final = "linli_region_session"
 CSRF_FIELD: Final = "csrf"
 CSRF_HEADER: Final = "X-CSRF-Token"
@@ -120,12 +121,16 @@ async def _login(request: web.Request) -> web.StreamResponse:
     region = _region(request)
     if not _same_origin(request):
         return _html(pages.login(region, "Sign in from this dashboard's own page."), 403)
+    throttle, address = request.app[THROTTLE_KEY], request.remote or "?"
+    if throttle.blocked(address):
+        return _html(pages.login(region, "Too many failed sign-ins from this address: try later."), 429)
     form = await request.post()
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
     try:
         async with request.app[POOL_KEY].acquire() as conn:
             secret, _ = await operators.sign_in(conn, region, name, password, request.remote)
     except OperatorError as exc:
+        throttle.fail(address)
         return _html(pages.login(region, exc.message), 429 if exc.code == "locked" else 401)
     response = web.HTTPSeeOther("/")
     response.set_cookie(
@@ -312,6 +317,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: dict[str, Any], signer: Signer) -> web.Application:
     app = web.Application(middlewares=[_auth])
     app[CONFIG_KEY], app[SIGNER_KEY] = config, signer
+    app[THROTTLE_KEY] = operators.AddressThrottle()
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/login", _login_page)
     app.router.add_post("/login", _login)

@@ -10,7 +10,8 @@ A web session is a random secret in an HttpOnly, SameSite=Strict cookie
 (stored as its digest) with its own CSRF token, which every form carries.
 After `FREE_FAILURES` wrong passwords in a row an operator is locked out for
 a time that doubles with each further failure (`LOCK_BASE_S` up to
-`LOCK_MAX_S`), the right password included.
+`LOCK_MAX_S`), the right password included; an address with `ADDRESS_LIMIT`
+failures in `ADDRESS_WINDOW_S`, whichever names it tried, waits out the window.
 
 The same password helpers as the gateway's accounts (`gateway/users.py`); the
 portal's session code is not reused, because it lives on the gateway's SQLite
@@ -24,8 +25,10 @@ append-only.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -38,6 +41,8 @@ SESSION_TTL_S: Final = 12 * 3600
 FREE_FAILURES: Final = 5
 LOCK_BASE_S: Final = 30.0
 LOCK_MAX_S: Final = 3600.0
+ADDRESS_LIMIT: Final = 30  # failed sign-ins from one address within ADDRESS_WINDOW_S, whatever the names
+ADDRESS_WINDOW_S: Final = 300.0
 
 
 class OperatorError(ValueError):
@@ -72,6 +77,33 @@ class Credentials:
     name: str
     password: str
     token: str
+
+
+class AddressThrottle:
+    """Failed sign-ins per address, in memory (password spraying across names)."""
+
+    def __init__(self, limit: int = ADDRESS_LIMIT, window_s: float = ADDRESS_WINDOW_S) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, collections.deque[float]] = {}
+
+    def _recent(self, address: str, now: float) -> collections.deque[float]:
+        times = self._failures.setdefault(address, collections.deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def blocked(self, address: str) -> bool:
+        now = time.monotonic()
+        blocked = len(self._recent(address, now)) >= self.limit
+        if not self._failures[address]:
+            del self._failures[address]
+        return blocked
+
+    def fail(self, address: str) -> None:
+        if len(self._failures) > 100_000:  # bounded: forget the oldest addresses
+            for key in list(self._failures)[:50_000]:
+                del self._failures[key]
+        self._recent(address, time.monotonic()).append(time.monotonic())
 
 
 def check_name(name: str) -> str:
