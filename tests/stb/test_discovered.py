@@ -2,9 +2,10 @@
 
 Real packets on loopback: the cable box announces its MediaRenderer over SSDP
 (a private SSDP port per test), the carrier box its `_thunder._tcp` service over
-mDNS. Approval goes through the portal's inbox API; the adapter that owns the
-box (by what its manifest declares it discovers) takes it over — the inbox
-never knows which adapter that is.
+mDNS. Approval goes through the inbox (what the portal's inbox route calls); the
+adapter that owns the box (by what its manifest declares it discovers) takes it
+over — the inbox never knows which adapter that is — and the household's TV
+messages (what the portal's screens route calls) reach that box.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from adapters.sim.box import SimBox
 from adapters.sim.box_announcer import BoxAnnouncer
 from adapters.sim.dial_box import DialBox
 from adapters.sim.thunder_box import ThunderBox
-from gateway.discovery import InboxError, InboxItem, InboxStatus
+from adapters.sim.upnp_box import SimUpnpDevice
+from adapters.stb_carrier.adapter import THUNDER_PORT, CarrierAdapter
+from gateway.discovery import Adoption, InboxError, InboxItem, InboxStatus
+from gateway.discovery.adopters import found_device
 from gateway.registry import Device
+from gateway.stb.screens import Screens
 from tests.brokers import settle
-from tests.discovering import discovery_config, inbox_of, portal_client
+from tests.discovering import discovery_config, inbox_of
 from tests.homes import add_home
 from tests.stb.boxes import ADAPTER, STB_COMPONENTS, stb_settings
 
@@ -81,30 +86,24 @@ async def test_a_discovered_box_approved_into_a_household_shows_its_messages(
     assert item is not None and item.status is InboxStatus.PENDING
     # the inbox already says which adapter would take it over (what its manifest declares)
     assert inbox_of(gateway).adopter_for(item) == ADAPTER[operator]
-    async with portal_client(gateway) as client:
-        # when an installer approves it into household h1, in the living room
-        response = await client.post(
-            f"/api/v1/inbox/{item.id}/approve",
-            json={"household_id": "h1", "room": "客厅", "name": "客厅电视"},
-            headers={"X-Linli-User": "li.installer"},
-        )
-        assert response.status == 200, await response.text()
-        body = await response.json()
-        # then the owning adapter took it over: a TV of h1, on that adapter's profile
-        device = gateway.registry.device(body["device"]["id"])
-        assert device is not None
-        assert (device.household_id, device.room, device.name) == ("h1", "客厅", "客厅电视")
-        adapter = gateway.components["adapters"].adapter(ADAPTER[operator])
-        assert [b["device_id"] for b in adapter.status()] == [device.id]
-        assert body["item"]["status"] == "approved"
-        decision = next(d for d in await inbox_of(gateway).async_decisions(item.id) if d.action == "approved")
-        assert (decision.by, decision.detail["adapter"]) == ("li.installer", ADAPTER[operator])
-        # and a message for the household's TV appears on that very box
-        response = await client.post(
-            "/api/v1/households/h1/screens/tv/notify",
-            json={"text": "快递到了", "title": "门卫", "level": "info"},
-        )
-        assert response.status == 200, await response.text()
+    # when an installer approves it into household h1, in the living room (what
+    # POST /api/v1/inbox/{id}/approve does)
+    device = await inbox_of(gateway).async_approve(
+        item.id, household_id="h1", by="li.installer", room="客厅", name="客厅电视"
+    )
+    # then the owning adapter took it over: a TV of h1, on that adapter's profile
+    assert (device.household_id, device.room, device.name) == ("h1", "客厅", "客厅电视")
+    adapter = gateway.components["adapters"].adapter(ADAPTER[operator])
+    assert [b["device_id"] for b in adapter.status()] == [device.id]
+    assert inbox_of(gateway).get(item.id).status is InboxStatus.APPROVED  # type: ignore[union-attr]
+    decision = next(d for d in await inbox_of(gateway).async_decisions(item.id) if d.action == "approved")
+    assert (decision.by, decision.detail["adapter"]) == ("li.installer", ADAPTER[operator])
+    # and a message for the household's TV (what POST /api/v1/households/h1/screens/tv/notify
+    # does) appears on that very box
+    screens = gateway.component("screens", Screens)
+    assert screens.tv("h1") is not None and screens.tv("h1").id == device.id  # type: ignore[union-attr]
+    result = await screens.async_notify("h1", "快递到了", title="门卫", level="info")
+    assert result["state"]["text"] == "快递到了"
     assert box.screen.overlay == {"text": "快递到了", "title": "门卫", "level": "info"}
     # the approval survives: the box is commanded like any adopted box
     result = await gateway.commands.async_send(device.id, "volume", {"action": "set", "level": 31})
@@ -181,3 +180,31 @@ async def test_a_stopped_adapter_takes_no_box_over_until_it_runs_again(make_gate
     assert inbox_of(gateway).adopter_for(item) == "stb_broadcast"
     device = await inbox_of(gateway).async_approve(item.id, household_id="h1", by="li.installer")
     assert device.profile.id == "dvb/dial-dlna-stb"
+
+
+async def test_an_rdk_box_with_a_dial_server_goes_to_the_carrier_adapter_over_thunder(make_gateway) -> None:
+    # given an RDK box announcing its DIAL server over SSDP (both adapters declare DIAL boxes)
+    gateway = await discovering_gateway(make_gateway, "broadcast")
+    rdk = SimUpnpDevice(
+        udn=f"uuid:{uuid.uuid4()}",
+        device_type="urn:dial-multiscreen-org:device:dial:1",
+        friendly_name="IPTV box",
+        manufacturer="RDK",
+        model_name="RDK-STB",
+        dial=True,
+        ssdp_port=gateway.config["discovery"]["ssdp"]["port"],
+    )
+    await rdk.async_start()
+    try:
+        key = "uuid:" + rdk.udn.removeprefix("uuid:").replace("-", "")
+        await settle(lambda: inbox_of(gateway).find(key) is not None, 8.0)
+        item = inbox_of(gateway).find(key)
+        assert item is not None
+        # then the carrier adapter claims it (its rule names the maker too: the more specific one)
+        assert inbox_of(gateway).adopter_for(item) == "stb_carrier"
+        # and would reach it over Thunder on the DIAL server's host, keeping the DIAL address
+        found = found_device(item, Adoption(household_id="h1", by="li.installer"))
+        assert CarrierAdapter.thunder_url(found) == f"http://127.0.0.1:{THUNDER_PORT}"
+        assert found.ssdp is not None and found.ssdp["application_url"].startswith("http://127.0.0.1:")
+    finally:
+        await rdk.async_stop()
