@@ -41,6 +41,23 @@ class RegistryError(ValueError):
     """A registry change that cannot be made; the message says which id and why."""
 
 
+class StructureInUse(RegistryError):
+    """A building, unit or household that still holds something cannot be removed.
+
+    `holds` counts what is left in it ({"households": 2, "devices": 1, ...}), so that
+    a caller can say what to remove first.
+    """
+
+    def __init__(self, message: str, holds: dict[str, int]) -> None:
+        super().__init__(message)
+        self.holds = holds
+
+
+def _in_use(what: str, holds: dict[str, int], then: str) -> StructureInUse:
+    left = ", ".join(f"{count} {name}" for name, count in holds.items())
+    return StructureInUse(f"{what} still has {left}: {then} first", holds)
+
+
 @dataclass(slots=True, kw_only=True)
 class Building:
     id: str
@@ -298,6 +315,96 @@ class Registry:
         )
         return household
 
+    async def async_rename(self, kind: str, item_id: str, name: str) -> Building | Unit | Household:
+        """Rename a building, unit or household (`kind`: building | unit | household)."""
+        table, items = self.structure_of(kind)
+        item = items.get(item_id)
+        if item is None:
+            raise RegistryError(f"no {kind} {item_id!r}")
+        await self._store.async_write(
+            lambda db: db.conn.execute(f"UPDATE {table} SET name = ? WHERE id = ?", (name, item_id))
+        )
+        item.name = name
+        return item  # type: ignore[no-any-return]
+
+    def structure_of(self, kind: str) -> tuple[str, dict[str, Any]]:
+        if kind == "building":
+            return "buildings", self.buildings
+        if kind == "unit":
+            return "units", self.units
+        if kind == "household":
+            return "households", self.households
+        raise RegistryError(f"no such part of the community tree: {kind!r}")
+
+    async def async_remove_building(self, building_id: str) -> None:
+        """Remove an empty building; refused (StructureInUse) while units are in it."""
+        if building_id not in self.buildings:
+            raise RegistryError(f"no building {building_id!r}")
+
+        def delete(db: sqlite_utils.Database) -> None:
+            # Counted on disk, in the same transaction: what memory skipped counts too.
+            (units,) = db.conn.execute(
+                "SELECT count(*) FROM units WHERE building_id = ?", (building_id,)
+            ).fetchone()
+            if units:
+                raise _in_use(f"building {building_id!r}", {"units": units}, "remove its units")
+            db.conn.execute("DELETE FROM buildings WHERE id = ?", (building_id,))
+
+        await self._store.async_write(delete)
+        del self.buildings[building_id]
+
+    async def async_remove_unit(self, unit_id: str) -> None:
+        """Remove an empty unit; refused (StructureInUse) while households are in it."""
+        if unit_id not in self.units:
+            raise RegistryError(f"no unit {unit_id!r}")
+
+        def delete(db: sqlite_utils.Database) -> None:
+            (households,) = db.conn.execute(
+                "SELECT count(*) FROM households WHERE unit_id = ?", (unit_id,)
+            ).fetchone()
+            if households:
+                raise _in_use(f"unit {unit_id!r}", {"households": households}, "remove its households")
+            db.conn.execute("DELETE FROM units WHERE id = ?", (unit_id,))
+
+        await self._store.async_write(delete)
+        del self.units[unit_id]
+
+    async def async_remove_household(self, household_id: str) -> None:
+        """Remove a household nobody lives in and no device belongs to.
+
+        Refused (StructureInUse) while it has devices, residents or portal accounts.
+        What is left of it otherwise — its alarm panel, care settings and reminders —
+        is per-household configuration and goes with it, in the same transaction
+        (every table whose rows point at the household, found from the schema, so a
+        later migration's table is covered too). History (alerts, readings, audit)
+        is not tied to the row and stays.
+        """
+        if household_id not in self.households:
+            raise RegistryError(f"no household {household_id!r}")
+
+        def delete(db: sqlite_utils.Database) -> None:
+            conn = db.conn
+            holds = {
+                name: conn.execute(
+                    f"SELECT count(*) FROM {table} WHERE household_id = ?", (household_id,)
+                ).fetchone()[0]
+                for name, table in (("devices", "devices"), ("residents", "residents"), ("accounts", "users"))
+            }
+            holds = {name: count for name, count in holds.items() if count}
+            if holds:
+                raise _in_use(
+                    f"household {household_id!r}",
+                    holds,
+                    "remove or move its " + ", ".join(holds),
+                )
+            _delete_referring(conn, "households", "id", [household_id])
+            conn.execute("DELETE FROM households WHERE id = ?", (household_id,))
+
+        await self._store.async_write(delete)
+        del self.households[household_id]
+        self._by_household.pop(household_id, None)
+        self._residents_by_household.pop(household_id, None)
+
     async def async_add_device(
         self,
         device_id: str,
@@ -494,6 +601,31 @@ class Registry:
         self._index_resident(resident)
         return resident
 
+    async def async_remove_resident(self, resident_id: str) -> Resident:
+        """Remove a person who moved out (or was entered by mistake).
+
+        Devices they used become the household's shared ones and their health
+        thresholds go; what was recorded about them (readings, check-ins) stays history.
+        """
+        resident = self.residents.get(resident_id)
+        if resident is None:
+            raise RegistryError(f"no resident {resident_id!r}")
+
+        def delete(db: sqlite_utils.Database) -> None:
+            conn = db.conn
+            conn.execute("UPDATE devices SET resident_id = NULL WHERE resident_id = ?", (resident_id,))
+            conn.execute("DELETE FROM health_thresholds WHERE resident_id = ?", (resident_id,))
+            _delete_referring(conn, "residents", "id", [resident_id])
+            conn.execute("DELETE FROM residents WHERE id = ?", (resident_id,))
+
+        await self._store.async_write(delete)
+        for device in self.household_devices(resident.household_id):
+            if device.resident_id == resident_id:
+                device.resident_id = None
+        del self.residents[resident_id]
+        self._residents_by_household.get(resident.household_id, {}).pop(resident_id, None)
+        return resident
+
     def _index_resident(self, resident: Resident) -> None:
         self.residents[resident.id] = resident
         self._residents_by_household.setdefault(resident.household_id, {})[resident.id] = resident
@@ -657,3 +789,23 @@ class Registry:
         for start in range(0, len(rows), 2000):
             await self._store.async_write(update(rows[start : start + 2000]))
         return len(rows)
+
+
+def _delete_referring(conn: sqlite3.Connection, table: str, column: str, keys: list[Any]) -> None:
+    """Delete the rows of every table that points at `table.column` IN keys (and theirs, first)."""
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    marks = ", ".join("?" * len(keys))
+    for child in tables:
+        for fk in conn.execute(f"PRAGMA foreign_key_list({child})").fetchall():
+            # (id, seq, table, from, to, on_update, on_delete, match)
+            if fk[2] != table or (fk[4] or "id") != column:
+                continue
+            pk = [r[1] for r in conn.execute(f"PRAGMA table_info({child})") if r[5]]
+            if len(pk) == 1:
+                rows = [
+                    r[0]
+                    for r in conn.execute(f"SELECT {pk[0]} FROM {child} WHERE {fk[3]} IN ({marks})", keys)
+                ]
+                if rows:
+                    _delete_referring(conn, child, pk[0], rows)
+            conn.execute(f"DELETE FROM {child} WHERE {fk[3]} IN ({marks})", keys)

@@ -14,7 +14,18 @@ from aiohttp import web
 
 from gateway.runtime import Gateway
 from portal import pages
-from portal.api import alarm, alerts, announcements, audit, care, community, health, privacy, providers
+from portal.api import (
+    alarm,
+    alerts,
+    announcements,
+    audit,
+    care,
+    community,
+    health,
+    privacy,
+    providers,
+    structure,
+)
 from portal.api.announcements import ANNOUNCEMENTS, Announcements
 from portal.api.errors import json_response
 from portal.api.openapi import build, document_other_routes
@@ -33,6 +44,7 @@ def make_api() -> Api:
     for module in (
         auth_routes,
         community,
+        structure,
         alerts,
         alarm,
         health,

@@ -1,0 +1,183 @@
+"""Setting up a real community: the tree of buildings, units, households and residents.
+
+A property manager installing Linli starts from nothing. Through the REST API
+(manager only, installers may read), the `linli community import` command on the
+data directory, or the /manage page in a real Chromium, they build the tree,
+and a discovered device can then be approved into a household of it. Each
+check goes through the gateway itself (registry, store, audit), not the page.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from gateway import users
+from gateway.runtime import Gateway
+from tests.homes import add_home
+from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal
+
+
+async def audit_entries(gateway: Gateway) -> list[dict[str, Any]]:
+    return list(await gateway.store.async_read(lambda c: users.query_audit(c, limit=500)[0]))
+
+
+class Caller:
+    def __init__(self, client: Any, token: str) -> None:
+        self.client, self.token = client, token
+
+    async def __call__(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+        response = await self.client.request(
+            method, url, json=body, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        return response.status, await response.json()
+
+
+# -- REST -----------------------------------------------------------------------------
+
+
+async def test_a_manager_builds_the_tree_from_nothing_and_every_change_is_audited(make_gateway) -> None:
+    gateway = await make_gateway(components=PORTAL_SERVICES)
+    await add_account(gateway, "wang.manager", "manager")
+    async with portal(gateway) as client:
+        call = Caller(client, await api_token(gateway, "wang.manager"))
+        # given a fresh community with nothing in it
+        status, tree = await call("GET", "/api/v1/structure")
+        assert status == 200 and tree["buildings"] == [] and tree["totals"]["households"] == 0
+        # when the manager adds a building with a chosen id, a unit with a generated one, a household
+        status, building = await call("POST", "/api/v1/buildings", {"id": "b1", "name": "1号楼"})
+        assert status == 201 and building["id"] == "b1", building
+        status, unit = await call("POST", "/api/v1/buildings/b1/units", {"name": "1单元"})
+        assert status == 201 and unit["id"].startswith("u-"), unit
+        status, home = await call(
+            "POST", f"/api/v1/units/{unit['id']}/households", {"id": "h0101", "name": "101 张家"}
+        )
+        assert status == 201, home
+        status, person = await call(
+            "POST", "/api/v1/households/h0101/residents", {"name": "张奶奶", "data": {"birth_year": 1941}}
+        )
+        assert status == 201, person
+        # then the registry has them, and so does the database (a restart would find them)
+        registry = gateway.registry
+        assert registry.buildings["b1"].name == "1号楼"
+        assert registry.units[unit["id"]].building_id == "b1"
+        assert registry.households["h0101"].unit_id == unit["id"]
+        assert registry.residents[person["id"]].data == {"birth_year": 1941}
+        with sqlite3.connect(gateway.store.path) as conn:
+            assert conn.execute("SELECT name FROM households WHERE id = 'h0101'").fetchone() == ("101 张家",)
+        # the tree shows each level, and the household on the manager's community view
+        _, tree = await call("GET", "/api/v1/structure")
+        [b] = tree["buildings"]
+        assert b["units"][0]["households"][0]["residents"][0]["name"] == "张奶奶"
+        _, community = await call("GET", "/api/v1/community")
+        assert community["households"] == 1
+        # renames
+        assert (await call("PATCH", "/api/v1/buildings/b1", {"name": "一号楼"}))[0] == 200
+        assert (await call("PATCH", f"/api/v1/units/{unit['id']}", {"name": "一单元"}))[0] == 200
+        assert (await call("PATCH", "/api/v1/households/h0101", {"name": "101 张宅"}))[0] == 200
+        status, changed = await call(
+            "PATCH", f"/api/v1/households/h0101/residents/{person['id']}", {"name": "张桂兰"}
+        )
+        assert status == 200 and changed["data"] == {"birth_year": 1941}, changed
+        assert registry.buildings["b1"].name == "一号楼"
+        assert registry.households["h0101"].name == "101 张宅"
+        # an id already taken, an id of the wrong shape, an unknown field: refused, saying why
+        status, error = await call("POST", "/api/v1/buildings", {"id": "b1", "name": "again"})
+        assert status == 409 and "taken" in error["error"]["message"], error
+        status, error = await call("POST", "/api/v1/buildings", {"id": "b 1", "name": "x"})
+        assert status == 400 and error["error"]["field"] == "body.id", error
+        status, error = await call("POST", "/api/v1/buildings", {"name": "x", "floors": 9})
+        assert status == 400 and "floors" in error["error"]["message"], error
+        status, error = await call("POST", "/api/v1/buildings/nope/units", {"name": "x"})
+        assert status == 404, error
+    # and every change is in the audit, by the manager
+    entries = [e for e in await audit_entries(gateway) if e["actor"] == "wang.manager"]
+    actions = sorted(e["action"] for e in entries)
+    assert actions == sorted(
+        [
+            "building.add",
+            "unit.add",
+            "household.add",
+            "resident.add",
+            "building.rename",
+            "unit.rename",
+            "household.rename",
+            "resident.update",
+        ]
+    ), actions
+    renamed = next(e for e in entries if e["action"] == "household.rename")
+    assert renamed["household_id"] == "h0101" and renamed["detail"]["old"] == "101 张家", renamed
+
+
+async def test_installers_read_the_tree_but_only_a_manager_changes_it(make_gateway) -> None:
+    gateway = await make_gateway(components=PORTAL_SERVICES)
+    await add_home(gateway, "h1")
+    await add_account(gateway, "li.installer", "installer")
+    await add_account(gateway, "zhao.resident", "resident", "h1")
+    async with portal(gateway) as client:
+        installer = Caller(client, await api_token(gateway, "li.installer"))
+        resident = Caller(client, await api_token(gateway, "zhao.resident"))
+        status, tree = await installer("GET", "/api/v1/structure")
+        assert status == 200 and tree["buildings"][0]["id"] == "b1"
+        assert (await resident("GET", "/api/v1/structure"))[0] == 403
+        for caller in (installer, resident):
+            for method, url, body in [
+                ("POST", "/api/v1/buildings", {"name": "2号楼"}),
+                ("PATCH", "/api/v1/buildings/b1", {"name": "x"}),
+                ("POST", "/api/v1/buildings/b1/units", {"name": "x"}),
+                ("DELETE", "/api/v1/units/u-h1", None),
+                ("PATCH", "/api/v1/households/h1", {"name": "x"}),
+                ("POST", "/api/v1/households/h1/residents", {"name": "x"}),
+            ]:
+                status, error = await caller(method, url, body)
+                assert status == 403 and error["error"]["code"] == "forbidden", (method, url, error)
+    # nothing changed, nothing was audited as done
+    assert (
+        sorted(gateway.registry.buildings) == ["b1"] and gateway.registry.households["h1"].name == "h1 home"
+    )
+    assert not [e for e in await audit_entries(gateway) if e["action"].split(".")[0] in ("building", "unit")]
+
+
+async def test_removing_a_part_of_the_tree_that_still_holds_something_says_what_to_remove_first(
+    make_gateway,
+) -> None:
+    gateway = await make_gateway(components=PORTAL_SERVICES)
+    await add_home(gateway, "h1", devices={"plug": "tuya/ts011f"})
+    await add_account(gateway, "wang.manager", "manager")
+    await add_account(gateway, "zhao.resident", "resident", "h1")
+    await gateway.registry.async_add_resident("h1-r1", "h1", "赵")
+    async with portal(gateway) as client:
+        call = Caller(client, await api_token(gateway, "wang.manager"))
+        status, error = await call("DELETE", "/api/v1/buildings/b1")
+        assert status == 409 and error["error"]["code"] == "conflict", error
+        assert "1 units" in error["error"]["message"] and "remove its units" in error["error"]["message"]
+        status, error = await call("DELETE", "/api/v1/units/u-h1")
+        assert status == 409 and "remove its households" in error["error"]["message"], error
+        status, error = await call("DELETE", "/api/v1/households/h1")
+        assert status == 409, error
+        assert error["error"]["holds"] == {"devices": 1, "residents": 1, "accounts": 1}, error
+        # a care reminder (configuration, not a person) does not hold the household
+        await client.request(
+            "POST",
+            "/api/v1/households/h1/care/reminders",
+            json={"title": "降压药", "times": ["08:00"]},
+            headers={"Authorization": f"Bearer {call.token}"},
+        )
+        # when what it holds is gone, bottom up, each removal goes through
+        await gateway.registry.async_remove_device("h1-plug")
+        assert (await call("DELETE", "/api/v1/households/h1/residents/h1-r1"))[0] == 200
+        user = await gateway.store.async_read(lambda c: users.get_user(c, name="zhao.resident"))
+        assert (await call("DELETE", f"/api/v1/users/{user.id}"))[0] == 200
+        assert (await call("DELETE", "/api/v1/households/h1")) == (200, {"removed": "h1"})
+        assert (await call("DELETE", "/api/v1/units/u-h1"))[0] == 200
+        assert (await call("DELETE", "/api/v1/buildings/b1"))[0] == 200
+        assert (await call("DELETE", "/api/v1/buildings/b1"))[0] == 404
+    # then the tree is empty in memory and on disk, the reminder went with its household
+    assert not gateway.registry.buildings and not gateway.registry.households
+    with sqlite3.connect(gateway.store.path) as conn:
+        for table in ("buildings", "units", "households", "care_reminders"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+    removed = [e["action"] for e in await audit_entries(gateway) if e["action"].endswith(".remove")]
+    assert sorted(removed) == ["building.remove", "household.remove", "resident.remove", "unit.remove"], (
+        removed
+    )
