@@ -5,7 +5,7 @@ linli demo    [same] [--households N] [--rate MSGS_PER_S] [--for SECONDS]
 linli profile check PATH...
 linli user add NAME --role ROLE [--household ID] [--config PATH] [--data-dir DIR]
 linli token create NAME [--days N] [--config PATH] [--data-dir DIR]
-linli adapters [--json] [--url URL]
+linli adapters [--json] [--url URL] [--token TOKEN]
 linli certify ADAPTER [--target URL] [--json PATH] [--power]
 linli region COMMAND ...   the regional tier (linli region --help)
 linli --version
@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="TOML config file (to find the running gateway's portal)"
     )
     adapters.add_argument("--url", help="the running gateway's portal (default: from the config)")
+    adapters.add_argument("--token", help="an API token of a manager or installer (or set LINLI_TOKEN)")
     adapters.add_argument("--json", action="store_true", help="JSON instead of a table")
     certify = commands.add_parser("certify", help="run the conformance kit against an adapter")
     certify.add_argument("adapter", help="adapter id (see linli adapters)")
@@ -160,7 +162,8 @@ def _adapters(args: argparse.Namespace) -> int:
             return 2
         host = portal["host"] if portal["host"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
         url = portal.get("public_url") or f"http://{host}:{portal['port']}"
-    return list_adapters(url, args.json)
+    token = args.token or os.environ.get("LINLI_TOKEN")
+    return list_adapters(url, args.json, token=token, required=args.url is not None)
 
 
 def _certify(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import pytest
 from gateway import cli
 from gateway.plugins import AdapterState, ManifestError, discover, load_manifest
 from tests.brokers import free_port, settle
+from tests.portal_accounts import add_account, api_token
 
 GOOD_CODE = """
 class Adapter:
@@ -182,12 +183,15 @@ async def test_broken_adapters_are_disabled_with_a_reason_and_the_gateway_keeps_
     assert host.adapter("acme_good").settings == {"anything": 1}
     # the portal shows the same
     url = gateway.components["portal"].url.rstrip("/")
-    async with aiohttp.ClientSession() as http, http.get(f"{url}/api/v1/adapters") as response:
+    await add_account(gateway, "installer", "installer")
+    token = await api_token(gateway, "installer")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=auth) as http, http.get(f"{url}/api/v1/adapters") as response:
         listed = {item["id"]: item for item in (await response.json())["items"]}
     assert listed["acme_crashes"]["state"] == "crashed"
     assert listed["acme_import_error"]["reason"] == states["acme_import_error"][1]
     # and so does `linli adapters`, asking the running gateway
-    status = await asyncio.to_thread(cli.main, ["adapters", "--url", url])
+    status = await asyncio.to_thread(cli.main, ["adapters", "--url", url, "--token", token])
     out = capsys.readouterr().out
     assert status == 1
     assert "running gateway" in out
@@ -195,18 +199,27 @@ async def test_broken_adapters_are_disabled_with_a_reason_and_the_gateway_keeps_
     assert "No module named 'linli_no_such_module'" in out
 
 
-def test_linli_adapters_without_a_gateway_checks_manifests_and_imports(installed: Path, capsys) -> None:
-    status = cli.main(["adapters", "--url", f"http://127.0.0.1:{free_port()}"])
+def test_linli_adapters_without_a_gateway_checks_manifests_and_imports(
+    installed: Path, capsys, tmp_path: Path
+) -> None:
+    # given a config whose portal nobody serves
+    port = free_port()
+    config = tmp_path / "linli.toml"
+    config.write_text(f"[portal]\nport = {port}\n", encoding="utf-8")
+    status = cli.main(["adapters", "--config", str(config)])
     out = capsys.readouterr().out
     assert status == 1
-    assert "gateway not running" in out
+    assert f"checked offline — start errors not shown: no gateway answered at http://127.0.0.1:{port}" in out
     lines = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
     assert " ok " in lines["acme_good"] and " ok " in lines["stb_carrier"]
     assert "broken" in lines["acme_import_error"] and "linli_no_such_module" in lines["acme_import_error"]
     assert "broken" in lines["acme_broken_manifest"] and "$.version" in lines["acme_broken_manifest"]
-    status = cli.main(["adapters", "--url", f"http://127.0.0.1:{free_port()}", "--json"])
+    status = cli.main(["adapters", "--config", str(config), "--json"])
     items = {i["id"]: i for i in json.loads(capsys.readouterr().out)["items"]}
     assert items["acme_good"]["state"] == "ok"
+    # but a gateway named with --url that does not answer is an error, not a silent fallback
+    assert cli.main(["adapters", "--url", f"http://127.0.0.1:{port}"]) == 2
+    assert f"no gateway answered at http://127.0.0.1:{port}" in capsys.readouterr().err
 
 
 async def test_a_stopped_or_crashed_adapter_leaves_nothing_behind(installed: Path, make_gateway) -> None:

@@ -9,6 +9,7 @@ importable. Exit status 1 when an adapter is broken.
 from __future__ import annotations
 
 import json
+import sys
 import urllib.error
 import urllib.request
 from typing import Any
@@ -19,12 +20,21 @@ from gateway.plugins.host import load_adapter_class
 _BROKEN = {"failed", "crashed", "broken"}
 
 
-def _live(url: str) -> list[dict[str, Any]] | None:
+def _live(url: str, token: str | None) -> tuple[list[dict[str, Any]] | None, str]:
+    """The running gateway's list, or None and why not (said to the user as it is)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:
-            return list(json.loads(response.read())["items"])
-    except (OSError, ValueError, KeyError, urllib.error.URLError):
-        return None
+        with urllib.request.urlopen(request, timeout=2.0) as response:
+            return list(json.loads(response.read())["items"]), ""
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return None, (
+                f"the gateway at {url} asks who you are: pass a manager's or installer's API token "
+                "with --token or LINLI_TOKEN (linli token create NAME)"
+            )
+        return None, f"the gateway at {url} answered HTTP {exc.code}"
+    except (OSError, ValueError, KeyError) as exc:
+        return None, f"no gateway answered at {url} ({getattr(exc, 'reason', exc)})"
 
 
 def _offline() -> list[dict[str, Any]]:
@@ -53,12 +63,18 @@ def _offline() -> list[dict[str, Any]]:
     return items
 
 
-def list_adapters(portal_url: str | None, as_json: bool) -> int:
-    items = _live(portal_url.rstrip("/") + "/api/v1/adapters") if portal_url else None
+def list_adapters(
+    portal_url: str | None, as_json: bool, *, token: str | None = None, required: bool = False
+) -> int:
+    """Print the adapters; `required`: the user named the gateway, so not reaching it is an error."""
+    items, why = _live(portal_url.rstrip("/") + "/api/v1/adapters", token) if portal_url else (None, "")
+    if items is None and required:
+        print(f"linli: {why}", file=sys.stderr)
+        return 2
     where = (
         f"running gateway at {portal_url}"
         if items is not None
-        else "installed (gateway not running: start errors not shown)"
+        else f"installed, checked offline — start errors not shown: {why or 'no gateway configured'}"
     )
     if items is None:
         items = _offline()
