@@ -245,6 +245,14 @@ def main(argv: list[str]) -> int:
                 print("linli region: --consumers must be at least 1", file=sys.stderr)
                 return 2
             return asyncio.run(_serve(config, args))
+    except ModuleNotFoundError as exc:
+        # asyncpg (and the region's other needs) are an extra: a gateway alone does not need them
+        print(
+            f"linli region {args.command}: {exc}; the regional tier needs its extra: "
+            "pip install 'linli[region]' (or, in a checkout, pip install '.[region]')",
+            file=sys.stderr,
+        )
+        return 2
     except Exception as exc:  # one line saying what failed, not a traceback
         print(f"linli region {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
