@@ -97,9 +97,12 @@ class _Action:
 
 def _newest(device: UpnpDevice, prefix: str) -> UpnpService | None:
     """The device's service of this type, in the highest version it has (each is a superset)."""
-    found = [(t.removeprefix(prefix), s) for t, s in ((s.service_type, s) for s in device.all_services)]
-    found = [(int(version), s) for version, s in found if version.isdigit()]
-    return max(found, key=lambda pair: pair[0])[1] if found else None
+    versions = [
+        (int(service.service_type[len(prefix) :]), service)
+        for service in device.all_services
+        if service.service_type.startswith(prefix) and service.service_type[len(prefix) :].isdigit()
+    ]
+    return max(versions, key=lambda pair: pair[0])[1] if versions else None
 
 
 def _header(headers: Any, name: str) -> str | None:
