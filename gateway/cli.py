@@ -5,6 +5,7 @@ linli demo    [same] [--households N] [--rate MSGS_PER_S] [--for SECONDS]
 linli profile check PATH...
 linli user add NAME --role ROLE [--household ID] [--config PATH] [--data-dir DIR]
 linli token create NAME [--days N] [--config PATH] [--data-dir DIR]
+linli community import FILE [--dry-run] | show [--json]   [--config PATH] [--data-dir DIR]
 linli adapters [--json] [--url URL] [--token TOKEN]
 linli certify ADAPTER [--target URL] [--json PATH] [--power]
 linli region COMMAND ...   the regional tier (linli region --help)
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__
+from gateway import __version__, community_cli
 from gateway.config import ConfigError, load_config
 
 _LOGGER = logging.getLogger("linli")
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (user_add, token_create):
         sub.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
         sub.add_argument("--data-dir", type=Path, help="where the database lives (default ./linli-data)")
+    community_cli.add_parser(commands)
     profile = commands.add_parser("profile", help="firmware profile tools")
     profile_commands = profile.add_subparsers(dest="profile_command", metavar="ACTION")
     check = profile_commands.add_parser("check", help="validate profile files or folders")
@@ -330,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"linli: usage: linli {args.command} {action} NAME ...", file=sys.stderr)
             return 2
         return _accounts(args)
+    if args.command == "community":
+        return community_cli.main(args)
     if args.command == "profile":
         if args.profile_command != "check":
             print("linli: usage: linli profile check PATH...", file=sys.stderr)

@@ -9,7 +9,11 @@ check goes through the gateway itself (registry, store, audit), not the page.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from gateway import users
@@ -181,3 +185,136 @@ async def test_removing_a_part_of_the_tree_that_still_holds_something_says_what_
     assert sorted(removed) == ["building.remove", "household.remove", "resident.remove", "unit.remove"], (
         removed
     )
+
+
+# -- CLI ------------------------------------------------------------------------------
+
+TREE = """\
+[[buildings]]
+id = "b1"
+name = "1号楼"
+
+  [[buildings.units]]
+  id = "b1-u1"
+  name = "1单元"
+
+    [[buildings.units.households]]
+    id = "h0101"
+    name = "101 张家"
+    residents = [{ name = "张桂兰", birth_year = 1941 }, { id = "r-zhang-wei", name = "张伟" }]
+
+    [[buildings.units.households]]
+    id = "h0102"
+    name = "102 李家"
+
+[[buildings]]
+id = "b2"
+name = "2号楼"
+"""
+
+
+def linli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The real `linli` command, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *map(str, args)], capture_output=True, text=True, timeout=60
+    )
+
+
+def table(db: Path, query: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(query).fetchall()
+
+
+async def test_importing_a_community_file_twice_changes_nothing_the_second_time_and_the_gateway_loads_it(
+    make_gateway, tmp_path
+) -> None:
+    data = tmp_path / "data"
+    tree = tmp_path / "community.toml"
+    tree.write_text(TREE, "utf-8")
+    # when the manager imports the tree into a data dir the gateway never ran on
+    first = linli("community", "import", tree, "--data-dir", data)
+    assert first.returncode == 0, first.stderr
+    assert "households: 2 added" in first.stdout and "residents: 2 added" in first.stdout, first.stdout
+    db = data / "linli.db"
+    snapshot = [
+        table(db, f"SELECT * FROM {t} ORDER BY id") for t in ("buildings", "units", "households", "residents")
+    ]
+    audited = table(db, "SELECT count(*) FROM audit")
+    # then a second import finds nothing to do and writes nothing, not even an audit line
+    second = linli("community", "import", tree, "--data-dir", data)
+    assert second.returncode == 0 and "Nothing to change" in second.stdout, second
+    assert snapshot == [
+        table(db, f"SELECT * FROM {t} ORDER BY id") for t in ("buildings", "units", "households", "residents")
+    ]
+    assert table(db, "SELECT count(*) FROM audit") == audited
+    assert {a for (a,) in table(db, "SELECT DISTINCT actor FROM audit")} == {"cli"}
+    # a changed name is a rename (audited), and `show` prints the tree
+    tree.write_text(TREE.replace("102 李家", "102 李宅"), "utf-8")
+    renamed = linli("community", "import", tree, "--data-dir", data)
+    assert "households: 0 added, 1 changed" in renamed.stdout, renamed.stdout
+    assert table(db, "SELECT action, target FROM audit WHERE action = 'household.rename'") == [
+        ("household.rename", "h0102")
+    ]
+    shown = linli("community", "show", "--data-dir", data)
+    assert shown.returncode == 0, shown.stderr
+    assert "2 buildings, 1 units, 2 households" in shown.stdout
+    home = next(line for line in shown.stdout.splitlines() if "[h0101]" in line)
+    assert "101 张家" in home and "0 devices" in home and "张桂兰" in home and "张伟" in home, home
+    assert "102 李宅  [h0102]" in shown.stdout, shown.stdout
+    # and an account can now be added to a household, and the gateway starts with the tree
+    account = linli(
+        "user", "add", "zhang.wei", "--role", "household_admin", "--household", "h0101", "--data-dir", data
+    )
+    assert account.returncode == 0, account.stderr
+    gateway = await make_gateway(data_dir=data)
+    registry = gateway.registry
+    assert sorted(registry.households) == ["h0101", "h0102"]
+    assert registry.units["b1-u1"].building_id == "b1" and registry.buildings["b2"].name == "2号楼"
+    [grandma] = [r for r in registry.household_residents("h0101") if r.name == "张桂兰"]
+    assert grandma.data == {"birth_year": 1941}
+
+
+def test_a_bad_community_file_is_refused_naming_the_key_or_line_and_changes_nothing(tmp_path) -> None:
+    data = tmp_path / "data"
+    good = tmp_path / "good.toml"
+    good.write_text(TREE, "utf-8")
+    assert linli("community", "import", good, "--data-dir", data).returncode == 0
+    db = data / "linli.db"
+    before = table(db, "SELECT * FROM households ORDER BY id")
+    cases = {
+        # an id of the wrong shape: the key path, and the line it is on
+        "bad-id.toml": (
+            TREE.replace('id = "h0102"', 'id = "h 0102"').replace("102 李家", "新名字"),
+            ["bad-id.toml:15: buildings[0].units[0].households[1].id", "'h 0102' is not an id"],
+        ),
+        # a TOML syntax error: the line
+        "syntax.toml": (TREE.replace('name = "2号楼"', "name = 2号楼"), ["not valid TOML", "line 20"]),
+        # JSON: an unknown key names its path; a syntax error its line and column
+        "unknown.json": (
+            json.dumps({"buildings": [{"id": "b3", "name": "3号楼", "units": [{"id": "u3", "floors": 9}]}]}),
+            ["buildings[0].units[0].floors", "unknown key"],
+        ),
+        "syntax.json": (
+            '{"buildings": [\n  {"id": "b3",\n   "units": [}',
+            ["syntax.json:3:", "not valid JSON"],
+        ),
+        # a unit the database has in another building is not silently moved
+        "moved.json": (
+            json.dumps({"buildings": [{"id": "b2", "units": [{"id": "b1-u1", "name": "1单元"}]}]}),
+            ["buildings[0].units[0].id", "is in building 'b1' already"],
+        ),
+        "duplicate.toml": (
+            TREE.replace('id = "h0102"', 'id = "h0101"'),
+            ["buildings[0].units[0].households[1].id", "already used at buildings[0].units[0].households[0]"],
+        ),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_text(text, "utf-8")
+        result = linli("community", "import", path, "--data-dir", data)
+        assert result.returncode == 2, (name, result)
+        for part in expected:
+            assert part in result.stderr, (name, part, result.stderr)
+    # nothing of any bad file was written
+    assert table(db, "SELECT * FROM households ORDER BY id") == before
+    assert table(db, "SELECT count(*) FROM buildings") == [(2,)]
