@@ -245,6 +245,7 @@ async def test_a_manager_approves_an_inbox_device_and_resolves_an_alert(
         await page.wait_for_selector("#queue-empty")
         # approve the discovered device into h1
         await page.click("#sections button[data-section=inbox]")
+        await page.select_option(f'tr[data-inbox="{item.id}"] .i-household', "h1")  # no home is preselected
         await page.click(f'tr[data-inbox="{item.id}"] button.approve')
         await settle(lambda: inbox_of(gateway).get(item.id).status.value == "approved", timeout=5)
     entries = [e["action"] for e in await gateway.store.async_read(lambda c: users.query_audit(c)[0])]
