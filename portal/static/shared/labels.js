@@ -32,7 +32,10 @@ const INTERNAL = new Set(["linkquality", "signal", "rssi", "meta", "keys", "noti
 export const visibleCapability = (c) => !INTERNAL.has(c.key) && !INTERNAL.has(c.kind);
 // The name of a capability: its kind's word first (a plug's "power" key is power usage, a TV's is its power switch).
 export function capabilityName(c) {
-  for (const name of [c.kind, c.key]) if (name && known(`cap_${name}`)) return t(`cap_${name}`);
+  for (const name of [c.kind, c.key]) {
+    if (name && known(`cap_${name}`)) return t(`cap_${name}`);
+    if (name && known(`kind_${name}`)) return t(`kind_${name}`);  // the health kinds (blood pressure, SpO₂…)
+  }
   return c.key;
 }
 
