@@ -16,10 +16,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from adapters.sim import discovery_payloads as payloads
 from gateway import users
 from gateway.runtime import Gateway
+from tests.brokers import settle
+from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home
 from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal
+from tests.test_portal_browser import browser_page, portal_gateway
+from tests.test_portal_forms import DESKTOP, sign_in
 
 
 async def audit_entries(gateway: Gateway) -> list[dict[str, Any]]:
@@ -318,3 +323,66 @@ def test_a_bad_community_file_is_refused_naming_the_key_or_line_and_changes_noth
     # nothing of any bad file was written
     assert table(db, "SELECT * FROM households ORDER BY id") == before
     assert table(db, "SELECT count(*) FROM buildings") == [(2,)]
+
+
+# -- /manage ----------------------------------------------------------------------------
+
+
+async def test_a_manager_sets_up_a_building_unit_and_household_in_manage_then_approves_a_device_into_it(
+    make_gateway, broker, tmp_path
+) -> None:
+    # given a gateway with an empty community, its first manager, and a device waiting in the inbox
+    gateway, base = await portal_gateway(
+        make_gateway, "gateway.discovery:Discovery", discovery=discovery_config("mqtt")
+    )
+    password = await add_account(gateway, "wang.manager", "manager")
+    await publish_retained(broker.port, payloads.linli_native("fr60-1b01", "FR-60", name="跌倒雷达"))
+    item = await item_for(inbox_of(gateway), "linli:fr60-1b01")
+    registry = gateway.registry
+    async with browser_page(tmp_path, DESKTOP) as page:
+        await sign_in(page, base, "wang.manager", password, "/manage")
+        await page.click("#sections button[data-section=community]")
+        assert "社区里还没有楼栋" in await page.inner_text("#structure-empty")
+        # when the manager adds a building (Enter sends the form) …
+        await page.fill("#new-building-name", "1号楼")
+        await page.press("#new-building-name", "Enter")
+        await page.wait_for_selector("#structure-tree li[data-building]")
+        [building_id] = list(registry.buildings)
+        assert registry.buildings[building_id].name == "1号楼"
+        # … a unit in it (the only building is already chosen) …
+        await page.fill("#new-unit-name", "1单元")
+        await page.click("#add-unit button[type=submit]")
+        await page.wait_for_selector(f'li[data-building="{building_id}"] li[data-unit]')
+        [unit_id] = list(registry.units)
+        assert registry.units[unit_id].building_id == building_id
+        # … and a household in the unit, with the id the office uses
+        await page.fill("#new-household-name", "101 张家")
+        await page.fill("#new-household-id", "h0101")
+        await page.click("#add-household button[type=submit]")
+        await page.wait_for_selector('li[data-household="h0101"]')
+        assert registry.households["h0101"].unit_id == unit_id
+        assert "已添加" in await page.inner_text("#structure-status")
+        # a rename, from the tree
+        home = page.locator('li[data-household="h0101"]')
+        await home.locator(".st-rename").click()
+        await home.locator(".st-rename-input").fill("101 张宅")
+        await home.locator(".st-rename-input").press("Enter")
+        await settle(lambda: registry.households["h0101"].name == "101 张宅", timeout=5)
+        # the building holds a unit: removing it is refused, saying so in the reader's words
+        building = page.locator(f'li[data-building="{building_id}"] > .row .st-remove')
+        await building.click()
+        await building.click()  # the second click confirms
+        await page.locator("#structure-status", has_text="还不能删除").wait_for(timeout=5_000)
+        assert "1 个单元" in await page.inner_text("#structure-status")
+        assert building_id in registry.buildings
+        # then the device waiting in the inbox is approved into the new household
+        await page.click("#sections button[data-section=inbox]")
+        row = page.locator(f'tr[data-inbox="{item.id}"]')
+        await row.locator(".i-household").select_option("h0101")
+        await row.locator(".i-room").fill("卫生间")
+        await row.locator(".approve").click()
+        await settle(lambda: inbox_of(gateway).get(item.id).status.value == "approved", timeout=5)
+    device = registry.device(inbox_of(gateway).get(item.id).device_id)
+    assert (device.household_id, device.room) == ("h0101", "卫生间")
+    actions = [e["action"] for e in await audit_entries(gateway) if e["actor"] == "wang.manager"]
+    assert {"building.add", "unit.add", "household.add", "household.rename"} <= set(actions), actions

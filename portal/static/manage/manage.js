@@ -3,7 +3,8 @@ import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
 import { PURPOSES, consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
 import { accountsEditor, roleName } from "/static/shared/accounts.js";
-import { alertKindName, alertStateName, explainError, severityName, unitText } from "/static/shared/labels.js";
+import { alertKindName, alertStateName, explainError, severityName } from "/static/shared/labels.js";
+import { structureEditor } from "/static/manage/structure.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { me: null, section: "queue", alerts: [], households: [] };
@@ -49,7 +50,8 @@ async function community() {
     x.status.low_battery ? h("span", { class: "badge bad" }, `${t("battery")} ${x.status.low_battery}`) : "");
   const unit = (u) => h("li", {}, u.name, h("ul", {}, u.households.map(household)));
   const building = (b) => h("li", {}, h("strong", {}, b.name), h("ul", {}, b.units.map(unit)));
-  return [h("h1", {}, `${tree.name} · ${tree.households}`), h("div", { class: "tree" }, h("ul", {}, tree.buildings.map(building)))];
+  const setup = state.me.role === "manager" ? [await structureEditor(render)] : [];
+  return [h("h1", {}, `${tree.name} · ${tree.households}`), h("div", { class: "tree" }, h("ul", {}, tree.buildings.map(building))), ...setup];
 }
 
 async function inventory() {
@@ -154,7 +156,7 @@ async function consent() {
       if (given[x.id] && given[x.id].provider) {
         const overview = await api(`/api/v1/households/${encodeURIComponent(x.id)}`);
         health = overview.vitals.length
-          ? h("ul", { class: "vitals" }, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${t(`kind_${v.kind}`)}: ${showValue(v.value)} ${unitText(v.unit)} · ${formatTime(v.ts)}`)))
+          ? h("ul", { class: "vitals" }, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${t(`kind_${v.kind}`)}: ${showValue(v.value)} ${v.unit} · ${formatTime(v.ts)}`)))
           : h("p", { class: "muted" }, t("no_vitals"));
       } else {
         health = h("p", { class: "muted no-consent" }, t("no_consent"));

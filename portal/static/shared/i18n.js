@@ -74,6 +74,16 @@ const STRINGS = {
     cap_in_bed: "在床", cap_door: "门", cap_leak: "漏水", cap_relay: "开关", cap_pulse: "脉搏", cap_sos: "求助按钮",
     muted: "静音", playing_nothing: "无", unit_per_min: "次/分",
     call_help_q: "要呼叫帮助吗？", call_help_explain: "按 OK 通知物业值班与家人，按返回取消", call_now: "呼叫",
+    // Community setup (manager): buildings, units, households.
+    st_setup: "社区设置", st_intro: "先添加楼栋，再在楼栋里添加单元，在单元里添加住户；之后就可以把设备批准到住户、为住户添加账号。",
+    st_building_name: "楼栋名称", st_unit_name: "单元名称", st_household_name: "住户名称", st_unit: "单元",
+    st_id: "编号（可选）", st_id_auto: "自动生成", st_id_hint: "字母、数字或 ._:@-，最多 64 个字符；留空则自动生成",
+    st_add_building: "添加楼栋", st_add_unit: "添加单元", st_add_household: "添加住户",
+    st_building_example: "例如：1号楼", st_unit_example: "例如：1单元", st_household_example: "例如：101 张家",
+    st_rename: "改名", st_new_name: "新名称", st_added: "已添加", st_removed: "已删除",
+    st_empty: "社区里还没有楼栋：从添加第一栋楼开始。",
+    st_in_use: "还不能删除：里面还有 {what}。请先删除或移走它们。",
+    st_units: "个单元", st_households: "户住户", st_devices: "台设备", st_residents: "位家庭成员", st_accounts: "个账号",
   },
   en: {
     app_title: "Linli · My home", tv_title: "Linli TV", manage_title: "Linli · Property management",
@@ -149,6 +159,16 @@ const STRINGS = {
     cap_in_bed: "In bed", cap_door: "Door", cap_leak: "Leak", cap_relay: "Switch", cap_pulse: "Pulse", cap_sos: "SOS button",
     muted: "Muted", playing_nothing: "Nothing", unit_per_min: "/min",
     call_help_q: "Call for help?", call_help_explain: "OK tells the duty desk and your family; Back cancels", call_now: "Call",
+    // Community setup (manager): buildings, units, households.
+    st_setup: "Community setup", st_intro: "Add a building, then units in it, then households in a unit; devices can then be approved into a household and accounts added for it.",
+    st_building_name: "Building name", st_unit_name: "Unit name", st_household_name: "Household name", st_unit: "Unit",
+    st_id: "Id (optional)", st_id_auto: "generated", st_id_hint: "Letters, digits or ._:@-, up to 64; leave empty for a generated one",
+    st_add_building: "Add building", st_add_unit: "Add unit", st_add_household: "Add household",
+    st_building_example: "e.g. Building 1", st_unit_example: "e.g. Entrance 1", st_household_example: "e.g. 101 Zhang",
+    st_rename: "Rename", st_new_name: "New name", st_added: "Added", st_removed: "Removed",
+    st_empty: "No buildings yet: start by adding the first one.",
+    st_in_use: "Cannot remove it yet: it still has {what}. Remove or move them first.",
+    st_units: "units", st_households: "households", st_devices: "devices", st_residents: "residents", st_accounts: "accounts",
   },
 };
 
