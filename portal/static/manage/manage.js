@@ -3,7 +3,7 @@ import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
 import { PURPOSES, consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
 import { accountsEditor, roleName } from "/static/shared/accounts.js";
-import { alertKindName, alertStateName, explainError, severityName } from "/static/shared/labels.js";
+import { alertKindName, alertStateName, explainError, severityName, unitText } from "/static/shared/labels.js";
 import { structureEditor } from "/static/manage/structure.js";
 
 const $ = (s) => document.querySelector(s);
@@ -156,7 +156,7 @@ async function consent() {
       if (given[x.id] && given[x.id].provider) {
         const overview = await api(`/api/v1/households/${encodeURIComponent(x.id)}`);
         health = overview.vitals.length
-          ? h("ul", { class: "vitals" }, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${t(`kind_${v.kind}`)}: ${showValue(v.value)} ${v.unit} · ${formatTime(v.ts)}`)))
+          ? h("ul", { class: "vitals" }, overview.vitals.map((v) => h("li", {}, `${v.resident} · ${t(`kind_${v.kind}`)}: ${showValue(v.value)} ${unitText(v.unit)} · ${formatTime(v.ts)}`)))
           : h("p", { class: "muted" }, t("no_vitals"));
       } else {
         health = h("p", { class: "muted no-consent" }, t("no_consent"));
