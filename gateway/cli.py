@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,16 @@ def _accounts(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"linli: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    # What can be refused without the database is refused before creating one.
+    try:
+        if args.command == "user":
+            users.check_name(args.name)
+            users.check_role(args.role, args.household)
+        elif not 1 / 1440 <= args.days <= 3650:
+            raise users.UserError("invalid", "--days must be from 0.0007 (one minute) to 3650 (ten years)")
+    except users.UserError as exc:
+        print(f"linli: {exc.message}", file=sys.stderr)
+        return 2
     path = Path(config["data_dir"]).expanduser().resolve() / "linli.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
@@ -208,8 +219,6 @@ def _accounts(args: argparse.Namespace) -> int:
                 where = f", {user.household_id}" if user.household_id else ""
                 what = f"user {user.name} ({user.role.value}{where})"
             else:
-                if args.days <= 0:
-                    raise users.UserError("invalid", "--days must be more than 0")
                 found = users.get_user(conn, name=args.name)
                 if found is None:
                     raise users.UserError(
@@ -223,7 +232,8 @@ def _accounts(args: argparse.Namespace) -> int:
                     conn, actor="cli", action="token.create", target=found.name, detail={"token": token.id}
                 )
                 secret_line = f"  token:    {secret}\n  use it as: Authorization: Bearer {secret}"
-                what = f"API token {token.id} for {found.name} (valid {args.days:g} days)"
+                until = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(time.time() + args.days * 86400))
+                what = f"API token {token.id} for {found.name} (valid until {until})"
         except users.UserError as exc:
             conn.execute("ROLLBACK")
             print(f"linli: {exc.message}", file=sys.stderr)
@@ -324,8 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(importlib.import_module("services.region.cli").main(argv[1:]))
     args = _parser().parse_args(argv)
     if args.command is None:
-        _parser().print_help()
-        return 0
+        _parser().print_help(sys.stderr)
+        return 2
     if args.command in ("user", "token"):
         if getattr(args, f"{args.command}_command") is None:
             action = "add" if args.command == "user" else "create"

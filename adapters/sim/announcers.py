@@ -152,12 +152,19 @@ class SimAnnouncers:
             for box in self.boxes:
                 await box.async_start()
             self._zeroconf = AsyncZeroconf(interfaces=[LOOPBACK], ip_version=IPVersion.V4Only)
-            await asyncio.gather(*(self._zeroconf.async_register_service(s) for s in self.services))
+            # As a real device does, take "name (2)" if another responder already has the name
+            # (a second demo on this machine, or one still saying goodbye).
+            await asyncio.gather(
+                *(self._zeroconf.async_register_service(s, allow_name_change=True) for s in self.services)
+            )
             _LOGGER.info(
                 "demo: %d new devices announce themselves to the discovery inbox (MQTT, mDNS, SSDP)",
                 len(self.boxes) + len(self.services) + len(MQTT_DEVICES),
             )
             await asyncio.Event().wait()
+        except Exception:
+            # The demo goes on without these announcements; say so now, not at shutdown.
+            _LOGGER.exception("demo: the new devices could not announce themselves")
         finally:
             await self._stop()
 

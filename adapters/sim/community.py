@@ -8,7 +8,6 @@ Configured by the `demo` section that `linli demo` writes into the config:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 
@@ -85,17 +84,20 @@ class SimCommunity:
         self._announcers = asyncio.create_task(announcers.async_run(), name="linli-sim-announcers")
 
     async def async_stop(self) -> None:
+        # Each part stops whatever another one did: the hubs must not outlive the broker.
+        for name in ("_task", "_announcers"):
+            task = getattr(self, name)
+            if task is None:
+                continue
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                _LOGGER.exception("demo: the simulator's %s had failed", task.get_name())
+            setattr(self, name, None)
         await self.televisions.async_stop()
-        if self._announcers is not None:
-            self._announcers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._announcers
-            self._announcers = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     @property
     def published(self) -> int:
