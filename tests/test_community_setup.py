@@ -121,6 +121,7 @@ async def test_a_manager_builds_the_tree_from_nothing_and_every_change_is_audite
 async def test_installers_read_the_tree_but_only_a_manager_changes_it(make_gateway) -> None:
     gateway = await make_gateway(components=PORTAL_SERVICES)
     await add_home(gateway, "h1")
+    await gateway.registry.async_add_resident("h1-r1", "h1", "赵奶奶", data={"birth_year": 1938})
     await add_account(gateway, "li.installer", "installer")
     await add_account(gateway, "zhao.resident", "resident", "h1")
     async with portal(gateway) as client:
@@ -128,6 +129,9 @@ async def test_installers_read_the_tree_but_only_a_manager_changes_it(make_gatew
         resident = Caller(client, await api_token(gateway, "zhao.resident"))
         status, tree = await installer("GET", "/api/v1/structure")
         assert status == 200 and tree["buildings"][0]["id"] == "b1"
+        # an installer places devices: the homes, not the people in them
+        [home] = tree["buildings"][0]["units"][0]["households"]
+        assert home["residents"] == [] and tree["totals"]["residents"] is None, tree
         assert (await resident("GET", "/api/v1/structure"))[0] == 403
         for caller in (installer, resident):
             for method, url, body in [

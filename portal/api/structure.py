@@ -64,8 +64,11 @@ def tree(call: Call) -> dict[str, Any]:
     for household in registry.households.values():
         homes_of.setdefault(household.unit_id, []).append(household)
 
+    # An installer places devices: the homes, not the people in them.
+    people = call.principal.role is Role.MANAGER
+
     def home(h: Household) -> dict[str, Any]:
-        residents = registry.household_residents(h.id)
+        residents = registry.household_residents(h.id) if people else []
         return {
             "id": h.id,
             "name": h.name,
@@ -96,7 +99,7 @@ def tree(call: Call) -> dict[str, Any]:
             "buildings": len(registry.buildings),
             "units": len(registry.units),
             "households": len(registry.households),
-            "residents": len(registry.residents),
+            "residents": len(registry.residents) if people else None,
         },
     }
 
@@ -121,7 +124,8 @@ def register(api: Api) -> None:
         tag=TAG,
         roles=READERS,
         description=(
-            "Empty buildings and units are listed too, with each household's device count and residents."
+            "Empty buildings and units are listed too, with each household's device count and "
+            "(for a manager) its residents; an installer sees no people."
         ),
     )
     async def read(call: Call) -> dict[str, Any]:
