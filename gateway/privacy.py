@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Final
+
+from gateway.capabilities import KINDS, Category
 
 
 class Purpose(StrEnum):
@@ -20,6 +23,19 @@ class Purpose(StrEnum):
 
 
 Authority = Callable[[str, str], bool]  # (household id, purpose) → may share
+
+#: The categories whose values are sensitive personal information (consent-gated).
+SENSITIVE_CATEGORIES: Final = frozenset({Category.HEALTH})
+
+
+def category_of(kind: str) -> str | None:
+    """The sensitive category of a capability kind's values (DESIGN.md's vocabulary), or None.
+
+    A blood-pressure cuff's current state is the same reading the health service
+    stores, so whoever may not read health data may not read it as device state either.
+    """
+    spec = KINDS.get(kind)
+    return spec.category.value if spec is not None and spec.category in SENSITIVE_CATEGORIES else None
 
 
 class Privacy:

@@ -310,13 +310,37 @@ def set_role(conn: sqlite3.Connection, user_id: str, role: str, household_id: st
     return get_user(conn, user_id=user_id)  # type: ignore[return-value]
 
 
-def set_password_hash(conn: sqlite3.Connection, user_id: str, password_hash: str, *, by: str) -> None:
+def set_password_hash(
+    conn: sqlite3.Connection,
+    user_id: str,
+    password_hash: str,
+    *,
+    by: str,
+    keep_token_id: str | None = None,
+) -> int:
+    """Set a new password and end the user's web sessions but `keep_token_id` (the one that asked).
+
+    Whoever signed in with the old password is signed out by the change, whether the user
+    changed it, a manager reset it, or the demo gave it a new one. API tokens and provider
+    keys are credentials of their own (revoked one by one). Returns the sessions ended.
+    """
     conn.execute(
         "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL WHERE id = ?",
         (password_hash, user_id),
     )
+    ended = conn.execute(
+        "UPDATE tokens SET revoked = ? WHERE user_id = ? AND kind = ? AND revoked IS NULL AND id IS NOT ?",
+        (time.time(), user_id, TokenKind.SESSION.value, keep_token_id),
+    ).rowcount
     user = get_user(conn, user_id=user_id)
-    append_audit(conn, actor=by, action="user.password", target=user.name if user else user_id)
+    append_audit(
+        conn,
+        actor=by,
+        action="user.password",
+        target=user.name if user else user_id,
+        detail={"sessions_ended": ended},
+    )
+    return int(ended)
 
 
 def set_locale(conn: sqlite3.Connection, user_id: str, locale: str) -> None:

@@ -16,21 +16,52 @@ from typing import Any, Final
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import __version__
 from gateway.runtime import Gateway
 from portal.adapters_api import register_adapter_routes
-from portal.api.community import scoped_households
+from portal.api.community import device_view, scoped_households
 from portal.api.operations import PRINCIPAL
 from portal.assembly import install
 from portal.auth.middleware import ACCOUNTS
-from portal.auth.principal import kind_allowed
 from portal.inbox_api import register_inbox_routes
 from portal.screens_api import register_screen_routes
 
 _LOGGER = logging.getLogger(__name__)
 STATIC: Final = Path(__file__).resolve().parent / "static"
 GATEWAY_KEY: Final = web.AppKey("gateway", Gateway)
+#: The longest header line and value the portal reads (aiohttp's own default, stated here):
+#: anything longer is refused with 400 before it reaches the auth middleware.
+MAX_HEADER_BYTES: Final = 8190
+
+
+class _ClientErrorsAreNotOurs(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header over the limit, a bad request line) as an
+    ERROR with a traceback, though the client sent it and got its 400. Such a record becomes one
+    INFO line naming the address and the fault — and not the header, which may hold a token.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+            record.msg = "refused a request from %s that HTTP cannot parse (%s); answered %d"
+            record.args = (remote, type(exc).__name__, exc.code or 400)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_HTTP_LOGGER: Final = logging.getLogger("portal.http")
+_HTTP_LOGGER.addFilter(_ClientErrorsAreNotOurs())
+#: What the portal's HTTP server is started with (the component and the tests alike).
+SERVER_OPTIONS: Final[dict[str, Any]] = {
+    "access_log": None,
+    "logger": _HTTP_LOGGER,
+    "max_line_size": MAX_HEADER_BYTES,
+    "max_field_size": MAX_HEADER_BYTES,
+}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -104,11 +135,10 @@ async def _household_devices(request: web.Request) -> web.Response:
     if household_id not in registry.households or (visible is not None and household_id not in visible):
         return _error(404, "not_found", f"no household {household_id!r}")
     devices = sorted(registry.household_devices(household_id), key=lambda d: d.id)
-    items = [d.as_dict() for d in devices]
-    principal = request.get(PRINCIPAL)
-    if principal is not None:  # a provider's key sees only the capability kinds it was granted
-        for item in items:
-            item["capabilities"] = [c for c in item["capabilities"] if kind_allowed(principal, c["kind"])]
+    # The same view as the REST API's: a provider's key sees only its kinds, and a health
+    # value only whoever may read the household's health data (never the open local views).
+    gateway = request.app[GATEWAY_KEY]
+    items = [device_view(d, request.get(PRINCIPAL), gateway) for d in devices]
     return _json({"items": items, "total": len(items)})
 
 
@@ -140,7 +170,7 @@ class Portal:
         cfg = gateway.config["portal"]
         if not cfg["enabled"]:
             return
-        runner = web.AppRunner(create_app(gateway), access_log=None)
+        runner = web.AppRunner(create_app(gateway), **SERVER_OPTIONS)
         await runner.setup()
         site = web.TCPSite(runner, cfg["host"], cfg["port"], reuse_address=True)
         try:

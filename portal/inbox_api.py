@@ -8,11 +8,9 @@
     POST /api/v1/inbox/{id}/restore         back to pending
     POST /api/v1/inbox/scan                 search the network now (SSDP M-SEARCH)
 
-Every decision names who took it. Until the portal's authentication arrives
-(its own issue), the actor is the `X-Linli-User` header or a `"by"` field in
-the body, and is required; the gateway binds to 127.0.0.1 by default, so only
-the property office's own machine reaches these routes. Errors are JSON:
-`{"error": {"code": "...", "message": "..."}}`.
+Every decision names who took it: the signed-in principal (the auth middleware
+lets only managers and installers in). A `"by"` field or an `X-Linli-User`
+header is ignored. Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
 """
 
 from __future__ import annotations
@@ -24,8 +22,11 @@ from aiohttp import web
 
 from gateway.discovery import Discovery, Inbox, InboxError, InboxStatus, Source, check_actor
 from gateway.runtime import Gateway
+from portal.api.operations import PRINCIPAL
+from portal.auth.principal import Principal
 
 _STATUS_OF: Final = {
+    "unauthenticated": 401,
     "not_found": 404,
     "actor_required": 400,
     "bad_request": 400,
@@ -78,7 +79,12 @@ class InboxRoutes:
 
     @staticmethod
     def _actor(request: web.Request, body: dict[str, Any]) -> str:
-        return check_actor(request.headers.get("X-Linli-User") or body.get("by"))
+        # Who decides is who signed in (the auth middleware put them on the request): never
+        # a header or a body field, which anyone can write.
+        principal: Principal | None = request.get(PRINCIPAL)
+        if principal is None:
+            raise InboxError("unauthenticated", "sign in first: every inbox decision names who took it")
+        return check_actor(principal.name)
 
     @staticmethod
     def _text(body: dict[str, Any], name: str, *, required: bool = False, limit: int = 128) -> str | None:

@@ -17,6 +17,7 @@ import aiomqtt
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway import users
 from gateway.discovery import Discovery, Inbox, InboxItem, InboxStatus
 from gateway.runtime import Gateway
 from portal.app import create_app
@@ -91,9 +92,23 @@ async def publish_retained(port: int, messages: list[tuple[str, Any]]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def portal_client(gateway: Gateway) -> AsyncIterator[TestClient[Any, Any]]:
-    """The portal's REST API on 127.0.0.1, for this gateway."""
-    async with TestClient(TestServer(create_app(gateway), host="127.0.0.1")) as client:
+async def portal_client(
+    gateway: Gateway, user: str | None = "wang.manager", role: str = "manager"
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The portal's REST API on 127.0.0.1, for this gateway, as `user` (an API token; made the
+    way `linli user add` / `linli token create` make them). `user=None`: nobody signed in."""
+    headers = {}
+    if user is not None:
+
+        def token(db: Any) -> str:
+            found = users.get_user(db.conn, name=user)
+            if found is None:
+                found = users.add_user(db.conn, user, role, password_hash="-", by="test")
+            kind = users.TokenKind.API
+            return users.create_token(db.conn, kind=kind, user_id=found.id, name="t", ttl_s=3600)[1]
+
+        headers["Authorization"] = f"Bearer {await gateway.store.async_write(token)}"
+    async with TestClient(TestServer(create_app(gateway), host="127.0.0.1"), headers=headers) as client:
         yield client
 
 

@@ -30,11 +30,10 @@ async def test_approved_device_joins_the_household_and_its_telemetry_flows(make_
     item = await item_for(inbox_of(gateway), RADAR_KEY)
     assert item.profile_id == "linli/fall-radar"
     # when the property manager approves it into the household, with room and name
-    async with portal_client(gateway) as client:
+    async with portal_client(gateway, "wang.manager") as client:
         response = await client.post(
             f"/api/v1/inbox/{item.id}/approve",
             json={"household_id": "h1", "room": "bathroom", "name": "卫生间跌倒雷达"},
-            headers={"X-Linli-User": "wang.manager"},
         )
         assert response.status == 200, await response.text()
         body = await response.json()
@@ -67,17 +66,20 @@ async def test_decisions_need_an_actor_and_errors_are_json(make_gateway, broker)
     inbox = inbox_of(gateway)
     radar = await item_for(inbox, RADAR_KEY)
     plug = await item_for(inbox, "mac:3c71bf4a1b2c")
-    async with portal_client(gateway) as client:
+    async with portal_client(gateway, None) as anonymous:
+        # nobody signed in: refused, whatever actor the request names
+        for headers, body in [({"X-Linli-User": "li.installer"}, {}), ({}, {"by": "li.installer"})]:
+            response = await anonymous.post(
+                f"/api/v1/inbox/{radar.id}/approve", json={"household_id": "h1", **body}, headers=headers
+            )
+            assert response.status == 401
+            assert (await response.json())["error"]["code"] == "unauthenticated"
+    async with portal_client(gateway, "li.installer", "installer") as client:
 
-        async def error(path: str, body: dict, user: str | None = "li.installer") -> tuple[int, str]:
-            headers = {"X-Linli-User": user} if user else {}
-            response = await client.post(path, json=body, headers=headers)
+        async def error(path: str, body: dict) -> tuple[int, str]:
+            response = await client.post(path, json=body)
             return response.status, (await response.json())["error"]["code"]
 
-        assert await error(f"/api/v1/inbox/{radar.id}/approve", {"household_id": "h1"}, None) == (
-            400,
-            "actor_required",
-        )
         assert await error("/api/v1/inbox/nope/approve", {"household_id": "h1"}) == (404, "not_found")
         assert await error(f"/api/v1/inbox/{radar.id}/approve", {}) == (400, "bad_request")
         assert await error(f"/api/v1/inbox/{radar.id}/approve", {"household_id": "h9"}) == (
@@ -85,9 +87,7 @@ async def test_decisions_need_an_actor_and_errors_are_json(make_gateway, broker)
             "no_household",
         )
         assert await error(f"/api/v1/inbox/{plug.id}/approve", {"household_id": "h1"}) == (409, "no_profile")
-        bad_json = await client.post(
-            f"/api/v1/inbox/{radar.id}/reject", data=b"{nope", headers={"X-Linli-User": "li"}
-        )
+        bad_json = await client.post(f"/api/v1/inbox/{radar.id}/reject", data=b"{nope")
         assert bad_json.status == 400
         listing = await client.get("/api/v1/inbox", params={"status": "sideways"})
         assert listing.status == 400
@@ -104,9 +104,12 @@ async def test_rejected_device_stays_hidden_across_restarts_until_it_changes(
     await publish_retained(broker.port, payloads.linli_native(RADAR, "FR-60", firmware="2.0.3"))
     inbox = inbox_of(gateway)
     item = await item_for(inbox, RADAR_KEY)
-    async with portal_client(gateway) as client:
+    async with portal_client(gateway, "li.installer", "installer") as client:
+        # (what the request claims about who decides is ignored: the signed-in installer decides)
         response = await client.post(
-            f"/api/v1/inbox/{item.id}/reject", json={"by": "li.installer", "reason": "邻居家的 neighbour's"}
+            f"/api/v1/inbox/{item.id}/reject",
+            json={"reason": "邻居家的 neighbour's", "by": "anon"},
+            headers={"X-Linli-User": "anon"},
         )
         assert response.status == 200
         assert (await client.get("/api/v1/inbox")).status == 200

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import sqlite3
 import subprocess
 import sys
+import time
 
+import aiohttp
 import pytest
 
 from gateway import users
@@ -415,3 +419,110 @@ async def test_bad_input_on_every_write_route_is_refused_uniformly_and_changes_n
     )
     assert set(actions) == {"login"}
     assert engine.open_alerts("h1")[0].state.value in ("raised", "notified")
+
+
+async def test_an_expired_token_is_refused_at_once_though_it_was_cached(make_gateway) -> None:
+    # given an API token with a 1-second lifetime, used once (so the portal has it cached)
+    gateway, _ = await community(make_gateway)
+    await add_account(gateway, "li.resident", "resident", "h1")
+
+    def short_lived(db):  # type: ignore[no-untyped-def]
+        user = users.get_user(db.conn, name="li.resident")
+        return users.create_token(db.conn, kind=users.TokenKind.API, user_id=user.id, name="t", ttl_s=1.0)
+
+    token, secret = await gateway.store.async_write(short_lived)
+    bearer = {"Authorization": f"Bearer {secret}"}
+    async with portal(gateway) as client:
+        assert (await client.get("/api/v1/auth/me", headers=bearer)).status == 200
+        # when its lifetime is over (well within the cache's 15 s)
+        await asyncio.sleep(max(0.0, token.expires - time.time()) + 0.05)
+        # then it is refused
+        late = await client.get("/api/v1/auth/me", headers=bearer)
+        assert (late.status, (await late.json())["error"]["code"]) == (401, "invalid_token")
+
+
+async def test_an_unknown_name_answers_exactly_like_an_account_so_names_cannot_be_discovered(
+    make_gateway,
+) -> None:
+    gateway, _ = await community(make_gateway)
+    await add_account(gateway, "li.resident", "resident", "h1")
+    answers: dict[str, list[tuple[int, str, str]]] = {}
+    async with portal(gateway) as client:
+        for name in ("li.resident", "no.such.person"):
+            answers[name] = []
+            for _ in range(7):
+                response = await client.post(
+                    "/api/v1/auth/login", json={"name": name, "password": "guess-guess-1"}
+                )
+                error = (await response.json())["error"]
+                answers[name].append(
+                    (response.status, error["code"], error["message"].replace(repr(name), "NAME"))
+                )
+    # then both answer 401 five times, then 429 "locked" with the same words
+    assert [a[:2] for a in answers["li.resident"]] == [(401, "invalid_credentials")] * 5 + [
+        (429, "locked_out")
+    ] * 2
+    # (the seconds to wait may differ by one between the two: compare the words around them)
+    strip = [(s, c, re.sub(r"\d+ s", "N s", m)) for s, c, m in answers["li.resident"]]
+    assert [(s, c, re.sub(r"\d+ s", "N s", m)) for s, c, m in answers["no.such.person"]] == strip
+
+
+async def test_a_password_change_ends_every_other_session_of_the_user(make_gateway) -> None:
+    gateway, _ = await community(make_gateway)
+    password = await add_account(gateway, "li.resident", "resident", "h1")
+    async with (
+        portal(gateway) as client,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as phone,  # an IP address
+    ):
+        # given the same user signed in on a laptop (client) and a phone, both in use
+        csrf = await sign_in(client, "li.resident", password)
+        signed = await phone.post(
+            client.make_url("/api/v1/auth/login"), json={"name": "li.resident", "password": password}
+        )
+        assert signed.status == 200
+        assert (await phone.get(client.make_url("/api/v1/auth/me"))).status == 200
+        # when the password is changed on the laptop
+        changed = await client.post(
+            "/api/v1/auth/password", json={"current": password, "new": "a-new-pass-2026"}, headers=csrf
+        )
+        assert changed.status == 200, await changed.text()
+        # then the phone's session has ended; the laptop's goes on
+        assert (await phone.get(client.make_url("/api/v1/auth/me"))).status == 401
+        assert (await client.get("/api/v1/auth/me")).status == 200
+    sessions = await gateway.store.async_read(lambda c: users.list_tokens(c, users.TokenKind.SESSION))
+    assert sorted(t.revoked is None for t in sessions) == [False, True]
+
+
+async def test_the_demos_new_passwords_end_the_demo_users_old_sessions(make_gateway) -> None:
+    from gateway.cli import _demo_users
+
+    # given the demo's accounts, and a session of one of them from an earlier run
+    gateway, _ = await community(make_gateway)
+    first = {name: password for name, _, password, _ in await _demo_users(gateway)}
+    async with portal(gateway) as client:
+        await sign_in(client, "demo.manager", first["demo.manager"])
+    # when the demo runs again (new passwords)
+    await _demo_users(gateway)
+    # then that session is over
+    sessions = await gateway.store.async_read(lambda c: users.list_tokens(c, users.TokenKind.SESSION))
+    assert sessions and all(t.revoked is not None for t in sessions)
+
+
+async def test_an_oversized_header_is_a_clean_400_without_an_error_logged(make_gateway, caplog) -> None:
+    # given the portal on a real port
+    port = free_port()
+    await make_gateway(
+        components=[*PORTAL_SERVICES, "portal.app:Portal"], portal={"enabled": True, "port": port}
+    )
+    secret = "s3cr3t" + "a" * 9000
+    # when a client sends an Authorization header over the limit
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(
+            f"http://127.0.0.1:{port}/api/v1/auth/me", headers={"Authorization": f"Bearer {secret}"}
+        )
+        # then it gets a 4xx, and the log has no error, no traceback and no part of the header
+        assert 400 <= response.status < 500
+        # the portal still answers afterwards
+        assert (await session.get(f"http://127.0.0.1:{port}/api/v1/auth/me")).status == 401
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+    assert "s3cr3t" not in caplog.text and "Traceback" not in caplog.text

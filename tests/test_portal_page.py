@@ -44,10 +44,11 @@ async def render(url: str) -> str:
 
 
 async def test_page_lists_households_and_live_device_state(make_gateway, broker) -> None:
-    # given a gateway with its portal, and a home whose door was just opened
+    # given a gateway with its portal open to this machine's browser (as `linli demo` runs it),
+    # and a home whose door was just opened
     port = free_port()
     gateway = await make_gateway(
-        portal={"enabled": True, "port": port},
+        portal={"enabled": True, "port": port, "open_local_views": True},
         components=["adapters.mqtt_device:MqttDeviceAdapter", "portal.app:Portal"],
     )
     topics = await add_home(gateway)
@@ -59,11 +60,13 @@ async def test_page_lists_households_and_live_device_state(make_gateway, broker)
         ],
     )
     await settle(lambda: "blood_pressure" in gateway.registry.device("h1-bp").states)
-    # when a resident's browser opens the page
+    # when a browser on this machine opens the page, without signing in
     dom = await render(f"http://127.0.0.1:{port}/")
     # then it shows the household, its devices, and their state in words
     assert "h1 home" in dom
     assert 'data-device="h1-door"' in dom
     assert 'door: <span class="active">开</span>' in dom
-    assert "systolic 142 / diastolic 91 / pulse 70 mmHg" in dom
+    # but never a health value: nobody signed in may read one
+    assert 'data-device="h1-bp"' in dom
+    assert "142" not in dom and "systolic" not in dom
     assert "1/6" in dom or "2/6" in dom  # devices online / total in the household list

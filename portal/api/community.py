@@ -12,20 +12,70 @@ from gateway.registry import Device
 from gateway.users import Role, UserError
 from portal.api.errors import ApiError, not_found
 from portal.api.operations import ID, Api, Call, obj, text
-from portal.api.shapes import public_alert
+from portal.api.shapes import public_alert, redact_capability
 from portal.auth.middleware import ACCOUNTS
-from portal.auth.principal import COMMUNITY_ROLES, MEMBERS, Principal, kind_allowed, reachable, reaches
+from portal.auth.principal import (
+    COMMUNITY_ROLES,
+    MEMBERS,
+    Principal,
+    kind_allowed,
+    may_see_value,
+    reachable,
+    reaches,
+)
 
 HOUSEHOLD_VIEWERS: Final = frozenset(Role)
 PRESENCE_KINDS: Final = ("presence", "occupancy", "bed_occupancy")
 MAX_PAGE: Final = 500
 # The roles a household admin may give within their own household.
 HOUSEHOLD_ADMIN_GRANTS: Final = ("resident", "household_admin", "carer")
+HEALTH_STATE_NOTE: Final = (
+    "The state of a health capability (blood_pressure, heart_rate, spo2, glucose, weight, "
+    "body_temperature) is health data: for a caller who may not read this household's health "
+    "readings (the rule of the health routes: household members, carers and providers with the "
+    "household's consent, a manager only where it consents to providers, never an installer) the "
+    'capability is listed with `value`, `last_changed` and `last_reported` null and `"redacted": '
+    '"consent_required"`.'
+)
+_CAPABILITY: Final = {
+    "type": "object",
+    "description": HEALTH_STATE_NOTE,
+    "properties": {
+        "key": {"type": "string"},
+        "kind": {"type": "string"},
+        "value": {"description": "the current state; null when unknown or redacted"},
+        "last_changed": {"type": ["number", "null"]},
+        "last_reported": {"type": ["number", "null"]},
+        "redacted": {"enum": ["consent_required"], "description": "present only when the value is withheld"},
+    },
+    "required": ["key", "kind", "value"],
+}
+DEVICE_SCHEMA: Final = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "household_id": {"type": "string"},
+        "available": {"type": "boolean"},
+        "capabilities": {"type": "array", "items": _CAPABILITY},
+    },
+}
 
 
-def device_view(device: Device, principal: Principal) -> dict[str, Any]:
+def device_view(device: Device, principal: Principal | None, gateway: Any) -> dict[str, Any]:
+    """A device as this principal may see it (None: nobody signed in, the demo's open views).
+
+    A provider's key sees only the kinds it was granted; a health kind's value (blood
+    pressure, SpO2…) is redacted for whoever may not read the household's health data.
+    """
     data = device.as_dict()
-    data["capabilities"] = [c for c in data["capabilities"] if kind_allowed(principal, c["kind"])]
+    capabilities = []
+    for cap in data["capabilities"]:
+        if principal is not None and not kind_allowed(principal, cap["kind"]):
+            continue
+        if not may_see_value(principal, gateway, device.household_id, cap["kind"]):
+            cap = redact_capability(cap)
+        capabilities.append(cap)
+    data["capabilities"] = capabilities
     battery = next((c["value"] for c in data["capabilities"] if c["kind"] == "battery"), None)
     data["battery"] = battery
     return data
@@ -96,6 +146,9 @@ async def household_overview(call: Call, household_id: str) -> dict[str, Any]:
     unit = registry.units.get(household.unit_id)
     building = registry.buildings.get(unit.building_id) if unit else None
     devices = registry.household_devices(household_id)
+    # An installer sets up devices: it sees the home's devices and counts, none of its
+    # people (names, who is home, alerts naming them, check-ins, the alarm they set).
+    people = principal.role is not Role.INSTALLER
     open_doors, home = [], []
     for device in devices:
         for cap in device.profile.capabilities:
@@ -104,7 +157,7 @@ async def household_overview(call: Call, household_id: str) -> dict[str, Any]:
                 continue
             if cap.kind == "contact" and state.value is True:
                 open_doors.append({"device_id": device.id, "name": device.name, "room": device.room})
-            if cap.kind in PRESENCE_KINDS and state.value is True:
+            if cap.kind in PRESENCE_KINDS and state.value is True and people:
                 resident = registry.residents.get(device.resident_id) if device.resident_id else None
                 home.append(
                     {
@@ -123,13 +176,19 @@ async def household_overview(call: Call, household_id: str) -> dict[str, Any]:
         "status": household_status(call, household_id),
         "open_doors": open_doors,
         "presence": home,
-        "residents": [{"id": r.id, "name": r.name} for r in registry.household_residents(household_id)],
+        "residents": (
+            [{"id": r.id, "name": r.name} for r in registry.household_residents(household_id)]
+            if people
+            else []
+        ),
         "alarm": None,
         "alerts": [],
         "vitals": [],
         "check_in": None,
     }
     security = gateway.components.get("security")
+    if not people:
+        return result
     if security is not None and principal.role is not Role.PROVIDER:
         status = security.status(household_id)
         result["alarm"] = {
@@ -193,6 +252,10 @@ def register(api: Api) -> None:
         "/api/v1/households/{household_id}",
         summary="Read a household at a glance: alarm, open doors, who is home, vitals, alerts",
         tag="community",
+        description=(
+            "An installer gets the household's devices and counts only: `residents`, `presence`, "
+            "`alerts`, `vitals` empty and `alarm`, `check_in` null (no people's data)."
+        ),
     )
     async def overview(call: Call) -> dict[str, Any]:
         return await household_overview(call, call.household_id)
@@ -350,6 +413,11 @@ def register(api: Api) -> None:
         "/api/v1/devices",
         summary="List the device inventory (online, battery, firmware, last seen)",
         tag="devices",
+        description=HEALTH_STATE_NOTE,
+        response={
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": DEVICE_SCHEMA}, "total": {"type": "integer"}},
+        },
         roles=[Role.MANAGER, Role.INSTALLER, Role.PROVIDER, *MEMBERS],
         query={
             "building_id": ID,
@@ -377,7 +445,7 @@ def register(api: Api) -> None:
                 unit = registry.units.get(household.unit_id) if household else None
                 if unit is None or unit.building_id != q["building_id"]:
                     continue
-            view = device_view(device, call.principal)
+            view = device_view(device, call.principal, call.gateway)
             if "kind" in q and not any(c["kind"] == q["kind"] for c in view["capabilities"]):
                 continue
             if not view["capabilities"]:
@@ -397,12 +465,14 @@ def register(api: Api) -> None:
         "/api/v1/households/{household_id}/devices/{device_id}",
         summary="Read one device with the state of each capability",
         tag="devices",
+        description=HEALTH_STATE_NOTE,
+        response=DEVICE_SCHEMA,
     )
     async def get_device(call: Call) -> dict[str, Any]:
         device = call.gateway.registry.device(call.path["device_id"])
         if device is None or device.household_id != call.household_id:
             raise not_found(f"device {call.path['device_id']!r}")
-        return device_view(device, call.principal)
+        return device_view(device, call.principal, call.gateway)
 
     @api.op(
         "POST",

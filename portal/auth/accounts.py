@@ -5,6 +5,7 @@ writer (committed before the answer), password hashing runs in a worker
 thread, and resolved tokens are cached for `CACHE_S` so that an API call costs
 no database read; revoking or changing a user drops its cache entries at once
 (a token revoked by the CLI in another process stops working within `CACHE_S`).
+A cached token still stops at its own expiry time, to the second.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ class Accounts:
         self.gateway = gateway
         self.store = gateway.store
         self.throttle = AddressThrottle()
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        # digest → (when resolved, principal, when the token expires (epoch s) or None)
+        self._cache: dict[str, tuple[float, Principal | None, float | None]] = {}
+        # Wrong passwords for names that have no account, counted like an account's own
+        # (in memory): an unknown name locks out after the same failures as a real one, so
+        # the answers do not tell which names exist.
+        self._unknown_failures: dict[str, tuple[int, float | None]] = {}
         self.has_users = False
         self._users_checked = 0.0
         self._user_lock = asyncio.Lock()
@@ -85,7 +91,11 @@ class Accounts:
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and now - cached[0] < CACHE_S:
-            return cached[1]
+            expires = cached[2]
+            if expires is None or expires > time.time():
+                return cached[1]
+            del self._cache[key]  # expired since it was cached: refused from its last second on
+            return None
 
         def read(conn: Any) -> tuple[users.Token | None, User | None]:
             token = users.find_token(conn, secret)
@@ -99,16 +109,16 @@ class Accounts:
                 principal = _principal(user, token)
         if len(self._cache) > 50_000:
             self._cache.clear()
-        self._cache[key] = (now, principal)
+        self._cache[key] = (now, principal, token.expires if token is not None else None)
         return principal
 
     def forget_user(self, user_id: str) -> None:
-        for key, (_, principal) in list(self._cache.items()):
+        for key, (_, principal, _) in list(self._cache.items()):
             if principal is not None and principal.user_id == user_id:
                 del self._cache[key]
 
     def forget_token(self, token_id: str) -> None:
-        for key, (_, principal) in list(self._cache.items()):
+        for key, (_, principal, _) in list(self._cache.items()):
             if principal is not None and principal.token_id == token_id:
                 del self._cache[key]
 
@@ -131,8 +141,14 @@ class Accounts:
             )
         )
         now = time.time()
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            wait = user.locked_until - now
+        # A name without an account keeps its count here, and locks out like an account.
+        failures, locked_until = (
+            (user.failed_logins, user.locked_until)
+            if user is not None
+            else self._unknown_failures.get(name, (0, None))
+        )
+        if locked_until is not None and locked_until > now:
+            wait = locked_until - now
             await self.async_audit(name, "login", ip=ip, outcome="locked_out")
             raise ApiError(
                 "locked_out",
@@ -142,10 +158,17 @@ class Accounts:
         ok = await asyncio.to_thread(users.verify_password, stored, password)
         if not ok or user is None or user.disabled or user.role is Role.PROVIDER:
             self.throttle.fail(ip)
-            if user is not None:
-                locked = lockout_after(user.failed_logins + 1, now)
-                await self.store.async_write(lambda db: users.record_login_failure(db.conn, user.id, locked))
-            await self.async_audit(name, "login", ip=ip, outcome="failed")
+            locked = lockout_after(failures + 1, now)
+            if user is None:
+                self._remember_unknown_failure(name, failures + 1, locked)
+
+            def failed(db: Any) -> None:
+                # One write whether or not the name exists: the answer takes as long either way.
+                if user is not None:
+                    users.record_login_failure(db.conn, user.id, locked)
+                users.append_audit(db.conn, actor=name, action="login", ip=ip, outcome="failed")
+
+            await self.store.async_write(failed)
             raise ApiError("invalid_credentials", "wrong user name or password")
 
         def start(db: Any) -> tuple[users.Token, str]:
@@ -162,6 +185,12 @@ class Accounts:
 
         token, secret = await self.store.async_write(start)
         return _principal(user, token), secret
+
+    def _remember_unknown_failure(self, name: str, failures: int, locked_until: float | None) -> None:
+        if len(self._unknown_failures) >= 100_000 and name not in self._unknown_failures:
+            for key in list(self._unknown_failures)[:50_000]:  # bounded: forget the oldest names
+                del self._unknown_failures[key]
+        self._unknown_failures[name] = (failures, locked_until)
 
     async def async_logout(self, principal: Principal, ip: str) -> None:
         def end(db: Any) -> None:
@@ -263,9 +292,14 @@ class Accounts:
             raise ApiError("invalid_credentials", "the current password is wrong")
         users.check_password_strength(new)
         new_hash = await asyncio.to_thread(users.hash_password, new)
+        # Every other session of this user ends (whoever knew the old password is signed out);
+        # this one goes on.
         await self.store.async_write(
-            lambda db: users.set_password_hash(db.conn, principal.user_id, new_hash, by=principal.name)
+            lambda db: users.set_password_hash(
+                db.conn, principal.user_id, new_hash, by=principal.name, keep_token_id=principal.token_id
+            )
         )
+        self.forget_user(principal.user_id)
 
 
 def _principal(user: User, token: users.Token) -> Principal:

@@ -5,14 +5,15 @@
 * The `linli_session` cookie (HttpOnly, SameSite=Strict): a web page's login;
   every unsafe method must carry the session's CSRF token in `X-CSRF-Token`
   (the page reads it from the `linli_csrf` cookie or /api/v1/auth/me).
-* Nobody: only public routes — and, for this machine's own browser, the
-  legacy read-only community views while no account exists yet (first run)
-  or where `portal.open_local_views` is on (the demo).
+* Nobody: only public routes (sign-in, the first-run setup, the docs) — and,
+  for this machine's own browser where `portal.open_local_views` is on (the
+  demo), the legacy read-only community views, without any health value.
+  Having no account yet opens nothing else.
 
 Routes other modules serve (the inbox, screens, adapters, the first
 portal's views) are refused to roles `grants.py` does not name for them;
-their actor is the signed-in user, whatever the request's `X-Linli-User`
-claims, and each inbox decision is audited.
+their actor is the signed-in principal (`request[PRINCIPAL]`; no header or
+body names it), and each inbox decision is audited.
 """
 
 from __future__ import annotations
@@ -110,9 +111,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             and template not in request.app[SELF_GUARDED]
         )
         if principal is None and guarded:
-            open_locally = _loopback(request) and (
-                not await accounts.async_has_users()
-                or (request.app[OPEN_LOCAL_VIEWS] and request.method in SAFE_METHODS and not inbox)
+            # Only the demo's read-only views, only on this machine, only where configured —
+            # never merely because no account exists yet: before the first one, the setup link
+            # (printed on the console) is the way in, and everything else stays closed.
+            open_locally = (
+                request.app[OPEN_LOCAL_VIEWS]
+                and request.method in SAFE_METHODS
+                and template in LEGACY_VIEWS
+                and _loopback(request)
             )
             if open_locally:
                 request[LOCAL] = True
@@ -131,11 +137,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 raise ApiError(
                     "forbidden", f"a {principal.role.value} may not use {request.method} {template}"
                 )
-            # The actor is who signed in, whatever the request says.
+        if guarded and (principal is not None or "X-Linli-User" in request.headers):
+            # The inbox takes its actor from the principal; the screens routes still read this
+            # header, so it carries who signed in, never what the request claims.
             headers = CIMultiDict(request.headers)
-            headers["X-Linli-User"] = principal.name
+            headers.popall("X-Linli-User", None)
+            if principal is not None:
+                headers["X-Linli-User"] = principal.name
             request = request.clone(headers=headers)
-            request[PRINCIPAL] = principal
         response = await handler(request)
         if inbox and principal is not None and response.status == 200:
             decision = _INBOX_DECISION.match(request.path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from gateway.privacy import category_of
 from gateway.runtime import Gateway
 from gateway.users import HOUSEHOLD_ROLES, Role
 
@@ -52,9 +53,9 @@ class Principal:
 
 
 def _consents(gateway: Gateway, household_id: str, purpose: str) -> bool:
-    health = gateway.components.get("health")
-    may_share = getattr(health, "may_share", None)
-    return bool(may_share(household_id, purpose)) if may_share is not None else False
+    # Asked of the consent authority's interface (the health service registers there);
+    # with no authority the answer is no.
+    return gateway.privacy.may_share("health", household_id, purpose)
 
 
 def reaches(principal: Principal, gateway: Gateway, household_id: str) -> bool:
@@ -110,6 +111,21 @@ def kind_allowed(principal: Principal, kind: str) -> bool:
     return principal.role is not Role.PROVIDER or kind in principal.scope_kinds
 
 
+def may_see_value(principal: Principal | None, gateway: Gateway, household_id: str, kind: str) -> bool:
+    """Whether the principal may see a value of this capability kind in this household.
+
+    The one rule for device state, wherever it is shown (device lists, the inventory,
+    the legacy views, live events): a health kind's value is health data, visible only
+    to whom `health_role` lets read the household's health readings. Nobody signed in
+    (the demo's open views) never sees one.
+    """
+    if category_of(kind) is None:
+        return principal is None or kind_allowed(principal, kind)
+    if principal is None:
+        return False
+    return kind_allowed(principal, kind) and health_role(principal, gateway, household_id) is not None
+
+
 __all__ = [
     "COMMUNITY_ROLES",
     "EVERYONE",
@@ -118,6 +134,7 @@ __all__ = [
     "Principal",
     "health_role",
     "kind_allowed",
+    "may_see_value",
     "reachable",
     "reaches",
 ]

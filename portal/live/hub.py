@@ -40,10 +40,11 @@ from aiohttp import WSCloseCode, web
 
 import gateway.events as core_events
 from gateway.events import AlertChanged, AvailabilityChanged, Event, StateChanged
+from gateway.privacy import category_of
 from gateway.runtime import Gateway
 from gateway.users import Role
-from portal.api.shapes import public_alert
-from portal.auth.principal import MEMBERS, Principal, reachable, reaches
+from portal.api.shapes import REDACTED, public_alert
+from portal.auth.principal import MEMBERS, Principal, may_see_value, reachable, reaches
 
 _LOGGER = logging.getLogger(__name__)
 QUEUE_SIZE: Final = 256  # messages a lagging socket may have waiting before it is dropped
@@ -297,20 +298,35 @@ class Hub:
         )
 
     def _on_state(self, event: StateChanged) -> None:
-        self._household_event(
-            event,
-            {
-                "type": "state",
-                "household_id": event.context.household,
-                "device_id": event.device_id,
-                "capability": event.capability,
-                "kind": event.kind,
-                "value": event.new,
-                "ts": event.ts,
-            },
-            carers=False,
-            managers=False,
-        )
+        household = event.context.household
+        if household is None:
+            return
+        message = {
+            "type": "state",
+            "household_id": household,
+            "device_id": event.device_id,
+            "capability": event.capability,
+            "kind": event.kind,
+            "value": event.new,
+            "ts": event.ts,
+        }
+        targets = self.household_members(household)
+        if not targets:
+            return
+        if category_of(event.kind) is None:
+            self.send(targets, message)
+            return
+        # A health reading as device state is health data: the same rule as the REST API's,
+        # per connection (only members get state today; this keeps it so if that changes).
+        allowed: list[Connection] = []
+        withheld: list[Connection] = []
+        for connection in targets:
+            seen = may_see_value(connection.principal, self.gateway, household, event.kind)
+            (allowed if seen else withheld).append(connection)
+        if allowed:
+            self.send(allowed, message)
+        if withheld:
+            self.send(withheld, {**message, "value": None, "ts": None, "redacted": REDACTED})
 
     def _on_availability(self, event: AvailabilityChanged) -> None:
         self._household_event(
