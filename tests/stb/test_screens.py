@@ -12,6 +12,7 @@ from adapters.sim.thunder_box import ThunderBox
 from gateway.notify import Audience, Outcome
 from tests.brokers import settle
 from tests.homes import add_home
+from tests.portal_accounts import add_account, api_token
 from tests.stb.boxes import OPERATORS, home_with_tv, stb_gateway
 
 
@@ -25,6 +26,12 @@ async def portal_gateway(make_gateway, **kw):  # type: ignore[no-untyped-def]
     return gateway, gateway.components["portal"].url.rstrip("/")
 
 
+async def signed_in(gateway, name: str, role: str, household: str | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The Authorization header of a new account's API token (the portal needs a signed-in caller)."""
+    await add_account(gateway, name, role, household)
+    return {"Authorization": f"Bearer {await api_token(gateway, name)}"}
+
+
 @pytest.mark.parametrize("operator", OPERATORS)
 async def test_phone_sends_a_message_a_stream_a_channel_and_the_portal_to_the_tv(
     make_gateway, boxes, operator
@@ -34,7 +41,9 @@ async def test_phone_sends_a_message_a_stream_a_channel_and_the_portal_to_the_tv
     box: SimBox = await boxes(operator, "h1-tv")
     await home_with_tv(gateway, "h1", box)
     tv = f"{base}/api/v1/households/h1/screens/tv"
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(
+        headers=await signed_in(gateway, "li.resident", "resident", "h1")
+    ) as http:
         # when the phone sends a message, then the TV shows it as an overlay
         async with http.post(f"{tv}/notify", json={"text": "晚饭好了", "title": "家", "level": "info"}) as r:
             assert r.status == 200, await r.text()
@@ -72,9 +81,9 @@ async def test_screen_routes_say_what_is_wrong(make_gateway, boxes) -> None:
     box = await boxes("broadcast", "h1-tv")
     await home_with_tv(gateway, "h1", box)
     await add_home(gateway, "h2", devices={})
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=await signed_in(gateway, "wang.manager", "manager")) as http:
         cases = [
-            ("h9", "notify", {"text": "x"}, 404, "unknown_household"),
+            ("h9", "notify", {"text": "x"}, 404, "not_found"),
             ("h2", "notify", {"text": "x"}, 409, "no_screen"),
             ("h1", "notify", {"text": ""}, 400, "bad_request"),
             ("h1", "notify", {"text": "x", "level": "panic"}, 400, "invalid_command"),
