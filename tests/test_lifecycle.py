@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -140,11 +141,12 @@ def test_bad_config_file_is_reported_with_the_key(tmp_path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def _wait_http(url: str, timeout: float = 20) -> dict:
+def _wait_http(url: str, timeout: float = 20, token: str | None = None) -> dict:
     deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as response:
                 return json.loads(response.read())
         except OSError:
             if time.monotonic() > deadline:
@@ -158,6 +160,12 @@ def test_run_stops_cleanly_on_signal(tmp_path, sig) -> None:
     config = tmp_path / "empty.toml"
     config.write_text("")
     port, mqtt_port = free_port(), free_port()
+    # (its status is for signed-in callers: an account and a token, made the CLI's way)
+    data = str(tmp_path / "data")
+    assert _run("user", "add", "ops", "--role", "manager", "--data-dir", data).returncode == 0
+    created = _run("token", "create", "ops", "--data-dir", data)
+    token = re.search(r"token:\s+(\S+)", created.stdout)
+    assert token, created.stderr
     process = subprocess.Popen(
         [
             sys.executable,
@@ -179,7 +187,8 @@ def test_run_stops_cleanly_on_signal(tmp_path, sig) -> None:
     )
     try:
         deadline = time.monotonic() + 20
-        while not _wait_http(f"http://127.0.0.1:{port}/api/v1/status")["mqtt"]["connected"]:
+        status = f"http://127.0.0.1:{port}/api/v1/status"
+        while not _wait_http(status, token=token.group(1))["mqtt"]["connected"]:
             assert time.monotonic() < deadline, "the gateway never connected to its broker"
             time.sleep(0.1)
         # when it is told to stop
