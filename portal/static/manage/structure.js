@@ -96,7 +96,7 @@ export async function structureEditor(redraw) {
     return h("li", { [`data-${kind}`]: item.id }, h("div", { class: "row" }, label, form, h("span", { class: "muted" }, item.id), extra || "", rename, remove), children || "");
   };
   const household = (x) => node("household", x, `/api/v1/households/${enc(x.id)}`,
-    h("span", { class: "badge" }, `${x.devices} ${t("devices")} · ${x.residents.length} ${t("people")}`));
+    h("span", { class: "badge" }, `${x.devices} ${t("st_devices")} · ${x.residents.length} ${t("st_residents")}`));
   const unit = (u) => node("unit", u, `/api/v1/units/${enc(u.id)}`, null, h("ul", {}, u.households.map(household)));
   const building = (b) => node("building", b, `/api/v1/buildings/${enc(b.id)}`, null, h("ul", {}, b.units.map(unit)));
 
