@@ -302,6 +302,7 @@ async def run_once(households: int, rounds: int, get_seconds: float) -> dict[str
         return sent
 
     hub.announce = timed  # type: ignore[method-assign]
+    gateway.settle_heap()  # as `linli run` does once it is ready (the community is loaded by now)
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
     bare = ctx.Process(target=_bare_server, args=(bare_port, ready), daemon=True)

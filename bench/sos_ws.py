@@ -210,6 +210,7 @@ async def run_once(broker: BenchBroker, presses: int, rate: float, duration: flo
         )
         homes.append({"household": household, "token": token, "sos_topic": pendant.topic})
     await asyncio.sleep(0.5)  # subscriptions for the imported devices land
+    gateway.settle_heap()  # as `linli run` does once it is ready (the community is loaded by now)
     background = Publisher(broker.port, telemetry(data["devices"], int(rate * duration)), rate=rate)
     adapter = gateway.components["mqtt_device"]
     stages: dict[str, list[float]] = {"state": [], "raised": []}

@@ -299,6 +299,7 @@ async def _serve(config: dict[str, Any], duration: float | None, demo: bool) -> 
         except GatewayStartError as exc:
             print(f"linli: cannot start: {exc}", file=sys.stderr)
             return 2
+        gateway.settle_heap()
         portal = gateway.components.get("portal")
         url = getattr(portal, "url", None)
         if url:
