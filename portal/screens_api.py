@@ -28,6 +28,7 @@ from gateway.context import Context
 from gateway.runtime import Gateway
 from gateway.stb.errors import BoxUnreachableError
 from gateway.stb.screens import Screens
+from portal.api.operations import PRINCIPAL
 
 _STATUS_OF: Final = {
     "unknown_household": 404,
@@ -70,7 +71,9 @@ class _Routes:
         return body
 
     def _context(self, request: web.Request, household: str) -> Context:
-        user = request.headers.get("X-Linli-User", "").strip()[:64] or None
+        # who asked is the signed-in person, never something the request says about itself
+        principal = request.get(PRINCIPAL)
+        user = principal.name if principal is not None else None
         return Context(household=household, origin="portal:screens", user=user)
 
     async def _do(self, request: web.Request, action: str) -> web.Response:

@@ -88,8 +88,7 @@ def check_actor(by: str | None) -> str:
     if not by or not isinstance(by, str) or not _ACTOR.match(by.strip()):
         raise InboxError(
             "actor_required",
-            "say who decides: an X-Linli-User header or a 'by' field "
-            "(1-64 letters, digits, spaces or . @ + - _)",
+            "say who decides: the name of the signed-in person (1-64 letters, digits, spaces or . @ + - _)",
         )
     return by.strip()
 
