@@ -43,8 +43,16 @@ async def test_carers_step_reaches_the_care_centre_signed_and_retried(make_gatew
     try:
         gateway = await make_gateway(
             components=["services.alerts:AlertEngine"],
-            alerts={"webhooks": [{"id": "care-centre", "url": f"http://127.0.0.1:{centre.port}/linli",
-                                  "secret": SECRET, "audiences": ["carers"]}]},
+            alerts={
+                "webhooks": [
+                    {
+                        "id": "care-centre",
+                        "url": f"http://127.0.0.1:{centre.port}/linli",
+                        "secret": SECRET,
+                        "audiences": ["carers"],
+                    }
+                ]
+            },
         )
         engine = gateway.components["alerts"]
         now = [1_800_000_000.0]
@@ -66,7 +74,8 @@ async def test_carers_step_reaches_the_care_centre_signed_and_retried(make_gatew
             assert headers["X-Linli-Alert-Id"] == str(alert.id)
         assert first[0]["Idempotency-Key"] == second[0]["Idempotency-Key"]
         outcomes = [
-            (e["channel"], e["outcome"]) for e in await engine.async_timeline(alert.id)
+            (e["channel"], e["outcome"])
+            for e in await engine.async_timeline(alert.id)
             if e["action"] == "delivery"
         ]
         assert outcomes[-2:] == [("webhook:care-centre", "failed"), ("webhook:care-centre", "delivered")]
@@ -81,6 +90,11 @@ async def test_webhook_secret_is_never_in_a_config_error(tmp_path) -> None:
     from gateway.config import ConfigError, load_config
 
     with pytest.raises(ConfigError) as raised:
-        load_config(None, environ={}, overrides={"alerts": {"webhooks": [
-            {"id": "x", "url": "http://127.0.0.1:1/", "secret": "short-secret"}]}})
+        load_config(
+            None,
+            environ={},
+            overrides={
+                "alerts": {"webhooks": [{"id": "x", "url": "http://127.0.0.1:1/", "secret": "short-secret"}]}
+            },
+        )
     assert "short-secret" not in str(raised.value)
