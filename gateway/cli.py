@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__, community_cli
-from gateway.config import ConfigError, load_config
+from gateway.config import load_for_command
 
 _LOGGER = logging.getLogger("linli")
 
@@ -158,11 +158,10 @@ def _adapters(args: argparse.Namespace) -> int:
 
     url = args.url
     if url is None:
-        try:
-            portal = load_config(args.config)["portal"]
-        except ConfigError as exc:
-            print(f"linli: configuration error:\n{exc}", file=sys.stderr)
+        config = load_for_command(args.config)
+        if config is None:
             return 2
+        portal = config["portal"]
         host = portal["host"] if portal["host"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
         url = portal.get("public_url") or f"http://{host}:{portal['port']}"
     token = args.token or os.environ.get("LINLI_TOKEN")
@@ -181,11 +180,8 @@ def _accounts(args: argparse.Namespace) -> int:
     from gateway.store.database import connect
     from gateway.store.migrations import migrate
 
-    overrides = {"data_dir": str(args.data_dir)} if args.data_dir is not None else {}
-    try:
-        config = load_config(args.config, overrides=overrides)
-    except ConfigError as exc:
-        print(f"linli: configuration error:\n{exc}", file=sys.stderr)
+    config = load_for_command(args.config, {"data_dir": str(args.data_dir)} if args.data_dir else None)
+    if config is None:
         return 2
     # What can be refused without the database is refused before creating one.
     try:
@@ -364,10 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides.setdefault("portal", {})["open_local_views"] = True
         if args.rate is not None:
             overrides["demo"]["rate"] = args.rate
-    try:
-        config = load_config(args.config, overrides=overrides)
-    except ConfigError as exc:
-        print(f"linli: configuration error:\n{exc}", file=sys.stderr)
+    config = load_for_command(args.config, overrides)
+    if config is None:
         return 2
     if args.command == "demo":
         config["components"] = [*config["components"], "adapters.sim.community:SimCommunity"]

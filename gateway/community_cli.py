@@ -42,7 +42,7 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.config import ConfigError, load_config
+from gateway.config import load_for_command
 
 ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 DATA_KEY: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -354,11 +354,8 @@ def main(args: argparse.Namespace) -> int:
     from gateway.store.database import connect
     from gateway.store.migrations import migrate
 
-    overrides = {"data_dir": str(args.data_dir)} if args.data_dir is not None else {}
-    try:
-        config = load_config(args.config, overrides=overrides)
-    except ConfigError as exc:
-        print(f"linli: configuration error:\n{exc}", file=sys.stderr)
+    config = load_for_command(args.config, {"data_dir": str(args.data_dir)} if args.data_dir else None)
+    if config is None:
         return 2
     db_path = Path(config["data_dir"]).expanduser().resolve() / "linli.db"
     if args.community_command == "show":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import socket
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -489,3 +490,14 @@ def load_config(
             # First, so that the outbox is kept before any service writes.
             config["components"] = ["gateway.uplink:Uplink", *config["components"]]
     return config
+
+
+def load_for_command(
+    path: str | Path | None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """`load_config` for a `linli` command: a bad config is said on stderr, and None returned."""
+    try:
+        return load_config(path, overrides=overrides or {})
+    except ConfigError as exc:
+        print(f"linli: configuration error:\n{exc}", file=sys.stderr)
+        return None

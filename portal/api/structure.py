@@ -169,15 +169,7 @@ def register(api: Api) -> None:
         roles=EDITORS,
     )
     async def remove_building(call: Call) -> dict[str, Any]:
-        building_id = call.path["building_id"]
-        if building_id not in call.gateway.registry.buildings:
-            raise not_found(f"building {building_id!r}")
-        try:
-            await call.gateway.registry.async_remove_building(building_id)
-        except RegistryError as exc:
-            raise refused(exc) from None
-        await audit(call, "building.remove", building_id)
-        return {"removed": building_id}
+        return await remove(call, "building", call.path["building_id"])
 
     # -- units -------------------------------------------------------------------------
 
@@ -219,15 +211,7 @@ def register(api: Api) -> None:
         roles=EDITORS,
     )
     async def remove_unit(call: Call) -> dict[str, Any]:
-        unit_id = call.path["unit_id"]
-        if unit_id not in call.gateway.registry.units:
-            raise not_found(f"unit {unit_id!r}")
-        try:
-            await call.gateway.registry.async_remove_unit(unit_id)
-        except RegistryError as exc:
-            raise refused(exc) from None
-        await audit(call, "unit.remove", unit_id)
-        return {"removed": unit_id}
+        return await remove(call, "unit", call.path["unit_id"])
 
     # -- households --------------------------------------------------------------------
 
@@ -276,12 +260,7 @@ def register(api: Api) -> None:
         ),
     )
     async def remove_household(call: Call) -> dict[str, Any]:
-        try:
-            await call.gateway.registry.async_remove_household(call.household_id)
-        except RegistryError as exc:
-            raise refused(exc) from None
-        await audit(call, "household.remove", call.household_id, call.household_id)
-        return {"removed": call.household_id}
+        return await remove(call, "household", call.household_id)
 
     # -- residents ---------------------------------------------------------------------
 
@@ -354,3 +333,17 @@ async def rename(call: Call, kind: str, item_id: str) -> dict[str, Any]:
     household = item_id if kind == "household" else None
     await audit(call, f"{kind}.rename", item_id, household, old=old, name=item.name)
     return {"id": item.id, "name": item.name}
+
+
+async def remove(call: Call, kind: str, item_id: str) -> dict[str, Any]:
+    """Remove an empty building, unit or household (a conflict names what it still holds)."""
+    registry = call.gateway.registry
+    _, items = registry.structure_of(kind)
+    if item_id not in items:
+        raise not_found(f"{kind} {item_id!r}")
+    try:
+        await getattr(registry, f"async_remove_{kind}")(item_id)
+    except RegistryError as exc:
+        raise refused(exc) from None
+    await audit(call, f"{kind}.remove", item_id, item_id if kind == "household" else None)
+    return {"removed": item_id}
