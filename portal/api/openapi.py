@@ -148,6 +148,8 @@ def build(api: Api, server_url: str = "/", routes: list[tuple[str, str, Any]] = 
                 },
             },
         }
+        if op.description:
+            item["description"] = op.description
         if op.path == "/api/v1/ws":
             item["responses"] = {"101": {"description": "switching to the WebSocket protocol"}}
         if op.path == "/api/docs":
