@@ -90,6 +90,13 @@ class HouseholdAdded(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class HouseholdRemoved(Event):
+    """A household is gone (its settings with it): services forget what they hold for it."""
+
+    household_id: str
+
+
+@dataclass(slots=True, kw_only=True)
 class MqttConnectionChanged(Event):
     connected: bool
     reason: str

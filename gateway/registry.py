@@ -25,6 +25,7 @@ from gateway.events import (
     DeviceAdded,
     DeviceRemoved,
     HouseholdAdded,
+    HouseholdRemoved,
     StateChanged,
     TelemetryReceived,
 )
@@ -404,6 +405,11 @@ class Registry:
         del self.households[household_id]
         self._by_household.pop(household_id, None)
         self._residents_by_household.pop(household_id, None)
+        self._bus.fire(
+            HouseholdRemoved(
+                household_id=household_id, context=Context(household=household_id, origin="registry")
+            )
+        )
 
     async def async_add_device(
         self,

@@ -303,3 +303,21 @@ async def test_bad_inactivity_settings_name_the_problem(make_gateway, tmp_path, 
         await care.async_configure("h1", {"inactivity": inactivity})
     assert raised.value.code == "invalid" and raised.value.message
     assert care.settings("h1")["inactivity"]["learned"] is False  # nothing changed
+
+
+async def test_a_removed_household_is_forgotten_by_elder_care(make_gateway, tmp_path) -> None:
+    # given an empty household with care settings and a reminder due at eight
+    clock = Clock(local(4, 7, 0))
+    gateway, care, _, _ = await start(make_gateway, tmp_path, clock)
+    await gateway.registry.async_add_household("h9", "u-h1", "空置房")
+    await care.async_configure("h9", {"check_in": {"enabled": True, "by": "07:30"}})
+    await care.async_add_reminder("h9", title="钙片", times=["08:00"])
+    # when the manager removes it
+    await gateway.registry.async_remove_household("h9")
+    # then nothing is due for it any more, and it is unknown to elder care
+    clock.now = local(4, 9, 0)
+    assert not [r for r in await care.async_run_due() if "h9" in r]
+    assert not [r for r in care.reminders.values() if r.household_id == "h9"]
+    with pytest.raises(CareError) as gone:
+        care.settings("h9")
+    assert gone.value.code == "not_found"

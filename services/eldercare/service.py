@@ -32,7 +32,7 @@ import orjson
 import gateway.events as core_events
 from gateway.context import Context
 from gateway.errors import LinliError
-from gateway.events import AlertChanged, AlertRequested, StateChanged
+from gateway.events import AlertChanged, AlertRequested, HouseholdRemoved, StateChanged
 from gateway.ids import new_id
 from gateway.runtime import Gateway
 from services.eldercare.inactivity import ACTIVITY_KINDS, InactivitySettings, too_quiet
@@ -128,6 +128,7 @@ class ElderCare:
         await self._load()
         listeners = [
             gateway.bus.listen(StateChanged, self._on_state),
+            gateway.bus.listen(HouseholdRemoved, self._forget),
             gateway.bus.listen(AlertChanged, self._on_alert_changed),
         ]
         alarm_event = getattr(core_events, "AlarmStateChanged", None)
@@ -198,6 +199,16 @@ class ElderCare:
                     self._saw_activity(
                         device.household_id, device.resident_id, state.last_changed, learn=False
                     )
+
+    def _forget(self, event: HouseholdRemoved) -> None:
+        """The household is gone (its settings and reminders went with its rows)."""
+        household = event.household_id
+        for book in (self.inactivity, self.check_in, self.last_activity, self._quiet_alerted, self._routines):
+            book.pop(household, None)
+        self.away.discard(household)
+        for rid in [r.id for r in self.reminders.values() if r.household_id == household]:
+            del self.reminders[rid]
+        self._buckets_pending = {k for k in self._buckets_pending if k[0] != household}
 
     # -- settings ----------------------------------------------------------------
 

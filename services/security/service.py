@@ -28,7 +28,14 @@ from typing import Any, Final
 from gateway import keyfile
 from gateway.bus import EventBus
 from gateway.context import Context
-from gateway.events import AlarmStateChanged, AlertAnswered, AlertChanged, AlertRequested, StateChanged
+from gateway.events import (
+    AlarmStateChanged,
+    AlertAnswered,
+    AlertChanged,
+    AlertRequested,
+    HouseholdRemoved,
+    StateChanged,
+)
 from gateway.registry import Device, Registry
 from gateway.runtime import Gateway
 from services.security import siren
@@ -115,6 +122,7 @@ class Security:
             )
         self._unlisten = [
             gateway.bus.listen(StateChanged, self._on_state),
+            gateway.bus.listen(HouseholdRemoved, self._forget),
             gateway.bus.listen(AlertChanged, self._on_alert_changed),
         ]
         self._tasks = [
@@ -279,6 +287,16 @@ class Security:
             elif panel.bypassed.pop(device_id, None) is not None:
                 await self._save(panel, self._audit(panel, "unbypass", user, device_id=device_id))
         return self.status(household)
+
+    def _forget(self, event: HouseholdRemoved) -> None:
+        """The household is gone (its panel, settings and PINs went with its rows)."""
+        household = event.household_id
+        self._panels.pop(household, None)
+        self._settings.pop(household, None)
+        self._siren_next.pop(household, None)
+        self._locks.pop(household, None)
+        for key in [k for k in self._pins if k[0] == household]:
+            del self._pins[key]
 
     # -- people: PINs and settings -----------------------------------------------
 
