@@ -303,7 +303,7 @@ async def main() -> None:
                 + (
                     f"; writer jobs {r['writer']['writes']:,}, over 25 ms {r['writer']['slow_writes']}, "
                     f"longest {r['writer']['max_write_ms']} ms; checkpoints {r['writer']['checkpoints']}, "
-                    f"longest {r['writer']['max_checkpoint_ms']} ms (off the writer thread)"
+                    f"longest {r['writer']['max_checkpoint_ms']} ms (between telemetry commits)"
                 ),
                 flush=True,
             )

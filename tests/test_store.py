@@ -318,7 +318,7 @@ async def test_kill_9_mid_batch_leaves_a_consistent_database(tmp_path: Path) -> 
 # -- durable writes ----------------------------------------------------------------------------------
 
 
-async def test_checkpoints_keep_the_wal_small_without_a_commit_paying_for_them(tmp_path: Path) -> None:
+async def test_checkpoints_keep_the_wal_small_between_telemetry_commits(tmp_path: Path) -> None:
     # given a store taking four bursts of telemetry a little over a second apart
     store = Store(tmp_path / "linli.db", batch_ms=10)
     await store.async_start()
@@ -331,7 +331,7 @@ async def test_checkpoints_keep_the_wal_small_without_a_commit_paying_for_them(t
             await store.async_flush()
             sizes.append(wal.stat().st_size)
             await asyncio.sleep(1.3)
-        # then the checkpointer ran, off the writer thread, and the WAL was reused, not grown
+        # then checkpoints ran between the telemetry commits, and the WAL was reused, not grown
         assert store.stats()["checkpoints"] >= 3
         assert sizes[-1] < 2 * sizes[0], sizes
         # and the writer's own jobs are counted for diagnosis
