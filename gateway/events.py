@@ -90,6 +90,16 @@ class HouseholdAdded(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class CareChanged(Event):
+    """A household's care settings, reminders or check-in changed: screens showing them redraw.
+
+    `what` is `settings`, `reminders` or `check_in`; the household is the context's.
+    """
+
+    what: str
+
+
+@dataclass(slots=True, kw_only=True)
 class HouseholdRemoved(Event):
     """A household is gone (its settings with it): services forget what they hold for it."""
 

@@ -170,3 +170,31 @@ async def test_a_stalled_client_is_dropped_without_holding_back_the_others(make_
         reader.cancel()
         await reading.close()
         stalled.close()
+
+
+async def test_a_care_change_tells_that_households_screens_to_redraw_and_nobody_elses(make_gateway) -> None:
+    # given the TV of h1 and a phone of h2, both listening
+    gateway = await make_gateway(components=PORTAL_SERVICES)
+    await add_home(gateway, "h1")
+    await add_home(gateway, "h2")
+    await add_account(gateway, "li.tv", "resident", "h1")
+    await add_account(gateway, "zhang", "resident", "h2")
+    async with portal(gateway) as client:
+        tv = await client.ws_connect(
+            "/api/v1/ws", headers={"Authorization": f"Bearer {await api_token(gateway, 'li.tv')}"}
+        )
+        other = await client.ws_connect(
+            "/api/v1/ws", headers={"Authorization": f"Bearer {await api_token(gateway, 'zhang')}"}
+        )
+        await next_of(tv, "hello")
+        await next_of(other, "hello")
+        care = gateway.components["eldercare"]
+        # when a carer adds a reminder for h1 (on the phone, through the API), or h1 checks in
+        await care.async_add_reminder("h1", title="降压药 1 片", times=["08:00"])
+        assert (await next_of(tv, "care_changed"))["what"] == "reminders"
+        await care.async_check_in("h1", by="li.tv")
+        assert (await next_of(tv, "care_changed"))["what"] == "check_in"
+        # then h1's screens redraw, and h2 hears nothing of it
+        assert await drain(other) == []
+        await tv.close()
+        await other.close()

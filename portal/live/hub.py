@@ -39,7 +39,7 @@ import orjson
 from aiohttp import WSCloseCode, web
 
 import gateway.events as core_events
-from gateway.events import AlertChanged, AvailabilityChanged, Event, StateChanged
+from gateway.events import AlertChanged, AvailabilityChanged, CareChanged, Event, StateChanged
 from gateway.privacy import category_of
 from gateway.runtime import Gateway
 from gateway.users import Role
@@ -187,6 +187,7 @@ class Hub:
         self._unlisten = [
             bus.listen(AlertChanged, self._on_alert),
             bus.listen(AvailabilityChanged, self._on_availability),
+            bus.listen(CareChanged, self._on_care),
         ]
         alarm_event = getattr(core_events, "AlarmStateChanged", None)
         if alarm_event is not None:
@@ -296,6 +297,11 @@ class Hub:
             carers=True,
             managers=True,
         )
+
+    def _on_care(self, event: CareChanged) -> None:
+        # only that something changed: each screen re-reads what its reader may see
+        message = {"type": "care_changed", "what": event.what}
+        self._household_event(event, message, carers=True, managers=False)
 
     def _on_state(self, event: StateChanged) -> None:
         household = event.context.household

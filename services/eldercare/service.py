@@ -32,7 +32,7 @@ import orjson
 import gateway.events as core_events
 from gateway.context import Context
 from gateway.errors import LinliError
-from gateway.events import AlertChanged, AlertRequested, HouseholdRemoved, StateChanged
+from gateway.events import AlertChanged, AlertRequested, CareChanged, HouseholdRemoved, StateChanged
 from gateway.ids import new_id
 from gateway.runtime import Gateway
 from services.eldercare.inactivity import ACTIVITY_KINDS, InactivitySettings, too_quiet
@@ -244,6 +244,7 @@ class ElderCare:
             self.away.add(household_id)
         else:
             self.away.discard(household_id)
+        self._changed(household_id, "settings")
         return data
 
     # -- check-ins ---------------------------------------------------------------
@@ -267,6 +268,7 @@ class ElderCare:
             alert_id = self._open_alerts.get((household_id, key))
             if alert_id is not None:
                 self._answer(alert_id, household_id, by, "resident checked in")
+        self._changed(household_id, "check_in")
         return {"household_id": household_id, "day": day, "ts": now, "by": by}
 
     def checked_in_today(self, household_id: str) -> bool:
@@ -322,6 +324,7 @@ class ElderCare:
             ),
         )
         self.reminders[reminder.id] = reminder
+        self._changed(household_id, "reminders")
         return reminder
 
     async def async_remove_reminder(self, reminder_id: str) -> None:
@@ -329,6 +332,7 @@ class ElderCare:
         if reminder is None:
             raise CareError("not_found", f"no reminder {reminder_id!r}")
         await self._write("UPDATE care_reminders SET active = 0 WHERE id = ?", (reminder_id,))
+        self._changed(reminder.household_id, "reminders")
 
     async def async_confirm_reminder(self, reminder_id: str, by: str) -> bool:
         """The resident took the medicine / knows about the appointment."""
@@ -668,6 +672,11 @@ class ElderCare:
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         assert self._gateway is not None
         await self._gateway.store.async_write(lambda db: db.conn.execute(sql, params))
+
+    def _changed(self, household_id: str, what: str) -> None:
+        assert self._gateway is not None
+        context = Context(household=household_id, origin=self.name)
+        self._gateway.bus.fire(CareChanged(what=what, context=context))
 
     def _require_household(self, household_id: str) -> None:
         assert self._gateway is not None

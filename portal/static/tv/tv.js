@@ -204,7 +204,7 @@ function onLive(message) {
     // An emergency broadcast does not wait for someone to open the tile: it is shown now.
     renderTiles().catch(() => {});
     if ($("#alert").classList.contains("hidden")) showNotices([message.announcement]);
-  } else if (message.type === "announcement" || message.type === "alarm") {
+  } else if (message.type === "announcement" || message.type === "alarm" || message.type === "care_changed") {
     renderTiles().catch(() => {});
   }
 }
