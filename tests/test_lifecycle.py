@@ -241,7 +241,9 @@ def _run_demo(tmp_path: Path, check: Callable[[str], None]) -> None:
             process.wait()
     assert process.returncode == 0, err
     assert f"open http://127.0.0.1:{port}/" in out
-    assert "Traceback" not in err and "ERROR" not in err, err
+    assert "Traceback" not in err, err
+    # the simulator neither died nor failed to stop (a restart once killed every hub silently)
+    assert "failed to stop cleanly" not in err and "stopped publishing" not in err, err
 
 
 def _accepted(base: str) -> int:
