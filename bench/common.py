@@ -132,3 +132,43 @@ def rss_mb(pid: int | None = None) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+PORTAL_COMPONENTS = [
+    "adapters.mqtt_device:MqttDeviceAdapter",
+    "services.alerts:AlertEngine",
+    "services.eldercare:ElderCare",
+    "portal.app:Portal",
+]
+
+
+async def start_portal_gateway(folder: Path, mqtt_port: int, portal_port: int, households: int) -> tuple:
+    """The gateway as `linli run` would be for the portal benches: devices, alerts, elder care and
+    the portal, on an external broker, with the demo layout of `households` homes imported.
+    Returns (gateway, layout)."""
+    from adapters.sim.layout import layout
+    from gateway.config import load_config
+    from gateway.runtime import Gateway
+
+    config = load_config(
+        None,
+        environ={},
+        overrides={
+            "data_dir": str(folder),
+            "gateway_id": "bench",
+            "mqtt": {
+                "broker": "external",
+                "host": "127.0.0.1",
+                "port": mqtt_port,
+                "client_id": "linli-bench",
+            },
+            "portal": {"enabled": True, "port": portal_port},
+            "discovery": {"enabled": False},
+            "components": PORTAL_COMPONENTS,
+        },
+    )
+    gateway = Gateway(config)
+    await gateway.async_start()
+    data = layout(households)
+    await gateway.registry.async_import(**data)
+    return gateway, data

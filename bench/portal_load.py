@@ -37,12 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from common import free_port, median
+from common import free_port, median, start_portal_gateway
 
-from adapters.sim.layout import layout
 from gateway import users
-from gateway.config import load_config
-from gateway.runtime import Gateway
 
 SOCKETS_PER_HOME = 3
 
@@ -246,26 +243,7 @@ async def run_once(households: int, rounds: int, get_seconds: float) -> dict[str
     mqtt_port, portal_port, bare_port = free_port(), free_port(), free_port()
     broker = EmbeddedBroker("127.0.0.1", mqtt_port)
     await broker.async_start()
-    config = load_config(
-        None,
-        environ={},
-        overrides={
-            "data_dir": str(folder),
-            "gateway_id": "bench",
-            "mqtt": {"broker": "external", "host": "127.0.0.1", "port": mqtt_port},
-            "portal": {"enabled": True, "port": portal_port},
-            "discovery": {"enabled": False},
-            "components": [
-                "adapters.mqtt_device:MqttDeviceAdapter",
-                "services.alerts:AlertEngine",
-                "services.eldercare:ElderCare",
-                "portal.app:Portal",
-            ],
-        },
-    )
-    gateway = Gateway(config)
-    await gateway.async_start()
-    await gateway.registry.async_import(**layout(households))
+    gateway, _ = await start_portal_gateway(folder, mqtt_port, portal_port, households)
     digest = users.hash_password(users.new_password())  # one hash: the bench signs in with tokens only
 
     def accounts(db: Any) -> tuple[list[dict[str, str]], str]:

@@ -38,14 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from common import BenchBroker, Publisher, free_port, median, wait_listening
+from common import BenchBroker, Publisher, free_port, median, start_portal_gateway, wait_listening
 
-from adapters.sim.layout import layout
 from adapters.sim.telemetry import DeviceSim, payload_for
 from gateway import users
-from gateway.config import load_config
 from gateway.events import AlertChanged, TelemetryReceived
-from gateway.runtime import Gateway
 
 HOMES_PROBED = 20
 QUIET_PROFILES = ("linli/sos-pendant", "linli/fall-radar")  # the probe presses these itself
@@ -161,32 +158,7 @@ async def _probe_main(port: int, portal: str, homes: list[dict[str, str]], press
 async def run_once(broker: BenchBroker, presses: int, rate: float, duration: float) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="linli-bench-sos-"))
     portal_port = free_port()
-    config = load_config(
-        None,
-        environ={},
-        overrides={
-            "data_dir": str(folder),
-            "gateway_id": "bench",
-            "mqtt": {
-                "broker": "external",
-                "host": "127.0.0.1",
-                "port": broker.port,
-                "client_id": "linli-bench",
-            },
-            "portal": {"enabled": True, "port": portal_port},
-            "discovery": {"enabled": False},
-            "components": [
-                "adapters.mqtt_device:MqttDeviceAdapter",
-                "services.alerts:AlertEngine",
-                "services.eldercare:ElderCare",
-                "portal.app:Portal",
-            ],
-        },
-    )
-    gateway = Gateway(config)
-    await gateway.async_start()
-    data = layout(334)  # 5,010 devices
-    await gateway.registry.async_import(**data)
+    gateway, data = await start_portal_gateway(folder, broker.port, portal_port, 334)  # 5,010 devices
     homes = []
     digest = users.hash_password(users.new_password())
     for household in sorted(gateway.registry.households)[:HOMES_PROBED]:

@@ -1,6 +1,6 @@
 // The phone and tablet app: the home at a glance, alarm, health, care, devices; alerts live.
 import { api, h, live } from "/static/shared/api.js";
-import { formatAgo, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
+import { formatAgo, formatNumber, formatTime, getLocale, setLocale, showLive, t, translatePage } from "/static/shared/i18n.js";
 import { sparkline, trendChart } from "/static/shared/charts.js";
 import { consentCard, may, remindersCard, settingsCards, thresholdsCard } from "/static/shared/care.js";
 import { HOUSEHOLD_ROLES, accountsEditor } from "/static/shared/accounts.js";
@@ -11,17 +11,7 @@ const state = { me: null, household: null, overview: null, tab: "home", alerts: 
 const kindName = (kind) => (t(`kind_${kind}`) === `kind_${kind}` ? kind : t(`kind_${kind}`));
 const show = (v) => (v && typeof v === "object" ? ("systolic" in v ? `${Math.round(v.systolic)}/${Math.round(v.diastolic)}` : Object.values(v).map((x) => formatNumber(x)).join("/")) : formatNumber(v));
 
-function showLive() {
-  if (state.live !== undefined) $("#live").textContent = state.live ? `● ${t("live_on")}` : t("live_off");
-}
-
-function translate() {
-  showLive();
-  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
-  $("#language").textContent = t("language");
-  $("#sign-out").textContent = t("sign_out");
-  document.title = t("app_title");
-}
+const translate = () => translatePage("app_title", state.live);
 
 async function refresh() {
   state.overview = await api(`/api/v1/households/${state.household}`);
@@ -269,7 +259,7 @@ async function main() {
   });
   $("#sign-out").addEventListener("click", async () => { await api("/api/v1/auth/logout", { method: "POST" }); location.href = "/login"; });
   await refresh();
-  live(onLive, (up) => { state.live = up; showLive(); if (up) refresh().catch(() => {}); });
+  live(onLive, (up) => { state.live = up; showLive(up); if (up) refresh().catch(() => {}); });
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/app/sw.js", { scope: "/app" }).catch(() => {});
 }
 

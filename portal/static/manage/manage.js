@@ -1,6 +1,6 @@
 // The property manager's console: alert queue, community tree, devices, inbox, people, consent, care, announcements, audit.
 import { api, h, live } from "/static/shared/api.js";
-import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, t } from "/static/shared/i18n.js";
+import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, showLive, t, translatePage } from "/static/shared/i18n.js";
 import { PURPOSES, consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
 import { accountsEditor, roleName } from "/static/shared/accounts.js";
 import { alertKindName, alertStateName, explainError, severityName, unitText } from "/static/shared/labels.js";
@@ -268,16 +268,8 @@ async function render() {
   tick();
 }
 
-function showLive() {
-  if (state.live !== undefined) $("#live").textContent = state.live ? `● ${t("live_on")}` : t("live_off");
-}
-
 function translate() {
-  showLive();
-  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
-  $("#language").textContent = t("language");
-  $("#sign-out").textContent = t("sign_out");
-  document.title = t("manage_title");
+  translatePage("manage_title", state.live);
   if (state.me) $("#who").textContent = `${state.me.display_name} (${roleName(state.me.role)})`;
 }
 
@@ -304,7 +296,7 @@ async function main() {
   await render();
   setInterval(tick, 1000);
   live((message) => { if ((message.type === "alert_changed" || message.type === "alert") && state.section === "queue") render(); },
-    (up) => { state.live = up; showLive(); });
+    (up) => { state.live = up; showLive(up); });
 }
 
 main().catch((error) => $("#view").replaceChildren(errorLine(error)));

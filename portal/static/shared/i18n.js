@@ -199,3 +199,18 @@ export function formatDuration(seconds) {
   return `${m}:${String(s % 60).padStart(2, "0")}`;
 }
 setLocale(locale);
+
+// The page chrome every signed-in page shares, in the current language: labelled elements
+// (data-t), the language and sign-out buttons, the live indicator (`live`: undefined until
+// the socket has answered once), and the window title.
+export function translatePage(titleKey, live) {
+  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  document.querySelector("#language").textContent = t("language");
+  document.querySelector("#sign-out").textContent = t("sign_out");
+  document.title = t(titleKey);
+  showLive(live);
+}
+
+export function showLive(live) {
+  if (live !== undefined) document.querySelector("#live").textContent = live ? `● ${t("live_on")}` : t("live_off");
+}
