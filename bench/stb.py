@@ -12,6 +12,8 @@ the alert engine and the `tv` delivery channel.
    `gateway.commands` as services and the portal send them, for each adapter
    side by side: p50 and p99 per command type. Baseline, same run, same boxes:
    a bare aiohttp POST to the box (Thunder getPowerState; SOAP GetTransportInfo).
+   The two operators' samples are taken in turns (carrier, cable, cable,
+   carrier, …), so that a noisy neighbour's burst weighs on both alike.
 2. Alert → overlay: alerts raised for random households through the alert
    engine (durable commit first), at a steady rate, with every household's box
    connected; latency from just before the raise to the moment the box's
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing as mp
 import random
 import shutil
@@ -33,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,7 @@ from gateway.config import load_config
 from gateway.runtime import Gateway
 
 ADAPTERS = {"carrier": "stb_carrier", "broadcast": "stb_broadcast"}
+Sample = Callable[[int], Awaitable[float]]  # the i-th sample of one operator, in ms
 SOAP_TRANSPORT_INFO = (
     '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
     's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
@@ -66,6 +71,9 @@ def _serve_boxes(count: int, ready: Any, stop: Any) -> None:
             box = make_box(operator, f"bench-{index:04d}")
             await box.async_start()
             boxes.append((operator, box))
+        # The boxes live as long as the process: out of the collector's way, as the gateway's are.
+        gc.collect()
+        gc.freeze()
         ready.send([(operator, box.url, box.base_url, box.wake_port) for operator, box in boxes])
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, stop.recv)
@@ -167,24 +175,26 @@ COMMANDS = {
 }
 
 
-async def round_trips(gateway: Gateway, devices: list[str], name: str, count: int) -> list[float]:
+def round_trip(gateway: Gateway, devices: list[str], name: str) -> Sample:
+    """One command through `gateway.commands`, as services and the portal send it."""
     make = COMMANDS[name]
-    times = []
-    for i in range(count):
+
+    async def one(i: int) -> float:
         device = devices[i % len(devices)]
         started = time.perf_counter()
         await gateway.commands.async_send(device, *make(i))
-        times.append((time.perf_counter() - started) * 1000)
-    return times
+        return (time.perf_counter() - started) * 1000
+
+    return one
 
 
-async def protocol_only(gateway: Gateway, op: str, devices: list[str], name: str, count: int) -> list[float]:
+def protocol_only(gateway: Gateway, op: str, devices: list[str], name: str) -> Sample:
     """The adapter's protocol exchanges for a command (do it, read it back), without the gateway around."""
     fleet: Any = gateway.components["adapters"].adapter(ADAPTERS[op]).fleet  # type: ignore[attr-defined]
     make = COMMANDS[name]
     together = {"channel": {"channel", "media"}}
-    times = []
-    for i in range(count):
+
+    async def one(i: int) -> float:
         box = fleet.boxes[devices[i % len(devices)]]
         kind, command = make(i)
         resolved = fleet._resolve(box, kind, command)
@@ -192,16 +202,17 @@ async def protocol_only(gateway: Gateway, op: str, devices: list[str], name: str
             started = time.perf_counter()
             await box.driver.async_execute(kind, resolved)
             await box.driver.async_read(frozenset(together.get(kind, {kind})))
-            times.append((time.perf_counter() - started) * 1000)
+            elapsed = (time.perf_counter() - started) * 1000
         box.quiet_until = time.monotonic() + 1.0
-    return times
+        return elapsed
+
+    return one
 
 
-async def bare_posts(
-    session: aiohttp.ClientSession, operator: str, base_urls: list[str], count: int
-) -> list[float]:
-    times = []
-    for i in range(count):
+def bare_post(session: aiohttp.ClientSession, operator: str, base_urls: list[str]) -> Sample:
+    """A bare aiohttp POST of the operator's protocol to its box: the floor under every command."""
+
+    async def one(i: int) -> float:
         base = base_urls[i % len(base_urls)]
         started = time.perf_counter()
         if operator == "carrier":
@@ -217,7 +228,23 @@ async def bare_posts(
                 f"{base}/upnp/control/AVTransport", data=SOAP_TRANSPORT_INFO, headers=headers
             ) as response:
                 await response.read()
-        times.append((time.perf_counter() - started) * 1000)
+        return (time.perf_counter() - started) * 1000
+
+    return one
+
+
+async def paired(samples: dict[str, Sample], count: int) -> dict[str, list[float]]:
+    """`count` samples of each operator, taken in turns (ABBA), so both share the machine's moments.
+
+    These machines are shared: measured one after the other, a neighbour's burst
+    lands on one operator's figures only. In turns, each pair of samples is taken
+    under the same load, and the order alternates so neither always goes first.
+    """
+    times: dict[str, list[float]] = {op: [] for op in samples}
+    ops = list(samples)
+    for i in range(count):
+        for op in ops if i % 2 == 0 else reversed(ops):
+            times[op].append(await samples[op](i))
     return times
 
 
@@ -293,35 +320,50 @@ async def main() -> None:
     box_process = BoxProcess(args.households)
     folder = Path(tempfile.mkdtemp(prefix="linli-bench-stb-"))
     results: dict[str, dict[str, list[float]]] = {}
+    samples: dict[str, list[float]] = {}  # every round trip of every run, for the tail
     overlay: dict[str, list[float]] = {"carrier": [], "broadcast": []}
     overlay_p99: dict[str, list[float]] = {"carrier": [], "broadcast": []}
     try:
         gateway = await start_gateway(folder, args.households)
         devices = await adopt_all(gateway, box_process.boxes)
+        # As `linli run` does once it is ready: its adopted boxes are re-attached at start-up.
+        gateway.settle_heap()
         print(
             f"adopted {sum(len(v) for v in devices.values())} boxes in {time.perf_counter() - started:.1f} s"
         )
         bases = {op: [b[2] for b in box_process.boxes if b[0] == op] for op in ADAPTERS}
         async with aiohttp.ClientSession() as session:
-            for op in ADAPTERS:  # warm up connections and caches
-                await bare_posts(session, op, bases[op], 50)
-                await round_trips(gateway, devices[op], "notify", 50)
+            bare = {op: bare_post(session, op, bases[op]) for op in ADAPTERS}
+            await paired(bare, 50)  # warm up connections and caches
+            await paired({op: round_trip(gateway, devices[op], "notify") for op in ADAPTERS}, 50)
             for run in range(runs):
                 line = []
-                for op in ADAPTERS:
-                    bare = await bare_posts(session, op, bases[op], commands)
-                    results.setdefault(f"{op}/bare", {}).setdefault("p50", []).append(median(bare))
-                    results[f"{op}/bare"].setdefault("p99", []).append(percentile(bare, 0.99))
-                    for name in COMMANDS:
-                        raw = await protocol_only(gateway, op, devices[op], name, commands)
+                measured = {"bare": await paired(bare, commands)}
+                for name in COMMANDS:
+                    raw = await paired(
+                        {op: protocol_only(gateway, op, devices[op], name) for op in ADAPTERS}, commands
+                    )
+                    for op, values in raw.items():
                         results.setdefault(f"{op}/{name}/protocol", {}).setdefault("p50", []).append(
-                            median(raw)
+                            median(values)
                         )
-                        times = await round_trips(gateway, devices[op], name, commands)
+                    measured[name] = await paired(
+                        {op: round_trip(gateway, devices[op], name) for op in ADAPTERS}, commands
+                    )
+                for name, by_op in measured.items():
+                    for op, times in by_op.items():
                         key = f"{op}/{name}"
                         results.setdefault(key, {}).setdefault("p50", []).append(median(times))
                         results[key].setdefault("p99", []).append(percentile(times, 0.99))
-                        line.append(f"{key} p50 {median(times):.2f} p99 {percentile(times, 0.99):.2f}")
+                        samples.setdefault(key, []).extend(times)
+                        if name != "bare":
+                            line.append(f"{key} p50 {median(times):.2f} p99 {percentile(times, 0.99):.2f}")
+                    ratio = median(by_op["broadcast"]) / median(by_op["carrier"])
+                    results.setdefault(f"ratio/{name}", {}).setdefault("p50", []).append(ratio)
+                line.append(
+                    "cable/carrier p50 "
+                    + " ".join(f"{name} {results[f'ratio/{name}']['p50'][-1]:.2f}" for name in COMMANDS)
+                )
                 latencies = await alerts_to_overlays(gateway, box_process.boxes, alerts, args.rate, run)
                 for op, values in latencies.items():
                     if values:
@@ -338,9 +380,14 @@ async def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     def m(key: str, q: str) -> float:
-        return median(results[key][q])
+        # p50: the median of the runs' medians; p99: of all runs' samples together, since
+        # a run's p99 rests on its 1% slowest — a handful of samples, one stall apart.
+        return percentile(samples[key], 0.99) if q == "p99" else median(results[key][q])
 
-    print("\ncommand round trip, gateway → box → confirmed state (ms, medians of the runs):")
+    print(
+        "\ncommand round trip, gateway → box → confirmed state (ms; p50 the median of the runs, "
+        "p99 of all runs' samples):"
+    )
     print(
         f"  {'':10} {'carrier p50':>12} {'p99':>8} {'cable p50':>12} {'p99':>8} "
         f"{'cable/carrier p50':>18} {'p99':>6}"

@@ -24,7 +24,7 @@ parameter annotations against the state variables' Python types.)
 
 import weakref
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from xml.sax.saxutils import escape as xml_escape
 
 from aiohttp import web
@@ -32,6 +32,7 @@ from async_upnp_client.client import UpnpRequester
 from async_upnp_client.const import DeviceInfo, ServiceInfo
 from async_upnp_client.exceptions import UpnpActionError, UpnpActionErrorCode, UpnpValueError
 from async_upnp_client.server import (
+    UpnpServerAction,
     UpnpServerDevice,
     UpnpServerService,
     callable_action,
@@ -463,8 +464,14 @@ async def control_handler(service: UpnpServerService, request: web.Request) -> w
             variable = inputs.get(name)
             if variable is None:
                 return _fault(402, f"Invalid Args: no argument {name}")
-            arguments[name] = variable.coerce_python(text)
-        result = await service.async_handle_action(action_name, **arguments)
+            # Coerced and checked against its state variable once, as the library's own
+            # handler would (its async_handle_action checks every argument a second time).
+            value = arguments[name] = variable.coerce_python(text)
+            variable.validate_value(value)
+        missing = [name for name in inputs if name not in arguments]
+        if missing:
+            return _fault(402, f"Invalid Args: missing {', '.join(missing)}")
+        result = await cast(UpnpServerAction, action).async_handle(**arguments)
     except UpnpActionError as exc:
         return _fault(exc.error_code or UpnpActionErrorCode.ACTION_FAILED.value, exc.error_desc or "")
     except (UpnpValueError, ValueError, TypeError) as exc:

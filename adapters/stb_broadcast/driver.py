@@ -17,14 +17,15 @@
 The device description and its services are read once per connection by
 async-upnp-client (defusedxml underneath), which also owns the actions' argument
 definitions and type coercion. Each action is then a prepared request — its
-control URL, SOAPAction header and envelope template — sent over the fleet's
-keep-alive session, and its answer is read by the C parser once any DOCTYPE has
-been refused (gateway/stb/soap.py: no DTD, hence no entity to expand). Everything
-goes through the bounded HTTP of gateway/stb/http.py: an XML bomb, a SOAP fault,
-a hanging or 10 MB answer becomes a `BoxAnswerError` naming the box and the
-problem. Each service is used in the
-highest version the box has; where one read can carry several state variables
-(GetStateVariables, AVTransport:2 / RenderingControl:2) it does, and otherwise
+control URL, SOAPAction header and envelope template, each distinct set of
+arguments checked against the box's definitions and built once — sent over the
+fleet's keep-alive session. Its answer is read by the C parser once any DOCTYPE
+has been refused, and only once per distinct answer (gateway/stb/soap.py: no
+DTD, hence no entity to expand). Everything goes through the bounded HTTP of
+gateway/stb/http.py: an XML bomb, a SOAP fault, a hanging or 10 MB answer
+becomes a `BoxAnswerError` naming the box and the problem. Each service is used
+in the highest version the box has; where one read can carry several state
+variables (GetStateVariables, AVTransport:2 / RenderingControl:2) it does, and otherwise
 reads that do not depend on each other go out in parallel.
 """
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -54,6 +56,7 @@ from gateway.stb.schemas import ID_TYPE_DVB_C
 AV_TRANSPORT: Final = "urn:schemas-upnp-org:service:AVTransport:"
 RENDERING_CONTROL: Final = "urn:schemas-upnp-org:service:RenderingControl:"
 COMPANION_APP: Final = "Linli"
+_PREPARED_BODIES: Final = 64  # per box: its reads, and the channels its household watches
 _WAKEUP_MAC: Final = re.compile(r"MAC=([0-9A-Fa-f:-]{12,17})")
 _UUID: Final = re.compile(r"([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})", re.I)
 _DIDL: Final = (
@@ -127,6 +130,7 @@ class DialDlnaDriver:
         self._dial: DialClient | None = None
         self._app: str | None = None  # the last DIAL app launched (not the companion app)
         self._actions: dict[tuple[str, str], _Action] = {}
+        self._bodies: dict[tuple[Any, ...], bytes] = {}
         self._transport: str | None = None  # CurrentTransportState, as last read from the box
         self._unplayed: str | None = None  # a URI set without Play (the box was playing)
         self._keeps_playing = True  # until the box shows it does not (then Play always follows)
@@ -177,6 +181,7 @@ class DialDlnaDriver:
     async def async_close(self) -> None:
         self._device = None
         self._actions.clear()
+        self._bodies.clear()
         self._transport = None
 
     # -- calls ---------------------------------------------------------------------
@@ -192,16 +197,31 @@ class DialDlnaDriver:
             prepared = self._actions[key] = _Action.of(service, name)
         return prepared
 
+    def _body(self, action: _Action, args: dict[str, Any]) -> bytes:
+        """The request of `action` with these arguments, checked against the box's own definitions.
+
+        Built once per distinct set of arguments and connection: the same read,
+        or the same channel, is the same request every time.
+        """
+        key = (action.url, action.name, *args.items())
+        body = self._bodies.get(key)
+        if body is None:
+            try:
+                body = soap.envelope(
+                    action.namespace,
+                    action.name,
+                    [(arg.name, arg.coerce_upnp(self._valid(arg, args[arg.name]))) for arg in action.inputs],
+                )
+            except (UpnpError, KeyError, ValueError) as exc:
+                raise BoxAnswerError(f"{action.name}: cannot be sent to this box: {exc}"[:300]) from None
+            if len(self._bodies) >= _PREPARED_BODIES:
+                del self._bodies[next(iter(self._bodies))]  # the oldest
+            self._bodies[key] = body
+        return body
+
     async def _call(self, service: UpnpService | None, name: str, **args: Any) -> dict[str, Any]:
         action = self._action(service, name)
-        try:
-            body = soap.envelope(
-                action.namespace,
-                name,
-                [(arg.name, arg.coerce_upnp(self._valid(arg, args[arg.name]))) for arg in action.inputs],
-            )
-        except (UpnpError, KeyError, ValueError) as exc:
-            raise BoxAnswerError(f"{name}: cannot be sent to this box: {exc}"[:300]) from None
+        body = self._body(action, args)
         answer = await async_request(
             self._ctx.session, "POST", action.url, limits=self._ctx.limits, data=body, headers=action.headers
         )
@@ -285,7 +305,9 @@ class DialDlnaDriver:
             }
         return {k: v for k, v in values.items() if k in kinds}
 
-    async def _state_variables(self, service: UpnpService | None, names: tuple[str, ...]) -> dict[str, str]:
+    async def _state_variables(
+        self, service: UpnpService | None, names: tuple[str, ...]
+    ) -> Mapping[str, str]:
         """Several state variables in one GetStateVariables (AVTransport:2, RenderingControl:2)."""
         answer = await self._call(
             service, "GetStateVariables", InstanceID=0, StateVariableList=",".join(names)
