@@ -2,9 +2,10 @@
 
     python bench/stb.py [--quick] [--households 200] [--commands N] [--alerts N] [--runs R]
 
-A separate process runs the simulated boxes on 127.0.0.1 — half carrier IPTV
-boxes (RDK Thunder JSON-RPC), half cable boxes (DIAL + UPnP/DLNA) — so that
-the boxes' own work does not share the gateway's event loop. The gateway
+Separate processes run the simulated boxes on 127.0.0.1 — half carrier IPTV
+boxes (RDK Thunder JSON-RPC), half cable boxes (DIAL + UPnP/DLNA), one process
+per operator — so that the boxes' own work shares neither the gateway's event
+loop nor the other operator's. The gateway
 adopts them all (the carrier boxes keep their event WebSocket open) and runs
 the alert engine and the `tv` delivery channel.
 
@@ -61,44 +62,69 @@ SOAP_TRANSPORT_INFO = (
 # -- the boxes' process ---------------------------------------------------------------
 
 
-def _serve_boxes(count: int, ready: Any, stop: Any) -> None:
+def _serve_boxes(boxes_wanted: list[tuple[int, str]], ready: Any, stop: Any) -> None:
     async def run() -> None:
         from adapters.sim.televisions import make_box
 
         boxes = []
-        for index in range(1, count + 1):
-            operator = "carrier" if index % 2 else "broadcast"
+        for index, operator in boxes_wanted:
             box = make_box(operator, f"bench-{index:04d}")
             await box.async_start()
-            boxes.append((operator, box))
+            boxes.append((index, operator, box))
         # The boxes live as long as the process: out of the collector's way, as the gateway's are.
         gc.collect()
         gc.freeze()
-        ready.send([(operator, box.url, box.base_url, box.wake_port) for operator, box in boxes])
+        ready.send(
+            [(index, operator, box.url, box.base_url, box.wake_port) for index, operator, box in boxes]
+        )
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, stop.recv)
-        for _, box in boxes:
+        for _, _, box in boxes:
             await box.async_stop()
 
     asyncio.run(run())
 
 
 class BoxProcess:
+    """Household i's box: a carrier box for odd i, a cable box for even i.
+
+    Each operator's boxes run in a process of their own, as in the homes the two
+    operators' boxes share nothing: neither operator's boxes pause for the other's
+    garbage collection, or queue behind the other's requests.
+    """
+
     def __init__(self, count: int) -> None:
         ctx = mp.get_context("spawn")
-        parent_ready, child_ready = ctx.Pipe()
-        self._stop_parent, stop_child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve_boxes, args=(count, child_ready, stop_child), daemon=True)
-        self.process.start()
-        if not parent_ready.poll(120):
-            raise RuntimeError("the boxes' process did not start")
-        self.boxes: list[tuple[str, str, str, int]] = parent_ready.recv()
+        self.processes = []
+        self._stops = []
+        pipes = []
+        for operator in ADAPTERS:
+            wanted = [
+                (i, operator)
+                for i in range(1, count + 1)
+                if ("carrier" if i % 2 else "broadcast") == operator
+            ]
+            parent_ready, child_ready = ctx.Pipe()
+            stop_parent, stop_child = ctx.Pipe()
+            process = ctx.Process(target=_serve_boxes, args=(wanted, child_ready, stop_child), daemon=True)
+            process.start()
+            self.processes.append(process)
+            self._stops.append(stop_parent)
+            pipes.append(parent_ready)
+        started = []
+        for parent_ready in pipes:
+            if not parent_ready.poll(120):
+                raise RuntimeError("a boxes' process did not start")
+            started.extend(parent_ready.recv())
+        self.boxes: list[tuple[str, str, str, int]] = [box[1:] for box in sorted(started)]
 
     def stop(self) -> None:
-        self._stop_parent.send("stop")
-        self.process.join(30)
-        if self.process.is_alive():
-            self.process.kill()
+        for stop in self._stops:
+            stop.send("stop")
+        for process in self.processes:
+            process.join(30)
+            if process.is_alive():
+                process.kill()
 
 
 # -- the gateway --------------------------------------------------------------------------
