@@ -30,7 +30,7 @@ ENCODING_STYLE: Final = "http://schemas.xmlsoap.org/soap/encoding/"
 CONTROL_NS: Final = "urn:schemas-upnp-org:control-1-0"
 CONTENT_TYPE: Final = 'text/xml; charset="utf-8"'
 MAX_VALUES: Final = 64
-_REMEMBERED: Final = 1024  # distinct messages kept parsed, ≤ _REMEMBERED_BYTES each (≤ 4 MB in all)
+_REMEMBERED: Final = 1024  # distinct messages kept parsed, ≤ _REMEMBERED_BYTES each (a few MB at most)
 _REMEMBERED_BYTES: Final = 4096
 _HEAD: Final = (
     f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{ENVELOPE_NS}" '
