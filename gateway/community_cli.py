@@ -72,29 +72,27 @@ class Plan:
 # -- reading the file ------------------------------------------------------------------
 
 
-def read_file(path: Path) -> dict[str, Any]:
-    """The file's data: TOML unless it ends in .json; syntax errors name the line."""
+def read_file(path: Path) -> tuple[dict[str, Any], str]:
+    """The file's data and its text: TOML unless it ends in .json; syntax errors name the line."""
     try:
-        raw = path.read_bytes()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise TreeFileError(f"{path}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise TreeFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise TreeFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise TreeFileError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
     else:
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise TreeFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise TreeFileError(f"{path}: not valid TOML: {exc} (JSON files must end in .json)") from None
     if not isinstance(data, dict):
         raise TreeFileError(f"{path}: the top level must be an object with a `buildings` list")
-    return data
+    return data, text
 
 
 def _where(path: Path, key: str, text: str) -> str:
@@ -370,9 +368,8 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(tree, ensure_ascii=False, indent=2) if args.json else format_tree(tree, config))
         return 0
     try:
-        data = read_file(args.file)
-        raw = args.file.read_text("utf-8")
-        buildings = check_tree(data, args.file, raw)
+        data, text = read_file(args.file)
+        buildings = check_tree(data, args.file, text)
     except TreeFileError as exc:
         print(f"linli: {exc}", file=sys.stderr)
         return 2
