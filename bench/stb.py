@@ -380,16 +380,14 @@ async def main() -> None:
                     for op, times in by_op.items():
                         key = f"{op}/{name}"
                         results.setdefault(key, {}).setdefault("p50", []).append(median(times))
-                        results[key].setdefault("p99", []).append(percentile(times, 0.99))
                         samples.setdefault(key, []).extend(times)
                         if name != "bare":
                             line.append(f"{key} p50 {median(times):.2f} p99 {percentile(times, 0.99):.2f}")
-                    ratio = median(by_op["broadcast"]) / median(by_op["carrier"])
-                    results.setdefault(f"ratio/{name}", {}).setdefault("p50", []).append(ratio)
-                line.append(
-                    "cable/carrier p50 "
-                    + " ".join(f"{name} {results[f'ratio/{name}']['p50'][-1]:.2f}" for name in COMMANDS)
-                )
+                ratios = {
+                    name: median(measured[name]["broadcast"]) / median(measured[name]["carrier"])
+                    for name in COMMANDS
+                }
+                line.append("cable/carrier p50 " + " ".join(f"{name} {r:.2f}" for name, r in ratios.items()))
                 latencies = await alerts_to_overlays(gateway, box_process.boxes, alerts, args.rate, run)
                 for op, values in latencies.items():
                     if values:
