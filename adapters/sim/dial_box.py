@@ -17,12 +17,11 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 from aiohttp import web
-from async_upnp_client.aiohttp import AiohttpRequester
 from async_upnp_client.server import subscribe_handler, to_xml, unsubscribe_handler
 
 from adapters.sim.box import SimBox
 from adapters.sim.dial_apps import DialApps
-from adapters.sim.renderer import MediaRendererDevice, control_handler
+from adapters.sim.renderer import MediaRendererDevice, NotifyRequester, control_handler
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,6 +52,7 @@ class DialBox(SimBox):
         # Some renderers stop when given a new URI while playing (AVTransport says they keep
         # playing): the adapter must still get them to play.
         self.stops_on_new_uri = False
+        self.notifier = NotifyRequester()  # the GENA NOTIFYs to subscribers
 
     @property
     def url(self) -> str:
@@ -61,7 +61,7 @@ class DialBox(SimBox):
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024)
-        device = MediaRendererDevice.for_box(self, self.udn, AiohttpRequester(), self.upnp_version)
+        device = MediaRendererDevice.for_box(self, self.udn, self.notifier, self.upnp_version)
         if self.device is not None:  # keep what was playing across a power cycle
             for old, new in zip(self.device.all_services, device.all_services, strict=True):
                 new.__dict__.update({k: v for k, v in old.__dict__.items() if k in ("uri", "metadata")})
@@ -82,6 +82,10 @@ class DialBox(SimBox):
             )
         self.dial.add_routes(app, wrap=guard)
         return app
+
+    async def async_stop(self) -> None:
+        await super().async_stop()
+        await self.notifier.async_close()
 
     async def _description(self, device: MediaRendererDevice, request: web.Request) -> web.StreamResponse:
         self.requests += 1

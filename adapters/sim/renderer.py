@@ -11,6 +11,12 @@ reads the transport state and URI (or volume and mute) in one action — or a
 MediaRenderer:1 (`DialBox(upnp_version=1)`), read with GetTransportInfo and
 GetMediaInfo (GetVolume and GetMute).
 
+Both services event `LastChange` to subscribers (GENA, the library's
+subscribe handler and NOTIFY): the variables that changed since the last event,
+in one `Event` document, at most every 0.2 s — the moderation AVTransport:1 and
+RenderingControl:1 (§2.2.1, LastChange) ask of a renderer. So a channel change
+made with the box's own remote reaches a subscribed gateway within 0.2 s.
+
 The services, their state variables, argument checks and actions are
 async-upnp-client's server side. The control endpoint (`control_handler`) reads
 and writes the SOAP envelopes with gateway/stb/soap.py instead of the library's
@@ -22,14 +28,17 @@ the comparison between operators (bench/stb.py).
 parameter annotations against the state variables' Python types.)
 """
 
+import asyncio
 import weakref
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from xml.sax.saxutils import escape as xml_escape
+from xml.sax.saxutils import quoteattr
 
+import aiohttp
 from aiohttp import web
 from async_upnp_client.client import UpnpRequester
-from async_upnp_client.const import DeviceInfo, ServiceInfo
+from async_upnp_client.const import DeviceInfo, HttpRequest, HttpResponse, ServiceInfo
 from async_upnp_client.exceptions import UpnpActionError, UpnpActionErrorCode, UpnpValueError
 from async_upnp_client.server import (
     UpnpServerAction,
@@ -62,14 +71,76 @@ def _service(name: str, service_type: str) -> ServiceInfo:
     )
 
 
+LAST_CHANGE_S = 0.2  # LastChange is evented at most this often (AVTransport:1, RenderingControl:1)
+
+
+class NotifyRequester(UpnpRequester):
+    """How a box sends its NOTIFYs: over one keep-alive session of its own. A subscriber
+    that does not answer is its own loss (its subscription lapses), never the box's."""
+
+    def __init__(self, timeout_s: float = 2.0) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def async_http_request(self, http_request: HttpRequest) -> HttpResponse:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        body = http_request.body.encode() if http_request.body is not None else None
+        try:
+            async with self._session.request(
+                http_request.method, http_request.url, headers=dict(http_request.headers), data=body
+            ) as response:
+                await response.read()
+                return HttpResponse(response.status, dict(response.headers), None)
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return HttpResponse(599, {}, None)
+
+    async def async_close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class _BoxService(UpnpServerService):
     box: "SimBox"
+    #: The `Event` namespace of this service's LastChange (None: the service has none).
+    LAST_CHANGE_NS: ClassVar[str | None] = None
+
+    def __init__(self, requester: UpnpRequester) -> None:
+        super().__init__(requester)
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._sent: dict[str, tuple[str, str]] = {}  # as the last LastChange reported them
 
     def check(self) -> None:
         if self.box.misbehave == "fault":
             raise UpnpActionError(
                 error_code=UpnpActionErrorCode.ACTION_FAILED.value, error_desc="Tuner hardware fault"
             )
+
+    def evented(self) -> dict[str, tuple[str, str]]:
+        """The variables LastChange reports: name → (extra attributes, value)."""
+        return {}
+
+    def changed(self) -> None:
+        """Something evented may have changed: LastChange goes out with the next moderated event."""
+        if self.LAST_CHANGE_NS is None or self._flush_at is not None:
+            return
+        self._flush_at = asyncio.get_running_loop().call_later(LAST_CHANGE_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_at = None
+        now = self.evented()
+        news = {name: value for name, value in now.items() if self._sent.get(name) != value}
+        if not news:
+            return
+        self._sent = now
+        variables = "".join(
+            f"<{name}{attrs} val={quoteattr(value)}/>" for name, (attrs, value) in news.items()
+        )
+        # The library's eventable variable NOTIFYs every subscriber when its value changes.
+        self.state_variable(
+            "LastChange"
+        ).value = f'<Event xmlns="{self.LAST_CHANGE_NS}"><InstanceID val="0">{variables}</InstanceID></Event>'
 
 
 class AVTransportService(_BoxService):
@@ -95,13 +166,23 @@ class AVTransportService(_BoxService):
         "LastChange": create_event_var("string", default=""),
     }
 
+    LAST_CHANGE_NS = "urn:schemas-upnp-org:metadata-1-0/AVT/"
+
     def __init__(self, requester: UpnpRequester) -> None:
         super().__init__(requester)
         self.uri = ""
         self.metadata = ""
         self.transport = "NO_MEDIA_PRESENT"
 
+    def evented(self) -> dict[str, tuple[str, str]]:
+        return {
+            "TransportState": ("", self.transport),
+            "AVTransportURI": ("", self.uri),
+            "AVTransportURIMetaData": ("", self.metadata),
+        }
+
     def _show(self) -> None:
+        self.changed()
         screen = self.box.screen
         triplet = parse_dvb_uri(self.uri) if self.uri else None
         if triplet is not None:
@@ -238,6 +319,12 @@ class RenderingControlService(_BoxService):
         "Mute": create_state_var("boolean", default="0"),
         "LastChange": create_event_var("string", default=""),
     }
+    LAST_CHANGE_NS = "urn:schemas-upnp-org:metadata-1-0/RCS/"
+
+    def evented(self) -> dict[str, tuple[str, str]]:
+        master = ' channel="Master"'
+        screen = self.box.screen
+        return {"Volume": (master, str(screen.volume)), "Mute": (master, "1" if screen.muted else "0")}
 
     @callable_action(
         name="GetVolume",
@@ -260,6 +347,7 @@ class RenderingControlService(_BoxService):
     async def set_volume(self, InstanceID: int, Channel: str, DesiredVolume: int) -> dict[str, Any]:
         self.check()
         self.box.screen.volume = DesiredVolume
+        self.changed()
         return {}
 
     @callable_action(
@@ -283,6 +371,7 @@ class RenderingControlService(_BoxService):
     async def set_mute(self, InstanceID: int, Channel: str, DesiredMute: bool) -> dict[str, Any]:
         self.check()
         self.box.screen.muted = DesiredMute
+        self.changed()
         return {}
 
 

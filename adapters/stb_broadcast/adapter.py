@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Final
 
 from adapters.stb_broadcast.driver import create_driver
@@ -9,6 +10,8 @@ from gateway.discovery import FoundDevice
 from gateway.plugins.api import AdapterApi
 from gateway.registry import Device
 from gateway.stb.fleet import AdoptError, BoxFleet
+from gateway.stb.gena import GenaListener
+from gateway.stb.http import Limits
 
 PROFILE_ID: Final = "dvb/dial-dlna-stb"
 
@@ -18,9 +21,21 @@ class BroadcastAdapter:
 
     def __init__(self) -> None:
         self.fleet: BoxFleet | None = None
+        self.events: GenaListener | None = None
 
     async def async_start(self, api: AdapterApi) -> None:
-        self.fleet = BoxFleet(api, driver_factory=create_driver, profile_id=PROFILE_ID)
+        settings = dict(api.config.get("events") or {})
+        if settings.get("enabled", True):
+            self.events = GenaListener(
+                limits=Limits(timeout_s=float(api.config.get("timeout_s", 3))),
+                log=api.log,
+                host=settings.get("host"),
+                port=int(settings.get("port", 0)),
+            )
+            await self.events.async_start()
+        self.fleet = BoxFleet(
+            api, driver_factory=partial(create_driver, events=self.events), profile_id=PROFILE_ID
+        )
         await self.fleet.async_start()
         api.on_discovered(self._adopt_found)
 
@@ -38,6 +53,9 @@ class BroadcastAdapter:
         )
 
     async def async_stop(self) -> None:
+        if self.events is not None:  # first: every box is unsubscribed at once, not one by one
+            await self.events.async_stop()
+            self.events = None
         if self.fleet is not None:
             await self.fleet.async_stop()
             self.fleet = None

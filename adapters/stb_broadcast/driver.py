@@ -14,6 +14,11 @@
     portal    DIAL POST /apps/Linli "page=<url>"; state read back from its additionalData
     keys      not provided: neither DIAL nor DLNA carries remote-control keys
 
+Changes the box makes on its own — the resident's remote — arrive as UPnP events
+(GENA): the driver subscribes to AVTransport and RenderingControl when it
+connects (gateway/stb/gena.py), and each NOTIFY has the fleet read the kinds
+that service carries, as a carrier box's Thunder events do.
+
 The device description and its services are read once per connection by
 async-upnp-client (defusedxml underneath), which also owns the actions' argument
 definitions and type coercion. Each action is then a prepared request — its
@@ -35,6 +40,7 @@ import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape, quoteattr
@@ -50,6 +56,7 @@ from gateway.stb.channels import dvb_uri, parse_dvb_uri
 from gateway.stb.dial import DialApp, DialClient
 from gateway.stb.driver import BoxEndpoint, BoxFacts, DriverContext
 from gateway.stb.errors import BoxAnswerError, BoxUnreachableError
+from gateway.stb.gena import GenaListener
 from gateway.stb.http import BoundedUpnpRequester, async_request
 from gateway.stb.schemas import ID_TYPE_DVB_C
 
@@ -120,9 +127,13 @@ class DialDlnaDriver:
 
     protocols: tuple[str, ...] = ("dial", "upnp-av")
 
-    def __init__(self, endpoint: BoxEndpoint, context: DriverContext) -> None:
+    def __init__(
+        self, endpoint: BoxEndpoint, context: DriverContext, events: GenaListener | None = None
+    ) -> None:
         self._endpoint = endpoint
         self._ctx = context
+        self._events = events
+        self._watched: list[UpnpService] = []
         self._requester = BoundedUpnpRequester(context.session, context.limits)
         self._device: UpnpDevice | None = None
         self._av: UpnpService | None = None
@@ -167,6 +178,7 @@ class DialDlnaDriver:
         self._dial = (
             DialClient(self._ctx.session, self._ctx.limits, application_url) if application_url else None
         )
+        await self._watch()
         match = _WAKEUP_MAC.search(wakeup)
         uuid = _UUID.search(device.udn or "")
         return BoxFacts(
@@ -178,7 +190,40 @@ class DialDlnaDriver:
             name=device.friendly_name or None,
         )
 
+    async def _watch(self) -> None:
+        """Subscribe to the box's own changes; without events (refused, or none) polling still works."""
+        self._unwatch()
+        if self._events is None:
+            return
+        wanted = [
+            (service, kinds)
+            for service, kinds in (
+                (self._av, frozenset({"channel", "media"})),
+                (self._rc, frozenset({"volume"})),
+            )
+            if service is not None and service.event_sub_url
+        ]
+        results = await asyncio.gather(
+            *(
+                self._events.async_subscribe(service, partial(self._ctx.on_change, kinds))
+                for service, kinds in wanted
+            ),
+            return_exceptions=True,
+        )
+        for (service, _), result in zip(wanted, results, strict=True):
+            if isinstance(result, BaseException):
+                self._ctx.log.debug("no UPnP events from %s: %s", service.event_sub_url, result)
+            else:
+                self._watched.append(service)
+
+    def _unwatch(self) -> None:
+        if self._events is not None:
+            for service in self._watched:
+                self._events.unsubscribe(service)
+        self._watched.clear()
+
     async def async_close(self) -> None:
+        self._unwatch()
         self._device = None
         self._actions.clear()
         self._bodies.clear()
@@ -488,5 +533,7 @@ class DialDlnaDriver:
             raise NotSupportedError(f"cable boxes have no {kind!r} over DIAL or DLNA")
 
 
-def create_driver(endpoint: BoxEndpoint, context: DriverContext) -> DialDlnaDriver:
-    return DialDlnaDriver(endpoint, context)
+def create_driver(
+    endpoint: BoxEndpoint, context: DriverContext, events: GenaListener | None = None
+) -> DialDlnaDriver:
+    return DialDlnaDriver(endpoint, context, events)

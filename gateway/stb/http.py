@@ -17,6 +17,7 @@ from typing import Final
 import aiohttp
 from async_upnp_client.client import UpnpRequester
 from async_upnp_client.const import HttpRequest, HttpResponse
+from async_upnp_client.utils import CaseInsensitiveDict
 
 from gateway.stb.errors import BoxAnswerError, BoxUnreachableError
 
@@ -117,4 +118,5 @@ class BoundedUpnpRequester(UpnpRequester):
             text = answer.body.decode("utf-8")
         except UnicodeDecodeError:
             raise BoxAnswerError(f"{http_request.method} {http_request.url}: answer is not UTF-8") from None
-        return HttpResponse(answer.status, answer.headers, text)
+        # The library looks headers up in lower case (GENA's SID and TIMEOUT).
+        return HttpResponse(answer.status, CaseInsensitiveDict(answer.headers), text)
