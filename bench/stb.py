@@ -6,7 +6,8 @@ Separate processes run the simulated boxes on 127.0.0.1 — half carrier IPTV
 boxes (RDK Thunder JSON-RPC), half cable boxes (DIAL + UPnP/DLNA), one process
 per operator — so that the boxes' own work shares neither the gateway's event
 loop nor the other operator's. The gateway
-adopts them all (the carrier boxes keep their event WebSocket open) and runs
+adopts them all — each box keeps its events open, the carrier boxes their
+Thunder WebSocket, the cable boxes their UPnP (GENA) subscriptions — and runs
 the alert engine and the `tv` delivery channel.
 
 1. Command round trip, gateway → box → state read back and confirmed, through
