@@ -164,6 +164,7 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "households": {"type": "integer", "minimum": 1, "maximum": 5000},
                 "rate": {"type": "number", "minimum": 0},
                 "sos_per_hour": {"type": "number", "minimum": 0},
+                "tv_remote_per_hour": {"type": "number", "minimum": 0},
             },
         },
         "discovery": {

@@ -160,6 +160,20 @@ class SimBox:
 
         self._waking = asyncio.get_running_loop().create_task(wake(), name=f"sim-{self.name}-wake")
 
+    # -- the resident's own remote control ----------------------------------------------
+
+    @property
+    def powered(self) -> bool:
+        return self._runner is not None and self.screen.power
+
+    async def remote_tune(self, lcn: int) -> None:
+        """The resident dials channel `lcn` of the operator's lineup on the box's own remote."""
+        raise NotImplementedError
+
+    async def remote_volume(self, level: int) -> None:
+        """The resident sets the volume with the box's own remote."""
+        raise NotImplementedError
+
     # -- shared screen behaviour -------------------------------------------------------
 
     def show_overlay(self, text: str | None, title: str | None = None, level: str | None = None) -> None:

@@ -1,8 +1,9 @@
 """Component `sim`: builds the demo community in the registry and runs its homes.
 
 Configured by the `demo` section that `linli demo` writes into the config:
-`households`, `rate` (messages per second for the whole community) and
-`sos_per_hour` (per home).
+`households`, `rate` (messages per second for the whole community),
+`sos_per_hour` (per home) and `tv_remote_per_hour` (presses of each TV's own
+remote: a channel or a volume change the box reports to the gateway).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class SimCommunity:
     def __init__(self) -> None:
         self.homes: list[SimHome] = []
         self._task: asyncio.Task[None] | None = None
-        self.televisions = SimTelevisions()
+        self.televisions: SimTelevisions = SimTelevisions()
         self._announcers: asyncio.Task[None] | None = None
 
     async def async_start(self, gateway: Gateway) -> None:
@@ -36,6 +37,7 @@ class SimCommunity:
         count = int(demo.get("households", 20))
         rate = float(demo.get("rate", count * 0.5))
         sos_per_hour = float(demo.get("sos_per_hour", 0.5))
+        self.televisions = SimTelevisions(remote_per_hour=float(demo.get("tv_remote_per_hour", 12)))
         if gateway.registry.community_name == "Linli community":  # the default: name the demo
             gateway.registry.community_name = "邻里示范社区 · Linli demo community"
         added = await gateway.registry.async_import(**layout(count))

@@ -15,13 +15,16 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 from aiohttp import web
 from async_upnp_client.server import subscribe_handler, to_xml, unsubscribe_handler
 
 from adapters.sim.box import SimBox
 from adapters.sim.dial_apps import DialApps
+from adapters.sim.lineups import BROADCAST_LINEUP
 from adapters.sim.renderer import MediaRendererDevice, NotifyRequester, control_handler
+from gateway.stb.channels import dvb_uri
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -82,6 +85,23 @@ class DialBox(SimBox):
             )
         self.dial.add_routes(app, wrap=guard)
         return app
+
+    async def remote_tune(self, lcn: int) -> None:
+        record = next(r for r in BROADCAST_LINEUP if r["lcn"] == lcn)
+        av = self._service("AVTransport")
+        await av.set_uri(InstanceID=0, CurrentURI=dvb_uri(record), CurrentURIMetaData="")
+        if av.transport != "PLAYING":
+            await av.play(InstanceID=0, Speed="1")
+
+    async def remote_volume(self, level: int) -> None:
+        await self._service("RenderingControl").set_volume(
+            InstanceID=0, Channel="Master", DesiredVolume=level
+        )
+
+    def _service(self, name: str) -> Any:
+        """The renderer's service (what the remote's firmware calls, as a control point would)."""
+        assert self.device is not None, "the box is not running"
+        return next(s for s in self.device.all_services if f":service:{name}:" in s.service_type)
 
     async def async_stop(self) -> None:
         await super().async_stop()

@@ -4,17 +4,25 @@ Each household gets its own simulated box on 127.0.0.1 (Thunder JSON-RPC, or
 DIAL + DLNA) and the box is adopted through its operator's adapter, found by
 name in the `adapters` component — the simulation imports no adapter. Boxes
 wake by Wake-on-LAN on loopback only.
+
+The residents use their own remotes too (`remote_per_hour` presses per TV): a
+channel change or a volume step on the box itself, which reaches the gateway
+the way each operator's boxes report such changes — a Thunder event, a UPnP
+NOTIFY — and shows on the household's screens page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 from typing import Any, Final
 
 from adapters.sim.box import SimBox
 from adapters.sim.dial_box import DialBox
 from adapters.sim.layout import household_id, tv_operator
+from adapters.sim.lineups import CARRIER_LINEUP
 from adapters.sim.thunder_box import ThunderBox
 from gateway.runtime import Gateway
 
@@ -31,8 +39,12 @@ def make_box(operator: str, name: str) -> SimBox:
 class SimTelevisions:
     """The simulated boxes of the demo's households, started and adopted."""
 
-    def __init__(self) -> None:
+    def __init__(self, remote_per_hour: float = 0.0, seed: int = 1) -> None:
         self.boxes: dict[str, SimBox] = {}
+        self.remote_per_hour = remote_per_hour
+        self.presses = 0
+        self._rng = random.Random(seed)
+        self._remotes: asyncio.Task[None] | None = None
 
     async def async_start(self, gateway: Gateway, households: int) -> None:
         host: Any = gateway.components.get("adapters")
@@ -68,6 +80,10 @@ class SimTelevisions:
             for result in results:
                 if isinstance(result, Exception):
                     _LOGGER.warning("demo: a TV box was not adopted: %s", result)
+        if self.boxes and self.remote_per_hour > 0:
+            self._remotes = asyncio.get_running_loop().create_task(
+                self._use_remotes(), name="linli-sim-remotes"
+            )
         carriers = sum(1 for box in self.boxes.values() if isinstance(box, ThunderBox))
         _LOGGER.info(
             "demo: %d TV boxes: %d carrier IPTV (Thunder), %d cable (DIAL + DLNA)",
@@ -76,6 +92,30 @@ class SimTelevisions:
             len(self.boxes) - carriers,
         )
 
+    async def _use_remotes(self) -> None:
+        """Now and then, somewhere in the community, someone zaps or turns the volume."""
+        lcns = [record["lcn"] for record in CARRIER_LINEUP]  # the same numbers on both networks
+        while self.remote_per_hour > 0:  # (set to 0, the residents put their remotes down)
+            await asyncio.sleep(self._rng.expovariate(self.remote_per_hour * len(self.boxes) / 3600))
+            box = self._rng.choice(list(self.boxes.values()))
+            if not box.powered:
+                continue
+            try:
+                if self._rng.random() < 0.7:
+                    await box.remote_tune(self._rng.choice(lcns))
+                else:
+                    await box.remote_volume(
+                        max(0, min(100, box.screen.volume + self._rng.choice((-6, -3, 3, 6))))
+                    )
+                self.presses += 1
+            except Exception:  # a box mid power cycle: the resident presses again later
+                _LOGGER.debug("demo: a remote press on %s did nothing", box.name, exc_info=True)
+
     async def async_stop(self) -> None:
+        if self._remotes is not None:
+            self._remotes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._remotes
+            self._remotes = None
         boxes, self.boxes = list(self.boxes.values()), {}
         await asyncio.gather(*(box.async_stop() for box in boxes), return_exceptions=True)

@@ -241,6 +241,14 @@ class ThunderBox(SimBox):
         super()._on_wake()
         self.power_state = "ON"
 
+    async def remote_tune(self, lcn: int) -> None:
+        record = next(r for r in CARRIER_LINEUP if r["lcn"] == lcn)
+        uri = record.get("uri") or f"iptv:{record['ipBroadcastID']}"
+        self._launch({"callsign": LIVE_TV, "uri": uri})  # and the box tells its event listeners
+
+    async def remote_volume(self, level: int) -> None:
+        self._set_volume({"volumeLevel": level})
+
     def _launch(self, params: dict[str, Any]) -> dict[str, Any]:
         callsign = str(params.get("callsign") or "")
         if not callsign:

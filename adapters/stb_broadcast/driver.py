@@ -193,7 +193,7 @@ class DialDlnaDriver:
     async def _watch(self) -> None:
         """Subscribe to the box's own changes; without events (refused, or none) polling still works."""
         self._unwatch()
-        if self._events is None:
+        if self._events is None or not self._ctx.watch:
             return
         wanted = [
             (service, kinds)

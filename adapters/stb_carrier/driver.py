@@ -77,7 +77,7 @@ class ThunderDriver:
         if not isinstance(info, dict):
             raise BoxAnswerError(f"{SYSTEM}.getDeviceInfo: expected an object, got {type(info).__name__}")
         mac = info.get("estb_mac") if isinstance(info.get("estb_mac"), str) else None
-        if not self._thunder.events_open:
+        if self._ctx.watch and not self._thunder.events_open:
             try:
                 await self._thunder.async_open_events(EVENTS, self._on_event)
             except (TimeoutError, OSError, Exception) as exc:  # events are a bonus: polling still works

@@ -66,6 +66,8 @@ class DriverContext:
     portal_url: str
     log: logging.Logger
     on_change: Callable[[frozenset[str]], None] = lambda kinds: None  # the box pushed news
+    # Ask the box to push its own changes (events)? Not when a box is only being identified.
+    watch: bool = True
 
 
 @dataclass(slots=True, kw_only=True)

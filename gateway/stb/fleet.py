@@ -185,6 +185,7 @@ class BoxFleet:
             portal_url=self.api.portal_url,
             log=self.api.log,
             on_change=on_change,
+            watch=device_id is not None,
         )
 
     def _attach(self, device: Device, endpoint: BoxEndpoint) -> Box:

@@ -84,6 +84,7 @@ class _Endpoint(UpnpNotifyServer):
     async def async_start_server(self) -> None:
         app = web.Application(client_max_size=MAX_NOTIFY_BYTES)
         app.router.add_route("NOTIFY", self.path, self._notify)
+        app.router.add_route("*", "/{anything:.*}", self._other)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -102,6 +103,11 @@ class _Endpoint(UpnpNotifyServer):
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+    async def _other(self, request: web.Request) -> web.Response:
+        if request.path == self.path:
+            return self._listener.refuse(405, f"{request.method[:16]}, not NOTIFY", request)
+        return self._listener.refuse(404, "not the callback path", request)
 
     async def _notify(self, request: web.Request) -> web.Response:
         subscription = self._listener.by_sid.get(request.headers.get("SID", ""))

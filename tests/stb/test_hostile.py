@@ -115,15 +115,3 @@ async def test_a_box_that_answers_10_megabytes_is_cut_off_at_the_limit(make_gate
         await gateway.commands.async_send("h1-tv", "volume", {"action": "set", "level": 3})
     assert "65536-byte limit" in raised.value.message
     assert time.perf_counter() - started < 1.0  # stopped reading, did not wait for 10 MB
-
-
-async def test_the_carrier_box_reports_its_own_changes_over_the_websocket(make_gateway, boxes) -> None:
-    # given a carrier box and no background polling (poll_s is an hour in tests)
-    gateway = await stb_gateway(make_gateway)
-    box = await boxes("carrier", "h1-tv")
-    device = await home_with_tv(gateway, "h1", box)
-    await asyncio.sleep(1.1)  # past the echo window of the adoption's own reads
-    # when someone turns the volume up with the box's own remote
-    box._set_volume({"volumeLevel": 61})
-    # then the gateway knows at once, from the box's event
-    await settle(lambda: device.states["volume"].value["level"] == 61, timeout=2)

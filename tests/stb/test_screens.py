@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -195,6 +197,37 @@ async def test_the_demo_gives_half_the_households_a_carrier_box_and_half_a_cable
         assert [televisions.boxes[h].screen.overlay["text"] for h in profiles] == [
             f"社区通知 {h}" for h in profiles
         ]
+    finally:
+        await televisions.async_stop()
+
+
+async def test_the_demo_residents_use_their_own_remotes_and_the_gateway_follows(make_gateway) -> None:
+    # given the demo's first four homes, two with each operator's box, and no polling
+    gateway = await stb_gateway(make_gateway)
+    await gateway.registry.async_import(**layout(4))
+    televisions = SimTelevisions(remote_per_hour=0)
+    try:
+        await televisions.async_start(gateway, 4)
+        await asyncio.sleep(1.1)  # past the echo window of the adoptions' own reads
+        # when the residents zap and turn the volume on the boxes themselves for a while
+        televisions.remote_per_hour = 20 * 3600  # 20 presses a second per TV
+        remotes = asyncio.get_running_loop().create_task(televisions._use_remotes())
+        await asyncio.sleep(1.5)
+        televisions.remote_per_hour = 0
+        await remotes
+        assert televisions.presses > 40
+
+        # then each household's TV state in the gateway is what its box shows, learnt from events only
+        def followed(hid: str) -> bool:
+            screen = televisions.boxes[hid].screen
+            states = gateway.registry.devices[f"{hid}-tv"].states
+            channel = states["channel"].value or {}
+            return states["volume"].value["level"] == screen.volume and channel.get("lcn") == (
+                screen.channel or {}
+            ).get("lcn")
+
+        for hid in ("h0001", "h0002", "h0003", "h0004"):
+            await settle(lambda hid=hid: followed(hid), timeout=2)  # type: ignore[misc]
     finally:
         await televisions.async_stop()
 
