@@ -120,9 +120,10 @@ class _Endpoint(UpnpNotifyServer):
         except web.HTTPRequestEntityTooLarge:
             return self._listener.refuse(413, f"over {MAX_NOTIFY_BYTES} bytes", request)
         try:
-            text = body.decode("utf-8")
+            text = body.decode("utf-8-sig")  # some renderers start their XML with a byte-order mark
+            # Headers as received, looked up case-insensitively: some boxes send `nt:` and `sid:`.
             status = await self.handler.handle_notify(
-                HttpRequest("NOTIFY", self.callback_url, dict(request.headers), text)
+                HttpRequest("NOTIFY", self.callback_url, request.headers, text)
             )
         except (UnicodeDecodeError, ParseError, DefusedXmlException, ValueError) as exc:
             return self._listener.refuse(400, f"an unreadable property set ({type(exc).__name__})", request)

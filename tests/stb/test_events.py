@@ -45,6 +45,12 @@ async def notify(
             return response.status
 
 
+async def notify_raw(url: str, body: str, headers: dict[str, str]) -> int:
+    async with aiohttp.ClientSession() as session:
+        async with session.request("NOTIFY", url, data=body.encode(), headers=headers) as response:
+            return response.status
+
+
 @pytest.mark.parametrize("operator", OPERATORS)
 async def test_either_operators_box_reports_the_residents_own_remote_at_once(
     make_gateway, boxes, operator
@@ -90,6 +96,12 @@ async def test_a_hostile_notify_is_refused_and_kept_nowhere(make_gateway, boxes)
     assert listener.received == received
     assert sum(listener.refused.values()) - refused == 9
     assert handler._backlog == {}
+    # and a well-formed event the way some renderers write it (lower-case headers, a byte-order
+    # mark) is taken in
+    real = await notify_raw(
+        url, "\ufeff" + change, {"nt": "upnp:event", "nts": "upnp:propchange", "sid": sid, "seq": "2"}
+    )
+    assert real == 200 and listener.received == received + 1
     # and the box's own change still gets through
     await box.remote_volume(7)
     await settle(lambda: device.states["volume"].value["level"] == 7, timeout=2)
