@@ -178,7 +178,7 @@ class DialDlnaDriver:
         self._dial = (
             DialClient(self._ctx.session, self._ctx.limits, application_url) if application_url else None
         )
-        await self._watch()
+        self._watch()
         match = _WAKEUP_MAC.search(wakeup)
         uuid = _UUID.search(device.udn or "")
         return BoxFacts(
@@ -190,36 +190,23 @@ class DialDlnaDriver:
             name=device.friendly_name or None,
         )
 
-    async def _watch(self) -> None:
-        """Subscribe to the box's own changes; without events (refused, or none) polling still works."""
+    def _watch(self) -> None:
+        """Have the box report its own changes (in the background; without events, polling still works)."""
         self._unwatch()
         if self._events is None or not self._ctx.watch:
             return
-        wanted = [
-            (service, kinds)
-            for service, kinds in (
-                (self._av, frozenset({"channel", "media"})),
-                (self._rc, frozenset({"volume"})),
-            )
-            if service is not None and service.event_sub_url
-        ]
-        results = await asyncio.gather(
-            *(
-                self._events.async_subscribe(service, partial(self._ctx.on_change, kinds))
-                for service, kinds in wanted
-            ),
-            return_exceptions=True,
-        )
-        for (service, _), result in zip(wanted, results, strict=True):
-            if isinstance(result, BaseException):
-                self._ctx.log.debug("no UPnP events from %s: %s", service.event_sub_url, result)
-            else:
+        for service, kinds in (
+            (self._av, frozenset({"channel", "media"})),
+            (self._rc, frozenset({"volume"})),
+        ):
+            if service is not None and service.event_sub_url:
+                self._events.watch(service, partial(self._ctx.on_change, kinds))
                 self._watched.append(service)
 
     def _unwatch(self) -> None:
         if self._events is not None:
             for service in self._watched:
-                self._events.unsubscribe(service)
+                self._events.unwatch(service)
         self._watched.clear()
 
     async def async_close(self) -> None:
