@@ -269,8 +269,13 @@ async def test_a_household_admin_sets_up_care_on_the_phone_and_the_tv_shows_the_
         await settle(lambda: [r.title for r in care.reminders.values()] == ["降压药 2 片"])
         # thresholds are labelled "not a diagnosis"; a value outside the safe range is refused
         assert "不是诊断" in await page.inner_text("#not-diagnosis")
+        # (the reminders card is still reloading after the edit: let the page settle before typing,
+        # so that no form is redrawn between a value typed and its submit)
+        await page.wait_for_load_state("networkidle")
         form = page.locator('form.thresholds[data-resident="h1-r1"]')
-        await form.locator('input[name="systolic_crisis"]').fill("250")
+        crisis = form.locator('input[name="systolic_crisis"]')
+        await crisis.fill("250")
+        assert await crisis.input_value() == "250"
         await form.locator("button[type=submit]").click()
         await form.locator(".form-status.error").wait_for()
         assert health.thresholds("h1-r1").systolic_crisis == 180
