@@ -80,10 +80,7 @@ class SimTelevisions:
             for result in results:
                 if isinstance(result, Exception):
                     _LOGGER.warning("demo: a TV box was not adopted: %s", result)
-        if self.boxes and self.remote_per_hour > 0:
-            self._remotes = asyncio.get_running_loop().create_task(
-                self._use_remotes(), name="linli-sim-remotes"
-            )
+        self.start_remotes(self.remote_per_hour)
         carriers = sum(1 for box in self.boxes.values() if isinstance(box, ThunderBox))
         _LOGGER.info(
             "demo: %d TV boxes: %d carrier IPTV (Thunder), %d cable (DIAL + DLNA)",
@@ -92,10 +89,26 @@ class SimTelevisions:
             len(self.boxes) - carriers,
         )
 
+    def start_remotes(self, per_hour: float) -> None:
+        """From now on the residents press their TVs' remotes `per_hour` times each (0: never)."""
+        self.remote_per_hour = per_hour
+        if self.boxes and per_hour > 0 and (self._remotes is None or self._remotes.done()):
+            self._remotes = asyncio.get_running_loop().create_task(
+                self._use_remotes(), name="linli-sim-remotes"
+            )
+
+    async def async_stop_remotes(self) -> None:
+        """The residents put their remotes down."""
+        remotes, self._remotes = self._remotes, None
+        if remotes is not None:
+            remotes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await remotes
+
     async def _use_remotes(self) -> None:
         """Now and then, somewhere in the community, someone zaps or turns the volume."""
         lcns = [record["lcn"] for record in CARRIER_LINEUP]  # the same numbers on both networks
-        while self.remote_per_hour > 0:  # (set to 0, the residents put their remotes down)
+        while self.remote_per_hour > 0:
             await asyncio.sleep(self._rng.expovariate(self.remote_per_hour * len(self.boxes) / 3600))
             box = self._rng.choice(list(self.boxes.values()))
             if not box.powered:
@@ -112,10 +125,6 @@ class SimTelevisions:
                 _LOGGER.debug("demo: a remote press on %s did nothing", box.name, exc_info=True)
 
     async def async_stop(self) -> None:
-        if self._remotes is not None:
-            self._remotes.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._remotes
-            self._remotes = None
+        await self.async_stop_remotes()
         boxes, self.boxes = list(self.boxes.values()), {}
         await asyncio.gather(*(box.async_stop() for box in boxes), return_exceptions=True)

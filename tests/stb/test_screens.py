@@ -210,11 +210,9 @@ async def test_the_demo_residents_use_their_own_remotes_and_the_gateway_follows(
         await televisions.async_start(gateway, 4)
         await asyncio.sleep(1.1)  # past the echo window of the adoptions' own reads
         # when the residents zap and turn the volume on the boxes themselves for a while
-        televisions.remote_per_hour = 20 * 3600  # 20 presses a second per TV
-        remotes = asyncio.get_running_loop().create_task(televisions._use_remotes())
+        televisions.start_remotes(20 * 3600)  # 20 presses a second per TV
         await asyncio.sleep(1.5)
-        televisions.remote_per_hour = 0
-        await remotes
+        await televisions.async_stop_remotes()
         assert televisions.presses > 40
 
         # then each household's TV state in the gateway is what its box shows, learnt from events only
