@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import socket
 import sys
 import tomllib
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from jsonschema import Draft202012Validator
+
+from gateway.mqtt.broker_process import is_loopback
 
 ENV_PREFIX: Final = "LINLI_"
 
@@ -48,7 +51,8 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "broker": {"enum": ["embedded", "mosquitto", "external"]},
+                "broker": {"enum": ["auto", "embedded", "mosquitto", "external"]},
+                "mqtt5_port": {"type": "integer", "minimum": 0, "maximum": 65535},
                 "url": {"type": "string", "pattern": "^mqtts?://"},
                 "host": {"type": "string", "minLength": 1},
                 "port": _PORT,
@@ -278,7 +282,10 @@ DEFAULTS: Final[dict[str, Any]] = {
     "log_level": "INFO",
     "community": {"id": "community", "name": "Linli community"},
     "mqtt": {
-        "broker": "embedded",
+        # Mosquitto (per-device credentials and ACL) when installed, else the embedded
+        # rumqttd on loopback: docs/broker.md says why.
+        "broker": "auto",
+        "mqtt5_port": 0,
         "host": "127.0.0.1",
         "port": 1883,
         "keepalive_s": 30,
@@ -481,6 +488,14 @@ def load_config(
     mqtt = config["mqtt"]
     if mqtt["reconnect_min_s"] > mqtt["reconnect_max_s"]:
         raise ConfigError("config: mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s")
+    if mqtt["broker"] == "auto":
+        mqtt["broker"] = "mosquitto" if shutil.which(mqtt["mosquitto_binary"]) else "embedded"
+    if mqtt["broker"] == "embedded" and not is_loopback(mqtt["host"]):
+        raise ConfigError(
+            f"config: mqtt.host: {mqtt['host']!r}: the embedded broker has no per-device access "
+            "control and listens on loopback only (127.0.0.1); install Mosquitto and set "
+            "mqtt.broker = 'mosquitto' to serve homes on a network"
+        )
     uplink = config["uplink"]
     if uplink["enabled"]:
         if not uplink["region"]:

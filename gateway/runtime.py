@@ -26,7 +26,8 @@ from gateway.bus import EventBus
 from gateway.commands import Commands
 from gateway.context import Context
 from gateway.events import GatewayStarted
-from gateway.mqtt.broker import Broker, EmbeddedBroker, MosquittoBroker
+from gateway.mqtt.broker import GATEWAY_USER, Broker, EmbeddedBroker, MosquittoBroker
+from gateway.mqtt.credentials import MqttCredentials
 from gateway.mqtt.link import MqttLink, MqttSettings
 from gateway.notify import Notifier
 from gateway.privacy import Privacy
@@ -142,11 +143,27 @@ class Gateway:
 
             url = URL(mqtt["url"])
             host, port = url.host or host, url.port or 1883
+        prefix = config["discovery"]["mqtt"]["prefix"]
+        self.mqtt_credentials = MqttCredentials(self.store, self.registry, self.bus, discovery_prefix=prefix)
         self.broker: Broker | None = None
         if mqtt["broker"] == "embedded":
-            self.broker = EmbeddedBroker(host, port)
+            self.broker = EmbeddedBroker(
+                host,
+                port,
+                self.data_dir,
+                max_payload_bytes=mqtt["max_payload_bytes"],
+                mqtt5_port=mqtt["mqtt5_port"],
+            )
         elif mqtt["broker"] == "mosquitto":
-            self.broker = MosquittoBroker(host, port, self.data_dir, mqtt["mosquitto_binary"])
+            self.broker = MosquittoBroker(
+                host,
+                port,
+                self.data_dir,
+                mqtt["mosquitto_binary"],
+                credentials=self.mqtt_credentials,
+                discovery_prefix=prefix,
+                max_payload_bytes=mqtt["max_payload_bytes"],
+            )
         self.mqtt = MqttLink(
             MqttSettings(
                 host=host,
@@ -210,16 +227,27 @@ class Gateway:
             return None
 
         broker = self.broker
+
+        async def start_broker() -> None:
+            await self.mqtt_credentials.async_load()
+            self.mqtt_credentials.start_following_registry(self.spawn)
+            if broker is None:
+                return
+            await broker.async_start()
+            settings = self.mqtt.settings
+            if isinstance(broker, MosquittoBroker) and settings.username is None:
+                settings.username, settings.password = GATEWAY_USER, broker.gateway_password
+
+        async def stop_broker() -> None:
+            self.mqtt_credentials.stop()
+            if broker is not None:
+                await broker.async_stop()
+
         core: list[Component] = [
             _FunctionComponent("profiles", (), start_profiles, nothing),
             _FunctionComponent("store", (), self._start_store, self.store.async_stop),
             _FunctionComponent("registry", ("store", "profiles"), start_registry, nothing),
-            _FunctionComponent(
-                "broker",
-                (),
-                broker.async_start if broker else nothing,
-                broker.async_stop if broker else nothing,
-            ),
+            _FunctionComponent("broker", ("store",), start_broker, stop_broker),
             _FunctionComponent("mqtt", ("broker",), self.mqtt.async_start, self.mqtt.async_stop),
             _FunctionComponent(
                 "supervision",

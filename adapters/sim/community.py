@@ -17,6 +17,8 @@ from adapters.sim.homes import SimDevice, SimHome, run_homes
 from adapters.sim.layout import household_id, layout, residents
 from adapters.sim.telemetry import GENERATORS, DeviceSim
 from adapters.sim.televisions import SimTelevisions
+from gateway.mqtt.broker import MosquittoBroker
+from gateway.mqtt.topics import device_topic
 from gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class SimCommunity:
         broker = gateway.mqtt.settings
         for index in range(1, count + 1):
             hid = household_id(index)
+            credential = await _hub_credential(gateway, hid)
             devices = [
                 SimDevice(
                     device_id=device.id,
@@ -71,6 +74,8 @@ class SimCommunity:
                     # demo shows an alert escalating on the phone, the TV and the console.
                     first_sos_after_s=25.0 if index == 1 else None,
                     seed=index,
+                    username=credential[0] if credential else None,
+                    password=credential[1] if credential else None,
                 )
             )
         self._task = asyncio.create_task(run_homes(self.homes), name="linli-sim")
@@ -104,6 +109,17 @@ class SimCommunity:
     @property
     def published(self) -> int:
         return sum(home.published for home in self.homes)
+
+
+async def _hub_credential(gateway: Gateway, hid: str) -> tuple[str, str] | None:
+    """Each simulated home hub is a bridge of its household (a fresh password every run),
+    where the broker enforces per-household access; the embedded broker has no ACL."""
+    if not isinstance(gateway.broker, MosquittoBroker):
+        return None
+    issued = await gateway.mqtt_credentials.async_issue_bridge(
+        hid, device_topic(hid, "").rstrip("/"), "demo hub"
+    )
+    return issued.principal.username, issued.password
 
 
 async def _add_residents(gateway: Gateway, count: int) -> None:

@@ -44,10 +44,14 @@ class SimHome:
         sos_per_hour: float,
         first_sos_after_s: float | None = None,
         seed: int,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.household_id = household_id
         self.devices = devices
         self.host, self.port = host, port
+        # The hub's own bridge credential (on a broker with per-household ACLs)
+        self.username, self.password = username, password
         self.rate = rate
         self.sos_per_hour = sos_per_hour
         self.first_sos_after_s = first_sos_after_s
@@ -64,7 +68,9 @@ class SimHome:
                 async with aiomqtt.Client(
                     self.host,
                     self.port,
-                    identifier=f"sim-hub-{self.household_id}",
+                    identifier=self.username or f"sim-hub-{self.household_id}",
+                    username=self.username,
+                    password=self.password,
                     keepalive=60,
                     will=None,
                 ) as client:

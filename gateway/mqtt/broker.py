@@ -1,29 +1,48 @@
-"""The broker the gateway connects to, in one of three modes.
+"""The broker the gateway connects to, in one of three modes (chosen by measurement: docs/broker.md).
 
-* `embedded` (default): amqtt inside this process on 127.0.0.1 — zero install,
-  for the demo and small sites. amqtt speaks MQTT 3.1.1 only and has no
-  offline queueing, so availability is also tracked by silence (see registry).
-* `mosquitto`: the gateway writes a config into its data directory and runs
-  and supervises a Mosquitto process — the recommended production mode.
+* `embedded` (default when Mosquitto is not installed): rumqttd, the Rust broker the
+  `iotcore` wheel compiles, in a process of its own — zero install, MQTT 3.1.1 (and 5 on
+  `mqtt.mqtt5_port`), correct retained messages, persistent sessions, wills. It has no
+  per-client ACL, so it listens on loopback only and the config refuses anything else.
+* `mosquitto` (default when installed): a managed Mosquitto with a password file and an
+  ACL file written from the gateway's database (gateway/mqtt/acl.py), reloaded on every
+  credential change without dropping anyone; the mode for homes on a network.
 * `external`: nothing to run; the link connects to `mqtt.url`.
+
+Both managed brokers outlive a gateway that dies and are re-attached by the next one
+(gateway/mqtt/broker_process.py), so what they acknowledged to a device is not lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
+import getpass
+import hashlib
 import logging
+import os
+import re
 import shutil
-import socket
+import signal
+import sys
+from collections import Counter
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
+
+from gateway.keyfile import load_or_create
+from gateway.mqtt.acl import Principal, acl_file, hash_password, password_file
+from gateway.mqtt.broker_process import BrokerError, BrokerProcess, check_port_free, is_loopback
+from gateway.mqtt.credentials import MqttCredentials
+
+__all__ = ["Broker", "BrokerError", "EmbeddedBroker", "MosquittoBroker", "check_port_free", "is_loopback"]
 
 _LOGGER = logging.getLogger(__name__)
 
-
-class BrokerError(RuntimeError):
-    """The broker could not be started; the message says why and what to do."""
+GATEWAY_USER: Final = "linli-gateway"
+# The broker refuses packets far beyond the gateway's own payload limit (protecting its
+# memory), but lets moderately oversized ones through so the gateway can quarantine them.
+_PACKET_FLOOR: Final = 262_144
+_MAX_TRACKED_CLIENTS: Final = 1000
 
 
 class Broker(Protocol):
@@ -32,89 +51,211 @@ class Broker(Protocol):
 
     async def async_start(self) -> None: ...
     async def async_stop(self) -> None: ...
+    def stats(self) -> dict[str, object]: ...
 
 
-def check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise BrokerError(
-                    f"MQTT port {host}:{port} is already in use (another broker or gateway?): "
-                    "stop it, or choose another port with --mqtt-port / mqtt.port"
-                ) from None
-            raise BrokerError(f"cannot bind MQTT port {host}:{port}: {exc.strerror}") from None
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only the gateway's user can read, atomically (a reload never sees half)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
 
 
 class EmbeddedBroker:
-    """amqtt running in the gateway's own event loop."""
+    """rumqttd (from the iotcore wheel) in a child process, on loopback only."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(
+        self, host: str, port: int, data_dir: Path, *, max_payload_bytes: int = 65536, mqtt5_port: int = 0
+    ) -> None:
+        if not is_loopback(host):
+            raise BrokerError(
+                f"the embedded broker has no per-device access control, so it listens on loopback "
+                f"only, not {host!r}: set mqtt.broker = 'mosquitto' for homes on a network"
+            )
         self.host = host
         self.port = port
-        self._broker: object | None = None
+        self.mqtt5_port = mqtt5_port
+        self.folder = data_dir / "broker"
+        self.max_packet = max(_PACKET_FLOOR, max_payload_bytes * 4)
+        self.process: BrokerProcess | None = None
+
+    def config_text(self) -> str:
+        listeners = [("v4", 1, self.port)] + ([("v5", 1, self.mqtt5_port)] if self.mqtt5_port else [])
+        text = [
+            "# written by Linli on every start; edit linli's config instead",
+            "id = 0",
+            "[router]",
+            "id = 0",
+            "max_connections = 10010",
+            "max_outgoing_packet_count = 200",
+            "max_segment_size = 4194304",
+            "max_segment_count = 10",
+        ]
+        for version, index, port in listeners:
+            text += [
+                f"[{version}.{index}]",
+                f'name = "{version}-{index}"',
+                f'listen = "{self.host}:{port}"',
+                "next_connection_delay_ms = 1",
+                f"[{version}.{index}.connections]",
+                "connection_timeout_ms = 60000",
+                f"max_payload_size = {self.max_packet}",
+                "max_inflight_count = 100",
+                "dynamic_filters = true",
+            ]
+        return "\n".join(text) + "\n"
 
     async def async_start(self) -> None:
-        check_port_free(self.host, self.port)
-        from amqtt.broker import Broker as AmqttBroker  # imported late: it is heavy
-
-        # amqtt and its state machine log every transition at INFO; keep our log readable.
-        for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-        config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-            },
-        }
-        broker = AmqttBroker(config)
         try:
-            await broker.start()
-        except Exception as exc:
+            import iotcore  # noqa: F401  (only to say clearly when it is missing)
+        except ImportError:
             raise BrokerError(
-                f"embedded MQTT broker failed to start on {self.host}:{self.port}: {exc}"
-            ) from exc
-        self._broker = broker
-        _LOGGER.info("embedded MQTT broker (amqtt) listening on %s:%d", self.host, self.port)
+                "the embedded broker needs the 'iotcore' package: pip install iotcore "
+                "(or reinstall Linli), or set mqtt.broker = 'mosquitto'"
+            ) from None
+        config = self.folder / "rumqttd.toml"
+        text = self.config_text()
+        await asyncio.to_thread(self.folder.mkdir, mode=0o700, parents=True, exist_ok=True)
+        await asyncio.to_thread(_write_private, config, text)
+        self.process = BrokerProcess(
+            name="embedded MQTT broker (rumqttd)",
+            folder=self.folder,
+            command=[sys.executable, "-m", "gateway.mqtt.rumqttd_child", str(config)],
+            identity=str(config),
+            settings_hash=_digest(text),
+            host=self.host,
+            port=self.port,
+        )
+        await self.process.async_start()
+        _LOGGER.info(
+            "embedded MQTT broker (rumqttd, pid %d) on %s:%d%s; loopback only, no per-device ACL",
+            self.process.pid,
+            self.host,
+            self.port,
+            f", MQTT 5 on {self.mqtt5_port}" if self.mqtt5_port else "",
+        )
 
     async def async_stop(self) -> None:
-        broker, self._broker = self._broker, None
-        if broker is not None:
-            with contextlib.suppress(Exception):
-                await broker.shutdown()  # type: ignore[attr-defined]
+        if self.process is not None:
+            await self.process.async_stop()
+
+    def stats(self) -> dict[str, object]:
+        process = self.process
+        return {
+            "kind": "embedded",
+            "engine": "rumqttd",
+            "pid": process.pid if process else None,
+            "reattached": bool(process and process.reattached),
+            "restarts": process.restarts if process else 0,
+            "access_control": "none (loopback only)",
+        }
+
+
+def _read_new(path: Path, position: int) -> tuple[bytes, int]:
+    """What the log gained since `position` (at most 1 MiB); the file is kept under 8 MiB."""
+    try:
+        size = path.stat().st_size
+        if size < position:
+            position = 0
+        if size == position:
+            return b"", position
+        with open(path, "rb") as log:
+            log.seek(position)
+            chunk = log.read(min(size - position, 1 << 20))
+        position += len(chunk)
+        if size > 8 << 20:  # Mosquitto writes with O_APPEND, so truncating is safe
+            os.truncate(path, 0)
+            position = 0
+        return chunk, position
+    except OSError:
+        return b"", position
+
+
+_REFUSED = re.compile(rb"Client (\S+) disconnected, not authori[sz]ed")
 
 
 class MosquittoBroker:
-    """A Mosquitto child process, restarted if it dies."""
+    """A managed Mosquitto: password and ACL files from the database, reloaded on change."""
 
-    def __init__(self, host: str, port: int, data_dir: Path, binary: str = "mosquitto") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        data_dir: Path,
+        binary: str = "mosquitto",
+        *,
+        credentials: MqttCredentials | None = None,
+        discovery_prefix: str = "homeassistant",
+        max_payload_bytes: int = 65536,
+    ) -> None:
         self.host = host
         self.port = port
         self.data_dir = data_dir
         self.binary = binary
-        self._process: asyncio.subprocess.Process | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.restarts = 0
+        self.folder = data_dir / "mosquitto"
+        self.credentials = credentials
+        self.prefix = discovery_prefix
+        self.max_packet = max(_PACKET_FLOOR, max_payload_bytes * 4)
+        self.process: BrokerProcess | None = None
+        self.gateway_password: str | None = None
+        self.reloads = 0
+        self.refused: Counter[str] = Counter()  # refused logins per client id (bounded)
+        self._reload: asyncio.TimerHandle | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._unlisten: object = None
 
-    def write_config(self) -> Path:
-        folder = self.data_dir / "mosquitto"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "mosquitto.conf"
-        path.write_text(
+    @property
+    def restarts(self) -> int:
+        return self.process.restarts if self.process else 0
+
+    def config_text(self) -> str:
+        folder = self.folder
+        # Mosquitto started as root drops to the 'mosquitto' user, which could not write the
+        # gateway's private folder: its persistence would vanish silently. It runs as the
+        # gateway's own user instead (run the gateway as an unprivileged user).
+        user = getpass.getuser()
+        return (
             "# written by Linli on every start; edit linli's config instead\n"
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+            "allow_anonymous true\n"  # anonymous clients: discovery configs only (acl_file)
+            f"password_file {folder}/passwd\n"
+            f"acl_file {folder}/acl\n"
+            f"user {user}\n"
             "persistence true\n"
             f"persistence_location {folder}/\n"
+            "autosave_interval 60\n"
+            "persistent_client_expiration 14d\n"
             "max_queued_messages 100000\n"
+            f"max_packet_size {self.max_packet}\n"
             "log_dest stderr\n"
-            "log_type error\nlog_type warning\n",
-            encoding="utf-8",
+            "log_timestamp true\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
         )
-        return path
+
+    def principals(self) -> list[Principal]:
+        assert self.gateway_password is not None
+        gateway = Principal(
+            username=GATEWAY_USER,
+            kind="gateway",
+            household_id=None,
+            publish=("#",),
+            subscribe=("#",),
+            password_hash=hash_password(self.gateway_password),
+        )
+        devices = self.credentials.principals() if self.credentials is not None else []
+        return [gateway, *devices]
+
+    def _write_access_files(self) -> None:
+        principals = self.principals()
+        _write_private(self.folder / "passwd", password_file(principals))
+        _write_private(self.folder / "acl", acl_file(principals, self.prefix))
 
     async def async_start(self) -> None:
         path = shutil.which(self.binary)
@@ -123,61 +264,98 @@ class MosquittoBroker:
                 f"mqtt.broker is 'mosquitto' but {self.binary!r} is not installed: "
                 "install it (Debian: apt-get install mosquitto) or use mqtt.broker = 'embedded'"
             )
-        check_port_free(self.host, self.port)
         self.binary = path
-        config = self.write_config()
-        await self._spawn(config)
-        await self._wait_listening()
-        self._task = asyncio.create_task(self._supervise(config), name="linli-mosquitto")
-        _LOGGER.info("Mosquitto (%s) listening on %s:%d", path, self.host, self.port)
-
-    async def _spawn(self, config: Path) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            self.binary,
-            "-c",
-            str(config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        secret, _ = await asyncio.to_thread(load_or_create, self.data_dir / "secrets" / "mqtt-gateway")
+        self.gateway_password = secret.hex()
+        await asyncio.to_thread(self.folder.mkdir, mode=0o700, parents=True, exist_ok=True)
+        config = self.folder / "mosquitto.conf"
+        text = self.config_text()
+        await asyncio.to_thread(_write_private, config, text)
+        await asyncio.to_thread(self._write_access_files)
+        if not os.access(self.folder, os.W_OK):
+            _LOGGER.error(
+                "Mosquitto cannot write its persistence folder %s: retained messages "
+                "and queued sessions will not survive a restart",
+                self.folder,
+            )
+        self.process = BrokerProcess(
+            name="Mosquitto",
+            folder=self.folder,
+            command=[path, "-c", str(config)],
+            identity=str(config),
+            settings_hash=_digest(text),
+            host=self.host,
+            port=self.port,
         )
+        await self.process.async_start()
+        if self.process.reattached:
+            self.process.signal(signal.SIGHUP)  # the access files were just rewritten
+        if self.credentials is not None:
+            self._unlisten = self.credentials.on_change(self.schedule_reload)
+        self._watch = asyncio.create_task(self._watch_log(), name="linli-mosquitto-log")
+        _LOGGER.info("Mosquitto (%s, pid %d) on %s:%d", path, self.process.pid, self.host, self.port)
 
-    async def _wait_listening(self, timeout: float = 10.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if self._process is not None and self._process.returncode is not None:
-                err = b""
-                if self._process.stderr is not None:
-                    err = await self._process.stderr.read()
-                raise BrokerError(f"Mosquitto exited at start: {err.decode(errors='replace').strip()}")
-            try:
-                _, writer = await asyncio.open_connection(self.host, self.port)
-                writer.close()
-                await writer.wait_closed()
-                return
-            except OSError:
-                await asyncio.sleep(0.05)
-        raise BrokerError(f"Mosquitto did not listen on {self.host}:{self.port} within {timeout}s")
+    def schedule_reload(self) -> None:
+        """Rewrite the access files and reload them soon (a burst of changes is one reload)."""
+        if self._reload is None:
+            self._reload = asyncio.get_running_loop().call_later(0.1, self._start_reload)
 
-    async def _supervise(self, config: Path) -> None:
+    def _start_reload(self) -> None:
+        self._reload = None
+        asyncio.get_running_loop().create_task(self.async_reload(), name="linli-mosquitto-reload")
+
+    async def async_reload(self) -> None:
+        """New password and ACL files, then SIGHUP: Mosquitto keeps every connection whose
+        credentials still hold and disconnects the ones that no longer do."""
+        if self.process is None:
+            return
+        await asyncio.to_thread(self._write_access_files)
+        self.process.signal(signal.SIGHUP)
+        self.reloads += 1
+
+    async def _watch_log(self) -> None:
+        """Errors to our log; refused logins counted per client (ETSI EN 303 645 5.10)."""
+        assert self.process is not None
+        path = self.process.logfile
+        position = path.stat().st_size if path.exists() else 0
         while True:
-            assert self._process is not None
-            code = await self._process.wait()
-            self.restarts += 1
-            _LOGGER.error("Mosquitto exited with %s; restarting (%d)", code, self.restarts)
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self.restarts, 6)))
-            await self._spawn(config)
+            await asyncio.sleep(1.0)
+            chunk, position = await asyncio.to_thread(_read_new, path, position)
+            for line in chunk.splitlines():
+                self._take_log_line(line)
+
+    def _take_log_line(self, line: bytes) -> None:
+        if match := _REFUSED.search(line):
+            client = match.group(1).decode(errors="replace")[:64]
+            if client in self.refused or len(self.refused) < _MAX_TRACKED_CLIENTS:
+                self.refused[client] += 1
+            return
+        if b"Error" in line or b"error" in line:
+            _LOGGER.error("Mosquitto: %s", line.decode(errors="replace")[:300])
 
     async def async_stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if self._reload is not None:
+            self._reload.cancel()
+            self._reload = None
+        if callable(self._unlisten):
+            self._unlisten()
+        if self._watch is not None:
+            self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 5)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+                await self._watch
+            self._watch = None
+        if self.process is not None:
+            await self.process.async_stop()
+
+    def stats(self) -> dict[str, object]:
+        process = self.process
+        return {
+            "kind": "mosquitto",
+            "engine": "mosquitto",
+            "pid": process.pid if process else None,
+            "reattached": bool(process and process.reattached),
+            "restarts": self.restarts,
+            "reloads": self.reloads,
+            "access_control": "per-device ACL",
+            "refused_logins": dict(self.refused.most_common(20)),
+        }

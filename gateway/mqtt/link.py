@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import aiomqtt
 from aiomqtt import MqttCodeError, MqttError
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.backoff import backoff_delay
 from gateway.bus import EventBus
 from gateway.context import Context
 from gateway.events import MqttConnectionChanged
@@ -313,8 +313,7 @@ class MqttLink:
                     return
                 if time.monotonic() - started > 30:
                     attempt = 0  # it was a working connection, start the backoff afresh
-                delay = min(settings.reconnect_max_s, settings.reconnect_min_s * 2**attempt)
-                delay = random.uniform(settings.reconnect_min_s, delay)  # full jitter
+                delay = backoff_delay(attempt, base=settings.reconnect_min_s, cap=settings.reconnect_max_s)
                 attempt += 1
                 log = _LOGGER.warning if attempt <= 3 or attempt % 20 == 0 else _LOGGER.debug
                 log(

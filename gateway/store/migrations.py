@@ -358,6 +358,23 @@ def _v14_regional_announcements(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v15_mqtt_clients(db: sqlite_utils.Database) -> None:
+    # The device plane's identities: one row per device or bridge credential. Only the
+    # broker's own hash of the password is kept (Mosquitto verifies it, not Linli).
+    _run(
+        db,
+        """
+        CREATE TABLE mqtt_clients (
+            username TEXT PRIMARY KEY, kind TEXT NOT NULL, household_id TEXT NOT NULL,
+            device_id TEXT, base_topic TEXT, name TEXT,
+            publish TEXT NOT NULL, subscribe TEXT NOT NULL,
+            password_hash TEXT NOT NULL, created REAL NOT NULL);
+        CREATE INDEX mqtt_clients_household ON mqtt_clients(household_id);
+        CREATE UNIQUE INDEX mqtt_clients_device ON mqtt_clients(device_id)
+        """,
+    )
+
+
 MIGRATIONS: Final[list[Migration]] = [
     _v1_registry_and_telemetry,
     _v2_retention_and_quarantine,
@@ -373,6 +390,7 @@ MIGRATIONS: Final[list[Migration]] = [
     _v12_uplink,
     _v13_care_routine,
     _v14_regional_announcements,
+    _v15_mqtt_clients,
 ]
 LATEST: Final = len(MIGRATIONS)
 

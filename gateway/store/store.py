@@ -35,7 +35,7 @@ from typing import Any, Final, TypeVar
 import orjson
 import sqlite_utils
 
-from gateway.store.database import connect
+from gateway.store.database import connect, make_private
 from gateway.store.migrations import migrate
 
 _LOGGER = logging.getLogger(__name__)
@@ -136,10 +136,10 @@ class Store:
 
     async def async_start(self) -> list[int]:
         """Open (creating if needed), migrate, and start the writer; returns migrations applied."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
 
         def open_and_migrate() -> list[int]:
+            make_private(self.path)
             self._conn = connect(self.path)
             self._conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint: never in an alarm's commit
             return migrate(self._conn)
