@@ -235,8 +235,10 @@ class Gateway:
                 return
             await broker.async_start()
             settings = self.mqtt.settings
-            if isinstance(broker, MosquittoBroker) and settings.username is None:
-                settings.username, settings.password = GATEWAY_USER, broker.gateway_password
+            if isinstance(broker, MosquittoBroker):
+                self.mqtt_credentials.endpoint = (broker.host, broker.port)
+                if settings.username is None:
+                    settings.username, settings.password = GATEWAY_USER, broker.gateway_password
 
         async def stop_broker() -> None:
             self.mqtt_credentials.stop()

@@ -22,6 +22,7 @@ from portal.api import (
     care,
     community,
     health,
+    mqtt_clients,
     privacy,
     providers,
     structure,
@@ -53,6 +54,7 @@ def make_api() -> Api:
         audit,
         privacy,
         providers,
+        mqtt_clients,
     ):
         module.register(api)
     document_other_routes(api)

@@ -36,6 +36,7 @@ _STATUS_OF: Final = {
     "not_adoptable": 409,
     "no_household": 409,
     "registry": 409,
+    "wrong_household": 409,
     "adapter": 409,
     "unavailable": 503,
 }
@@ -173,7 +174,14 @@ class InboxRoutes:
         except InboxError as exc:
             return _error(exc.code, exc.message)
         item = inbox.get(request.match_info["item_id"])
-        return _json({"item": item.as_dict() if item else None, "device": device.as_dict()})
+        # The device's own MQTT credential, shown this once (where the broker enforces them)
+        mqtt = None
+        if item is not None and inbox.adopter_for(item) is None:  # adapters' devices are not MQTT clients
+            mqtt = await request.app[self._key].mqtt_credentials.async_provision(device)
+        return _json(
+            {"item": item.as_dict() if item else None, "device": device.as_dict()}
+            | ({"mqtt": mqtt} if mqtt else {})
+        )
 
     async def reject(self, request: web.Request) -> web.Response:
         try:

@@ -1,4 +1,4 @@
-"""Real MQTT brokers for tests: Mosquitto when installed, the embedded amqtt broker otherwise."""
+"""Real MQTT brokers for tests: Mosquitto when installed, the embedded broker (rumqttd) otherwise."""
 
 from __future__ import annotations
 
@@ -80,25 +80,22 @@ class MosquittoProcess:
 
 
 class EmbeddedBrokerProcess:
-    """amqtt in the test's own event loop (when Mosquitto is not installed)."""
+    """The gateway's embedded broker, rumqttd in its own process (when Mosquitto is not installed)."""
 
-    kind = "amqtt"
+    kind = "embedded"
 
-    def __init__(self) -> None:
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self._broker: object | None = None
-
-    async def async_start(self) -> None:
+    def __init__(self, folder: Path) -> None:
         from gateway.mqtt.broker import EmbeddedBroker
 
-        self._broker = EmbeddedBroker(self.host, self.port)
-        await self._broker.async_start()  # type: ignore[attr-defined]
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._broker = EmbeddedBroker(self.host, self.port, folder)
+
+    async def async_start(self) -> None:
+        await self._broker.async_start()
 
     async def async_stop(self) -> None:
-        if self._broker is not None:
-            await self._broker.async_stop()  # type: ignore[attr-defined]
-            self._broker = None
+        await self._broker.async_stop()
 
 
 async def settle(predicate, timeout: float = 5.0, interval: float = 0.01) -> None:  # type: ignore[no-untyped-def]

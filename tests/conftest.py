@@ -19,14 +19,14 @@ Broker = MosquittoProcess | EmbeddedBrokerProcess
 
 @pytest.fixture
 async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
-    """Mosquitto on a free port when installed, else the embedded amqtt broker."""
+    """Mosquitto on a free port when installed, else the embedded broker (rumqttd)."""
     if MOSQUITTO:
         proc = MosquittoProcess(tmp_path)
         proc.start()
         yield proc
         proc.stop()
     else:
-        embedded = EmbeddedBrokerProcess()
+        embedded = EmbeddedBrokerProcess(tmp_path / "broker")
         await embedded.async_start()
         yield embedded
         await embedded.async_stop()

@@ -41,10 +41,18 @@ async def add_home(
 
 
 async def publish(
-    port: int, messages: list[tuple[str, Any]], *, qos: int = 1, client_id: str = "test-pub"
+    port: int,
+    messages: list[tuple[str, Any]],
+    *,
+    qos: int = 1,
+    client_id: str = "test-pub",
+    username: str | None = None,
+    password: str | None = None,
 ) -> None:
     """Publish (topic, payload) pairs; dicts are sent as JSON, bytes as they are."""
-    async with aiomqtt.Client("127.0.0.1", port, identifier=client_id) as client:
+    async with aiomqtt.Client(
+        "127.0.0.1", port, identifier=client_id, username=username, password=password
+    ) as client:
         for topic, payload in messages:
             body = payload if isinstance(payload, bytes | str) else orjson.dumps(payload)
             await client.publish(topic, body, qos=qos)

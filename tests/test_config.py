@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ def write(tmp_path: Path, text: str, name: str = "linli.toml") -> Path:
 def assert_defaults(config: dict) -> None:
     assert config["portal"]["port"] == 8080
     assert config["mqtt"]["port"] == 1883
-    assert config["mqtt"]["broker"] == "embedded"
+    # "auto": the managed Mosquitto (per-device ACL) when installed, else the embedded rumqttd
+    assert config["mqtt"]["broker"] == ("mosquitto" if shutil.which("mosquitto") else "embedded")
     assert config["data_dir"] == "./linli-data"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
@@ -108,13 +109,16 @@ async def test_mosquitto_mode_runs_and_supervises_the_broker(tmp_path) -> None:
     try:
         assert (tmp_path / "data" / "mosquitto" / "mosquitto.conf").exists()
         topics = await add_home(gateway)
-        await publish(port, [(topics["h1-door"], {"contact": False})])
+        issued = await gateway.mqtt_credentials.async_issue_bridge("h1", "linli/v1/h1")
+        login = {"username": issued.principal.username, "password": issued.password}
+        await asyncio.sleep(0.5)  # the broker reloads its access files
+        await publish(port, [(topics["h1-door"], {"contact": False})], **login)
         await settle(lambda: "door" in gateway.registry.device("h1-door").states)
         # when the broker process dies, the gateway restarts it and reconnects
-        gateway.broker._process.kill()  # type: ignore[union-attr]
+        os.kill(gateway.broker.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
         await settle(lambda: gateway.broker.restarts == 1, timeout=10)  # type: ignore[union-attr]
         await gateway.mqtt.async_wait_connected(15)
-        await publish(port, [(topics["h1-door"], {"contact": True})])
+        await publish(port, [(topics["h1-door"], {"contact": True})], **login)
         await settle(lambda: gateway.registry.device("h1-door").states["door"].value is False, timeout=10)
     finally:
         await gateway.async_stop()

@@ -131,6 +131,7 @@ def _fill(path: str, household: str, alert_id: str) -> str:
         .replace("{key_id}", "t-1")
         .replace("{item_id}", "x")
         .replace("{adapter_id}", "x")
+        .replace("{username}", "dev-x")
         .replace("{building_id}", "b1")
         .replace("{unit_id}", "u-h1")
     )

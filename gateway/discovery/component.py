@@ -50,6 +50,7 @@ class Discovery:
             gateway.registry,
             gateway.profiles,
             max_items=config["max_items"],
+            topic_owner=gateway.mqtt_credentials.household_for_topic,
         )
         await self.inbox.async_start()
         for adapter_id in self._adopters:

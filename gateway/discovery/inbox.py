@@ -138,8 +138,12 @@ class Inbox:
         *,
         max_items: int = 10_000,
         flush_s: float = 0.25,
+        topic_owner: Callable[[str], str | None] | None = None,
     ) -> None:
         self._db = InboxStore(store)
+        # Which household a bridge owns a topic for (gateway/mqtt/credentials.py): a device
+        # a household's bridge reports is adopted into that household or not at all.
+        self._topic_owner = topic_owner
         self._bus = bus
         self._registry = registry
         self._profiles = profiles
@@ -424,6 +428,14 @@ class Inbox:
                     "not_adoptable",
                     f"inbox item {item_id} ({item.category or 'device'}) publishes no MQTT telemetry "
                     "and no adapter claims it; enable the adapter for this kind of device",
+                )
+            owner = self._topic_owner(topic) if self._topic_owner is not None else None
+            if owner is not None and owner != household_id:
+                raise InboxError(
+                    "wrong_household",
+                    f"inbox item {item_id} is reported by a bridge of household {owner!r} "
+                    f"(its state topic {topic!r} is under that bridge's base topic): "
+                    f"it can only be adopted into {owner!r}",
                 )
             device_id = device_id or self._new_device_id(household_id, item, profile)
             name = (name or "").strip() or item.name or profile.name

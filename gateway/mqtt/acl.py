@@ -84,13 +84,13 @@ def discovery_topics(prefix: str) -> tuple[str, ...]:
 
 
 def device_grants(
-    state_topic: str, availability_topic: str | None, command_topic: str | None
+    state_topic: str, availability_topic: str | None, command_topics: Iterable[str] = ()
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(publish, subscribe) for one device: its own topics, nothing else."""
     publish = [check_plain_topic(state_topic, "state topic")]
     if availability_topic:
         publish.append(check_plain_topic(availability_topic, "availability topic"))
-    subscribe = [check_plain_topic(command_topic, "command topic")] if command_topic else []
+    subscribe = [check_plain_topic(topic, "command topic") for topic in command_topics]
     return tuple(publish), tuple(subscribe)
 
 

@@ -179,6 +179,7 @@ def _read_new(path: Path, position: int) -> tuple[bytes, int]:
 
 
 _REFUSED = re.compile(rb"Client (\S+) disconnected, not authori[sz]ed")
+_CONNECTION = re.compile(rb"New connection from (\S+?)(?::\d+)? on port")
 
 
 class MosquittoBroker:
@@ -206,7 +207,8 @@ class MosquittoBroker:
         self.process: BrokerProcess | None = None
         self.gateway_password: str | None = None
         self.reloads = 0
-        self.refused: Counter[str] = Counter()  # refused logins per client id (bounded)
+        self.refused: Counter[str] = Counter()  # refused logins per client id or address (bounded)
+        self._last_address: str | None = None
         self._reload: asyncio.TimerHandle | None = None
         self._watch: asyncio.Task[None] | None = None
         self._unlisten: object = None
@@ -325,8 +327,15 @@ class MosquittoBroker:
                 self._take_log_line(line)
 
     def _take_log_line(self, line: bytes) -> None:
+        if match := _CONNECTION.search(line):
+            self._last_address = match.group(1).decode(errors="replace")[:64]
+            return
         if match := _REFUSED.search(line):
+            # Mosquitto names the client only once it is authenticated; a refused CONNECT
+            # is "<unknown>", so it is known by the address that just connected.
             client = match.group(1).decode(errors="replace")[:64]
+            if client == "<unknown>":
+                client = self._last_address or client
             if client in self.refused or len(self.refused) < _MAX_TRACKED_CLIENTS:
                 self.refused[client] += 1
             return

@@ -86,6 +86,9 @@ class MqttCredentials:
         self._rows: dict[str, dict[str, Any]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._unlisten: Callable[[], None] | None = None
+        # Where devices connect, set when the broker enforces these credentials (Mosquitto);
+        # None on the embedded broker, which has no ACL: nothing is issued there.
+        self.endpoint: tuple[str, int] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -160,11 +163,32 @@ class MqttCredentials:
 
     # -- issuing -------------------------------------------------------------------
 
+    async def async_provision(self, device: Device) -> dict[str, Any] | None:
+        """On adoption: the device's own credential as a provisioning payload, shown once.
+
+        None where there is nothing to provision: the broker enforces no credentials, or
+        the device is reported by a bridge whose credential already covers it.
+        """
+        if self.endpoint is None or self.household_for_topic(device.topic) is not None:
+            return None
+        try:
+            issued = await self.async_issue_device(device)
+        except CredentialError as exc:
+            _LOGGER.warning("no MQTT credential for %s: %s", device.id, exc)
+            return None
+        return issued.provisioning(*self.endpoint)
+
     async def async_issue_device(self, device: Device) -> Issued:
         """A credential for one adopted device (a new password if it had one)."""
-        command = device.resolve_topic(device.profile.command_topic or "~/set")
+        commands = sorted(
+            {
+                device.resolve_topic(cap.command_topic or "~/set")
+                for cap in device.profile.capabilities
+                if cap.access == "rw"
+            }
+        )
         try:
-            publish, subscribe = device_grants(device.topic, device.availability_topic, command)
+            publish, subscribe = device_grants(device.topic, device.availability_topic, commands)
         except AclError as exc:
             raise CredentialError(f"device {device.id}: {exc}") from None
         bridge_household = self.household_for_topic(device.topic)

@@ -1,0 +1,261 @@
+"""Only a home's own devices speak for it (issue: the device plane).
+
+A gateway with its managed Mosquitto, tried from outside: anonymous clients, a household's
+device and bridge credentials, another household's, wrong passwords, a revoked device,
+and a gateway killed while its broker holds what a pendant was promised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from adapters.sim.discovery_payloads import zigbee2mqtt_contact_sensor
+from gateway.discovery import InboxError
+from gateway.mqtt.broker import MosquittoBroker
+from gateway.mqtt.credentials import CredentialError
+from gateway.runtime import Gateway
+from tests.brokers import MOSQUITTO, free_port, settle
+from tests.conftest import gateway_config
+from tests.discovering import COMPONENTS, discovery_config, inbox_of, item_for, portal_client
+from tests.homes import add_home, publish
+
+pytestmark = pytest.mark.skipif(not MOSQUITTO, reason="per-device access control needs Mosquitto")
+
+
+def plane_config(data_dir: Path, port: int, broker: str = "mosquitto") -> dict:
+    return gateway_config(
+        data_dir, port, mqtt={"broker": broker}, components=COMPONENTS, discovery=discovery_config("mqtt")
+    )
+
+
+@pytest.fixture
+async def plane(tmp_path: Path) -> AsyncIterator[Gateway]:
+    gateway = Gateway(plane_config(tmp_path / "data", free_port()))
+    await gateway.async_start()
+    await add_home(gateway, "h1")
+    await add_home(gateway, "h2")
+    yield gateway
+    await gateway.async_stop()
+
+
+def login(issued) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"username": issued.principal.username, "password": issued.password}
+
+
+async def reloaded(gateway: Gateway) -> None:
+    """Let the broker take the access files just written (a reload is batched for 0.1 s)."""
+    broker = gateway.broker
+    assert isinstance(broker, MosquittoBroker)
+    before = broker.reloads
+    await settle(lambda: broker.reloads > before, timeout=5)
+    await asyncio.sleep(0.2)
+
+
+async def test_an_anonymous_client_reads_nothing_and_spoofs_nothing(plane: Gateway) -> None:
+    port = plane.mqtt.settings.port
+    hub = await plane.mqtt_credentials.async_issue_bridge("h1", "linli/v1/h1")
+    await reloaded(plane)
+    sos = plane.registry.device("h1-sos")
+    async with aiomqtt.Client("127.0.0.1", port, identifier="eavesdropper") as spy:
+        await spy.subscribe("#")
+        await publish(port, [("linli/v1/h1/h1-door", {"contact": True})], **login(hub))
+        # the spy's own spoofs: an SOS for every household, a smoke detector marked offline
+        for household in ("h1", "h2"):
+            await spy.publish(f"linli/v1/{household}/{household}-sos", b'{"sos": "pressed"}', qos=1)
+        await spy.publish("linli/v1/h1/h1-door/availability", b"offline", qos=1, retain=True)
+        heard: list[str] = []
+
+        async def listen() -> None:
+            async for message in spy.messages:
+                heard.append(message.topic.value)
+
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(listen(), 1.5)
+    await settle(lambda: "door" in plane.registry.device("h1-door").states)  # the real one got through
+    assert heard == []
+    assert sos is not None and "sos" not in sos.states
+    assert plane.registry.device("h2-sos").states == {}
+
+
+async def test_a_retained_qos0_announcement_from_mosquitto_pub_lands_in_the_inbox(plane: Gateway) -> None:
+    tool = shutil.which("mosquitto_pub")
+    topic, config = zigbee2mqtt_contact_sensor("0x00158d0000000abc", "hall-door")[0]
+    import orjson
+
+    body = orjson.dumps(config).decode()
+    port = str(plane.mqtt.settings.port)
+    if tool:
+        args = [tool, "-h", "127.0.0.1", "-p", port, "-q", "0", "-r", "-t", topic, "-m", body]
+        subprocess.run(args, check=True, timeout=10)
+    else:
+        async with aiomqtt.Client("127.0.0.1", int(port)) as anonymous:
+            await anonymous.publish(topic, body, qos=0, retain=True)
+    item = await item_for(inbox_of(plane), "ieee:00158d0000000abc")
+    assert item.model == "MCCGQ11LM"
+
+
+async def test_one_households_credential_cannot_publish_into_another(plane: Gateway) -> None:
+    port = plane.mqtt.settings.port
+    h1 = await plane.mqtt_credentials.async_issue_bridge("h1", "linli/v1/h1")
+    h2 = await plane.mqtt_credentials.async_issue_bridge("h2", "linli/v1/h2")
+    await reloaded(plane)
+    await publish(port, [("linli/v1/h2/h2-sos", {"sos": "pressed"})], client_id="h1-hub", **login(h1))
+    await publish(port, [("linli/v1/h2/h2-door", {"contact": False})], client_id="h2-hub", **login(h2))
+    await settle(lambda: "door" in plane.registry.device("h2-door").states)
+    assert "sos" not in plane.registry.device("h2-sos").states
+
+
+async def test_a_device_credential_publishes_only_its_own_topics(plane: Gateway) -> None:
+    port = plane.mqtt.settings.port
+    door = plane.registry.device("h1-door")
+    assert door is not None
+    issued = await plane.mqtt_credentials.async_issue_device(door)
+    await reloaded(plane)
+    assert issued.provisioning("127.0.0.1", port)["publish"][0] == door.topic
+    await publish(port, [("linli/v1/h1/h1-sos", {"sos": "pressed"})], client_id="door", **login(issued))
+    await publish(port, [(door.topic, {"contact": True})], client_id="door", **login(issued))
+    await settle(lambda: "door" in plane.registry.device("h1-door").states)
+    assert "sos" not in plane.registry.device("h1-sos").states
+
+
+async def test_revoking_a_credential_closes_its_connection_at_once(plane: Gateway) -> None:
+    port = plane.mqtt.settings.port
+    door = plane.registry.device("h1-door")
+    assert door is not None
+    issued = await plane.mqtt_credentials.async_issue_device(door)
+    await reloaded(plane)
+    async with aiomqtt.Client("127.0.0.1", port, identifier="door", **login(issued)) as client:
+        await client.subscribe(f"{door.topic}/set")
+        await plane.registry.async_remove_device("h1-door")  # removing the device revokes it
+        with pytest.raises(aiomqtt.MqttError):
+            await asyncio.wait_for(anext(aiter(client.messages)), 5)
+    assert plane.mqtt_credentials.get(issued.principal.username) is None
+
+
+async def test_wrong_passwords_are_refused_and_counted_per_client(plane: Gateway) -> None:
+    port = plane.mqtt.settings.port
+    hub = await plane.mqtt_credentials.async_issue_bridge("h1", "linli/v1/h1")
+    await reloaded(plane)
+    for _ in range(3):
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client(
+                "127.0.0.1", port, identifier="guesser", username=hub.principal.username, password="nope"
+            ):
+                pass
+    broker = plane.broker
+    assert isinstance(broker, MosquittoBroker)
+    # Mosquitto names a client only once it has signed in: a refused one is known by its address
+    await settle(lambda: broker.refused.get("127.0.0.1", 0) >= 3, timeout=5)
+    async with portal_client(plane) as client:
+        answer = await (await client.get("/api/v1/mqtt/broker")).json()
+    assert answer["refused_logins"]["127.0.0.1"] >= 3 and answer["access_control"] == "per-device ACL"
+
+
+async def test_a_bridge_is_bound_to_one_household(plane: Gateway) -> None:
+    with pytest.raises(CredentialError, match="another household"):
+        await plane.mqtt_credentials.async_issue_bridge("h2", "linli/v1/h1")
+    with pytest.raises(CredentialError, match="no bridge may own"):
+        await plane.mqtt_credentials.async_issue_bridge("h1", "homeassistant")
+    await plane.mqtt_credentials.async_issue_bridge("h1", "zigbee2mqtt")
+    with pytest.raises(CredentialError, match="belongs to another household"):
+        await plane.mqtt_credentials.async_issue_bridge("h2", "zigbee2mqtt")
+    # what the h1 bridge reports (its state topic under zigbee2mqtt/) joins h1 or nothing
+    async with aiomqtt.Client("127.0.0.1", plane.mqtt.settings.port) as anonymous:
+        for topic, config in zigbee2mqtt_contact_sensor("0x00158d0000000def", "balcony"):
+            import orjson
+
+            await anonymous.publish(topic, orjson.dumps(config), qos=1, retain=True)
+    inbox = inbox_of(plane)
+    item = await item_for(inbox, "ieee:00158d0000000def")
+    with pytest.raises(InboxError, match="can only be adopted into 'h1'"):
+        await inbox.async_approve(item.id, household_id="h2", by="installer")
+    device = await inbox.async_approve(item.id, household_id="h1", by="installer")
+    assert device.household_id == "h1"
+
+
+async def test_adopting_a_device_shows_its_credential_once(plane: Gateway) -> None:
+    async with aiomqtt.Client("127.0.0.1", plane.mqtt.settings.port) as anonymous:
+        for topic, config in zigbee2mqtt_contact_sensor("0x00158d0000000fed", "study-door", base="z2m-h2"):
+            import orjson
+
+            await anonymous.publish(topic, orjson.dumps(config), qos=1, retain=True)
+    item = await item_for(inbox_of(plane), "ieee:00158d0000000fed")
+    async with portal_client(plane) as client:
+        answer = await client.post(f"/api/v1/inbox/{item.id}/approve", json={"household_id": "h2"})
+        assert answer.status == 200, await answer.text()
+        body = await answer.json()
+        listed = await (await client.get("/api/v1/households/h2/mqtt-clients")).json()
+    mqtt = body["mqtt"]
+    assert mqtt["publish"][0] == "z2m-h2/study-door" and mqtt["password"]
+    assert [i["username"] for i in listed["items"]] == [mqtt["username"]]
+    assert "password" not in str(listed)
+    await reloaded(plane)
+    await publish(plane.mqtt.settings.port, [("z2m-h2/study-door", {"contact": True})], **{
+        "username": mqtt["username"], "password": mqtt["password"]})  # fmt: skip
+    await settle(lambda: plane.registry.device(body["device"]["id"]).states.get("door") is not None)
+
+
+async def test_the_database_and_its_folder_are_private(plane: Gateway) -> None:
+    data = plane.data_dir
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("linli.db", "linli.db-wal", "linli.db-shm"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    for name in ("passwd", "acl", "mosquitto.conf"):
+        assert stat.S_IMODE((data / "mosquitto" / name).stat().st_mode) == 0o600, name
+
+
+_RUN = """
+import asyncio, sys
+from gateway.config import load_config
+from gateway.runtime import Gateway
+import orjson
+config = load_config(None, environ={}, overrides=orjson.loads(sys.argv[1]))
+async def main():
+    gateway = Gateway(config)
+    await gateway.async_start()
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("mode", ["embedded", "mosquitto"])
+async def test_a_press_acknowledged_while_the_gateway_is_dead_is_not_lost(tmp_path: Path, mode: str) -> None:
+    import orjson
+
+    port = free_port()
+    config = plane_config(tmp_path / "data", port, broker=mode)
+    first = Gateway(config)
+    await first.async_start()
+    await add_home(first, "h1")
+    login_ = {}
+    if mode == "mosquitto":
+        issued = await first.mqtt_credentials.async_issue_bridge("h1", "linli/v1/h1")
+        login_ = login(issued)
+    await first.async_stop()
+    # the same gateway again, as its own process, killed with SIGKILL: its broker stays
+    child = subprocess.Popen([sys.executable, "-c", _RUN, orjson.dumps(config)], stdout=subprocess.PIPE)
+    assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    # the pendant is still answered by the broker, which keeps the press for the gateway
+    await publish(port, [("linli/v1/h1/h1-sos", {"sos": "pressed"})], qos=1, **login_)
+    second = Gateway(config)
+    await second.async_start()  # no "port already in use": it finds its broker again
+    try:
+        assert second.broker is not None and second.broker.process.reattached  # type: ignore[attr-defined]
+        await settle(lambda: "sos" in second.registry.device("h1-sos").states, timeout=10)
+    finally:
+        await second.async_stop()
