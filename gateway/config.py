@@ -65,6 +65,19 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "reconnect_max_s": {"type": "number", "exclusiveMinimum": 0},
                 "connect_timeout_s": {"type": "number", "exclusiveMinimum": 0},
                 "mosquitto_binary": {"type": "string", "minLength": 1},
+                "tls": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "enabled": {"type": "boolean"},
+                        "host": {"type": "string", "minLength": 1},
+                        "port": _PORT,
+                        "names": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                        "ca_file": {"type": "string", "minLength": 1},
+                        "cert_file": {"type": "string", "minLength": 1},
+                        "key_file": {"type": "string", "minLength": 1},
+                    },
+                },
             },
         },
         "portal": {
@@ -294,6 +307,9 @@ DEFAULTS: Final[dict[str, Any]] = {
         "reconnect_max_s": 60.0,
         "connect_timeout_s": 10.0,
         "mosquitto_binary": "mosquitto",
+        # The TLS listener for devices on the community network (Mosquitto mode): a certificate
+        # from a CA the gateway makes (names: the host names/addresses devices dial), or given files.
+        "tls": {"enabled": False, "host": "0.0.0.0", "port": 8883, "names": []},
     },
     "portal": {
         "host": "127.0.0.1",
@@ -490,6 +506,15 @@ def load_config(
         raise ConfigError("config: mqtt.reconnect_min_s: must not exceed mqtt.reconnect_max_s")
     if mqtt["broker"] == "auto":
         mqtt["broker"] = "mosquitto" if shutil.which(mqtt["mosquitto_binary"]) else "embedded"
+    tls = mqtt["tls"]
+    if tls["enabled"] and mqtt["broker"] != "mosquitto":
+        raise ConfigError(
+            "config: mqtt.tls.enabled: the TLS listener is Mosquitto's (mqtt.broker = 'mosquitto'); "
+            "the embedded broker serves loopback only"
+        )
+    given = [k for k in ("ca_file", "cert_file", "key_file") if k in tls]
+    if given and len(given) != 3:
+        raise ConfigError("config: mqtt.tls: give ca_file, cert_file and key_file together, or none of them")
     if mqtt["broker"] == "embedded" and not is_loopback(mqtt["host"]):
         raise ConfigError(
             f"config: mqtt.host: {mqtt['host']!r}: the embedded broker has no per-device access "

@@ -163,6 +163,8 @@ class Gateway:
                 credentials=self.mqtt_credentials,
                 discovery_prefix=prefix,
                 max_payload_bytes=mqtt["max_payload_bytes"],
+                tls=mqtt["tls"],
+                community=config["community"]["name"],
             )
         self.mqtt = MqttLink(
             MqttSettings(

@@ -259,3 +259,37 @@ async def test_a_press_acknowledged_while_the_gateway_is_dead_is_not_lost(tmp_pa
         await settle(lambda: "sos" in second.registry.device("h1-sos").states, timeout=10)
     finally:
         await second.async_stop()
+
+
+async def test_devices_on_the_network_connect_over_tls_to_a_ca_the_gateway_made(tmp_path: Path) -> None:
+    port, tls_port = free_port(), free_port()
+    config = plane_config(tmp_path / "data", port)
+    config["mqtt"]["tls"] = {"enabled": True, "host": "127.0.0.1", "port": tls_port, "names": ["127.0.0.1"]}
+    gateway = Gateway(config)
+    await gateway.async_start()
+    try:
+        await add_home(gateway, "h1")
+        door = gateway.registry.device("h1-door")
+        assert door is not None
+        provisioning = await gateway.mqtt_credentials.async_provision(door)
+        assert provisioning is not None and provisioning["tls"]["port"] == tls_port
+        ca = tmp_path / "gateway-ca.pem"
+        ca.write_text(provisioning["tls"]["ca_pem"])
+        await reloaded(gateway)
+        tls = aiomqtt.TLSParameters(ca_certs=str(ca))
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            tls_port,
+            identifier="door-over-tls",
+            username=provisioning["username"],
+            password=provisioning["password"],
+            tls_params=tls,
+        ) as device:
+            await device.publish(door.topic, b'{"contact": false}', qos=1)
+        await settle(lambda: "door" in gateway.registry.device("h1-door").states)
+        with pytest.raises(aiomqtt.MqttError):  # plaintext on the TLS port is no connection
+            async with aiomqtt.Client("127.0.0.1", tls_port, identifier="plain", timeout=2):
+                pass
+        assert stat.S_IMODE((gateway.data_dir / "mosquitto" / "tls" / "ca.key").stat().st_mode) == 0o600
+    finally:
+        await gateway.async_stop()

@@ -6,6 +6,7 @@ project and which of its files the shape follows).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -209,3 +210,18 @@ async def test_a_flood_of_bad_configs_is_logged_sparingly_and_kept_whole(
     assert len(await rejected_view(gateway)) == 100
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "rejected" in r.getMessage()]
     assert len(warnings) <= 20
+
+
+async def test_the_gateway_says_home_assistants_birth_message_so_bridges_announce_again(
+    make_gateway, broker
+) -> None:
+    import aiomqtt
+
+    # given a bridge listening for Home Assistant's birth message, as Zigbee2MQTT does
+    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="z2m-bridge") as bridge:
+        await bridge.subscribe("homeassistant/status", qos=1)
+        # when the gateway starts
+        await start(make_gateway, "mqtt")
+        # then the bridge hears "online" and would re-send every discovery config
+        message = await asyncio.wait_for(anext(aiter(bridge.messages)), 5)
+        assert (message.topic.value, message.payload) == ("homeassistant/status", b"online")

@@ -169,6 +169,8 @@ class MqttDiscovery:
         self._link.route_filter(f"{self.prefix}/#", self._on_ha_message)
         self._link.route_filter(f"{NATIVE_PREFIX}/+/config", self._on_native_message)
         await self._link.async_subscribe_many(self.filters, qos=1)
+        # Home Assistant's birth message: Zigbee2MQTT, Tasmota, ESPHome… re-send their configs
+        self._link.add_birth_message(f"{self.prefix}/status", b"online")
 
     async def async_stop(self) -> None:
         # The link keeps its routes until it stops (it stops first when the gateway does).

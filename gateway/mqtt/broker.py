@@ -24,15 +24,17 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from gateway.keyfile import load_or_create
 from gateway.mqtt.acl import Principal, acl_file, hash_password, password_file
 from gateway.mqtt.broker_process import BrokerError, BrokerProcess, check_port_free, is_loopback
 from gateway.mqtt.credentials import MqttCredentials
+from gateway.mqtt.tls import BrokerTls, ensure_certificates
 
 __all__ = ["Broker", "BrokerError", "EmbeddedBroker", "MosquittoBroker", "check_port_free", "is_loopback"]
 
@@ -195,8 +197,13 @@ class MosquittoBroker:
         credentials: MqttCredentials | None = None,
         discovery_prefix: str = "homeassistant",
         max_payload_bytes: int = 65536,
+        tls: dict[str, Any] | None = None,
+        community: str = "community",
     ) -> None:
         self.host = host
+        self.tls_settings = tls if tls and tls.get("enabled") else None
+        self.tls: BrokerTls | None = None
+        self.community = community
         self.port = port
         self.data_dir = data_dir
         self.binary = binary
@@ -238,8 +245,29 @@ class MosquittoBroker:
             f"max_packet_size {self.max_packet}\n"
             "log_dest stderr\n"
             "log_timestamp true\n"
-            "log_type error\nlog_type warning\nlog_type notice\n"
+            "log_type error\nlog_type warning\nlog_type notice\n" + self._tls_listener()
         )
+
+    def _tls_listener(self) -> str:
+        if self.tls is None or self.tls_settings is None:
+            return ""
+        return (
+            f"listener {self.tls_settings['port']} {self.tls_settings['host']}\n"
+            f"cafile {self.tls.ca_file}\ncertfile {self.tls.cert_file}\nkeyfile {self.tls.key_file}\n"
+            "tls_version tlsv1.2\n"
+        )
+
+    async def _prepare_tls(self) -> None:
+        settings = self.tls_settings
+        if settings is None:
+            return
+        if "cert_file" in settings:
+            self.tls = BrokerTls(
+                Path(settings["ca_file"]), Path(settings["cert_file"]), Path(settings["key_file"])
+            )
+            return
+        names = list(settings.get("names") or []) or [socket.gethostname(), "127.0.0.1"]
+        self.tls = await asyncio.to_thread(ensure_certificates, self.folder / "tls", names, self.community)
 
     def principals(self) -> list[Principal]:
         assert self.gateway_password is not None
@@ -270,6 +298,7 @@ class MosquittoBroker:
         secret, _ = await asyncio.to_thread(load_or_create, self.data_dir / "secrets" / "mqtt-gateway")
         self.gateway_password = secret.hex()
         await asyncio.to_thread(self.folder.mkdir, mode=0o700, parents=True, exist_ok=True)
+        await self._prepare_tls()
         config = self.folder / "mosquitto.conf"
         text = self.config_text()
         await asyncio.to_thread(_write_private, config, text)
@@ -294,6 +323,8 @@ class MosquittoBroker:
             self.process.signal(signal.SIGHUP)  # the access files were just rewritten
         if self.credentials is not None:
             self._unlisten = self.credentials.on_change(self.schedule_reload)
+            if self.tls is not None and self.tls_settings is not None:
+                self.credentials.tls = {"port": self.tls_settings["port"], "ca_pem": self.tls.ca_pem()}
         self._watch = asyncio.create_task(self._watch_log(), name="linli-mosquitto-log")
         _LOGGER.info("Mosquitto (%s, pid %d) on %s:%d", path, self.process.pid, self.host, self.port)
 
@@ -367,4 +398,5 @@ class MosquittoBroker:
             "reloads": self.reloads,
             "access_control": "per-device ACL",
             "refused_logins": dict(self.refused.most_common(20)),
+            "tls_port": self.tls_settings["port"] if self.tls and self.tls_settings else None,
         }

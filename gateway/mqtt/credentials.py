@@ -55,7 +55,7 @@ class Issued:
     base_topic: str | None = None
     device_id: str | None = None
 
-    def provisioning(self, host: str, port: int) -> dict[str, Any]:
+    def provisioning(self, host: str, port: int, tls: dict[str, Any] | None = None) -> dict[str, Any]:
         """What to type into the device or bridge (or scan as JSON): shown once, never stored."""
         return {
             "host": host,
@@ -68,6 +68,7 @@ class Issued:
             "subscribe": list(self.principal.subscribe),
             **({"base_topic": self.base_topic} if self.base_topic else {}),
             **({"device_id": self.device_id} if self.device_id else {}),
+            **({"tls": tls} if tls else {}),
         }
 
 
@@ -89,6 +90,7 @@ class MqttCredentials:
         # Where devices connect, set when the broker enforces these credentials (Mosquitto);
         # None on the embedded broker, which has no ACL: nothing is issued there.
         self.endpoint: tuple[str, int] | None = None
+        self.tls: dict[str, Any] | None = None  # {"port", "ca_pem"} when the broker has a TLS listener
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -176,7 +178,7 @@ class MqttCredentials:
         except CredentialError as exc:
             _LOGGER.warning("no MQTT credential for %s: %s", device.id, exc)
             return None
-        return issued.provisioning(*self.endpoint)
+        return issued.provisioning(*self.endpoint, tls=self.tls)
 
     async def async_issue_device(self, device: Device) -> Issued:
         """A credential for one adopted device (a new password if it had one)."""

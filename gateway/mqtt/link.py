@@ -104,6 +104,7 @@ class MqttLink:
         self.handler_errors = 0
         self.connects = 0
         self.auth_error: str | None = None
+        self._births: dict[str, bytes] = {}
 
     # -- routing -----------------------------------------------------------------
 
@@ -117,6 +118,11 @@ class MqttLink:
     def route_filter(self, topic_filter: str, handler: Handler) -> None:
         """Send messages matching a wildcard filter (when no exact route matched)."""
         self._filters.append((topic_filter, handler))
+
+    def add_birth_message(self, topic: str, payload: bytes) -> None:
+        """Publish `payload` on `topic` (QoS 1, not retained) after every connect, after our own
+        status: Home Assistant's `homeassistant/status` `online` makes bridges re-announce."""
+        self._births[topic] = payload
 
     async def async_subscribe(self, topic_filter: str, qos: int = 1) -> None:
         """Subscribe now if connected, and again after every reconnect."""
@@ -263,6 +269,8 @@ class MqttLink:
                     _no_delay(client)
                     await self._subscribe_all(client, list(self._subscriptions))
                     await client.publish(status, b"online", qos=1, retain=True)
+                    for topic, payload in self._births.items():
+                        await client.publish(topic, payload, qos=1)
                     self.connects += 1
                     self._connected.set()
                     attempt = 0

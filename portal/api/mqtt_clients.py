@@ -63,10 +63,12 @@ def register(api: Api) -> None:
     async def issue(call: Call) -> dict[str, Any]:
         credentials = _credentials(call)
         if credentials.endpoint is None:
+            mode = call.gateway.config["mqtt"]["broker"]
             raise ApiError(
                 "not_supported",
-                "this gateway's broker (embedded, loopback only) has no per-device access control: "
-                "set mqtt.broker = 'mosquitto' to give devices and bridges their own credentials",
+                f"this gateway's broker (mqtt.broker = {mode!r}) takes no credentials from Linli: "
+                "set mqtt.broker = 'mosquitto' to give devices and bridges their own credentials "
+                "(the embedded broker has no per-device access control and serves loopback only)",
             )
         body = call.body
         try:
@@ -90,7 +92,7 @@ def register(api: Api) -> None:
             household_id=call.household_id,
             ip=call.ip,
         )
-        return issued.provisioning(*credentials.endpoint)
+        return issued.provisioning(*credentials.endpoint, tls=credentials.tls)
 
     @api.op(
         "DELETE",
