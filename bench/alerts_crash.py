@@ -1,6 +1,13 @@
 """Alarms through crashes: 10,000 SOS alarms while the gateway is SIGKILLed three times.
 
-    python bench/alerts_crash.py [--quick] [--alerts 10000]
+    python bench/alerts_crash.py [--quick] [--alerts 10000] [--broker default|embedded|mosquitto|external]
+
+`--broker`: `default` (the gateway's own default mode: its managed broker, Mosquitto where
+installed, else the embedded rumqttd), `embedded`, `mosquitto`, or `external` (a Mosquitto
+this script runs, which outlives every kill: the earlier baseline). With a managed broker the
+broker is the gateway's own child and survives its SIGKILL; the restarted gateway re-attaches.
+The publisher stands for thousands of pendants in one process: on the managed Mosquitto it
+signs in as the gateway's own MQTT user, the one credential allowed to publish for every home.
 
 10,000 SOS pendants (2,000 homes × 5) each press once; a separate process
 publishes the presses at a steady rate, QoS 1, to Mosquitto on loopback. The
@@ -35,23 +42,24 @@ from collections import Counter
 from pathlib import Path
 
 from aiohttp import web
-from common import BenchBroker, Publisher, free_port
+from common import BenchBroker, Publisher, free_port, wait_listening
 
 from gateway.config import load_config
+from gateway.mqtt.broker import GATEWAY_USER
 from gateway.runtime import Gateway
 
 PENDANTS_PER_HOME = 5
 SECRET = "bench-webhook-secret-0123456789"
 
 
-async def prepare(folder: Path, port: int, alerts: int) -> list[str]:
+async def prepare(folder: Path, port: int, alerts: int, mode: str) -> list[str]:
     config = load_config(
         None,
         environ={},
         overrides={
             "data_dir": str(folder),
             "gateway_id": "bench-crash",
-            "mqtt": {"broker": "external", "port": port},
+            "mqtt": {"broker": mode, "port": port},
             "portal": {"enabled": False},
             "components": [],
         },
@@ -87,13 +95,13 @@ async def prepare(folder: Path, port: int, alerts: int) -> list[str]:
     return topics
 
 
-def write_config(folder: Path, broker: int, hook: int) -> Path:
+def write_config(folder: Path, broker: int, hook: int, mode: str) -> Path:
     path = folder / "linli.toml"
     path.write_text(
         f'gateway_id = "bench-crash"\ndata_dir = "{folder}"\nlog_level = "WARNING"\n'
         'components = ["adapters.mqtt_device:MqttDeviceAdapter", "services.alerts:AlertEngine", '
         '"services.eldercare:ElderCare"]\n'
-        f'[mqtt]\nbroker = "external"\nport = {broker}\nclient_id = "bench-crash"\n'
+        f'[mqtt]\nbroker = "{mode}"\nport = {broker}\nclient_id = "bench-crash"\n'
         "[portal]\nenabled = false\n"
         f'[[alerts.webhooks]]\nid = "bench"\nurl = "http://127.0.0.1:{hook}/hook"\nsecret = "{SECRET}"\n'
         'audiences = ["household"]\n'
@@ -130,15 +138,20 @@ def spawn(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-async def phase(broker: BenchBroker, alerts: int, rate: float, kills: int) -> dict:
+async def phase(port: int, mode: str, alerts: int, rate: float, kills: int) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="linli-bench-crash-"))
-    topics = await prepare(folder, broker.port, alerts)
+    topics = await prepare(folder, port, alerts, mode)
     hook = Hook()
     runner = await hook.start()
-    config = write_config(folder, broker.port, hook.port)
+    config = write_config(folder, port, hook.port, mode)
     process = spawn(config)
     await asyncio.sleep(2.0)  # imports, migrations, subscriptions
-    publisher = Publisher(broker.port, [(t, b'{"sos": "pressed", "battery": 80}') for t in topics], rate=rate)
+    wait_listening(port)
+    login = None
+    if (folder / "mosquitto").exists():
+        login = (GATEWAY_USER, (folder / "secrets" / "mqtt-gateway").read_bytes().hex())
+    messages = [(t, b'{"sos": "pressed", "battery": 80}') for t in topics]
+    publisher = Publisher(port, messages, rate=rate, login=login)
     started = time.perf_counter()
     publisher.start()
     duration = alerts / rate
@@ -181,18 +194,27 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--alerts", type=int)
+    parser.add_argument(
+        "--broker", choices=["default", "embedded", "mosquitto", "external"], default="default"
+    )
     args = parser.parse_args()
-    alerts = args.alerts or (2000 if args.quick else 10_000)
-    rate = 400.0 if args.quick else 500.0
-    broker = BenchBroker()
+    alerts = args.alerts or (1000 if args.quick else 10_000)
+    rate = 300.0 if args.quick else 500.0
+    mode = args.broker
+    if mode == "default":
+        mode = load_config(None, environ={})["mqtt"]["broker"]  # what `linli run` would choose here
+    external = BenchBroker() if mode == "external" else None
     try:
-        print(f"{alerts} SOS alarms at {rate:.0f}/s; broker {broker.version}")
-        base = await phase(broker, alerts, rate, kills=0)
+        print(f"{alerts} SOS alarms at {rate:.0f}/s; broker mode {mode}")
+        port = external.port if external else free_port()
+        base = await phase(port, mode, alerts, rate, kills=0)
         print(f"baseline (no kills): {base}")
-        crash = await phase(broker, alerts, rate, kills=3)
+        port = external.port if external else free_port()
+        crash = await phase(port, mode, alerts, rate, kills=3)
         print(f"with 3 × SIGKILL:    {crash}")
     finally:
-        broker.stop()
+        if external:
+            external.stop()
     print(
         f"alarms/s end to end: baseline {base['alerts_per_s']:.0f}, with crashes {crash['alerts_per_s']:.0f} "
         f"(ratio {crash['alerts_per_s'] / base['alerts_per_s']:.2f})"

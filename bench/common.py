@@ -69,11 +69,14 @@ def _publish_worker(
     ready: mp.Event,
     go: mp.Event,
     rate: float | None = None,
+    login: tuple[str, str] | None = None,
 ) -> None:
     """Publish every message as fast as paho can, QoS 1, then wait for all PUBACKs."""
     import paho.mqtt.client as mqtt
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    if login:
+        client.username_pw_set(*login)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port, keepalive=60)
@@ -101,12 +104,17 @@ class Publisher:
     """A separate process that publishes a prepared list of messages when told to."""
 
     def __init__(
-        self, port: int, messages: list[tuple[str, bytes]], qos: int = 1, rate: float | None = None
+        self,
+        port: int,
+        messages: list[tuple[str, bytes]],
+        qos: int = 1,
+        rate: float | None = None,
+        login: tuple[str, str] | None = None,
     ) -> None:
         ctx = mp.get_context("spawn")
         self.ready, self.go = ctx.Event(), ctx.Event()
         self.process = ctx.Process(
-            target=_publish_worker, args=(port, messages, qos, self.ready, self.go, rate), daemon=True
+            target=_publish_worker, args=(port, messages, qos, self.ready, self.go, rate, login), daemon=True
         )
         self.process.start()
         if not self.ready.wait(30):

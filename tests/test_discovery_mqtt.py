@@ -225,3 +225,23 @@ async def test_the_gateway_says_home_assistants_birth_message_so_bridges_announc
         # then the bridge hears "online" and would re-send every discovery config
         message = await asyncio.wait_for(anext(aiter(bridge.messages)), 5)
         assert (message.topic.value, message.payload) == ("homeassistant/status", b"online")
+
+
+async def test_a_flood_of_junk_configs_on_made_up_topics_keeps_only_the_latest_few(
+    make_gateway, broker
+) -> None:
+    # given a gateway whose inbox keeps at most 50 items known only from unusable input
+    gateway = await start(make_gateway, "mqtt")
+    inbox = inbox_of(gateway)
+    inbox.max_invalid = 50
+    # when 400 malformed configs arrive, each on a topic of its own
+    junk = [(f"homeassistant/sensor/junk{n}/config", b"{not json " + str(n).encode()) for n in range(400)]
+    await publish_retained(broker.port, junk)
+    await settle(lambda: inbox.rejected_inputs >= 400, timeout=10)
+    await inbox.async_flush()
+    # then memory and the database hold the 50 most recent, and the rest is forgotten
+    assert len(inbox.items) == 50 and inbox.invalid_forgotten == 350
+    assert inbox.find("topic:homeassistant/sensor/junk399/config") is not None
+    assert inbox.find("topic:homeassistant/sensor/junk0/config") is None
+    rows = await gateway.store.async_read(lambda c: c.execute("SELECT count(*) FROM inbox").fetchone()[0])
+    assert rows == 50

@@ -137,6 +137,7 @@ class Inbox:
         profiles: ProfileSet,
         *,
         max_items: int = 10_000,
+        max_invalid: int = 500,
         flush_s: float = 0.25,
         topic_owner: Callable[[str], str | None] | None = None,
     ) -> None:
@@ -148,6 +149,13 @@ class Inbox:
         self._registry = registry
         self._profiles = profiles
         self.max_items = max_items
+        # Items known only from unusable input (a malformed config on a made-up topic) are the
+        # ones anybody can create at will: the most recent `max_invalid` are kept, the oldest
+        # forgotten (memory and database), so a flood of junk never grows the gateway.
+        self.max_invalid = max_invalid
+        self._invalid_only: dict[str, None] = {}  # insertion-ordered: oldest first
+        self._forgotten: set[str] = set()
+        self.invalid_forgotten = 0
         self._flush_s = flush_s
         self.items: dict[str, InboxItem] = {}
         self._by_key: dict[str, InboxItem] = {}
@@ -173,10 +181,13 @@ class Inbox:
     # -- lifecycle ---------------------------------------------------------------
 
     async def async_start(self) -> None:
-        for item in await self._db.async_load():
+        for item in sorted(await self._db.async_load(), key=lambda i: i.last_seen):
             self.items[item.id] = item
             for key in item.keys:
                 self._by_key.setdefault(key, item)
+            if self._is_invalid_only(item):
+                self._invalid_only[item.id] = None
+            self._forgotten.discard(item.id)  # the same junk again: its row is written anew
         for device in self._registry.iter_devices():
             if device.unique_id:
                 self._registry_uids[device.unique_id] = device.id
@@ -316,9 +327,12 @@ class Inbox:
         )
         item = self._find(rejection.keys)
         if item is None:
+            while len(self._invalid_only) >= self.max_invalid:
+                self._forget_oldest_invalid()
             item = self._new_item(rejection.keys, now)
             if item is None:
                 return None
+            self._invalid_only[item.id] = None
             item.sources[rejection.source] = SourceState(
                 announcement=None, available=True, last_seen=now, address=rejection.address
             )
@@ -355,6 +369,28 @@ class Inbox:
         self._mark_dirty(item)
         self._fire(item, change)
         return item
+
+    @staticmethod
+    def _is_invalid_only(item: InboxItem) -> bool:
+        return (
+            item.status is InboxStatus.REJECTED
+            and item.decided_by == SYSTEM_ACTOR
+            and not any(state.announcement is not None for state in item.sources.values())
+        )
+
+    def _forget_oldest_invalid(self) -> None:
+        item_id = next(iter(self._invalid_only))
+        del self._invalid_only[item_id]
+        item = self.items.get(item_id)
+        if item is None or not self._is_invalid_only(item):
+            return  # it announced itself properly since: a device now, not junk
+        del self.items[item_id]
+        for key in item.keys:
+            if self._by_key.get(key) is item:
+                del self._by_key[key]
+        self._dirty.discard(item_id)
+        self._forgotten.add(item_id)  # deleted from the database at the next flush
+        self.invalid_forgotten += 1
 
     def withdraw(self, keys: Iterable[str], source: Source, reason: str, now: float | None = None) -> None:
         """A source says the device is gone: it becomes unavailable, never deleted."""
@@ -816,11 +852,17 @@ class Inbox:
     async def async_flush(self) -> None:
         """Write every change reported so far (one transaction)."""
         async with self._write_lock:
-            if not self._dirty and not self._decisions and not self._extra:
+            if not self._dirty and not self._decisions and not self._extra and not self._forgotten:
                 return
             dirty, self._dirty = self._dirty, set()
-            decisions, self._decisions = self._decisions, []
+            forgotten, self._forgotten = self._forgotten, set()
+            decisions = [d for d in self._decisions if d.item_id not in forgotten]
+            self._decisions = []
             extra, self._extra = self._extra, []
+            if forgotten:
+                gone = [(item_id,) for item_id in forgotten]
+                extra += [("DELETE FROM inbox WHERE id = ?", row) for row in gone]
+                extra += [("DELETE FROM inbox_decisions WHERE item_id = ?", row) for row in gone]
             items = [self.items[i] for i in dirty if i in self.items]
             try:
                 await self._db.async_save(items, decisions, extra)
