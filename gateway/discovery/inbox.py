@@ -861,8 +861,9 @@ class Inbox:
             extra, self._extra = self._extra, []
             if forgotten:
                 gone = [(item_id,) for item_id in forgotten]
-                extra += [("DELETE FROM inbox WHERE id = ?", row) for row in gone]
+                # decisions first: they refer to the item (a foreign key)
                 extra += [("DELETE FROM inbox_decisions WHERE item_id = ?", row) for row in gone]
+                extra += [("DELETE FROM inbox WHERE id = ?", row) for row in gone]
             items = [self.items[i] for i in dirty if i in self.items]
             try:
                 await self._db.async_save(items, decisions, extra)
