@@ -1,17 +1,24 @@
-"""Periodic upkeep: device availability by silence, and telemetry retention.
+"""Periodic upkeep: device availability by silence, telemetry retention, and memory.
 
-The last will alone cannot be trusted for availability (amqtt does not send
-wills on keep-alive expiry, and a hub's will covers the hub, not each device),
-so a device silent for longer than its profile's supervision interval is
-marked unavailable here.
+The last will alone cannot be trusted for availability (a hub's will covers the
+hub, not each device, and many devices have none), so a device silent for longer
+than its profile's supervision interval is marked unavailable here.
+
+Memory: after a burst (a flood of junk from the network, a backlog delivered at
+start), Python frees its objects but glibc keeps the freed heap pages; once a
+minute they are handed back to the system (`malloc_trim`), so a burst that is
+over does not leave the gateway's resident size raised for good.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.store import async_apply_retention
@@ -20,6 +27,15 @@ if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
+MEMORY_TRIM_S = 60.0
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None  # glibc only
+    except (OSError, AttributeError):
+        return None
 
 
 class Supervision:
@@ -40,6 +56,15 @@ class Supervision:
                 name="linli-retention",
             ),
         ]
+        trim = _malloc_trim()
+        if trim is not None:
+
+            async def release_memory() -> None:
+                trim(0)
+
+            self._tasks.append(
+                asyncio.create_task(self._every(MEMORY_TRIM_S, release_memory), name="linli-memory")
+            )
 
     async def async_stop(self) -> None:
         for task in self._tasks:
