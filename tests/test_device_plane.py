@@ -22,6 +22,7 @@ import pytest
 
 from adapters.sim.discovery_payloads import zigbee2mqtt_contact_sensor
 from gateway.discovery import InboxError
+from gateway.mqtt import guard
 from gateway.mqtt.broker import MosquittoBroker
 from gateway.mqtt.credentials import CredentialError
 from gateway.runtime import Gateway
@@ -39,8 +40,16 @@ def plane_config(data_dir: Path, port: int, broker: str = "mosquitto") -> dict:
     )
 
 
-@pytest.fixture
-async def plane(tmp_path: Path) -> AsyncIterator[Gateway]:
+@pytest.fixture(params=["guard", "files"])
+async def plane(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch) -> AsyncIterator[Gateway]:  # type: ignore[no-untyped-def]
+    """The managed Mosquitto with Linli's plugin (linli_guard), and with plain password and ACL
+    files, as on a machine that cannot build the plugin: the same rules must hold in both."""
+    if request.param == "files":
+
+        def unavailable(folder: Path) -> Path:
+            raise guard.GuardUnavailable("no compiler here (test)")
+
+        monkeypatch.setattr(guard, "build", unavailable)
     gateway = Gateway(plane_config(tmp_path / "data", free_port()))
     await gateway.async_start()
     await add_home(gateway, "h1")
@@ -156,7 +165,7 @@ async def test_wrong_passwords_are_refused_and_counted_per_client(plane: Gateway
     broker = plane.broker
     assert isinstance(broker, MosquittoBroker)
     # Mosquitto names a client only once it has signed in: a refused one is known by its address
-    await settle(lambda: broker.refused.get("127.0.0.1", 0) >= 3, timeout=5)
+    await settle(lambda: broker.stats()["refused_logins"].get("127.0.0.1", 0) >= 3, timeout=5)
     async with portal_client(plane) as client:
         answer = await (await client.get("/api/v1/mqtt/broker")).json()
     assert answer["refused_logins"]["127.0.0.1"] >= 3 and answer["access_control"] == "per-device ACL"
@@ -211,7 +220,10 @@ async def test_the_database_and_its_folder_are_private(plane: Gateway) -> None:
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     for name in ("linli.db", "linli.db-wal", "linli.db-shm"):
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
-    for name in ("passwd", "acl", "mosquitto.conf"):
+    broker = plane.broker
+    assert isinstance(broker, MosquittoBroker)
+    access = ["access"] if broker.guard is not None else ["passwd", "acl"]
+    for name in ("mosquitto.conf", *access):
         assert stat.S_IMODE((data / "mosquitto" / name).stat().st_mode) == 0o600, name
 
 
@@ -293,3 +305,55 @@ async def test_devices_on_the_network_connect_over_tls_to_a_ca_the_gateway_made(
         assert stat.S_IMODE((gateway.data_dir / "mosquitto" / "tls" / "ca.key").stat().st_mode) == 0o600
     finally:
         await gateway.async_stop()
+
+
+def needs_guard(gateway: Gateway) -> MosquittoBroker:
+    broker = gateway.broker
+    assert isinstance(broker, MosquittoBroker)
+    if broker.guard is None:
+        pytest.skip(f"counting refusals needs the linli_guard plugin: {broker.guard_problem}")
+    return broker
+
+
+async def test_refused_publishes_are_counted_per_client_and_a_burst_is_an_anomaly(plane: Gateway) -> None:
+    broker = needs_guard(plane)
+    port = plane.mqtt.settings.port
+    hub = await plane.mqtt_credentials.async_issue_bridge("h1", "linli/v1/h1")
+    await reloaded(plane)
+    # a household's own hub tries another home's pendant; an anonymous client tries every SOS
+    spoofs = [("linli/v1/h2/h2-sos", {"sos": "pressed"})] * 6
+    await publish(port, spoofs, client_id="h1-hub", **login(hub))
+    await publish(port, [(f"linli/v1/h{n % 2 + 1}/h{n % 2 + 1}-sos", {"sos": "pressed"}) for n in range(8)],
+                  client_id="spoofer")  # fmt: skip
+    await settle(lambda: {"h1-hub", "spoofer"} <= {a["client"] for a in broker.anomalies}, timeout=8)
+    async with portal_client(plane) as client:
+        answer = await (await client.get("/api/v1/mqtt/broker")).json()
+    assert answer["refused_publishes"]["h1-hub"] == {"user": hub.principal.username, "count": 6}
+    assert answer["refused_publishes"]["spoofer"] == {"user": None, "count": 8}
+    kinds = {(a["client"], a["kind"]) for a in answer["anomalies"]}
+    assert {("h1-hub", "refused_publishes"), ("spoofer", "refused_publishes")} <= kinds
+    assert "sos" not in plane.registry.device("h2-sos").states  # and none of it raised anything
+
+
+async def test_ten_wrong_passwords_lock_the_address_out_for_a_while(plane: Gateway) -> None:
+    broker = needs_guard(plane)
+    port = plane.mqtt.settings.port
+    hub = await plane.mqtt_credentials.async_issue_bridge("h1", "linli/v1/h1")
+    await reloaded(plane)
+    for _ in range(10):
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client("127.0.0.1", port, username=hub.principal.username, password="guess"):
+                pass
+    # now even the right password is refused for that user from this address
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", port, identifier="h1-hub", **login(hub)):
+            pass
+    await settle(lambda: broker.guard_stats.refused_logins.get("127.0.0.1", 0) >= 11, timeout=5)
+    assert any(a["kind"] == "refused_logins" and a["client"] == "127.0.0.1" for a in broker.anomalies)
+    # while everyone else behind the same address (here: the gateway itself, a neighbour's hub) is not
+    h2 = await plane.mqtt_credentials.async_issue_bridge("h2", "linli/v1/h2")
+    await reloaded(plane)
+    connects = plane.mqtt.connects
+    async with aiomqtt.Client("127.0.0.1", port, identifier="h2-hub", **login(h2)):
+        pass
+    assert plane.mqtt.connected and plane.mqtt.connects == connects  # never dropped by the reloads

@@ -124,3 +124,17 @@ def topic_under(topic: str, base: str) -> bool:
     """Is `topic` the base itself or below it (`zigbee2mqtt/door` under `zigbee2mqtt`)?"""
     base = base.rstrip("/")
     return topic == base or topic.startswith(base + "/")
+
+
+def guard_file(principals: Iterable[Principal], prefix: str) -> str:
+    """The rules for the linli_guard plugin (gateway/mqtt/guard): the same rules as the ACL file."""
+    lines = ["# written by Linli from its own database on every change; edits here are lost"]
+    lines += [f"anon-pub {topic}" for topic in discovery_topics(prefix)]
+    for principal in principals:
+        name = check_username(principal.username)
+        lines.append(f"{'super' if principal.kind == 'gateway' else 'user'} {name} {principal.password_hash}")
+        if principal.kind == "gateway":
+            continue
+        lines += [f"pub {name} {topic}" for topic in principal.publish]
+        lines += [f"sub {name} {topic}" for topic in principal.subscribe]
+    return "\n".join(lines) + "\n"

@@ -25,15 +25,20 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
-from collections import Counter
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from gateway.keyfile import load_or_create
-from gateway.mqtt.acl import Principal, acl_file, hash_password, password_file
+from gateway.mqtt import guard
+from gateway.mqtt.acl import Principal, acl_file, guard_file, hash_password, password_file
 from gateway.mqtt.broker_process import BrokerError, BrokerProcess, check_port_free, is_loopback
 from gateway.mqtt.credentials import MqttCredentials
+from gateway.mqtt.guard import GuardStats, parse_stats
 from gateway.mqtt.tls import BrokerTls, ensure_certificates
 
 __all__ = ["Broker", "BrokerError", "EmbeddedBroker", "MosquittoBroker", "check_port_free", "is_loopback"]
@@ -45,6 +50,10 @@ GATEWAY_USER: Final = "linli-gateway"
 # memory), but lets moderately oversized ones through so the gateway can quarantine them.
 _PACKET_FLOOR: Final = 262_144
 _MAX_TRACKED_CLIENTS: Final = 1000
+# An anomaly (ETSI EN 303 645 5.10): this many refusals for one client or address within a minute
+ANOMALY_BURST: Final = 5
+ANOMALY_WINDOW_S: Final = 60.0
+ANOMALY_KEEP: Final = 100
 
 
 class Broker(Protocol):
@@ -160,6 +169,16 @@ class EmbeddedBroker:
         }
 
 
+def _read_if_changed(path: Path, seen: float) -> tuple[str | None, float]:
+    try:
+        mtime = path.stat().st_mtime
+        if mtime == seen:
+            return None, seen
+        return path.read_text(encoding="utf-8", errors="replace")[:1_000_000], mtime
+    except OSError:
+        return None, seen
+
+
 def _read_new(path: Path, position: int) -> tuple[bytes, int]:
     """What the log gained since `position` (at most 1 MiB); the file is kept under 8 MiB."""
     try:
@@ -184,6 +203,14 @@ _REFUSED = re.compile(rb"Client (\S+) disconnected, not authori[sz]ed")
 _CONNECTION = re.compile(rb"New connection from (\S+?)(?::\d+)? on port")
 
 
+@dataclass(slots=True)
+class _Window:
+    start: float
+    base: int
+    last_total: int
+    reported: bool = False
+
+
 class MosquittoBroker:
     """A managed Mosquitto: password and ACL files from the database, reloaded on change."""
 
@@ -204,6 +231,11 @@ class MosquittoBroker:
         self.tls_settings = tls if tls and tls.get("enabled") else None
         self.tls: BrokerTls | None = None
         self.community = community
+        self.guard: Path | None = None
+        self.guard_problem: str | None = "not started"
+        self.guard_stats = GuardStats()
+        self.anomalies: deque[dict[str, Any]] = deque(maxlen=ANOMALY_KEEP)
+        self._windows: dict[str, _Window] = {}
         self.port = port
         self.data_dir = data_dir
         self.binary = binary
@@ -213,6 +245,7 @@ class MosquittoBroker:
         self.max_packet = max(_PACKET_FLOOR, max_payload_bytes * 4)
         self.process: BrokerProcess | None = None
         self.gateway_password: str | None = None
+        self._gateway_hash: str | None = None
         self.reloads = 0
         self.refused: Counter[str] = Counter()  # refused logins per client id or address (bounded)
         self._last_address: str | None = None
@@ -233,10 +266,9 @@ class MosquittoBroker:
         return (
             "# written by Linli on every start; edit linli's config instead\n"
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"  # anonymous clients: discovery configs only (acl_file)
-            f"password_file {folder}/passwd\n"
-            f"acl_file {folder}/acl\n"
-            f"user {user}\n"
+            "allow_anonymous true\n"  # anonymous clients: discovery configs only
+            + self._access_config()
+            + f"user {user}\n"
             "persistence true\n"
             f"persistence_location {folder}/\n"
             "autosave_interval 60\n"
@@ -247,6 +279,16 @@ class MosquittoBroker:
             "log_timestamp true\n"
             "log_type error\nlog_type warning\nlog_type notice\n" + self._tls_listener()
         )
+
+    def _access_config(self) -> str:
+        folder = self.folder
+        if self.guard is not None:
+            return (
+                f"plugin {self.guard}\n"
+                f"plugin_opt_access_file {folder}/access\n"
+                f"plugin_opt_stats_file {folder}/guard-stats\n"
+            )
+        return f"password_file {folder}/passwd\nacl_file {folder}/acl\n"
 
     def _tls_listener(self) -> str:
         if self.tls is None or self.tls_settings is None:
@@ -271,21 +313,40 @@ class MosquittoBroker:
 
     def principals(self) -> list[Principal]:
         assert self.gateway_password is not None
+        if self._gateway_hash is None:
+            # once per start: a reload disconnects every user whose hash changed (a new salt would)
+            self._gateway_hash = hash_password(self.gateway_password)
         gateway = Principal(
             username=GATEWAY_USER,
             kind="gateway",
             household_id=None,
             publish=("#",),
             subscribe=("#",),
-            password_hash=hash_password(self.gateway_password),
+            password_hash=self._gateway_hash,
         )
         devices = self.credentials.principals() if self.credentials is not None else []
         return [gateway, *devices]
 
     def _write_access_files(self) -> None:
         principals = self.principals()
-        _write_private(self.folder / "passwd", password_file(principals))
-        _write_private(self.folder / "acl", acl_file(principals, self.prefix))
+        if self.guard is not None:
+            _write_private(self.folder / "access", guard_file(principals, self.prefix))
+        else:
+            _write_private(self.folder / "passwd", password_file(principals))
+            _write_private(self.folder / "acl", acl_file(principals, self.prefix))
+
+    async def _prepare_guard(self) -> None:
+        try:
+            self.guard = await asyncio.to_thread(guard.build, self.folder)
+            self.guard_problem = None
+        except (guard.GuardUnavailable, OSError, subprocess.SubprocessError) as exc:
+            self.guard, self.guard_problem = None, str(exc)
+            _LOGGER.warning(
+                "Mosquitto's access control from password and ACL files: refused publishes will not "
+                "be counted per client, nor wrong passwords rate-limited, because the linli_guard "
+                "plugin cannot be built here: %s",
+                exc,
+            )
 
     async def async_start(self) -> None:
         path = shutil.which(self.binary)
@@ -299,6 +360,7 @@ class MosquittoBroker:
         self.gateway_password = secret.hex()
         await asyncio.to_thread(self.folder.mkdir, mode=0o700, parents=True, exist_ok=True)
         await self._prepare_tls()
+        await self._prepare_guard()
         config = self.folder / "mosquitto.conf"
         text = self.config_text()
         await asyncio.to_thread(_write_private, config, text)
@@ -351,11 +413,59 @@ class MosquittoBroker:
         assert self.process is not None
         path = self.process.logfile
         position = path.stat().st_size if path.exists() else 0
+        stats_path, stats_seen = self.folder / "guard-stats", 0.0
         while True:
             await asyncio.sleep(1.0)
             chunk, position = await asyncio.to_thread(_read_new, path, position)
             for line in chunk.splitlines():
                 self._take_log_line(line)
+            if self.guard is not None:
+                text, stats_seen = await asyncio.to_thread(_read_if_changed, stats_path, stats_seen)
+                if text is not None:
+                    self.take_guard_stats(parse_stats(text))
+
+    def take_guard_stats(self, stats: GuardStats, now: float | None = None) -> None:
+        """New totals from the plugin: bursts of refusals become anomalies, with the client."""
+        now = time.time() if now is None else now
+        self.guard_stats = stats
+        for client, (user, total) in stats.denied_publishes.items():
+            self._watch_burst("refused_publishes", client, user, total, now)
+        for client, (user, total) in stats.denied_subscriptions.items():
+            self._watch_burst("refused_subscriptions", client, user, total, now)
+        for address, total in stats.refused_logins.items():
+            self._watch_burst("refused_logins", address, None, total, now)
+        if len(self._windows) > 4 * _MAX_TRACKED_CLIENTS:
+            self._windows.clear()
+
+    def _watch_burst(self, kind: str, who: str, user: str | None, total: int, now: float) -> None:
+        key = f"{kind} {who}"
+        window = self._windows.get(key)
+        if window is None or now - window.start > ANOMALY_WINDOW_S or total < window.last_total:
+            # a new minute, counted from the total at its start (a restarted broker counts from 0)
+            base = 0 if window is None or total < window.last_total else window.last_total
+            window = _Window(start=now, base=base, last_total=total)
+            self._windows[key] = window
+        window.last_total = total
+        if window.reported or total - window.base < ANOMALY_BURST:
+            return
+        window.reported = True
+        anomaly = {
+            "ts": now,
+            "kind": kind,
+            "client": who,
+            "user": None if user in (None, "-") else user,
+            "count": total - window.base,
+            "total": total,
+        }
+        self.anomalies.append(anomaly)
+        _LOGGER.warning(
+            "MQTT anomaly: %s from %s%s: %d within a minute (%d in all)",
+            kind.replace("_", " "),
+            who,
+            f" (user {anomaly['user']})" if anomaly["user"] else "",
+            anomaly["count"],
+            total,
+        )
 
     def _take_log_line(self, line: bytes) -> None:
         if match := _CONNECTION.search(line):
@@ -369,6 +479,8 @@ class MosquittoBroker:
                 client = self._last_address or client
             if client in self.refused or len(self.refused) < _MAX_TRACKED_CLIENTS:
                 self.refused[client] += 1
+                if self.guard is None:  # the plugin counts them itself, better
+                    self._watch_burst("refused_logins", client, None, self.refused[client], time.time())
             return
         if b"Error" in line or b"error" in line:
             _LOGGER.error("Mosquitto: %s", line.decode(errors="replace")[:300])
@@ -397,6 +509,19 @@ class MosquittoBroker:
             "restarts": self.restarts,
             "reloads": self.reloads,
             "access_control": "per-device ACL",
-            "refused_logins": dict(self.refused.most_common(20)),
+            "guard": self.guard is not None,
+            "guard_problem": self.guard_problem,
+            "refused_logins": dict(
+                sorted(self.guard_stats.refused_logins.items(), key=lambda kv: -kv[1])[:20]
+                if self.guard is not None
+                else self.refused.most_common(20)
+            ),
+            "refused_publishes": {
+                client: {"user": None if user == "-" else user, "count": n}
+                for client, (user, n) in sorted(
+                    self.guard_stats.denied_publishes.items(), key=lambda kv: -kv[1][1]
+                )[:20]
+            },
+            "anomalies": list(self.anomalies)[-20:],
             "tls_port": self.tls_settings["port"] if self.tls and self.tls_settings else None,
         }
