@@ -357,3 +357,54 @@ async def test_ten_wrong_passwords_lock_the_address_out_for_a_while(plane: Gatew
     async with aiomqtt.Client("127.0.0.1", port, identifier="h2-hub", **login(h2)):
         pass
     assert plane.mqtt.connected and plane.mqtt.connects == connects  # never dropped by the reloads
+
+
+async def test_an_installer_sees_anomalies_and_issues_a_bridge_credential_in_manage(tmp_path: Path) -> None:
+    import orjson
+
+    from tests.portal_accounts import PORTAL_SERVICES, add_account
+    from tests.test_portal_browser import browser_page, sign_in
+
+    portal = free_port()
+    config = plane_config(tmp_path / "data", free_port())
+    config["components"] = [*dict.fromkeys([*COMPONENTS, *PORTAL_SERVICES]), "portal.app:Portal"]
+    config["portal"] = {**config["portal"], "enabled": True, "port": portal}
+    gateway = Gateway(config)
+    await gateway.async_start()
+    try:
+        broker = needs_guard(gateway)
+        await add_home(gateway, "h1")
+        port = gateway.mqtt.settings.port
+        password = await add_account(gateway, "li.installer", "installer")
+        # someone on the network tries to press every pendant
+        await publish(port, [("linli/v1/h1/h1-sos", {"sos": "pressed"})] * 6, client_id="spoofer")
+        await settle(lambda: any(a["client"] == "spoofer" for a in broker.anomalies), timeout=8)
+        async with browser_page(tmp_path, {"width": 1366, "height": 900}) as page:
+            await sign_in(page, f"http://127.0.0.1:{portal}", "li.installer", password, "/manage")
+            await page.click("#sections button[data-section=access]")
+            anomaly = page.locator("tr[data-anomaly=refused_publishes]")
+            await anomaly.wait_for()
+            assert "spoofer" in await anomaly.inner_text() and "越权发布" in await anomaly.inner_text()
+            # the installer sets up the home's Zigbee2MQTT bridge
+            await page.select_option("#access-household", "h1")
+            await page.fill("#access-base", "zigbee2mqtt-h1")
+            await page.click("#access-clients ~ form button[type=submit]")
+            provisioning = orjson.loads(await page.locator("pre.provisioning").inner_text())
+            await page.locator('tr[data-mqtt-client^="bridge-h1"]').wait_for()
+        assert provisioning["base_topic"] == "zigbee2mqtt-h1" and provisioning["password"]
+        await settle(lambda: broker.reloads >= 1, timeout=5)  # the credential's reload (already done)
+        await asyncio.sleep(0.2)
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            port,
+            identifier="z2m",
+            username=provisioning["username"],
+            password=provisioning["password"],
+        ) as bridge:
+            await bridge.publish("zigbee2mqtt-h1/bridge/state", b'{"state":"online"}', qos=1)
+        actions = await gateway.store.async_read(
+            lambda c: [row[0] for row in c.execute("SELECT action FROM audit")]
+        )
+        assert "mqtt_client.issue" in actions
+    finally:
+        await gateway.async_stop()

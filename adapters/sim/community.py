@@ -49,35 +49,44 @@ class SimCommunity:
         broker = gateway.mqtt.settings
         for index in range(1, count + 1):
             hid = household_id(index)
-            credential = await _hub_credential(gateway, hid)
-            devices = [
-                SimDevice(
-                    device_id=device.id,
-                    topic=device.topic,
-                    availability_topic=device.availability_topic,
-                    sim=DeviceSim(device.profile.id, random.Random(f"{device.id}")),
-                )
-                for device in gateway.registry.household_devices(hid)
+            # One simulated bridge per base topic: the home hub (linli/v1/<home>), and in
+            # every fourth home a Zigbee2MQTT bridge (zigbee2mqtt/<home>) beside it.
+            bridges: dict[str, list[SimDevice]] = {}
+            for device in gateway.registry.household_devices(hid):
                 # only what a home hub reports over MQTT: the TV box (adopted on an earlier run)
                 # is driven by its own adapter, and a device added by hand has no simulator
-                if device.profile.id in GENERATORS
-            ]
-            self.homes.append(
-                SimHome(
-                    hid,
-                    devices,
-                    host=broker.host,
-                    port=broker.port,
-                    rate=rate / count,
-                    sos_per_hour=sos_per_hour,
-                    # The first home's resident presses the pendant ~25 s in, so that a new
-                    # demo shows an alert escalating on the phone, the TV and the console.
-                    first_sos_after_s=25.0 if index == 1 else None,
-                    seed=index,
-                    username=credential[0] if credential else None,
-                    password=credential[1] if credential else None,
+                if device.profile.id not in GENERATORS:
+                    continue
+                bridges.setdefault(_base_topic(hid, device.topic), []).append(
+                    SimDevice(
+                        device_id=device.id,
+                        topic=device.topic,
+                        availability_topic=device.availability_topic,
+                        sim=DeviceSim(device.profile.id, random.Random(f"{device.id}")),
+                    )
                 )
-            )
+            total = sum(len(devices) for devices in bridges.values()) or 1
+            for number, (base, devices) in enumerate(sorted(bridges.items())):
+                credential = await _bridge_credential(gateway, hid, base)
+                self.homes.append(
+                    SimHome(
+                        hid,
+                        devices,
+                        host=broker.host,
+                        port=broker.port,
+                        rate=rate / count * len(devices) / total,
+                        sos_per_hour=sos_per_hour,
+                        # The first home's resident presses the pendant ~25 s in, so that a new
+                        # demo shows an alert escalating on the phone, the TV and the console.
+                        first_sos_after_s=25.0 if index == 1 else None,
+                        seed=index * 10 + number,
+                        username=credential[0] if credential else None,
+                        password=credential[1] if credential else None,
+                        client_id=credential[0] if credential else f"sim-{hid}-{number}",
+                    )
+                )
+        if isinstance(gateway.broker, MosquittoBroker):
+            await gateway.broker.async_reload()  # the hubs' credentials, before the hubs connect
         self._task = asyncio.create_task(run_homes(self.homes), name="linli-sim")
         await self.televisions.async_start(gateway, count)
         discovery = gateway.config["discovery"]
@@ -111,14 +120,18 @@ class SimCommunity:
         return sum(home.published for home in self.homes)
 
 
-async def _hub_credential(gateway: Gateway, hid: str) -> tuple[str, str] | None:
-    """Each simulated home hub is a bridge of its household (a fresh password every run),
+def _base_topic(hid: str, topic: str) -> str:
+    zigbee = f"zigbee2mqtt/{hid}"
+    return zigbee if topic.startswith(zigbee + "/") else device_topic(hid, "").rstrip("/")
+
+
+async def _bridge_credential(gateway: Gateway, hid: str, base: str) -> tuple[str, str] | None:
+    """Each simulated bridge is a bridge of its household (a fresh password every run),
     where the broker enforces per-household access; the embedded broker has no ACL."""
     if not isinstance(gateway.broker, MosquittoBroker):
         return None
-    issued = await gateway.mqtt_credentials.async_issue_bridge(
-        hid, device_topic(hid, "").rstrip("/"), "demo hub"
-    )
+    name = "demo Zigbee2MQTT" if base.startswith("zigbee2mqtt/") else "demo hub"
+    issued = await gateway.mqtt_credentials.async_issue_bridge(hid, base, name)
     return issued.principal.username, issued.password
 
 

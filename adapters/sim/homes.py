@@ -46,12 +46,14 @@ class SimHome:
         seed: int,
         username: str | None = None,
         password: str | None = None,
+        client_id: str | None = None,
     ) -> None:
         self.household_id = household_id
         self.devices = devices
         self.host, self.port = host, port
         # The hub's own bridge credential (on a broker with per-household ACLs)
         self.username, self.password = username, password
+        self.client_id = client_id or f"sim-hub-{household_id}"
         self.rate = rate
         self.sos_per_hour = sos_per_hour
         self.first_sos_after_s = first_sos_after_s
@@ -68,7 +70,7 @@ class SimHome:
                 async with aiomqtt.Client(
                     self.host,
                     self.port,
-                    identifier=self.username or f"sim-hub-{self.household_id}",
+                    identifier=self.client_id,
                     username=self.username,
                     password=self.password,
                     keepalive=60,

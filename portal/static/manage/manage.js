@@ -116,6 +116,58 @@ async function inbox() {
   return [h("h1", {}, t("inbox")), rooms, items.length ? table([t("devices"), t("profile"), ""], items.map(row)) : h("p", { class: "muted" }, t("no_pending"))];
 }
 
+// The device plane: the broker, bursts of refusals (anomalies, with the client), and each home's
+// MQTT credentials; a new credential's password is shown once, here, and nowhere else.
+async function access() {
+  const [broker, tree] = await Promise.all([api("/api/v1/mqtt/broker"), api("/api/v1/community")]);
+  const homes = householdsOf(tree);
+  const control = broker.kind !== "mosquitto" ? t("no_acl") : broker.guard ? t("guard_on") : t("guard_files");
+  const facts = [[t("broker"), `${broker.engine || broker.mode} (pid ${broker.pid ?? "—"})`], [t("access_control"), control]];
+  if (broker.tls_port) facts.push([t("tls_port"), String(broker.tls_port)]);
+  if (broker.reattached) facts.push(["", t("reattached")]);
+  const anomalies = [...(broker.anomalies || [])].reverse();
+  const household = h("select", { id: "access-household", "aria-label": t("household") }, homes.map((x) => homeOption(x, false)));
+  const list = h("div", { id: "access-clients" });
+  const once = h("div", { id: "access-once" });
+  const status = statusLine();
+  const load = async () => {
+    if (!household.value) return;
+    const { items } = await api(`/api/v1/households/${encodeURIComponent(household.value)}/mqtt-clients`);
+    list.replaceChildren(items.length ? table([t("client"), t("kind_device") + " / " + t("kind_bridge"), t("base_topic"), ""], items.map((c) =>
+      h("tr", { "data-mqtt-client": c.username }, h("td", {}, c.name || c.username, h("div", { class: "muted" }, c.username)),
+        h("td", {}, t(`kind_${c.kind}`)), h("td", {}, c.base_topic || "—"),
+        h("td", {}, removeButton(t("revoke"), t("confirm_remove"), async () => {
+          await api(`/api/v1/households/${encodeURIComponent(household.value)}/mqtt-clients/${encodeURIComponent(c.username)}`, { method: "DELETE" });
+          await load();
+        }, { class: "small secondary revoke" })))))
+      : h("p", { class: "muted" }, t("no_mqtt_clients")));
+  };
+  const base = h("input", { id: "access-base", maxlength: 200, placeholder: "zigbee2mqtt-101", required: true });
+  const name = h("input", { id: "access-name", maxlength: 120, placeholder: "Zigbee2MQTT" });
+  const issue = h("form", { class: "inline", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const body = { kind: "bridge", base_topic: base.value.trim() };
+      if (name.value.trim()) body.name = name.value.trim();
+      const issued = await api(`/api/v1/households/${encodeURIComponent(household.value)}/mqtt-clients`, { method: "POST", body });
+      once.replaceChildren(h("p", { class: "muted" }, t("shown_once")), h("pre", { class: "provisioning" }, JSON.stringify(issued, null, 2)));
+      base.value = ""; name.value = "";
+      await load();
+    } catch (error) { say(status, error); }
+  } }, h("label", { class: "field" }, h("span", {}, t("base_topic")), base), h("label", { class: "field" }, h("span", {}, t("device_name")), name),
+  h("button", { type: "submit", class: "small" }, t("issue_bridge")));
+  household.addEventListener("change", () => { once.replaceChildren(); load(); });
+  await load();
+  return [h("h1", {}, t("device_access")),
+    h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    h("h2", {}, t("anomalies")),
+    anomalies.length ? table([t("time"), t("status"), t("client"), t("count")], anomalies.map((a) =>
+      h("tr", { "data-anomaly": a.kind }, h("td", {}, formatTime(a.ts)), h("td", {}, t(`anomaly_${a.kind}`)),
+        h("td", {}, a.client, a.user ? h("div", { class: "muted" }, a.user) : ""), h("td", {}, String(a.count)))))
+      : h("p", { class: "muted", id: "no-anomalies" }, t("no_anomalies")),
+    h("h2", {}, t("mqtt_clients")), h("div", { class: "row" }, household), list, issue, status, once];
+}
+
 const ROLES = ["resident", "household_admin", "carer", "manager", "installer"];
 
 async function residents() {
@@ -255,7 +307,7 @@ async function audit() {
   return [h("h1", {}, t("audit")), form, body];
 }
 
-const SECTIONS = { queue, community, inventory, inbox, residents, consent, care, announcements, audit };
+const SECTIONS = { queue, community, inventory, inbox, access, residents, consent, care, announcements, audit };
 
 async function render() {
   const section = state.section;
@@ -290,7 +342,7 @@ async function main() {
   $("#sign-out").addEventListener("click", async () => { await api("/api/v1/auth/logout", { method: "POST" }); location.href = "/login"; });
   if (user.role === "installer") {
     // An installer works with devices only; the API refuses the rest, so the console does not offer it.
-    for (const b of document.querySelectorAll("#sections button")) b.hidden = !["queue", "community", "inventory", "inbox"].includes(b.dataset.section);
+    for (const b of document.querySelectorAll("#sections button")) b.hidden = !["queue", "community", "inventory", "inbox", "access"].includes(b.dataset.section);
     state.section = "inventory";
   }
   await render();

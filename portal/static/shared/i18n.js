@@ -1,6 +1,13 @@
 // Simplified Chinese by default, English on request (saved per user on the server).
 const STRINGS = {
   "zh-CN": {
+    device_access: "设备接入", broker: "消息代理", access_control: "访问控制", guard_on: "逐设备授权（含拒绝计数）",
+    guard_files: "逐设备授权（密码与访问控制文件，不计拒绝次数）", no_acl: "仅限本机（无逐设备授权）",
+    anomalies: "异常", no_anomalies: "没有异常", anomaly_refused_publishes: "越权发布", anomaly_refused_subscriptions: "越权订阅",
+    anomaly_refused_logins: "密码错误", client: "客户端", count: "次数", refused_logins: "登录被拒",
+    mqtt_clients: "设备与网关凭据", no_mqtt_clients: "这户还没有设备凭据", issue_bridge: "为网关（如 Zigbee2MQTT）签发凭据",
+    base_topic: "主题前缀", kind_device: "设备", kind_bridge: "网关", revoke: "吊销", shown_once: "密码只显示这一次，请立即配置到设备：",
+    tls_port: "TLS 端口", reattached: "接管了上次留下的代理进程",
     app_title: "邻里 · 我的家", tv_title: "邻里电视", manage_title: "邻里 · 物业管理",
     sign_in: "登录", sign_out: "退出", name: "用户名", password: "密码", wrong_login: "用户名或密码错误",
     home: "首页", alarm: "安防", health: "健康", care: "关怀", devices: "设备", alerts: "警报",
@@ -86,6 +93,13 @@ const STRINGS = {
     st_units: "个单元", st_households: "户住户", st_devices: "台设备", st_residents: "位家庭成员", st_accounts: "个账号",
   },
   en: {
+    device_access: "Device access", broker: "Broker", access_control: "Access control", guard_on: "per device (refusals counted)",
+    guard_files: "per device (password and ACL files; refusals not counted)", no_acl: "this machine only (no per-device ACL)",
+    anomalies: "Anomalies", no_anomalies: "No anomalies", anomaly_refused_publishes: "refused publishes", anomaly_refused_subscriptions: "refused subscriptions",
+    anomaly_refused_logins: "wrong passwords", client: "Client", count: "Count", refused_logins: "Refused logins",
+    mqtt_clients: "Device and bridge credentials", no_mqtt_clients: "No credentials in this home yet", issue_bridge: "Issue a credential for a bridge (e.g. Zigbee2MQTT)",
+    base_topic: "Base topic", kind_device: "device", kind_bridge: "bridge", revoke: "Revoke", shown_once: "The password is shown this once: configure the device now:",
+    tls_port: "TLS port", reattached: "took over the broker a previous gateway left running",
     app_title: "Linli · My home", tv_title: "Linli TV", manage_title: "Linli · Property management",
     sign_in: "Sign in", sign_out: "Sign out", name: "User name", password: "Password", wrong_login: "Wrong user name or password",
     home: "Home", alarm: "Alarm", health: "Health", care: "Care", devices: "Devices", alerts: "Alerts",
