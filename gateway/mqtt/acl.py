@@ -52,9 +52,9 @@ def new_password() -> str:
     return secrets.token_urlsafe(18)
 
 
-def hash_password(password: str, *, iterations: int = HASH_ITERATIONS) -> str:
+def hash_password(password: str, *, iterations: int = HASH_ITERATIONS, salt: bytes | None = None) -> str:
     """Mosquitto's own `$7$` format (PBKDF2-HMAC-SHA512, 12-byte salt), as `mosquitto_passwd` writes."""
-    salt = secrets.token_bytes(12)
+    salt = secrets.token_bytes(12) if salt is None else salt
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 

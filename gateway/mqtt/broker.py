@@ -314,8 +314,11 @@ class MosquittoBroker:
     def principals(self) -> list[Principal]:
         assert self.gateway_password is not None
         if self._gateway_hash is None:
-            # once per start: a reload disconnects every user whose hash changed (a new salt would)
-            self._gateway_hash = hash_password(self.gateway_password)
+            # The same hash on every start: a reload disconnects every user whose hash changed,
+            # and a new salt would change it. The salt comes from the secret itself, which is
+            # 256 random bits: a salt protects guessable passwords, and this one is not.
+            salt = hashlib.sha256(b"linli-gateway-salt:" + self.gateway_password.encode()).digest()[:12]
+            self._gateway_hash = hash_password(self.gateway_password, salt=salt)
         gateway = Principal(
             username=GATEWAY_USER,
             kind="gateway",
