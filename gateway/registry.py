@@ -36,6 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 
 
 LAST_SEEN_EVERY_S: Final = 300.0
+AVAILABILITY_ROWS: Final = 100  # rows per transaction when availability is written (~10 ms)
 
 
 class RegistryError(ValueError):
@@ -792,8 +793,9 @@ class Registry:
                 "UPDATE devices SET available = ?, last_seen = ? WHERE row = ?", chunk
             )
 
-        for start in range(0, len(rows), 2000):
-            await self._store.async_write(update(rows[start : start + 2000]))
+        # short transactions: the longest an alarm's commit may have to wait behind one
+        for start in range(0, len(rows), AVAILABILITY_ROWS):
+            await self._store.async_write(update(rows[start : start + AVAILABILITY_ROWS]))
         return len(rows)
 
 

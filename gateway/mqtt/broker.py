@@ -4,9 +4,10 @@
   `iotcore` wheel compiles, in a process of its own — zero install, MQTT 3.1.1 (and 5 on
   `mqtt.mqtt5_port`), correct retained messages, persistent sessions, wills. It has no
   per-client ACL, so it listens on loopback only and the config refuses anything else.
-* `mosquitto` (default when installed): a managed Mosquitto with a password file and an
-  ACL file written from the gateway's database (gateway/mqtt/acl.py), reloaded on every
-  credential change without dropping anyone; the mode for homes on a network.
+* `mosquitto` (default when installed): a managed Mosquitto whose per-device rules come
+  from the gateway's database (gateway/mqtt/acl.py), enforced and counted by Linli's plugin
+  (gateway/mqtt/guard) or, where it cannot be built, by password and ACL files; reloaded on
+  every credential change without dropping anyone; the mode for homes on a network.
 * `external`: nothing to run; the link connects to `mqtt.url`.
 
 Both managed brokers outlive a gateway that dies and are re-attached by the next one
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -212,7 +214,8 @@ class _Window:
 
 
 class MosquittoBroker:
-    """A managed Mosquitto: password and ACL files from the database, reloaded on change."""
+    """A managed Mosquitto: its access rules from the database (through the linli_guard plugin,
+    or password and ACL files where the plugin cannot be built), reloaded on every change."""
 
     def __init__(
         self,
@@ -251,7 +254,7 @@ class MosquittoBroker:
         self._last_address: str | None = None
         self._reload: asyncio.TimerHandle | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._unlisten: object = None
+        self._unlisten: Callable[[], object] | None = None
 
     @property
     def restarts(self) -> int:
@@ -492,8 +495,9 @@ class MosquittoBroker:
         if self._reload is not None:
             self._reload.cancel()
             self._reload = None
-        if callable(self._unlisten):
+        if self._unlisten is not None:
             self._unlisten()
+            self._unlisten = None
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

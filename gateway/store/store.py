@@ -60,7 +60,8 @@ _INSERT_TELEMETRY: Final = f"""
     FROM ({_BATCH_ROWS})
 """
 CHUNK_PAYLOADS: Final = 4000  # per transaction: a few ms, so an alarm never waits long
-CHECKPOINT_PAYLOADS: Final = 4000  # ≈ 10,000 rows ≈ a few MB of WAL between checkpoints
+STATE_PAYLOADS: Final = 1000  # per capability-state upsert: a backlog batch becomes several short ones
+CHECKPOINT_PAYLOADS: Final = 2000  # ≈ 5,000 rows of WAL a checkpoint: short (an alarm may wait for one)
 CHECKPOINT_EVERY_S: Final = 10.0  # and at least this often, whatever else was written
 SLOW_WRITE_S: Final = 0.025  # a writer job longer than this delays an alarm noticeably
 _UPSERT_STATE: Final = f"""
@@ -398,14 +399,21 @@ def _write_batch(
     are joined (bytes only) and reduced to one upsert per capability in SQLite.
     `state_docs` belongs to the writer thread.
     """
-    if batch:
-        state_docs.append(orjson.dumps(batch))
+    doc = orjson.dumps(batch) if batch else b""
+    # The latest states are upserted later, one short transaction per document: so a large
+    # batch is kept as several documents of STATE_PAYLOADS each (an alarm waits for one).
+    added = (
+        [orjson.dumps(batch[i : i + STATE_PAYLOADS]) for i in range(0, len(batch), STATE_PAYLOADS)]
+        if len(batch) > STATE_PAYLOADS
+        else ([doc] if batch else [])
+    )
+    state_docs.extend(added)
     conn.execute("BEGIN IMMEDIATE")
     try:
         if batch:
-            conn.execute(_INSERT_TELEMETRY, (state_docs[-1],))
+            conn.execute(_INSERT_TELEMETRY, (doc,))
         if flush_state and state_docs:
-            merged = b"[" + b",".join(doc[1:-1] for doc in state_docs) + b"]"
+            merged = b"[" + b",".join(d[1:-1] for d in state_docs) + b"]"
             conn.execute(_UPSERT_STATE, (merged,))
         if quarantine:
             conn.executemany(
@@ -414,8 +422,7 @@ def _write_batch(
             )
     except BaseException:
         conn.execute("ROLLBACK")
-        if batch:
-            state_docs.pop()
+        del state_docs[len(state_docs) - len(added) :]
         raise
     conn.execute("COMMIT")
     if flush_state:
