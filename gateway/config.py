@@ -319,7 +319,7 @@ DEFAULTS: Final[dict[str, Any]] = {
         "session_hours": 12,
         "secure_cookies": False,  # true behind TLS: cookies then travel only over HTTPS
     },
-    "store": {"batch_ms": 200, "batch_rows": 20000, "max_pending_rows": 2_000_000},
+    "store": {"batch_ms": 100, "batch_rows": 20000, "max_pending_rows": 2_000_000},
     "retention": {"raw_days": 7, "hourly_days": 400, "interval_s": 3600},
     "bus": {"queue_size": 1024},
     "profiles": {"paths": []},
