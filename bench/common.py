@@ -150,7 +150,9 @@ PORTAL_COMPONENTS = [
 ]
 
 
-async def start_portal_gateway(folder: Path, mqtt_port: int, portal_port: int, households: int) -> tuple:
+async def start_portal_gateway(
+    folder: Path, mqtt_port: int, portal_port: int, households: int, client_id: str = "linli-bench"
+) -> tuple:
     """The gateway as `linli run` would be for the portal benches: devices, alerts, elder care and
     the portal, on an external broker, with the demo layout of `households` homes imported.
     Returns (gateway, layout)."""
@@ -168,7 +170,7 @@ async def start_portal_gateway(folder: Path, mqtt_port: int, portal_port: int, h
                 "broker": "external",
                 "host": "127.0.0.1",
                 "port": mqtt_port,
-                "client_id": "linli-bench",
+                "client_id": client_id,
             },
             "portal": {"enabled": True, "port": portal_port},
             "discovery": {"enabled": False},

@@ -158,7 +158,12 @@ async def _probe_main(port: int, portal: str, homes: list[dict[str, str]], press
 async def run_once(broker: BenchBroker, presses: int, rate: float, duration: float) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="linli-bench-sos-"))
     portal_port = free_port()
-    gateway, data = await start_portal_gateway(folder, broker.port, portal_port, 334)  # 5,010 devices
+    # A client id of its own per run: a backlog the previous run's gateway left in its broker
+    # session would otherwise be this run's first seconds (and its tail).
+    client_id = f"linli-bench-{portal_port}"
+    gateway, data = await start_portal_gateway(
+        folder, broker.port, portal_port, 334, client_id
+    )  # 5,010 devices
     homes = []
     digest = users.hash_password(users.new_password())
     for household in sorted(gateway.registry.households)[:HOMES_PROBED]:
