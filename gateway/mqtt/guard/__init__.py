@@ -72,13 +72,16 @@ class GuardStats:
 def parse_stats(text: str) -> GuardStats:
     stats = GuardStats()
     for line in text.splitlines():
-        parts = line.split(" ")
+        kind, _, rest = line.partition(" ")
         try:
-            if parts[0] in ("denied-pub", "denied-sub") and len(parts) == 4:
-                table = stats.denied_publishes if parts[0] == "denied-pub" else stats.denied_subscriptions
-                table[parts[1]] = (parts[2], int(parts[3]))
-            elif parts[0] == "refused" and len(parts) == 3:
-                stats.refused_logins[parts[1]] = int(parts[2])
+            if kind in ("denied-pub", "denied-sub"):
+                # a client id may hold spaces; the user name (ours) and the count do not
+                client, user, count = rest.rsplit(" ", 2)
+                table = stats.denied_publishes if kind == "denied-pub" else stats.denied_subscriptions
+                table[client] = (user, int(count))
+            elif kind == "refused":
+                address, count = rest.rsplit(" ", 1)
+                stats.refused_logins[address] = int(count)
         except ValueError:
             continue
     return stats
