@@ -63,6 +63,7 @@ CHUNK_PAYLOADS: Final = 4000  # per transaction: a few ms, so an alarm never wai
 STATE_PAYLOADS: Final = 1000  # per capability-state upsert: a backlog batch becomes several short ones
 CHECKPOINT_PAYLOADS: Final = 2000  # ≈ 5,000 rows of WAL a checkpoint: short (an alarm may wait for one)
 CHECKPOINT_EVERY_S: Final = 10.0  # and at least this often, whatever else was written
+WRITER_CACHE_KIB: Final = 32768  # the writer connection's page cache
 SLOW_WRITE_S: Final = 0.025  # a writer job longer than this delays an alarm noticeably
 _UPSERT_STATE: Final = f"""
     INSERT INTO capability_state (device_row, capability, value, last_changed, last_reported)
@@ -143,6 +144,10 @@ class Store:
             make_private(self.path)
             self._conn = connect(self.path)
             self._conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint: never in an alarm's commit
+            # The telemetry index grows with every reading; with SQLite's default 2 MB page cache
+            # its pages fall out of memory, and each batch (an alarm waits behind one) reads them
+            # back. 32 MB keeps a few days of a community's index hot; it fills only as used.
+            self._conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             return migrate(self._conn)
 
         applied = await loop.run_in_executor(self._writer, open_and_migrate)
