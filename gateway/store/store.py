@@ -61,7 +61,7 @@ _INSERT_TELEMETRY: Final = f"""
 """
 CHUNK_PAYLOADS: Final = 4000  # per transaction: a few ms, so an alarm never waits long
 STATE_PAYLOADS: Final = 1000  # per capability-state upsert: a backlog batch becomes several short ones
-CHECKPOINT_PAYLOADS: Final = 2000  # ≈ 5,000 rows of WAL a checkpoint: short (an alarm may wait for one)
+CHECKPOINT_PAYLOADS: Final = 1000  # ≈ 2,500 rows of WAL a checkpoint: short (an alarm may wait for one)
 CHECKPOINT_EVERY_S: Final = 10.0  # and at least this often, whatever else was written
 WRITER_CACHE_KIB: Final = 32768  # the writer connection's page cache
 SLOW_WRITE_S: Final = 0.025  # a writer job longer than this delays an alarm noticeably
