@@ -60,7 +60,7 @@ class Supervision:
         if trim is not None:
 
             async def release_memory() -> None:
-                trim(0)
+                await asyncio.to_thread(trim, 0)  # walks the heap: off the loop (ctypes drops the GIL)
 
             self._tasks.append(
                 asyncio.create_task(self._every(MEMORY_TRIM_S, release_memory), name="linli-memory")

@@ -152,6 +152,23 @@ async def test_revoking_a_credential_closes_its_connection_at_once(plane: Gatewa
     assert plane.mqtt_credentials.get(issued.principal.username) is None
 
 
+async def test_removing_a_household_revokes_its_bridges_and_closes_them(plane: Gateway) -> None:
+    port = plane.mqtt.settings.port
+    await plane.registry.async_add_unit("u-h3", "b1", "103")
+    await plane.registry.async_add_household("h3", "u-h3", "h3 home")
+    hub = await plane.mqtt_credentials.async_issue_bridge("h3", "zigbee2mqtt-h3")
+    await reloaded(plane)
+    async with aiomqtt.Client("127.0.0.1", port, identifier="h3-hub", **login(hub)) as client:
+        await client.subscribe("zigbee2mqtt-h3/#")
+        await plane.registry.async_remove_household("h3")  # the empty home is taken out of the tree
+        with pytest.raises(aiomqtt.MqttError):
+            await asyncio.wait_for(anext(aiter(client.messages)), 5)
+    assert plane.mqtt_credentials.listing("h3") == []
+    with pytest.raises(aiomqtt.MqttError):  # and its password is worth nothing now
+        async with aiomqtt.Client("127.0.0.1", port, identifier="h3-hub", **login(hub)):
+            pass
+
+
 async def test_wrong_passwords_are_refused_and_counted_per_client(plane: Gateway) -> None:
     port = plane.mqtt.settings.port
     hub = await plane.mqtt_credentials.async_issue_bridge("h1", "linli/v1/h1")

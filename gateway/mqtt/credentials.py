@@ -24,7 +24,7 @@ import orjson
 import sqlite_utils
 
 from gateway.bus import EventBus
-from gateway.events import DeviceRemoved
+from gateway.events import DeviceRemoved, HouseholdRemoved
 from gateway.mqtt.acl import (
     AclError,
     Principal,
@@ -73,7 +73,7 @@ class Issued:
 
 
 def _reserved(prefix: str) -> tuple[str, ...]:
-    return (prefix, f"{PREFIX}/discovery", PREFIX)
+    return (prefix, f"{PREFIX}/discovery")
 
 
 class MqttCredentials:
@@ -86,7 +86,7 @@ class MqttCredentials:
         self.prefix = discovery_prefix
         self._rows: dict[str, dict[str, Any]] = {}
         self._listeners: list[Callable[[], None]] = []
-        self._unlisten: Callable[[], None] | None = None
+        self._unlisten: list[Callable[[], None]] = []
         # Where devices connect, set when the broker enforces these credentials (Mosquitto);
         # None on the embedded broker, which has no ACL: nothing is issued there.
         self.endpoint: tuple[str, int] | None = None
@@ -103,19 +103,28 @@ class MqttCredentials:
         self._rows = {row["username"]: row for row in await self._store.async_read(read)}
 
     def start_following_registry(self, spawn: Callable[[Any, str], Any]) -> None:
-        """Revoke a device's credential when the device is removed."""
+        """Revoke a device's credential when the device is removed, and every credential of a
+        household (its bridges too) when the household is."""
 
-        def removed(event: DeviceRemoved) -> None:
-            for username, row in list(self._rows.items()):
-                if row["device_id"] == event.device_id:
-                    spawn(self.async_revoke(username), f"mqtt-revoke-{username}")
+        def device_removed(event: DeviceRemoved) -> None:
+            gone = [name for name, row in self._rows.items() if row["device_id"] == event.device_id]
+            if gone:
+                spawn(self.async_revoke_many(gone), f"mqtt-revoke-{event.device_id}")
 
-        self._unlisten = self._bus.listen(DeviceRemoved, removed)
+        def household_removed(event: HouseholdRemoved) -> None:
+            gone = [name for name, row in self._rows.items() if row["household_id"] == event.household_id]
+            if gone:
+                spawn(self.async_revoke_many(gone), f"mqtt-revoke-{event.household_id}")
+
+        self._unlisten = [
+            self._bus.listen(DeviceRemoved, device_removed),
+            self._bus.listen(HouseholdRemoved, household_removed),
+        ]
 
     def stop(self) -> None:
-        if self._unlisten is not None:
-            self._unlisten()
-            self._unlisten = None
+        for unlisten in self._unlisten:
+            unlisten()
+        self._unlisten = []
 
     def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
         self._listeners.append(callback)
@@ -220,7 +229,7 @@ class MqttCredentials:
         except AclError as exc:
             raise CredentialError(str(exc)) from None
         for reserved in _reserved(self.prefix):
-            if topic_under(reserved, base) or (reserved != PREFIX and topic_under(base, reserved)):
+            if topic_under(reserved, base) or topic_under(base, reserved):
                 raise CredentialError(
                     f"bridge base topic {base!r} overlaps {reserved!r}, which no bridge may own: "
                     "give the bridge its own base (Zigbee2MQTT: mqtt.base_topic, e.g. 'zigbee2mqtt-h0101')"
@@ -293,19 +302,20 @@ class MqttCredentials:
         )
 
     async def async_revoke(self, username: str) -> bool:
-        if username not in self._rows:
-            return False
+        return bool(await self.async_revoke_many([username]))
+
+    async def async_revoke_many(self, usernames: list[str]) -> list[str]:
+        """Remove these credentials (one transaction, one broker reload); returns those that existed."""
+        gone = [name for name in usernames if name in self._rows]
+        if not gone:
+            return []
 
         def delete(db: sqlite_utils.Database) -> None:
-            db.execute("DELETE FROM mqtt_clients WHERE username = ?", [username])
+            db.conn.executemany("DELETE FROM mqtt_clients WHERE username = ?", [(name,) for name in gone])
 
         await self._store.async_write(delete)
-        self._rows.pop(username, None)
+        for name in gone:
+            self._rows.pop(name, None)
         self._changed()
-        _LOGGER.info("MQTT credential revoked: %s", username)
-        return True
-
-    async def async_forget_household(self, household_id: str) -> None:
-        for username, row in list(self._rows.items()):
-            if row["household_id"] == household_id:
-                await self.async_revoke(username)
+        _LOGGER.info("MQTT credentials revoked: %s", ", ".join(gone))
+        return gone
