@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 
 import pytest
 
@@ -57,6 +59,76 @@ async def test_sos_press_is_durable_before_any_screen_shows_it(make_gateway, bro
         lambda: (e := changes.get_nowait()) is None or transitions.append(e.transition) or False, timeout=1
     )
     assert transitions[:2] == ["raised", "notified"]
+
+
+def hold_writer(gateway):  # type: ignore[no-untyped-def]
+    """Occupy the store's writer thread (as a long telemetry batch or checkpoint would)."""
+    release = threading.Event()
+    gateway.store._writer.submit(release.wait, 30)
+    return release
+
+
+def journal_entries(gateway) -> list[tuple[int, str, bytes]]:  # type: ignore[no-untyped-def]
+    with sqlite3.connect(gateway.store.journal.path) as conn:
+        return conn.execute("SELECT id, kind, doc FROM entries").fetchall()
+
+
+async def test_sos_is_announced_without_waiting_for_a_busy_database_writer(
+    make_gateway, broker, tmp_path
+) -> None:
+    # given a home whose database writer is busy with something long
+    gateway, engine, _ = await start(make_gateway, tmp_path)
+    topics = await add_home(gateway)
+    changes = gateway.bus.subscribe(AlertChanged)
+    release = hold_writer(gateway)
+    # when the pendant is pressed
+    await publish(broker.port, [(topics["h1-sos"], {"sos": "idle"}), (topics["h1-sos"], {"sos": "pressed"})])
+    # then the screens hear of it at once, and it is on disk already, in the alarm journal
+    raised = await asyncio.wait_for(changes.get(), 5)
+    assert raised.transition == "raised"
+    assert [kind for _, kind, _ in journal_entries(gateway)] == ["alerts"]
+    with sqlite3.connect(gateway.store.path) as conn:
+        assert conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
+    # and reads wait for it: nobody sees the database without it
+    release.set()
+    listed = await gateway.store.async_read(lambda c: c.execute("SELECT id, state FROM alerts").fetchall())
+    assert [row[0] for row in listed] == [raised.alert_id]
+    await settle(lambda: not journal_entries(gateway))
+
+
+async def test_a_journaled_sos_the_database_never_got_is_restored_on_start(
+    make_gateway, broker, tmp_path
+) -> None:
+    # given an SOS journaled while the writer was busy, and the gateway dying before the copy
+    gateway, engine, _ = await start(make_gateway, tmp_path)
+    topics = await add_home(gateway)
+    release = hold_writer(gateway)
+    await publish(broker.port, [(topics["h1-sos"], {"sos": "idle"}), (topics["h1-sos"], {"sos": "pressed"})])
+    await settle(lambda: journal_entries(gateway))
+    kept = journal_entries(gateway)
+    release.set()
+    await gateway.async_stop()
+    with sqlite3.connect(tmp_path / "data" / "linli.db") as conn:  # as if the copy never committed
+        conn.execute("DELETE FROM alert_events")
+        conn.execute("DELETE FROM alerts")
+    with sqlite3.connect(tmp_path / "data" / "linli-alarms.db") as conn:
+        conn.executemany("INSERT INTO entries (id, kind, doc) VALUES (?, ?, ?)", kept)
+    # when it starts again
+    again, engine2, _ = await start(make_gateway, tmp_path, gateway_id="gw-again")
+    # then the SOS is open, recorded once, and the journal is empty
+    [alert] = engine2.open_alerts("h1")
+    assert alert.kind == "sos"
+    events = await again.store.async_read(lambda c: c.execute("SELECT action FROM alert_events").fetchall())
+    assert [e for e in events if e[0] == "raised"] == [("raised",)]
+    assert journal_entries(again) == []
+    await again.async_stop()
+    # and an entry the database already holds is not applied twice (nor does it reopen anything)
+    with sqlite3.connect(tmp_path / "data" / "linli-alarms.db") as conn:
+        conn.executemany("INSERT INTO entries (id, kind, doc) VALUES (?, ?, ?)", kept)
+    third, engine3, _ = await start(make_gateway, tmp_path, gateway_id="gw-third")
+    events = await third.store.async_read(lambda c: c.execute("SELECT action FROM alert_events").fetchall())
+    assert [e for e in events if e[0] == "raised"] == [("raised",)]
+    assert [a.id for a in engine3.open_alerts("h1")] == [alert.id]
 
 
 async def test_unanswered_alert_escalates_carers_then_duty_desk_then_again(make_gateway, tmp_path) -> None:

@@ -7,8 +7,9 @@ never sees two writers and the event loop never waits on the disk:
   accepted payload. The writer commits a batch every `batch_ms` or as soon as
   `batch_rows` are queued, whichever comes first.
 * `async_write(fn)` runs `fn(db)` in its own committed transaction and returns
-  only after the commit: registry changes (and later alerts) are durable
-  before anyone is told.
+  only after the commit: registry changes are durable before anyone is told.
+* `write_journaled(kind, doc, fn)` is for alarms: `doc` is committed at once to
+  a small journal file of its own (see journal.py), `fn` follows on the writer.
 * `async_read(fn)` runs on a separate read-only connection (WAL lets reads
   proceed while the writer commits).
 * WAL checkpoints run on the writer thread right after a telemetry commit,
@@ -36,6 +37,7 @@ import orjson
 import sqlite_utils
 
 from gateway.store.database import connect, make_private
+from gateway.store.journal import Journal, journal_path
 from gateway.store.migrations import migrate
 
 _LOGGER = logging.getLogger(__name__)
@@ -118,6 +120,10 @@ class Store:
         self._pending_values = 0
         self._quarantine: list[tuple[float, str, str | None, str, bytes]] = []
         self._wake: asyncio.Event | None = None
+        self.journal = Journal(journal_path(path))
+        self._journaled: set[asyncio.Future[Any]] = set()  # urgent writes not yet in the main file
+        self._forgettable: list[int] = []  # their journal entries, once they are
+        self._forget_handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.rows_written = 0
@@ -151,6 +157,7 @@ class Store:
             return migrate(self._conn)
 
         applied = await loop.run_in_executor(self._writer, open_and_migrate)
+        await loop.run_in_executor(self._writer, self.journal.open)
         self._read_conn = await loop.run_in_executor(self._reader, lambda: connect(self.path, readonly=True))
         if applied:
             _LOGGER.info("store %s migrated to schema version %d", self.path, applied[-1])
@@ -162,6 +169,8 @@ class Store:
     async def async_stop(self) -> None:
         """Write what is queued, then close the database."""
         self._stopping = True
+        if self._journaled:
+            await asyncio.wait(set(self._journaled))
         if self._task is not None:
             assert self._wake is not None
             self._wake.set()
@@ -182,6 +191,11 @@ class Store:
             self._conn = None
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
+        if self._forget_handle is not None:
+            self._forget_handle.cancel()
+            self._forget_handle = None
+        self._forget()
+        self.journal.close()
 
     # -- durable writes and reads ---------------------------------------------
 
@@ -206,21 +220,73 @@ class Store:
         """Run `fn(db)` in one transaction on the writer thread; returns after COMMIT."""
         return await asyncio.get_running_loop().run_in_executor(self._writer, self._transaction(fn))
 
-    def write_blocking(self, fn: Callable[[sqlite_utils.Database], T], timeout: float = 10.0) -> T:
-        """Commit `fn(db)` before returning, blocking the caller — the event loop included.
+    def write_journaled(self, kind: str, doc: Any, fn: Callable[[sqlite_utils.Database], Any]) -> None:
+        """Make `doc` durable at once (the alarm journal), and queue `fn(db)` for the main file.
 
-        Only for the rare writes that must be on disk before anything else happens:
-        an alarm, before the MQTT message that carried it is acknowledged to the
-        broker (which happens as soon as the receive callback returns). It costs the
-        loop one commit, or the rest of a telemetry batch being written.
+        For an alarm that must be on disk before the caller goes on, without waiting for
+        the writer thread (a telemetry batch or a checkpoint may hold it for tens of
+        milliseconds). `fn` must write what `doc` describes; if the gateway dies before it
+        commits, the component replays `doc` with `async_replay(kind, ...)` on its next start.
+        Writes queued after this one (an acknowledgement) still commit after it, and reads
+        wait for it: nobody sees the main file without it. Call it on the event loop.
         """
-        return self._writer.submit(self._transaction(fn)).result(timeout)
+        entry = self.journal.record(kind, doc)
+        self._queue_journaled(entry, fn)
+
+    def _queue_journaled(self, entry: int, fn: Callable[[sqlite_utils.Database], Any]) -> None:
+        if self._conn is None:  # stopped meanwhile: the entry waits in the journal for the next start
+            return
+        future = asyncio.get_running_loop().run_in_executor(self._writer, self._transaction(fn))
+        self._journaled.add(future)
+
+        def committed(done: asyncio.Future[Any]) -> None:
+            self._journaled.discard(done)
+            problem = "cancelled" if done.cancelled() else done.exception()
+            if problem is not None:
+                # Kept in the journal; tried again in a second (and replayed on the next start).
+                _LOGGER.error("an alarm could not be copied into %s (%s); retrying", self.path, problem)
+                asyncio.get_running_loop().call_later(1.0, self._queue_journaled, entry, fn)
+                return
+            self._forgettable.append(entry)
+            if self._forget_handle is None:
+                self._forget_handle = asyncio.get_running_loop().call_later(0.5, self._forget)
+
+        future.add_done_callback(committed)
+
+    def _forget(self) -> None:
+        self._forget_handle = None
+        entries, self._forgettable = self._forgettable, []
+        try:
+            self.journal.forget(entries)
+        except sqlite3.Error:
+            _LOGGER.exception("alarm journal: %d copied entries kept (replayed harmlessly)", len(entries))
+
+    async def async_replay(self, kind: str, apply: Callable[[sqlite_utils.Database, Any], bool]) -> int:
+        """Apply the journal entries of `kind` the main file may lack; how many were missing.
+
+        `apply(db, doc)` writes `doc` unless the main file already holds it and says
+        whether it wrote. All of it is one transaction; the entries are then forgotten.
+        """
+        entries = self.journal.pending(kind)
+        if not entries:
+            return 0
+
+        def run(db: sqlite_utils.Database) -> int:
+            return sum(1 for _, doc in entries if apply(db, doc))
+
+        written = await self.async_write(run)
+        self.journal.forget([entry for entry, _ in entries])
+        if written:
+            _LOGGER.warning("alarm journal: %d %s entries were missing from %s", written, kind, self.path)
+        return written
 
     async def async_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` on the read-only connection."""
+        """Run `fn(conn)` on the read-only connection (after any journaled write in flight)."""
         conn = self._read_conn
         if conn is None:
             raise RuntimeError("store is not open: call async_start() first")
+        if self._journaled:
+            await asyncio.wait(set(self._journaled))
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
 
     def _held(self, seconds: float) -> None:
@@ -310,9 +376,9 @@ class Store:
     ) -> None:
         """Commit a batch as a few short transactions.
 
-        A critical alarm's `write_blocking` queues behind whatever the writer thread is
-        doing; short transactions keep that wait to a few milliseconds, not the time a
-        whole burst takes to insert.
+        Everything else queued for the writer thread (a registry change, an alarm's copy
+        into the main file) waits behind whatever it is doing; short transactions keep
+        that wait to a few milliseconds, not the time a whole burst takes to insert.
         """
         for start in range(0, max(len(batch), 1), CHUNK_PAYLOADS):
             chunk = batch[start : start + CHUNK_PAYLOADS]

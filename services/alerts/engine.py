@@ -96,6 +96,7 @@ class AlertEngine:
             policies = conn.execute("SELECT household_id, kind, policy FROM alert_policies").fetchall()
             return alerts, policies
 
+        await gateway.store.async_replay(self.name, self._replay)  # raises a crash kept from the main file
         rows, policies = await gateway.store.async_read(load)
         for household, kind, policy in policies:
             self._policies[(household, kind)] = Policy.from_dict(orjson.loads(policy))
@@ -275,15 +276,28 @@ class AlertEngine:
             results.append(alert)
         return results, new, repeated
 
+    @staticmethod
     def _rows(
-        self, new: list[Alert], repeated: list[Alert], now: float
-    ) -> Callable[[sqlite_utils.Database], None]:
+        new: list[Alert], repeated: list[Alert], now: float
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The alert rows and the `raised`/`repeated` events that record them."""
         rows = [_alert_row(a) for a in (*new, *repeated)]
         events = [(a.id, now, "raised", None, None, None, None, None, a.title) for a in new]
         events += [
             (a.id, now, "repeated", None, None, None, None, None, f"count {a.count}") for a in repeated
         ]
-        return lambda db: self._write(db, rows, events)
+        return rows, events
+
+    def _replay(self, db: sqlite_utils.Database, doc: dict[str, Any]) -> bool:
+        """Write a journaled raise unless the main file holds it (its events are its proof)."""
+        events = [tuple(e) for e in doc["events"]]
+        held = db.conn.execute(
+            "SELECT 1 FROM alert_events WHERE alert_id = ? AND ts = ? AND action = ?", events[0][:3]
+        ).fetchone()
+        if held is not None:
+            return False
+        self._write(db, [tuple(r) for r in doc["rows"]], events)
+        return True
 
     def _announce(self, new: list[Alert], repeated: list[Alert]) -> None:
         bus = self._bus
@@ -301,8 +315,9 @@ class AlertEngine:
         alarm, and the broker is acknowledged as soon as that callback returns. If the
         gateway died between that acknowledgement and an asynchronous commit, the SOS
         would be gone: neither the device nor the broker would send it again. So a
-        critical alarm costs the loop one commit (rare, and worth it); everything else
-        is group-committed by the raise worker.
+        critical alarm is committed to the alarm journal here (a fraction of a
+        millisecond on the loop, never behind telemetry); everything else is
+        group-committed by the raise worker.
         """
         if request.severity != Severity.CRITICAL or self._gateway is None:
             self._requests.put_nowait(request)
@@ -315,8 +330,13 @@ class AlertEngine:
             return
         if not new and not repeated:
             return
+        rows, events = self._rows(new, repeated, now)
         try:
-            self._gateway.store.write_blocking(self._rows(new, repeated, now))
+            # On disk (the alarm journal) before the broker is acknowledged; the main
+            # file gets it from the writer thread, behind whatever it is writing now.
+            self._gateway.store.write_journaled(
+                self.name, {"rows": rows, "events": events}, lambda db: self._write(db, rows, events)
+            )
         except Exception:
             _LOGGER.exception("could not commit a critical alert at once; retrying from the queue")
             for alert in new:
@@ -332,7 +352,8 @@ class AlertEngine:
         async with self._lock:
             results, new, repeated = self._admit(requests, now)
             if new or repeated:
-                await self._store_write(self._rows(new, repeated, now))
+                rows, events = self._rows(new, repeated, now)
+                await self._store_write(lambda db: self._write(db, rows, events))
         self._announce(new, repeated)
         return results
 
