@@ -124,3 +124,58 @@ async def test_generated_requests_get_no_server_error_and_documented_answers(mak
         failures = await asyncio.to_thread(fuzz, narrowed(spec, ids), base_url, token)
     # then none is a server error, and every answer is as documented
     assert not failures, "\n".join(failures)
+
+
+async def test_malformed_ids_and_huge_numbers_answer_400_in_the_one_error_shape(make_gateway) -> None:
+    # given a community with an open alert, a manager signed in by token
+    gateway = await make_gateway(components=PORTAL_SERVICES)
+    await add_home(gateway, "h1")
+    await add_account(gateway, "mgr", "manager")
+    token = await api_token(gateway, "mgr")
+    alert = await gateway.components["alerts"].async_raise(kind="sos", household_id="h1", title="SOS")
+    auth = {"Authorization": f"Bearer {token}"}
+    huge = [str(2**63), str(2**64), str(2**64 + 1), "9" * 40]
+    requests = [
+        # an alert id that Python's int() would take or choke on: superscripts, other scripts, signs
+        ("GET", "/api/v1/alerts/%C2%B2", "path.alert_id"),
+        ("GET", "/api/v1/alerts/%D9%A1%D9%A2", "path.alert_id"),  # Arabic-Indic "12"
+        ("GET", "/api/v1/alerts/-1", "path.alert_id"),
+        ("GET", "/api/v1/alerts/1_0", "path.alert_id"),
+        ("GET", f"/api/v1/alerts/{2**64}/timeline", "path.alert_id"),
+        ("POST", "/api/v1/alerts/%C2%B2/acknowledge", "path.alert_id"),
+        *[
+            ("GET", f"/api/v1/{route}?offset={n}", "query.offset")
+            for route in ("alerts", "audit", "devices")
+            for n in huge
+        ],
+        *[
+            ("GET", f"/api/v1/{route}?limit={n}", "query.limit")
+            for route in ("alerts", "audit", "devices")
+            for n in huge
+        ],
+        ("GET", "/api/v1/alerts?offset=%C2%B2", "query.offset"),
+        ("GET", "/api/v1/devices?offset=%20%201", "query.offset"),
+    ]
+    async with portal(gateway) as client:
+        for method, url, field in requests:
+            # when each malformed request is sent
+            response = await client.request(method, url, headers=auth, json={} if method == "POST" else None)
+            body = await response.json()
+            # then it is a 400 naming the offending parameter, never a 500
+            assert response.status == 400, (url, response.status, body)
+            assert set(body) == {"error"} and body["error"]["code"] in ("invalid_path", "invalid_query"), body
+            assert body["error"]["field"] == field, (url, body)
+        # and a well-formed id and page still work
+        ok = await client.get(f"/api/v1/alerts/{alert.id}", headers=auth)
+        assert ok.status == 200, await ok.text()
+        page = await client.get(f"/api/v1/audit?offset={2**63 - 1}&limit=500", headers=auth)
+        assert page.status == 200, await page.text()
+        assert (await page.json())["items"] == []
+        # and a body number beyond 64 bits (JSON reads it, SQLite could not bind it) is a 400 too
+        too_big = await client.post(
+            "/api/v1/announcements",
+            headers=auth,
+            json={"title": "停水通知", "scope": "community", "starts": 2**64 - 1},
+        )
+        body = await too_big.json()
+        assert (too_big.status, body["error"]["field"]) == (400, "body.starts"), body

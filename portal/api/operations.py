@@ -26,6 +26,15 @@ from portal.api.errors import ApiError, json_response, not_found
 from portal.auth.principal import EVERYONE, Principal, reaches
 
 MAX_BODY: Final = 64 * 1024
+#: The largest integer a query may carry: SQLite's and JSON's 64-bit range. A larger number
+#: would overflow the store's binding or the response's encoding, so it is refused up front.
+MAX_INT: Final = 2**63 - 1
+_INTEGER: Final = re.compile(r"^-?[0-9]{1,19}$")  # ASCII digits only: int() also takes "²", "١٢", "1_0"
+_NUMBER: Final = re.compile(r"^-?[0-9]{1,19}(\.[0-9]{1,19})?([eE][-+]?[0-9]{1,3})?$")
+#: Path parameters that are numbers (the alert engine's ids): anything else is refused as malformed.
+NUMERIC_PATH_PARAMS: Final = frozenset({"alert_id"})
+#: Longer than any id the gateway makes; a longer path parameter is refused before any lookup.
+MAX_PATH_PARAM: Final = 200
 GATEWAY: Final = web.AppKey("linli_gateway", Gateway)
 # Request key set by the auth middleware (aiohttp ≥ 3.12 has typed request keys).
 PRINCIPAL: Final[Any] = (
@@ -139,7 +148,7 @@ class Api:
                     handler=handler,
                     roles=frozenset(roles),
                     body=body,
-                    query=query or {},
+                    query=bounded(query or {}),
                     response=response,
                     public=public,
                     status=status,
@@ -161,20 +170,69 @@ class Api:
                 app.router.add_route(operation.method, operation.path, _serve(operation))
 
 
+def bounded(query: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The query's schemas with every integer and number held within 64 bits (documented so).
+
+    An `offset` without a maximum would otherwise take 2**64 and fail deep in SQLite or the
+    JSON encoder; with the bound in the schema the refusal is the uniform 400, and the
+    OpenAPI document says what is accepted.
+    """
+    out = {}
+    for name, schema in query.items():
+        if schema.get("type") in ("integer", "number"):
+            schema = {
+                "minimum": -MAX_INT - 1,
+                **schema,
+                "maximum": min(schema.get("maximum", MAX_INT), MAX_INT),
+            }
+        out[name] = schema
+    return out
+
+
 def _coerce(name: str, raw: str, schema: dict[str, Any]) -> Any:
     kind = schema.get("type")
     try:
         if kind == "integer":
+            if not _INTEGER.match(raw):
+                raise ValueError(raw)
             return int(raw)
         if kind == "number":
+            if not _NUMBER.match(raw):  # no "nan", "inf", nor digits of other scripts
+                raise ValueError(raw)
             return float(raw)
         if kind == "boolean":
             if raw not in ("true", "false", "1", "0"):
                 raise ValueError(raw)
             return raw in ("true", "1")
     except ValueError:
-        raise ApiError("invalid_query", f"query parameter {name!r}: {raw!r} is not a {kind}") from None
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise ApiError(
+            "invalid_query",
+            f"query parameter {name!r}: {shown!r} is not a{'n' if kind == 'integer' else ''} {kind} "
+            "(ASCII digits, at most 19 of them)",
+            field=f"query.{name}",
+        ) from None
     return raw
+
+
+def check_path(path: dict[str, str]) -> None:
+    """Refuse a malformed path parameter (400) before any handler parses or looks it up."""
+    for name, raw in path.items():
+        if len(raw) > MAX_PATH_PARAM:
+            raise ApiError(
+                "invalid_path",
+                f"path parameter {name!r} is {len(raw)} characters long; ids have at most {MAX_PATH_PARAM}",
+                field=f"path.{name}",
+            )
+        if name in NUMERIC_PATH_PARAMS and (
+            not _INTEGER.match(raw) or raw.startswith("-") or int(raw) > MAX_INT
+        ):
+            shown = raw if len(raw) <= 40 else raw[:40] + "…"
+            raise ApiError(
+                "invalid_path",
+                f"path parameter {name!r}: {shown!r} is not an id (a whole number, ASCII digits 0-9)",
+                field=f"path.{name}",
+            )
 
 
 def _first_error(validator: Draft202012Validator, data: Any, where: str) -> ApiError | None:
@@ -209,6 +267,7 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
                 f"a {principal.role.value} may not {operation.summary[0].lower()}{operation.summary[1:]}",
             )
         path = dict(request.match_info)
+        check_path(path)
         household = path.get("household_id")
         if household is not None and principal is not None and not reaches(principal, gateway, household):
             raise not_found(f"household {household!r}")
@@ -272,4 +331,23 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise ApiError("invalid_body", f"the request body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError("invalid_body", "the request body must be a JSON object")
+    if (where := _huge_integer(data, "body")) is not None:
+        # JSON parses integers up to 2**64; SQLite binds only up to 2**63 - 1.
+        raise ApiError("invalid_body", f"{where}: the number is too large (at most {MAX_INT})", field=where)
     return data
+
+
+def _huge_integer(value: Any, where: str) -> str | None:
+    """Where in `value` an integer lies outside 64 signed bits, or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return where if not -MAX_INT - 1 <= value <= MAX_INT else None
+    if isinstance(value, dict):
+        items: Iterable[tuple[str, Any]] = ((f".{k}", v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        if (found := _huge_integer(item, where + key)) is not None:
+            return found
+    return None
