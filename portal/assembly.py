@@ -76,6 +76,8 @@ def install(app: web.Application, gateway: Gateway) -> None:
     app[ACCOUNTS] = Accounts(gateway)
     app[OPEN_LOCAL_VIEWS] = bool(gateway.config["portal"].get("open_local_views", False))
     app[HUB] = Hub(gateway)
+    # A revoked session, a disabled account, a changed password: its open sockets close at once.
+    app[ACCOUNTS].close_sockets = app[HUB].close_where
     app[ANNOUNCEMENTS] = Announcements(gateway)
     api = app[API] = make_api()
     api.register(app)

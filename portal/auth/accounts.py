@@ -6,6 +6,12 @@ thread, and resolved tokens are cached for `CACHE_S` so that an API call costs
 no database read; revoking or changing a user drops its cache entries at once
 (a token revoked by the CLI in another process stops working within `CACHE_S`).
 A cached token still stops at its own expiry time, to the second.
+
+A web session lives `portal.session_hours` (the token's expiry on the server,
+not only the cookie's). Whatever ends a credential here — signing out, a
+password change, disabling, deleting or re-roling an account, revoking a key —
+also closes the WebSockets opened with it at once (`close_sockets`, the hub's
+`close_where`), so no screen keeps streaming for someone who lost access.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from gateway import users
@@ -25,6 +32,8 @@ from portal.auth.throttle import AddressThrottle, lockout_after
 
 _LOGGER = logging.getLogger(__name__)
 CACHE_S: Final = 15.0
+#: Closes the open WebSockets whose principal matches; returns how many (the hub's `close_where`).
+SocketCloser = Callable[[Callable[[Principal], bool]], int]
 
 
 class Accounts:
@@ -41,6 +50,13 @@ class Accounts:
         self.has_users = False
         self._users_checked = 0.0
         self._user_lock = asyncio.Lock()
+        self.close_sockets: SocketCloser | None = None  # set where the hub is made
+
+    @property
+    def session_ttl_s(self) -> float:
+        """How long a web session lives: `portal.session_hours`, enforced on the token itself."""
+        hours = self.gateway.config.get("portal", {}).get("session_hours")
+        return float(hours) * 3600.0 if hours else users.SESSION_TTL_S
 
     async def async_load(self) -> None:
         self.has_users = await self.store.async_read(lambda conn: users.count_users(conn) > 0)
@@ -112,15 +128,39 @@ class Accounts:
         self._cache[key] = (now, principal, token.expires if token is not None else None)
         return principal
 
-    def forget_user(self, user_id: str) -> None:
+    def forget_user(self, user_id: str, *, keep_token_id: str | None = None, sockets: bool = True) -> int:
+        """Drop the user's cached tokens; with `sockets`, close their WebSockets but `keep_token_id`'s.
+
+        Called after any change to the account (disabled, deleted, new role or password): its
+        open sockets were indexed under what it was, so they close and the pages reconnect as
+        what it is now — or are refused. `sockets=False` for harmless changes (language, name).
+        Returns the sockets closed.
+        """
         for key, (_, principal, _) in list(self._cache.items()):
             if principal is not None and principal.user_id == user_id:
                 del self._cache[key]
+        if not sockets or self.close_sockets is None:
+            return 0
+        closed = self.close_sockets(lambda p: p.user_id == user_id and p.token_id != keep_token_id)
+        if closed:
+            _LOGGER.info("closed %d live connection(s) of user %s: its access changed", closed, user_id)
+        return closed
 
-    def forget_token(self, token_id: str) -> None:
+    def forget_token(self, token_id: str) -> int:
+        """Drop a revoked token from the cache and close the WebSockets opened with it."""
         for key, (_, principal, _) in list(self._cache.items()):
             if principal is not None and principal.token_id == token_id:
                 del self._cache[key]
+        if self.close_sockets is None:
+            return 0
+        return self.close_sockets(lambda p: p.token_id == token_id)
+
+    async def async_token_expiry(self, token_id: str) -> float | None:
+        """When a token expires (epoch s), None if never; a live connection closes then."""
+        row = await self.store.async_read(
+            lambda conn: conn.execute("SELECT expires FROM tokens WHERE id = ?", (token_id,)).fetchone()
+        )
+        return float(row[0]) if row and row[0] is not None else None
 
     # -- login ---------------------------------------------------------------------
 
@@ -179,7 +219,7 @@ class Accounts:
                 kind=TokenKind.SESSION,
                 user_id=user.id,
                 name="web session",
-                ttl_s=users.SESSION_TTL_S,
+                ttl_s=self.session_ttl_s,
                 csrf=True,
             )
 
@@ -246,7 +286,7 @@ class Accounts:
                 kind=TokenKind.SESSION,
                 user_id=user.id,
                 name="web session",
-                ttl_s=users.SESSION_TTL_S,
+                ttl_s=self.session_ttl_s,
                 csrf=True,
             )
             return user, session, session_secret
@@ -299,7 +339,7 @@ class Accounts:
                 db.conn, principal.user_id, new_hash, by=principal.name, keep_token_id=principal.token_id
             )
         )
-        self.forget_user(principal.user_id)
+        self.forget_user(principal.user_id, keep_token_id=principal.token_id)
 
 
 def _principal(user: User, token: users.Token) -> Principal:

@@ -106,7 +106,8 @@ def register(api: Api) -> None:
                 db.conn.execute("UPDATE users SET display_name = ? WHERE id = ?", (display, p.user_id))
 
         await call.gateway.store.async_write(write)
-        call.request.app[ACCOUNTS].forget_user(p.user_id)
+        # the language or name shown: the cache forgets, open screens stay connected
+        call.request.app[ACCOUNTS].forget_user(p.user_id, sockets=False)
         return {"locale": locale or p.locale, "display_name": display or p.display_name}
 
     @api.op(

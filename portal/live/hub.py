@@ -216,6 +216,19 @@ class Hub:
     def count(self) -> int:
         return sum(1 for _ in self.connections())
 
+    def close_where(
+        self, predicate: Callable[[Principal], bool], code: int = WSCloseCode.POLICY_VIOLATION
+    ) -> int:
+        """Close at once every socket whose principal matches (a revoked session, a disabled account).
+
+        Code 1008: the page's reconnect then meets the server's refusal (or, after a role
+        change, is indexed anew as what the account is now). Returns how many were closed.
+        """
+        matching = [c for c in self.everyone if predicate(c.principal)]
+        for connection in matching:
+            connection.close(code)
+        return len(matching)
+
     # -- membership ----------------------------------------------------------------
 
     def add(
