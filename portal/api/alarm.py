@@ -96,15 +96,15 @@ def register(api: Api) -> None:
     @api.op(
         "PUT",
         "/api/v1/households/{household_id}/alarm/pin",
-        summary="Set your own alarm PIN (4 to 8 digits, stored hashed)",
+        summary="Set your own alarm PIN (4 to 8 digits, stored hashed); changing it needs the current one",
         tag="alarm",
         roles=MEMBERS,
-        body=obj({"pin": PIN}, ["pin"]),
+        body=obj({"pin": PIN, "current": PIN}, ["pin"]),
     )
     async def set_pin(call: Call) -> dict[str, Any]:
         try:
             await call.component("security").async_set_pin(
-                call.household_id, call.principal.name, call.body["pin"]
+                call.household_id, call.principal.name, call.body["pin"], current=call.body.get("current")
             )
         except ValueError as exc:
             raise _security_error(exc) from None

@@ -300,11 +300,15 @@ class Security:
 
     # -- people: PINs and settings -----------------------------------------------
 
-    async def async_set_pin(self, household: str, user: str, pin: str, *, by: str | None = None) -> None:
+    async def async_set_pin(
+        self, household: str, user: str, pin: str, *, by: str | None = None, current: str | None = None
+    ) -> None:
         """Set (or change) `user`'s PIN: 4 to 8 digits, stored only as an argon2 hash.
 
         `by` is who did it when it is not the user (a household admin); whoever
-        calls this must have checked that they may.
+        calls this must have checked that they may. A user changing their own PIN
+        gives the `current` one, checked like a keypad entry (wrong codes count
+        toward the keypad's lockout): a phone left unlocked cannot change it.
         """
         self._check_household(household)
         _check_user(user)
@@ -313,6 +317,12 @@ class Security:
         digest = await async_hash_pin(pin, self._pepper)
         async with self._lock(household):
             panel = self._panel(household)
+            if by is None and (household, user) in self._pins:
+                if current is None:
+                    raise SecurityError(
+                        "pin_required", "you have a PIN already: enter the current one to change it"
+                    )
+                await self._authenticate(panel, user, check_pin_format(current))
             await self._require_db().async_save_pin(
                 household, user, digest, self._audit(panel, "pin_set", actor, user=user)
             )

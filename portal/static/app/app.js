@@ -1,7 +1,7 @@
 // The phone and tablet app: the home at a glance, alarm, health, care, devices; alerts live.
 import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatNumber, formatTime, getLocale, setLocale, showLive, t, translatePage } from "/static/shared/i18n.js";
-import { sparkline, trendChart } from "/static/shared/charts.js";
+import { dataCard, healthView, pinCard } from "/static/app/household.js";
 import { consentCard, may, remindersCard, settingsCards, thresholdsCard } from "/static/shared/care.js";
 import { HOUSEHOLD_ROLES, accountsEditor } from "/static/shared/accounts.js";
 import { alertStateName, capabilityName, capabilityValue, explainError, unitText, visibleCapability } from "/static/shared/labels.js";
@@ -40,7 +40,20 @@ async function acknowledge(id) {
 
 // The care and family tabs hold forms and load their own data: re-rendering them after a reconnect
 // or an acknowledgement would wipe what someone is typing, so only the other tabs are redrawn.
-const FORM_TABS = new Set(["care", "family"]);
+const FORM_TABS = new Set(["care", "family", "alarm"]);
+
+// The Home tab follows the house: a door opening, someone moving, a device dropping off re-reads
+// the overview (what is open, who is home) — at most once a second, however busy the house is.
+let refreshTimer = null;
+function refreshSoon() {
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    const typing = document.activeElement && document.activeElement.tagName === "INPUT" && $("#view").contains(document.activeElement);
+    if (typing) refreshSoon(); // never redraw under someone's fingers: try again in a second
+    else refresh().catch(() => {});
+  }, 1000);
+}
 function rerender() {
   if (!FORM_TABS.has(state.tab) || $("#view").dataset.tab !== state.tab) render();
 }
@@ -139,25 +152,11 @@ function alarm() {
       h("button", { type: "button", id: "arm-home", onclick: () => act("arm", { mode: "home" }) }, t("arm_home")),
       h("button", { type: "button", id: "arm-away", onclick: () => act("arm", { mode: "away" }) }, t("arm_away")),
       h("button", { type: "button", id: "disarm", class: "secondary", onclick: () => act("disarm", {}) }, t("disarm"))),
-    message)];
+    message), pinCard(state.household, state.me)];
 }
 
 function health() {
-  const holder = h("div", { id: "charts" });
-  (async () => {
-    for (const resident of state.overview.residents) {
-      for (const kind of ["blood_pressure", "heart_rate", "spo2"]) {
-        try {
-          const { points } = await api(`/api/v1/households/${state.household}/residents/${resident.id}/health/trends`, { query: { kind, period: "day" } });
-          const name = kind === "blood_pressure" ? "systolic" : kind;
-          const series = points.map((p) => ({ count: p.count, ...(p.values[name] || {}) }));
-          holder.append(card(`${resident.name} · ${kindName(kind)}`, trendChart(series, { label: kindName(kind) })));
-        } catch (error) { holder.append(h("p", { class: "muted" }, explainError(error))); return; }
-      }
-    }
-    if (!state.overview.residents.length) holder.append(h("p", { class: "muted" }, t("no_vitals")));
-  })();
-  return [holder];
+  return healthView(state.household, state.overview.residents);
 }
 
 function care() {
@@ -209,7 +208,8 @@ function family() {
     const { residents } = await members();
     const editor = await accountsEditor({ me: state.me, roles: HOUSEHOLD_ROLES, household: state.household, heading: "h3", list: async () => (await members()).accounts });
     box.append(card(t("family_accounts"), ...editor),
-      card(t("people"), residents.length ? h("ul", { class: "plain" }, residents.map((r) => h("li", {}, r.name))) : h("p", { class: "muted" }, t("no_residents"))));
+      card(t("people"), residents.length ? h("ul", { class: "plain" }, residents.map((r) => h("li", {}, r.name))) : h("p", { class: "muted" }, t("no_residents"))),
+      dataCard(state.household, state.overview && state.overview.name));
   })().catch((error) => box.append(h("p", { class: "error" }, error.message)));
   return [box];
 }
@@ -228,13 +228,16 @@ function onLive(message) {
     state.alerts.set(message.alert.id, message.alert);
     renderBanner();
     if (state.tab === "home") render();
-  } else if (message.type === "state") {
+  } else if (message.type === "state" || message.type === "availability") {
     const el = document.querySelector(`[data-cap="${CSS.escape(`${message.device_id}/${message.capability}`)}"]`);
     const cap = state.caps.get(`${message.device_id}/${message.capability}`);
     if (el && cap) el.textContent = capabilityValue(cap, message.value);
+    if (state.tab === "home") refreshSoon();
   } else if (message.type === "alarm" && state.overview) {
     state.overview.alarm = { ...(state.overview.alarm || {}), state: message.state };
-    if (state.tab === "home" || state.tab === "alarm") render();
+    if (state.tab === "home") render();
+    const shown = state.tab === "alarm" && $("#alarm-state");
+    if (shown) { shown.className = `state ${message.state}`; shown.textContent = t(message.state); }
   } else if (message.type === "announcement" && state.tab === "home") {
     render();
   }

@@ -4,6 +4,7 @@ import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLoca
 import { PURPOSES, consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
 import { accountsEditor, roleName } from "/static/shared/accounts.js";
 import { alertKindName, alertStateName, explainError, severityName, unitText } from "/static/shared/labels.js";
+import { timelineButton } from "/static/manage/timeline.js";
 import { structureEditor } from "/static/manage/structure.js";
 
 const $ = (s) => document.querySelector(s);
@@ -29,7 +30,8 @@ async function queue() {
       h("td", {}, h("div", { class: "row" },
         a.state === "acknowledged" ? "" : h("button", { type: "button", class: "small ack", onclick: () => act("acknowledge") }, t("acknowledge")),
         assignee, h("button", { type: "button", class: "small secondary", onclick: () => assignee.value && act("assign", { assignee: assignee.value }) }, t("assign")),
-        note, h("button", { type: "button", class: "small resolve", onclick: () => act("resolve", { note: note.value }) }, t("resolve")))));
+        note, h("button", { type: "button", class: "small resolve", onclick: () => act("resolve", { note: note.value }) }, t("resolve")),
+        timelineButton(a.id, 7))));
   });
   return [h("h1", {}, t("queue")), items.length ? table([t("severity"), t("household"), t("title"), t("age"), t("escalation_in"), t("status"), ""], rows) : h("p", { class: "muted", id: "queue-empty" }, t("no_alerts"))];
 }

@@ -188,13 +188,14 @@ export function remindersCard(household, role) {
       view();
       return li;
     };
-    box.replaceChildren(
+    // replaceChildren() would write a null as the text "null": the read-only view passes none.
+    box.replaceChildren(...[
       items.length ? h("ul", { class: "plain", id: "reminder-list" }, items.map(row)) : h("p", { class: "muted", id: "reminder-list" }, t("no_reminders")),
       editable ? h("details", { class: "add", open: true }, h("summary", {}, t("add_reminder")),
         reminderForm({ residents, id: "reminder-add", onSave: async (body) => {
           await api(`${base}/reminders`, { method: "POST", body });
           await afterChange("#reminder-add .r-title");
-        } })) : null);
+        } })) : null].filter(Boolean));
   });
 }
 

@@ -190,6 +190,10 @@ let locale = localStorage.getItem("linli.locale") || "zh-CN";
 
 export const t = (key) => (STRINGS[locale] && STRINGS[locale][key]) || STRINGS["zh-CN"][key] || key;
 export const getLocale = () => locale;
+// A screen's own words, kept beside the screen: { "zh-CN": {...}, en: {...} }.
+export function addStrings(more) {
+  for (const [lang, words] of Object.entries(more)) Object.assign((STRINGS[lang] ||= {}), words);
+}
 export function setLocale(next) {
   locale = STRINGS[next] ? next : "zh-CN";
   localStorage.setItem("linli.locale", locale);
