@@ -248,11 +248,19 @@ async def _demo_users(gateway: Any) -> list[tuple[str, str, str, str]]:
     from gateway import users
 
     wanted: list[tuple[str, str, str | None]] = [("demo.manager", "manager", None)]
-    for household in sorted(gateway.registry.households)[:2]:
+    homes = sorted(gateway.registry.households)[:2]
+    for household in homes:
         wanted += [
             (f"{household}.admin", "household_admin", household),
             (f"{household}.resident", "resident", household),
         ]
+    # A family carer of the first home, which (in the demo) consents to share with carers:
+    # without that consent a carer sees nothing, which is right but shows nothing.
+    wanted += [(f"{home}.carer", "carer", home) for home in homes[:1]]
+    health = gateway.components.get("health")
+    for home in homes[:1]:
+        if health is not None and not health.may_share(home, "carer"):
+            await health.async_grant_consent(home, by="demo", purposes=["carer"], note="演示 demo")
     security = gateway.components.get("security")
     made = []
     for name, role, household in wanted:
@@ -274,7 +282,7 @@ async def _demo_users(gateway: Any) -> list[tuple[str, str, str, str]]:
 
         await gateway.store.async_write(write)
         pin = ""
-        if household is not None and security is not None:
+        if household is not None and security is not None and role != "carer":  # a carer is away
             pin = f"{secrets.randbelow(10000):04d}"
             await security.async_set_pin(household, name, pin)
         made.append((name, role, password, pin))

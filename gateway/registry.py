@@ -55,6 +55,53 @@ class StructureInUse(RegistryError):
         self.holds = holds
 
 
+#: The language a name is shown in when a reader's language has no form of it (Chinese first).
+PRIMARY_LOCALE: Final = "zh-CN"
+
+
+def name_forms(value: str | dict[str, str] | None) -> dict[str, str]:
+    """A name's forms by language: `"前门"` → {"zh-CN": "前门"}; a dict passes (empty forms dropped).
+
+    A device's or room's name may be given in several languages, e.g. the demo's
+    `{"zh-CN": "前门", "en": "Front door"}`; a plain string (all older names) is one form.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {PRIMARY_LOCALE: value} if value else {}
+    return {k: v for k, v in value.items() if isinstance(v, str) and v}
+
+
+def primary_name(forms: dict[str, str]) -> str:
+    """The form shown where there is no reader's language (alert titles, logs): Chinese first."""
+    return forms.get(PRIMARY_LOCALE) or next(iter(forms.values()), "")
+
+
+def encode_name(value: str | dict[str, str] | None) -> str | None:
+    """How a name is kept in its text column: a single form as itself, several as a JSON object.
+
+    Keeping a single form as plain text leaves every name written before bilingual names valid.
+    """
+    forms = name_forms(value)
+    if not forms:
+        return None if value is None else ""
+    if list(forms) == [PRIMARY_LOCALE]:
+        return forms[PRIMARY_LOCALE]
+    return orjson.dumps(forms).decode()
+
+
+def decode_name(text: str | None) -> dict[str, str]:
+    """The forms of a name read back from its column (plain text is a single Chinese form)."""
+    if text and text.startswith("{"):
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return {PRIMARY_LOCALE: text}
+        if isinstance(value, dict):
+            return name_forms(value)
+    return name_forms(text)
+
+
 def _in_use(what: str, holds: dict[str, int], then: str) -> StructureInUse:
     left = ", ".join(f"{count} {name}" for name, count in holds.items())
     return StructureInUse(f"{what} still has {left}: {then} first", holds)
@@ -119,6 +166,28 @@ class Device:
     last_seen: float | None = None
     resident_id: str | None = None
     states: dict[str, CapabilityState] = field(default_factory=dict)
+    # Every language's form of `name` and `room` (which hold the Chinese, or only, form).
+    names: dict[str, str] = field(default_factory=dict)
+    room_names: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def named(cls, *, name: str | dict[str, str], room: str | dict[str, str] | None, **kwargs: Any) -> Device:
+        """A device whose name and room may each be given in several languages."""
+        names, rooms = name_forms(name), name_forms(room)
+        return cls(
+            name=primary_name(names),
+            room=primary_name(rooms) or None,
+            names=names,
+            room_names=rooms,
+            **kwargs,
+        )
+
+    def label_forms(self) -> dict[str, dict[str, str]]:
+        """The name and room in every language a page may show them in (`device`, `room`)."""
+        return {
+            "device": self.names or {PRIMARY_LOCALE: self.name},
+            **({"room": self.room_names or {PRIMARY_LOCALE: self.room}} if self.room else {}),
+        }
 
     def resolve_topic(self, template: str) -> str:
         """`~/set` → `<state topic>/set` (Home Assistant's `~` convention)."""
@@ -135,6 +204,8 @@ class Device:
             "household_id": self.household_id,
             "name": self.name,
             "room": self.room,
+            "names": self.names or {PRIMARY_LOCALE: self.name},
+            "room_names": self.room_names or ({PRIMARY_LOCALE: self.room} if self.room else {}),
             "profile": self.profile.id,
             "model": f"{self.profile.vendor} {self.profile.model}",
             "firmware": self.firmware,
@@ -242,12 +313,12 @@ class Registry:
                     pid,
                 )
                 continue
-            device = Device(
+            device = Device.named(
                 row=row,
                 id=did,
                 household_id=hid,
-                name=name,
-                room=room,
+                name=decode_name(name),
+                room=decode_name(room),
                 profile=profile,
                 firmware=fw,
                 topic=topic,
@@ -417,10 +488,10 @@ class Registry:
         device_id: str,
         *,
         household_id: str,
-        name: str,
+        name: str | dict[str, str],
         profile_id: str,
         topic: str,
-        room: str | None = None,
+        room: str | dict[str, str] | None = None,
         firmware: str | None = None,
         unique_id: str | None = None,
         context: Context | None = None,
@@ -448,12 +519,22 @@ class Registry:
             cursor = db.conn.execute(
                 "INSERT INTO devices (id, household_id, name, room, profile_id, firmware, topic, "
                 "unique_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (device_id, household_id, name, room, profile_id, firmware, topic, unique_id, created),
+                (
+                    device_id,
+                    household_id,
+                    encode_name(name),
+                    encode_name(room),
+                    profile_id,
+                    firmware,
+                    topic,
+                    unique_id,
+                    created,
+                ),
             )
             return int(cursor.lastrowid or 0)
 
         row = await self._store.async_write(insert)
-        device = Device(
+        device = Device.named(
             row=row,
             id=device_id,
             household_id=household_id,
@@ -537,8 +618,8 @@ class Registry:
                     (
                         spec["id"],
                         spec["household_id"],
-                        spec["name"],
-                        spec.get("room"),
+                        encode_name(spec["name"]),
+                        encode_name(spec.get("room")),
                         spec["profile_id"],
                         spec.get("firmware"),
                         spec["topic"],
@@ -563,7 +644,7 @@ class Registry:
             )
         added = []
         for row, (spec, profile) in zip(rows, new_devices, strict=True):
-            device = Device(
+            device = Device.named(
                 row=row,
                 id=spec["id"],
                 household_id=spec["household_id"],

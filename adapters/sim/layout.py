@@ -6,24 +6,40 @@ from typing import Any, Final
 
 from gateway.mqtt.topics import device_topic
 
+# Rooms and device names in both languages: the registry keeps every form and a page shows
+# the reader's (Chinese first; a name given as a plain string stays one form for everyone).
+ROOMS: Final = {
+    "hall": {"zh-CN": "玄关", "en": "Hallway"},
+    "living room": {"zh-CN": "客厅", "en": "Living room"},
+    "bedroom": {"zh-CN": "卧室", "en": "Bedroom"},
+    "kitchen": {"zh-CN": "厨房", "en": "Kitchen"},
+    "bathroom": {"zh-CN": "卫生间", "en": "Bathroom"},
+}
+
+
+def _both(zh: str, en: str) -> dict[str, str]:
+    return {"zh-CN": zh, "en": en}
+
+
 # (device suffix, profile, room, name) — 15 devices, as in a well-equipped elder's home.
 HOME_DEVICES: Final = [
-    ("front-door", "aqara/mccgq11lm", "hall", "Front door"),
-    ("motion-living", "aqara/rtcgq11lm", "living room", "Living room motion"),
-    ("motion-bedroom", "aqara/rtcgq11lm", "bedroom", "Bedroom motion"),
-    ("smoke-kitchen", "heiman/hs1sa", "kitchen", "Kitchen smoke alarm"),
-    ("gas-kitchen", "heiman/hs1cg", "kitchen", "Kitchen gas detector"),
-    ("leak-bathroom", "aqara/sjcgq11lm", "bathroom", "Bathroom leak sensor"),
-    ("sos-pendant", "linli/sos-pendant", None, "SOS pendant"),
-    ("fall-bathroom", "linli/fall-radar", "bathroom", "Bathroom fall radar"),
-    ("bed", "linli/bed-sensor", "bedroom", "Bed sensor"),
-    ("bp-monitor", "yuwell/ye680a", "bedroom", "Blood pressure monitor"),
-    ("oximeter", "yuwell/yx306", "bedroom", "Pulse oximeter"),
-    ("scale", "linli/scale", "bathroom", "Scale"),
-    ("thermometer", "yuwell/yht100", "bedroom", "Thermometer"),  # glucose meter in odd homes
-    ("climate-living", "aqara/wsdcgq11lm", "living room", "Living room climate"),
-    ("plug-kettle", "tuya/ts011f", "kitchen", "Kettle plug"),
+    ("front-door", "aqara/mccgq11lm", "hall", _both("前门", "Front door")),
+    ("motion-living", "aqara/rtcgq11lm", "living room", _both("客厅人体感应", "Living room motion")),
+    ("motion-bedroom", "aqara/rtcgq11lm", "bedroom", _both("卧室人体感应", "Bedroom motion")),
+    ("smoke-kitchen", "heiman/hs1sa", "kitchen", _both("厨房烟雾报警器", "Kitchen smoke alarm")),
+    ("gas-kitchen", "heiman/hs1cg", "kitchen", _both("厨房燃气探测器", "Kitchen gas detector")),
+    ("leak-bathroom", "aqara/sjcgq11lm", "bathroom", _both("卫生间水浸传感器", "Bathroom leak sensor")),
+    ("sos-pendant", "linli/sos-pendant", None, _both("紧急呼叫挂件", "SOS pendant")),
+    ("fall-bathroom", "linli/fall-radar", "bathroom", _both("卫生间跌倒雷达", "Bathroom fall radar")),
+    ("bed", "linli/bed-sensor", "bedroom", _both("床垫传感器", "Bed sensor")),
+    ("bp-monitor", "yuwell/ye680a", "bedroom", _both("血压计", "Blood pressure monitor")),
+    ("oximeter", "yuwell/yx306", "bedroom", _both("血氧仪", "Pulse oximeter")),
+    ("scale", "linli/scale", "bathroom", _both("体重秤", "Scale")),
+    ("thermometer", "yuwell/yht100", "bedroom", _both("体温计", "Thermometer")),  # glucose meter in odd homes
+    ("climate-living", "aqara/wsdcgq11lm", "living room", _both("客厅温湿度计", "Living room climate")),
+    ("plug-kettle", "tuya/ts011f", "kitchen", _both("烧水壶插座", "Kettle plug")),
 ]
+GLUCOSE_METER: Final = _both("血糖仪", "Glucose meter")
 ZIGBEE_PROFILES: Final = {
     "aqara/mccgq11lm",
     "aqara/rtcgq11lm",
@@ -67,7 +83,7 @@ def layout(households: int) -> dict[str, list[dict[str, Any]]]:
         z2m_base = f"zigbee2mqtt/{hid}" if i % 4 == 0 else None
         for suffix, profile, room, name in HOME_DEVICES:
             if suffix == "thermometer" and i % 2:
-                suffix, profile, name = "glucose", "yuwell/580", "Glucose meter"
+                suffix, profile, name = "glucose", "yuwell/580", GLUCOSE_METER
             did = f"{hid}-{suffix}"
             topic = (
                 f"{z2m_base}/{suffix}" if z2m_base and profile in ZIGBEE_PROFILES else device_topic(hid, did)
@@ -77,7 +93,7 @@ def layout(households: int) -> dict[str, list[dict[str, Any]]]:
                     "id": did,
                     "household_id": hid,
                     "name": name,
-                    "room": room,
+                    "room": ROOMS[room] if room else None,
                     "profile_id": profile,
                     "topic": topic,
                     "firmware": "1.2.0",

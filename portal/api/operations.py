@@ -23,6 +23,7 @@ from gateway.errors import LinliError
 from gateway.runtime import Gateway
 from gateway.users import Role
 from portal.api.errors import ApiError, json_response, not_found
+from portal.api.messages import caller_locale, validation_error
 from portal.auth.principal import EVERYONE, Principal, reaches
 
 MAX_BODY: Final = 64 * 1024
@@ -235,17 +236,10 @@ def check_path(path: dict[str, str]) -> None:
             )
 
 
-def _first_error(validator: Draft202012Validator, data: Any, where: str) -> ApiError | None:
+def _first_error(validator: Draft202012Validator, data: Any, where: str, locale: str) -> ApiError | None:
     error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))), None)
-    if error is None:
-        return None
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    message = error.message if len(error.message) < 300 else error.message[:300] + "…"
-    return ApiError(
-        "invalid_body" if where == "body" else "invalid_query",
-        f"{where}{path}: {message}",
-        field=f"{where}{path}",
-    )
+    # a sentence in the caller's language, with the machine fields kept (portal/api/messages.py)
+    return None if error is None else validation_error(error, where, locale)
 
 
 def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -279,7 +273,8 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
                     "invalid_query", f"unknown query parameter {name!r}; known: {sorted(operation.query)}"
                 )
             query[name] = _coerce(name, value, schema)
-        if query_validator is not None and (error := _first_error(query_validator, query, "query")):
+        locale = caller_locale(request, principal.locale if principal is not None else None)
+        if query_validator is not None and (error := _first_error(query_validator, query, "query", locale)):
             raise error
         call = Call(
             request=request,
@@ -293,7 +288,7 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
             await operation.guard(call)
         if body_validator is not None:
             call.body = await read_json(request)
-            if error := _first_error(body_validator, call.body, "body"):
+            if error := _first_error(body_validator, call.body, "body", locale):
                 raise error
         elif request.can_read_body and await read_json(request):
             raise ApiError(

@@ -402,22 +402,31 @@ class ElderCare:
         assert gateway is not None
         device = gateway.registry.device(event.device_id)
         where = f" ({device.room})" if device and device.room else ""
-        name = device.name if device else event.device_id
+        name = device.name if device else "设备"  # never a device id on a screen
         resident = gateway.registry.resident_of(device) if device else None
         who = f"{resident.name} · " if resident else ""
         if event.kind == "sos_button":
-            kind, title = "sos", f"SOS 求助: {who}{name}{where}"
+            kind, title = "sos", f"紧急求助：{who}{name}{where}"
         else:
-            kind, title = "fall", f"跌倒 Fall detected: {who}{name}{where}"
+            kind, title = "fall", f"检测到跌倒：{who}{name}{where}"
+        # Pages say it in the reader's language from the key and the name's forms (labels.js).
+        params: dict[str, Any] = {**(device.label_forms() if device else {})}
+        if resident:
+            params["who"] = resident.name
         gateway.bus.fire(
             AlertRequested(
                 kind=kind,
                 severity="critical",
                 title=title,
-                detail=f"{event.capability} on {event.device_id}",
                 resident=resident.id if resident else None,
                 dedup_key=f"{kind}:{event.device_id}",
-                data={"device_id": event.device_id, "capability": event.capability, "ts": event.ts},
+                data={
+                    "device_id": event.device_id,
+                    "capability": event.capability,
+                    "ts": event.ts,
+                    "title_key": kind,
+                    "params": params,
+                },
                 context=event.context.child(origin=self.name),
             )
         )
@@ -494,7 +503,12 @@ class ElderCare:
             f"长时间无活动 No activity at home: {who}{reason}",
             dedup=f"inactivity:{watched + ':' if watched else ''}{last:.0f}",
             resident=resident,
-            data={"last_activity": last, "learned": routine is not None and settings.learned},
+            data={
+                "last_activity": last,
+                "learned": routine is not None and settings.learned,
+                "title_key": "inactivity",
+                "params": {"who": person.name} if person else {},
+            },
         )
         return [f"inactivity:{household}" + (f":{watched}" if watched else "")]
 
@@ -569,6 +583,10 @@ class ElderCare:
                 "high",
                 f"今日未报平安 No check-in today by {settings.by} (+{settings.grace_min:g} min)",
                 dedup=f"missed_check_in:{day}",
+                data={
+                    "title_key": "missed_check_in",
+                    "params": {"by": settings.by, "grace": f"{settings.grace_min:g}"},
+                },
             )
             return [f"missed_check_in:{household}"]
         if now >= deadline and stage is None:
@@ -579,6 +597,7 @@ class ElderCare:
                 "info",
                 "请按“确定”报平安 Please check in: press OK",
                 dedup=f"check_in_reminder:{day}",
+                data={"title_key": "check_in_reminder", "params": {}},
             )
             return [f"check_in_reminder:{household}"]
         return []
@@ -605,7 +624,12 @@ class ElderCare:
                             f"{_REMINDER_LABEL[reminder.kind]}: {reminder.title}",
                             dedup=f"reminder:{reminder.id}:{due:.0f}",
                             resident=reminder.resident_id,
-                            data={"reminder_id": reminder.id, "due": due},
+                            data={
+                                "reminder_id": reminder.id,
+                                "due": due,
+                                "title_key": f"reminder_{reminder.kind}",
+                                "params": {"title": reminder.title},
+                            },
                         )
                         raised.append(f"reminder:{reminder.id}")
                     elif state == "due" and now >= due + reminder.window_min * 60:
@@ -618,7 +642,12 @@ class ElderCare:
                             f"{reminder.title} ({when})",
                             dedup=f"missed:{reminder.id}:{due:.0f}",
                             resident=reminder.resident_id,
-                            data={"reminder_id": reminder.id, "due": due},
+                            data={
+                                "reminder_id": reminder.id,
+                                "due": due,
+                                "title_key": f"missed_{reminder.kind}",
+                                "params": {"title": reminder.title, "when": when},
+                            },
                         )
                         raised.append(f"missed_medication:{reminder.id}")
         return raised

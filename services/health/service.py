@@ -61,6 +61,12 @@ DEFAULT_THRESHOLDS: Final = Thresholds()
 _HealthCaps = tuple[tuple[str, str, str | None], ...]
 
 
+def bilingual(label: str) -> dict[str, str]:
+    """A rule's label ("高血压危象 hypertensive crisis") as its zh-CN and en forms."""
+    zh, _, en = label.partition(" ")
+    return {"zh-CN": zh, "en": en or zh}
+
+
 class HealthError(ValueError):
     """A health request that cannot be answered; the message says which id and what to do."""
 
@@ -238,11 +244,12 @@ class Health:
         assert self._gateway is not None
         first = breaches[0]
         spec = reading.spec
+        household = self._gateway.registry.households.get(reading.household_id)
+        household_name = household.name if household else ""
         if resident is not None:
             who = resident.name
         else:
-            household = self._gateway.registry.households.get(reading.household_id)
-            who = f"{household.name if household else reading.household_id} (未确认是谁 unattributed)"
+            who = f"{household_name} (未确认是谁 unattributed)"
         unit = spec.quantity.unit
         where = f" ({device.room})" if device.room else ""
         when = datetime.fromtimestamp(reading.ts, self.tz).strftime("%Y-%m-%d %H:%M")
@@ -270,6 +277,16 @@ class Health:
                     "reading": reading.as_dict(),
                     "device_id": device.id,
                     "sensitive": "health",  # share beyond the household only with consent
+                    # pages say it in the reader's language (labels.js); sensitive like the rest
+                    "title_key": "vital_sign",
+                    "params": {
+                        "label": bilingual(first.label),
+                        "who": resident.name if resident is not None else household_name,
+                        "unattributed": resident is None,
+                        "kind": reading.kind,
+                        "value": reading.display_value(),
+                        "unit": unit,
+                    },
                 },
                 context=context.child(origin=self.name),
             )

@@ -48,25 +48,26 @@ class HazardKind:
 HAZARDS: Final[dict[str, HazardKind]] = {
     h.kind: h
     for h in (
-        HazardKind(kind="smoke", severity="critical", title="烟雾报警 Smoke"),
-        HazardKind(kind="gas", severity="critical", title="燃气泄漏 Gas"),
-        HazardKind(kind="water_leak", severity="high", title="漏水 Water leak"),
-        HazardKind(kind="tamper", severity="warning", title="设备被拆 Tamper"),
+        HazardKind(kind="smoke", severity="critical", title="烟雾报警"),
+        HazardKind(kind="gas", severity="critical", title="燃气泄漏"),
+        HazardKind(kind="water_leak", severity="high", title="漏水"),
+        HazardKind(kind="tamper", severity="warning", title="设备被拆"),
     )
 }
 
 #: Rooms (lower case) whose door contact is the entry door.
 ENTRY_ROOMS: Final = frozenset({"hall", "hallway", "entrance", "entry", "foyer", "玄关", "门厅", "入户"})
 #: Words in a device name that make a door contact the entry door.
-ENTRY_NAMES: Final = ("front door", "entrance", "entry door", "大门", "入户门", "进户门")
+ENTRY_NAMES: Final = ("front door", "entrance", "entry door", "大门", "前门", "入户门", "进户门")
 
 
 def default_role(device: Device, kind: str) -> Role:
     """The role a sensor gets unless the household overrides it."""
     if kind == "contact":
-        room = (device.room or "").strip().lower()
-        name = device.name.lower()
-        if room in ENTRY_ROOMS or any(word in name for word in ENTRY_NAMES):
+        # every language's form counts: "玄关" and "Hallway" name the same room
+        rooms = {r.strip().lower() for r in (device.room or "", *device.room_names.values())}
+        names = [n.lower() for n in (device.name, *device.names.values())]
+        if rooms & ENTRY_ROOMS or any(word in name for name in names for word in ENTRY_NAMES):
             return Role.ENTRY
         return Role.PERIMETER
     if kind in ("motion", "occupancy"):

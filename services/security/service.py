@@ -65,6 +65,10 @@ def _check_user(user: Any, what: str = "user") -> str:
     return user
 
 
+#: The armed modes as the alert's detail says them (a zh-CN sentence: the screen shows it as is).
+_MODE_ZH: Final = {"home": "在家布防", "away": "离家布防", "night": "夜间布防", "vacation": "度假布防"}
+
+
 class Security:
     name = "security"
     requires = ("registry",)
@@ -479,7 +483,7 @@ class Security:
     def _raise_hazard(self, event: StateChanged) -> None:
         hazard = HAZARDS[event.kind]
         device = self._registry.device(event.device_id)
-        name = device.name if device else event.device_id
+        name = device.name if device else "设备"  # never a device id on a screen
         where = f" ({device.room})" if device and device.room else ""
         household = event.context.household
         panel = self._panels.get(household) if household else None
@@ -488,9 +492,11 @@ class Security:
                 kind=hazard.kind,
                 severity=hazard.severity,
                 title=f"{hazard.title}: {name}{where}",
-                detail=f"{event.capability} on {event.device_id}",
                 dedup_key=f"{hazard.kind}:{event.device_id}",
                 data={
+                    # pages say it in the reader's language from the key and the name's forms
+                    "title_key": hazard.kind,
+                    "params": device.label_forms() if device else {},
                     "source": _ORIGIN,
                     "device_id": event.device_id,
                     "capability": event.capability,
@@ -562,18 +568,24 @@ class Security:
 
     def _request_alert(self, panel: Panel) -> None:
         trigger = panel.trigger or {}
-        name = trigger.get("name") or trigger.get("device_id") or "a sensor"
+        name = trigger.get("name") or "传感器"  # never a device id on a screen
         where = f" ({trigger['room']})" if trigger.get("room") else ""
+        device = self._registry.device(trigger.get("device_id") or "")
         mode = panel.mode.value if panel.mode else "disarmed"
         self._bus.fire(
             AlertRequested(
                 kind="intrusion",
                 severity="critical",
-                title=f"入侵报警 Intrusion: {name}{where}",
-                detail=f"{trigger.get('role', '?')} sensor {trigger.get('capability', '?')} on "
-                f"{trigger.get('device_id', '?')} while {mode}",
+                title=f"入侵报警: {name}{where}",
+                detail=f"{_MODE_ZH.get(mode, mode)}时触发",
                 dedup_key=f"intrusion:{panel.household_id}",
-                data={"source": _ORIGIN, "mode": mode, "trigger": trigger},
+                data={
+                    "source": _ORIGIN,
+                    "mode": mode,
+                    "trigger": trigger,
+                    "title_key": "intrusion",
+                    "params": device.label_forms() if device else {},
+                },
                 context=Context(household=panel.household_id, origin=_ORIGIN),
             )
         )
@@ -721,13 +733,16 @@ class Security:
                 AlertRequested(
                     kind="tamper",
                     severity="warning",
-                    title="报警密码多次错误 Alarm keypad locked: repeated wrong PINs",
-                    detail=(
-                        f"locked for {lock_s:.0f} s (lockout {panel.lockout.lockouts}); "
-                        f"last user tried: {user}"
-                    ),
+                    title="报警密码多次错误，键盘已锁定",
+                    detail=f"锁定 {lock_s:.0f} 秒（第 {panel.lockout.lockouts} 次）；最后尝试的账号：{user}",
                     dedup_key=f"keypad_lockout:{household}",
-                    data={"source": _ORIGIN, "reason": "wrong_pin_lockout", "seconds": lock_s},
+                    data={
+                        "source": _ORIGIN,
+                        "reason": "wrong_pin_lockout",
+                        "seconds": lock_s,
+                        "title_key": "keypad_locked",
+                        "params": {},
+                    },
                     context=Context(household=household, origin=_ORIGIN, user=user),
                 )
             )

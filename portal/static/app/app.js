@@ -4,7 +4,7 @@ import { formatAgo, formatNumber, formatTime, getLocale, setLocale, showLive, t,
 import { dataCard, healthView, pinCard } from "/static/app/household.js";
 import { consentCard, may, remindersCard, settingsCards, thresholdsCard } from "/static/shared/care.js";
 import { HOUSEHOLD_ROLES, accountsEditor } from "/static/shared/accounts.js";
-import { alertStateName, capabilityName, capabilityValue, explainError, unitText, visibleCapability } from "/static/shared/labels.js";
+import { alertStateName, alertTitle, capabilityName, capabilityValue, deviceName, explainError, roomName, unitText, visibleCapability } from "/static/shared/labels.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { me: null, household: null, overview: null, tab: "home", alerts: new Map(), caps: new Map() };
@@ -27,7 +27,7 @@ function renderBanner() {
   banner.classList.toggle("hidden", !open.length);
   banner.replaceChildren(...open.map((a) =>
     h("div", { class: "alert", "data-alert": a.id },
-      h("div", { class: "grow" }, h("strong", {}, a.title), h("div", {}, formatTime(a.raised_at))),
+      h("div", { class: "grow" }, h("strong", {}, alertTitle(a)), h("div", {}, formatTime(a.raised_at))),
       h("button", { type: "button", class: "ack", onclick: () => acknowledge(a.id) }, t("acknowledge")))));
 }
 
@@ -67,10 +67,10 @@ function home() {
   return [
     card(t("alarm"), alarm),
     card(t("open_doors"), o.open_doors.length
-      ? h("ul", { class: "plain" }, o.open_doors.map((d) => h("li", {}, `${d.name}${d.room ? ` · ${d.room}` : ""}`)))
+      ? h("ul", { class: "plain" }, o.open_doors.map((d) => h("li", {}, `${deviceName(d)}${roomName(d) ? ` · ${roomName(d)}` : ""}`)))
       : h("p", { class: "ok" }, t("nobody_open"))),
     card(t("who_home"), o.presence.length
-      ? h("ul", { class: "plain" }, o.presence.map((p) => h("li", {}, `${p.resident || ""} ${p.room || p.device_id}`)))
+      ? h("ul", { class: "plain" }, o.presence.map((p) => h("li", {}, `${p.resident || ""} ${roomName(p) || deviceName(p)}`)))
       : h("p", { class: "muted" }, t("nobody_home"))),
     card(t("latest_vitals"), o.vitals.length
       ? h("ul", { class: "plain", id: "vitals" }, o.vitals.map((v) => h("li", { class: "vital" },
@@ -79,7 +79,7 @@ function home() {
       : h("p", { class: "muted" }, t("no_vitals"))),
     card(t("open_alerts"), alerts.length
       ? h("ul", { class: "plain" }, alerts.map((a) => h("li", { class: `alert sev-${a.severity}`, "data-alert": a.id },
-          h("div", { class: "grow" }, h("strong", {}, a.title), h("div", { class: "muted" }, `${alertStateName(a.state)} · ${formatAgo(a.raised_at)}`)),
+          h("div", { class: "grow" }, h("strong", {}, alertTitle(a)), h("div", { class: "muted" }, `${alertStateName(a.state)} · ${formatAgo(a.raised_at)}`)),
           a.state === "acknowledged" ? h("span", { class: "ok" }, t("acknowledged"))
             : h("button", { type: "button", class: "ack", onclick: () => acknowledge(a.id) }, t("acknowledge")))))
       : h("p", { class: "muted" }, t("no_alerts"))),
@@ -185,7 +185,7 @@ function devices() {
   (async () => {
     const { items } = await api(`/api/v1/households/${state.household}/devices`);
     list.append(...items.map((d) => h("li", { "data-device": d.id },
-      h("div", { class: "row" }, h("strong", { class: "grow" }, d.name), h("span", { class: d.available ? "ok" : "muted" }, d.available ? t("online") : t("offline"))),
+      h("div", { class: "row" }, h("strong", { class: "grow" }, deviceName(d)), h("span", { class: d.available ? "ok" : "muted" }, d.available ? t("online") : t("offline"))),
       h("div", {}, d.capabilities.filter(visibleCapability).map((c) => {
         state.caps.set(`${d.id}/${c.key}`, c);
         const value = h("span", { "data-cap": `${d.id}/${c.key}` }, capabilityValue(c));

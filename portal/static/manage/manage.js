@@ -3,7 +3,8 @@ import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, showLive, t, translatePage } from "/static/shared/i18n.js";
 import { PURPOSES, consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
 import { accountsEditor, roleName } from "/static/shared/accounts.js";
-import { alertKindName, alertStateName, explainError, severityName, unitText } from "/static/shared/labels.js";
+import { alertKindName, alertStateName, alertTitle, deviceName, explainError, householdName, severityName, unitText } from "/static/shared/labels.js";
+import { auditSentence } from "/static/shared/audit.js";
 import { timelineButton } from "/static/manage/timeline.js";
 import { structureEditor } from "/static/manage/structure.js";
 
@@ -14,7 +15,7 @@ const table = (head, rows) => h("table", {}, h("thead", {}, h("tr", {}, head.map
 const errorLine = (error) => h("p", { class: "error", role: "alert" }, explainError(error));
 
 async function queue() {
-  const { items, now } = await api("/api/v1/alerts", { query: { state: "unresolved", sort: "severity", limit: 200 } });
+  const [{ items, now }, homes] = await Promise.all([api("/api/v1/alerts", { query: { state: "unresolved", sort: "severity", limit: 200 } }), homeNames()]);
   state.alerts = items;
   const skew = Date.now() / 1000 - now;
   items.sort((a, b) => SEV[a.severity] - SEV[b.severity] || a.raised_at - b.raised_at);
@@ -23,7 +24,7 @@ async function queue() {
     const assignee = h("input", { placeholder: t("assign"), "aria-label": t("assign"), size: 8 });
     const act = async (path, body) => { try { await api(`/api/v1/alerts/${a.id}/${path}`, { method: "POST", body }); await render(); } catch (e) { alert(explainError(e)); } };
     return h("tr", { class: `sev-${a.severity}`, "data-alert": a.id },
-      h("td", { "data-severity": a.severity }, severityName(a.severity)), h("td", {}, a.household_id), h("td", {}, h("strong", {}, a.title), h("div", { class: "muted", "data-kind": a.kind }, alertKindName(a.kind))),
+      h("td", { "data-severity": a.severity }, severityName(a.severity)), h("td", {}, householdName(a.household_id, homes)), h("td", {}, h("strong", {}, alertTitle(a)), h("div", { class: "muted", "data-kind": a.kind }, alertKindName(a.kind))),
       h("td", {}, h("span", { class: "timer age", "data-since": a.raised_at - 0 + skew }, formatDuration(Date.now() / 1000 - skew - a.raised_at))),
       h("td", {}, a.next_step_at && a.state !== "acknowledged" ? h("span", { class: "timer escalation", "data-at": a.next_step_at + skew }, "") : "—"),
       h("td", { "data-state": a.state }, alertStateName(a.state), a.acknowledged_by ? h("div", { class: "muted" }, a.acknowledged_by) : "", a.assigned_to ? h("div", { class: "muted" }, `→ ${a.assigned_to.assignee}`) : ""),
@@ -58,6 +59,7 @@ async function community() {
 
 async function inventory() {
   const tree = await api("/api/v1/community");
+  const homes = Object.fromEntries(householdsOf(tree).map((x) => [x.id, x.name]));
   const building = h("select", { "aria-label": t("building") }, h("option", { value: "" }, t("all")), tree.buildings.map((b) => h("option", { value: b.id }, b.name)));
   const online = h("select", { "aria-label": t("online") }, h("option", { value: "" }, t("all")), h("option", { value: "true" }, t("online")), h("option", { value: "false" }, t("offline")));
   const body = h("div");
@@ -65,7 +67,7 @@ async function inventory() {
     const { items, total } = await api("/api/v1/devices", { query: { building_id: building.value, available: online.value, limit: 500 } });
     body.replaceChildren(h("p", { class: "muted" }, `${items.length} / ${total}`), table(["", t("household"), t("devices"), t("battery"), t("firmware"), t("last_seen")],
       items.map((d) => h("tr", { "data-device": d.id }, h("td", {}, h("span", { class: `badge ${d.available ? "good" : "bad"}` }, d.available ? t("online") : t("offline"))),
-        h("td", {}, d.household_id), h("td", {}, d.name, h("div", { class: "muted" }, d.model)), h("td", {}, d.battery ?? "—"), h("td", {}, d.firmware || "—"), h("td", {}, formatAgo(d.last_seen))))));
+        h("td", {}, householdName(d.household_id, homes)), h("td", {}, deviceName(d), h("div", { class: "muted" }, d.model)), h("td", {}, d.battery ?? "—"), h("td", {}, d.firmware || "—"), h("td", {}, formatAgo(d.last_seen))))));
   };
   building.addEventListener("change", load);
   online.addEventListener("change", load);
@@ -76,6 +78,11 @@ async function inventory() {
 // Every household with its building and unit, in tree order (for selects and the consent table).
 function householdsOf(tree) {
   return tree.buildings.flatMap((b) => b.units.flatMap((u) => u.households.map((x) => ({ id: x.id, name: x.name, building: b.name, building_id: b.id, unit: u.name }))));
+}
+// Households by name (李家 (1-101)) for rows that carry only an id: a screen never shows the id.
+async function homeNames() {
+  const tree = await api("/api/v1/community").catch(() => ({ buildings: [] }));
+  return Object.fromEntries(householdsOf(tree).map((x) => [x.id, x.name]));
 }
 const homeOption = (x, selected) => h("option", { value: x.id, selected }, `${x.name} · ${x.building}`);
 
@@ -224,7 +231,7 @@ async function consent() {
       const c = given[x.id] || {};
       const detailRow = h("tr", { class: "detail", "data-detail": x.id });
       const button = h("button", { type: "button", class: "small secondary details", "aria-expanded": "false", onclick: () => details(x, button, detailRow) }, t("details"));
-      return h("tr", { "data-household": x.id }, h("td", {}, h("strong", {}, x.name), h("div", { class: "muted" }, x.id)), h("td", {}, `${x.building} · ${x.unit}`),
+      return h("tr", { "data-household": x.id }, h("td", {}, h("strong", {}, x.name)), h("td", {}, `${x.building} · ${x.unit}`),
         PURPOSES.map((p) => h("td", { "data-purpose": p }, yes(c[p]))), h("td", {}, button));
     }));
   };
@@ -300,9 +307,12 @@ async function audit() {
   const action = h("input", { placeholder: t("action"), "aria-label": t("action"), size: 12, id: "audit-action" });
   const body = h("div");
   const load = async () => {
-    const { items, total } = await api("/api/v1/audit", { query: { q: q.value, action: action.value, limit: 200 } });
-    body.replaceChildren(h("p", { class: "muted" }, `${items.length} / ${total}`), table([t("time"), t("actor"), t("action"), t("household"), t("target")], items.map((e) =>
-      h("tr", {}, h("td", {}, formatTime(e.ts)), h("td", {}, e.actor, h("div", { class: "muted" }, e.role ? roleName(e.role) : "")), h("td", {}, e.action, e.outcome !== "ok" ? h("div", { class: "error" }, e.outcome) : ""), h("td", {}, e.household_id || "—"), h("td", {}, e.target || "", h("div", { class: "muted" }, JSON.stringify(e.detail)))))));
+    const [{ items, total }, homes] = await Promise.all([api("/api/v1/audit", { query: { q: q.value, action: action.value, limit: 200 } }), homeNames()]);
+    // Each entry as a sentence in the reader's language (audit.js); the action code stays for search.
+    body.replaceChildren(h("p", { class: "muted" }, `${items.length} / ${total}`), table([t("time"), t("actor"), t("action"), t("household")], items.map((e) =>
+      h("tr", { "data-action": e.action, class: e.outcome !== "ok" ? "refused" : "" }, h("td", {}, formatTime(e.ts)), h("td", {}, e.actor, h("div", { class: "muted" }, e.role ? roleName(e.role) : "")),
+        h("td", { class: "audit-sentence" }, auditSentence(e, homes)),
+        h("td", {}, e.household_id ? householdName(e.household_id, homes) : "—")))));
   };
   const form = h("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); load(); } }, q, action, h("button", { type: "submit" }, t("search")));
   await load();

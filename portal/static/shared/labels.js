@@ -56,3 +56,34 @@ export function capabilityValue(c, value = c.value) {
   const unit = unitText(c.unit);
   return `${formatNumber(value)}${unit ? ` ${unit}` : ""}`;
 }
+
+// -- names in the reader's language ------------------------------------------------------------
+// A device's and a room's name may come in several languages (`names`, `room_names`: {"zh-CN": "前门",
+// "en": "Front door"}); a page shows the reader's form, then the Chinese one, then whatever there is.
+export function pickForm(forms, fallback = "") {
+  if (!forms || typeof forms !== "object") return forms ?? fallback;
+  return forms[getLocale()] || forms["zh-CN"] || Object.values(forms)[0] || fallback;
+}
+export const deviceName = (d) => pickForm(d && d.names, d && d.name) || t("a_device");
+export const roomName = (d) => pickForm(d && d.room_names, d && d.room);
+// "前门 · 玄关" — a device with its room, when it has one.
+export const deviceWhere = (d) => { const room = roomName(d); return room ? `${deviceName(d)} · ${room}` : deviceName(d); };
+
+// A household by its family name and unit (李家 (1-101)), never by its id: `homes` maps ids to names.
+export const householdName = (id, homes) => (id && homes && homes[id]) || (id ? t("a_household") : "—");
+
+// An alert's title in the reader's language: services send a key and its parameters (data.title_key,
+// data.params; names as forms), and `title` — the Chinese sentence — for alerts from before that.
+export function alertTitle(a) {
+  const data = (a && a.data) || {};
+  const key = data.title_key;
+  if (!key || !known(`at_${key}`)) return (a && a.title) || "";
+  const p = data.params || {};
+  const words = Object.fromEntries(Object.entries(p).map(([k, v]) => [k, pickForm(v, "")]));
+  if (key === "vital_sign" && words.kind) words.kind = known(`kind_${words.kind}`) ? t(`kind_${words.kind}`) : words.kind;
+  if (key === "vital_sign" && p.unattributed) words.who = `${words.who} (${t("unattributed")})`;
+  if (words.unit !== undefined) words.unit = unitText(words.unit);
+  const heading = fill(t(`at_${key}`), words);
+  const subject = [words.who, words.device && (words.room ? fill(t("in_room"), words) : words.device)].filter(Boolean).join(" · ");
+  return subject && !t(`at_${key}`).includes("{") ? `${heading}${t("colon")}${subject}` : heading;
+}

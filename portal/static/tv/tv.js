@@ -1,7 +1,7 @@
 // The TV: arrow keys, OK (Enter) and Back only. Every control is a focusable button; focus is never lost.
 import { api, h, live } from "/static/shared/api.js";
 import { formatNumber, setLocale, t } from "/static/shared/i18n.js";
-import { unitText } from "/static/shared/labels.js";
+import { alertTitle, unitText } from "/static/shared/labels.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { household: null, alerts: new Map(), lastTile: 0 };
@@ -165,8 +165,9 @@ function showAlert() {
   if (screen.dataset.alert === alert.id && !screen.classList.contains("hidden")) return;
   screen.dataset.alert = alert.id;
   screen.replaceChildren(
-    h("h2", {}, alert.title),
-    h("p", {}, alert.detail || ""),
+    h("h2", {}, alertTitle(alert)),
+    // a keyed alert says all in its title; older details are English for the duty desk
+    h("p", {}, (alert.data && alert.data.title_key) ? "" : alert.detail || ""),
     h("div", {},
       h("button", { type: "button", class: "ok", id: "im-ok", onclick: () => answer(alert, "ok") }, `${t("im_ok")} · I'm OK`),
       h("button", { type: "button", class: "help", id: "call-help", onclick: () => answer(alert, "help") }, `${t("call_help")} · Call for help`)));
