@@ -12,6 +12,7 @@ literals when they parse as one (numbers, booleans, arrays), else as strings.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 import shutil
 import socket
@@ -93,7 +94,10 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 # turns it on for its simulated community; never for a real one.
                 "open_local_views": {"type": "boolean"},
                 "session_hours": {"type": "number", "minimum": 0.1, "maximum": 720},
+                # Forced on; otherwise cookies are Secure whenever the client used TLS.
                 "secure_cookies": {"type": "boolean"},
+                # Reverse proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed.
+                "trusted_proxies": {"type": "array", "items": {"type": "string", "minLength": 1}},
             },
         },
         "store": {
@@ -317,7 +321,8 @@ DEFAULTS: Final[dict[str, Any]] = {
         "enabled": True,
         "open_local_views": False,
         "session_hours": 12,
-        "secure_cookies": False,  # true behind TLS: cookies then travel only over HTTPS
+        "secure_cookies": False,  # forced Secure cookies; TLS (or a trusted proxy's https) sets them anyway
+        "trusted_proxies": [],  # e.g. ["127.0.0.1"] behind a local nginx; none: the peer is the client
     },
     "store": {"batch_ms": 100, "batch_rows": 20000, "max_pending_rows": 2_000_000},
     "retention": {"raw_days": 7, "hourly_days": 400, "interval_s": 3600},
@@ -521,6 +526,14 @@ def load_config(
             "control and listens on loopback only (127.0.0.1); install Mosquitto and set "
             "mqtt.broker = 'mosquitto' to serve homes on a network"
         )
+    for index, entry in enumerate(config["portal"]["trusted_proxies"]):
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"config: portal.trusted_proxies[{index}]: {entry!r} is not an IP address or network "
+                "(e.g. '127.0.0.1' or '10.0.0.0/24'); name only the reverse proxies in front of the portal"
+            ) from None
     uplink = config["uplink"]
     if uplink["enabled"]:
         if not uplink["region"]:

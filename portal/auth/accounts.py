@@ -27,7 +27,9 @@ from gateway import users
 from gateway.runtime import Gateway
 from gateway.users import Role, TokenKind, User, UserError
 from portal.api.errors import ApiError
+from portal.auth.forwarded import TrustedProxies
 from portal.auth.principal import Principal
+from portal.auth.screens import screen_principal
 from portal.auth.throttle import AddressThrottle, lockout_after
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class Accounts:
         self.gateway = gateway
         self.store = gateway.store
         self.throttle = AddressThrottle()
+        # The proxies whose X-Forwarded-For / -Proto are believed (checked when the config loads).
+        self.proxies = TrustedProxies(gateway.config.get("portal", {}).get("trusted_proxies", ()))
         # digest → (when resolved, principal, when the token expires (epoch s) or None)
         self._cache: dict[str, tuple[float, Principal | None, float | None]] = {}
         # Wrong passwords for names that have no account, counted like an account's own
@@ -121,7 +125,9 @@ class Accounts:
         token, user = await self.store.async_read(read)
         principal = None
         if token is not None and token.live(time.time()) and token.kind is not TokenKind.SETUP:
-            if user is not None and not user.disabled:
+            if token.kind is TokenKind.SCREEN:  # a paired TV: no user behind it (portal/auth/pairing.py)
+                principal = screen_principal(token)
+            elif user is not None and not user.disabled:
                 principal = _principal(user, token)
         if len(self._cache) > 50_000:
             self._cache.clear()
@@ -166,14 +172,21 @@ class Accounts:
 
     async def async_login(self, name: str, password: str, ip: str) -> tuple[Principal, str]:
         """A new web session (principal, session secret); ApiError when refused (audited)."""
-        wait = self.throttle.retry_after(ip)
-        if wait > 0:
+        name = name.strip()[:64]
+        verdict = self.throttle.check(ip, name)
+        if not verdict.allowed:
+            wait = verdict.wait_s
+            why = {
+                "name": "too many failed sign-ins with this name from your address",
+                "address": "too many failed sign-ins from your address",
+                "paced": "many failed sign-ins come from your address, so sign-ins from it are slowed",
+            }[verdict.reason]
+            # Not audited one by one: a refusal costs no database write, however many come.
             raise ApiError(
                 "too_many_attempts",
-                f"too many failed logins from this address; try again in {int(wait) + 1} s",
+                f"{why}; try again in {int(wait) + 1} s",
                 retry_after_s=round(wait, 1),
             )
-        name = name.strip()[:64]
         user, stored = await self.store.async_read(
             lambda conn: (
                 (u := users.get_user(conn, name=name)),
@@ -197,7 +210,7 @@ class Accounts:
             )
         ok = await asyncio.to_thread(users.verify_password, stored, password)
         if not ok or user is None or user.disabled or user.role is Role.PROVIDER:
-            self.throttle.fail(ip)
+            self.throttle.fail(ip, name)
             locked = lockout_after(failures + 1, now)
             if user is None:
                 self._remember_unknown_failure(name, failures + 1, locked)
@@ -224,6 +237,7 @@ class Accounts:
             )
 
         token, secret = await self.store.async_write(start)
+        self.throttle.succeed(ip, name)
         return _principal(user, token), secret
 
     def _remember_unknown_failure(self, name: str, failures: int, locked_until: float | None) -> None:

@@ -5,6 +5,10 @@
 * The `linli_session` cookie (HttpOnly, SameSite=Strict): a web page's login;
   every unsafe method must carry the session's CSRF token in `X-CSRF-Token`
   (the page reads it from the `linli_csrf` cookie or /api/v1/auth/me).
+* Behind a reverse proxy named in `portal.trusted_proxies`, the request is
+  seen as the client's own (`forwarded.py`): `request.remote` is the client's
+  address — for audit entries and login throttles — and `request.secure` true
+  when the client used TLS (cookies are then `Secure`).
 * Nobody: only public routes (sign-in, the first-run setup, the docs) — and,
   for this machine's own browser where `portal.open_local_views` is on (the
   demo), the legacy read-only community views, without any health value.
@@ -32,6 +36,8 @@ from portal.api.operations import GATEWAY, PRINCIPAL
 from portal.auth.accounts import Accounts, same_secret
 from portal.auth.grants import roles_for
 from portal.auth.principal import Principal, reaches
+from portal.auth.screens import SCREEN_COOKIE, screen_may
+from portal.auth.screens import VIA as SCREEN_VIA
 
 _LOGGER = logging.getLogger(__name__)
 ACCOUNTS: Final = web.AppKey("linli_accounts", Accounts)
@@ -75,15 +81,20 @@ async def _principal(request: web.Request, accounts: Accounts) -> Principal | No
         if scheme.lower() != "bearer" or not secret.strip():
             raise ApiError("invalid_token", "use Authorization: Bearer <token>")
         principal = await accounts.async_resolve(secret.strip())
-        if principal is None or principal.via == "session":
+        if principal is None or principal.via in ("session", SCREEN_VIA):
             raise ApiError("invalid_token", "this token is unknown, expired or revoked; ask for a new one")
         return principal
     cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
+    principal = await accounts.async_resolve(cookie) if cookie else None
+    if principal is not None and principal.via != "session":
+        principal = None  # a stale cookie: treated as signed out
+    screen = request.cookies.get(SCREEN_COOKIE)
+    if principal is None and screen:  # a paired TV's credential (portal/auth/pairing.py)
+        principal = await accounts.async_resolve(screen)
+        if principal is not None and principal.via != SCREEN_VIA:
+            principal = None
+    if principal is None:
         return None
-    principal = await accounts.async_resolve(cookie)
-    if principal is None or principal.via != "session":
-        return None  # a stale cookie: treated as signed out
     if request.method not in SAFE_METHODS and not same_secret(
         request.headers.get(CSRF_HEADER), principal.csrf
     ):
@@ -98,10 +109,23 @@ async def _principal(request: web.Request, accounts: Accounts) -> Principal | No
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     accounts = request.app[ACCOUNTS]
     is_api = request.path.startswith("/api/")
+    if accounts.proxies:
+        client = accounts.proxies.client(request)
+        if client.via_proxy:
+            request = request.clone(remote=client.address or "?", scheme="https" if client.secure else "http")
     try:
         principal = await _principal(request, accounts)
         request[PRINCIPAL] = principal
         template = _template(request)
+        if (
+            principal is not None
+            and principal.via == SCREEN_VIA
+            and is_api
+            and not screen_may(request.method, template)
+        ):
+            # A paired TV sees what the TV shows and nothing else (portal/auth/screens.py).
+            what = f"{request.method} {template or request.path}"
+            raise ApiError("forbidden", f"a paired TV may not use {what}")
         inbox = bool(_INBOX.match(request.path))
         # Other modules' API routes (and the first portal's views) are guarded here: a caller
         # must be signed in, and a household in the path must be within their reach.

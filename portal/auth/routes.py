@@ -16,10 +16,14 @@ from portal.auth.principal import EVERYONE, Principal
 LOCALES = ["zh-CN", "en"]
 
 
+def _secure(call: Call) -> bool:
+    """`Secure` cookies when the client uses TLS (here or at a trusted proxy), or when configured."""
+    return call.request.secure or bool(call.gateway.config["portal"].get("secure_cookies", False))
+
+
 def _signed_in(call: Call, principal: Principal, secret: str, status: int = 200) -> web.Response:
-    cfg = call.gateway.config["portal"]
-    max_age = int(cfg.get("session_hours", 12) * 3600)
-    secure = bool(cfg.get("secure_cookies", False))
+    max_age = int(call.request.app[ACCOUNTS].session_ttl_s)
+    secure = _secure(call)
     response = json_response({"user": principal.as_dict(), "csrf_token": principal.csrf}, status)
     response.set_cookie(
         SESSION_COOKIE, secret, max_age=max_age, httponly=True, samesite="Strict", secure=secure, path="/"
@@ -54,8 +58,9 @@ def register(api: Api) -> None:
     async def logout(call: Call) -> web.Response:
         await call.request.app[ACCOUNTS].async_logout(call.principal, call.ip)
         response = json_response({"signed_out": True})
-        response.del_cookie(SESSION_COOKIE, path="/")
-        response.del_cookie(CSRF_COOKIE, path="/")
+        secure = _secure(call)
+        response.del_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="Strict")
+        response.del_cookie(CSRF_COOKIE, path="/", secure=secure, samesite="Strict")
         return response
 
     @api.op(
