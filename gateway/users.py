@@ -53,6 +53,7 @@ class TokenKind(StrEnum):
     API = "api"  # a bearer token for scripts (`linli token create`)
     PROVIDER = "provider"  # a provider's API key: scoped to households and capability kinds
     SETUP = "setup"  # the first-run link that creates the first manager
+    SCREEN = "screen"  # a paired TV: no user, scope {"household": id}; sees what the TV shows
 
 
 SETUP_TTL_S: Final = 3600.0

@@ -16,6 +16,7 @@ from gateway.runtime import Gateway
 from portal import pages
 from portal.api import (
     alarm,
+    alert_cancel,
     alerts,
     announcements,
     audit,
@@ -31,6 +32,7 @@ from portal.api.announcements import ANNOUNCEMENTS, Announcements
 from portal.api.errors import json_response
 from portal.api.openapi import build, document_other_routes
 from portal.api.operations import GATEWAY, Api
+from portal.auth import pairing
 from portal.auth import routes as auth_routes
 from portal.auth.accounts import Accounts
 from portal.auth.middleware import ACCOUNTS, OPEN_LOCAL_VIEWS, SELF_GUARDED, auth_middleware
@@ -47,6 +49,7 @@ def make_api() -> Api:
         community,
         structure,
         alerts,
+        alert_cancel,
         alarm,
         health,
         care,
@@ -55,6 +58,7 @@ def make_api() -> Api:
         privacy,
         providers,
         mqtt_clients,
+        pairing,
     ):
         module.register(api)
     document_other_routes(api)
@@ -79,6 +83,7 @@ def install(app: web.Application, gateway: Gateway) -> None:
     # A revoked session, a disabled account, a changed password: its open sockets close at once.
     app[ACCOUNTS].close_sockets = app[HUB].close_where
     app[ANNOUNCEMENTS] = Announcements(gateway)
+    app[pairing.PAIRINGS] = pairing.Pairings(gateway)
     api = app[API] = make_api()
     api.register(app)
     app.router.add_get("/api/v1/openapi.json", _openapi)
@@ -100,8 +105,19 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     gateway.notifier.register(channel)
     book = app[ANNOUNCEMENTS]
     book.on_start.append(lambda item: hub.announce(item.as_dict(), book.households_of(item)))
+    screens = gateway.components.get("screens")
+    if screens is not None and hasattr(screens, "tv_link"):
+        # The box opens /tv already paired (a one-time grant), and shows announcements calmly.
+        screens.tv_link = app[pairing.PAIRINGS].tv_url
+        book.on_start.append(
+            lambda item: gateway.spawn(
+                screens.async_announce(item.as_dict(), book.households_of(item)), "screens-announce"
+            )
+        )
     await book.async_start()
     yield
+    if screens is not None and hasattr(screens, "tv_link"):
+        screens.tv_link = None
     await book.async_stop()
     if gateway.notifier.channels and any(c is channel for c in gateway.notifier.channels):
         gateway.notifier.unregister(channel.name)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 
 from aiohttp import web
 
 from gateway.users import Role
 from portal.api.operations import PRINCIPAL
+from portal.auth.pairing import async_exchange_grant, set_screen_cookie
 from portal.auth.principal import COMMUNITY_ROLES, Principal
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
@@ -32,10 +34,11 @@ def _page(name: str) -> web.FileResponse:
     )
 
 
-def _signed_in(request: web.Request) -> Principal:
+def _signed_in(request: web.Request, *, keep_query: bool = False) -> Principal:
     principal: Principal | None = request.get(PRINCIPAL)
     if principal is None:
-        raise web.HTTPFound(f"/login?next={request.path}")
+        back = request.path_qs if keep_query else request.path
+        raise web.HTTPFound(f"/login?next={quote(back, safe='/')}")
     return principal
 
 
@@ -60,9 +63,32 @@ async def phone(request: web.Request) -> web.StreamResponse:
     return _page("app/index.html")
 
 
+async def phone_pair(request: web.Request) -> web.StreamResponse:
+    """`/app/pair?code=…`: where a TV's QR code leads — the phone app, with the code to confirm."""
+    principal = _signed_in(request, keep_query=True)
+    if principal.role in COMMUNITY_ROLES:
+        raise web.HTTPFound("/manage")
+    return _page("app/index.html")
+
+
 async def tv(request: web.Request) -> web.StreamResponse:
-    principal = _signed_in(request)
-    if principal.role not in (Role.RESIDENT, Role.HOUSEHOLD_ADMIN):
+    """The TV page: signed in (a paired screen, or a resident's own session), or showing a pairing code.
+
+    `?grant=…` is the one-time pairing grant the gateway sends a box it adopted: exchanged here
+    for the screen credential, then the box is sent on to `/tv/` so the grant leaves no trace in
+    its address bar or history. A used or expired grant simply shows the pairing code.
+    """
+    grant = request.query.get("grant")
+    if grant:
+        issued = await async_exchange_grant(request, grant)
+        response = web.HTTPFound("/tv/")
+        response.headers.update(_NO_STORE)
+        if issued is not None:
+            token, secret = issued
+            set_screen_cookie(response, request, secret, token.csrf)
+        raise response
+    principal: Principal | None = request.get(PRINCIPAL)
+    if principal is not None and principal.role not in (Role.RESIDENT, Role.HOUSEHOLD_ADMIN):
         raise web.HTTPFound(_home_of(principal))
     return _page("tv/index.html")
 
@@ -107,6 +133,7 @@ def register(app: web.Application) -> None:
     app.router.add_get("/app/", phone)
     app.router.add_get("/app/manifest.webmanifest", manifest)
     app.router.add_get("/app/sw.js", service_worker)
+    app.router.add_get("/app/pair", phone_pair)
     app.router.add_get("/tv", tv)
     app.router.add_get("/tv/", tv)
     app.router.add_get("/manage", manage)

@@ -8,11 +8,19 @@ away when a person acknowledges or resolves it.
 The TV is found by capability kind (a device of the household with `notify`),
 and commanded through `gateway.commands`: this module knows no adapter, so a
 carrier box and a cable box are reached by the same code.
+
+Only alarms look like alarms on the box: a reminder (medication, the daily
+check-in) and an announcement are calm overlays (level `info`), whatever
+their severity says; an emergency broadcast is a `warning`. Opening the
+Linli portal on a box the gateway adopted for a household sends it the URL
+the portal gives (`tv_link`: `/tv/` with a one-time pairing grant), so the
+box is signed in to its household without a code.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.commands import CommandError, NotSupportedError, UnavailableError
@@ -28,6 +36,15 @@ _LOGGER = logging.getLogger(__name__)
 CHANNEL_NAME: Final = "tv"
 _LEVELS: Final = {"critical": "alarm", "high": "alarm", "warning": "warning", "info": "info"}
 _CLOSED: Final = frozenset({"acknowledged", "resolved", "cancelled"})
+#: Alert kinds that are nudges, not alarms: a calm overlay on the box.
+CALM_KINDS: Final = frozenset({"reminder", "check_in_reminder"})
+
+
+def overlay_level(alert: dict[str, Any]) -> str:
+    """The box overlay's level for an alert: `info` for a reminder, else by severity."""
+    if alert.get("kind") in CALM_KINDS:
+        return "info"
+    return _LEVELS.get(str(alert.get("severity")), "alarm")
 
 
 class NoScreenError(CommandError):
@@ -82,6 +99,8 @@ class Screens:
         self._channel = TvChannel(self)
         self._unlisten: list[Any] = []
         self._showing: dict[str, int] = {}  # household → alert id on its TV
+        #: household → the TV portal's URL for its box (with a one-time pairing grant); set by the portal
+        self.tv_link: Callable[[str], str] | None = None
 
     async def async_start(self, gateway: Gateway) -> None:
         self._gateway = gateway
@@ -181,17 +200,43 @@ class Screens:
         self, household_id: str, *, url: str | None = None, context: Context | None = None
     ) -> Any:
         """Open a web page on the TV; without `url`, the household's Linli TV portal."""
+        tv = self._require_tv(household_id)
         command: dict[str, Any] = {"action": "open"}
+        if url is None and self.tv_link is not None:
+            url = self.tv_link(household_id)  # the box opens /tv already paired to its household
         if url is not None:
             command["url"] = url
-        return await self._send(self._require_tv(household_id), "portal", command, context)
+        return await self._send(tv, "portal", command, context)
+
+    async def async_announce(self, announcement: dict[str, Any], households: set[str] | None) -> int:
+        """Show an announcement on the TV of each household it is for (None: every one); calm.
+
+        Best effort: a home without a box, or a box that is off, is skipped (the TV page and the
+        phones have the announcement too). Returns how many boxes showed it.
+        """
+        assert self._gateway is not None
+        targets = sorted(self._gateway.registry.households if households is None else households)
+        level = "warning" if announcement.get("kind") == "emergency" else "info"
+        title = str(announcement.get("title") or "")[:100]
+        text = str(announcement.get("body") or title)[:500]
+        shown = 0
+        for household in targets:
+            if self.tv(household) is None:
+                continue
+            context = Context(household=household, origin=f"announcement:{announcement.get('id')}")
+            try:
+                await self.async_notify(household, text, title=title or None, level=level, context=context)
+                shown += 1
+            except CommandError as exc:
+                _LOGGER.debug("announcement not shown on the TV of %s: %s", household, exc)
+        return shown
 
     async def async_show_alert(self, tv: Device, alert: dict[str, Any]) -> Any:
         command = {
             "action": "show",
             "text": alert_text(alert),
             "title": str(alert.get("title") or "")[:100] or "Alert",
-            "level": _LEVELS.get(str(alert.get("severity")), "alarm"),
+            "level": overlay_level(alert),
         }
         if isinstance(alert.get("id"), int):
             command["alert_id"] = alert["id"]

@@ -13,7 +13,7 @@ from portal.api.errors import ApiError, not_found
 from portal.api.operations import ID, Api, Call, obj, text
 from portal.api.shapes import public_alert
 from portal.auth.middleware import ACCOUNTS
-from portal.auth.principal import reachable, reaches
+from portal.auth.principal import MEMBERS, reachable, reaches
 
 ANSWERERS: Final = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN, Role.CARER, Role.MANAGER]
 READERS: Final = [*ANSWERERS, Role.INSTALLER]
@@ -54,6 +54,8 @@ async def visible_alert(call: Call, alert_id: int) -> dict[str, Any]:
         raise not_found(f"alert {alert_id}")
     if principal.role is Role.INSTALLER and alert.kind not in INSTALLER_KINDS:
         raise not_found(f"alert {alert_id}")
+    if alert.data.get("held") and principal.role not in MEMBERS:
+        raise not_found(f"alert {alert_id}")  # in its cancel window: the household's own for now
     return public_alert(alert.as_dict())
 
 
@@ -102,6 +104,8 @@ def register(api: Api) -> None:
         if call.principal.role is Role.INSTALLER:
             where.append(f"kind IN ({','.join('?' * len(INSTALLER_KINDS))})")
             params += INSTALLER_KINDS
+        if call.principal.role not in MEMBERS:  # an alert in its cancel window is the household's own
+            where.append("coalesce(json_extract(data, '$.held'), 0) = 0")
         if "since" in q:
             where.append("raised_at >= ?")
             params.append(q["since"])

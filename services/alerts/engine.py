@@ -10,9 +10,16 @@ Guarantees, in order:
    (alert, step, channel) outcome is recorded, and what is missing after a
    restart — or failed — is retried with backoff.
 4. Acknowledgement stops escalation at once (in memory first, then on disk),
-   so no channel is told again after a person has the alert.
+   so no channel is told again after a person has the alert. So does the
+   resident's "I'm OK" (`async_cancel`), which never erases the alert: it is
+   kept, marked as cancelled, and the duty desk calls back where the policy
+   says so.
 5. Repeats of the same condition (`dedup_key`) while an alert is unresolved
    only count up: a sensor flapping 100 times a minute is one alert with a count.
+6. During a policy's cancel window the alert is `held` (`data["held"]`): only
+   the household's own screens know of it. When the window passes without a
+   cancel, the engine announces it (transition `window_passed`) and carers and
+   the duty desk see it from then on.
 """
 
 from __future__ import annotations
@@ -247,6 +254,8 @@ class AlertEngine:
             household = request.context.household
             assert household is not None
             existing = self._by_key.get((household, request.dedup_key)) if request.dedup_key else None
+            if existing is not None and existing.state is AlertState.CANCELLED:
+                existing = None  # the resident said "I'm OK" to that one: a new press is a new alarm
             if existing is not None:
                 existing.count += 1
                 existing.last_seen_at = now
@@ -271,6 +280,8 @@ class AlertEngine:
                 next_step_at=now,
                 data=request.data,
             )
+            if self.policy(household, request.kind).cancel_window_s > 0:
+                alert.data = {**alert.data, "held": True}
             self._remember(alert)
             new.append(alert)
             results.append(alert)
@@ -370,7 +381,7 @@ class AlertEngine:
             elif event.action == "resolve":
                 await self.async_resolve(event.alert_id, event.by, event.note)
             elif event.action == "cancel":
-                await self.async_resolve(event.alert_id, event.by, event.note or "resident answered: I'm OK")
+                await self.async_cancel(event.alert_id, event.by, event.note)
             else:
                 _LOGGER.warning("unknown alert answer %r from %s", event.action, event.by)
         except AlertError as exc:
@@ -429,6 +440,77 @@ class AlertEngine:
         self._bus.fire(self._changed(alert, "resolved", user=by))
         return alert
 
+    async def async_cancel(self, alert_id: int, by: str, note: str = "") -> Alert:
+        """The resident answered "I'm OK": escalation stops, and the alert is kept, marked.
+
+        Within the policy's cancel window, or where the policy says `close`, the alert is
+        resolved at once (marked as cancelled by the resident). Otherwise it stays in the
+        duty desk's queue in the `cancelled` state with a call-back task (delivered to the
+        duty desk on every channel) until someone has called and resolves it.
+        """
+        if not by:
+            raise AlertError("invalid", "a cancel needs the person who made it")
+        assert self._gateway is not None
+        async with self._lock:
+            alert = self._get(alert_id)
+            if alert.state is AlertState.CANCELLED:
+                return alert
+            now = self.clock()
+            within = bool(alert.data.get("held"))
+            call_back = self.policy(alert.household_id, alert.kind).on_cancel == "call_back" and not within
+            note = (note or "").strip()[:1000] or "resident answered: I'm OK"
+            alert.data = {
+                **alert.data,
+                "cancelled": {
+                    "by": by,
+                    "at": now,
+                    "within_window": within,
+                    "call_back": "pending" if call_back else None,
+                },
+            }
+            alert.next_step_at = None
+            self._drop_retries(alert.id)
+            events = [(alert.id, now, "cancelled", by, alert.step, None, None, None, note)]
+            if call_back:
+                alert.state = AlertState.CANCELLED
+                events.append(
+                    (alert.id, now, "call_back", None, alert.step, None, Audience.DUTY_DESK.value, None, None)
+                )
+            else:
+                alert.state = AlertState.RESOLVED
+                if alert.acknowledged_at is None:
+                    alert.acknowledged_at, alert.acknowledged_by = now, by
+                alert.resolved_at, alert.resolved_by, alert.resolution_note = now, by, note
+            row = _alert_row(alert)
+            await self._store_write(lambda db: self._write(db, [row], events))
+            self._remember(alert)
+        self._bus.fire(self._changed(alert, "cancelled", user=by))
+        if call_back:
+            self._gateway.spawn(self._call_back(alert), "alerts-call-back")
+        return alert
+
+    async def _call_back(self, alert: Alert) -> None:
+        """Put the call-back task in front of the duty desk on every channel (recorded, best effort:
+        the alert also stays in the desk's queue until it is resolved)."""
+        payload = self._payload_for(alert, Audience.DUTY_DESK)
+
+        async def one(channel: Any) -> tuple[str, Delivery]:
+            try:
+                return channel.name, await asyncio.wait_for(
+                    channel.async_deliver(payload, Audience.DUTY_DESK), DELIVERY_TIMEOUT_S
+                )
+            except Exception as exc:  # a channel's failure is recorded, never fatal
+                return channel.name, Delivery(outcome=Outcome.FAILED, detail=f"{type(exc).__name__}: {exc}")
+
+        results = await asyncio.gather(*(one(c) for c in self._channels()))
+        now, desk = self.clock(), Audience.DUTY_DESK.value
+        events = [
+            (alert.id, now, "delivery", None, alert.step, name, desk, d.outcome.value, d.detail)
+            for name, d in results
+        ]
+        if events:
+            await self._store_write(lambda db: self._write(db, [], events))
+
     # -- escalation --------------------------------------------------------------
 
     async def _timer_loop(self) -> None:
@@ -485,6 +567,13 @@ class AlertEngine:
         policy = self.policy(alert.household_id, alert.kind)
         step = alert.step + 1
         alert.step = step
+        # The cancel window ends with the first step at or after it: from now on carers and
+        # the duty desk may see the alert (the hub and the lists read `held`).
+        released = bool(alert.data.get("held")) and (
+            step >= len(policy.steps) or policy.steps[step].after_s >= policy.cancel_window_s
+        )
+        if released:
+            alert.data = {**alert.data, "held": False}
         if step + 1 < len(policy.steps):
             alert.next_step_at = alert.raised_at + policy.steps[step + 1].after_s
         elif policy.repeat_s is not None:
@@ -512,6 +601,8 @@ class AlertEngine:
                 ],
             )
         )
+        if released:
+            self._bus.fire(self._changed(alert, "window_passed"))
         channels = [c.name for c in self._channels()]
         return await self._deliver(alert, step, channels, now, 0)
 
@@ -656,7 +747,7 @@ class AlertEngine:
             (
                 a
                 for a in self.alerts.values()
-                if a.state in (*OPEN_STATES, AlertState.ACKNOWLEDGED)
+                if a.state in (*OPEN_STATES, AlertState.ACKNOWLEDGED, AlertState.CANCELLED)
                 and (household_id is None or a.household_id == household_id)
             ),
             key=lambda a: a.raised_at,

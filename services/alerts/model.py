@@ -1,4 +1,10 @@
-"""An alert and its lifecycle: raised → notified → acknowledged → resolved."""
+"""An alert and its lifecycle: raised → notified → acknowledged → resolved.
+
+A resident may also answer "I'm OK": the alert is then *cancelled by the
+resident* — never erased. Where its policy asks for a call back, it waits
+in the duty desk's queue in the `cancelled` state until someone has called
+and resolves it; otherwise it is resolved at once, marked as cancelled.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ class AlertState(StrEnum):
     NOTIFIED = "notified"  # at least one channel delivered it
     ACKNOWLEDGED = "acknowledged"  # a person has it: escalation stops
     RESOLVED = "resolved"  # closed, with a note
+    CANCELLED = "cancelled"  # the resident said "I'm OK": escalation stops, the duty desk calls back
 
 
 OPEN_STATES: Final = (AlertState.RAISED, AlertState.NOTIFIED)
