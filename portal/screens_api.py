@@ -28,6 +28,7 @@ from gateway.context import Context
 from gateway.runtime import Gateway
 from gateway.stb.errors import BoxUnreachableError
 from gateway.stb.screens import Screens
+from portal.api.community import device_view
 from portal.api.operations import PRINCIPAL
 
 _STATUS_OF: Final = {
@@ -135,7 +136,10 @@ class _Routes:
             return _error("unknown_household", f"no household {household!r}")
         screens = self._screens(request)
         tv = screens.tv(household) if screens is not None else None
-        return _json({"tv": tv.as_dict() if tv is not None else None})
+        # the same view as every device list: the overlay's text (an SOS naming the resident,
+        # a reading) and what the box plays are people's data, shown to whom may see them
+        principal = request.get(PRINCIPAL)
+        return _json({"tv": device_view(tv, principal, gateway) if tv is not None else None})
 
 
 async def overlay_page(request: web.Request) -> web.Response:

@@ -41,12 +41,12 @@ def _health_caps(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for d in devices for c in d["capabilities"] if c["kind"] in HEALTH]
 
 
-def _shows_no_reading(devices: list[dict[str, Any]]) -> None:
+def _shows_no_reading(devices: list[dict[str, Any]], reason: str = "consent_required") -> None:
     caps = _health_caps(devices)
     assert caps, "the cuff's capabilities are still listed"
     for cap in caps:
         assert cap["value"] is None and cap["last_reported"] is None, cap
-        assert cap["redacted"] == "consent_required", cap
+        assert cap["redacted"] == reason, cap
     # the reading (137/87) nowhere, as a number (a timestamp such as 1796591370.137 is no reading)
     assert not re.search(rb"[^0-9.]137[^0-9.]", orjson.dumps(devices))
 
@@ -97,10 +97,14 @@ async def test_device_state_of_health_kinds_follows_the_health_routes_consent(ma
         # …and so does every device view: the cuff is listed, its reading is not
         for who in ("mgr", "fitter"):
             for view in await _device_views(client, bearer[who]):
-                _shows_no_reading(view)
-                # other state is not withheld
+                _shows_no_reading(view, "consent_required" if who == "mgr" else "not_permitted")
                 doors = [c for d in view for c in d["capabilities"] if c["kind"] == "contact"]
-                assert all(c["value"] is not None and "redacted" not in c for c in doors)
+                if who == "mgr":  # the duty desk sees the doors…
+                    assert all(c["value"] is not None and "redacted" not in c for c in doors)
+                else:  # …an installer, who sets up hardware, not when a door opens
+                    assert all(
+                        c["value"] is None and c["redacted"] == "not_permitted" for c in doors
+                    )
         # the household's own resident sees it everywhere
         for view in await _device_views(client, bearer["li"]):
             _shows_the_reading(view)
@@ -114,7 +118,7 @@ async def test_device_state_of_health_kinds_follows_the_health_routes_consent(ma
         for view in await _device_views(client, bearer["mgr"]):
             _shows_the_reading(view)
         for view in await _device_views(client, bearer["fitter"]):
-            _shows_no_reading(view)
+            _shows_no_reading(view, "not_permitted")
         spec = await (await client.get("/api/v1/openapi.json")).json()
         for path in ("/api/v1/devices", "/api/v1/households/{household_id}/devices/{device_id}"):
             assert "consent_required" in orjson.dumps(spec["paths"][path]["get"]["responses"]).decode()
@@ -129,7 +133,7 @@ async def test_the_demos_open_views_never_show_health_values_and_open_nothing_el
     async with portal(gateway) as client:
         listed = await client.get("/api/v1/households/h1/devices")
         assert listed.status == 200
-        _shows_no_reading((await listed.json())["items"])
+        _shows_no_reading((await listed.json())["items"], "not_permitted")
         # and nothing beyond those views opens: not the REST API, the inbox, adapters, screens
         for path in (
             "/api/v1/households/h1/devices/h1-bp",

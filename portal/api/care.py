@@ -7,6 +7,7 @@ from typing import Any, Final
 from gateway.users import Role
 from portal.api.errors import ApiError, not_found
 from portal.api.operations import ID, Api, Call, obj, text
+from portal.api.shapes import reminder_for
 
 MEMBERS: Final = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN]
 READERS: Final = [*MEMBERS, Role.CARER, Role.MANAGER]
@@ -23,7 +24,7 @@ def _care_error(exc: ValueError) -> ApiError:
 
 def _reminders(call: Call) -> list[dict[str, Any]]:
     return [
-        r.as_dict()
+        reminder_for(r.as_dict(), call.principal, call.gateway)
         for r in sorted(_care(call).reminders.values(), key=lambda r: (r.times, r.id))
         if r.household_id == call.household_id
     ]

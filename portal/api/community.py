@@ -8,11 +8,12 @@ from typing import Any, Final
 from gateway import users
 from gateway.commands import CommandError
 from gateway.context import Context
+from gateway.privacy import FieldClass, class_of
 from gateway.registry import Device
 from gateway.users import Role, UserError
 from portal.api.errors import ApiError, not_found
 from portal.api.operations import ID, Api, Call, obj, text
-from portal.api.shapes import public_alert, redact_capability
+from portal.api.shapes import alert_for, redact_capability
 from portal.auth.middleware import ACCOUNTS
 from portal.auth.principal import (
     COMMUNITY_ROLES,
@@ -22,6 +23,8 @@ from portal.auth.principal import (
     may_see_value,
     reachable,
     reaches,
+    redaction_reason,
+    sees,
 )
 
 HOUSEHOLD_VIEWERS: Final = frozenset(Role)
@@ -35,7 +38,9 @@ HEALTH_STATE_NOTE: Final = (
     "readings (the rule of the health routes: household members, carers and providers with the "
     "household's consent, a manager only where it consents to providers, never an installer) the "
     'capability is listed with `value`, `last_changed` and `last_reported` null and `"redacted": '
-    '"consent_required"`.'
+    '"consent_required"`. Values that say who is home (motion, occupancy, presence, bed, doors, '
+    "locks, what the TV plays) and the TV's overlay text are people's data: an installer gets them "
+    'with `"redacted": "not_permitted"`, a provider key only for the kinds it was granted.'
 )
 _CAPABILITY: Final = {
     "type": "object",
@@ -46,7 +51,13 @@ _CAPABILITY: Final = {
         "value": {"description": "the current state; null when unknown or redacted"},
         "last_changed": {"type": ["number", "null"]},
         "last_reported": {"type": ["number", "null"]},
-        "redacted": {"enum": ["consent_required"], "description": "present only when the value is withheld"},
+        "redacted": {
+            "enum": ["consent_required", "not_permitted"],
+            "description": (
+                "present only when the value is withheld: `consent_required` where the household's "
+                "consent would show it, `not_permitted` where the caller's role never sees it"
+            ),
+        },
     },
     "required": ["key", "kind", "value"],
 }
@@ -73,7 +84,8 @@ def device_view(device: Device, principal: Principal | None, gateway: Any) -> di
         if principal is not None and not kind_allowed(principal, cap["kind"]):
             continue
         if not may_see_value(principal, gateway, device.household_id, cap["kind"]):
-            cap = redact_capability(cap)
+            field = class_of(cap["kind"])
+            cap = redact_capability(cap, redaction_reason(principal, field or FieldClass.IDENTITY))
         capabilities.append(cap)
     data["capabilities"] = capabilities
     battery = next((c["value"] for c in data["capabilities"] if c["kind"] == "battery"), None)
@@ -110,7 +122,8 @@ def household_status(call: Call, household_id: str) -> dict[str, Any]:
     open_alerts = alerts.open_alerts(household_id) if alerts is not None else []
     security = gateway.components.get("security")
     alarm = None
-    if security is not None:
+    # the alarm's state says whether anyone is home: the duty desk's, not an installer's or a provider's
+    if security is not None and sees(call.principal, gateway, household_id, FieldClass.ALARM):
         try:
             alarm = security.status(household_id)["state"]
         except ValueError:
@@ -146,25 +159,30 @@ async def household_overview(call: Call, household_id: str) -> dict[str, Any]:
     unit = registry.units.get(household.unit_id)
     building = registry.buildings.get(unit.building_id) if unit else None
     devices = registry.household_devices(household_id)
-    # An installer sets up devices: it sees the home's devices and counts, none of its
-    # people (names, who is home, alerts naming them, check-ins, the alarm they set).
-    people = principal.role is not Role.INSTALLER
+
+    # Each part as the caller may see it (`sees`): an installer sets up devices and sees the
+    # home's devices and counts, none of its people (names, who is home, doors, alerts naming
+    # them, check-ins, the alarm they set).
+    def may(field: FieldClass, kind: str | None = None) -> bool:
+        return sees(principal, gateway, household_id, field, kind)
+
+    people = may(FieldClass.IDENTITY)
     open_doors, home = [], []
     for device in devices:
         for cap in device.profile.capabilities:
             state = device.states.get(cap.key)
             if state is None or not kind_allowed(principal, cap.kind):
                 continue
-            if cap.kind == "contact" and state.value is True:
+            if cap.kind == "contact" and state.value is True and may(FieldClass.PRESENCE, cap.kind):
                 open_doors.append({"device_id": device.id, "name": device.name, "room": device.room})
-            if cap.kind in PRESENCE_KINDS and state.value is True and people:
+            if cap.kind in PRESENCE_KINDS and state.value is True and may(FieldClass.PRESENCE, cap.kind):
                 resident = registry.residents.get(device.resident_id) if device.resident_id else None
                 home.append(
                     {
                         "device_id": device.id,
                         "room": device.room,
                         "kind": cap.kind,
-                        "resident": resident.name if resident else None,
+                        "resident": resident.name if resident and people else None,
                     }
                 )
     result: dict[str, Any] = {
@@ -187,19 +205,19 @@ async def household_overview(call: Call, household_id: str) -> dict[str, Any]:
         "check_in": None,
     }
     security = gateway.components.get("security")
-    if not people:
-        return result
-    if security is not None and principal.role is not Role.PROVIDER:
+    if security is not None and may(FieldClass.ALARM):
         status = security.status(household_id)
         result["alarm"] = {
             k: status[k] for k in ("state", "mode", "deadline", "remaining_s", "open", "locked_out_s")
         }
         result["alarm"]["alert_id"] = str(status["alert_id"]) if status.get("alert_id") else None
     alerts = gateway.components.get("alerts")
-    if alerts is not None and principal.role is not Role.PROVIDER:
-        result["alerts"] = [public_alert(a.as_dict()) for a in alerts.open_alerts(household_id)]
+    if alerts is not None and people and principal.role is not Role.PROVIDER:
+        result["alerts"] = [
+            alert_for(a.as_dict(), principal, gateway) for a in alerts.open_alerts(household_id)
+        ]
     care = gateway.components.get("eldercare")
-    if care is not None and principal.role is not Role.PROVIDER:
+    if care is not None and may(FieldClass.CARE):
         result["check_in"] = {
             "done_today": care.checked_in_today(household_id),
             **care.settings(household_id)["check_in"],

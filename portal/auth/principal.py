@@ -5,6 +5,18 @@ reaches it only while the household consents to share with carers; a manager
 or an installer reaches the whole community; a provider's key reaches the
 households it names *and* that consent to providers, and only the capability
 kinds it was granted. Nothing relies on a page hiding something.
+
+Within what a principal reaches, `sees` decides which classes of personal data
+(`gateway.privacy.FieldClass`) it may read — the one place for that decision:
+
+| role             | identity | health                         | presence      | alarm | care |
+|------------------|----------|--------------------------------|---------------|-------|------|
+| resident, admin  | yes      | yes                            | yes           | yes   | yes  |
+| carer            | yes      | with consent to carers         | yes           | yes   | yes  |
+| manager          | yes      | with consent to providers      | yes           | yes   | yes  |
+| installer        | no       | no                             | no            | no    | no   |
+| provider key     | yes      | with consent, granted kinds    | granted kinds | no    | no   |
+| nobody (demo's open local views) | no | no                    | yes           | no    | no   |
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gateway.privacy import category_of
+from gateway.privacy import FieldClass, class_of
 from gateway.runtime import Gateway
 from gateway.users import HOUSEHOLD_ROLES, Role
 
@@ -111,19 +123,53 @@ def kind_allowed(principal: Principal, kind: str) -> bool:
     return principal.role is not Role.PROVIDER or kind in principal.scope_kinds
 
 
+def sees(
+    principal: Principal | None,
+    gateway: Gateway,
+    household_id: str,
+    field: FieldClass,
+    kind: str | None = None,
+) -> bool:
+    """Whether the principal may read personal data of this class in this household.
+
+    `kind`, when the value is a capability's state, also applies a provider key's
+    granted kinds. The caller has already checked that the household is within reach.
+    """
+    if principal is None:
+        # The demo's read-only views on this machine show the homes' sensors, no person's data.
+        return field is FieldClass.PRESENCE
+    role = principal.role
+    if role is Role.INSTALLER:
+        return False  # installers set up hardware: device data only
+    if kind is not None and not kind_allowed(principal, kind):
+        return False
+    if field is FieldClass.HEALTH:
+        return health_role(principal, gateway, household_id) is not None
+    if role is Role.PROVIDER:
+        # a provider reaches consenting households for the kinds it was granted: the people
+        # it serves and those kinds' values, not the alarm or the household's care plan
+        return field is FieldClass.IDENTITY or (field is FieldClass.PRESENCE and kind is not None)
+    return True
+
+
+def redaction_reason(principal: Principal | None, field: FieldClass) -> str:
+    """Why a value is withheld: `consent_required` where the household's consent would show it."""
+    if field is FieldClass.HEALTH and principal is not None and principal.role is not Role.INSTALLER:
+        return "consent_required"
+    return "not_permitted"
+
+
 def may_see_value(principal: Principal | None, gateway: Gateway, household_id: str, kind: str) -> bool:
     """Whether the principal may see a value of this capability kind in this household.
 
     The one rule for device state, wherever it is shown (device lists, the inventory,
-    the legacy views, live events): a health kind's value is health data, visible only
-    to whom `health_role` lets read the household's health readings. Nobody signed in
-    (the demo's open views) never sees one.
+    the TV's screens, the legacy views, live events): the kind's class decides (`sees`);
+    a value of no personal class is device data, for whoever reaches the device.
     """
-    if category_of(kind) is None:
+    field = class_of(kind)
+    if field is None:
         return principal is None or kind_allowed(principal, kind)
-    if principal is None:
-        return False
-    return kind_allowed(principal, kind) and health_role(principal, gateway, household_id) is not None
+    return sees(principal, gateway, household_id, field, kind)
 
 
 __all__ = [
@@ -137,4 +183,6 @@ __all__ = [
     "may_see_value",
     "reachable",
     "reaches",
+    "redaction_reason",
+    "sees",
 ]
