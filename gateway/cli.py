@@ -157,6 +157,7 @@ def _adapters(args: argparse.Namespace) -> int:
     from gateway.plugins.listing import list_adapters
 
     url = args.url
+    allowed = None
     if url is None:
         config = load_for_command(args.config)
         if config is None:
@@ -164,8 +165,9 @@ def _adapters(args: argparse.Namespace) -> int:
         portal = config["portal"]
         host = portal["host"] if portal["host"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
         url = portal.get("public_url") or f"http://{host}:{portal['port']}"
+        allowed = config["adapters"]["allowed"]
     token = args.token or os.environ.get("LINLI_TOKEN")
-    return list_adapters(url, args.json, token=token, required=args.url is not None)
+    return list_adapters(url, args.json, token=token, required=args.url is not None, allowed=allowed)
 
 
 def _certify(args: argparse.Namespace) -> int:

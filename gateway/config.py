@@ -25,6 +25,8 @@ from typing import Any, Final
 from jsonschema import Draft202012Validator
 
 from gateway.mqtt.broker_process import is_loopback
+from gateway.plugins.allowlist import SHIPPED as SHIPPED_ADAPTERS
+from gateway.plugins.allowlist import parse_allowed
 
 ENV_PREFIX: Final = "LINLI_"
 
@@ -164,6 +166,9 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
+                # The adapters whose manifests may be loaded at all ("id" or "id@sha256:<hex>");
+                # anything else installed is listed as not_allowed and never imported.
+                "allowed": {"type": "array", "items": {"type": "string", "minLength": 1}},
                 "disabled": {"type": "array", "items": {"type": "string"}},
                 "only": {"type": "array", "items": {"type": "string"}},
                 "settings": {"type": "object", "additionalProperties": {"type": "object"}},
@@ -380,6 +385,9 @@ DEFAULTS: Final[dict[str, Any]] = {
         "tv_timeout_s": 5.0,
         "outbox": {"max_rows": 200_000, "max_mb": 64, "max_age_s": 7 * 86400, "check_s": 10},
     },
+    # Only these adapters' manifests are loaded (ETSI EN 303 645 5.7): the shipped ones, until
+    # the operator reviews and adds a provider's ("id", or "id@sha256:<manifest digest>").
+    "adapters": {"allowed": list(SHIPPED_ADAPTERS)},
     "components": [
         "adapters.mqtt_device:MqttDeviceAdapter",
         "gateway.discovery:Discovery",
@@ -534,6 +542,10 @@ def load_config(
                 f"config: portal.trusted_proxies[{index}]: {entry!r} is not an IP address or network "
                 "(e.g. '127.0.0.1' or '10.0.0.0/24'); name only the reverse proxies in front of the portal"
             ) from None
+    try:
+        parse_allowed(config["adapters"]["allowed"])
+    except ValueError as exc:
+        raise ConfigError(f"config: {exc}") from None
     uplink = config["uplink"]
     if uplink["enabled"]:
         if not uplink["region"]:

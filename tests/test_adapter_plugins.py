@@ -157,7 +157,7 @@ async def test_broken_adapters_are_disabled_with_a_reason_and_the_gateway_keeps_
     gateway = await make_gateway(
         components=["portal.app:Portal", "gateway.plugins.host:AdapterHost"],
         portal={"enabled": True},
-        adapters={"only": list(CODE), "settings": {"acme_good": {"anything": 1}}},
+        adapters={"allowed": list(CODE), "only": list(CODE), "settings": {"acme_good": {"anything": 1}}},
     )
     host = gateway.components["adapters"]
     await settle(lambda: host.slots["acme_crashes"].state is AdapterState.CRASHED, timeout=2)
@@ -205,7 +205,8 @@ def test_linli_adapters_without_a_gateway_checks_manifests_and_imports(
     # given a config whose portal nobody serves
     port = free_port()
     config = tmp_path / "linli.toml"
-    config.write_text(f"[portal]\nport = {port}\n", encoding="utf-8")
+    allowed = ", ".join(f'"{name}"' for name in [*CODE, "stb_carrier"])
+    config.write_text(f"[portal]\nport = {port}\n[adapters]\nallowed = [{allowed}]\n", encoding="utf-8")
     status = cli.main(["adapters", "--config", str(config)])
     out = capsys.readouterr().out
     assert status == 1
@@ -217,6 +218,13 @@ def test_linli_adapters_without_a_gateway_checks_manifests_and_imports(
     status = cli.main(["adapters", "--config", str(config), "--json"])
     items = {i["id"]: i for i in json.loads(capsys.readouterr().out)["items"]}
     assert items["acme_good"]["state"] == "ok"
+    # and with the default configuration, only the shipped adapters are allowed: ACME's are listed
+    # as not allowed (not imported to check them, not counted as broken)
+    config.write_text(f"[portal]\nport = {port}\n", encoding="utf-8")
+    cli.main(["adapters", "--config", str(config), "--json"])
+    items = {i["id"]: i for i in json.loads(capsys.readouterr().out)["items"]}
+    assert items["acme_good"]["state"] == "not_allowed" and items["stb_carrier"]["state"] == "ok"
+    assert items["acme_import_error"]["state"] == "not_allowed"
     # but a gateway named with --url that does not answer is an error, not a silent fallback
     assert cli.main(["adapters", "--url", f"http://127.0.0.1:{port}"]) == 2
     assert f"no gateway answered at http://127.0.0.1:{port}" in capsys.readouterr().err
@@ -224,7 +232,8 @@ def test_linli_adapters_without_a_gateway_checks_manifests_and_imports(
 
 async def test_a_stopped_or_crashed_adapter_leaves_nothing_behind(installed: Path, make_gateway) -> None:
     gateway = await make_gateway(
-        components=["gateway.plugins.host:AdapterHost"], adapters={"only": ["acme_good", "acme_crashes"]}
+        components=["gateway.plugins.host:AdapterHost"],
+        adapters={"allowed": list(CODE), "only": ["acme_good", "acme_crashes"]},
     )
     host = gateway.components["adapters"]
     await settle(lambda: host.slots["acme_crashes"].state is AdapterState.CRASHED, timeout=2)
@@ -236,3 +245,52 @@ async def test_a_stopped_or_crashed_adapter_leaves_nothing_behind(installed: Pat
     assert await host.async_start_adapter("acme_crashes") is AdapterState.RUNNING
     await settle(lambda: host.slots["acme_crashes"].state is AdapterState.CRASHED, timeout=2)
     assert host.slots["acme_crashes"].starts == 2
+
+
+async def test_only_adapters_whose_manifest_is_allowed_are_loaded(
+    installed: Path, make_gateway, caplog
+) -> None:
+    import hashlib
+
+    good = hashlib.sha256((installed / "acme_good" / "manifest.json").read_bytes()).hexdigest()
+    # given ACME's adapters installed, a config that allows only the shipped ones and acme_crashes,
+    # and pins acme_needs_key to a manifest other than the installed one
+    gateway = await make_gateway(
+        components=["gateway.plugins.host:AdapterHost"],
+        adapters={
+            "allowed": ["stb_carrier", "stb_broadcast", "acme_crashes", f"acme_needs_key@sha256:{'0' * 64}"],
+            "only": ["acme_good", "acme_import_error", "acme_needs_key", "acme_crashes"],
+        },
+    )
+    host = gateway.components["adapters"]
+    states = {s["id"]: s for s in host.status()}
+    # then the ones not allowed are listed as such, with what to do, and their code never ran
+    for name in ("acme_good", "acme_import_error"):
+        assert states[name]["state"] == "not_allowed"
+        assert f"add '{name}'" in states[name]["reason"]
+    assert f"acme_good@sha256:{good}" in states["acme_good"]["reason"]
+    assert states["acme_good"]["manifest_sha256"] == good
+    assert "acme_good.adapter" not in sys.modules and "linli_no_such_module" not in caplog.text
+    # and a pinned manifest that changed is refused, saying so
+    assert states["acme_needs_key"]["state"] == "not_allowed"
+    assert "the package changed" in states["acme_needs_key"]["reason"]
+    # and the allowed one runs; each refusal is one clear log line
+    assert states["acme_crashes"]["state"] in ("running", "crashed")
+    refused = [r.getMessage() for r in caplog.records if "not loaded: not allowed" in r.getMessage()]
+    assert sorted(m.split()[1] for m in refused if m.split()[1].startswith("acme")) == [
+        "acme_good",
+        "acme_import_error",
+        "acme_needs_key",
+        "acme_no_permission",
+        "acme_start_raises",
+    ]
+    # and it cannot be started by hand either
+    with pytest.raises(ValueError, match="not allowed"):
+        await host.async_start_adapter("acme_good")
+
+
+def test_a_malformed_allowed_entry_is_a_config_error() -> None:
+    from gateway.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"adapters.allowed\[1\]: 'acme_tv@md5:00' is not an adapter id"):
+        load_config(environ={}, overrides={"adapters": {"allowed": ["stb_carrier", "acme_tv@md5:00"]}})

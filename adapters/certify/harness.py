@@ -58,6 +58,8 @@ class Harness:
                 "portal": {"enabled": False, "port": free_port()},
                 "components": ["gateway.plugins.host:AdapterHost"],
                 "adapters": {
+                    # certifying an adapter is the review that allows it, for this run only
+                    "allowed": [self.manifest.id, *(e.id for e in self.extra)],
                     "only": [self.manifest.id, *(e.id for e in self.extra)],
                     "settings": {self.manifest.id: settings},
                 },

@@ -14,6 +14,7 @@ is located by name, like any third-party package.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class AdapterEntry:
     manifest: Manifest | None
     problem: str | None = None
     path: str | None = None
+    manifest_sha256: str | None = None  # of manifest.json as read: what adapters.allowed may pin
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class AdapterEntry:
             "sources": self.sources,
             "path": self.path,
             "problem": self.problem,
+            "manifest_sha256": self.manifest_sha256,
             **({"manifest": self.manifest.as_dict()} if self.manifest else {}),
         }
 
@@ -79,7 +82,18 @@ def _entry_from(module: str, folder: Path | None, source: str) -> AdapterEntry:
             problem=f"bad manifest {path}: {exc}",
             path=str(path),
         )
-    return AdapterEntry(id=manifest.id, module=module, sources=[source], manifest=manifest, path=str(path))
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return AdapterEntry(
+        id=manifest.id,
+        module=module,
+        sources=[source],
+        manifest=manifest,
+        path=str(path),
+        manifest_sha256=digest,
+    )
 
 
 def _entry_points() -> list[tuple[str, str]]:

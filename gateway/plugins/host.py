@@ -7,6 +7,7 @@ can act on:
     failed      its async_start raised or timed out; stopped again, nothing of it left behind
     crashed     a background job of it raised while running; stopped, nothing left behind
     disabled    bad manifest, import error, bad settings, or turned off in the configuration
+    not_allowed its manifest is not in adapters.allowed (allowlist.py): found, never imported
     component   run by the gateway itself as a configured component (config "components")
     stopped     stopped on request (restart, conformance kit)
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
+from gateway.plugins.allowlist import SHIPPED, parse_allowed, refusal
 from gateway.plugins.api import AdapterApi
 from gateway.plugins.catalog import AdapterEntry, discover
 from gateway.plugins.manifest import ManifestError, settings_for
@@ -43,6 +45,7 @@ class AdapterState(StrEnum):
     FAILED = "failed"
     CRASHED = "crashed"
     DISABLED = "disabled"
+    NOT_ALLOWED = "not_allowed"
     COMPONENT = "component"
     STOPPED = "stopped"
 
@@ -75,6 +78,7 @@ class AdapterSlot:
             "permissions": sorted(manifest.permissions) if manifest else [],
             "module": self.entry.module,
             "sources": self.entry.sources,
+            "manifest_sha256": self.entry.manifest_sha256,
             "state": self.state.value,
             "reason": self.reason,
             "since": self.since,
@@ -127,6 +131,7 @@ class AdapterHost:
         settings = gateway.config.get("adapters", {})
         only = settings.get("only")
         disabled = set(settings.get("disabled", []))
+        allowed = parse_allowed(settings.get("allowed", SHIPPED))
         components = set(gateway.config.get("components", []))
         entries = await asyncio.to_thread(self._discover)
         for entry in [*entries, *self._extra]:
@@ -140,6 +145,9 @@ class AdapterHost:
                 self._set(slot, AdapterState.DISABLED, entry.problem or "no manifest")
             elif manifest.entry in components:
                 self._set(slot, AdapterState.COMPONENT, "run by the gateway as a configured component")
+            elif (refused := refusal(entry, allowed)) is not None:
+                self._set(slot, AdapterState.NOT_ALLOWED, refused)
+                _LOGGER.warning("adapter %s (%s) not loaded: %s", entry.id, entry.module, refused)
             elif entry.id in disabled:
                 self._set(slot, AdapterState.DISABLED, "disabled in the configuration (adapters.disabled)")
             elif only is not None and entry.id not in only:
@@ -276,7 +284,10 @@ class AdapterHost:
             slot = self._require(adapter_id)
             if slot.state is AdapterState.RUNNING:
                 return slot.state
-            if slot.state is AdapterState.COMPONENT or slot.entry.manifest is None:
+            if (
+                slot.state in (AdapterState.COMPONENT, AdapterState.NOT_ALLOWED)
+                or slot.entry.manifest is None
+            ):
                 raise ValueError(f"adapter {adapter_id!r} cannot be started here: {slot.reason}")
             await self._start(slot)
             return slot.state

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from gateway.plugins.allowlist import SHIPPED, parse_allowed, refusal
 from gateway.plugins.catalog import discover
 from gateway.plugins.host import load_adapter_class
 
@@ -37,13 +38,16 @@ def _live(url: str, token: str | None) -> tuple[list[dict[str, Any]] | None, str
         return None, f"no gateway answered at {url} ({getattr(exc, 'reason', exc)})"
 
 
-def _offline() -> list[dict[str, Any]]:
+def _offline(allowed: list[str] | None = None) -> list[dict[str, Any]]:
+    permitted = parse_allowed(SHIPPED if allowed is None else allowed)
     items = []
     for entry in discover():
         manifest = entry.manifest
         state, reason = "ok", None
         if entry.problem or manifest is None:
             state, reason = "broken", entry.problem or "no manifest"
+        elif (refused := refusal(entry, permitted)) is not None:
+            state, reason = "not_allowed", refused  # never imported, not even to check it
         else:
             try:
                 load_adapter_class(manifest.entry)
@@ -56,6 +60,7 @@ def _offline() -> list[dict[str, Any]]:
                 "kind": manifest.kind if manifest else None,
                 "provides": list(manifest.provides) if manifest else [],
                 "sources": entry.sources,
+                "manifest_sha256": entry.manifest_sha256,
                 "state": state,
                 "reason": reason,
             }
@@ -64,9 +69,17 @@ def _offline() -> list[dict[str, Any]]:
 
 
 def list_adapters(
-    portal_url: str | None, as_json: bool, *, token: str | None = None, required: bool = False
+    portal_url: str | None,
+    as_json: bool,
+    *,
+    token: str | None = None,
+    required: bool = False,
+    allowed: list[str] | None = None,
 ) -> int:
-    """Print the adapters; `required`: the user named the gateway, so not reaching it is an error."""
+    """Print the adapters; `required`: the user named the gateway, so not reaching it is an error.
+
+    `allowed`: the configuration's adapters.allowed, for the offline check (default: the shipped ones).
+    """
     items, why = _live(portal_url.rstrip("/") + "/api/v1/adapters", token) if portal_url else (None, "")
     if items is None and required:
         print(f"linli: {why}", file=sys.stderr)
@@ -77,7 +90,7 @@ def list_adapters(
         else f"installed, checked offline — start errors not shown: {why or 'no gateway configured'}"
     )
     if items is None:
-        items = _offline()
+        items = _offline(allowed)
     broken = [
         i
         for i in items
