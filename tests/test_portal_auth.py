@@ -527,3 +527,31 @@ async def test_an_oversized_header_is_a_clean_400_without_an_error_logged(make_g
         assert (await session.get(f"http://127.0.0.1:{port}/api/v1/auth/me")).status == 401
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
     assert "s3cr3t" not in caplog.text and "Traceback" not in caplog.text
+
+
+async def test_staff_see_the_running_version_and_residents_do_not(make_gateway, tmp_path) -> None:
+    from gateway import __version__
+    from tests.test_portal_browser import browser_page, portal_gateway
+    from tests.test_portal_browser import sign_in as sign_in_page
+
+    # given a gateway with a manager and a resident
+    gateway, base = await portal_gateway(make_gateway)
+    await add_home(gateway, "h1")
+    manager = await add_account(gateway, "wang.manager", "manager")
+    resident = await add_account(gateway, "li.resident", "resident", "h1")
+    async with portal(gateway) as client:
+        # when each asks who is signed in
+        await sign_in(client, "li.resident", resident)
+        theirs = await (await client.get("/api/v1/auth/me")).json()
+        client.session.cookie_jar.clear()
+        await sign_in(client, "wang.manager", manager)
+        staff = await (await client.get("/api/v1/auth/me")).json()
+    # then the manager learns the gateway's running version, the resident does not
+    assert staff["gateway"]["version"] == __version__
+    assert "gateway" not in theirs
+    # and the manager's console shows it in its header
+    async with browser_page(tmp_path, {"width": 1280, "height": 800}) as page:
+        await sign_in_page(page, base, "wang.manager", manager, "/manage")
+        await page.wait_for_function(
+            "v => document.querySelector('#who').textContent.includes('Linli ' + v)", arg=__version__
+        )

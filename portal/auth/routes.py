@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import users
+from gateway import __version__, users
 from gateway.users import Role, UserError
 from portal.api.errors import ApiError, json_response
 from portal.api.operations import Api, Call, obj, text
@@ -14,6 +14,7 @@ from portal.auth.middleware import ACCOUNTS, CSRF_COOKIE, SESSION_COOKIE
 from portal.auth.principal import EVERYONE, Principal
 
 LOCALES = ["zh-CN", "en"]
+STAFF = frozenset({Role.MANAGER, Role.INSTALLER})
 
 
 def _secure(call: Call) -> bool:
@@ -88,9 +89,18 @@ def register(api: Api) -> None:
             ) from None
         return _signed_in(call, principal, secret, 201)
 
-    @api.op("GET", "/api/v1/auth/me", summary="Who is signed in", tag="auth")
+    @api.op(
+        "GET",
+        "/api/v1/auth/me",
+        summary="Who is signed in (and, for the community's staff, the gateway's running version)",
+        tag="auth",
+    )
     async def me(call: Call) -> dict[str, Any]:
-        return {"user": call.principal.as_dict(), "csrf_token": call.principal.csrf}
+        answer: dict[str, Any] = {"user": call.principal.as_dict(), "csrf_token": call.principal.csrf}
+        if call.principal.role in STAFF:
+            # Who keeps the gateway up to date sees what runs (docs/updating.md); residents need not.
+            answer["gateway"] = {"version": __version__, "id": call.gateway.id}
+        return answer
 
     @api.op(
         "PATCH",

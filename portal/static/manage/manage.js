@@ -334,14 +334,16 @@ async function render() {
 
 function translate() {
   translatePage("manage_title", state.live);
-  if (state.me) $("#who").textContent = `${state.me.display_name} (${roleName(state.me.role)})`;
+  // The running version (ETSI EN 303 645 5.3: staff can see whether an update is due; docs/updating.md).
+  if (state.me) $("#who").textContent = `${state.me.display_name} (${roleName(state.me.role)})${state.gateway ? ` · Linli ${state.gateway.version}` : ""}`;
 }
 
 async function main() {
   // Sections answer at once, even before the first data arrives (then the first render draws the chosen one).
   for (const b of document.querySelectorAll("#sections button")) b.addEventListener("click", () => { state.section = b.dataset.section; if (state.me) render(); });
-  const { user } = await api("/api/v1/auth/me");
+  const { user, gateway } = await api("/api/v1/auth/me");
   state.me = user;
+  state.gateway = gateway;
   setLocale(user.locale);
   translate();
   $("#language").addEventListener("click", async () => {
