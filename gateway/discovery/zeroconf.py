@@ -41,7 +41,7 @@ NATIVE_TYPE: Final = "_linli._tcp.local."
 
 # TXT keys Linli reads, by meaning, in order of preference (each family names them its own way).
 _ID_KEYS: Final = ("id", "deviceid", "bt", "mac", "uuid")
-_NAME_KEYS: Final = ("fn", "name", "n")
+_NAME_KEYS: Final = ("fn", "friendly_name", "name", "n")  # friendly_name: ESPHome
 _MODEL_KEYS: Final = ("md", "model", "mdl")
 _MANUFACTURER_KEYS: Final = ("mf", "manufacturer", "vendor")
 _FIRMWARE_KEYS: Final = ("fw", "fv", "firmware", "sw", "version")
@@ -56,6 +56,7 @@ _CATEGORIES: Final = {
     "_airplay._tcp.local.": ("airplay", ("media",)),
     "_hap._tcp.local.": ("homekit", ()),
     "_usp-agt-mqtt._tcp.local.": ("usp_agent", ()),
+    "_esphomelib._tcp.local.": ("esphome", ()),  # adopted by the esphome adapter
     NATIVE_TYPE: ("linli", ()),
 }
 
