@@ -82,7 +82,8 @@ export async function structureEditor(redraw) {
 
   // -- the tree, each part renamable and removable -------------------------------------------
   const node = (kind, item, path, extra, children) => {
-    const label = h("strong", { class: "st-name" }, item.name);
+    // the id stays out of sight (a tooltip for whoever scripts against it): people see names
+    const label = h("strong", { class: "st-name", title: item.id }, item.name);
     const input = h("input", { class: "st-rename-input", required: true, maxlength: 64, value: item.name, "aria-label": t("st_new_name") });
     const form = h("form", { class: "st-rename-form", hidden: true, onsubmit: async (e) => {
       e.preventDefault();
@@ -93,7 +94,7 @@ export async function structureEditor(redraw) {
     const remove = removeButton(t("remove"), t("confirm_remove"), async () => {
       if (!(await change(path, "DELETE", undefined, t("st_removed")))) throw new Error(status.textContent);
     }, { class: "small secondary remove st-remove" });
-    return h("li", { [`data-${kind}`]: item.id }, h("div", { class: "row" }, label, form, h("span", { class: "muted" }, item.id), extra || "", rename, remove), children || "");
+    return h("li", { [`data-${kind}`]: item.id }, h("div", { class: "row" }, label, form, extra || "", rename, remove), children || "");
   };
   const household = (x) => node("household", x, `/api/v1/households/${enc(x.id)}`,
     h("span", { class: "badge" }, `${x.devices} ${t("st_devices")} · ${x.residents.length} ${t("st_residents")}`));
