@@ -51,9 +51,8 @@ SENSITIVE_CATEGORIES: Final = frozenset({Category.HEALTH})
 
 #: The class of each capability kind's value that is personal; every other kind's value
 #: (temperature, battery, a switch, the set-top box's power or volume) is device data.
-#: A door contact or a lock says when someone comes and goes; the TV's overlay text is
-#: the message shown to the household (an SOS naming the resident, a reading); what it
-#: plays says someone is watching.
+#: A door contact or a lock says when someone comes and goes; what the TV plays says
+#: someone is watching.
 KIND_CLASSES: Final[dict[str, FieldClass]] = {
     **{k: FieldClass.HEALTH for k, spec in KINDS.items() if spec.category is Category.HEALTH},
     **dict.fromkeys(
@@ -75,7 +74,9 @@ KIND_CLASSES: Final[dict[str, FieldClass]] = {
         ),
         FieldClass.PRESENCE,
     ),
-    "notify": FieldClass.IDENTITY,
+    # The TV's overlay shows the household whatever concerns it: an SOS naming the resident,
+    # a reading's alert. It is withheld as the most sensitive thing it may quote (health).
+    "notify": FieldClass.HEALTH,
 }
 
 #: Alert kinds whose title and detail carry health data (a reading, a medicine's name);

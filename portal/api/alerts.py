@@ -11,7 +11,7 @@ from gateway.context import Context
 from gateway.users import Role
 from portal.api.errors import ApiError, not_found
 from portal.api.operations import ID, Api, Call, obj, text
-from portal.api.shapes import public_alert
+from portal.api.shapes import alert_for, public_alert, timeline_for
 from portal.auth.middleware import ACCOUNTS
 from portal.auth.principal import MEMBERS, reachable, reaches
 
@@ -139,7 +139,7 @@ def register(api: Api) -> None:
         assigned = await _assignments(call, [i["id"] for i in items])
         for item in items:
             item["assigned_to"] = assigned.get(item["id"])
-        items = [public_alert(i) for i in items]
+        items = [alert_for(i, call.principal, call.gateway) for i in items]
         return {"items": items, "total": total, "limit": limit, "offset": offset, "now": time.time()}
 
     @api.op("GET", "/api/v1/alerts/{alert_id}", summary="Read one alert", tag="alerts", roles=READERS)
@@ -147,7 +147,7 @@ def register(api: Api) -> None:
         alert_id = _alert_id(call)
         alert = await visible_alert(call, alert_id)
         alert["assigned_to"] = (await _assignments(call, [alert_id])).get(alert_id)
-        return alert
+        return alert_for(alert, call.principal, call.gateway)
 
     @api.op(
         "GET",
@@ -158,8 +158,12 @@ def register(api: Api) -> None:
     )
     async def timeline(call: Call) -> dict[str, Any]:
         alert_id = _alert_id(call)
-        await visible_alert(call, alert_id)
-        return {"alert_id": str(alert_id), "events": await _engine(call).async_timeline(alert_id)}
+        alert = await visible_alert(call, alert_id)
+        events = await _engine(call).async_timeline(alert_id)
+        return {
+            "alert_id": str(alert_id),
+            "events": timeline_for(events, alert, call.principal, call.gateway),
+        }
 
     @api.op(
         "POST",
@@ -231,7 +235,8 @@ def register(api: Api) -> None:
             detail={"assignee": assignee},
             ip=call.ip,
         )
-        return {**alert, "assigned_to": {"assignee": assignee, "by": call.principal.name, "ts": now}}
+        assigned = {**alert, "assigned_to": {"assignee": assignee, "by": call.principal.name, "ts": now}}
+        return alert_for(assigned, call.principal, call.gateway)
 
     @api.op(
         "POST",
@@ -258,7 +263,7 @@ def register(api: Api) -> None:
             data={"by": call.principal.name, "source": "portal"},
             context=Context(household=call.household_id, origin="portal", user=call.principal.name),
         )
-        return public_alert(alert.as_dict())
+        return alert_for(alert.as_dict(), call.principal, call.gateway)
 
 
 def _alert_id(call: Call) -> int:
@@ -282,4 +287,4 @@ async def _answer(call: Call, action: str, alert_id: int, note: str) -> dict[str
             getattr(exc, "message", str(exc))
             + (" (it may be resolved already)" if code == "not_found" else ""),
         ) from None
-    return public_alert(alert.as_dict())
+    return alert_for(alert.as_dict(), call.principal, call.gateway)

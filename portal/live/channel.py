@@ -13,7 +13,7 @@ import contextlib
 from typing import Any, Final
 
 from gateway.notify import Audience, Delivery, Outcome
-from portal.api.shapes import public_alert
+from portal.api.shapes import alert_for
 from portal.live.hub import Connection, Hub
 
 WAIT_S: Final = 2.0
@@ -41,9 +41,16 @@ class WsChannel:
         if not targets:
             return Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connected")
         loop = asyncio.get_running_loop()
-        data = self.hub.encode({"type": "alert", "audience": audience.value, "alert": public_alert(alert)})
+        framed = self.hub.frames_per_reader(  # each reader's own view of it, as the REST API's
+            targets,
+            lambda p: {
+                "type": "alert",
+                "audience": audience.value,
+                "alert": alert_for(alert, p, self.hub.gateway),
+            },
+        )
         waiters: list[asyncio.Future[bool]] = []
-        for connection in targets:
+        for connection, data in framed:
             waiter: asyncio.Future[bool] = loop.create_future()
             if connection.offer(data, waiter):
                 waiters.append(waiter)

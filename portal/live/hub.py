@@ -19,9 +19,12 @@ Who gets what (decided here, on the server):
 * residents and household admins: their household's alerts, device state
   changes, availability, the alarm panel, announcements for them;
 * carers: their household's alerts, only while the household consents;
+* an alert in its cancel window (`data.held`) only to the household's members;
 * managers: every alert, alarm state and availability change (not every
   device reading), announcements;
-* the `ws` channel's deliveries go to the audience the escalation step names.
+* the `ws` channel's deliveries go to the audience the escalation step names;
+* every alert as its reader may see it (`portal/api/shapes.py` `alert_for`): a reading
+  or a medicine only to whom the household's consent allows, like the REST API.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from gateway.events import AlertChanged, AvailabilityChanged, CareChanged, Event
 from gateway.privacy import category_of
 from gateway.runtime import Gateway
 from gateway.users import Role
-from portal.api.shapes import REDACTED, public_alert
+from portal.api.shapes import REDACTED, alert_for
 from portal.auth.principal import MEMBERS, Principal, may_see_value, reachable, reaches
 
 _LOGGER = logging.getLogger(__name__)
@@ -289,6 +292,30 @@ class Hub:
         data = self.encode(message)
         return sum(1 for c in connections if c.offer(data))
 
+    def frames_per_reader(
+        self, connections: Iterable[Connection], build: Callable[[Principal], dict[str, Any]]
+    ) -> list[tuple[Connection, bytes]]:
+        """Each connection with the message as its reader may see it, framed once per kind of reader.
+
+        What a reader may see depends on their role, household and a key's granted kinds (and
+        the household's consent, the same for all of them at one moment), so those name a frame.
+        """
+        frames: dict[tuple[Any, ...], bytes] = {}
+        result = []
+        for connection in connections:
+            p = connection.principal
+            key = (p.role, p.household_id, p.scope_kinds, p.scope_households)
+            data = frames.get(key)
+            if data is None:
+                data = frames[key] = self.encode(build(p))
+            result.append((connection, data))
+        return result
+
+    def send_per_reader(
+        self, connections: Iterable[Connection], build: Callable[[Principal], dict[str, Any]]
+    ) -> int:
+        return sum(1 for c, data in self.frames_per_reader(connections, build) if c.offer(data))
+
     def _household_event(
         self, event: Event, message: dict[str, Any], *, carers: bool, managers: bool
     ) -> None:
@@ -304,11 +331,24 @@ class Hub:
             self.send(targets, message)
 
     def _on_alert(self, event: AlertChanged) -> None:
-        self._household_event(
-            event,
-            {"type": "alert_changed", "transition": event.transition, "alert": public_alert(event.alert)},
-            carers=True,
-            managers=True,
+        # An alert in its policy's cancel window (a fall the resident may still answer "I'm OK"
+        # to) is the household's own until the window passes (transition `window_passed`).
+        held = bool(event.alert.get("data", {}).get("held"))
+        household = event.context.household
+        if household is None:
+            return
+        targets = self.household_members(household)
+        if not held:
+            targets += self.household_carers(household) + self.duty_desk()
+        # Each reader gets the alert as the REST API shows it to them (`alert_for`): a manager
+        # without the household's consent gets no reading or medicine in its texts.
+        self.send_per_reader(
+            targets,
+            lambda principal: {
+                "type": "alert_changed",
+                "transition": event.transition,
+                "alert": alert_for(event.alert, principal, self.gateway),
+            },
         )
 
     def _on_care(self, event: CareChanged) -> None:
