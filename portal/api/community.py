@@ -174,13 +174,24 @@ async def household_overview(call: Call, household_id: str) -> dict[str, Any]:
             if state is None or not kind_allowed(principal, cap.kind):
                 continue
             if cap.kind == "contact" and state.value is True and may(FieldClass.PRESENCE, cap.kind):
-                open_doors.append({"device_id": device.id, "name": device.name, "room": device.room})
+                open_doors.append(
+                    {
+                        "device_id": device.id,
+                        "name": device.name,
+                        "room": device.room,
+                        # every language's form: a page shows the reader's (labels.js)
+                        "names": device.names or {"zh-CN": device.name},
+                        "room_names": device.room_names,
+                    }
+                )
             if cap.kind in PRESENCE_KINDS and state.value is True and may(FieldClass.PRESENCE, cap.kind):
                 resident = registry.residents.get(device.resident_id) if device.resident_id else None
                 home.append(
                     {
                         "device_id": device.id,
                         "room": device.room,
+                        "room_names": device.room_names,
+                        "names": device.names or {"zh-CN": device.name},
                         "kind": cap.kind,
                         "resident": resident.name if resident and people else None,
                     }
