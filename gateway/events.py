@@ -85,6 +85,16 @@ class DeviceRemoved(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class ProfilesChanged(Event):
+    """Firmware profiles were added, changed or removed (a reload): waiting devices re-match."""
+
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+    errors: int  # profile files refused in this load (the messages are in ProfileSet.errors)
+
+
+@dataclass(slots=True, kw_only=True)
 class HouseholdAdded(Event):
     household_id: str
 

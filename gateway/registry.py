@@ -505,10 +505,8 @@ class Registry:
                 f"device {device_id!r}: no firmware profile {profile_id!r}; "
                 f"known: {', '.join(sorted(self._profiles.profiles)[:20])}"
             )
-        if not profile.covers_firmware(firmware):
-            raise RegistryError(
-                f"device {device_id!r}: firmware {firmware!r} is outside profile {profile_id}'s range"
-            )
+        # A profile's firmware range is a preference (it ranks candidates), never a refusal:
+        # devices report firmware as they please (`3000-0001`, `20200505`).
         if device_id in self.devices:
             raise RegistryError(f"device {device_id!r} already exists")
         if topic in self._by_topic or any(c in topic for c in "+#\0"):

@@ -31,7 +31,8 @@ from gateway.mqtt.credentials import MqttCredentials
 from gateway.mqtt.link import MqttLink, MqttSettings
 from gateway.notify import Notifier
 from gateway.privacy import Privacy
-from gateway.profiles import ProfileSet, load_profiles
+from gateway.profiles import ProfileSet
+from gateway.profiles.watch import ProfileWatcher
 from gateway.registry import Registry
 from gateway.store import Store
 from gateway.supervision import Supervision
@@ -215,12 +216,13 @@ class Gateway:
         return component
 
     def _core_components(self) -> list[Component]:
+        # Profiles follow their folders: one added or changed is used without a restart.
+        watcher = ProfileWatcher(
+            self.profiles, self.bus, [Path(p) for p in self.config["profiles"]["paths"]]
+        )
+
         async def start_profiles() -> None:
-            loaded = await asyncio.to_thread(
-                load_profiles, [Path(p) for p in self.config["profiles"]["paths"]]
-            )
-            self.profiles.profiles.update(loaded.profiles)
-            self.profiles.errors[:] = loaded.errors
+            await watcher.async_start()
 
         async def start_registry() -> None:
             await self.registry.async_load(self.config["community"]["name"])
@@ -248,7 +250,7 @@ class Gateway:
                 await broker.async_stop()
 
         core: list[Component] = [
-            _FunctionComponent("profiles", (), start_profiles, nothing),
+            _FunctionComponent("profiles", (), start_profiles, watcher.async_stop),
             _FunctionComponent("store", (), self._start_store, self.store.async_stop),
             _FunctionComponent("registry", ("store", "profiles"), start_registry, nothing),
             _FunctionComponent("broker", ("store",), start_broker, stop_broker),

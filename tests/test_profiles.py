@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from firmware_profiles import PROFILE_DIR, SCHEMA_PATH
 from gateway.capabilities import kind_names
-from gateway.profiles import MappingError, ProfileError, load_profile, load_profiles
+from gateway.profiles import FirmwareFit, MappingError, ProfileError, load_profile, load_profiles
 from gateway.profiles.loader import MAX_PROFILE_BYTES, profile_files
 from gateway.profiles.values import compile_check
 
@@ -357,14 +357,19 @@ def test_payload_without_any_profile_field_is_refused(profiles) -> None:
         profiles.get("aqara/mccgq11lm").map_payload({"temperature": 21.5, "state": "ON"})
 
 
-def test_firmware_range_is_inclusive(profiles) -> None:
+def test_firmware_range_is_inclusive_and_unorderable_firmware_is_unknown(profiles) -> None:
     door = profiles.get("aqara/mccgq11lm")  # 1.0 … 3.99
-    assert door.covers_firmware("1.0")
-    assert door.covers_firmware("3.99")
-    assert door.covers_firmware("v2.5.1")
-    assert not door.covers_firmware("0.9")
-    assert not door.covers_firmware("3.100")
-    assert not door.covers_firmware("build-abc")
+    assert door.firmware_fit("1.0") is FirmwareFit.IN_RANGE
+    assert door.firmware_fit("3.99") is FirmwareFit.IN_RANGE
+    assert door.firmware_fit("v2.5.1") is FirmwareFit.IN_RANGE
+    assert door.firmware_fit("0.9") is FirmwareFit.OUTSIDE
+    assert door.firmware_fit("3.100") is FirmwareFit.OUTSIDE
+    # as Zigbee2MQTT reports them: an Aqara build id, a Tuya date build
+    assert door.firmware_fit("3000-0001") is FirmwareFit.OUTSIDE
+    assert door.firmware_fit("20200505") is FirmwareFit.OUTSIDE
+    assert door.firmware_fit("build-abc") is FirmwareFit.UNKNOWN
+    assert door.firmware_fit(None) is FirmwareFit.UNKNOWN
+    assert profiles.get("aqara/sjcgq11lm").firmware_fit("3000-0001") is FirmwareFit.ANY  # no range
 
 
 # -- compiled value checks agree with jsonschema -------------------------------------------------

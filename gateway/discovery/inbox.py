@@ -22,14 +22,21 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from gateway.bus import EventBus
 from gateway.context import Context
 from gateway.discovery.events import InboxChanged
+from gateway.discovery.ha_profile import (
+    AnnouncedProfile,
+    AnnouncedProfileError,
+    adoption_profile,
+    async_keep,
+)
 from gateway.discovery.inbox_store import InboxStore, Statement
+from gateway.discovery.matching import select_profile
 from gateway.discovery.model import (
     REGISTRY_ACTOR,
     SYSTEM_ACTOR,
@@ -43,9 +50,10 @@ from gateway.discovery.model import (
     SourceState,
     item_id_for,
 )
+from gateway.discovery.refusals import refusal_for
 from gateway.errors import LinliError
-from gateway.events import DeviceAdded, DeviceRemoved
-from gateway.profiles import Profile, ProfileSet
+from gateway.events import DeviceAdded, DeviceRemoved, ProfilesChanged
+from gateway.profiles import Candidate, Profile, ProfileSet
 from gateway.registry import Device, Registry, RegistryError
 from gateway.store import Store
 
@@ -142,6 +150,7 @@ class Inbox:
         topic_owner: Callable[[str], str | None] | None = None,
     ) -> None:
         self._db = InboxStore(store)
+        self._data_dir = store.path.parent  # where adopted devices' announced profiles are kept
         # Which household a bridge owns a topic for (gateway/mqtt/credentials.py): a device
         # a household's bridge reports is adopted into that household or not at all.
         self._topic_owner = topic_owner
@@ -174,7 +183,7 @@ class Inbox:
         self._budget = _WARN_BUDGET
         self._suppressed = 0
         self._write_failed = False
-        self._match_cache: dict[tuple[str, tuple[tuple[str, str], ...], str | None], Profile | None] = {}
+        self._match_cache: dict[tuple[str, tuple[tuple[str, str], ...], str | None], list[Candidate]] = {}
         self.dropped = 0
         self.rejected_inputs = 0
 
@@ -194,7 +203,10 @@ class Inbox:
         self._unlisten = [
             self._bus.listen(DeviceAdded, self._on_device_added),
             self._bus.listen(DeviceRemoved, self._on_device_removed),
+            self._bus.listen(ProfilesChanged, self._on_profiles_changed),
         ]
+        # Profiles may have been added since these items were stored: match them anew.
+        self.rematch_waiting()
         self._task = asyncio.create_task(self._flush_loop(), name="linli-discovery-inbox")
 
     async def async_stop(self) -> None:
@@ -218,10 +230,12 @@ class Inbox:
         """
         entry = _AdopterEntry(matches, adopt)
         self._adopters[name] = entry
+        self._refresh_refusals()
 
         def unregister() -> None:
             if self._adopters.get(name) is entry:
                 del self._adopters[name]
+                self._refresh_refusals()
 
         return unregister
 
@@ -447,15 +461,26 @@ class Inbox:
             if adopter is not None:
                 device = await self._adopt_with(adopter, item, adoption)
                 return await self._approved(item, device, adoption, adopter)
-            chosen = profile_id or item.profile_id
+            # The device's own announcement is its model; a shipped profile only refines it.
+            announced: AnnouncedProfile | None = None
+            unusable = ""
+            if profile_id is None:
+                try:
+                    announced = adoption_profile(item, self._profiles)
+                except AnnouncedProfileError as exc:
+                    unusable = f"; its announcement cannot be used: {exc}"
+            chosen = announced.id if announced is not None else profile_id or item.profile_id
+            refusal = refusal_for(item.announcements()) if chosen is None else None
+            if refusal is not None:
+                raise InboxError(refusal.code, f"inbox item {item_id}: {refusal.sentence()}")
             if chosen is None:
                 raise InboxError(
                     "no_profile",
                     f"inbox item {item_id} ({item.manufacturer or '?'} {item.model or '?'}) matches no "
-                    "firmware profile; name one with 'profile_id', or add a profile for this model "
-                    "(linli profile check) and restart the gateway",
+                    f"firmware profile{unusable}; name one with 'profile_id', or add a profile for "
+                    "this model (linli profile check)",
                 )
-            profile = self._profiles.get(chosen)
+            profile = announced or self._profiles.get(chosen)
             if profile is None:
                 raise InboxError("no_profile", f"no firmware profile {chosen!r} is loaded")
             topic = item.topic
@@ -475,6 +500,8 @@ class Inbox:
                 )
             device_id = device_id or self._new_device_id(household_id, item, profile)
             name = (name or "").strip() or item.name or profile.name
+            if announced is not None:
+                await async_keep(announced, self._profiles, self._data_dir)
             try:
                 device = await self._registry.async_add_device(
                     device_id,
@@ -627,51 +654,68 @@ class Inbox:
         return item
 
     def _match_profile(self, item: InboxItem) -> None:
-        firmware = item.firmware
-        matched: Profile | None = None
-        near: Profile | None = None
-        for announcement in item.announcements():
-            hint = announcement.profile_hint
-            if hint:
-                profile = self._profiles.get(hint)
-                if profile is not None and profile.covers_firmware(firmware):
-                    matched = profile
-                    break
-                near = near or profile
-            for facts in announcement.facts:
-                profile = self._match_cached(announcement.source.value, facts, firmware)
-                if profile is not None:
-                    matched = profile
-                    break
-                if near is None and firmware is not None:
-                    near = self._match_cached(announcement.source.value, facts, None)
-            if matched is not None:
-                break
-        if matched is not None:
-            item.profile_id = matched.id
-            item.profile_note = None
-            item.capabilities_from_profile = _profile_capabilities(matched, item.topic)
-        else:
-            item.profile_id = None
-            item.capabilities_from_profile = []
-            item.profile_note = (
-                f"model matches profile {near.id}, but firmware {firmware!r} is outside its range "
-                f"{_firmware_range(near)}"
-                if near is not None
-                else None
-            )
+        choice = select_profile(self._profiles, item, candidates=self._candidates_cached)
+        if choice is not None:
+            item.profile_id = choice.profile.id
+            item.profile_note = choice.note
+            item.capabilities_from_profile = _profile_capabilities(choice.profile, item.topic)
+            return
+        item.profile_id = None
+        item.capabilities_from_profile = []
+        item.profile_note = self._refusal_note(item)
 
-    def _match_cached(self, source: str, facts: dict[str, str], firmware: str | None) -> Profile | None:
-        # Profiles are loaded once, and a burst of discovery configs repeats the same few
-        # models thousands of times: matching each against every profile is not needed.
+    def _refusal_note(self, item: InboxItem) -> str | None:
+        """What the device is and why it cannot be adopted, when no adapter claims it."""
+        if self.adopter_for(item) is not None:
+            return None
+        refusal = refusal_for(item.announcements())
+        return refusal.sentence() if refusal is not None else None
+
+    def _refresh_refusals(self) -> None:
+        # Adapters come and go (plugins start after the inbox): a device an adapter now
+        # adopts is no longer refused, and one it no longer adopts says why again.
+        for item in self.items.values():
+            if item.status is InboxStatus.APPROVED or item.profile_id is not None:
+                continue
+            note = self._refusal_note(item)
+            if note != item.profile_note:
+                item.profile_note = note
+                self._mark_dirty(item)
+
+    def rematch_waiting(self) -> int:
+        """Match every item not yet adopted against the profiles as they are now; returns how
+        many changed (each is written and announced as `updated`)."""
+        self._match_cache.clear()
+        changed = 0
+        for item in self.items.values():
+            if item.status is InboxStatus.APPROVED or not item.announcements():
+                continue
+            before = (item.profile_id, item.profile_note, [c.as_dict() for c in item.capabilities])
+            self._match_profile(item)
+            if before != (item.profile_id, item.profile_note, [c.as_dict() for c in item.capabilities]):
+                changed += 1
+                self._mark_dirty(item)
+                self._fire(item, "updated")
+        return changed
+
+    def _on_profiles_changed(self, event: ProfilesChanged) -> None:
+        changed = self.rematch_waiting()
+        if changed:
+            _LOGGER.info("discovery: %d waiting inbox items re-matched after a profile reload", changed)
+
+    def _candidates_cached(
+        self, source: str, facts: Mapping[str, str], firmware: str | None
+    ) -> list[Candidate]:
+        # A burst of discovery configs repeats the same few models thousands of times:
+        # matching each against every profile is not needed. Cleared when profiles change.
         key = (source, tuple(sorted(facts.items())), firmware)
         cache = self._match_cache
-        if key in cache:
-            return cache[key]
-        if len(cache) > 4096:
-            cache.clear()
-        profile = cache[key] = self._profiles.match(source, facts, firmware)
-        return profile
+        found = cache.get(key)
+        if found is None:
+            if len(cache) > 4096:
+                cache.clear()
+            found = cache[key] = self._profiles.candidates(source, facts, firmware)
+        return found
 
     def _registered_device(self, item: InboxItem) -> Device | None:
         for key in item.keys:

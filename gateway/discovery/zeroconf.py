@@ -26,6 +26,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from gateway.discovery.identity import mac_key, ordered, uuid_key
 from gateway.discovery.inbox import Inbox
 from gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
+from gateway.discovery.refusals import refusal_for_service
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -153,6 +154,8 @@ def service_announcement(
             "addresses": addresses,
             "port": port,
             "txt": txt,
+            # what this kind of service is and why Linli cannot adopt it (shown in the inbox)
+            **({"refusal": refusal.as_dict()} if (refusal := refusal_for_service(service_type)) else {}),
         },
     )
 

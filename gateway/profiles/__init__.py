@@ -1,7 +1,9 @@
 """Firmware profiles: a device model is data (see firmware_profiles/schema.json)."""
 
 from gateway.profiles.loader import (
+    Candidate,
     ProfileError,
+    ProfilesDelta,
     ProfileSet,
     check_profile_data,
     load_profile,
@@ -9,15 +11,18 @@ from gateway.profiles.loader import (
     profile_files,
     read_profile,
 )
-from gateway.profiles.model import ABSENT, CapabilitySpec, MappingError, Profile
+from gateway.profiles.model import ABSENT, CapabilitySpec, FirmwareFit, MappingError, Profile
 
 __all__ = [
     "ABSENT",
+    "Candidate",
     "CapabilitySpec",
+    "FirmwareFit",
     "MappingError",
     "Profile",
     "ProfileError",
     "ProfileSet",
+    "ProfilesDelta",
     "check_profile_data",
     "load_profile",
     "load_profiles",

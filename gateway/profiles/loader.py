@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError
 
 from firmware_profiles import PROFILE_DIR, SCHEMA_PATH
 from gateway.capabilities import KINDS
-from gateway.profiles.model import CapabilitySpec, Profile, parse_version
+from gateway.profiles.model import CapabilitySpec, FirmwareFit, Profile, parse_version
 
 _LOGGER = logging.getLogger(__name__)
 MAX_PROFILE_BYTES = 256 * 1024
@@ -67,7 +67,13 @@ def _semantic_errors(data: dict[str, Any]) -> list[str]:
             errors.append(f"{where}.value_on: kind {kind!r} is not binary; remove value_on/off")
         if "value_on" in cap and _json_key(cap["value_on"]) == _json_key(cap.get("value_off")):
             errors.append(f"{where}.value_off: equals value_on {cap['value_on']!r}")
+        if "value_off" in cap and any(
+            _json_key(v) == _json_key(cap["value_off"]) for v in cap.get("values_on", ())
+        ):
+            errors.append(f"{where}.values_on: contains value_off {cap['value_off']!r}")
         composite = isinstance(cap["source"], dict)
+        if composite and "aliases" in cap:
+            errors.append(f"{where}.aliases: a composite source names each part's field; remove aliases")
         object_kind = spec is not None and spec.value_schema.get("type") == "object"
         if composite and not object_kind:
             errors.append(f"{where}.source: kind {kind!r} takes one field, not an object")
@@ -135,6 +141,9 @@ def build_profile(data: dict[str, Any], path: str) -> Profile:
             access=access,
             value_on=raw.get("value_on"),
             value_off=raw.get("value_off"),
+            values_on=tuple(raw.get("values_on", ())),
+            aliases=tuple(raw.get("aliases", ())),
+            names=dict(raw.get("names", {})),
             scale=raw.get("scale"),
             offset=raw.get("offset"),
             schema=raw.get("schema", default_schema),
@@ -158,6 +167,7 @@ def build_profile(data: dict[str, Any], path: str) -> Profile:
         payload_not_available=supervision.get("payload_not_available", "offline"),
         capabilities=caps,
         raw=data,
+        names=dict(data.get("names", {})),
     )
 
 
@@ -198,19 +208,97 @@ class ProfileSet:
     def __len__(self) -> int:
         return len(self.profiles)
 
-    def match(self, source: str, facts: dict[str, str], firmware: str | None = None) -> Profile | None:
-        """The profile whose `match.<source>` fields all equal the discovered facts."""
+    def candidates(
+        self, source: str, facts: Mapping[str, str], firmware: str | None = None
+    ) -> list[Candidate]:
+        """Every profile whose `match.<source>` rule fits the discovered facts, best first.
+
+        A rule fits when each field it names equals the fact (without regard to case; a
+        list names alternatives). Better means: more fields matched (model and maker beat
+        model alone), then the firmware fit (a profile written for the reported firmware
+        beats one with no range, which beats one written for other firmware), then id.
+        """
+        found: list[Candidate] = []
         for profile in self.profiles.values():
             rule = profile.match.get(source)
-            if not rule or not profile.covers_firmware(firmware):
+            if not rule:
                 continue
-            wanted = {k: v for k, v in rule.items() if isinstance(v, str) and k != "topic"}
-            txt = rule.get("txt", {}) if source == "zeroconf" else {}
-            if all(facts.get(k) == v for k, v in wanted.items()) and all(
-                facts.get(k) == v for k, v in txt.items()
-            ):
-                return profile
-        return None
+            fields = 0
+            for key, wanted in rule.items():
+                if key == "topic":
+                    continue  # a filter on where it publishes, not what it is
+                if key == "txt" and isinstance(wanted, Mapping):
+                    if not all(_same(facts.get(k), v) for k, v in wanted.items()):
+                        break
+                    fields += len(wanted)
+                elif _same(facts.get(key), wanted):
+                    fields += 1
+                else:
+                    break
+            else:
+                found.append(Candidate(profile=profile, fields=fields, fit=profile.firmware_fit(firmware)))
+        found.sort(key=lambda c: (-c.fields, -c.fit.rank, c.profile.id))
+        return found
+
+    def match(self, source: str, facts: Mapping[str, str], firmware: str | None = None) -> Profile | None:
+        """The best candidate (see `candidates`): a firmware outside a range lowers the rank only."""
+        found = self.candidates(source, facts, firmware)
+        return found[0].profile if found else None
+
+    def replace_with(self, loaded: ProfileSet) -> ProfilesDelta:
+        """Take another load's profiles and errors, in place (every holder of this set sees them).
+
+        Devices already adopted keep the Profile object they were built with until they are
+        re-read; the inbox re-matches its waiting items (gateway/discovery/inbox.py).
+        """
+        old = self.profiles
+        delta = ProfilesDelta(
+            added=tuple(sorted(set(loaded.profiles) - set(old))),
+            removed=tuple(sorted(set(old) - set(loaded.profiles))),
+            changed=tuple(
+                sorted(
+                    pid
+                    for pid, profile in loaded.profiles.items()
+                    if pid in old and (old[pid].raw != profile.raw or old[pid].path != profile.path)
+                )
+            ),
+        )
+        self.profiles.clear()
+        self.profiles.update(loaded.profiles)
+        self.errors[:] = loaded.errors
+        return delta
+
+
+def _same(fact: str | None, wanted: Any) -> bool:
+    if not isinstance(fact, str):
+        return False
+    fact = fact.strip().casefold()
+    if isinstance(wanted, str):
+        return fact == wanted.strip().casefold()
+    if isinstance(wanted, list):
+        return any(isinstance(w, str) and fact == w.strip().casefold() for w in wanted)
+    return False
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class Candidate:
+    """A profile that fits a discovered device, with why it ranks where it does."""
+
+    profile: Profile
+    fields: int  # how many fields of its match rule the device's facts equal
+    fit: FirmwareFit
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class ProfilesDelta:
+    """What a reload changed, by profile id."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
 
 
 def load_profiles(extra_paths: Iterable[Path] = ()) -> ProfileSet:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Final
 
 from gateway.capabilities import KINDS, KindSpec
@@ -43,6 +45,22 @@ def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
     return get
 
 
+def _first_of(getters: Sequence[Callable[[dict[str, Any]], Any]]) -> Callable[[dict[str, Any]], Any]:
+    # A field renamed upstream (Zigbee2MQTT's `illuminance_lux` became `illuminance`):
+    # the current name first, then the older ones, so devices on either release report.
+    if len(getters) == 1:
+        return getters[0]
+
+    def get_any(payload: dict[str, Any]) -> Any:
+        for get in getters:
+            value = get(payload)
+            if value is not ABSENT:
+                return value
+        return ABSENT
+
+    return get_any
+
+
 def _hashable(value: Any) -> Any:
     # true and 1 must not be the same dict key when mapping raw binary values.
     return (type(value) is bool, value)
@@ -60,6 +78,10 @@ class CapabilitySpec:
     access: str
     value_on: Any = None
     value_off: Any = None
+    #: further device values that also mean "active" (an emergency button's single, double, hold)
+    values_on: tuple[Any, ...] = ()
+    aliases: tuple[str, ...] = ()  # older field names, read when `source` is absent
+    names: dict[str, str] = field(default_factory=dict)  # by language: {"zh-CN": "门磁", "en": "Door"}
     scale: float | None = None
     offset: float | None = None
     schema: dict[str, Any] = field(default_factory=dict)
@@ -97,9 +119,10 @@ class CapabilitySpec:
 
             self.extract = extract_composite
             return
-        get = _getter(self.source)
+        get = _first_of([_getter(path) for path in (self.source, *self.aliases)])
         if self.binary:
             table = {_hashable(self.value_on): True, _hashable(self.value_off): False}
+            table.update({_hashable(value): True for value in self.values_on})
             on, off = self.value_on, self.value_off
 
             def extract_binary(payload: dict[str, Any]) -> Any:
@@ -158,6 +181,7 @@ class Profile:
     payload_not_available: str
     capabilities: list[CapabilitySpec]
     raw: dict[str, Any] = field(repr=False)
+    names: dict[str, str] = field(default_factory=dict)  # by language, like CapabilitySpec.names
 
     def capability(self, key: str) -> CapabilitySpec | None:
         for cap in self.capabilities:
@@ -165,15 +189,27 @@ class Profile:
                 return cap
         return None
 
-    def covers_firmware(self, version: str | None) -> bool:
-        if version is None:
-            return True
-        parsed = parse_version(version)
+    def firmware_fit(self, version: str | None) -> FirmwareFit:
+        """How the reported firmware sits against the range this profile was written for."""
+        if self.firmware_min is None and self.firmware_max is None:
+            return FirmwareFit.ANY
+        parsed = parse_version(version) if version is not None else None
         if parsed is None:
-            return self.firmware_min is None and self.firmware_max is None
+            return FirmwareFit.UNKNOWN
         if self.firmware_min is not None and parsed < self.firmware_min:
-            return False
-        return not (self.firmware_max is not None and parsed > self.firmware_max)
+            return FirmwareFit.OUTSIDE
+        if self.firmware_max is not None and parsed > self.firmware_max:
+            return FirmwareFit.OUTSIDE
+        return FirmwareFit.IN_RANGE
+
+    def covers_firmware(self, version: str | None) -> bool:
+        """False only for a firmware known to be outside the range. A range is a preference
+        (it ranks candidate profiles and warns); it never refuses a device."""
+        return self.firmware_fit(version) is not FirmwareFit.OUTSIDE
+
+    def firmware_range(self) -> str:
+        firmware = self.raw.get("firmware", {})
+        return f"{firmware.get('min', 'any')}–{firmware.get('max', 'any')}"
 
     def map_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Capability values in `payload`; MappingError if one is invalid or none is present."""
@@ -187,10 +223,34 @@ class Profile:
         return values
 
 
+class FirmwareFit(StrEnum):
+    """A profile's firmware range against what a device reports, best first."""
+
+    IN_RANGE = "in_range"  # the profile was written for this firmware
+    ANY = "any"  # the profile names no range
+    UNKNOWN = "unknown"  # the device reports no firmware, or none Linli can order
+    OUTSIDE = "outside"  # a firmware the profile was not written for: still usable, ranked last
+
+    @property
+    def rank(self) -> int:
+        return _FIT_RANK[self]
+
+
+_FIT_RANK: Final = {
+    FirmwareFit.IN_RANGE: 3,
+    FirmwareFit.ANY: 2,
+    FirmwareFit.UNKNOWN: 2,
+    FirmwareFit.OUTSIDE: 1,
+}
+_NUMBERS: Final = re.compile(r"\d+")
+_MAX_VERSION_PARTS: Final = 8
+
+
 def parse_version(text: str) -> tuple[int, ...] | None:
-    """`"1.2.10"` → (1, 2, 10); None when it is not a dotted number."""
-    core = text.strip().lstrip("vV").split("-")[0].split("+")[0]
-    try:
-        return tuple(int(part) for part in core.split("."))
-    except ValueError:
-        return None
+    """A firmware string as devices report it → numbers to order by; None without any digit.
+
+    `"1.2.10"` → (1, 2, 10), `"v2.5.1"` → (2, 5, 1), Zigbee2MQTT's `"3000-0001"` (an Aqara
+    software build id) → (3000, 1), a Tuya date build `"20200505"` → (20200505,).
+    """
+    parts = _NUMBERS.findall(text[:64])[:_MAX_VERSION_PARTS]
+    return tuple(int(part) for part in parts) if parts else None
