@@ -23,7 +23,7 @@ from typing import Final
 from gateway.plugins.catalog import AdapterEntry
 
 _ENTRY: Final = re.compile(r"^(?P<id>[a-z][a-z0-9_]{1,63})(@sha256:(?P<digest>[0-9a-f]{64}))?$")
-SHIPPED: Final = ("stb_broadcast", "stb_carrier")
+SHIPPED: Final = ("esphome", "stb_broadcast", "stb_carrier")
 
 
 def parse_allowed(entries: Iterable[str]) -> dict[str, str | None]:
