@@ -1,0 +1,1 @@
+"""ESPHome nodes, adopted from their mDNS announcement through the native API (aioesphomeapi)."""
