@@ -25,6 +25,7 @@ from gateway import __version__
 from gateway.bus import EventBus
 from gateway.commands import Commands
 from gateway.context import Context
+from gateway.discovery.ha_profile import load_announced_profiles
 from gateway.events import GatewayStarted
 from gateway.mqtt.broker import GATEWAY_USER, Broker, EmbeddedBroker, MosquittoBroker
 from gateway.mqtt.credentials import MqttCredentials
@@ -217,14 +218,16 @@ class Gateway:
 
     def _core_components(self) -> list[Component]:
         # Profiles follow their folders: one added or changed is used without a restart.
-        watcher = ProfileWatcher(
-            self.profiles, self.bus, [Path(p) for p in self.config["profiles"]["paths"]]
-        )
+        watcher = ProfileWatcher(self.profiles, self.bus, [Path(p) for p in self.config["profiles"]["paths"]])
 
         async def start_profiles() -> None:
             await watcher.async_start()
 
         async def start_registry() -> None:
+            # Devices adopted from their own announcement (gateway/discovery/ha_profile.py).
+            announced, errors = await asyncio.to_thread(load_announced_profiles, self.data_dir, self.profiles)
+            self.profiles.profiles.update((p.id, p) for p in announced)
+            self.profiles.errors.extend(errors)
             await self.registry.async_load(self.config["community"]["name"])
 
         async def nothing() -> None:

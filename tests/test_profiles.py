@@ -347,9 +347,172 @@ def test_string_and_numeric_binary_values_map_to_canonical_booleans(profiles) ->
 
 
 def test_scale_maps_back_for_commands(profiles) -> None:
-    scale = profiles.get("linli/scale")
-    assert scale.map_payload({"weight_g": 72500})["weight"] == pytest.approx(72.5)
-    assert scale.capability("weight").to_device(72.5) == pytest.approx(72500)
+    meter = profiles.get("yuwell/580")  # mmol/L on the device, mg/dL in Linli
+    assert meter.capability("glucose").to_device(99.088) == pytest.approx(5.5)
+
+
+def test_real_scale_payloads_in_kilograms_are_read(profiles) -> None:
+    # given a body scale's reading as Theengs / OpenMQTTGateway decode a Mi body composition scale
+    theengs = {
+        "brand": "Xiaomi",
+        "model": "Mi Body Composition Scale",
+        "model_id": "XMTZC02HM/XMTZC05HM",
+        "type": "SCALE",
+        "weighing_mode": "person",
+        "unit": "kg",
+        "weight": 61.2,
+        "impedance": 503,
+    }
+    # then the shipped scale profiles read the weight in kilograms and the impedance
+    for profile_id in ("linli/scale", "xiaomi/xmtzc05hm"):
+        values = profiles.get(profile_id).map_payload(theengs)
+        assert values["weight"] == pytest.approx(61.2) and values["impedance"] == 503
+    # and the grams field the Linli scale profile read before still counts
+    assert profiles.get("linli/scale").map_payload({"weight_g": 72500}) == {
+        "weight_grams": pytest.approx(72.5)
+    }
+    # and the Theengs model id finds the profile
+    assert profiles.match("mqtt", {"model": "XMTZC02HM/XMTZC05HM", "manufacturer": "Xiaomi"}).id == (
+        "xiaomi/xmtzc05hm"
+    )
+
+
+# -- a library of profiles for the devices common in Chinese homes ------------------------------
+
+#: Field names as current Zigbee2MQTT publishes them (zigbee-herdsman-converters' exposes).
+CURRENT_Z2M_FIELDS = {
+    "contact",
+    "occupancy",
+    "presence",
+    "water_leak",
+    "smoke",
+    "gas",
+    "carbon_monoxide",
+    "tamper",
+    "battery",
+    "voltage",
+    "linkquality",
+    "action",
+    "power",
+    "energy",
+    "current",
+    "state",
+    "brightness",
+    "color_temp",
+    "illuminance",
+    "temperature",
+    "humidity",
+}
+
+
+def test_at_least_sixty_shipped_profiles_all_named_in_chinese(profiles) -> None:
+    assert profiles.errors == []
+    assert len(profiles) >= 60
+    for profile in profiles.profiles.values():
+        assert profile.names.get("zh-CN"), f"{profile.id} has no zh-CN name"
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in profile.names["zh-CN"]), profile.id
+        assert profile.names.get("en"), f"{profile.id} has no en name"
+        for cap in profile.capabilities:
+            assert cap.names.get("zh-CN") and cap.names.get("en"), f"{profile.id} {cap.key} is not named"
+
+
+def test_the_makers_and_kinds_common_in_chinese_homes_are_covered(profiles) -> None:
+    vendors = {p.vendor.casefold() for p in profiles.profiles.values()}
+    assert {"aqara", "xiaomi", "tuya", "sonoff", "heiman", "yuwell"} <= vendors
+    kinds = {cap.kind for profile in profiles.profiles.values() for cap in profile.capabilities}
+    assert {"smoke", "gas", "water_leak", "contact", "motion", "sos_button", "switch", "light"} <= kinds
+    assert {"temperature", "humidity", "blood_pressure", "weight", "power_usage", "energy"} <= kinds
+
+
+def test_profiles_read_the_field_names_current_zigbee2mqtt_publishes(profiles) -> None:
+    read = set()
+    for profile in profiles.profiles.values():
+        if "zigbee2mqtt/+" != profile.match.get("mqtt", {}).get("topic"):
+            continue
+        for cap in profile.capabilities:
+            if isinstance(cap.source, str):
+                read |= {cap.source, *cap.aliases}
+    assert CURRENT_Z2M_FIELDS <= read, CURRENT_Z2M_FIELDS - read
+    assert "illuminance_lux" in read  # the older name, kept as an alias
+
+
+def test_motion_illuminance_is_read_under_its_current_and_its_older_name(profiles) -> None:
+    motion = profiles.get("aqara/rtcgq11lm")
+    # current Zigbee2MQTT
+    assert motion.map_payload({"occupancy": True, "illuminance": 120}) == {"motion": True, "illuminance": 120}
+    # releases before the rename
+    assert motion.map_payload({"occupancy": False, "illuminance_lux": 80}) == {
+        "motion": False,
+        "illuminance": 80,
+    }
+    # both sent (a transition release): the current name wins
+    assert motion.map_payload({"illuminance": 7, "illuminance_lux": 9})["illuminance"] == 7
+
+
+def test_an_emergency_button_calls_for_help_on_every_kind_of_press(profiles) -> None:
+    button = profiles.get("heiman/hs1eb")
+    for press in ("single", "double", "hold"):
+        assert button.map_payload({"action": press}) == {"sos": True}
+    assert button.map_payload({"action": "off"}) == {"sos": False}
+    tuya = profiles.get("tuya/ts0215a_sos")
+    assert tuya.map_payload({"action": "emergency", "battery": 100}) == {"sos": True, "battery": 100}
+
+
+def test_smoke_detector_common_in_chinese_homes_has_a_profile(profiles) -> None:
+    # given the Mijia Honeywell smoke detector as Zigbee2MQTT announces and reports it
+    facts = {"model": "JTYJ-GD-01LM/BW", "manufacturer": "Xiaomi"}
+    detector = profiles.match("mqtt", facts, "3000-0001")
+    # then it has a profile, and smoke raises the smoke capability
+    assert detector is not None and detector.id == "xiaomi/jtyj-gd-01lm_bw"
+    assert detector.map_payload({"smoke": True, "battery": 95, "voltage": 3080}) == {
+        "smoke": True,
+        "battery": 95,
+        "voltage": 3080,
+    }
+
+
+def test_makers_are_matched_as_announced_whatever_the_case_or_the_brand(profiles) -> None:
+    # Zigbee2MQTT 1.x said "HEIMAN", later "Heiman"; Aqara devices were "Xiaomi" before
+    assert profiles.match("mqtt", {"model": "HS1SA", "manufacturer": "Heiman"}).id == "heiman/hs1sa"
+    assert profiles.match("mqtt", {"model": "HS1SA", "manufacturer": "HEIMAN"}).id == "heiman/hs1sa"
+    assert profiles.match("mqtt", {"model": "RTCGQ11LM", "manufacturer": "Xiaomi"}).id == "aqara/rtcgq11lm"
+    # another maker's device with the same model string is not this profile
+    assert profiles.match("mqtt", {"model": "HS1SA", "manufacturer": "Acme"}) is None
+
+
+def test_firmware_outside_the_range_still_matches_ranked_below_one_written_for_it(tmp_path: Path) -> None:
+    # given the shipped door sensor profile (firmware 1.0-3.99) and, in an extra folder, one for
+    # the build ids Zigbee2MQTT reports (3000-0001 onwards)
+    newer = shipped("aqara/mccgq11lm")
+    newer["id"] = "acme/mccgq11lm-3000"
+    newer["firmware"] = {"min": "3000", "max": "3999"}
+    write_profile(tmp_path / "acme", "mccgq11lm-3000.json", newer)
+    loaded = load_profiles([tmp_path])
+    assert loaded.errors == []
+    facts = {"model": "MCCGQ11LM", "manufacturer": "Aqara"}
+    # then a device on 3000-0001 gets the profile written for it first, the other one still listed
+    ranked = loaded.candidates("mqtt", facts, "3000-0001")
+    assert [(c.profile.id, c.fit) for c in ranked] == [
+        ("acme/mccgq11lm-3000", FirmwareFit.IN_RANGE),
+        ("aqara/mccgq11lm", FirmwareFit.OUTSIDE),
+    ]
+    # and a device on 1.2 the other way round
+    assert loaded.match("mqtt", facts, "1.2").id == "aqara/mccgq11lm"
+    # and with the shipped profiles alone, a firmware outside every range still matches
+    alone = load_profiles()
+    for firmware in ("3000-0001", "20200505", "0.0.1", "build-abc", None):
+        assert alone.match("mqtt", facts, firmware).id == "aqara/mccgq11lm", firmware
+
+
+def test_values_on_containing_value_off_and_aliases_on_a_composite_are_refused(tmp_path: Path) -> None:
+    button = shipped("heiman/hs1eb")
+    button["capabilities"][0]["values_on"] = ["double", "off"]
+    errors = profile_errors(write_profile(tmp_path, "b.json", button))
+    assert errors == ["$.capabilities[0].values_on: contains value_off 'off'"]
+    cuff = shipped("yuwell/ye680a")
+    cuff["capabilities"][0]["aliases"] = ["bp"]
+    errors = profile_errors(write_profile(tmp_path, "c.json", cuff))
+    assert errors == ["$.capabilities[0].aliases: a composite source names each part's field; remove aliases"]
 
 
 def test_payload_without_any_profile_field_is_refused(profiles) -> None:
