@@ -11,6 +11,7 @@ signal (diagnostic) and its IP address (text_sensor, which Linli has no kind for
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,7 +22,7 @@ from aioesphomeapi import BinarySensorInfo, DeviceInfo, SensorInfo, SwitchInfo, 
 from adapters.esphome.entities import node_model
 from adapters.sim.esphome_device import SimEsphomeDevice
 from gateway.discovery import InboxError, InboxStatus
-from gateway.events import AvailabilityChanged, StateChanged
+from gateway.events import AvailabilityChanged, ProfilesChanged, StateChanged
 from gateway.runtime import Gateway
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of, item_for
@@ -56,11 +57,14 @@ async def nodes() -> AsyncIterator[Callable[..., Any]]:
         await node.async_stop()
 
 
-async def esphome_gateway(make_gateway: Callable[..., Any], **settings: Any) -> Gateway:
+async def esphome_gateway(
+    make_gateway: Callable[..., Any], profiles: dict[str, Any] | None = None, **settings: Any
+) -> Gateway:
     gateway: Gateway = await make_gateway(
         components=COMPONENTS,
         adapters={"only": ["esphome"], "settings": {"esphome": {"connect_timeout_s": 5, **settings}}},
         discovery=discovery_config("zeroconf"),
+        **({"profiles": profiles} if profiles else {}),
     )
     await add_home(gateway, "h1", devices={})
     return gateway
@@ -152,6 +156,35 @@ async def test_a_node_that_goes_away_is_unavailable_and_back_when_it_returns(mak
     # then it reports again
     node.set_state("front_door", True)
     await settle(lambda: device.states["front_door"].value is True)
+
+
+async def test_a_node_keeps_its_profile_when_the_profile_folders_are_reloaded(
+    make_gateway, nodes, tmp_path
+) -> None:
+    # given an adopted node, and a gateway that follows an extra profile folder
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    gateway = await esphome_gateway(make_gateway, profiles={"paths": [str(folder)]})
+    node = await nodes()
+    inbox = inbox_of(gateway)
+    item = await item_for(inbox, f"mac:{node.mac_digits}", timeout=8.0)
+    device = await inbox.async_approve(item.id, household_id="h1", by="li.installer")
+    reloads = gateway.bus.subscribe(ProfilesChanged)
+    # when someone drops a new profile into the folder (the set is reloaded from the folders)
+    profile = {
+        "id": "acme/door-1",
+        "vendor": "Acme",
+        "model": "Door 1",
+        "name": "Door sensor",
+        "capabilities": [
+            {"key": "door", "kind": "contact", "source": "contact", "value_on": False, "value_off": True}
+        ],
+    }
+    (folder / "door-1.json").write_text(json.dumps(profile), encoding="utf-8")
+    await settle(lambda: gateway.profiles.get("acme/door-1") is not None, 10.0)
+    assert reloads.get_nowait() is not None
+    # then the node's own profile is still known (a second look-up by id finds it)
+    assert gateway.profiles.get(device.profile.id) is not None
 
 
 async def test_a_wrong_api_password_is_a_clear_refusal_and_the_node_stays_pending(

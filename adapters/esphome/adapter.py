@@ -32,7 +32,7 @@ from adapters.esphome.entities import NodeModel, node_model
 from adapters.esphome.node import EsphomeNode, NodeEndpoint, Secrets, new_client
 from gateway.commands import Command, UnavailableError
 from gateway.discovery import FoundDevice
-from gateway.events import DeviceAdded, DeviceRemoved
+from gateway.events import DeviceAdded, DeviceRemoved, ProfilesChanged
 from gateway.mqtt.topics import device_topic
 from gateway.plugins.api import AdapterApi
 from gateway.profiles import Profile
@@ -70,16 +70,21 @@ class EsphomeAdapter:
             self._install_profile(model)
             device = api.registry.device(device_id)
             if device is None:
+                # The registry loads before adapters start, so a node's profile (kept here, not
+                # in a profile folder) is not there yet when it reads the device back.
                 api.log.warning(
-                    "esphome: node %s (%s) is in storage but not in the registry; approve it again "
-                    "from the inbox",
+                    "esphome: node %s (%s) was not loaded by the registry (its profile %s is built "
+                    "by this adapter, after the registry loaded); remove the device and approve the "
+                    "node again from the inbox",
                     device_id,
                     data["endpoint"].get("name"),
+                    model.profile["id"],
                 )
                 continue
             await self._attach(device, NodeEndpoint.from_dict(data["endpoint"]), model)
         api.bus.listen(DeviceAdded, self._on_device_added)
         api.bus.listen(DeviceRemoved, self._on_device_removed)
+        api.bus.listen(ProfilesChanged, self._on_profiles_changed)
         api.on_discovered(self._adopt_found)
 
     async def async_stop(self) -> None:
@@ -258,6 +263,12 @@ class EsphomeAdapter:
         profile = build_profile(model.profile, f"adapter storage esphome/{model.profile['id']}")
         profiles.profiles[profile.id] = profile
         return profile
+
+    def _on_profiles_changed(self, event: ProfilesChanged) -> None:
+        """A reload of the profile folders replaced the set: the nodes' own profiles go back in."""
+        for node in self.nodes.values():
+            if node.model.profile["id"] in event.removed:
+                self._install_profile(node.model)
 
     # -- the live side ---------------------------------------------------------------------
 
