@@ -62,7 +62,8 @@ def errors_of(page: Any) -> list[str]:
 
 
 async def sign_in(page: Any, base: str, name: str, password: str, then: str) -> None:
-    await page.goto(f"{base}{then}")
+    # An unpaired /tv shows its pairing code rather than the login form (tests/test_tv_pairing.py).
+    await page.goto(f"{base}/login?next={then}" if then == "/tv" else f"{base}{then}")
     await page.wait_for_url("**/login**")
     await page.fill("#name", name)
     await page.fill("#password", password)
@@ -142,9 +143,9 @@ async def test_tv_keyboard_only_check_in_and_im_ok_on_an_sos(make_gateway, broke
     password = await add_account(gateway, "li.resident", "resident", "h1")
     care, engine = gateway.components["eldercare"], gateway.components["alerts"]
     async with browser_page(tmp_path, TV) as page:
-        # signing in on the box's browser: typing and Enter only
-        await page.goto(f"{base}/tv")
-        await page.wait_for_url("**/login**")
+        # signing in on the box's browser with a resident's account: typing and Enter only
+        # (an unpaired /tv shows a pairing code instead: tests/test_tv_pairing.py)
+        await page.goto(f"{base}/login?next=/tv")
         await page.keyboard.type("li.resident")
         await page.keyboard.press("Tab")
         await page.keyboard.type(password)
@@ -169,17 +170,19 @@ async def test_tv_keyboard_only_check_in_and_im_ok_on_an_sos(make_gateway, broke
         await page.keyboard.press("Enter")
         await page.keyboard.press("Escape")
         assert (await page.evaluate("document.activeElement.className")).startswith("tile")
-        # when an SOS arrives, it takes the whole screen with "I'm OK" focused
+        # when an SOS arrives, it takes the whole screen with "Call for help" focused (issue 14)
         await press_sos(broker, topics["h1-sos"])
         await page.wait_for_selector("#alert:not(.hidden)", timeout=10_000)
-        assert await page.evaluate("document.activeElement.id") == "im-ok"
+        assert await page.evaluate("document.activeElement.id") == "call-help"
         box = await page.locator("#alert").bounding_box()
         assert box["width"] == TV["width"] and box["height"] == TV["height"]
         await page.keyboard.press("ArrowRight")
-        assert await page.evaluate("document.activeElement.id") == "call-help"
-        await page.keyboard.press("ArrowLeft")
+        assert await page.evaluate("document.activeElement.id") == "im-ok"
+        await page.keyboard.press("Enter")  # "I'm OK" asks again, "keep the alarm" focused
+        await page.keyboard.press("ArrowRight")
         await page.keyboard.press("Enter")
-        await settle(lambda: not engine.open_alerts("h1"), timeout=5)
+        # kept as cancelled by the resident (the duty desk calls back), and off the TV
+        await settle(lambda: [a.state.value for a in engine.open_alerts("h1")] == ["cancelled"], timeout=5)
         await page.wait_for_selector("#alert.hidden", state="attached")
 
 

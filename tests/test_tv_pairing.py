@@ -244,6 +244,7 @@ async def test_pairing_end_to_end_tv_shows_code_admin_confirms_tv_shows_the_hous
         await tv.wait_for_selector("#tile-check-in", timeout=20_000)
         assert "h1 home" in await tv.inner_text("#title")
         # and the admin sees the TV in the list of screens
+        await phone.reload()
         await phone.wait_for_selector("#screens-list li[data-screen]")
         assert await phone.locator("#screens-list li[data-screen]").count() == 1
         assert at("/app/pair")(phone.url)

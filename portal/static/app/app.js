@@ -4,6 +4,7 @@ import { formatAgo, formatNumber, formatTime, getLocale, setLocale, showLive, t,
 import { dataCard, healthView, pinCard } from "/static/app/household.js";
 import { consentCard, may, remindersCard, settingsCards, thresholdsCard } from "/static/shared/care.js";
 import { HOUSEHOLD_ROLES, accountsEditor } from "/static/shared/accounts.js";
+import { installScreens } from "/static/app/screens.js";
 import { alertStateName, alertTitle, capabilityName, capabilityValue, deviceName, explainError, roomName, unitText, visibleCapability } from "/static/shared/labels.js";
 
 const $ = (s) => document.querySelector(s);
@@ -25,10 +26,37 @@ function renderBanner() {
   const banner = $("#alert-banner");
   const open = [...state.alerts.values()].filter((a) => a.state === "raised" || a.state === "notified");
   banner.classList.toggle("hidden", !open.length);
-  banner.replaceChildren(...open.map((a) =>
-    h("div", { class: "alert", "data-alert": a.id },
+  // "Call for help" has the focus; "I'm OK" asks again ("No, keep the alarm" focused): one stray tap
+  // or Enter never ends an alarm. "I have it" (acknowledge) is for whoever takes care of it.
+  const members = state.me && ["resident", "household_admin"].includes(state.me.role);
+  const confirmOk = (a, row) => row.replaceChildren(
+    h("div", { class: "grow" }, h("strong", {}, t("im_ok_q")), h("div", {}, t("im_ok_explain"))),
+    h("button", { type: "button", class: "keep", onclick: () => { delete state.confirming; renderBanner(); } }, t("keep_alarm")),
+    h("button", { type: "button", class: "secondary confirm-ok", onclick: () => cancelAlarm(a.id) }, t("yes_im_ok")));
+  banner.replaceChildren(...open.map((a) => {
+    const row = h("div", { class: "alert", "data-alert": a.id },
       h("div", { class: "grow" }, h("strong", {}, alertTitle(a)), h("div", {}, formatTime(a.raised_at))),
-      h("button", { type: "button", class: "ack", onclick: () => acknowledge(a.id) }, t("acknowledge")))));
+      members ? h("button", { type: "button", class: "help", onclick: () => callHelp(a.id) }, t("help_now")) : "",
+      h("button", { type: "button", class: "ack", onclick: () => acknowledge(a.id) }, t("acknowledge")),
+      members ? h("button", { type: "button", class: "secondary im-ok", onclick: () => { state.confirming = a.id; confirmOk(a, row); row.querySelector(".keep").focus(); } }, t("im_ok")) : "");
+    if (state.confirming === a.id) confirmOk(a, row);
+    return row;
+  }));
+  const first = banner.querySelector(".keep") || banner.querySelector(".help");
+  if (first && !banner.contains(document.activeElement)) first.focus();
+}
+
+async function cancelAlarm(id) {
+  delete state.confirming;
+  const alert = await api(`/api/v1/alerts/${id}/cancel`, { method: "POST", body: { note: "resident answered on the phone: I'm OK" } });
+  state.alerts.set(alert.id, alert);
+  renderBanner();
+  rerender();
+}
+
+async function callHelp(id) {
+  await acknowledge(id).catch(() => {});
+  await api(`/api/v1/households/${state.household}/help`, { method: "POST", body: {} });
 }
 
 async function acknowledge(id) {
@@ -250,6 +278,7 @@ async function main() {
   state.me = user;
   state.household = user.household_id;
   $('#tabs button[data-tab="family"]').hidden = user.role !== "household_admin";
+  installScreens(user);  // the household admin's TVs: pair, list, revoke (screens.js)
   setLocale(user.locale);
   translate();
   $("#language").addEventListener("click", async () => {

@@ -117,6 +117,14 @@ const STRINGS = {
     aud_consent_grant: "{actor} 同意向{purpose}分享健康数据", aud_consent_withdraw: "{actor} 撤回了对{purpose}的健康数据授权",
     aud_health_thresholds: "{actor} 修改了体征提醒阈值", aud_alert_acknowledge: "{actor} 确认了一条警报", aud_alert_resolve: "{actor} 处理完毕一条警报",
     aud_alert_assign: "{actor} 把一条警报指派给 {assignee}", aud_provider_key_issue: "{actor} 为服务商签发了接口密钥", aud_provider_key_revoke: "{actor} 吊销了服务商接口密钥",
+    // TV pairing and safe alarm dialogs (issue 14)
+    im_ok_q: "真的没事吗？", im_ok_explain: "取消后物业值班会回电确认。按“保留警报”继续求助。", keep_alarm: "不，保留警报", yes_im_ok: "是的，我没事，取消警报",
+    later: "稍后", alert_cancelled: "居民已取消 · 待回电", aud_alert_cancel: "{actor} 取消了一条警报（我没事）",
+    pair_title: "连接这台电视", pair_explain: "请家庭管理员在手机“邻里”App 中扫码，或打开下面的网址输入这串字母：",
+    pair_waiting: "等待确认…", pair_denied: "家庭管理员拒绝了这台电视。按 OK 重新获取代码。", pair_new_code: "换一个代码",
+    screens: "电视/屏幕", no_screens: "还没有连接的电视", pair_code: "电视上显示的代码", pair_confirm: "连接这台电视", pair_deny: "不是我的电视",
+    pair_done: "已连接，电视马上会显示您的家", paired_at: "连接于", aud_screen_pair: "{actor} 连接了一台电视", aud_screen_confirm: "{actor} 确认了电视连接代码",
+    aud_screen_deny: "{actor} 拒绝了一台电视的连接", aud_screen_revoke: "{actor} 断开了一台电视", help_now: "呼叫帮助",
   },
   en: {
     device_access: "Device access", broker: "Broker", access_control: "Access control", guard_on: "per device (refusals counted)",
@@ -235,6 +243,14 @@ const STRINGS = {
     aud_consent_grant: "{actor} consented to share health data with {purpose}", aud_consent_withdraw: "{actor} withdrew consent to share health data with {purpose}",
     aud_health_thresholds: "{actor} changed the vital-sign thresholds", aud_alert_acknowledge: "{actor} acknowledged an alert", aud_alert_resolve: "{actor} resolved an alert",
     aud_alert_assign: "{actor} assigned an alert to {assignee}", aud_provider_key_issue: "{actor} issued a provider API key", aud_provider_key_revoke: "{actor} revoked a provider API key",
+    // TV pairing and safe alarm dialogs (issue 14)
+    im_ok_q: "Are you really OK?", im_ok_explain: "If you cancel, the duty desk will call you back to check. Choose \u201ckeep the alarm\u201d to go on calling for help.", keep_alarm: "No, keep the alarm", yes_im_ok: "Yes, I'm OK: cancel the alarm",
+    later: "Later", alert_cancelled: "Cancelled by the resident · call back", aud_alert_cancel: "{actor} cancelled an alert (I'm OK)",
+    pair_title: "Connect this TV", pair_explain: "A household admin scans this code in the Linli app, or opens the address below and types these letters:",
+    pair_waiting: "Waiting for confirmation…", pair_denied: "The household admin refused this TV. Press OK for a new code.", pair_new_code: "New code",
+    screens: "TVs and screens", no_screens: "No TV connected yet", pair_code: "The code on the TV", pair_confirm: "Connect this TV", pair_deny: "Not my TV",
+    pair_done: "Connected: the TV shows your home in a moment", paired_at: "Connected", aud_screen_pair: "{actor} connected a TV", aud_screen_confirm: "{actor} confirmed a TV's code",
+    aud_screen_deny: "{actor} refused a TV", aud_screen_revoke: "{actor} disconnected a TV", help_now: "Call for help",
   },
 };
 

@@ -4,7 +4,7 @@ import { formatNumber, setLocale, t } from "/static/shared/i18n.js";
 import { alertTitle, unitText } from "/static/shared/labels.js";
 
 const $ = (s) => document.querySelector(s);
-const state = { household: null, alerts: new Map(), lastTile: 0 };
+const state = { household: null, alerts: new Map(), lastTile: 0, dismissed: new Set() };
 const COLUMNS = 3;
 const BACK_KEYS = new Set(["Escape", "Backspace", "BrowserBack", "GoBack", "XF86Back"]);
 const KIND = { blood_pressure: "血压", heart_rate: "心率", spo2: "血氧", glucose: "血糖", weight: "体重", body_temperature: "体温" };
@@ -12,6 +12,7 @@ const show = (v) => (v && typeof v === "object" ? `${Math.round(v.systolic)}/${M
 
 function layer() {
   if (!$("#alert").classList.contains("hidden")) return $("#alert");
+  if (!$("#notice").classList.contains("hidden")) return $("#notice");
   if (!$("#panel").classList.contains("hidden")) return $("#panel");
   return $("#tiles");
 }
@@ -98,7 +99,7 @@ async function renderTiles() {
     api("/api/v1/announcements").catch(() => ({ items: [] })),
   ]);
   $("#title").textContent = `邻里 · ${overview.name}`;
-  for (const a of overview.alerts) state.alerts.set(a.id, a);
+  for (const a of overview.alerts) if (!state.dismissed.has(a.id)) state.alerts.set(a.id, a);
   const done = care && care.checked_in_today;
   const vitals = overview.vitals.map((v) => `${KIND[v.kind] || v.kind} ${show(v.value)}`).join(" · ") || t("no_vitals");
   const tiles = [
@@ -152,33 +153,86 @@ async function callHelp() {
   openPanel(t("help_sent"), h("p", {}, "物业值班与家人已收到 · The duty desk and your family are told"));
 }
 
+// Reminders (medication, the daily check-in) are nudges, not alarms: a calm card, never the red screen.
+const CALM = new Set(["reminder", "check_in_reminder"]);
+const isOpen = (a) => a.state === "raised" || a.state === "notified";
+const isCalm = (a) => CALM.has(a.kind) || a.severity === "info";
+// a keyed alert says all in its title; older details are English for the duty desk
+const detailOf = (a) => ((a.data && a.data.title_key) ? "" : a.detail || "");
+
+function hideLayer(screen) {
+  const wasOpen = !screen.classList.contains("hidden");
+  screen.classList.add("hidden");
+  delete screen.dataset.alert;
+  if (wasOpen) ensureFocus();
+}
+
 function showAlert() {
-  const open = [...state.alerts.values()].filter((a) => a.state === "raised" || a.state === "notified");
+  const open = [...state.alerts.values()].filter(isOpen);
+  const alarms = open.filter((a) => !isCalm(a));
+  showNotice(open.filter(isCalm));
   const screen = $("#alert");
-  if (!open.length) {
-    const wasOpen = !screen.classList.contains("hidden");
-    screen.classList.add("hidden");
-    if (wasOpen) ensureFocus();
-    return;
-  }
-  const alert = open[open.length - 1];
+  if (!alarms.length) { hideLayer(screen); return; }
+  const alert = alarms[alarms.length - 1];
   if (screen.dataset.alert === alert.id && !screen.classList.contains("hidden")) return;
   screen.dataset.alert = alert.id;
-  screen.replaceChildren(
-    h("h2", {}, alertTitle(alert)),
-    // a keyed alert says all in its title; older details are English for the duty desk
-    h("p", {}, (alert.data && alert.data.title_key) ? "" : alert.detail || ""),
-    h("div", {},
-      h("button", { type: "button", class: "ok", id: "im-ok", onclick: () => answer(alert, "ok") }, `${t("im_ok")} · I'm OK`),
-      h("button", { type: "button", class: "help", id: "call-help", onclick: () => answer(alert, "help") }, `${t("call_help")} · Call for help`)));
+  alarmChoice(alert);
   screen.classList.remove("hidden");
-  $("#im-ok").focus();
+  $("#call-help").focus();
+}
+
+// The alarm screen: "Call for help" has the focus (a stray OK press calls for help, which is safe);
+// "I'm OK" asks again, with "No, keep the alarm" focused, so ending an alarm takes a deliberate second step.
+function alarmChoice(alert) {
+  $("#alert").replaceChildren(
+    h("h2", {}, alertTitle(alert)),
+    h("p", {}, detailOf(alert)),
+    h("div", {},
+      h("button", { type: "button", class: "help", id: "call-help", onclick: () => answer(alert, "help") }, `${t("call_help")} · Call for help`),
+      h("button", { type: "button", class: "ok", id: "im-ok", onclick: () => confirmOk(alert) }, `${t("im_ok")} · I'm OK`)));
+}
+
+function confirmOk(alert) {
+  $("#alert").replaceChildren(
+    h("h2", {}, t("im_ok_q")),
+    h("p", {}, t("im_ok_explain")),
+    h("div", {},
+      h("button", { type: "button", class: "help", id: "keep-alarm", onclick: () => { alarmChoice(alert); $("#call-help").focus(); } }, t("keep_alarm")),
+      h("button", { type: "button", class: "ok", id: "confirm-ok", onclick: () => answer(alert, "ok") }, t("yes_im_ok"))));
+  $("#keep-alarm").focus();
+}
+
+// A calm card for reminders: the resident confirms with OK, or Back puts it away for now.
+function showNotice(items) {
+  const card = $("#notice");
+  if (!items.length) { hideLayer(card); return; }
+  const item = items[items.length - 1];
+  if (card.dataset.alert === item.id && !card.classList.contains("hidden")) return;
+  card.dataset.alert = item.id;
+  const reminderId = item.data && item.data.reminder_id;
+  const done = async () => {
+    if (reminderId) await api(`/api/v1/households/${state.household}/care/reminders/${reminderId}/confirm`, { method: "POST" }).catch(() => {});
+    else if (item.kind === "check_in_reminder") await api(`/api/v1/households/${state.household}/care/check-in`, { method: "POST", body: {} }).catch(() => {});
+    else await api(`/api/v1/alerts/${item.id}/acknowledge`, { method: "POST" }).catch(() => {});
+    state.alerts.set(item.id, { ...item, state: "acknowledged" });
+    showAlert();
+    renderTiles().catch(() => {});
+  };
+  card.replaceChildren(
+    h("h2", {}, alertTitle(item)),
+    detailOf(item) ? h("p", {}, detailOf(item)) : "",
+    h("div", {},
+      h("button", { type: "button", id: "notice-done", onclick: done }, t(item.kind === "check_in_reminder" ? "check_in" : "confirm")),
+      h("button", { type: "button", id: "notice-later", onclick: () => { state.dismissed.add(item.id); state.alerts.delete(item.id); showAlert(); } }, t("later"))));
+  card.classList.remove("hidden");
+  if ($("#alert").classList.contains("hidden")) $("#notice-done").focus();
 }
 
 async function answer(alert, how) {
   if (how === "ok") {
-    const resolved = await api(`/api/v1/alerts/${alert.id}/resolve`, { method: "POST", body: { note: "resident answered on the TV: I'm OK" } });
-    state.alerts.set(resolved.id, resolved);
+    // Not a resolution: the alert is kept as "cancelled by the resident"; the duty desk may call back.
+    const cancelled = await api(`/api/v1/alerts/${alert.id}/cancel`, { method: "POST", body: { note: "resident answered on the TV: I'm OK" } });
+    state.alerts.set(cancelled.id, cancelled);
   } else {
     const acknowledged = await api(`/api/v1/alerts/${alert.id}/acknowledge`, { method: "POST" }).catch(() => alert);
     state.alerts.set(acknowledged.id, acknowledged);
@@ -191,7 +245,10 @@ function onKey(event) {
   if (event.key.startsWith("Arrow")) { event.preventDefault(); move(event.key); }
   else if (BACK_KEYS.has(event.key)) {
     event.preventDefault();
-    if (!$("#panel").classList.contains("hidden") && $("#alert").classList.contains("hidden")) closePanel();
+    if (!$("#alert").classList.contains("hidden")) {
+      if ($("#keep-alarm")) $("#keep-alarm").click();  // Back on the confirm step keeps the alarm
+    } else if (!$("#notice").classList.contains("hidden")) $("#notice-later").click();
+    else if (!$("#panel").classList.contains("hidden")) closePanel();
   } else if (event.key === "Enter" && !document.activeElement.matches("button")) {
     ensureFocus();
   }
@@ -199,20 +256,56 @@ function onKey(event) {
 
 function onLive(message) {
   if (message.type === "alert" || message.type === "alert_changed") {
+    if (state.dismissed.has(message.alert.id) && isOpen(message.alert)) return;
     state.alerts.set(message.alert.id, message.alert);
     showAlert();
   } else if (message.type === "announcement" && message.announcement.kind === "emergency") {
     // An emergency broadcast does not wait for someone to open the tile: it is shown now.
     renderTiles().catch(() => {});
     if ($("#alert").classList.contains("hidden")) showNotices([message.announcement]);
-  } else if (message.type === "announcement" || message.type === "alarm" || message.type === "care_changed") {
+  } else if (message.type === "announcement") {
+    // An ordinary announcement is a calm panel on the screen, as on the box's own overlay.
     renderTiles().catch(() => {});
+    if ($("#alert").classList.contains("hidden") && $("#panel").classList.contains("hidden")) showNotices([message.announcement]);
+  } else if (message.type === "alarm" || message.type === "care_changed") {
+    renderTiles().catch(() => {});
+  }
+}
+
+// Not signed in: pair with the remote alone (RFC 8628). The TV shows a code and its QR code; a
+// household admin confirms it in the phone app; the TV polls until it has its screen credential.
+async function pair() {
+  const started = await api("/api/v1/tv/pairings", { method: "POST" });
+  const qr = h("img", { id: "pair-qr", alt: "QR", src: started.qr_svg, "data-url": started.verification_uri_complete });
+  const again = h("button", { type: "button", id: "pair-again", onclick: () => location.reload() }, t("pair_new_code"));
+  $("#tiles").replaceChildren(h("section", { class: "pairing" },
+    h("div", {}, h("h2", {}, t("pair_title")), h("p", {}, t("pair_explain")),
+      h("p", { class: "pair-code", id: "pair-code" }, started.user_code),
+      h("p", { class: "muted" }, started.verification_uri), h("p", { id: "pair-status" }, t("pair_waiting")), again),
+    qr));
+  again.focus();
+  let interval = started.interval;
+  const deadline = Date.now() + started.expires_in * 1000;
+  for (;;) {
+    await new Promise((done) => setTimeout(done, interval * 1000));
+    try {
+      await api("/api/v1/tv/pairings/token", { method: "POST", body: { device_code: started.device_code } });
+      location.replace("/tv/");
+      return;
+    } catch (error) {
+      if (error.code === "slow_down") interval = error.data.interval || interval + 5;
+      else if (error.code === "authorization_pending") continue;
+      else if (error.code === "access_denied") { $("#pair-status").textContent = t("pair_denied"); return; }
+      else if (Date.now() > deadline || error.code === "expired_token" || error.code === "invalid_grant") { location.reload(); return; }
+    }
   }
 }
 
 async function main() {
   setLocale("zh-CN");  // the TV speaks Chinese by default, whatever the phone is set to
-  const { user } = await api("/api/v1/auth/me");
+  const me = await api("/api/v1/auth/me").catch((error) => { if (error.status === 401) return null; throw error; });
+  if (!me) { await pair(); return; }
+  const { user } = me;
   state.household = user.household_id;
   document.addEventListener("keydown", onKey);
   document.addEventListener("focusout", () => setTimeout(ensureFocus, 0));
