@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+
+import pytest
 
 from adapters.sim import discovery_payloads as payloads
 from gateway.discovery import InboxError, InboxStatus
+from gateway.discovery.events import InboxChanged
 from tests.brokers import settle
-from tests.discovering import inbox_of, item_for, portal_client, publish_retained, start, status_of
+from tests.discovering import (
+    COMPONENTS,
+    discovery_config,
+    inbox_of,
+    item_for,
+    portal_client,
+    publish_retained,
+    start,
+    status_of,
+)
 from tests.homes import add_home, publish
 
 RADAR = "fr60-7a21"
@@ -61,11 +74,12 @@ async def test_decisions_need_an_actor_and_errors_are_json(make_gateway, broker)
     await _household(gateway)
     await publish_retained(
         broker.port,
-        payloads.linli_native(RADAR, "FR-60") + payloads.tasmota_plug("3C71BF4A1B2C", "tasmota_x", "Plug"),
+        # (a native device of a model no profile knows, and that says nothing else about itself)
+        payloads.linli_native(RADAR, "FR-60") + payloads.linli_native("zz-0001", "ZZ-UNKNOWN"),
     )
     inbox = inbox_of(gateway)
     radar = await item_for(inbox, RADAR_KEY)
-    plug = await item_for(inbox, "mac:3c71bf4a1b2c")
+    unknown = await item_for(inbox, "linli:zz-0001")
     async with portal_client(gateway, None) as anonymous:
         # nobody signed in: refused, whatever actor the request names
         for headers, body in [({"X-Linli-User": "li.installer"}, {}), ({}, {"by": "li.installer"})]:
@@ -86,7 +100,10 @@ async def test_decisions_need_an_actor_and_errors_are_json(make_gateway, broker)
             409,
             "no_household",
         )
-        assert await error(f"/api/v1/inbox/{plug.id}/approve", {"household_id": "h1"}) == (409, "no_profile")
+        assert await error(f"/api/v1/inbox/{unknown.id}/approve", {"household_id": "h1"}) == (
+            409,
+            "no_profile",
+        )
         bad_json = await client.post(f"/api/v1/inbox/{radar.id}/reject", data=b"{nope")
         assert bad_json.status == 400
         listing = await client.get("/api/v1/inbox", params={"status": "sideways"})
@@ -228,3 +245,112 @@ async def test_approving_twice_is_refused(make_gateway, broker) -> None:
         assert exc.code == "already_approved"
     else:
         raise AssertionError("a second approval went through")
+
+
+# -- profiles as a library: firmware as reported, re-matching on a profile reload -------------
+
+
+def _acme_profile(model: str) -> dict:
+    """A profile an installer drops into the community's profile folder."""
+    return {
+        "id": f"acme/{model.lower()}",
+        "vendor": "Acme",
+        "model": model,
+        "name": "Bed sensor",
+        "names": {"zh-CN": "离床感应垫", "en": "Bed sensor"},
+        "match": {"mqtt": {"model": model}},
+        "capabilities": [
+            {
+                "key": "in_bed",
+                "kind": "bed_occupancy",
+                "source": "in_bed",
+                "value_on": True,
+                "value_off": False,
+                "names": {"zh-CN": "在床", "en": "In bed"},
+            }
+        ],
+    }
+
+
+async def _gateway_with_profile_folder(make_gateway, folder, data_dir=None):
+    return await make_gateway(
+        data_dir,
+        components=COMPONENTS,
+        discovery=discovery_config("mqtt"),
+        profiles={"paths": [str(folder)]},
+    )
+
+
+async def test_door_sensor_reporting_firmware_as_zigbee2mqtt_does_is_matched_and_approved(
+    make_gateway, broker
+) -> None:
+    # given an Aqara door sensor whose firmware Zigbee2MQTT reports as a build id, outside the
+    # shipped profile's range (1.0-3.99)
+    gateway = await start(make_gateway, "mqtt")
+    await _household(gateway)
+    messages = payloads.zigbee2mqtt_contact_sensor("0x00158d0001a2b3c5", "front_door")
+    for _, config in messages:
+        config["device"]["sw_version"] = "3000-0001"
+    await publish_retained(broker.port, messages)
+    inbox = inbox_of(gateway)
+    item = await item_for(inbox, "ieee:00158d0001a2b3c5")
+    # then it is matched to the door sensor profile anyway, with a note a person can read
+    await settle(lambda: item.profile_id == "aqara/mccgq11lm")
+    assert "3000-0001" in item.profile_note and "outside" in item.profile_note
+    # when the manager approves it, naming the profile explicitly
+    device = await inbox.async_approve(
+        item.id, household_id="h1", by="wang.manager", profile_id="aqara/mccgq11lm"
+    )
+    # then it is a device of the household, and its contact maps right (true = closed)
+    assert (device.profile.id, device.firmware) == ("aqara/mccgq11lm", "3000-0001")
+    await publish(broker.port, [(device.topic, {"contact": False, "battery": 91})])
+    await settle(lambda: device.states.get("door") is not None and device.states["door"].value is True)
+
+
+async def test_adding_a_profile_rematches_a_waiting_item_without_a_restart(
+    make_gateway, broker, tmp_path
+) -> None:
+    # given a device announcing a model no profile knows, in a gateway following a profile folder
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    gateway = await _gateway_with_profile_folder(make_gateway, folder)
+    await _household(gateway)
+    await publish_retained(broker.port, payloads.linli_native("bs9-0001", "BS-9"))
+    inbox = inbox_of(gateway)
+    item = await item_for(inbox, "linli:bs9-0001")
+    assert item.profile_id is None
+    with pytest.raises(InboxError) as refused:
+        await inbox.async_approve(item.id, household_id="h1", by="li.installer")
+    assert refused.value.code == "no_profile"
+    changes: list[InboxChanged] = []
+    gateway.bus.listen(InboxChanged, changes.append)
+    # when an installer drops a profile for it into the folder (the gateway keeps running)
+    (folder / "acme").mkdir()
+    (folder / "acme" / "bs-9.json").write_text(json.dumps(_acme_profile("BS-9")), encoding="utf-8")
+    # then the waiting item is matched within a few seconds, and the inbox says so
+    await settle(lambda: item.profile_id == "acme/bs-9", 10.0)
+    assert [c.key for c in item.capabilities] == ["in_bed"]
+    assert any(c.item_id == item.id and c.change == "updated" for c in changes)
+    # and it can be approved with it
+    device = await inbox.async_approve(item.id, household_id="h1", by="li.installer")
+    assert device.profile.id == "acme/bs-9"
+
+
+async def test_a_profile_added_while_the_gateway_was_down_matches_at_start(
+    make_gateway, broker, tmp_path
+) -> None:
+    # given a waiting item no profile matched, and a gateway that stops
+    folder, data_dir = tmp_path / "profiles", tmp_path / "gw"
+    folder.mkdir()
+    gateway = await _gateway_with_profile_folder(make_gateway, folder, data_dir)
+    await publish_retained(broker.port, payloads.linli_native("bs9-0002", "BS-9"))
+    item = await item_for(inbox_of(gateway), "linli:bs9-0002")
+    assert item.profile_id is None
+    await gateway.async_stop()
+    # when a profile for it is added before the next start (the device announces nothing new)
+    (folder / "acme").mkdir()
+    (folder / "acme" / "bs-9.json").write_text(json.dumps(_acme_profile("BS-9")), encoding="utf-8")
+    gateway = await _gateway_with_profile_folder(make_gateway, folder, data_dir)
+    # then the stored item is matched as soon as the inbox starts
+    again = inbox_of(gateway).get(item.id)
+    assert again is not None and again.profile_id == "acme/bs-9"
