@@ -224,6 +224,7 @@ def test_linli_adapters_without_a_gateway_checks_manifests_and_imports(
     cli.main(["adapters", "--config", str(config), "--json"])
     items = {i["id"]: i for i in json.loads(capsys.readouterr().out)["items"]}
     assert items["acme_good"]["state"] == "not_allowed" and items["stb_carrier"]["state"] == "ok"
+    assert all(items[name]["state"] == "ok" for name in ("esphome", "stb_broadcast"))  # every shipped one
     assert items["acme_import_error"]["state"] == "not_allowed"
     # but a gateway named with --url that does not answer is an error, not a silent fallback
     assert cli.main(["adapters", "--url", f"http://127.0.0.1:{port}"]) == 2
@@ -258,7 +259,7 @@ async def test_only_adapters_whose_manifest_is_allowed_are_loaded(
     gateway = await make_gateway(
         components=["gateway.plugins.host:AdapterHost"],
         adapters={
-            "allowed": ["stb_carrier", "stb_broadcast", "acme_crashes", f"acme_needs_key@sha256:{'0' * 64}"],
+            "allowed": ["@shipped", "acme_crashes", f"acme_needs_key@sha256:{'0' * 64}"],
             "only": ["acme_good", "acme_import_error", "acme_needs_key", "acme_crashes"],
         },
     )
@@ -292,5 +293,7 @@ async def test_only_adapters_whose_manifest_is_allowed_are_loaded(
 def test_a_malformed_allowed_entry_is_a_config_error() -> None:
     from gateway.config import ConfigError, load_config
 
-    with pytest.raises(ConfigError, match=r"adapters.allowed\[1\]: 'acme_tv@md5:00' is not an adapter id"):
+    with pytest.raises(
+        ConfigError, match=r"adapters.allowed\[1\]: 'acme_tv@md5:00' is not '@shipped' nor an adapter id"
+    ):
         load_config(environ={}, overrides={"adapters": {"allowed": ["stb_carrier", "acme_tv@md5:00"]}})

@@ -3,10 +3,11 @@
 An installed package is not trusted because it is installed: its code runs
 only when its manifest is allowed in the configuration. Each entry is
 
+    "@shipped"                         every adapter shipped in Linli's own adapters/ package
     "stb_carrier"                      the adapter with that manifest id
     "acme_tv@sha256:9f86d08…"          …and only while its manifest.json has that SHA-256
 
-The default is the adapters shipped with Linli. A provider's adapter is added
+The default is ["@shipped"]: the adapters that come with Linli itself. A provider's adapter is added
 by name after review; pinning its manifest's digest (shown by `linli adapters
 --json` as `manifest_sha256`) also refuses a changed package — new
 permissions, a new entry point — until someone reviews it again. Anything not
@@ -18,37 +19,55 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Final
 
-from gateway.plugins.catalog import AdapterEntry
+from gateway.plugins.catalog import BUILTIN_PACKAGE, AdapterEntry
 
 _ENTRY: Final = re.compile(r"^(?P<id>[a-z][a-z0-9_]{1,63})(@sha256:(?P<digest>[0-9a-f]{64}))?$")
-SHIPPED: Final = ("esphome", "stb_broadcast", "stb_carrier")
+SHIPPED_MARK: Final = "@shipped"
+SHIPPED: Final = (SHIPPED_MARK,)
 
 
-def parse_allowed(entries: Iterable[str]) -> dict[str, str | None]:
-    """adapter id → the pinned manifest digest (None: any); ValueError naming a malformed entry."""
-    allowed: dict[str, str | None] = {}
+@dataclass(slots=True, kw_only=True)
+class Allowed:
+    shipped: bool = False
+    ids: dict[str, str | None] = field(default_factory=dict)  # id → pinned manifest digest, None: any
+
+
+def parse_allowed(entries: Iterable[str]) -> Allowed:
+    """The allow-list; ValueError naming a malformed entry."""
+    allowed = Allowed()
     for index, text in enumerate(entries):
+        if text.strip() == SHIPPED_MARK:
+            allowed.shipped = True
+            continue
         match = _ENTRY.match(text.strip())
         if match is None:
             raise ValueError(
-                f"adapters.allowed[{index}]: {text!r} is not an adapter id, optionally pinned as "
-                "'id@sha256:<64 hex digits of its manifest.json>' (see `linli adapters --json`)"
+                f"adapters.allowed[{index}]: {text!r} is not {SHIPPED_MARK!r} nor an adapter id, optionally "
+                "pinned as 'id@sha256:<64 hex digits of its manifest.json>' (see `linli adapters --json`)"
             )
-        allowed[match["id"]] = match["digest"]
+        allowed.ids[match["id"]] = match["digest"]
     return allowed
 
 
-def refusal(entry: AdapterEntry, allowed: dict[str, str | None]) -> str | None:
+def shipped(entry: AdapterEntry) -> bool:
+    """Part of Linli's own (reviewed, hash-pinned) release: a package inside its adapters/ package."""
+    return entry.module.startswith(f"{BUILTIN_PACKAGE}.")
+
+
+def refusal(entry: AdapterEntry, allowed: Allowed) -> str | None:
     """Why this adapter may not be loaded, or None when its manifest is allowed."""
-    if entry.id not in allowed:
+    if entry.id not in allowed.ids:
+        if allowed.shipped and shipped(entry):
+            return None
         return (
             f"not allowed in the configuration: its manifest is not in adapters.allowed; after "
             f"reviewing the package, add {entry.id!r} (or pin it as "
             f"'{entry.id}@sha256:{entry.manifest_sha256 or '…'}')"
         )
-    pinned = allowed[entry.id]
+    pinned = allowed.ids[entry.id]
     if pinned is not None and pinned != entry.manifest_sha256:
         return (
             f"not allowed in the configuration: adapters.allowed pins its manifest as sha256:{pinned[:12]}…, "
