@@ -29,6 +29,7 @@ from adapters.sim.dial_box import DialBox
 from gateway import users
 from gateway.runtime import Gateway
 from portal.api.health import KINDS as HEALTH_KINDS
+from portal.auth.pairing import PAIRINGS, display
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of, publish_retained
 from tests.homes import add_home
@@ -44,7 +45,7 @@ PIN = "2468"
 PASSWORD = "matrix-password-2026"
 #: Pages and static files: not API routes, so not in the API's document (checked by name).
 PAGES = re.compile(
-    r"^/(|app/?|app/manifest\.webmanifest|app/sw\.js|favicon\.ico|login|setup|manage/?|tv/?|static|screens/overlay)$"
+    r"^/(|app/?|app/pair|app/manifest\.webmanifest|app/sw\.js|favicon\.ico|login|setup|manage/?|tv/?|static|screens/overlay)$"
 )
 #: Allowed calls that cannot succeed in this setup, and the error they must give instead.
 NEEDS_MORE = {
@@ -59,6 +60,10 @@ NEEDS_MORE = {
     # the matrix's gateway is on the test's own broker, which takes no credentials from Linli
     # (issuing them is tried against the managed Mosquitto in test_device_plane.py)
     "POST /api/v1/households/{household_id}/mqtt-clients": {"not_supported"},
+    # a TV polls with the device code only it was shown (pairing itself: tests of the pairing)
+    "POST /api/v1/tv/pairings/token": {"invalid_grant"},
+    # erasing a household's data waits until its alarm (armed above) is disarmed
+    "DELETE /api/v1/households/{household_id}/data": {"conflict"},
 }
 
 
@@ -202,6 +207,19 @@ async def _mqtt_client(world: World, household: str, _role: str) -> str:
     return issued.principal.username
 
 
+async def _screen(world: World, household: str, _role: str) -> str:
+    token, _secret = await world.client.server.app[PAIRINGS].async_issue(
+        household, name="矩阵电视", by="test"
+    )
+    return str(token.id)
+
+
+def _user_code(world: World) -> dict[str, str]:
+    """A TV showing a fresh code, for the admin to confirm or refuse."""
+    _device_code, pairing = world.client.server.app[PAIRINGS].start()
+    return {"user_code": display(pairing.user_code)}
+
+
 async def _key(world: World, _: str, _role: str) -> str:
     listed = await world.as_manager("GET", "/api/v1/provider-keys")
     await world.provider_key()
@@ -245,7 +263,7 @@ BODIES: dict[str, Any] = {
         "force": True,
     },
     "POST /api/v1/households/{household_id}/alarm/disarm": lambda w, h: {"pin": PIN},
-    "PUT /api/v1/households/{household_id}/alarm/pin": lambda w, h: {"pin": PIN},
+    "PUT /api/v1/households/{household_id}/alarm/pin": lambda w, h: {"pin": PIN, "current": PIN},
     "POST /api/v1/households/{household_id}/consent": lambda w, h: {"purpose": "export", "granted": True},
     "PATCH /api/v1/households/{household_id}/care/settings": lambda w, h: {"away": False},
     "POST /api/v1/households/{household_id}/care/reminders": lambda w, h: {
@@ -269,6 +287,9 @@ BODIES: dict[str, Any] = {
         "base_topic": w.unique(f"z2m-{h}"),
     },
     "POST /api/v1/households/{household_id}/screens/tv/notify": lambda w, h: {"text": "吃药了"},
+    "POST /api/v1/screens/pair": lambda w, h: _user_code(w),
+    "POST /api/v1/screens/pair/deny": lambda w, h: _user_code(w),
+    "POST /api/v1/tv/pairings/token": lambda w, h: {"device_code": "not-a-code"},
     "POST /api/v1/households/{household_id}/screens/tv/play": lambda w, h: {
         "url": "http://127.0.0.1:9/a.mp4"
     },
@@ -295,6 +316,7 @@ FRESH: dict[str, Callable[[World, str, str], Awaitable[str]]] = {
     "building_id": _building,
     "unit_id": _unit,
     "username": _mqtt_client,
+    "screen_id": _screen,
 }
 
 

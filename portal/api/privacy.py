@@ -1,27 +1,41 @@
 """Personal-information rights: export all of a household's data, and delete it for real.
 
-Deletion removes the household's telemetry, device states, health readings,
-thresholds and consent records, alerts with their timelines, check-ins,
-reminders, the alarm's event trail and the residents themselves. It keeps the
-household, its devices and its accounts (so the home keeps working; accounts
-are removed one by one) and the audit log, which records the deletion. Open
-alerts are resolved first, so no service keeps escalating deleted data.
+Only a household admin exports (the export holds everything, the audit trail too) and
+deletes. Deletion removes the household's telemetry, device states, health readings,
+thresholds and consent records, alerts with their timelines and escalation policies,
+check-ins, reminders, care settings, the alarm's PIN hashes, panel state and event
+trail, announcements addressed to the household and the residents themselves; the
+audit log's lines about the household lose their addresses, details and targets. It
+keeps the household, its devices and its accounts (so the home keeps working; accounts
+are removed one by one) and a line recording the deletion. Open alerts are resolved
+first, so no service keeps escalating deleted data; an armed alarm must be disarmed first.
+
+When the household itself is removed afterwards (`purge`, from the structure routes),
+nothing that names it stays: its audit lines are kept under a pseudonym, without the
+household's id, its accounts' names or addresses.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from typing import Any, Final
 
+import orjson
+
 from gateway import users
 from gateway.users import Role
+from portal.api.announcements import ANNOUNCEMENTS
 from portal.api.errors import ApiError
 from portal.api.operations import Api, Call, obj, text
 from portal.auth.middleware import ACCOUNTS
+from services.eldercare.inactivity import InactivitySettings
+from services.eldercare.service import CheckInSettings
 
 _LOGGER = logging.getLogger(__name__)
 EXPORT_TELEMETRY_ROWS: Final = 200_000
+HOUSEHOLD_ROLE_NAMES: Final = (Role.RESIDENT.value, Role.HOUSEHOLD_ADMIN.value, Role.CARER.value)
 
 
 def _rows(conn: Any, sql: str, params: tuple[Any, ...] | list[Any]) -> list[dict[str, Any]]:
@@ -44,6 +58,8 @@ def collect(conn: Any, household_id: str) -> dict[str, Any]:
     alerts = _rows(conn, "SELECT * FROM alerts WHERE household_id = ?", (household_id,))
     alert_ids = [a["id"] for a in alerts]
     amarks = ",".join("?" * len(alert_ids)) or "NULL"
+    # the household's own people's addresses are theirs to export; the office's are not
+    members = {r[0] for r in conn.execute("SELECT name FROM users WHERE household_id = ?", (household_id,))}
     data = {
         "household": _rows(conn, "SELECT * FROM households WHERE id = ?", (household_id,)),
         "residents": residents,
@@ -84,7 +100,10 @@ def collect(conn: Any, household_id: str) -> dict[str, Any]:
         "care_check_ins": _rows(conn, "SELECT * FROM care_check_ins WHERE household_id = ?", (household_id,)),
         "care_reminders": _rows(conn, "SELECT * FROM care_reminders WHERE household_id = ?", (household_id,)),
         "care_activity": _rows(conn, "SELECT * FROM care_activity WHERE household_id = ?", (household_id,)),
-        "audit": users.query_audit(conn, household_ids=[household_id], limit=100000)[0],
+        "audit": [
+            entry if entry.get("actor") in members else {**entry, "ip": None}
+            for entry in users.query_audit(conn, household_ids=[household_id], limit=100000)[0]
+        ],
     }
     return data
 
@@ -123,10 +142,20 @@ def erase(conn: Any, household_id: str) -> dict[str, int]:
         ("care_reminders", "DELETE FROM care_reminders WHERE household_id = ?", [household_id]),
         ("care_check_ins", "DELETE FROM care_check_ins WHERE household_id = ?", [household_id]),
         ("care_activity", "DELETE FROM care_activity WHERE household_id = ?", [household_id]),
+        ("eldercare_settings", "DELETE FROM eldercare_settings WHERE household_id = ?", [household_id]),
+        ("alarm_pins", "DELETE FROM alarm_pins WHERE household_id = ?", [household_id]),
+        ("alarm_panels", "DELETE FROM alarm_panels WHERE household_id = ?", [household_id]),
+        ("alert_policies", "DELETE FROM alert_policies WHERE household_id = ?", [household_id]),
+        (
+            "announcements",
+            "DELETE FROM announcements WHERE scope = 'household' AND scope_id = ?",
+            [household_id],
+        ),
         (
             "quarantine",
-            "DELETE FROM quarantine WHERE device_id IN (SELECT id FROM devices WHERE household_id = ?)",
-            [household_id],
+            "DELETE FROM quarantine WHERE device_id IN (SELECT id FROM devices WHERE household_id = ?) "
+            "OR instr(topic, ?) > 0",
+            [household_id, f"/{household_id}/"],
         ),
     ]
     removed: dict[str, int] = {}
@@ -140,16 +169,94 @@ def erase(conn: Any, household_id: str) -> dict[str, int]:
     removed["residents"] = conn.execute(
         "DELETE FROM residents WHERE household_id = ?", (household_id,)
     ).rowcount
+    removed["audit"] = _rewrite_audit(
+        conn,
+        "ip = NULL, detail = '{}', target = NULL",
+        "household_id = ? AND action != 'privacy.delete'",
+        [household_id],
+    )
     return removed
+
+
+def _rewrite_audit(conn: Any, assignments: str, where: str, params: list[Any]) -> int:
+    """Erase personal data from audit lines: the one exception to the log being append-only.
+
+    The triggers that refuse UPDATE and DELETE are lifted and put back inside the same
+    transaction (SQLite's DDL is transactional), so no other write ever sees them gone.
+    """
+    triggers = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'"
+    ).fetchall()
+    for name, _ in triggers:
+        conn.execute(f"DROP TRIGGER {name}")
+    try:
+        return int(conn.execute(f"UPDATE audit SET {assignments} WHERE {where}", params).rowcount)
+    finally:
+        for _, sql in triggers:
+            conn.execute(sql)
+
+
+def purge(conn: Any, household_id: str) -> str:
+    """After the household's rows are gone: leave nothing anywhere that names it.
+
+    Its history (alerts, readings…) goes as in `erase`; provider keys forget it; revoked
+    tokens of removed accounts go; audit lines about it, and by or about its accounts,
+    keep what was done and when under a pseudonym (returned, for the removal's own line).
+    """
+    pseudonym = f"erased-{secrets.token_hex(6)}"
+    # its accounts are gone by now (a household with accounts is not removed): the audit knows them
+    account_names = sorted(
+        {
+            r[0]
+            for r in conn.execute(
+                "SELECT actor FROM audit WHERE household_id = ? AND role IN (?, ?, ?) UNION "
+                "SELECT target FROM audit WHERE household_id = ? AND action LIKE 'user.%' "
+                "AND target IS NOT NULL",
+                (household_id, *HOUSEHOLD_ROLE_NAMES, household_id),
+            )
+        }
+    )
+    erase(conn, household_id)
+    conn.execute("DELETE FROM tokens WHERE user_id IS NOT NULL AND user_id NOT IN (SELECT id FROM users)")
+    for token_id, scope in conn.execute(
+        "SELECT id, scope FROM tokens WHERE instr(scope, ?) > 0", (household_id,)
+    ).fetchall():
+        data = orjson.loads(scope or "{}")
+        households = [h for h in data.get("households", []) if h != household_id]
+        if data.get("household") == household_id or ("households" in data and not households):
+            conn.execute("DELETE FROM tokens WHERE id = ?", (token_id,))
+        else:
+            data["households"] = households
+            conn.execute("UPDATE tokens SET scope = ? WHERE id = ?", (orjson.dumps(data).decode(), token_id))
+    names = [household_id, *account_names]
+    marks = ",".join("?" * len(account_names)) or "NULL"
+    _rewrite_audit(
+        conn,
+        f"household_id = ?, actor = CASE WHEN actor IN ({marks}) THEN ? ELSE actor END, "
+        "ip = NULL, detail = '{}', target = NULL",
+        f"household_id = ? OR actor IN ({marks}) OR target IN ({marks})",
+        [pseudonym, *account_names, f"{pseudonym}-member", household_id, *account_names, *account_names],
+    )
+    # a discovered device approved into the home: the decision keeps who and when, not where
+    for table, column in (("inbox_decisions", "detail"), ("inbox", "data")):
+        for value in names:
+            conn.execute(
+                f"UPDATE {table} SET {column} = '{{}}' WHERE instr({column}, ?) > 0", (f'"{value}"',)
+            )
+    return pseudonym
 
 
 def register(api: Api) -> None:
     @api.op(
         "GET",
         "/api/v1/households/{household_id}/export",
-        summary="Export all of the household's data as JSON (audited)",
+        summary="Export all of the household's data as JSON (household admin; audited)",
         tag="privacy",
-        roles=[Role.RESIDENT, Role.HOUSEHOLD_ADMIN],
+        roles=[Role.HOUSEHOLD_ADMIN],
+        description=(
+            "Everything stored about the household, its audit trail included; the addresses of "
+            "people outside the household (the property office's) are left out."
+        ),
     )
     async def export(call: Call) -> Any:
         await call.gateway.store.async_flush()
@@ -180,6 +287,11 @@ def register(api: Api) -> None:
             raise ApiError(
                 "invalid_body", f"body.confirm: repeat the household id {hid!r} to confirm the deletion"
             )
+        security = gateway.components.get("security")
+        if security is not None and security.status(hid)["state"] != "disarmed":
+            raise ApiError(
+                "conflict", "the alarm is armed: disarm it first, then delete the household's data"
+            )
         alerts = gateway.components.get("alerts")
         if alerts is not None:
             for alert in alerts.open_alerts(hid):
@@ -188,6 +300,28 @@ def register(api: Api) -> None:
         if care is not None:
             for rid in [r.id for r in care.reminders.values() if r.household_id == hid]:
                 await care.async_remove_reminder(rid)
+            # the care settings name residents (their own inactivity limits): back to the defaults,
+            # whose row the erasure below removes
+            await care.async_configure(
+                hid,
+                {
+                    "inactivity": InactivitySettings().as_dict(),
+                    "check_in": CheckInSettings().as_dict(),
+                    "away": False,
+                },
+            )
+        if security is not None:
+            pins = await gateway.store.async_read(
+                lambda conn: [
+                    r[0]
+                    for r in conn.execute("SELECT user_id FROM alarm_pins WHERE household_id = ?", (hid,))
+                ]
+            )
+            for user in pins:
+                await security.async_remove_pin(hid, user, by=call.principal.name)
+        book = call.request.app[ANNOUNCEMENTS]
+        for item_id in [a.id for a in book.items.values() if a.scope == "household" and a.scope_id == hid]:
+            del book.items[item_id]
         health = gateway.components.get("health")
         residents = gateway.registry.household_residents(hid)
         if health is not None:
@@ -220,4 +354,4 @@ def register(api: Api) -> None:
         return {"household_id": hid, "removed": removed}
 
 
-__all__ = ["collect", "erase", "register"]
+__all__ = ["collect", "erase", "purge", "register"]

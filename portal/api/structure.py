@@ -15,8 +15,10 @@ from typing import Any, Final
 
 from gateway.registry import Household, RegistryError, StructureInUse
 from gateway.users import Role
+from portal.api.announcements import ANNOUNCEMENTS
 from portal.api.errors import ApiError, not_found
 from portal.api.operations import ID, Api, Call, obj, text
+from portal.api.privacy import purge
 from portal.auth.middleware import ACCOUNTS
 
 TAG: Final = "structure"
@@ -255,8 +257,9 @@ def register(api: Api) -> None:
         tag=TAG,
         roles=EDITORS,
         description=(
-            "Its alarm panel, care settings and reminders go with it; its history (alerts, "
-            "readings, audit) stays."
+            "Its alarm panel, care settings and reminders go with it, and so does its history "
+            "(alerts, readings, check-ins): nothing that names the household stays. Its lines in "
+            "the audit log keep what was done and when, under a pseudonym."
         ),
     )
     async def remove_household(call: Call) -> dict[str, Any]:
@@ -345,5 +348,14 @@ async def remove(call: Call, kind: str, item_id: str) -> dict[str, Any]:
         await getattr(registry, f"async_remove_{kind}")(item_id)
     except RegistryError as exc:
         raise refused(exc) from None
-    await audit(call, f"{kind}.remove", item_id, item_id if kind == "household" else None)
+    if kind == "household":
+        # nothing may name it any more: its history, keys' scopes, announcements, audit lines
+        await call.gateway.store.async_flush()
+        pseudonym = await call.gateway.store.async_write(lambda db: purge(db.conn, item_id))
+        book = call.request.app[ANNOUNCEMENTS]
+        for gone in [a.id for a in book.items.values() if a.scope == "household" and a.scope_id == item_id]:
+            del book.items[gone]
+        await audit(call, "household.remove", pseudonym, pseudonym)
+        return {"removed": item_id}
+    await audit(call, f"{kind}.remove", item_id)
     return {"removed": item_id}
