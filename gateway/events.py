@@ -75,6 +75,25 @@ class PayloadRejected(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class DeviceEvent(Event):
+    """Something happened at a device that is not a state: a button pressed, an SOS press.
+
+    Fired on every press, also the same one twice (a state would not change). Services
+    react to `kind` (the capability's: "button", "sos_button") or `event_type` (as the
+    device names it: "single", "double", "hold", "emergency"); `emergency` is set when
+    the press asks for help.
+    """
+
+    device_id: str
+    capability: str
+    kind: str
+    event_type: str
+    emergency: bool
+    ts: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
 class DeviceAdded(Event):
     device_id: str
 

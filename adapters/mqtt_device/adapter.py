@@ -22,9 +22,13 @@ import orjson
 from gateway.capabilities import STB_KINDS
 from gateway.commands import Command, NotSupportedError, UnavailableError
 from gateway.context import Context
-from gateway.events import DeviceAdded, DeviceRemoved, PayloadRejected
+from gateway.discovery.ha_mapping import EMERGENCY_EVENTS
+from gateway.discovery.ha_profile import AnnouncedProfile, Availability
+from gateway.events import DeviceAdded, DeviceEvent, DeviceRemoved, PayloadRejected, ProfilesChanged
 from gateway.mqtt.topics import DEVICE_AVAILABILITY_FILTER, DEVICE_STATE_FILTER, PREFIX
 from gateway.profiles import MappingError
+from gateway.profiles.templates import MISSING, TemplateFailed, TemplateRefused
+from gateway.profiles.values import PlainPayloadError, plain_value
 from gateway.registry import Device
 from gateway.runtime import Gateway
 
@@ -47,6 +51,15 @@ class MqttDeviceAdapter:
         self._resubscribe_pending = False
         self._routes: dict[str, tuple[str, str | None]] = {}
         self._by_availability: dict[str, Device] = {}
+        # Devices adopted from their announcement (gateway/discovery/ha_profile.py): each may
+        # read several state topics (wildcards too) and several availability topics, and a
+        # bridge's availability topic is shared by all its devices.
+        self._announced_topics: dict[str, dict[str, str]] = {}  # actual topic → device id → announced topic
+        self._announced_filters: dict[str, dict[str, str]] = {}  # wildcard filter → device id → filter
+        self._availability_of: dict[str, set[str]] = {}  # topic → device ids
+        self._availability_seen: dict[str, dict[str, bool]] = {}  # device id → topic → online
+        self._actual: dict[str, dict[str, str]] = {}  # device id → announced topic → actual topic
+        self._bridges: set[str] = set()  # Zigbee2MQTT base topics of adopted devices
         self.accepted = 0
         self.rejected = 0
         self.rejected_by_device: dict[str, int] = {}
@@ -62,6 +75,7 @@ class MqttDeviceAdapter:
         self._unlisten = [
             gateway.bus.listen(DeviceAdded, self._on_device_added),
             gateway.bus.listen(DeviceRemoved, self._on_device_removed),
+            gateway.bus.listen(ProfilesChanged, self._on_profiles_changed),
         ]
 
     async def async_stop(self) -> None:
@@ -80,6 +94,9 @@ class MqttDeviceAdapter:
         assert gateway is not None
         if all(cap.kind in STB_KINDS for cap in device.profile.capabilities):
             return  # a set-top box: its own adapter drives it over HTTP, not MQTT
+        if isinstance(device.profile, AnnouncedProfile):
+            self._attach_announced(device, device.profile)
+            return
         gateway.mqtt.route_exact(device.topic, self._on_state)
         availability = device.availability_topic
         if availability:
@@ -88,9 +105,58 @@ class MqttDeviceAdapter:
         self._routes[device.id] = (device.topic, availability)
         gateway.commands.register(device.id, self.async_command)
 
+    def _attach_announced(self, device: Device, profile: AnnouncedProfile) -> None:
+        gateway = self._gateway
+        assert gateway is not None
+        actual = self._actual.setdefault(device.id, {})
+        for topic in profile.state_topics:
+            self._route_state(device.id, topic, actual.get(topic, topic))
+        for availability in profile.availabilities:
+            topic = actual.get(availability.topic, availability.topic)
+            actual.setdefault(availability.topic, topic)
+            self._availability_of.setdefault(topic, set()).add(device.id)
+            gateway.mqtt.route_exact(topic, self._on_availability)
+        if profile.bridge and profile.bridge not in self._bridges:
+            self._bridges.add(profile.bridge)
+            for suffix in ("bridge/response/device/rename", "bridge/devices"):
+                gateway.mqtt.route_exact(f"{profile.bridge}/{suffix}", self._on_bridge)
+        self._routes[device.id] = (device.topic, None)
+        gateway.commands.register(device.id, self.async_command)
+
+    def _route_state(self, device_id: str, announced: str, actual: str) -> None:
+        gateway = self._gateway
+        assert gateway is not None
+        self._actual.setdefault(device_id, {})[announced] = actual
+        if "+" in actual or "#" in actual:  # OpenMQTTGateway's `+/+/BTtoMQTT/<mac>`
+            if actual not in self._announced_filters:
+                gateway.mqtt.route_filter(actual, self._on_announced_filtered)
+            self._announced_filters.setdefault(actual, {})[device_id] = announced
+        else:
+            self._announced_topics.setdefault(actual, {})[device_id] = announced
+            gateway.mqtt.route_exact(actual, self._on_announced)
+
+    def _detach_announced(self, device_id: str) -> None:
+        gateway = self._gateway
+        assert gateway is not None
+        for table in (self._announced_topics, self._announced_filters):
+            for topic in [t for t, devices in table.items() if device_id in devices]:
+                del table[topic][device_id]
+                if not table[topic]:
+                    del table[topic]
+                    if table is self._announced_topics:
+                        gateway.mqtt.unroute_exact(topic)
+        for topic in [t for t, devices in self._availability_of.items() if device_id in devices]:
+            self._availability_of[topic].discard(device_id)
+            if not self._availability_of[topic]:
+                del self._availability_of[topic]
+                gateway.mqtt.unroute_exact(topic)
+        self._availability_seen.pop(device_id, None)
+        self._actual.pop(device_id, None)
+
     def _detach(self, device_id: str) -> None:
         gateway = self._gateway
         assert gateway is not None
+        self._detach_announced(device_id)
         topic, availability = self._routes.pop(device_id, (None, None))
         if topic:
             gateway.mqtt.unroute_exact(topic)
@@ -108,6 +174,10 @@ class MqttDeviceAdapter:
                 filters.add(device.topic)
                 if device.availability_topic:
                     filters.add(device.availability_topic)
+        for actual in self._actual.values():
+            filters.update(actual.values())
+        for bridge in self._bridges:
+            filters.update((f"{bridge}/bridge/response/device/rename", f"{bridge}/bridge/devices"))
         return filters
 
     async def _subscribe_foreign(self) -> None:
@@ -127,6 +197,16 @@ class MqttDeviceAdapter:
                 # One subscribe for a whole burst of adoptions, not one per device.
                 self._resubscribe_pending = True
                 self._gateway.spawn(self._subscribe_foreign(), "mqtt_device-subscribe")
+
+    def _on_profiles_changed(self, event: ProfilesChanged) -> None:
+        # A reload of the profile folders replaced the set; devices adopted from their
+        # announcement keep their profile, and the set must keep knowing it (the registry
+        # looks profiles up by id).
+        assert self._gateway is not None
+        removed = set(event.removed)
+        for device in self._gateway.registry.iter_devices():
+            if isinstance(device.profile, AnnouncedProfile) and device.profile.id in removed:
+                self._gateway.profiles.profiles[device.profile.id] = device.profile
 
     def _on_device_removed(self, event: DeviceRemoved) -> None:
         self._detach(event.device_id)
@@ -150,12 +230,15 @@ class MqttDeviceAdapter:
             return
         try:
             data = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            self._reject(device, topic, f"not JSON: {exc}", payload)
-            return
+        except orjson.JSONDecodeError:
+            data = None
         if type(data) is not dict:
-            self._reject(device, topic, f"expected a JSON object, got {type(data).__name__}", payload)
-            return
+            # One plain value (`23.5`, `ON`): the reading of a profile with one capability.
+            try:
+                data = self._plain(device, payload)
+            except PlainPayloadError as exc:
+                self._reject(device, topic, str(exc), payload)
+                return
         try:
             values = device.profile.map_payload(data)
         except MappingError as exc:
@@ -164,9 +247,159 @@ class MqttDeviceAdapter:
         self.accepted += 1
         gateway.registry.report(device, values, time.time(), self.name)
 
+    @staticmethod
+    def _plain(device: Device, payload: bytes) -> dict[str, Any]:
+        sources = [cap.source for cap in device.profile.capabilities if isinstance(cap.source, str)]
+        if len(sources) != 1:
+            raise PlainPayloadError(
+                f"expected a JSON object: a plain value is read only by a profile with one "
+                f"capability, and {device.profile.id} has {len(device.profile.capabilities)}"
+            )
+        return {sources[0]: plain_value(payload)}
+
+    # -- devices adopted from their announcement ---------------------------------
+
+    def _on_announced(self, topic: str, payload: bytes, message: aiomqtt.Message | None) -> None:
+        for device_id, announced in list(self._announced_topics.get(topic, {}).items()):
+            self._read_announced(device_id, announced, topic, payload)
+
+    def _on_announced_filtered(self, topic: str, payload: bytes, message: aiomqtt.Message | None) -> None:
+        for topic_filter, devices in list(self._announced_filters.items()):
+            if aiomqtt.Topic(topic).matches(topic_filter):
+                for device_id, announced in list(devices.items()):
+                    self._read_announced(device_id, announced, topic, payload)
+
+    def _read_announced(self, device_id: str, announced: str, topic: str, payload: bytes) -> None:
+        gateway = self._gateway
+        assert gateway is not None
+        device = gateway.registry.device(device_id)
+        if device is None or not isinstance(device.profile, AnnouncedProfile):
+            return
+        if len(payload) > self._max_payload:
+            self._reject(
+                device,
+                topic,
+                f"payload of {len(payload)} bytes is over the "
+                f"{self._max_payload}-byte limit (mqtt.max_payload_bytes)",
+                payload,
+            )
+            return
+        reading = device.profile.read(announced, payload)
+        now = time.time()
+        if reading.problems:
+            self._reject(device, topic, "; ".join(reading.problems), payload)
+        if reading.values:
+            self.accepted += 1
+            gateway.registry.report(device, reading.values, now, self.name)
+        elif reading.events:
+            device.last_seen = now
+            if not device.available:
+                gateway.registry.set_available(device, True, now, "reported")
+        for reader, event_type, data in reading.events:
+            gateway.bus.fire(
+                DeviceEvent(
+                    device_id=device.id,
+                    capability=reader.key,
+                    kind=reader.kind,
+                    event_type=event_type,
+                    emergency=reader.emergency or event_type in EMERGENCY_EVENTS,
+                    ts=now,
+                    data=data,
+                    context=Context(household=device.household_id, origin=self.name),
+                )
+            )
+
+    def _announced_availability(self, topic: str, payload: bytes) -> None:
+        gateway = self._gateway
+        assert gateway is not None
+        for device_id in list(self._availability_of.get(topic, ())):
+            device = gateway.registry.device(device_id)
+            if device is None or not isinstance(device.profile, AnnouncedProfile):
+                continue
+            announced = next(
+                (a for a in device.profile.availabilities if self._actual[device_id].get(a.topic) == topic),
+                None,
+            )
+            online = _availability_state(announced, payload) if announced is not None else None
+            if online is None:
+                continue
+            seen = self._availability_seen.setdefault(device_id, {})
+            seen[topic] = online
+            mode = device.profile.availability_mode
+            if mode == "all":
+                available = all(seen.values())
+            elif mode == "any":
+                available = any(seen.values())
+            else:
+                available = online
+            reason = f"{topic}: {'online' if online else 'offline'}"
+            gateway.registry.set_available(device, available, time.time(), reason)
+
+    def _on_bridge(self, topic: str, payload: bytes, message: aiomqtt.Message | None) -> None:
+        """Zigbee2MQTT renamed a device: follow it to its new state topic, keeping its state."""
+        bridge, _, what = topic.partition("/bridge/")
+        try:
+            data = orjson.loads(payload) if payload else None
+        except orjson.JSONDecodeError:
+            return
+        names: dict[str, str] = {}  # old friendly name → new
+        if what == "response/device/rename" and type(data) is dict and data.get("status") == "ok":
+            body = data.get("data") or {}
+            if isinstance(body.get("from"), str) and isinstance(body.get("to"), str):
+                names[body["from"]] = body["to"]
+        elif what == "devices" and type(data) is list:
+            names = self._renamed_in_list(bridge, data)
+        for old, new in names.items():
+            self._follow_rename(bridge, old, new)
+
+    def _renamed_in_list(self, bridge: str, devices: list[Any]) -> dict[str, str]:
+        gateway = self._gateway
+        assert gateway is not None
+        by_ieee = {
+            str(d.get("ieee_address", "")).lower().removeprefix("0x"): d.get("friendly_name")
+            for d in devices
+            if type(d) is dict and isinstance(d.get("friendly_name"), str)
+        }
+        names: dict[str, str] = {}
+        for device_id, actual in self._actual.items():
+            device = gateway.registry.device(device_id)
+            if device is None or not (device.unique_id or "").startswith("ieee:"):
+                continue
+            name = by_ieee.get((device.unique_id or "")[5:])
+            current = actual.get(device.topic, device.topic)
+            if name and current.startswith(bridge + "/") and current[len(bridge) + 1 :] != name:
+                names[current[len(bridge) + 1 :]] = name
+        return names
+
+    def _follow_rename(self, bridge: str, old: str, new: str) -> None:
+        gateway = self._gateway
+        assert gateway is not None
+        before, after = f"{bridge}/{old}", f"{bridge}/{new}"
+        for device_id, actual in list(self._actual.items()):
+            moves = {
+                announced: after + current[len(before) :]
+                for announced, current in actual.items()
+                if current == before or current.startswith(before + "/")
+            }
+            if not moves:
+                continue
+            device = gateway.registry.device(device_id)
+            if device is None:
+                continue
+            self._detach_announced(device_id)
+            self._actual[device_id] = {**actual, **moves}
+            assert isinstance(device.profile, AnnouncedProfile)
+            self._attach_announced(device, device.profile)
+            _LOGGER.info("device %s renamed in Zigbee2MQTT: %s → %s; following it", device_id, before, after)
+        if not self._resubscribe_pending:
+            self._resubscribe_pending = True
+            gateway.spawn(self._subscribe_foreign(), "mqtt_device-subscribe")
+
     def _on_availability(self, topic: str, payload: bytes, message: aiomqtt.Message) -> None:
         gateway = self._gateway
         assert gateway is not None
+        if topic in self._availability_of:
+            self._announced_availability(topic, payload)
         device = self._by_availability.get(topic)
         if device is None:
             return
@@ -218,6 +451,8 @@ class MqttDeviceAdapter:
         device = gateway.registry.device(command.device_id)
         if device is None:
             raise UnavailableError(f"device {command.device_id!r} was removed")
+        if isinstance(device.profile, AnnouncedProfile):
+            return await self._command_announced(device, device.profile, command)
         cap = device.profile.capability(command.capability)
         if cap is None or cap.access == "r" or cap.command_topic is None:
             raise NotSupportedError(
@@ -241,3 +476,63 @@ class MqttDeviceAdapter:
         except Exception as exc:
             raise UnavailableError(f"cannot reach {device.id}: {exc}") from exc
         return {"device_id": device.id, "topic": topic, "payload": body}
+
+    async def _command_announced(
+        self, device: Device, profile: AnnouncedProfile, command: Command
+    ) -> dict[str, Any]:
+        """As Home Assistant sends it: `payload_on`/`payload_off` as they are, on `command_topic`."""
+        gateway = self._gateway
+        assert gateway is not None
+        cap = profile.capability(command.capability)
+        if cap is None or cap.access == "r":
+            raise NotSupportedError(
+                f"{device.name} cannot do {command.capability!r}"
+                + (" (read-only)" if cap is not None else "")
+            )
+        if not cap.check(command.value):
+            raise NotSupportedError(
+                f"{command.capability}: {command.value!r} is not a valid value ({cap.schema})"
+            )
+        target = profile.command(command.capability, command.value)
+        if target is None:
+            raise NotSupportedError(f"{device.name} announced no command topic for {command.capability!r}")
+        topic, body = target
+        topic = self._actual.get(device.id, {}).get(topic, _renamed(topic, self._actual.get(device.id, {})))
+        try:
+            await gateway.mqtt.async_publish(topic, body, qos=1)
+        except Exception as exc:
+            raise UnavailableError(f"cannot reach {device.id}: {exc}") from exc
+        return {"device_id": device.id, "topic": topic, "payload": body.decode("utf-8", "replace")}
+
+
+def _renamed(topic: str, actual: dict[str, str]) -> str:
+    """A command topic under a renamed state topic moves with it (`zigbee2mqtt/old/set`)."""
+    for announced, current in actual.items():
+        if announced != current and topic.startswith(announced + "/"):
+            return current + topic[len(announced) :]
+    return topic
+
+
+def _availability_state(availability: Availability, payload: bytes) -> bool | None:
+    """True/False for an announced availability message; None for anything else."""
+    text = payload.decode("utf-8", "replace").strip()
+    if availability.template is not None:
+        try:
+            value_json: Any = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            value_json = MISSING
+        try:
+            rendered = availability.template.render(text, value_json)
+        except (TemplateRefused, TemplateFailed):
+            rendered = MISSING
+        text = text if rendered is MISSING else rendered
+    if text.startswith("{"):  # Zigbee2MQTT's JSON form without a template: {"state": "online"}
+        try:
+            text = str(orjson.loads(text).get("state", ""))
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+    if text == availability.online:
+        return True
+    if text == availability.offline:
+        return False
+    return None

@@ -73,7 +73,12 @@ SENSOR_KINDS: Final[dict[str, str]] = {
     "energy": "energy",
     "signal_strength": "signal",
     "weight": "weight",
+    # Linli has no illuminance kind; the shipped motion profiles keep lux as a `signal` too.
+    "illuminance": "signal",
 }
+
+#: Event types (Zigbee2MQTT `action` values) that mean "help, now": an SOS alarm on every press.
+EMERGENCY_EVENTS: Final = frozenset({"emergency", "sos", "panic", "sos_alarm", "help"})
 
 #: Writable platforms with a Linli kind of their own.
 CONTROL_KINDS: Final[dict[str, str]] = {
@@ -135,6 +140,16 @@ def capability_for(component: str, object_id: str, config: dict[str, Any]) -> Pr
         kind = BINARY_SENSOR_KINDS.get(str(device_class))
     elif component == "sensor":
         kind = SENSOR_KINDS.get(str(device_class))
+    elif component == "event":
+        # A button's presses; an SOS button when one of its event types is an emergency.
+        types = {str(t) for t in config.get("event_types") or () if isinstance(t, str)}
+        emergency = bool(types & EMERGENCY_EVENTS)
+        return ProposedCapability(
+            key=re.sub(r"[^a-z0-9_]", "_", object_id.lower())[:64] or "action",
+            kind="sos_button" if emergency else "button",
+            topic=config.get("state_topic") if isinstance(config.get("state_topic"), str) else None,
+            origin="event",
+        )
     elif component in CONTROL_KINDS:
         kind = CONTROL_KINDS[component]
         access = "rw" if config.get("command_topic") else "r"

@@ -36,6 +36,7 @@ import orjson
 
 from gateway.discovery.ha_abbreviations import apply_topic_base, expand
 from gateway.discovery.ha_mapping import HA_COMPONENTS, capability_for
+from gateway.discovery.ha_profile import entity_record
 from gateway.discovery.identity import identifier_keys, ieee_key, mac_key, ordered
 from gateway.discovery.inbox import Inbox
 from gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
@@ -340,6 +341,8 @@ class MqttDiscovery:
                 seen.add(capability.key)
                 capabilities.append(capability)
             availability += entity.availability
+        # The announcement is the model: what approval builds the device's profile from.
+        records = [entity_record(e.component, e.object_id, e.config) for e in entities]
         manufacturer = device.get("manufacturer")
         first_name = next((e.config["name"] for e in entities if isinstance(e.config.get("name"), str)), None)
         config_topics = sorted({k[0] for k in record.entities})
@@ -370,6 +373,7 @@ class MqttDiscovery:
                     ("config_topics", config_topics),
                     ("availability_topics", sorted(set(availability)) or None),
                     ("unmapped", sorted(unmapped) or None),
+                    ("entities", records or None),
                 )
                 if v
             },

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Final
 
+import orjson
 from jsonschema import Draft202012Validator
 
 ValueCheck = Callable[[Any], bool]
@@ -165,3 +166,34 @@ def _is_json_finite(value: Any) -> bool:
     if t is list:
         return all(_is_json_finite(v) for v in value)
     return True
+
+
+MAX_PLAIN_CHARS: Final = 256
+
+
+class PlainPayloadError(ValueError):
+    """A state payload that is neither a JSON object nor one plain value; the message says why."""
+
+
+def plain_value(payload: bytes) -> Any:
+    """One value published as it is (`23.5`, `ON`, `open`, `true`), as Tasmota, ESPHome and
+    scripts do on a state topic: a JSON scalar as JSON reads it, anything else as trimmed text."""
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PlainPayloadError("a plain payload must be UTF-8 text") from None
+    if not text:
+        raise PlainPayloadError("empty payload")
+    if len(text) > MAX_PLAIN_CHARS:
+        raise PlainPayloadError(f"a plain value of {len(text)} characters (over {MAX_PLAIN_CHARS})")
+    if not text.isprintable():
+        raise PlainPayloadError(f"{text[:40]!r} has control characters")
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    if type(value) in (dict, list) or value is None:
+        raise PlainPayloadError(f"expected a JSON object or one value, got {type(value).__name__}")
+    if type(value) is float and not math.isfinite(value):
+        raise PlainPayloadError(f"{text!r} is not a finite number")
+    return value

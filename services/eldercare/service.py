@@ -32,7 +32,14 @@ import orjson
 import gateway.events as core_events
 from gateway.context import Context
 from gateway.errors import LinliError
-from gateway.events import AlertChanged, AlertRequested, CareChanged, HouseholdRemoved, StateChanged
+from gateway.events import (
+    AlertChanged,
+    AlertRequested,
+    CareChanged,
+    DeviceEvent,
+    HouseholdRemoved,
+    StateChanged,
+)
 from gateway.ids import new_id
 from gateway.runtime import Gateway
 from services.eldercare.inactivity import ACTIVITY_KINDS, InactivitySettings, too_quiet
@@ -128,6 +135,7 @@ class ElderCare:
         await self._load()
         listeners = [
             gateway.bus.listen(StateChanged, self._on_state),
+            gateway.bus.listen(DeviceEvent, self._on_device_event),
             gateway.bus.listen(HouseholdRemoved, self._forget),
             gateway.bus.listen(AlertChanged, self._on_alert_changed),
         ]
@@ -364,6 +372,16 @@ class ElderCare:
                 device = self._gateway.registry.device(event.device_id)
                 self._saw_activity(household, device.resident_id if device else None, event.ts)
 
+    def _on_device_event(self, event: DeviceEvent) -> None:
+        # A press is an event, not a state: every emergency press raises (or repeats) the
+        # SOS alarm, also the same press twice in a row; other presses are signs of life.
+        if event.emergency:
+            self._raise_care_alarm(event)
+        elif event.context.household is not None:
+            assert self._gateway is not None
+            device = self._gateway.registry.device(event.device_id)
+            self._saw_activity(event.context.household, device.resident_id if device else None, event.ts)
+
     def _saw_activity(
         self, household: str, resident_id: str | None, ts: float, *, learn: bool = True
     ) -> None:
@@ -397,7 +415,7 @@ class ElderCare:
         else:
             self._open_alerts[(alert["household_id"], key)] = event.alert_id
 
-    def _raise_care_alarm(self, event: StateChanged) -> None:
+    def _raise_care_alarm(self, event: StateChanged | DeviceEvent) -> None:
         gateway = self._gateway
         assert gateway is not None
         device = gateway.registry.device(event.device_id)
@@ -405,7 +423,7 @@ class ElderCare:
         name = device.name if device else "设备"  # never a device id on a screen
         resident = gateway.registry.resident_of(device) if device else None
         who = f"{resident.name} · " if resident else ""
-        if event.kind == "sos_button":
+        if event.kind == "sos_button" or isinstance(event, DeviceEvent):
             kind, title = "sos", f"紧急求助：{who}{name}{where}"
         else:
             kind, title = "fall", f"检测到跌倒：{who}{name}{where}"
