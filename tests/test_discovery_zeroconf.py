@@ -20,7 +20,7 @@ from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from adapters.sim.upnp_box import SimUpnpDevice
-from gateway.discovery import InboxStatus
+from gateway.discovery import InboxError, InboxStatus
 from tests.brokers import settle
 from tests.discovering import inbox_of, item_for, rejected_view, start
 
@@ -147,3 +147,66 @@ async def test_same_box_over_ssdp_and_zeroconf_is_one_inbox_entry(make_gateway, 
     assert [i for i in inbox.list_items(None) if key in i.keys] == [item]
     assert item.category == "set_top_box"
     assert item.sources["ssdp"].announcement.details["application_url"].endswith("/apps/")
+
+
+async def test_chromecast_and_homekit_say_what_they_are_and_why_they_cannot_be_adopted(
+    make_gateway, mdns
+) -> None:
+    # given a household with a Chromecast and a HomeKit accessory announcing themselves
+    # (TXT keys as each family publishes them: cast `id`/`md`/`fn`, HAP `id`/`md`/`c#`/`ci`/`sf`)
+    gateway = await start(make_gateway, "zeroconf")
+    await gateway.registry.async_add_building("b1", "1号楼")
+    await gateway.registry.async_add_unit("u1", "b1", "101")
+    await gateway.registry.async_add_household("h1", "u1", "h1 home")
+    inbox = inbox_of(gateway)
+    cast_id = uuid.uuid4().hex
+    await asyncio.gather(
+        mdns.async_register_service(
+            service(
+                "_googlecast._tcp.local.",
+                f"Chromecast-{cast_id}",
+                {"id": cast_id, "md": "Chromecast", "fn": "客厅电视", "ve": "05", "ca": "4101", "st": "0"},
+                port=8009,
+            )
+        ),
+        mdns.async_register_service(
+            service(
+                "_hap._tcp.local.",
+                f"Hue Bridge {cast_id[:6]}",
+                {"id": "AA:BB:CC:DD:EE:01", "md": "BSB002", "c#": "3", "s#": "1", "ci": "2", "sf": "1"},
+                port=8080,
+            )
+        ),
+    )
+    cast = await item_for(inbox, f"uuid:{cast_id}")
+    hap = await item_for(inbox, "mac:aabbccddee01")
+    # then each says, in the inbox, what it is and why it cannot be adopted — not a bare "no profile"
+    assert cast.as_dict()["profile_note"].startswith("Chromecast (Google Cast): Linli cannot control Cast")
+    assert hap.as_dict()["profile_note"].startswith("HomeKit accessory: ")
+    refusal = cast.as_dict()["sources"]["zeroconf"]["details"]["refusal"]
+    assert refusal["code"] == "not_adoptable"
+    assert refusal["what"]["zh-CN"].startswith("Chromecast") and "投屏" in refusal["what"]["zh-CN"]
+    assert "邻里" in refusal["message"]["zh-CN"]
+    # and approving one answers not_adoptable with the same sentence, and nothing is added
+    with pytest.raises(InboxError) as refused:
+        await inbox.async_approve(cast.id, household_id="h1", by="li.installer")
+    assert refused.value.code == "not_adoptable"
+    assert "Chromecast (Google Cast)" in str(refused.value)
+    assert gateway.registry.household_devices("h1") == []
+
+
+def test_every_default_browsed_type_but_linli_own_is_explained() -> None:
+    from gateway.discovery.refusals import refusal_for_service
+    from gateway.discovery.zeroconf import DEFAULT_TYPES, NATIVE_TYPE
+
+    unexplained = [t for t in DEFAULT_TYPES if t != NATIVE_TYPE and refusal_for_service(t) is None]
+    # ESPHome's type is adopted by its adapter, not refused
+    assert [t for t in unexplained if not t.startswith("_esphomelib.")] == []
+    for service_type in (
+        "_ipp._tcp.local.",
+        "_sonos._tcp.local.",
+        "_airplay._tcp.local.",
+        "_miio._udp.local.",
+    ):
+        refusal = refusal_for_service(service_type)
+        assert refusal is not None and refusal.what["zh-CN"] and refusal.why["en"] and refusal.advice["zh-CN"]
