@@ -238,11 +238,9 @@ def purge(conn: Any, household_id: str) -> str:
         [pseudonym, *account_names, f"{pseudonym}-member", household_id, *account_names, *account_names],
     )
     # a discovered device approved into the home: the decision keeps who and when, not where
-    for table, column in (("inbox_decisions", "detail"), ("inbox", "data")):
-        for value in names:
-            conn.execute(
-                f"UPDATE {table} SET {column} = '{{}}' WHERE instr({column}, ?) > 0", (f'"{value}"',)
-            )
+    # (the item itself is the discovery inbox's, which reloads it: left to its own retention)
+    for value in names:
+        conn.execute("UPDATE inbox_decisions SET detail = '{}' WHERE instr(detail, ?) > 0", (f'"{value}"',))
     return pseudonym
 
 
