@@ -105,7 +105,7 @@ async def test_a_resident_sees_an_sos_on_the_phone_and_acknowledges_it_in_one_ta
         await press_sos(broker, topics["h1-sos"])
         banner = page.locator("#alert-banner button.ack")
         await banner.wait_for(timeout=10_000)
-        assert "SOS" in await page.inner_text("#alert-banner")
+        assert "紧急求助" in await page.inner_text("#alert-banner")  # said in Chinese first
         # then one tap acknowledges it
         await banner.click()
         await settle(lambda: engine.open_alerts("h1")[0].state.value == "acknowledged", timeout=5)
@@ -237,7 +237,7 @@ async def test_a_manager_approves_an_inbox_device_and_resolves_an_alert(
         # the live queue shows the SOS with its escalation timer counting
         row = page.locator("tr[data-alert]")
         await row.wait_for()
-        assert "SOS" in await row.inner_text()
+        assert "紧急求助" in await row.inner_text()  # said in Chinese first
         first = await page.inner_text("tr[data-alert] .timer.escalation")
         await page.wait_for_timeout(1100)
         assert await page.inner_text("tr[data-alert] .timer.escalation") != first
