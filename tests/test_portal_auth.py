@@ -134,6 +134,7 @@ def _fill(path: str, household: str, alert_id: str) -> str:
         .replace("{username}", "dev-x")
         .replace("{building_id}", "b1")
         .replace("{unit_id}", "u-h1")
+        .replace("{screen_id}", "t-1")
     )
 
 
