@@ -278,7 +278,10 @@ def _static_problem(tree: nodes.Template) -> str | None:
         if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
             if isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
                 return f"reaches for item {node.arg.value!r}"
-    unknown = sorted(find_undeclared_variables(tree) - SCOPE)
+    try:
+        unknown = sorted(find_undeclared_variables(tree) - SCOPE)
+    except TemplateError:  # an unknown filter or test: named by the checks below
+        unknown = sorted({n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - SCOPE)
     if unknown:
         names = ", ".join(repr(n) for n in unknown[:5])
         return f"reaches for {names}: only value and value_json are available"
