@@ -189,3 +189,28 @@ async def test_a_fall_stays_off_a_carers_websocket_until_its_window_passes(make_
         assert not any(m.get("alert", {}).get("id") == str(second.id) for m in await messages(carer))
         await carer.close()
         await home.close()
+
+
+async def test_a_fall_in_its_window_is_off_the_duty_desks_overview_and_tree_too(make_gateway) -> None:
+    # given a fall the resident may still cancel (30 s window)
+    gateway, engine, _ = await _desk(make_gateway)
+    manager_pw = await add_account(gateway, "wang.manager", "manager")
+    resident_pw = await add_account(gateway, "li.resident", "resident", "h1")
+    clock = [1_800_000_000.0]
+    engine.clock = lambda: clock[0]
+    fall = await engine.async_raise(kind="fall", household_id="h1", title="Fall")
+    async with portal(gateway) as desk, portal(gateway) as phone:
+        await sign_in(desk, "wang.manager", manager_pw)
+        await sign_in(phone, "li.resident", resident_pw)
+
+        async def seen_by(client: Any) -> tuple[list[str], int]:
+            overview = await (await client.get("/api/v1/households/h1")).json()
+            return [a["id"] for a in overview["alerts"]], overview["status"]["alerts_unresolved"]
+
+        # then the household sees it and the duty desk's overview and counts do not, yet
+        assert (await seen_by(phone))[0] == [str(fall.id)]
+        assert await seen_by(desk) == ([], 0)
+        # when the window passes without a cancel, the desk's overview has it
+        clock[0] += 30
+        await engine.async_run_due()
+        assert await seen_by(desk) == ([str(fall.id)], 1)

@@ -120,6 +120,9 @@ def household_status(call: Call, household_id: str) -> dict[str, Any]:
     devices = gateway.registry.household_devices(household_id)
     alerts = gateway.components.get("alerts")
     open_alerts = alerts.open_alerts(household_id) if alerts is not None else []
+    if call.principal is None or call.principal.role not in MEMBERS:
+        # a fall in its cancel window is the household's own until the window passes
+        open_alerts = [a for a in open_alerts if not a.data.get("held")]
     security = gateway.components.get("security")
     alarm = None
     # the alarm's state says whether anyone is home: the duty desk's, not an installer's or a provider's
@@ -225,7 +228,10 @@ async def household_overview(call: Call, household_id: str) -> dict[str, Any]:
     alerts = gateway.components.get("alerts")
     if alerts is not None and people and principal.role is not Role.PROVIDER:
         result["alerts"] = [
-            alert_for(a.as_dict(), principal, gateway) for a in alerts.open_alerts(household_id)
+            alert_for(a.as_dict(), principal, gateway)
+            for a in alerts.open_alerts(household_id)
+            # in its cancel window an alert is the household's own (as in /alerts and live)
+            if principal.role in MEMBERS or not a.data.get("held")
         ]
     care = gateway.components.get("eldercare")
     if care is not None and may(FieldClass.CARE):
