@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
@@ -560,11 +560,13 @@ class Registry:
         units: list[dict[str, str]] = (),  # type: ignore[assignment]
         households: list[dict[str, str]] = (),  # type: ignore[assignment]
         devices: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        context: Context | None = None,
     ) -> list[Device]:
         """Add many buildings, units, households and devices in one durable transaction.
 
         Each dict takes the keyword arguments of the matching `async_add_*` method
         (`id`, `name`, …). Entries whose id already exists are left as they are.
+        `context` is the devices' `DeviceAdded` context (who added them, from where).
         """
         now = time.time()
         new_buildings = [b for b in buildings if b["id"] not in self.buildings]
@@ -658,7 +660,10 @@ class Registry:
             added.append(device)
             self._bus.fire(
                 DeviceAdded(
-                    device_id=device.id, context=Context(household=device.household_id, origin="registry")
+                    device_id=device.id,
+                    context=replace(context, household=device.household_id)
+                    if context is not None
+                    else Context(household=device.household_id, origin="registry"),
                 )
             )
         return added

@@ -3,6 +3,7 @@
     GET  /api/v1/inbox[?status=pending|approved|rejected|ignored|all][&source=mqtt|zeroconf|ssdp]
     GET  /api/v1/inbox/{id}                 the item and every decision about it
     POST /api/v1/inbox/{id}/approve         {"household_id", "room"?, "name"?, "profile_id"?, "device_id"?}
+    POST /api/v1/inbox/bulk-approve         {"items": [id, …], "household_id", "room"?} (≤ 5,000 items)
     POST /api/v1/inbox/{id}/reject          {"reason"?}
     POST /api/v1/inbox/{id}/ignore
     POST /api/v1/inbox/{id}/restore         back to pending
@@ -41,6 +42,7 @@ _STATUS_OF: Final = {
     "unavailable": 503,
 }
 MAX_LIST: Final = 5000
+MAX_BULK: Final = 5000
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -183,6 +185,66 @@ class InboxRoutes:
             | ({"mqtt": mqtt} if mqtt else {})
         )
 
+    async def bulk_approve(self, request: web.Request) -> web.Response:
+        """Approve the selected items into one household (and room), in one call.
+
+        Answers what was approved (with each device's MQTT credential, shown this once)
+        and what was refused with its reason; a refused item does not stop the others.
+        """
+        try:
+            inbox = self._inbox(request)
+            body = await self._body(request)
+            by = self._actor(request, body)
+            household_id = self._text(body, "household_id", required=True, limit=64)
+            assert household_id is not None
+            items = body.get("items")
+            if (
+                not isinstance(items, list)
+                or not items
+                or len(items) > MAX_BULK
+                or not all(isinstance(i, str) and 0 < len(i) <= 128 for i in items)
+            ):
+                raise InboxError(
+                    "bad_request", f"'items' must be a list of 1 to {MAX_BULK} inbox item ids (strings)"
+                )
+            devices, refused = await inbox.async_approve_many(
+                items, household_id=household_id, by=by, room=self._text(body, "room", limit=64)
+            )
+        except InboxError as exc:
+            return _error(exc.code, exc.message)
+        gateway = request.app[self._key]
+        approved = {d.id for d in devices}
+        by_device = {i.device_id: i for i in inbox.items.values() if i.device_id in approved}
+        # adapters' devices (set-top boxes, ESPHome) are not MQTT clients: no credential for them
+        mqtt_devices = [
+            d for d in devices if d.id in by_device and inbox.adopter_for(by_device[d.id]) is None
+        ]
+        credentials = await gateway.mqtt_credentials.async_provision_many(mqtt_devices)
+        principal: Principal | None = request.get(PRINCIPAL)
+        if principal is not None:
+            from portal.auth.middleware import ACCOUNTS  # the middleware imports this module
+
+            await request.app[ACCOUNTS].async_audit(
+                principal,
+                "device.approve_many",
+                household_id=household_id,
+                detail={"approved": len(devices), "refused": len(refused)},
+                ip=request.remote,
+            )
+        return _json(
+            {
+                "approved": [
+                    {"item_id": by_device[d.id].id if d.id in by_device else None, "device": d.as_dict()}
+                    | ({"mqtt": credentials[d.id]} if d.id in credentials else {})
+                    for d in devices
+                ],
+                "refused": [
+                    {"item_id": item_id, "error": {"code": exc.code, "message": exc.message}}
+                    for item_id, exc in refused
+                ],
+            }
+        )
+
     async def reject(self, request: web.Request) -> web.Response:
         try:
             inbox = self._inbox(request)
@@ -228,6 +290,7 @@ def register_inbox_routes(app: web.Application, gateway_key: web.AppKey[Gateway]
     routes = InboxRoutes(gateway_key)
     app.router.add_get("/api/v1/inbox", routes.list_items)
     app.router.add_post("/api/v1/inbox/scan", routes.scan)
+    app.router.add_post("/api/v1/inbox/bulk-approve", routes.bulk_approve)
     app.router.add_get("/api/v1/inbox/{item_id}", routes.get_item)
     app.router.add_post("/api/v1/inbox/{item_id}/approve", routes.approve)
     app.router.add_post("/api/v1/inbox/{item_id}/reject", routes.reject)

@@ -558,5 +558,13 @@ def adoption_profile(item: InboxItem, profiles: ProfileSet) -> AnnouncedProfile 
 async def async_keep(profile: AnnouncedProfile, profiles: ProfileSet, data_dir: Path) -> None:
     """Keep the profile on disk, then add it to `profiles`: the device it is given to finds
     it again after a restart (`load_announced_profiles`)."""
-    await asyncio.to_thread(write_profile, data_dir, profile)
-    profiles.profiles[profile.id] = profile
+    await async_keep_many([profile], profiles, data_dir)
+
+
+async def async_keep_many(kept: list[AnnouncedProfile], profiles: ProfileSet, data_dir: Path) -> None:
+    """`async_keep` for many (a bulk approval): all written in one trip to a worker thread."""
+    if not kept:
+        return
+    await asyncio.to_thread(lambda: [write_profile(data_dir, profile) for profile in kept])
+    for profile in kept:
+        profiles.profiles[profile.id] = profile

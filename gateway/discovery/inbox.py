@@ -34,6 +34,7 @@ from gateway.discovery.ha_profile import (
     AnnouncedProfileError,
     adoption_profile,
     async_keep,
+    async_keep_many,
 )
 from gateway.discovery.inbox_store import InboxStore, Statement
 from gateway.discovery.matching import select_profile
@@ -74,6 +75,21 @@ class Adoption:
     room: str | None = None
     profile_id: str | None = None
     device_id: str | None = None
+
+
+_NONE: Final[frozenset[str]] = frozenset()
+
+
+@dataclass(slots=True, kw_only=True)
+class _Plan:
+    """An MQTT item's approval worked out, before anything is written."""
+
+    item: InboxItem
+    profile: Profile
+    announced: AnnouncedProfile | None
+    topic: str
+    device_id: str
+    name: str
 
 
 Adopter = Callable[[InboxItem, Adoption], Awaitable[Device]]
@@ -461,54 +477,16 @@ class Inbox:
             if adopter is not None:
                 device = await self._adopt_with(adopter, item, adoption)
                 return await self._approved(item, device, adoption, adopter)
-            # The device's own announcement is its model; a shipped profile only refines it.
-            announced: AnnouncedProfile | None = None
-            unusable = ""
-            if profile_id is None:
-                try:
-                    announced = adoption_profile(item, self._profiles)
-                except AnnouncedProfileError as exc:
-                    unusable = f"; its announcement cannot be used: {exc}"
-            chosen = announced.id if announced is not None else profile_id or item.profile_id
-            refusal = refusal_for(item.announcements()) if chosen is None else None
-            if refusal is not None:
-                raise InboxError(refusal.code, f"inbox item {item_id}: {refusal.sentence()}")
-            if chosen is None:
-                raise InboxError(
-                    "no_profile",
-                    f"inbox item {item_id} ({item.manufacturer or '?'} {item.model or '?'}) matches no "
-                    f"firmware profile{unusable}; name one with 'profile_id', or add a profile for "
-                    "this model (linli profile check)",
-                )
-            profile = announced or self._profiles.get(chosen)
-            if profile is None:
-                raise InboxError("no_profile", f"no firmware profile {chosen!r} is loaded")
-            topic = item.topic
-            if topic is None:
-                raise InboxError(
-                    "not_adoptable",
-                    f"inbox item {item_id} ({item.category or 'device'}) publishes no MQTT telemetry "
-                    "and no adapter claims it; enable the adapter for this kind of device",
-                )
-            owner = self._topic_owner(topic) if self._topic_owner is not None else None
-            if owner is not None and owner != household_id:
-                raise InboxError(
-                    "wrong_household",
-                    f"inbox item {item_id} is reported by a bridge of household {owner!r} "
-                    f"(its state topic {topic!r} is under that bridge's base topic): "
-                    f"it can only be adopted into {owner!r}",
-                )
-            device_id = device_id or self._new_device_id(household_id, item, profile)
-            name = (name or "").strip() or item.name or profile.name
-            if announced is not None:
-                await async_keep(announced, self._profiles, self._data_dir)
+            plan = self._plan(item, adoption)
+            if plan.announced is not None:
+                await async_keep(plan.announced, self._profiles, self._data_dir)
             try:
                 device = await self._registry.async_add_device(
-                    device_id,
+                    plan.device_id,
                     household_id=household_id,
-                    name=name,
-                    profile_id=profile.id,
-                    topic=topic,
+                    name=plan.name,
+                    profile_id=plan.profile.id,
+                    topic=plan.topic,
                     room=room or None,
                     firmware=item.firmware,
                     unique_id=item.keys[0],
@@ -517,6 +495,54 @@ class Inbox:
             except RegistryError as exc:
                 raise InboxError("registry", str(exc)) from None
             return await self._approved(item, device, adoption, None)
+
+    def _plan(self, item: InboxItem, adoption: Adoption, taken: set[str] | frozenset[str] = _NONE) -> _Plan:
+        """What approving an MQTT item would add (its profile, topic, device id, name); no writes.
+
+        InboxError when it cannot be approved so. `taken`: device ids planned alongside it.
+        """
+        # The device's own announcement is its model; a shipped profile only refines it.
+        announced: AnnouncedProfile | None = None
+        unusable = ""
+        if adoption.profile_id is None:
+            try:
+                announced = adoption_profile(item, self._profiles)
+            except AnnouncedProfileError as exc:
+                unusable = f"; its announcement cannot be used: {exc}"
+        chosen = announced.id if announced is not None else adoption.profile_id or item.profile_id
+        refusal = refusal_for(item.announcements()) if chosen is None else None
+        if refusal is not None:
+            raise InboxError(refusal.code, f"inbox item {item.id}: {refusal.sentence()}")
+        if chosen is None:
+            raise InboxError(
+                "no_profile",
+                f"inbox item {item.id} ({item.manufacturer or '?'} {item.model or '?'}) matches no "
+                f"firmware profile{unusable}; name one with 'profile_id', or add a profile for "
+                "this model (linli profile check)",
+            )
+        profile = announced or self._profiles.get(chosen)
+        if profile is None:
+            raise InboxError("no_profile", f"no firmware profile {chosen!r} is loaded")
+        topic = item.topic
+        if topic is None:
+            raise InboxError(
+                "not_adoptable",
+                f"inbox item {item.id} ({item.category or 'device'}) publishes no MQTT telemetry "
+                "and no adapter claims it; enable the adapter for this kind of device",
+            )
+        owner = self._topic_owner(topic) if self._topic_owner is not None else None
+        if owner is not None and owner != adoption.household_id:
+            raise InboxError(
+                "wrong_household",
+                f"inbox item {item.id} is reported by a bridge of household {owner!r} "
+                f"(its state topic {topic!r} is under that bridge's base topic): "
+                f"it can only be adopted into {owner!r}",
+            )
+        device_id = adoption.device_id or self._new_device_id(adoption.household_id, item, profile, taken)
+        name = adoption.name or item.name or profile.name
+        return _Plan(
+            item=item, profile=profile, announced=announced, topic=topic, device_id=device_id, name=name
+        )
 
     def _claims(self, entry: _AdopterEntry, item: InboxItem) -> int:
         try:
@@ -537,6 +563,16 @@ class Inbox:
         self, item: InboxItem, device: Device, adoption: Adoption, adopter: str | None
     ) -> Device:
         """Record the approval (durably, with who took it), then tell everyone."""
+        updated, decision = self._approval(item, device, adoption, adopter)
+        async with self._write_lock:
+            await self._db.async_save([updated], [decision])
+        self._apply_approval(item, updated, adoption)
+        return device
+
+    @staticmethod
+    def _approval(
+        item: InboxItem, device: Device, adoption: Adoption, adopter: str | None
+    ) -> tuple[InboxItem, Decision]:
         updated = replace(
             item,
             status=InboxStatus.APPROVED,
@@ -555,17 +591,107 @@ class Inbox:
             "profile": device.profile.id,
             **({"adapter": adopter} if adopter else {}),
         }
-        await self._save_decision(item, updated, "approved", adoption.by, detail)
+        assert updated.decided_at is not None
+        return updated, Decision(
+            item_id=item.id, ts=updated.decided_at, action="approved", by=adoption.by, detail=detail
+        )
+
+    def _apply_approval(self, item: InboxItem, updated: InboxItem, adoption: Adoption) -> None:
+        """The approval is on disk: apply it in memory and tell everyone."""
+        for name in ("status", "device_id", "profile_id", "decided_by", "decided_at", "reason", "problem"):
+            setattr(item, name, getattr(updated, name))
         _LOGGER.info(
             "discovery: %s approved %s (%s) into household %s as %s",
             adoption.by,
             item.id,
             item.model or item.name,
             adoption.household_id,
-            device.id,
+            updated.device_id,
         )
         self._fire(item, "approved", user=adoption.by, household=adoption.household_id)
-        return device
+
+    async def async_approve_many(
+        self, item_ids: Iterable[str], *, household_id: str, by: str, room: str | None = None
+    ) -> tuple[list[Device], list[tuple[str, InboxError]]]:
+        """Approve many items into one household (and room): (devices added, refusals by item).
+
+        MQTT items are worked out first and then written together (the devices in one
+        transaction, the decisions in another), so a thousand take about what one does;
+        an item an adapter adopts talks to its box, one at a time. An item that cannot be
+        approved is refused with its reason and does not stop the others.
+        """
+        by = check_actor(by)
+        if household_id not in self._registry.households:
+            raise InboxError("no_household", f"no household {household_id!r}; add it first")
+        adoption = Adoption(household_id=household_id, by=by, room=room or None)
+        refused: list[tuple[str, InboxError]] = []
+        added: list[Device] = []
+        async with self._decide_lock:
+            plans: list[_Plan] = []
+            by_adapter: list[tuple[InboxItem, str]] = []
+            taken: set[str] = set()
+            topics: set[str] = set()
+            for item_id in dict.fromkeys(item_ids):
+                try:
+                    item = self._require(item_id)
+                    if item.status is InboxStatus.APPROVED:
+                        raise InboxError(
+                            "already_approved", f"inbox item {item_id} is already device {item.device_id!r}"
+                        )
+                    adopter = self.adopter_for(item)
+                    if adopter is not None:
+                        by_adapter.append((item, adopter))
+                        continue
+                    plan = self._plan(item, adoption, taken)
+                    if plan.topic in topics or self._registry.device_by_topic(plan.topic) is not None:
+                        raise InboxError(
+                            "registry",
+                            f"inbox item {item_id}: its state topic {plan.topic!r} is taken already",
+                        )
+                except InboxError as exc:
+                    refused.append((item_id, exc))
+                    continue
+                taken.add(plan.device_id)
+                topics.add(plan.topic)
+                plans.append(plan)
+            announced = [plan.announced for plan in plans if plan.announced is not None]
+            await async_keep_many(announced, self._profiles, self._data_dir)
+            if plans:
+                try:
+                    devices = await self._registry.async_import(
+                        devices=[
+                            {
+                                "id": plan.device_id,
+                                "household_id": household_id,
+                                "name": plan.name,
+                                "room": adoption.room,
+                                "profile_id": plan.profile.id,
+                                "topic": plan.topic,
+                                "firmware": plan.item.firmware,
+                                "unique_id": plan.item.keys[0],
+                            }
+                            for plan in plans
+                        ],
+                        context=Context(household=household_id, origin="discovery", user=by),
+                    )
+                except RegistryError as exc:
+                    raise InboxError("registry", str(exc)) from None
+                decided = [
+                    self._approval(plan.item, device, adoption, None)
+                    for plan, device in zip(plans, devices, strict=True)
+                ]
+                async with self._write_lock:
+                    await self._db.async_save([u for u, _ in decided], [d for _, d in decided])
+                for plan, (updated, _) in zip(plans, decided, strict=True):
+                    self._apply_approval(plan.item, updated, adoption)
+                added.extend(devices)
+            for item, adopter in by_adapter:
+                try:
+                    device = await self._adopt_with(adopter, item, adoption)
+                    added.append(await self._approved(item, device, adoption, adopter))
+                except InboxError as exc:
+                    refused.append((item.id, exc))
+        return added, refused
 
     async def async_reject(self, item_id: str, *, by: str, reason: str | None = None) -> InboxItem:
         """Not ours: hidden and remembered; it comes back only if the device changes."""
@@ -788,10 +914,16 @@ class Inbox:
         else:
             item.problem = None
 
-    def _new_device_id(self, household_id: str, item: InboxItem, profile: Profile) -> str:
+    def _new_device_id(
+        self,
+        household_id: str,
+        item: InboxItem,
+        profile: Profile,
+        taken: set[str] | frozenset[str] = _NONE,
+    ) -> str:
         base = f"{household_id}-{_slug(profile.model) or 'device'}-{item.id[:6]}"
         device_id, n = base, 1
-        while self._registry.device(device_id) is not None:
+        while self._registry.device(device_id) is not None or device_id in taken:
             n += 1
             device_id = f"{base}-{n}"
         return device_id

@@ -191,6 +191,10 @@ class MqttCredentials:
 
     async def async_issue_device(self, device: Device) -> Issued:
         """A credential for one adopted device (a new password if it had one)."""
+        [issued] = await self._write_many([self._device_row(device)])
+        return issued
+
+    def _device_row(self, device: Device) -> dict[str, Any]:
         commands = sorted(
             {
                 device.resolve_topic(cap.command_topic or "~/set")
@@ -208,17 +212,33 @@ class MqttCredentials:
                 f"device {device.id} publishes under a bridge's base topic ({device.topic}): "
                 "its bridge's credential already covers it"
             )
-        username = f"dev-{device.id}"[:64]
-        return await self._write(
-            username,
-            kind="device",
-            household_id=device.household_id,
-            device_id=device.id,
-            base_topic=None,
-            name=device.name,
-            publish=publish,
-            subscribe=subscribe,
-        )
+        return {
+            "username": f"dev-{device.id}"[:64],
+            "kind": "device",
+            "household_id": device.household_id,
+            "device_id": device.id,
+            "base_topic": None,
+            "name": device.name,
+            "publish": orjson.dumps(list(publish)).decode(),
+            "subscribe": orjson.dumps(list(subscribe)).decode(),
+        }
+
+    async def async_provision_many(self, devices: list[Device]) -> dict[str, dict[str, Any]]:
+        """`async_provision` for many adopted devices at once: device id → provisioning payload."""
+        if self.endpoint is None:
+            return {}
+        rows = []
+        for device in devices:
+            if self.household_for_topic(device.topic) is not None:
+                continue  # its bridge's credential covers it
+            try:
+                rows.append(self._device_row(device))
+            except CredentialError as exc:
+                _LOGGER.warning("no MQTT credential for %s: %s", device.id, exc)
+        if not rows:
+            return {}
+        issued = await self._write_many(rows)
+        return {i.device_id: i.provisioning(*self.endpoint, tls=self.tls) for i in issued if i.device_id}
 
     async def async_issue_bridge(self, household_id: str, base_topic: str, name: str | None = None) -> Issued:
         """A credential for a bridge of one household, publishing only under `base_topic`."""
@@ -275,7 +295,6 @@ class MqttCredentials:
         publish: tuple[str, ...],
         subscribe: tuple[str, ...],
     ) -> Issued:
-        password = new_password()
         row = {
             "username": username,
             "kind": kind,
@@ -285,21 +304,42 @@ class MqttCredentials:
             "name": name,
             "publish": orjson.dumps(list(publish)).decode(),
             "subscribe": orjson.dumps(list(subscribe)).decode(),
-            # hashing is deliberately slow: keep it off the event loop
-            "password_hash": await asyncio.to_thread(hash_password, password),
-            "created": time.time(),
         }
+        [issued] = await self._write_many([row])
+        return issued
+
+    async def _write_many(self, rows: list[dict[str, Any]]) -> list[Issued]:
+        """New passwords for these credential rows: hashed together, one transaction, one reload."""
+        passwords = [new_password() for _ in rows]
+        # hashing is deliberately slow: keep it off the event loop (all of them in one hop)
+        hashes = await asyncio.to_thread(lambda: [hash_password(p) for p in passwords])
+        now = time.time()
+        rows = [
+            {**row, "password_hash": digest, "created": now} for row, digest in zip(rows, hashes, strict=True)
+        ]
 
         def write(db: sqlite_utils.Database) -> None:
-            db["mqtt_clients"].upsert(row, pk="username")
+            db["mqtt_clients"].upsert_all(rows, pk="username")
 
         await self._store.async_write(write)
-        self._rows[username] = row
+        for row in rows:
+            self._rows[row["username"]] = row
+            _LOGGER.info(
+                "MQTT credential issued: %s (%s, household %s)",
+                row["username"],
+                row["kind"],
+                row["household_id"],
+            )
         self._changed()
-        _LOGGER.info("MQTT credential issued: %s (%s, household %s)", username, kind, household_id)
-        return Issued(
-            principal=self._principal(row), password=password, base_topic=base_topic, device_id=device_id
-        )
+        return [
+            Issued(
+                principal=self._principal(row),
+                password=password,
+                base_topic=row["base_topic"],
+                device_id=row["device_id"],
+            )
+            for row, password in zip(rows, passwords, strict=True)
+        ]
 
     async def async_revoke(self, username: str) -> bool:
         return bool(await self.async_revoke_many([username]))

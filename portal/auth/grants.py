@@ -30,6 +30,7 @@ OTHER_ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[Role]]] = {
     ("GET", "/api/v1/ws"): EVERYONE,
     ("GET", "/api/v1/inbox"): INBOX_ROLES,
     ("POST", "/api/v1/inbox/scan"): INBOX_ROLES,
+    ("POST", "/api/v1/inbox/bulk-approve"): INBOX_ROLES,
     ("GET", "/api/v1/inbox/{item_id}"): INBOX_ROLES,
     ("POST", "/api/v1/inbox/{item_id}/approve"): INBOX_ROLES,
     ("POST", "/api/v1/inbox/{item_id}/reject"): INBOX_ROLES,

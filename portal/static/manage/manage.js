@@ -6,6 +6,7 @@ import { accountsEditor, roleName } from "/static/shared/accounts.js";
 import { alertKindName, alertStateName, alertTitle, deviceName, explainError, householdName, severityName, unitText } from "/static/shared/labels.js";
 import { auditSentence } from "/static/shared/audit.js";
 import { timelineButton } from "/static/manage/timeline.js";
+import { bulkApproval } from "/static/manage/bulk.js";
 import { structureEditor } from "/static/manage/structure.js";
 
 const $ = (s) => document.querySelector(s);
@@ -90,6 +91,8 @@ async function inbox() {
   const [{ items }, tree] = await Promise.all([api("/api/v1/inbox"), api("/api/v1/community")]);
   const homes = householdsOf(tree);
   const rooms = h("datalist", { id: "rooms" }, t("rooms").split(",").map((r) => h("option", { value: r })));
+  // After a bulk approval the list is drawn again, keeping the outcome (and its refusals) in sight.
+  const bulk = bulkApproval(items, homes, homeOption, async (outcome) => { await render(); $("#bulk-status")?.replaceWith(outcome); });
   const row = (item) => {
     // No home is chosen for the manager: one click must not adopt a device into the first home in the list.
     const household = h("select", { class: "i-household", required: true, "aria-label": t("household") },
@@ -116,13 +119,14 @@ async function inbox() {
     h("button", { type: "button", class: "small secondary ignore", onclick: () => act("ignore", {}) }, t("ignore")));
     const sources = Object.keys(item.sources || {}).join(", ");
     return h("tr", { "data-inbox": item.id },
-      h("td", {}, h("strong", {}, item.name || item.id), h("div", { class: "muted" }, [item.manufacturer, item.model].filter(Boolean).join(" ") || "—"),
+      h("td", {}, bulk.box(item), " ", h("strong", {}, item.name || item.id), h("div", { class: "muted" }, [item.manufacturer, item.model].filter(Boolean).join(" ") || "—"),
         h("div", { class: "muted" }, `${t("source")}: ${sources || "—"}`)),
       // The server's note is English for developers ("no profile" when nothing matched): say it in the reader's words.
       h("td", {}, item.profile || h("span", { class: "muted", title: item.profile_note || "" }, !item.profile_note || item.profile_note === "no profile" ? t("no_profile") : item.profile_note)),
       h("td", {}, form, status));
   };
-  return [h("h1", {}, t("inbox")), rooms, items.length ? table([t("devices"), t("profile"), ""], items.map(row)) : h("p", { class: "muted" }, t("no_pending"))];
+  return [h("h1", {}, t("inbox")), rooms, ...(items.length ? [bulk.bar] : []), bulk.status,
+    items.length ? table([t("devices"), t("profile"), ""], items.map(row)) : h("p", { class: "muted" }, t("no_pending"))];
 }
 
 // The device plane: the broker, bursts of refusals (anomalies, with the client), and each home's
