@@ -26,6 +26,7 @@ from gateway.events import (
     DeviceRemoved,
     HouseholdAdded,
     HouseholdRemoved,
+    ProfilesChanged,
     StateChanged,
     TelemetryReceived,
 )
@@ -38,6 +39,14 @@ _LOGGER = logging.getLogger(__name__)
 LAST_SEEN_EVERY_S: Final = 300.0
 AVAILABILITY_ROWS: Final = 100  # rows per transaction when availability is written (~10 ms)
 
+
+
+@dataclass(slots=True)
+class _Dormant:
+    """A stored device whose profile is not loaded: its row and last states, kept for `revive`."""
+
+    stored: tuple[Any, ...]
+    states: dict[str, CapabilityState] = field(default_factory=dict)
 
 class RegistryError(ValueError):
     """A registry change that cannot be made; the message says which id and why."""
@@ -254,6 +263,9 @@ class Registry:
         self._by_topic: dict[str, Device] = {}
         self._by_household: dict[str, dict[str, Device]] = {}
         self.unknown_profile_devices: list[str] = []
+        self._dormant: dict[str, _Dormant] = {}  # devices whose profile was not loaded (yet)
+        # a profile installed later (a reload of the profile folders) brings its devices back
+        bus.listen(ProfilesChanged, lambda _event: self._dormant and self.revive())
 
     # -- loading ---------------------------------------------------------------
 
@@ -302,39 +314,73 @@ class Registry:
             self._index_resident(
                 Resident(id=rid, household_id=hid, name=name, created=created, data=orjson.loads(data))
             )
-        for row, did, hid, name, room, pid, fw, topic, uniq, created, _avail, seen, rid in devices:
-            profile = self._profiles.get(pid)
-            if profile is None:
+        for stored in devices:
+            did, pid = stored[1], stored[5]
+            device = self._device_from_row(stored)
+            if device is None:
+                # Kept, not dropped: a profile an adapter builds (an ESPHome node's) arrives after
+                # the registry has loaded; `revive()` brings the device back when it does.
+                self._dormant[did] = _Dormant(stored=stored)
                 self.unknown_profile_devices.append(did)
-                _LOGGER.error(
-                    "device %s uses profile %r, which is not loaded: device skipped until the "
-                    "profile is installed",
+                _LOGGER.warning(
+                    "device %s uses profile %r, which is not loaded (yet): the device waits until "
+                    "the profile is installed",
                     did,
                     pid,
                 )
                 continue
-            device = Device.named(
-                row=row,
-                id=did,
-                household_id=hid,
-                name=decode_name(name),
-                room=decode_name(room),
-                profile=profile,
-                firmware=fw,
-                topic=topic,
-                unique_id=uniq,
-                created=created,
-                available=False,
-                last_seen=seen,
-                resident_id=rid,
-            )
             self._index(device)
-            by_row[row] = device
+            by_row[device.row] = device
+        dormant_rows = {d.stored[0]: d for d in self._dormant.values()}
         loads = orjson.loads
         for row, cap, value, changed, reported in states:
             owner = by_row.get(row)
             if owner is not None:
                 owner.states[cap] = CapabilityState(loads(value), changed, reported)
+            elif row in dormant_rows:
+                dormant_rows[row].states[cap] = CapabilityState(loads(value), changed, reported)
+
+    def _device_from_row(self, stored: tuple[Any, ...]) -> Device | None:
+        row, did, hid, name, room, pid, fw, topic, uniq, created, _avail, seen, rid = stored
+        profile = self._profiles.get(pid)
+        if profile is None:
+            return None
+        return Device.named(
+            row=row,
+            id=did,
+            household_id=hid,
+            name=decode_name(name),
+            room=decode_name(room),
+            profile=profile,
+            firmware=fw,
+            topic=topic,
+            unique_id=uniq,
+            created=created,
+            available=False,
+            last_seen=seen,
+            resident_id=rid,
+        )
+
+    def revive(self) -> list[Device]:
+        """Bring back the devices whose profile was missing at load and is installed now.
+
+        In memory only (their rows never left the database); returns the devices revived.
+        """
+        revived = []
+        for did, dormant in list(self._dormant.items()):
+            if dormant.stored[2] not in self.households:  # its household was removed meanwhile
+                continue
+            device = self._device_from_row(dormant.stored)
+            if device is None:
+                continue
+            device.states.update(dormant.states)
+            del self._dormant[did]
+            if did in self.unknown_profile_devices:
+                self.unknown_profile_devices.remove(did)
+            self._index(device)
+            revived.append(device)
+            _LOGGER.info("device %s is back: its profile %s is installed", did, device.profile.id)
+        return revived
 
     def _index(self, device: Device) -> None:
         self.devices[device.id] = device

@@ -270,3 +270,37 @@ def test_a_node_with_nothing_linli_knows_is_refused_with_a_hint() -> None:
     info = DeviceInfo(name="odd-node", mac_address="A4:CF:12:00:00:02")
     with pytest.raises(ValueError, match=r"no entity Linli has a kind for.*device_class"):
         node_model(info, [TextSensorInfo(object_id="uptime", key=1, name="Uptime")])
+
+
+async def test_an_adopted_node_is_back_after_a_restart_with_its_last_state(
+    make_gateway, nodes, tmp_path
+) -> None:
+    async def start(gateway_id: str) -> Gateway:
+        gateway: Gateway = await make_gateway(
+            data_dir=tmp_path / "data",
+            gateway_id=gateway_id,
+            components=COMPONENTS,
+            adapters={"only": ["esphome"], "settings": {"esphome": {"connect_timeout_s": 5}}},
+            discovery=discovery_config("zeroconf"),
+        )
+        return gateway
+
+    # given an adopted node whose door is open
+    gateway = await start("gw-one")
+    await add_home(gateway, "h1", devices={})
+    node = await nodes()
+    inbox = inbox_of(gateway)
+    item = await item_for(inbox, f"mac:{node.mac_digits}", timeout=8.0)
+    device = await inbox.async_approve(item.id, household_id="h1", by="li.installer")
+    node.set_state("front_door", True)
+    await settle(lambda: "front_door" in device.states and device.states["front_door"].value is True)
+    await gateway.async_stop()
+    # when the gateway starts again (its registry loads before the adapter builds the node's profile)
+    again = await start("gw-two")
+    # then the node is a device of h1 again, with what it last reported, connected and reporting
+    back = again.registry.device(device.id)
+    assert back is not None and back.household_id == "h1"
+    assert again.registry.unknown_profile_devices == []
+    await settle(lambda: back.available, 15.0)
+    node.set_state("front_door", False)
+    await settle(lambda: back.states["front_door"].value is False)

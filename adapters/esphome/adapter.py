@@ -64,21 +64,21 @@ class EsphomeAdapter:
     async def async_start(self, api: AdapterApi) -> None:
         self.api = api
         stored = await api.storage.async_items(_STORAGE_PREFIX)
-        for key, data in stored.items():
-            device_id = key.removeprefix(_STORAGE_PREFIX)
+        models = {key.removeprefix(_STORAGE_PREFIX): data for key, data in stored.items()}
+        for data in models.values():
+            self._install_profile(NodeModel.from_dict(data["model"]))
+        # The registry loaded before adapters start, so the nodes (whose profiles are built here)
+        # were kept waiting for them: now that they are installed, they come back.
+        api.registry.revive()
+        for device_id, data in models.items():
             model = NodeModel.from_dict(data["model"])
-            self._install_profile(model)
             device = api.registry.device(device_id)
             if device is None:
-                # The registry loads before adapters start, so a node's profile (kept here, not
-                # in a profile folder) is not there yet when it reads the device back.
                 api.log.warning(
-                    "esphome: node %s (%s) was not loaded by the registry (its profile %s is built "
-                    "by this adapter, after the registry loaded); remove the device and approve the "
-                    "node again from the inbox",
+                    "esphome: node %s (%s) is in this adapter's storage but not in the registry "
+                    "(removed while the gateway was down?); approve it again from the inbox",
                     device_id,
                     data["endpoint"].get("name"),
-                    model.profile["id"],
                 )
                 continue
             await self._attach(device, NodeEndpoint.from_dict(data["endpoint"]), model)
