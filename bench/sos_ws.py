@@ -286,7 +286,10 @@ async def main() -> None:
             )
     finally:
         broker.stop()
-    print(f"median SOS→WebSocket: p50 {median(p50s):.1f} ms, p99 {median(p99s):.1f} ms (target p99 ≤ 20 ms, max ≤ 50 ms)")
+    print(
+        f"median SOS→WebSocket: p50 {median(p50s):.1f} ms, p99 {median(p99s):.1f} ms "
+        "(target p99 ≤ 20 ms, max ≤ 50 ms)"
+    )
     print(f"median bare MQTT round trip: p50 {median(bare50s):.1f} ms, p99 {median(bare99s):.1f} ms")
     print(f"ratio p99 SOS / bare: {median(p99s) / median(bare99s):.1f}; alerts lost: {lost}")
     print(f"sos_ws_p99_ms={median(p99s):.1f}")

@@ -40,13 +40,13 @@ LAST_SEEN_EVERY_S: Final = 300.0
 AVAILABILITY_ROWS: Final = 100  # rows per transaction when availability is written (~10 ms)
 
 
-
 @dataclass(slots=True)
 class _Dormant:
     """A stored device whose profile is not loaded: its row and last states, kept for `revive`."""
 
     stored: tuple[Any, ...]
     states: dict[str, CapabilityState] = field(default_factory=dict)
+
 
 class RegistryError(ValueError):
     """A registry change that cannot be made; the message says which id and why."""

@@ -69,7 +69,9 @@ async def test_the_home_tab_follows_a_door_opening_without_a_reload(make_gateway
         )
         door = gateway.registry.device("h1-door")
         await page.wait_for_function(
-            "(name) => document.querySelector('#view').innerText.includes(name)", arg=door.name, timeout=10_000
+            "(name) => document.querySelector('#view').innerText.includes(name)",
+            arg=door.name,
+            timeout=10_000,
         )
 
 

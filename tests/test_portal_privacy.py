@@ -102,9 +102,7 @@ async def test_device_state_of_health_kinds_follows_the_health_routes_consent(ma
                 if who == "mgr":  # the duty desk sees the doors…
                     assert all(c["value"] is not None and "redacted" not in c for c in doors)
                 else:  # …an installer, who sets up hardware, not when a door opens
-                    assert all(
-                        c["value"] is None and c["redacted"] == "not_permitted" for c in doors
-                    )
+                    assert all(c["value"] is None and c["redacted"] == "not_permitted" for c in doors)
         # the household's own resident sees it everywhere
         for view in await _device_views(client, bearer["li"]):
             _shows_the_reading(view)

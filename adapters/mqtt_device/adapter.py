@@ -228,16 +228,19 @@ class MqttDeviceAdapter:
                 payload,
             )
             return
+        json_error = None
         try:
             data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            data = None
+        except orjson.JSONDecodeError as exc:
+            data, json_error = None, exc
         if type(data) is not dict:
             # One plain value (`23.5`, `ON`): the reading of a profile with one capability.
             try:
                 data = self._plain(device, payload)
             except PlainPayloadError as exc:
-                self._reject(device, topic, str(exc), payload)
+                # Said as it is: a payload that is not JSON at all, to a device that sends objects.
+                reason = f"not JSON ({json_error}); {exc}" if json_error is not None else str(exc)
+                self._reject(device, topic, reason, payload)
                 return
         try:
             values = device.profile.map_payload(data)

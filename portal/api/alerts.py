@@ -257,10 +257,10 @@ def register(api: Api) -> None:
         alert = await _engine(call).async_raise(
             kind="sos",
             household_id=call.household_id,
-            title=f"求助 Call for help: {who}",
+            title=f"呼叫帮助：{who}",  # the Chinese sentence; pages say it in the reader's words
             detail=call.body.get("detail", ""),
             dedup_key=f"help:{call.principal.user_id}",
-            data={"by": call.principal.name, "source": "portal"},
+            data={"by": call.principal.name, "source": "portal", "title_key": "help", "params": {"who": who}},
             context=Context(household=call.household_id, origin="portal", user=call.principal.name),
         )
         return alert_for(alert.as_dict(), call.principal, call.gateway)

@@ -65,7 +65,12 @@ async def test_phone_sends_a_message_a_stream_a_channel_and_the_portal_to_the_tv
         # the Linli portal, and then any web page
         async with http.post(f"{tv}/open", json={}) as r:
             assert r.status == 200, await r.text()
-        assert box.screen.portal_url == f"{base}/tv/?household=h1"
+        # (the portal, paired already: a one-time grant the TV page trades for its screen credential)
+        assert box.screen.portal_url.startswith(f"{base}/tv/?grant=")
+        async with http.get(box.screen.portal_url, allow_redirects=False) as r:
+            assert r.status in (302, 303) and "linli_screen" in r.cookies, await r.text()
+        async with http.get(box.screen.portal_url, allow_redirects=False) as r:
+            assert "linli_screen" not in r.cookies  # once only
         async with http.post(f"{tv}/open", json={"url": "https://example.org/menu"}) as r:
             assert r.status == 200
         assert box.screen.portal_url == "https://example.org/menu"

@@ -92,7 +92,7 @@ export function healthView(household, residents) {
       }
     }
     if (!residents.length) sections.push(h("p", { class: "muted" }, t("no_vitals")));
-    holder.replaceChildren(...sections, h("p", { class: "muted small" }, t("not_diagnosis")));
+    holder.replaceChildren(...sections, h("p", { class: "muted small" }, t("chart_reference_note")));
   }
   draw();
   return [switcher, holder];

@@ -258,9 +258,16 @@ let locale = localStorage.getItem("linli.locale") || "zh-CN";
 
 export const t = (key) => (STRINGS[locale] && STRINGS[locale][key]) || STRINGS["zh-CN"][key] || key;
 export const getLocale = () => locale;
-// A screen's own words, kept beside the screen: { "zh-CN": {...}, en: {...} }.
+// A screen's own words, kept beside the screen: { "zh-CN": {...}, en: {...} }. A key that exists
+// already keeps its words (another screen relies on them): the clash is reported, not applied.
 export function addStrings(more) {
-  for (const [lang, words] of Object.entries(more)) Object.assign((STRINGS[lang] ||= {}), words);
+  for (const [lang, words] of Object.entries(more)) {
+    const table = (STRINGS[lang] ||= {});
+    for (const [key, text] of Object.entries(words)) {
+      if (key in table && table[key] !== text) console.warn(`i18n: "${key}" is taken (${lang}); keeping "${table[key]}"`);
+      else table[key] = text;
+    }
+  }
 }
 export function setLocale(next) {
   locale = STRINGS[next] ? next : "zh-CN";

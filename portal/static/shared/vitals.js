@@ -9,7 +9,7 @@ addStrings({
     v_glucose: "血糖", v_weight: "体重", v_body_temperature: "体温",
     u_mmHg: "毫米汞柱", u_bpm: "次/分", u_pct: "%", u_mgdl: "毫克/分升", u_kg: "千克", u_cel: "°C",
     period_day: "日", period_week: "周", period_month: "月", reference_range: "参考范围",
-    not_diagnosis: "阴影为成人一般参考范围，仅供查看趋势，不作诊断。", no_readings_period: "这段时间没有测量记录",
+    chart_reference_note: "阴影为成人一般参考范围，仅供查看趋势，不作诊断。", no_readings_period: "这段时间没有测量记录",
     readings_n: "次测量", last_24h: "最近 24 小时", last_7d: "最近 7 天", last_30d: "最近 30 天",
   },
   en: {
@@ -17,7 +17,7 @@ addStrings({
     v_spo2: "Blood oxygen", v_glucose: "Blood glucose", v_weight: "Weight", v_body_temperature: "Body temperature",
     u_mmHg: "mmHg", u_bpm: "beats/min", u_pct: "%", u_mgdl: "mg/dL", u_kg: "kg", u_cel: "°C",
     period_day: "Day", period_week: "Week", period_month: "Month", reference_range: "reference range",
-    not_diagnosis: "Shading is a general adult reference range, for reading trends; not a diagnosis.",
+    chart_reference_note: "Shading is a general adult reference range, for reading trends; not a diagnosis.",
     no_readings_period: "No measurements in this period", readings_n: "measurements",
     last_24h: "last 24 hours", last_7d: "last 7 days", last_30d: "last 30 days",
   },
