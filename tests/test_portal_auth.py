@@ -556,3 +556,31 @@ async def test_staff_see_the_running_version_and_residents_do_not(make_gateway, 
         await page.wait_for_function(
             "v => document.querySelector('#who').textContent.includes('Linli ' + v)", arg=__version__
         )
+
+
+async def test_a_household_admin_reads_its_audit_without_the_office_staffs_addresses(make_gateway) -> None:
+    # given a household admin's own sign-in and a manager's change to that household
+    gateway, _ = await community(make_gateway)
+    admin = await add_account(gateway, "admin1", "household_admin", "h1")
+
+    def entries(db) -> None:  # type: ignore[no-untyped-def]
+        users.append_audit(
+            db.conn, actor="wang.manager", role="manager", action="user.add", household_id="h1", ip="10.8.0.7"
+        )
+        users.append_audit(
+            db.conn,
+            actor="admin1",
+            role="household_admin",
+            action="alarm.pin",
+            household_id="h1",
+            ip="192.168.1.20",
+        )
+
+    await gateway.store.async_write(entries)
+    async with portal(gateway) as client:
+        await sign_in(client, "admin1", admin)
+        body = await (await client.get("/api/v1/audit")).json()
+    by_actor = {e["actor"]: e for e in body["items"]}
+    # then the family's own entry keeps its address, the manager's entry does not show one
+    assert by_actor["admin1"]["ip"] == "192.168.1.20"
+    assert by_actor["wang.manager"]["ip"] is None and by_actor["wang.manager"]["action"] == "user.add"

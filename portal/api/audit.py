@@ -8,6 +8,8 @@ from gateway import users
 from gateway.users import Role
 from portal.api.operations import ID, Api, Call, text
 
+_MEMBER_ROLES = frozenset({Role.RESIDENT.value, Role.HOUSEHOLD_ADMIN.value, Role.CARER.value})
+
 
 def register(api: Api) -> None:
     @api.op(
@@ -50,4 +52,10 @@ def register(api: Api) -> None:
                 offset=offset,
             )
         )
+        if p.role is Role.HOUSEHOLD_ADMIN:
+            # The household reads what was done to it, not where the office's staff sat:
+            # addresses only of its own members' actions.
+            for entry in entries:
+                if entry.get("role") not in _MEMBER_ROLES:
+                    entry["ip"] = None
         return {"items": entries, "total": total, "limit": limit, "offset": offset}
