@@ -22,6 +22,8 @@ import orjson
 from aiohttp import web
 
 from gateway.discovery import Discovery, Inbox, InboxError, InboxStatus, Source, check_actor
+from gateway.discovery.model import InboxItem
+from gateway.discovery.refusals import refusal_for
 from gateway.runtime import Gateway
 from portal.api.operations import PRINCIPAL
 from portal.auth.principal import Principal
@@ -51,6 +53,14 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _error(code: str, message: str) -> web.Response:
     return _json({"error": {"code": code, "message": message}}, _STATUS_OF.get(code, 400))
+
+
+def _shown(inbox: Inbox, item: InboxItem) -> dict[str, Any]:
+    """The item as the inbox pages show it: its adapter, and why it cannot be adopted in both
+    languages when that is known (the page says it in the reader's words)."""
+    adapter = inbox.adopter_for(item)
+    refusal = refusal_for(item.announcements()) if adapter is None and item.profile_id is None else None
+    return {**item.as_dict(), "adapter": adapter} | ({"refusal": refusal.as_dict()} if refusal else {})
 
 
 class InboxRoutes:
@@ -133,7 +143,7 @@ class InboxRoutes:
         return _json(
             {
                 "status": status_text,
-                "items": [{**item.as_dict(), "adapter": inbox.adopter_for(item)} for item in items[:limit]],
+                "items": [_shown(inbox, item) for item in items[:limit]],
                 "total": len(items),
                 "counts": inbox.counts(),
             }
@@ -151,8 +161,7 @@ class InboxRoutes:
         decisions = await inbox.async_decisions(item.id)
         return _json(
             {
-                **item.as_dict(),
-                "adapter": inbox.adopter_for(item),
+                **_shown(inbox, item),
                 "decisions": [d.as_dict() for d in decisions],
             }
         )

@@ -30,6 +30,18 @@ addStrings({
   },
 });
 
+// The series' colour as a tiny SVG square: the page's CSP allows no inline style attributes.
+function swatch(color) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 10 10");
+  svg.setAttribute("class", "swatch");
+  svg.setAttribute("aria-hidden", "true");
+  const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+  for (const [k, v] of Object.entries({ width: 10, height: 10, rx: 2, fill: color })) rect.setAttribute(k, v);
+  svg.append(rect);
+  return svg;
+}
+
 const card = (title, ...children) => h("section", { class: "card" }, h("h2", {}, title), ...children);
 
 // -- health --------------------------------------------------------------------------------
@@ -81,7 +93,7 @@ export function healthView(household, residents) {
         const series = seriesFor(kind, items, period, now);
         const latest = items.filter((r) => r.kind === kind).sort((a, b) => b.ts - a.ts)[0];
         const count = series[0].points.reduce((n, p) => n + p.count, 0);
-        const legend = VITALS[kind].series.map((s) => h("span", { class: "legend" }, h("i", { style: `background:${s.color}` }), `${t(s.label)}${s.range ? ` ${t("reference_range")} ${s.range[0]}–${s.range[1]}` : ""}`));
+        const legend = VITALS[kind].series.map((s) => h("span", { class: "legend" }, swatch(s.color), `${t(s.label)}${s.range ? ` ${t("reference_range")} ${s.range[0]}–${s.range[1]}` : ""}`));
         sections.push(h("section", { class: "card vital-card", "data-kind": kind },
           h("h2", {}, `${resident.name} · ${vitalName(kind)}`),
           h("p", { class: "muted" }, `${t("reading_latest")}: `, h("strong", {}, `${showValue(kind, latest.value)} ${vitalUnit(kind)}`),

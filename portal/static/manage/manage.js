@@ -122,7 +122,9 @@ async function inbox() {
       h("td", {}, bulk.box(item), " ", h("strong", {}, item.name || item.id), h("div", { class: "muted" }, [item.manufacturer, item.model].filter(Boolean).join(" ") || "—"),
         h("div", { class: "muted" }, `${t("source")}: ${sources || "—"}`)),
       // The server's note is English for developers ("no profile" when nothing matched): say it in the reader's words.
-      h("td", {}, item.profile || h("span", { class: "muted", title: item.profile_note || "" }, !item.profile_note || item.profile_note === "no profile" ? t("no_profile") : item.profile_note)),
+      h("td", {}, item.profile || h("span", { class: "muted", title: item.profile_note || "" },
+        item.refusal ? item.refusal.message[getLocale()] || item.refusal.message["zh-CN"]
+          : !item.profile_note || item.profile_note === "no profile" ? t("no_profile") : item.profile_note)),
       h("td", {}, form, status));
   };
   return [h("h1", {}, t("inbox")), rooms, ...(items.length ? [bulk.bar] : []), bulk.status,
