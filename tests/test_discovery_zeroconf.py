@@ -22,7 +22,7 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 from adapters.sim.upnp_box import SimUpnpDevice
 from gateway.discovery import InboxError, InboxStatus
 from tests.brokers import settle
-from tests.discovering import inbox_of, item_for, rejected_view, start
+from tests.discovering import inbox_of, item_for, portal_client, rejected_view, start
 
 
 @pytest.fixture
@@ -187,6 +187,11 @@ async def test_chromecast_and_homekit_say_what_they_are_and_why_they_cannot_be_a
     assert refusal["code"] == "not_adoptable"
     assert refusal["what"]["zh-CN"].startswith("Chromecast") and "投屏" in refusal["what"]["zh-CN"]
     assert "邻里" in refusal["message"]["zh-CN"]
+    # and the inbox's REST list carries the refusal in both languages, for the page to say it in its reader's
+    async with portal_client(gateway, "wang.manager") as client:
+        listed = {i["id"]: i for i in (await (await client.get("/api/v1/inbox")).json())["items"]}
+    assert listed[cast.id]["refusal"]["message"]["zh-CN"] == refusal["message"]["zh-CN"]
+    assert listed[hap.id]["refusal"]["message"]["en"].startswith("HomeKit accessory: ")
     # and approving one answers not_adoptable with the same sentence, and nothing is added
     with pytest.raises(InboxError) as refused:
         await inbox.async_approve(cast.id, household_id="h1", by="li.installer")
