@@ -181,6 +181,25 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "host": {"type": "string"},
                 "port": {"type": "integer", "minimum": 0, "maximum": 65535},
                 "public_url": {"type": "string", "pattern": "^https?://"},
+                # The gateway's addresses on the households' segments: renderers are announced
+                # (SSDP) there, each only where its household's allowed_networks include the address.
+                "interfaces": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "ssdp": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "group": {"type": "string"},
+                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "announce_s": {"type": "number", "minimum": 1},
+                    },
+                },
+                # household id (or "*" for every other household) → the networks its renderer
+                # answers (e.g. its VLAN, "192.168.12.0/24"); default: loopback only.
+                "allowed_networks": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                },
+                "pairing_s": {"type": "number", "minimum": 1},
             },
         },
         "demo": {

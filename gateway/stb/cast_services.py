@@ -8,8 +8,11 @@ becomes a command to the household's real TV box through `Screens` and
 parameter annotations against the state variables' Python types.)
 """
 
+import re
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+from xml.sax.saxutils import quoteattr
 
 from async_upnp_client.const import ServiceInfo
 from async_upnp_client.exceptions import UpnpActionError
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from gateway.stb.cast import HouseholdRenderer
 
 _DIDL_TITLE = "{http://purl.org/dc/elements/1.1/}title"
+_PLAYABLE = re.compile(r"^(https?|rtsp|rtp|udp|igmp)://\S+$")
+MAX_METADATA = 16384  # a DIDL-Lite item phones send is 1-2 KiB; more is not kept
 
 
 def service_info(prefix: str, name: str, service_type: str) -> ServiceInfo:
@@ -37,7 +42,7 @@ def service_info(prefix: str, name: str, service_type: str) -> ServiceInfo:
 
 def didl_title(metadata: str) -> str | None:
     """The dc:title of a DIDL-Lite item (parsed with defusedxml, at most 16 KiB)."""
-    if not metadata or len(metadata) > 16384:
+    if not metadata or len(metadata) > MAX_METADATA:
         return None
     try:
         root = DET.fromstring(metadata)
@@ -49,12 +54,50 @@ def didl_title(metadata: str) -> str | None:
 
 class _RendererService(UpnpServerService):
     renderer: "HouseholdRenderer"
+    #: The `Event` namespace of this service's LastChange (None: the service has none).
+    LAST_CHANGE_NS: ClassVar[str | None] = None
 
     async def command(self, kind: str, value: dict[str, Any]) -> Any:
         try:
             return await self.renderer.async_command(kind, value)
         except CommandError as exc:
             raise UpnpActionError(error_code=701, error_desc=f"{exc.code}: {exc.message}"[:200]) from None
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def prune(self) -> None:
+        """Forget subscriptions that lapsed (the library does so only when it next sends an event)."""
+        now = datetime.now()
+        self._subscribers = [s for s in self._subscribers if now < s.expiration]
+
+    def evented(self) -> dict[str, tuple[str, str]]:
+        """What LastChange reports, read from the TV box's state: name → (extra attributes, value)."""
+        return {}
+
+    def last_change(self) -> str:
+        """The LastChange document (AVTransport:1 / RenderingControl:1 §2.2.1) of the TV's state now.
+
+        Every event carries the instance's whole evented state, not only what changed: the
+        initial event a subscriber gets is then complete, and one that missed a NOTIFY is right
+        again at the next. It is sent only when something in it changed.
+        """
+        variables = "".join(
+            f"<{name}{attrs} val={quoteattr(value)}/>" for name, (attrs, value) in self.evented().items()
+        )
+        return f'<Event xmlns="{self.LAST_CHANGE_NS}"><InstanceID val="0">{variables}</InstanceID></Event>'
+
+    def publish(self) -> bool:
+        """Event LastChange to the subscribers if the TV's state changed (False: nothing to say)."""
+        if self.LAST_CHANGE_NS is None:
+            return False
+        document = self.last_change()
+        variable = self.state_variable("LastChange")
+        if variable.value == document:
+            return False
+        variable.value = document  # the library's eventable variable NOTIFYs every subscriber
+        return True
 
 
 class CastAVTransport(_RendererService):
@@ -83,11 +126,44 @@ class CastAVTransport(_RendererService):
         "PlaybackStorageMedium": create_state_var("string", default="NETWORK"),
         "RecordStorageMedium": create_state_var("string", default="NOT_IMPLEMENTED"),
         "RecordMediumWriteStatus": create_state_var("string", default="NOT_IMPLEMENTED"),
+        "CurrentTrackURI": create_state_var("string", default=""),
+        "CurrentTrackMetaData": create_state_var("string", default=""),
         "LastChange": create_event_var("string", default=""),
     }
+    LAST_CHANGE_NS = "urn:schemas-upnp-org:metadata-1-0/AVT/"
 
     def _media(self) -> dict[str, Any]:
         return self.renderer.state("media") or {"state": "stopped", "url": None}
+
+    def _uri(self) -> tuple[str, str]:
+        """The transport's URI and its DIDL-Lite metadata: what the box plays, else what was set."""
+        url = self._media().get("url") or ""
+        pending = self.renderer.pending
+        if pending is not None and (not url or url == pending[0]):
+            return pending[0], pending[2]
+        return url, ""
+
+    def transport_state(self) -> str:
+        state = self._media().get("state", "")
+        if state == "playing":
+            return "PLAYING"
+        if state == "paused":
+            return "PAUSED_PLAYBACK"
+        return "STOPPED" if self._uri()[0] else "NO_MEDIA_PRESENT"
+
+    def evented(self) -> dict[str, tuple[str, str]]:
+        uri, metadata = self._uri()
+        return {
+            "TransportState": ("", self.transport_state()),
+            "TransportStatus": ("", "OK"),
+            "TransportPlaySpeed": ("", "1"),
+            "NumberOfTracks": ("", "1" if uri else "0"),
+            "CurrentTrack": ("", "1" if uri else "0"),
+            "AVTransportURI": ("", uri),
+            "AVTransportURIMetaData": ("", metadata),
+            "CurrentTrackURI": ("", uri),
+            "CurrentTrackMetaData": ("", metadata),
+        }
 
     @callable_action(
         name="SetAVTransportURI",
@@ -99,7 +175,15 @@ class CastAVTransport(_RendererService):
         out_args={},
     )
     async def set_uri(self, InstanceID: int, CurrentURI: str, CurrentURIMetaData: str) -> dict[str, Any]:
-        self.renderer.pending = (CurrentURI, didl_title(CurrentURIMetaData))
+        if len(CurrentURI) > 2048 or not _PLAYABLE.match(CurrentURI):
+            # what the box's `media` command takes (gateway/stb/schemas.py): no file:, dvb:, ...
+            raise UpnpActionError(
+                error_code=714,
+                error_desc="Illegal MIME-type: the TV plays http(s), rtsp, rtp and udp streams",
+            )
+        metadata = CurrentURIMetaData if len(CurrentURIMetaData) <= MAX_METADATA else ""
+        self.renderer.pending = (CurrentURI, didl_title(metadata), metadata)
+        self.renderer.changed()
         return {}
 
     @callable_action(
@@ -108,17 +192,22 @@ class CastAVTransport(_RendererService):
         out_args={},
     )
     async def play(self, InstanceID: int, Speed: str) -> dict[str, Any]:
-        pending = self.renderer.pending
         media = self._media()
-        if pending is not None and pending[0] != media.get("url"):
-            url, title = pending
-            command: dict[str, Any] = {"action": "play", "url": url}
-            if title:
-                command["title"] = title
-            await self.command("media", command)
-        elif media.get("state") == "paused":
+        playing = media.get("url")
+        url = self.renderer.pending[0] if self.renderer.pending is not None else playing
+        if media.get("state") == "paused" and url == playing:
             await self.command("media", {"action": "resume"})
-        elif pending is None:
+        elif media.get("state") == "playing" and url == playing:
+            pass  # Play while playing the same URI changes nothing (AVTransport:1 §2.4.9)
+        elif url:
+            # A new URI, or the same one after Stop: the box is given the stream again, whichever
+            # operator's it is (a stopped cable box keeps the URI, a carrier box forgets it).
+            pending = self.renderer.pending
+            command: dict[str, Any] = {"action": "play", "url": url}
+            if pending is not None and pending[0] == url and pending[1]:
+                command["title"] = pending[1]
+            await self.command("media", command)
+        else:
             raise UpnpActionError(error_code=701, error_desc="Transition not available: no URI set")
         return {}
 
@@ -142,12 +231,11 @@ class CastAVTransport(_RendererService):
         },
     )
     async def transport_info(self, InstanceID: int) -> dict[str, Any]:
-        state = {"playing": "PLAYING", "paused": "PAUSED_PLAYBACK"}.get(
-            self._media().get("state", ""), "STOPPED"
-        )
-        if state == "STOPPED" and self.renderer.pending is None:
-            state = "NO_MEDIA_PRESENT"
-        return {"CurrentTransportState": state, "CurrentTransportStatus": "OK", "CurrentSpeed": "1"}
+        return {
+            "CurrentTransportState": self.transport_state(),
+            "CurrentTransportStatus": "OK",
+            "CurrentSpeed": "1",
+        }
 
     @callable_action(
         name="GetMediaInfo",
@@ -165,12 +253,12 @@ class CastAVTransport(_RendererService):
         },
     )
     async def media_info(self, InstanceID: int) -> dict[str, Any]:
-        url = self._media().get("url") or (self.renderer.pending[0] if self.renderer.pending else "")
+        url, metadata = self._uri()
         return {
             "NrTracks": 1 if url else 0,
             "MediaDuration": "00:00:00",
-            "CurrentURI": url or "",
-            "CurrentURIMetaData": "",
+            "CurrentURI": url,
+            "CurrentURIMetaData": metadata,
             "NextURI": "",
             "NextURIMetaData": "",
             "PlayMedium": "NETWORK",
@@ -184,8 +272,8 @@ class CastAVTransport(_RendererService):
         out_args={
             "Track": "CurrentTrack",
             "TrackDuration": "CurrentTrackDuration",
-            "TrackMetaData": "AVTransportURIMetaData",
-            "TrackURI": "AVTransportURI",
+            "TrackMetaData": "CurrentTrackMetaData",
+            "TrackURI": "CurrentTrackURI",
             "RelTime": "RelativeTimePosition",
             "AbsTime": "AbsoluteTimePosition",
             "RelCount": "RelativeCounterPosition",
@@ -193,11 +281,11 @@ class CastAVTransport(_RendererService):
         },
     )
     async def position_info(self, InstanceID: int) -> dict[str, Any]:
-        url = self._media().get("url") or ""
+        url, metadata = self._uri()
         return {
             "Track": 1 if url else 0,
             "TrackDuration": "00:00:00",
-            "TrackMetaData": "",
+            "TrackMetaData": metadata,
             "TrackURI": url,
             "RelTime": "00:00:00",
             "AbsTime": "00:00:00",
@@ -215,9 +303,18 @@ class CastRenderingControl(_RendererService):
         "Mute": create_state_var("boolean", default="0"),
         "LastChange": create_event_var("string", default=""),
     }
+    LAST_CHANGE_NS = "urn:schemas-upnp-org:metadata-1-0/RCS/"
 
     def _volume(self) -> dict[str, Any]:
         return self.renderer.state("volume") or {"level": 0, "muted": False}
+
+    def evented(self) -> dict[str, tuple[str, str]]:
+        volume = self._volume()
+        master = ' channel="Master"'
+        return {
+            "Volume": (master, str(int(volume.get("level") or 0))),
+            "Mute": (master, "1" if volume.get("muted") else "0"),
+        }
 
     @callable_action(
         name="GetVolume",

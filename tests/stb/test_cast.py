@@ -1,44 +1,294 @@
-"""Casting from a phone: the household's TV is a DLNA renderer, whichever operator's box is behind it."""
+"""Casting from a phone: the household's TV is a DLNA renderer, whichever operator's box is behind it.
+
+The phone here is async-upnp-client's client side — the DLNA profile (`DmrDevice`),
+its SSDP search and advertisement listeners, and its event handler with a notify
+server on 127.0.0.1 — as a DLNA app uses it. SSDP goes to a private port on
+loopback multicast (tests/discovering.py), so parallel runs never hear each other.
+"""
 
 from __future__ import annotations
 
-import pytest
-from async_upnp_client.aiohttp import AiohttpRequester
-from async_upnp_client.client_factory import UpnpFactory
-from async_upnp_client.profiles.dlna import DmrDevice
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
 
-from tests.stb.boxes import OPERATORS, STB_COMPONENTS, home_with_tv, stb_gateway
+import aiohttp
+import pytest
+from async_upnp_client.advertisement import SsdpAdvertisementListener
+from async_upnp_client.aiohttp import AiohttpNotifyServer, AiohttpRequester
+from async_upnp_client.client import UpnpDevice
+from async_upnp_client.client_factory import UpnpFactory
+from async_upnp_client.profiles.dlna import DmrDevice, TransportState
+from async_upnp_client.search import async_search
+from async_upnp_client.utils import CaseInsensitiveDict
+
+from adapters.sim.box import SimBox
+from gateway.registry import Device
+from gateway.runtime import Gateway
+from tests.brokers import settle
+from tests.discovering import free_udp_port
+from tests.homes import add_home
+from tests.stb.boxes import OPERATORS, STB_COMPONENTS, adopt, stb_gateway
+
+MEDIA_RENDERER = "urn:schemas-upnp-org:device:MediaRenderer:1"
+AV_TRANSPORT = "urn:schemas-upnp-org:service:AVTransport:1"
+VIDEO = "http://127.0.0.1:9/phone/album/birthday.mp4"
+
+
+async def cast_gateway(make_gateway: Any, **cast: Any) -> Gateway:
+    """A gateway with both STB adapters and the cast renderers, SSDP on a private loopback port."""
+    settings = {"port": 0, "interfaces": ["127.0.0.1"], "ssdp": {"port": free_udp_port()}, **cast}
+    return await stb_gateway(
+        make_gateway, components=[*STB_COMPONENTS, "gateway.stb.cast:CastRenderers"], cast=settings
+    )
+
+
+async def li_family(gateway: Gateway, box: SimBox, household: str = "h1", name: str = "李家") -> Device:
+    """The household 李家 with this box as the TV in its living room (客厅)."""
+    await add_home(gateway, household, devices={})
+    await gateway.registry.async_rename("household", household, name)
+    return await adopt(gateway, household, box, room="客厅")
+
+
+def description_url(gateway: Gateway, household: str = "h1") -> str:
+    return f"{gateway.components['cast'].url}/cast/{household}/description.xml"  # type: ignore[attr-defined]
+
+
+def ssdp_target(gateway: Gateway) -> tuple[str, int]:
+    return ("239.255.255.250", gateway.config["cast"]["ssdp"]["port"])
+
+
+async def phone(url: str) -> tuple[UpnpDevice, DmrDevice]:
+    device = await UpnpFactory(AiohttpRequester()).async_create_device(url)
+    return device, DmrDevice(device, None)
+
+
+async def search(gateway: Gateway, search_target: str) -> list[CaseInsensitiveDict]:
+    """What a phone's M-SEARCH for `search_target` brings back within a second."""
+    answers: list[CaseInsensitiveDict] = []
+
+    async def on_answer(headers: CaseInsensitiveDict) -> None:
+        answers.append(headers)
+
+    await async_search(
+        on_answer,
+        timeout=1,
+        search_target=search_target,
+        source=("127.0.0.1", 0),
+        target=ssdp_target(gateway),
+    )
+    return answers
+
+
+@pytest.fixture
+async def listening_phone() -> AsyncIterator[Any]:
+    """A phone's event handler: a notify server on 127.0.0.1 that DmrDevice subscribes with."""
+    servers: list[AiohttpNotifyServer] = []
+
+    async def make(device: UpnpDevice) -> DmrDevice:
+        server = AiohttpNotifyServer(AiohttpRequester(), source=("127.0.0.1", 0))
+        await server.async_start_server()
+        servers.append(server)
+        renderer = DmrDevice(device, server.event_handler)
+        await renderer.async_subscribe_services(auto_resubscribe=False)
+        return renderer
+
+    yield make
+    for server in servers:
+        await server.event_handler.async_unsubscribe_all()
+        await server.async_stop_server()
 
 
 @pytest.mark.parametrize("operator", OPERATORS)
 async def test_a_phone_casts_a_video_to_the_household_tv(make_gateway, boxes, operator) -> None:
-    # given a household whose TV box is this operator's, and the gateway's cast renderers
-    gateway = await stb_gateway(
-        make_gateway, components=[*STB_COMPONENTS, "gateway.stb.cast:CastRenderers"], cast={"port": 0}
-    )
+    # given 李家, whose living-room TV box is this operator's, and the gateway's cast renderers
+    gateway = await cast_gateway(make_gateway)
     box = await boxes(operator, "h1-tv")
-    await home_with_tv(gateway, "h1", box)
-    url = gateway.components["cast"].url
-    # when a phone's cast button finds the renderer and sends a video, the way DLNA apps do
-    device = await UpnpFactory(AiohttpRequester()).async_create_device(f"{url}/cast/h1/description.xml")
-    renderer = DmrDevice(device, None)
-    video = "http://127.0.0.1:9/phone/album/birthday.mp4"
+    await li_family(gateway, box)
+    # when a phone's cast button opens the renderer and sends a video, the way DLNA apps do
+    device, renderer = await phone(description_url(gateway))
     metadata = await renderer.construct_play_media_metadata(
-        video,
+        VIDEO,
         "生日快乐",
         override_mime_type="video/mp4",
         override_upnp_class="object.item.videoItem",
         override_dlna_features="*",
     )
-    await renderer.async_set_transport_uri(video, "生日快乐", metadata)
+    await renderer.async_set_transport_uri(VIDEO, "生日快乐", metadata)
     await renderer.async_play()
     # then the household's own box plays it, with its title
-    assert (box.screen.media_url, box.screen.media_state) == (video, "playing")
+    assert (box.screen.media_url, box.screen.media_state) == (VIDEO, "playing")
     # and the phone's volume slider and pause button work too
     await renderer.async_set_volume_level(0.42)
     assert box.screen.volume == 42
     await renderer.async_pause()
     assert box.screen.media_state == "paused"
     await renderer.async_update()
-    assert renderer.transport_state is not None and renderer.transport_state.value == "PAUSED_PLAYBACK"
-    assert device.friendly_name.endswith("(Linli)")
+    assert renderer.transport_state is TransportState.PAUSED_PLAYBACK
+    # and the phone shows the TV by the family's and the room's names, never an id
+    assert device.friendly_name == "李家 · 客厅电视"
+    assert device.serial_number in (None, "")
+
+
+@pytest.mark.parametrize("operator", OPERATORS)
+async def test_stop_then_play_plays_again_on_either_operators_box(make_gateway, boxes, operator) -> None:
+    # given a video cast and playing on this operator's box
+    gateway = await cast_gateway(make_gateway)
+    box = await boxes(operator, "h1-tv")
+    await li_family(gateway, box)
+    _, renderer = await phone(description_url(gateway))
+    await renderer.async_set_transport_uri(VIDEO, "生日快乐")
+    await renderer.async_play()
+    assert box.screen.media_state == "playing"
+    # when the phone presses Stop, then Play
+    await renderer.async_stop()
+    assert box.screen.media_state == "stopped"
+    await renderer.async_play()
+    # then the box plays the same video again (it did not on a cable box: success, and stopped)
+    assert (box.screen.media_url, box.screen.media_state) == (VIDEO, "playing")
+    await renderer.async_update()
+    assert renderer.transport_state is TransportState.PLAYING
+
+
+async def test_a_phone_app_finds_the_renderer_by_ssdp_and_hears_it_leave(make_gateway, boxes) -> None:
+    # given a phone listening for SSDP announcements, and a gateway with the cast renderers
+    gateway = await cast_gateway(make_gateway, ssdp={"port": free_udp_port()})
+    alive: list[CaseInsensitiveDict] = []
+    gone: list[CaseInsensitiveDict] = []
+
+    async def on_alive(headers: CaseInsensitiveDict) -> None:
+        alive.append(headers)
+
+    async def on_byebye(headers: CaseInsensitiveDict) -> None:
+        gone.append(headers)
+
+    listener = SsdpAdvertisementListener(
+        async_on_alive=on_alive,
+        async_on_byebye=on_byebye,
+        source=("127.0.0.1", 0),
+        target=ssdp_target(gateway),
+    )
+    await listener.async_start()
+    try:
+        # when 李家's TV box is adopted
+        box = await boxes("broadcast", "h1-tv")
+        tv = await li_family(gateway, box)
+        # then its renderer says it is alive, as a MediaRenderer with AVTransport, at once
+        await settle(lambda: {h.get("NT") for h in alive} >= {MEDIA_RENDERER, AV_TRANSPORT}, timeout=3)
+        location = next(h["LOCATION"] for h in alive if h.get("NT") == MEDIA_RENDERER)
+        assert location == description_url(gateway)
+        device, _ = await phone(location)
+        assert device.friendly_name == "李家 · 客厅电视"
+        udn = device.udn
+        # and a phone that searches finds it by every name a DLNA app searches for
+        for target in ("upnp:rootdevice", MEDIA_RENDERER, AV_TRANSPORT, udn):
+            answers = await search(gateway, target)
+            assert [a["LOCATION"] for a in answers] == [location], target
+            assert answers[0]["USN"].startswith(udn)
+        # when the TV box is removed from the household
+        await gateway.registry.async_remove_device(tv.id)
+        # then the renderer says goodbye, and a search no longer finds it
+        await settle(lambda: any(h.get("NT") == MEDIA_RENDERER for h in gone), timeout=3)
+        assert await search(gateway, MEDIA_RENDERER) == []
+    finally:
+        await listener.async_stop()
+
+
+@pytest.mark.parametrize("operator", OPERATORS)
+async def test_the_phone_hears_every_change_of_the_tv_as_lastchange(
+    make_gateway, boxes, listening_phone, operator
+) -> None:
+    # given a phone subscribed to 李家's renderer (a box at volume 20, nothing playing)
+    gateway = await cast_gateway(make_gateway)
+    box = await boxes(operator, "h1-tv")
+    await li_family(gateway, box)
+    device, _ = await phone(description_url(gateway))
+    renderer = await listening_phone(device)
+    # then the initial event already says what the TV is doing (it was empty before)
+    await settle(lambda: renderer.volume_level == 0.2, timeout=2)
+    assert renderer.is_volume_muted is False
+    assert renderer.transport_state is TransportState.NO_MEDIA_PRESENT
+    # when someone turns the volume up with the box's own remote
+    await box.remote_volume(61)
+    # then the phone's slider follows, from a LastChange event (no polling here)
+    await settle(lambda: renderer.volume_level == 0.61, timeout=3)
+    # and when the phone's video plays, and is stopped, the phone hears each
+    await renderer.async_set_transport_uri(VIDEO, "生日快乐")
+    await settle(lambda: renderer.current_track_uri == VIDEO, timeout=2)
+    await renderer.async_play()
+    await settle(lambda: renderer.transport_state is TransportState.PLAYING, timeout=3)
+    await renderer.async_stop()
+    await settle(lambda: renderer.transport_state is TransportState.STOPPED, timeout=3)
+    # and the events are the proper LastChange document of each service
+    last_change = device.service(AV_TRANSPORT).state_variable("LastChange").value
+    assert last_change.startswith('<Event xmlns="urn:schemas-upnp-org:metadata-1-0/AVT/">')
+    assert '<TransportState val="STOPPED"/>' in last_change
+
+
+async def get(url: str, *, source: str = "127.0.0.1", method: str = "GET", **headers: str) -> tuple[int, str]:
+    connector = aiohttp.TCPConnector(local_addr=(source, 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.request(method, url, headers=headers) as response:
+            return response.status, await response.text()
+
+
+def names(listing: str) -> list[str]:
+    return [item["name"] for item in json.loads(listing)["items"]]
+
+
+async def test_a_renderer_answers_only_its_household_network_or_a_paired_phone(make_gateway, boxes) -> None:
+    # given two households: 李家 on 127.0.0.1 (its segment), 王家 on a VLAN the test is not on
+    gateway = await cast_gateway(
+        make_gateway, allowed_networks={"*": ["10.20.0.0/16"], "h1": ["127.0.0.1/32"]}
+    )
+    await li_family(gateway, await boxes("carrier", "h1-tv"), "h1", "李家")
+    await li_family(gateway, await boxes("broadcast", "h2-tv"), "h2", "王家")
+    cast = gateway.components["cast"]
+    listing = f"{cast.url}/cast/"  # type: ignore[attr-defined]
+    # when 李家's own segment asks, it sees and reaches only its own renderer
+    status, body = await get(listing)
+    assert status == 200 and names(body) == ["李家 · 客厅电视"] and "h2" not in body
+    assert (await get(description_url(gateway, "h1")))[0] == 200
+    assert (await get(description_url(gateway, "h2")))[0] == 404
+    # and a search from there finds only 李家's TV
+    answers = await search(gateway, MEDIA_RENDERER)
+    assert [a["LOCATION"] for a in answers] == [description_url(gateway, "h1")]
+    # when a stranger asks (127.0.0.2 is on no household's list)
+    status, body = await get(listing, source="127.0.0.2")
+    # then nothing is listed and nothing answers, as for a household that does not exist
+    assert status == 200 and json.loads(body) == {"items": [], "total": 0}
+    for household in ("h1", "h2", "nobody"):
+        assert (await get(description_url(gateway, household), source="127.0.0.2"))[0] == 404
+    control = f"{cast.url}/cast/h1/upnp/control/AVTransport"  # type: ignore[attr-defined]
+    assert (await get(control, source="127.0.0.2", method="POST"))[0] == 404
+    # when 王家 pairs a phone at 127.0.0.2
+    cast.pair("h2", "127.0.0.2")  # type: ignore[attr-defined]
+    # then that phone reaches 王家's renderer, and only it
+    status, body = await get(listing, source="127.0.0.2")
+    assert names(body) == ["王家 · 客厅电视"]
+    assert (await get(description_url(gateway, "h2"), source="127.0.0.2"))[0] == 200
+    assert (await get(description_url(gateway, "h1"), source="127.0.0.2"))[0] == 404
+    # and unpaired, it is a stranger again
+    cast.unpair("h2", "127.0.0.2")  # type: ignore[attr-defined]
+    assert (await get(description_url(gateway, "h2"), source="127.0.0.2"))[0] == 404
+
+
+async def test_events_go_only_to_the_subscriber_itself(make_gateway, boxes) -> None:
+    # given 李家's renderer
+    gateway = await cast_gateway(make_gateway)
+    await li_family(gateway, await boxes("carrier", "h1-tv"))
+    events = f"{gateway.components['cast'].url}/cast/h1/upnp/event/RenderingControl"  # type: ignore[attr-defined]
+    # when a subscriber asks for NOTIFYs to be sent to another address, or to several
+    for callback in (
+        "<http://127.0.0.9:9/cb>",
+        "<http://localhost:9/cb>",
+        "<http://127.0.0.1:9/a><http://127.0.0.1:9/b>",
+    ):
+        status, _ = await get(events, method="SUBSCRIBE", CALLBACK=callback, NT="upnp:event")
+        # then it is refused: the gateway sends nothing anywhere on a stranger's say-so
+        assert status == 412, callback
+    # and a subscriber at its own address is taken (the NOTIFY to the closed port is its loss)
+    status, _ = await get(events, method="SUBSCRIBE", CALLBACK="<http://127.0.0.1:9/cb>", NT="upnp:event")
+    assert status == 200
+    await asyncio.sleep(0.1)
