@@ -33,7 +33,9 @@ def _ha_configs() -> list[dict[str, Any]]:
 
 
 BROKEN: list[tuple[str, Any]] = [
-    ("state_topic", "a/+/b"),
+    ("state_topic", "a/#"),  # a filter may use '+' (OpenMQTTGateway), never '#'
+    ("state_topic", "a/b+"),
+    ("command_topic", "a/+/set"),
     ("state_topic", ""),
     ("state_topic", 5),
     ("state_topic", None),

@@ -60,6 +60,10 @@ class MqttDeviceAdapter:
         self._availability_seen: dict[str, dict[str, bool]] = {}  # device id → topic → online
         self._actual: dict[str, dict[str, str]] = {}  # device id → announced topic → actual topic
         self._bridges: set[str] = set()  # Zigbee2MQTT base topics of adopted devices
+        # Which household owns a topic a filter matched (its bridge's, or a registered device's):
+        # a device adopted with a filter takes no other household's messages. Cleared whenever
+        # the credentials change (a bridge added or revoked).
+        self._owners: dict[str, str | None] = {}
         self.accepted = 0
         self.rejected = 0
         self.rejected_by_device: dict[str, int] = {}
@@ -73,6 +77,7 @@ class MqttDeviceAdapter:
             await gateway.mqtt.async_subscribe(topic_filter, qos=1)
         await self._subscribe_foreign()
         self._unlisten = [
+            gateway.mqtt_credentials.on_change(self._owners.clear),
             gateway.bus.listen(DeviceAdded, self._on_device_added),
             gateway.bus.listen(DeviceRemoved, self._on_device_removed),
             gateway.bus.listen(ProfilesChanged, self._on_profiles_changed),
@@ -190,6 +195,7 @@ class MqttDeviceAdapter:
 
     def _on_device_added(self, event: DeviceAdded) -> None:
         assert self._gateway is not None
+        self._owners.clear()
         device = self._gateway.registry.device(event.device_id)
         if device is not None:
             self._attach(device)
@@ -209,6 +215,7 @@ class MqttDeviceAdapter:
                 self._gateway.profiles.profiles[device.profile.id] = device.profile
 
     def _on_device_removed(self, event: DeviceRemoved) -> None:
+        self._owners.clear()
         self._detach(event.device_id)
 
     # -- ingest (hot path) -------------------------------------------------------
@@ -267,10 +274,33 @@ class MqttDeviceAdapter:
             self._read_announced(device_id, announced, topic, payload)
 
     def _on_announced_filtered(self, topic: str, payload: bytes, message: aiomqtt.Message | None) -> None:
+        if topic.startswith(PREFIX + "/"):
+            return  # Linli's own topics are never a filtered device's (inbox refuses such filters)
+        owner = self._owner(topic)
         for topic_filter, devices in list(self._announced_filters.items()):
             if aiomqtt.Topic(topic).matches(topic_filter):
                 for device_id, announced in list(devices.items()):
+                    if owner is not None and owner != self._household_of(device_id):
+                        continue  # another household's gateway heard it: not this device's reading
                     self._read_announced(device_id, announced, topic, payload)
+
+    def _owner(self, topic: str) -> str | None:
+        gateway = self._gateway
+        assert gateway is not None
+        if topic in self._owners:
+            return self._owners[topic]
+        owner = gateway.mqtt_credentials.household_for_topic(topic)
+        if owner is None and (device := gateway.registry.device_by_topic(topic)) is not None:
+            owner = device.household_id
+        if len(self._owners) >= 4096:  # topics heard through filters: bounded, whoever publishes
+            self._owners.clear()
+        self._owners[topic] = owner
+        return owner
+
+    def _household_of(self, device_id: str) -> str | None:
+        assert self._gateway is not None
+        device = self._gateway.registry.device(device_id)
+        return device.household_id if device is not None else None
 
     def _read_announced(self, device_id: str, announced: str, topic: str, payload: bytes) -> None:
         gateway = self._gateway

@@ -13,6 +13,7 @@ from gateway.discovery.matching import declaration_score
 from gateway.discovery.model import InboxItem
 from gateway.discovery.mqtt_discovery import MqttDiscovery
 from gateway.discovery.ssdp import SsdpDiscovery
+from gateway.discovery.tasmota import TASMOTA_PREFIX
 from gateway.discovery.zeroconf import DEFAULT_TYPES, ZeroconfDiscovery
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ class Discovery:
             gateway.profiles,
             max_items=config["max_items"],
             topic_owner=gateway.mqtt_credentials.household_for_topic,
+            bridges=gateway.mqtt_credentials.bridges,
+            # no state topic filter may reach into Linli's own topics or the announcements
+            reserved_topics=("linli", config["mqtt"]["prefix"], TASMOTA_PREFIX),
         )
         await self.inbox.async_start()
         for adapter_id in self._adopters:

@@ -325,6 +325,25 @@ def _refining(refine: Profile | None, kind: str, path: str | None, used: set[str
     return None
 
 
+def _known_field(
+    refine: Profile | None, component: str, path: str | None, used: set[str]
+) -> CapabilitySpec | None:
+    """The shipped capability reading the field an entity without a device class reads
+    (OpenMQTTGateway announces a scale's `impedance` with none): the profile knows it."""
+    if refine is None or path is None or component not in ("sensor", "binary_sensor"):
+        return None
+    for cap in refine.capabilities:
+        spec = KINDS.get(cap.kind)
+        if (
+            cap.key not in used
+            and cap.source == path
+            and spec is not None
+            and spec.binary == (component == "binary_sensor")
+        ):
+            return cap
+    return None
+
+
 def build_profile(
     profile_id: str,
     *,
@@ -344,15 +363,20 @@ def build_profile(
         template_text = record.get("value_template") or record.get("state_value_template")
         event = _event_kind(record)
         proposed = capability_for(component, object_id, record)
-        if event is None and proposed is None:
-            continue
         path = template_path(template_text)
+        known = (
+            _known_field(refine, component, path, used) if event is None and proposed is None else None
+        )
+        if event is None and proposed is None and known is None:
+            continue
         if event is not None:
             emergency = event[0]
             kind = "sos_button" if emergency else "button"
-        else:
-            assert proposed is not None
+        elif proposed is not None:
             kind = proposed.kind
+        else:
+            assert known is not None
+            kind = known.kind
         shipped = _refining(refine, kind, path, used)
         if shipped is not None and shipped.kind != kind:
             # The shipped profile knows what the field means (occupancy → motion, action → SOS

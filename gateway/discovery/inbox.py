@@ -52,6 +52,7 @@ from gateway.discovery.model import (
     item_id_for,
 )
 from gateway.discovery.refusals import refusal_for
+from gateway.discovery.topic_filters import Bridge, FilterRefused, is_filter, registry_topic, stands_for
 from gateway.errors import LinliError
 from gateway.events import DeviceAdded, DeviceRemoved, ProfilesChanged
 from gateway.profiles import Candidate, Profile, ProfileSet
@@ -164,12 +165,18 @@ class Inbox:
         max_invalid: int = 500,
         flush_s: float = 0.25,
         topic_owner: Callable[[str], str | None] | None = None,
+        bridges: Callable[[], Iterable[tuple[str, str]]] | None = None,
+        reserved_topics: Iterable[str] = (),
     ) -> None:
         self._db = InboxStore(store)
         self._data_dir = store.path.parent  # where adopted devices' announced profiles are kept
         # Which household a bridge owns a topic for (gateway/mqtt/credentials.py): a device
         # a household's bridge reports is adopted into that household or not at all.
         self._topic_owner = topic_owner
+        # (base, household) of every bridge, and bases no device may publish under: what a
+        # state topic filter (OpenMQTTGateway's `+/+/BTtoMQTT/<MAC>`) is checked against.
+        self._bridges = bridges
+        self._reserved_topics = tuple(reserved_topics)
         self._bus = bus
         self._registry = registry
         self._profiles = profiles
@@ -530,6 +537,8 @@ class Inbox:
                 f"inbox item {item.id} ({item.category or 'device'}) publishes no MQTT telemetry "
                 "and no adapter claims it; enable the adapter for this kind of device",
             )
+        if is_filter(topic):
+            topic = self._filter_topic(item, topic, adoption.household_id)
         owner = self._topic_owner(topic) if self._topic_owner is not None else None
         if owner is not None and owner != adoption.household_id:
             raise InboxError(
@@ -543,6 +552,19 @@ class Inbox:
         return _Plan(
             item=item, profile=profile, announced=announced, topic=topic, device_id=device_id, name=name
         )
+
+    def _filter_topic(self, item: InboxItem, topic_filter: str, household_id: str) -> str:
+        """The plain topic the registry keeps for an item announced with a filter (topic_filters.py)."""
+        try:
+            return registry_topic(
+                topic_filter,
+                household_id,
+                [Bridge(base, owner) for base, owner in (self._bridges() if self._bridges else ())],
+                reserved=self._reserved_topics,
+                foreign_topics=[(d.topic, d.household_id) for d in self._registry.devices.values()],
+            )
+        except FilterRefused as exc:
+            raise InboxError(exc.code, f"inbox item {item.id}: {exc}") from None
 
     def _claims(self, entry: _AdopterEntry, item: InboxItem) -> int:
         try:
@@ -905,7 +927,7 @@ class Inbox:
                 self._warn(item.id, "discovery: device %s: %s", device.id, item.problem)
                 return
         topic = item.topic
-        if topic and topic != device.topic:
+        if topic and topic != device.topic and not (is_filter(topic) and stands_for(topic, device.topic)):
             item.problem = (
                 f"the device now publishes on {topic!r} but is registered on {device.topic!r}; "
                 "remove it and approve it again"

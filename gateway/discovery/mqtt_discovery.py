@@ -40,7 +40,19 @@ from gateway.discovery.ha_profile import entity_record
 from gateway.discovery.identity import identifier_keys, ieee_key, mac_key, ordered
 from gateway.discovery.inbox import Inbox
 from gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
-from gateway.discovery.schemas import config_problem, native_problem
+from gateway.discovery.schemas import (
+    config_problem,
+    native_problem,
+    tasmota_problem,
+    tasmota_sensors_problem,
+)
+from gateway.discovery.tasmota import (
+    TASMOTA_PREFIX,
+    TasmotaConfigError,
+    device_block,
+    relay_entities,
+    sensor_entities,
+)
 from gateway.mqtt.link import MqttLink
 
 _LOGGER = logging.getLogger(__name__)
@@ -160,15 +172,18 @@ class MqttDiscovery:
         self._topic_device: dict[str, str] = {}
         self._stopped = True
         self.received = 0
+        # Tasmota's own discovery: the last config and sensors message of each MAC (tasmota.py)
+        self._tasmota: dict[str, dict[str, dict[str, Any]]] = {}
 
     @property
     def filters(self) -> list[str]:
-        return [f"{self.prefix}/#", f"{NATIVE_PREFIX}/+/config"]
+        return [f"{self.prefix}/#", f"{NATIVE_PREFIX}/+/config", f"{TASMOTA_PREFIX}/+/+"]
 
     async def async_start(self) -> None:
         self._stopped = False
         self._link.route_filter(f"{self.prefix}/#", self._on_ha_message)
         self._link.route_filter(f"{NATIVE_PREFIX}/+/config", self._on_native_message)
+        self._link.route_filter(f"{TASMOTA_PREFIX}/+/+", self._on_tasmota_message)
         await self._link.async_subscribe_many(self.filters, qos=1)
         # Home Assistant's birth message: Zigbee2MQTT, Tasmota, ESPHome… re-send their configs
         self._link.add_birth_message(f"{self.prefix}/status", b"online")
@@ -378,6 +393,78 @@ class MqttDiscovery:
                 if v
             },
         )
+
+    # -- Tasmota's own discovery ---------------------------------------------------
+
+    def _on_tasmota_message(self, topic: str, payload: bytes, message: aiomqtt.Message | None) -> None:
+        if self._stopped:
+            return
+        self.received += 1
+        mac, _, what = topic[len(TASMOTA_PREFIX) + 1 :].partition("/")
+        if what not in ("config", "sensors"):
+            return  # e.g. tasmota/discovery/<MAC>/status: not an announcement
+        config_topic, sensors_topic = (f"{TASMOTA_PREFIX}/{mac}/{w}" for w in ("config", "sensors"))
+        if not payload:
+            known = self._tasmota.get(mac, {})
+            for gone in ("config", "sensors") if what == "config" else ("sensors",):
+                known.pop(gone, None)
+                self._remove(config_topic if gone == "config" else sensors_topic)
+            if not known:
+                self._tasmota.pop(mac, None)
+            return
+        try:
+            if not re.fullmatch(r"[0-9A-Fa-f]{12}", mac):
+                raise ConfigError(f"{mac[:64]!r} in the topic is not a MAC address (12 hex digits)")
+            if len(payload) > self.max_config_bytes:
+                raise ConfigError(
+                    f"{what} message of {len(payload)} bytes is over the {self.max_config_bytes}-byte "
+                    "limit (discovery.mqtt.max_config_bytes)"
+                )
+            try:
+                data = orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise ConfigError(f"Tasmota {what} is not JSON: {exc}") from None
+            problem = tasmota_problem(data) if what == "config" else tasmota_sensors_problem(data)
+            if problem:
+                raise ConfigError(f"Tasmota {what}: {problem}")
+            if what == "config" and str(data["mac"]).upper() != mac.upper():
+                raise ConfigError(f"Tasmota config's mac {data['mac']!r} differs from the topic's {mac!r}")
+            known = self._tasmota.setdefault(mac, {})
+            previous = known.get(what)
+            known[what] = data
+            try:
+                self._announce_tasmota(known, config_topic, sensors_topic)
+            except ConfigError:
+                if previous is None:
+                    known.pop(what)
+                else:
+                    known[what] = previous
+                raise
+        except ConfigError as exc:
+            self._reject(topic, str(exc), payload)
+
+    def _announce_tasmota(
+        self, known: dict[str, dict[str, Any]], config_topic: str, sensors_topic: str
+    ) -> None:
+        config = known.get("config")
+        if config is None:
+            return  # the sensors message waits for its device's config (topics are in it)
+        try:
+            parts = [(config_topic, relay_entities(config))]
+            if "sensors" in known:
+                parts.append((sensors_topic, sensor_entities(config, known["sensors"])))
+        except TasmotaConfigError as exc:
+            raise ConfigError(f"Tasmota config: {exc}") from None
+        origin = {"name": "Tasmota", "sw_version": config.get("sw")}
+        device = device_block(config)
+        for topic, found in parts:
+            entities: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+            for component, unique_id, entity in found:
+                problem = config_problem(entity)
+                if problem:
+                    raise ConfigError(f"Tasmota {unique_id}: {problem}")
+                entities[(unique_id, component)] = (str(entity["object_id"]), entity)
+            self._store(topic, _device_keys(device), device, origin, entities)
 
     # -- Linli native --------------------------------------------------------------
 

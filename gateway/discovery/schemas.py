@@ -18,6 +18,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 _TOPIC: Final = {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^+#\\u0000]*$"}
+#: A state topic may be a filter of whole-level `+` wildcards ending in a literal level, as
+#: OpenMQTTGateway announces BLE devices (`+/+/BTtoMQTT/<MAC>`); never `#` (topic_filters.py).
+_STATE_TOPIC: Final = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 1024,
+    "pattern": "^[^+#\\u0000]*$|^(?:(?:[^+#/\\u0000]*|\\+)/)+[^+#/\\u0000]+$",
+}
 _TEXT: Final = {"type": ["string", "null"], "maxLength": 256}
 _AVAILABILITY: Final = {
     "type": "array",
@@ -79,10 +87,10 @@ HA_CONFIG_SCHEMA: Final[dict[str, Any]] = {
         "name": _TEXT,
         "device_class": _TEXT,
         "unit_of_measurement": _TEXT,
-        "state_topic": _TOPIC,
+        "state_topic": _STATE_TOPIC,
         "command_topic": _TOPIC,
         "availability_topic": _TOPIC,
-        "json_attributes_topic": _TOPIC,
+        "json_attributes_topic": _STATE_TOPIC,
         "availability": _AVAILABILITY,
         "value_template": {"type": "string", "maxLength": 4096},
         "device": _DEVICE,
@@ -118,7 +126,8 @@ _MISSING: Final = object()
 _NATIVE_ID: Final = re.compile(NATIVE_SCHEMA["properties"]["id"]["pattern"])
 _NATIVE_FIRMWARE: Final = re.compile(NATIVE_SCHEMA["properties"]["firmware"]["pattern"])
 _NATIVE_PROFILE: Final = re.compile(NATIVE_SCHEMA["properties"]["profile"]["pattern"])
-_TOPIC_KEYS: Final = ("state_topic", "command_topic", "availability_topic", "json_attributes_topic")
+_TOPIC_KEYS: Final = ("command_topic", "availability_topic")
+_STATE_TOPIC_KEYS: Final = ("state_topic", "json_attributes_topic")
 _ID_KEYS: Final = ("unique_id", "object_id")
 _TEXT_KEYS: Final = ("name", "device_class", "unit_of_measurement")
 _DEVICE_TEXT_KEYS: Final = tuple(k for k, v in _DEVICE["properties"].items() if v is _TEXT)
@@ -132,6 +141,17 @@ def _topic_ok(value: Any) -> bool:
         and "+" not in value
         and "#" not in value
         and "\0" not in value
+    )
+
+
+def _state_topic_ok(value: Any) -> bool:
+    if type(value) is not str or "+" not in value:
+        return _topic_ok(value)
+    if not (len(value) <= 1024 and "#" not in value and "\0" not in value):
+        return False
+    *levels, last = value.split("/")
+    return (
+        bool(levels) and bool(last) and "+" not in last and all(lv == "+" or "+" not in lv for lv in levels)
     )
 
 
@@ -192,6 +212,10 @@ def _ha_config_ok(config: dict[str, Any]) -> bool:
         value = get(key, _MISSING)
         if value is not _MISSING and not _topic_ok(value):
             return False
+    for key in _STATE_TOPIC_KEYS:
+        value = get(key, _MISSING)
+        if value is not _MISSING and not _state_topic_ok(value):
+            return False
     for key in _ID_KEYS:
         value = get(key, _MISSING)
         if value is not _MISSING and not (type(value) is str and len(value) <= 256):
@@ -233,11 +257,32 @@ def _schema_error(validator: Draft202012Validator, data: Any) -> str | None:
     return f"{where}: {error.message[:200]}"
 
 
+def _wildcard_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with a wildcard in a topic, said plainly (the schema's regex says it badly)."""
+    for key in (*_STATE_TOPIC_KEYS, *_TOPIC_KEYS):
+        value = config.get(key)
+        if not isinstance(value, str) or not ("+" in value or "#" in value):
+            continue
+        if "#" in value:
+            return (
+                f"{key}: {value[:200]!r} has '#', which would take every topic below it: a state "
+                "topic may use '+' for whole levels only (as OpenMQTTGateway's '+/+/BTtoMQTT/<MAC>')"
+            )
+        if key in _TOPIC_KEYS:
+            return f"{key}: {value[:200]!r} has a '+' wildcard: only a state topic may be a filter"
+        if not _state_topic_ok(value):
+            return (
+                f"{key}: {value[:200]!r} is not a usable filter: '+' must be a whole level, "
+                "and the last level must name the device (e.g. '+/+/BTtoMQTT/A4C138ABCDEF')"
+            )
+    return None
+
+
 def config_problem(config: dict[str, Any]) -> str | None:
     """None for a usable Home Assistant config (abbreviations expanded), else what is wrong."""
     if _ha_config_ok(config):
         return None
-    return _schema_error(_HA_VALIDATOR, config)
+    return _wildcard_problem(config) or _schema_error(_HA_VALIDATOR, config)
 
 
 def _native_ok(data: Any) -> bool:
@@ -267,3 +312,62 @@ def native_problem(data: Any) -> str | None:
     if _native_ok(data):
         return None
     return _schema_error(_NATIVE_VALIDATOR, data)
+
+
+_TASMOTA_NAME: Final = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\s+#/\\u0000]+$"}
+#: Tasmota's own discovery (9.0+), `tasmota/discovery/<MAC>/config`, as hatasmota reads it: the
+#: keys Linli uses (ip, dn, fn, hn, mac, md, ty, if, ofln, onln, state, sw, t, ft, tp, rl, swc,
+#: swn, btn, so, lk, lt_st, sho, sht, ver — the rest are accepted and left alone).
+TASMOTA_CONFIG_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Tasmota discovery config",
+    "type": "object",
+    "required": ["dn", "hn", "mac", "md", "ofln", "onln", "state", "sw", "t", "ft", "tp", "rl"],
+    "maxProperties": 64,
+    "properties": {
+        "ip": {"type": "string", "maxLength": 64},
+        "dn": {"type": "string", "maxLength": 128},
+        "fn": {"type": "array", "maxItems": 32, "items": {"type": ["string", "null"], "maxLength": 128}},
+        "hn": _TASMOTA_NAME,
+        "mac": {"type": "string", "pattern": "^[0-9A-Fa-f]{12}$"},
+        "md": {"type": "string", "maxLength": 128},
+        "ofln": {"type": "string", "minLength": 1, "maxLength": 64},
+        "onln": {"type": "string", "minLength": 1, "maxLength": 64},
+        "state": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 8,
+            "items": {"type": "string", "maxLength": 32},
+        },
+        "sw": {"type": "string", "maxLength": 64},
+        "t": _TASMOTA_NAME,
+        "ft": {
+            "type": "string",
+            "maxLength": 256,
+            "pattern": "^[^\\s+#\\u0000]*%topic%[^\\s+#\\u0000]*$",
+        },
+        "tp": {"type": "array", "minItems": 3, "maxItems": 3, "items": _TASMOTA_NAME},
+        "rl": {"type": "array", "maxItems": 32, "items": {"type": "integer", "minimum": 0, "maximum": 16}},
+        "so": {"type": "object", "maxProperties": 64},
+        "ver": {"type": "integer"},
+    },
+}
+#: `tasmota/discovery/<MAC>/sensors`: the last SENSOR telemetry, `{"sn": {…}, "ver": 1}`.
+TASMOTA_SENSORS_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Tasmota discovery sensors",
+    "type": "object",
+    "required": ["sn"],
+    "properties": {"sn": {"type": "object", "maxProperties": 64}, "ver": {"type": "integer"}},
+}
+_TASMOTA_VALIDATOR: Final = Draft202012Validator(TASMOTA_CONFIG_SCHEMA)
+_TASMOTA_SENSORS_VALIDATOR: Final = Draft202012Validator(TASMOTA_SENSORS_SCHEMA)
+
+
+def tasmota_problem(data: Any) -> str | None:
+    """None for a usable Tasmota discovery config, else what is wrong (with its JSON path)."""
+    return _schema_error(_TASMOTA_VALIDATOR, data)
+
+
+def tasmota_sensors_problem(data: Any) -> str | None:
+    return _schema_error(_TASMOTA_SENSORS_VALIDATOR, data)

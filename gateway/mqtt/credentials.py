@@ -169,6 +169,14 @@ class MqttCredentials:
                 return str(row["household_id"])
         return None
 
+    def bridges(self) -> list[tuple[str, str]]:
+        """(base topic, household) of every bridge: who may report devices under which base."""
+        return [
+            (str(row["base_topic"]), str(row["household_id"]))
+            for row in self._rows.values()
+            if row["kind"] == "bridge"
+        ]
+
     def get(self, username: str) -> dict[str, Any] | None:
         return self._rows.get(username)
 
@@ -195,6 +203,15 @@ class MqttCredentials:
         return issued
 
     def _device_row(self, device: Device) -> dict[str, Any]:
+        filters = [t for t in getattr(device.profile, "state_topics", ()) if "+" in t or "#" in t]
+        if filters:
+            # A filter (OpenMQTTGateway's `+/+/BTtoMQTT/<MAC>`) is heard by whichever gateway
+            # is near; no device owns it, so no device credential may be given it.
+            raise CredentialError(
+                f"device {device.id} is read through the topic filter {filters[0]!r}, which no "
+                "single device owns: connect the gateway that hears it (OpenMQTTGateway, Theengs) "
+                "as a bridge of the household, with its own base topic (e.g. 'home/OMG_h0101')"
+            )
         commands = sorted(
             {
                 device.resolve_topic(cap.command_topic or "~/set")
