@@ -282,6 +282,8 @@ BODIES: dict[str, Any] = {
         "kinds": ["battery"],
     },
     "POST /api/v1/inbox/{item_id}/approve": lambda w, h: {"household_id": h},
+    # a selection with one item that is not there: the call succeeds, refusing that item
+    "POST /api/v1/inbox/bulk-approve": lambda w, h: {"household_id": "h1", "items": ["no-such-item"]},
     "POST /api/v1/households/{household_id}/mqtt-clients": lambda w, h: {
         "kind": "bridge",
         "base_topic": w.unique(f"z2m-{h}"),
