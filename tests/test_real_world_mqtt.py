@@ -255,4 +255,118 @@ def test_fixture_topics_are_as_openmqttgateway_builds_them() -> None:
     assert config["device"]["name"] == "LYWSD03MMC-ABCDEF"
 
 
-_ = aiomqtt
+# -- Tasmota's own discovery -----------------------------------------------------------------
+
+TASMOTA_MAC = "3C71BF4A1B2C"
+
+
+def tasmota_config(
+    mac: str, topic: str, module: str, relays: list[int], names: list[str | None]
+) -> dict[str, Any]:
+    """`tasmota/discovery/<MAC>/config` as Tasmota 13 publishes it (xdrv_12_discovery.ino)."""
+    return {
+        "ip": "192.168.1.77", "dn": module, "fn": [*names, *[None] * (8 - len(names))],
+        "hn": f"tasmota-{mac[6:]}-6956", "mac": mac, "md": module, "ty": 0, "if": 0,
+        "ofln": "Offline", "onln": "Online", "state": ["OFF", "ON", "TOGGLE", "HOLD"],
+        "sw": "13.2.0", "t": topic, "ft": "%prefix%/%topic%/", "tp": ["cmnd", "stat", "tele"],
+        "rl": [*relays, *[0] * (8 - len(relays))], "swc": [-1] * 8, "swn": [None] * 8, "btn": [0] * 8,
+        "so": {"4": 0, "11": 0, "13": 0, "17": 0, "20": 0, "30": 0, "68": 0, "73": 0, "82": 0,
+               "114": 0, "117": 0},
+        "lk": 0, "lt_st": 0, "bat": 0, "dslp": 0, "sho": [], "sht": [], "ver": 1,
+    }  # fmt: skip
+
+
+def tasmota_sensors(readings: dict[str, Any]) -> dict[str, Any]:
+    """`tasmota/discovery/<MAC>/sensors`: the last SENSOR telemetry under `sn`."""
+    return {"sn": {"Time": "2026-05-01T10:00:00", **readings, "TempUnit": "C"}, "ver": 1}
+
+
+SONOFF_TH = [
+    (f"tasmota/discovery/{TASMOTA_MAC}/config",
+     tasmota_config(TASMOTA_MAC, "tasmota_4A1B2C", "Sonoff TH", [1], ["加湿器"])),
+    (f"tasmota/discovery/{TASMOTA_MAC}/sensors",
+     tasmota_sensors({"AM2301": {"Temperature": 24.3, "Humidity": 55.1, "DewPoint": 14.7}})),
+]  # fmt: skip
+
+
+def key_of(device: Device, kind: str, n: int = 0) -> str:
+    return [c.key for c in device.profile.capabilities if c.kind == kind][n]
+
+
+async def first_message(port: int, topic: str, send: Any) -> bytes:
+    """Subscribe to `topic`, run `send()`, and return the first payload that arrives."""
+    async with aiomqtt.Client("127.0.0.1", port, identifier="tasmota-listener") as client:
+        await client.subscribe(topic, qos=1)
+        await send()
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            return message.payload
+    raise AssertionError("no message")
+
+
+async def test_tasmota_native_discovery_relay_and_sensors_are_adopted_and_commanded(
+    make_gateway, broker
+) -> None:
+    # given a Sonoff TH announced by Tasmota's own discovery (config and sensors messages)
+    gateway = await gateway_with_homes(make_gateway)
+    item = await announced(gateway, broker, SONOFF_TH, f"mac:{TASMOTA_MAC.lower()}", 3)
+    assert (item.name, item.manufacturer, item.model, item.firmware) == (
+        "Sonoff TH", "Tasmota", "Sonoff TH", "13.2.0"
+    )  # fmt: skip
+    device = await inbox_of(gateway).async_approve(item.id, household_id="h1", by="li.installer")
+    relay = key_of(device, "switch")
+    # when the relay switches on (Tasmota's plain stat/<topic>/POWER) and telemetry arrives
+    await publish(broker.port, [("stat/tasmota_4A1B2C/POWER", b"ON"),
+                                ("tele/tasmota_4A1B2C/SENSOR", tasmota_sensors(
+                                    {"AM2301": {"Temperature": 25.1, "Humidity": 52.0}})["sn"])])  # fmt: skip
+    # then the switch is on and the readings are mapped
+    await settle(lambda: state(device, key_of(device, "humidity")) == 52.0)
+    assert state(device, relay) is True and state(device, key_of(device, "temperature")) == 25.1
+    # when a resident switches it off, Tasmota's command topic for relay 1 gets its OFF word
+    payload = await first_message(
+        broker.port,
+        "cmnd/tasmota_4A1B2C/POWER1",
+        lambda: gateway.commands.async_send(device.id, relay, False),
+    )
+    assert payload == b"OFF"
+    # and its last will says when it is gone
+    await publish(broker.port, [("tele/tasmota_4A1B2C/LWT", b"Offline")])
+    await settle(lambda: not device.available)
+
+
+async def test_tasmota_four_relays_each_on_its_own_power_topic(make_gateway, broker) -> None:
+    gateway = await gateway_with_homes(make_gateway)
+    mac = "C45BBE1A2B3C"
+    config = tasmota_config(mac, "sonoff4ch", "Sonoff 4CH", [1, 1, 1, 1], ["灯", "风扇", None, None])
+    item = await announced(
+        gateway, broker, [(f"tasmota/discovery/{mac}/config", config)], f"mac:{mac.lower()}", 4
+    )
+    device = await inbox_of(gateway).async_approve(item.id, household_id="h1", by="li.installer")
+    relays = [c for c in device.profile.capabilities if c.kind == "switch"]
+    assert [c.name for c in relays] == ["灯", "风扇", "Sonoff 4CH 3", "Sonoff 4CH 4"]
+    # relay 2's state is on POWER2, not POWER (several relays)
+    await publish(broker.port, [("stat/sonoff4ch/POWER2", b"ON"), ("stat/sonoff4ch/POWER3", b"OFF")])
+    await settle(lambda: state(device, relays[2].key) is False)
+    assert state(device, relays[1].key) is True and state(device, relays[0].key) is None
+    payload = await first_message(
+        broker.port,
+        "cmnd/sonoff4ch/POWER3",
+        lambda: gateway.commands.async_send(device.id, relays[2].key, True),
+    )
+    assert payload == b"ON"
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [({"t": "a/#"}, "t:"), ({"ft": "%prefix%/fixed/"}, "ft:"), ({"mac": "3C71BF4A1B2D"}, "differs")],
+    ids=["wildcard-topic", "no-topic-token", "mac-mismatch"],
+)
+async def test_an_unusable_tasmota_config_is_rejected_with_its_reason(
+    make_gateway, broker, change: dict[str, Any], said: str
+) -> None:
+    gateway = await gateway_with_homes(make_gateway)
+    topic = f"tasmota/discovery/{TASMOTA_MAC}/config"
+    config = tasmota_config(TASMOTA_MAC, "tasmota_4A1B2C", "Sonoff Basic", [1], [None]) | change
+    await publish_retained(broker.port, [(topic, config)])
+    item = await item_for(inbox_of(gateway), f"topic:{topic}")
+    assert item.status.value == "rejected" and said in (item.reason or "")

@@ -117,7 +117,7 @@ def relay_entities(config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any
                 {
                     "name": name,
                     "unique_id": unique_id,
-                    "object_id": f"{config['t']}_relay_{n}",
+                    "object_id": f"relay_{n}",
                     # Tasmota names a single relay's state POWER and takes POWER1 for it too
                     "state_topic": f"{stat}POWER" if present == 1 else f"{stat}POWER{n}",
                     "command_topic": f"{cmnd}POWER{n}",
