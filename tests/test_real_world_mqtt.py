@@ -248,6 +248,25 @@ async def test_no_device_credential_is_issued_for_a_filter(make_gateway, broker)
     assert "no single device owns" in str(refused.value) and "bridge" in str(refused.value)
 
 
+async def test_a_device_adopted_with_a_filter_reads_again_after_a_restart(
+    make_gateway, broker, tmp_path
+) -> None:
+    data = tmp_path / "data"
+    gateway: Gateway = await make_gateway(data, components=COMPONENTS, discovery=discovery_config("mqtt"))
+    await add_home(gateway, "h1")
+    item = await announced(gateway, broker, lywsd03mmc(), f"mac:{THERMOMETER_MAC.lower()}", 5)
+    device = await inbox_of(gateway).async_approve(item.id, household_id="h1", by="li.installer")
+    await gateway.async_stop()
+    # when the gateway starts again, the device subscribes to its filter again
+    again: Gateway = await make_gateway(data, components=COMPONENTS, discovery=discovery_config("mqtt"))
+    restored = again.registry.device(device.id)
+    assert restored is not None
+    topic = f"home/{OMG_GATEWAY}/BTtoMQTT/{THERMOMETER_MAC}"
+    await settle(lambda: f"+/+/BTtoMQTT/{THERMOMETER_MAC}" in again.components["mqtt_device"]._subscribed)  # type: ignore[attr-defined]
+    await publish(broker.port, [(topic, thermometer_reading(THERMOMETER_MAC, 19.5, 60.0, 80))])
+    await settle(lambda: state(restored, "temperature") == 19.5)
+
+
 def test_fixture_topics_are_as_openmqttgateway_builds_them() -> None:
     [(topic, config), *_] = lywsd03mmc()
     assert topic == f"homeassistant/sensor/{THERMOMETER_MAC}-tempc/config"
