@@ -7,6 +7,16 @@
 
 `target` is what the stb_broadcast adapter is given: the description's URL
 (its SSDP LOCATION).
+
+Boxes from outside the project differ, and the tests need them as they are:
+
+* `dial=False`: a plain DLNA MediaRenderer (a smart TV, a renderer app) — no
+  DIAL headers, no /apps; only AVTransport, RenderingControl, ConnectionManager.
+* `description_status=404`: a DIAL server whose LOCATION answers 404 — with
+  the DIAL headers, which is all DIAL asks of that answer (many real DIAL
+  devices do this) — so the box is reachable over DIAL only.
+* `companion=False`: a cable box without the operator's `Linli` DIAL app
+  (what every box is until the operator installs it, docs/operators.md).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from aiohttp import web
 from async_upnp_client.server import subscribe_handler, to_xml, unsubscribe_handler
 
 from adapters.sim.box import SimBox
-from adapters.sim.dial_apps import DialApps
+from adapters.sim.dial_apps import LINLI_APP, DialApps
 from adapters.sim.lineups import BROADCAST_LINEUP
 from adapters.sim.renderer import MediaRendererDevice, NotifyRequester, control_handler
 from gateway.stb.channels import dvb_uri
@@ -44,10 +54,21 @@ class DialBox(SimBox):
     kind = "dial-dlna"
 
     def __init__(
-        self, *, name: str = "dial-box", port: int = 0, mac: str | None = None, upnp_version: int = 2
+        self,
+        *,
+        name: str = "dial-box",
+        port: int = 0,
+        mac: str | None = None,
+        upnp_version: int = 2,
+        dial: bool = True,
+        description_status: int = 200,
+        companion: bool = True,
     ) -> None:
         super().__init__(name=name, port=port, mac=mac)
         self.upnp_version = upnp_version  # MediaRenderer:2 (GetStateVariables) or :1
+        self.has_dial = dial
+        self.description_status = description_status
+        self.companion = companion
         self.udn = f"uuid:{uuid.uuid5(uuid.NAMESPACE_DNS, f'{name}.sim.linli')}"
         self.dial = DialApps(self, base_path="/apps")
         self.device: MediaRendererDevice | None = None
@@ -83,8 +104,20 @@ class DialBox(SimBox):
             app.router.add_route(
                 "UNSUBSCRIBE", definition.event_sub_url, guard(partial(unsubscribe_handler, service))
             )
-        self.dial.add_routes(app, wrap=guard)
+        if self.has_dial:
+            self.dial.add_routes(app, wrap=lambda handler: guard(self._apps(handler)))
         return app
+
+    def _apps(self, handler: Handler) -> Handler:
+        """The DIAL app routes, without the operator's companion app when the box has none."""
+
+        async def apps(request: web.Request) -> web.StreamResponse:
+            if not self.companion and request.match_info.get("app") == LINLI_APP:
+                self.requests += 1
+                raise web.HTTPNotFound()  # what a DIAL server answers for an app it does not have
+            return await handler(request)
+
+        return apps
 
     async def remote_tune(self, lcn: int) -> None:
         record = next(r for r in BROADCAST_LINEUP if r["lcn"] == lcn)
@@ -109,7 +142,13 @@ class DialBox(SimBox):
 
     async def _description(self, device: MediaRendererDevice, request: web.Request) -> web.StreamResponse:
         self.requests += 1
-        headers = {"Application-URL": self.dial.application_url, "WAKEUP": f"MAC={self.mac};Timeout=10"}
+        headers = (
+            {"Application-URL": self.dial.application_url, "WAKEUP": f"MAC={self.mac};Timeout=10"}
+            if self.has_dial
+            else {}
+        )
+        if self.description_status != 200:
+            return web.Response(status=self.description_status, text="Not Found", headers=headers)
         if self.misbehave == "bomb":
             return web.Response(body=XML_BOMB, content_type="text/xml", headers=headers)
         response = await to_xml(device, request)

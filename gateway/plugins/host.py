@@ -11,8 +11,14 @@ can act on:
     component   run by the gateway itself as a configured component (config "components")
     stopped     stopped on request (restart, conformance kit)
 
-A broken adapter never stops the gateway or the other adapters. The states are
-what `linli adapters` and GET /api/v1/adapters show.
+A broken adapter never stops the gateway or the other adapters. One that failed
+or crashed is started again by itself, with exponential backoff (gateway/backoff.py,
+from RESTART_BASE_S up to RESTART_CAP_S): its state stays `failed` / `crashed`
+with the reason, and `retry_at` says when the next attempt is — "not ready yet"
+is retried, not a final verdict (Home Assistant's config entries do the same).
+An adapter that had run for RESTART_STABLE_S starts its backoff afresh. Stopping
+or starting an adapter by hand cancels the pending attempt. The states are what
+`linli adapters`, GET /api/v1/adapters and /manage show.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
+from gateway.backoff import backoff_delay
 from gateway.plugins.allowlist import SHIPPED, parse_allowed, refusal
 from gateway.plugins.api import AdapterApi
 from gateway.plugins.catalog import AdapterEntry, discover
@@ -38,6 +45,9 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 START_TIMEOUT_S: Final = 30.0
 STOP_TIMEOUT_S: Final = 10.0
+RESTART_BASE_S = 5.0  # the first automatic restart after a failure or crash (tests shorten it)
+RESTART_CAP_S = 300.0
+RESTART_STABLE_S = 600.0  # running this long, a crash counts as the first one again
 
 
 class AdapterState(StrEnum):
@@ -61,6 +71,10 @@ class AdapterSlot:
     instance: Any = None
     api: AdapterApi | None = None
     starts: int = 0
+    restarts: int = 0  # automatic restarts in a row (the backoff's attempt)
+    retry_at: float | None = None  # time.time() of the next automatic restart
+    retry: asyncio.Task[None] | None = None
+    started_at: float | None = None  # time.monotonic() of the last successful start
 
     @property
     def reason_is_config(self) -> bool:
@@ -83,6 +97,8 @@ class AdapterSlot:
             "reason": self.reason,
             "since": self.since,
             "starts": self.starts,
+            "restarts": self.restarts,
+            "retry_at": self.retry_at,
         }
 
 
@@ -213,6 +229,10 @@ class AdapterHost:
         slot.starts += 1
         try:
             await asyncio.wait_for(instance.async_start(api), START_TIMEOUT_S)
+        except asyncio.CancelledError:
+            await self._teardown(instance, api, manifest.id)  # the gateway stopping mid-start
+            self._set(slot, AdapterState.STOPPED, "gateway stopping")
+            raise
         except Exception as exc:
             reason = (
                 f"start timed out after {START_TIMEOUT_S:g} s"
@@ -223,8 +243,10 @@ class AdapterHost:
             _LOGGER.debug("adapter %s start failure", manifest.id, exc_info=True)
             await self._teardown(instance, api, manifest.id)
             self._set(slot, AdapterState.FAILED, reason)
+            self._schedule_restart(slot)
             return
         slot.instance, slot.api = instance, api
+        slot.started_at = time.monotonic()
         self._set(slot, AdapterState.RUNNING, None)
         _LOGGER.debug("adapter %s %s started", manifest.id, manifest.version)
 
@@ -252,15 +274,60 @@ class AdapterHost:
         if slot is None or slot.state is not AdapterState.RUNNING:
             return
         reason = f"crashed: {_describe(exc)}"
-        _LOGGER.error("adapter %s %s; it is disabled, the gateway carries on", adapter_id, reason)
+        _LOGGER.error(
+            "adapter %s %s; it is stopped (restarted with backoff), the gateway carries on",
+            adapter_id,
+            reason,
+        )
         # Mark at once (no more commands reach it), then take it down outside the failed task.
         slot.state = AdapterState.CRASHED
         slot.reason = reason
+        if slot.started_at is not None and time.monotonic() - slot.started_at >= RESTART_STABLE_S:
+            slot.restarts = 0  # it had been running well: back off from the start again
+
+        async def take_down() -> None:
+            await self._stop(slot, AdapterState.CRASHED, reason)
+            if slot.state is AdapterState.CRASHED:
+                self._schedule_restart(slot)
+
         task = asyncio.get_running_loop().create_task(
-            self._stop(slot, AdapterState.CRASHED, reason), name=f"linli-adapter-{adapter_id}-teardown"
+            take_down(), name=f"linli-adapter-{adapter_id}-teardown"
         )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    # -- restarts with backoff ----------------------------------------------------------
+
+    def _schedule_restart(self, slot: AdapterSlot) -> None:
+        """Start a failed or crashed adapter again after the next backoff delay."""
+        self._cancel_restart(slot)
+        delay = backoff_delay(slot.restarts, base=RESTART_BASE_S, cap=RESTART_CAP_S)
+        slot.restarts += 1
+        slot.retry_at = time.time() + delay
+        _LOGGER.info(
+            "adapter %s: restart %d in %.1f s (%s)", slot.entry.id, slot.restarts, delay, slot.reason
+        )
+
+        async def restart() -> None:
+            await asyncio.sleep(delay)
+            async with self._lock:
+                if slot.retry is not asyncio.current_task():
+                    return  # started or stopped by hand meanwhile
+                slot.retry, slot.retry_at = None, None
+                if slot.state in (AdapterState.FAILED, AdapterState.CRASHED):
+                    await self._start(slot)
+
+        task = asyncio.get_running_loop().create_task(
+            restart(), name=f"linli-adapter-{slot.entry.id}-restart"
+        )
+        slot.retry = task
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _cancel_restart(self, slot: AdapterSlot) -> None:
+        if slot.retry is not None and slot.retry is not asyncio.current_task():
+            slot.retry.cancel()
+        slot.retry, slot.retry_at = None, None
 
     # -- what others call ------------------------------------------------------------
 
@@ -275,6 +342,8 @@ class AdapterHost:
     async def async_stop_adapter(self, adapter_id: str) -> None:
         async with self._lock:
             slot = self._require(adapter_id)
+            self._cancel_restart(slot)
+            slot.restarts = 0
             if slot.state is AdapterState.RUNNING:
                 await self._stop(slot, AdapterState.STOPPED, "stopped on request")
 
@@ -289,6 +358,7 @@ class AdapterHost:
                 or slot.entry.manifest is None
             ):
                 raise ValueError(f"adapter {adapter_id!r} cannot be started here: {slot.reason}")
+            self._cancel_restart(slot)
             await self._start(slot)
             return slot.state
 

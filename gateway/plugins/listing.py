@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -68,6 +69,17 @@ def _offline(allowed: list[str] | None = None) -> list[dict[str, Any]]:
     return items
 
 
+def _reason(item: dict[str, Any]) -> str:
+    """The reason, and when a failed or crashed adapter is tried again (the host restarts it)."""
+    reason = str(item.get("reason") or "")
+    retry_at = item.get("retry_at")
+    if isinstance(retry_at, int | float):
+        attempt = item.get("restarts") or 1
+        retry = f"restart in {max(0.0, retry_at - time.time()):.0f} s (attempt {attempt})"
+        reason = f"{reason}; {retry}" if reason else retry
+    return reason
+
+
 def list_adapters(
     portal_url: str | None,
     as_json: bool,
@@ -110,7 +122,7 @@ def list_adapters(
                 item.get("kind") or "-",
                 item.get("state") or "-",
                 ", ".join(item.get("sources") or []),
-                item.get("reason") or "",
+                _reason(item),
             )
         )
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]

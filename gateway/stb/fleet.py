@@ -33,7 +33,7 @@ import aiohttp
 from jsonschema import Draft202012Validator
 
 from gateway.capabilities import STB_KINDS
-from gateway.commands import Command, NotSupportedError, UnavailableError
+from gateway.commands import Command, CommandError, NotSupportedError, UnavailableError
 from gateway.events import DeviceAdded, DeviceRemoved
 from gateway.mqtt.topics import device_topic
 from gateway.stb import wake
@@ -106,6 +106,9 @@ class Box:
             "connected": self.connected,
             "last_error": self.last_error,
             "protocols": list(self.driver.protocols),
+            # Kinds that work only partly on this box, and why (a cable box without the operator's
+            # app); what certification reports as degraded. A driver without the notion has none.
+            "degraded": dict(getattr(self.driver, "degraded", dict)()),
         }
 
 
@@ -334,8 +337,10 @@ class BoxFleet:
             raise InvalidCommandError(f"{device.id}: {kind} {action}: {detail}")
         box = self.boxes[device.id]
         if not box.driver.supports(kind, action):
+            why = getattr(box.driver, "unsupported", lambda k, a: None)(kind, action)
             raise NotSupportedError(
                 f"{device.id}: this box cannot {kind} {action} over {' + '.join(box.driver.protocols)}"
+                + (f": {why}" if why else "")
             )
         return kind, action, dict(value)
 
@@ -574,6 +579,14 @@ class BoxFleet:
         except BoxAnswerError as exc:
             self._problem(box, exc.message)
             return False
+        except Exception as exc:  # one box's trouble is never its adapter's (issue #15)
+            message = (
+                f"{box.device_id}: reading {', '.join(sorted(wanted))} failed: {type(exc).__name__}: {exc}"
+            )
+            if box.last_error != message:
+                _LOGGER.error("%s: %s", self.api.id, message, exc_info=not isinstance(exc, CommandError))
+            self._problem(box, message)
+            return False
         self._report(box, values)
         return True
 
@@ -632,8 +645,18 @@ class BoxFleet:
             items.append(
                 {
                     **box.as_dict(),
+                    "kinds": self._kinds_of(box),
                     "available": bool(device and device.available),
                     "last_seen": device.last_seen if device else None,
                 }
             )
         return items
+
+    def _kinds_of(self, box: Box) -> list[str]:
+        """The declared kinds this box can do at least one verb of (read-only kinds: always)."""
+        return sorted(
+            kind
+            for kind in self.provides
+            if not STB_COMMAND_SCHEMAS[kind]
+            or any(box.driver.supports(kind, a) for a in STB_COMMAND_SCHEMAS[kind])
+        )
