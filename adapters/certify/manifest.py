@@ -11,8 +11,11 @@ from gateway.plugins import AdapterEntry, ManifestError, discover, load_adapter_
 GROUP = "manifest"
 
 
-async def async_check_manifest(adapter_id: str, report: Report) -> AdapterEntry | None:
-    entries = await asyncio.to_thread(discover)
+async def async_check_manifest(
+    adapter_id: str, report: Report, *, entry: AdapterEntry | None = None
+) -> AdapterEntry | None:
+    """`entry`: an adapter handed to the kit directly (not installed), else found by discovery."""
+    entries = [entry] if entry is not None else await asyncio.to_thread(discover)
     entry = next((e for e in entries if adapter_id in (e.id, e.module)), None)
     if entry is None:
         known = ", ".join(e.id for e in entries) or "none"

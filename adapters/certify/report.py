@@ -1,4 +1,8 @@
-"""Certification results: one `Check` per thing verified, shown as a table and written as JSON."""
+"""Certification results: one `Check` per thing verified, shown as a table and written as JSON.
+
+The JSON report's format is documented by `report.schema.json` next to this file (FORMAT names
+its version). `linli certify` keeps each adapter's last report as <data_dir>/certifications/<id>.json,
+where the adapters API (portal/adapters_api.py) reads it."""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
+
+FORMAT: Final = "linli-certification/1"
+SCHEMA_PATH: Final = Path(__file__).with_name("report.schema.json")
 
 
 class Result(StrEnum):
@@ -79,6 +86,7 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "format": FORMAT,
             "adapter": self.adapter,
             "version": self.version,
             "kind": self.kind,

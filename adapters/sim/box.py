@@ -78,6 +78,9 @@ class SimBox:
         self._runner: web.AppRunner | None = None
         self._waking: asyncio.Task[None] | None = None
         self._dark: asyncio.Task[None] | None = None
+        #: A vendor's key-injection endpoint (`POST <path>/<key>`), for boxes whose maker has one
+        #: beyond DIAL and DLNA; None: the box has none. Set before `async_start`.
+        self.keypress_path: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -112,6 +115,8 @@ class SimBox:
                 self.port = int(sock.getsockname()[1])
         app = self.make_app()
         app.router.add_get("/_sim/state", self._sim_state)
+        if self.keypress_path:
+            app.router.add_post(self.keypress_path.rstrip("/") + "/{key}", self._keypress)
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.2)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
@@ -124,7 +129,17 @@ class SimBox:
             await runner.cleanup()
 
     async def _sim_state(self, request: web.Request) -> web.Response:
-        return web.json_response({"name": self.name, "kind": self.kind, **self.screen.as_dict()})
+        identity = {"mac": self.mac, "udn": getattr(self, "udn", None)}  # what its protocol reports
+        return web.json_response({"name": self.name, "kind": self.kind, **identity, **self.screen.as_dict()})
+
+    async def _keypress(self, request: web.Request) -> web.Response:
+        """The vendor's key injection: the key reaches the box as from its own remote."""
+        self.requests += 1
+        if self.misbehave == "fault":
+            return web.Response(status=500, text="key injection failed")
+        self.screen.keys.append(request.match_info["key"][:32])
+        del self.screen.keys[:-50]
+        return web.Response(status=200)
 
     # -- power -------------------------------------------------------------------------
 

@@ -330,7 +330,28 @@ class ThunderBox(SimBox):
             raise RpcError(-32602, f"Unknown keyCode {code!r}")
         self.screen.keys.append(name)
         del self.screen.keys[:-50]
+        self._key_effect(name)
         return name
+
+    def _key_effect(self, name: str) -> None:
+        """What the key does on a real RDK box: the system handles volume keys, the player the media
+        keys, HOME leaves the app on screen. (Navigation keys go to the focused app: only logged.)"""
+        screen = self.screen
+        if name in ("VOL_UP", "VOL_DOWN"):
+            step = 1 if name == "VOL_UP" else -1
+            self._set_volume({"volumeLevel": min(100, max(0, screen.volume + step))})
+        elif name == "MUTE":
+            self._set_muted({"muted": not screen.muted})
+        elif name in ("PLAY", "PAUSE", "PLAY_PAUSE", "STOP") and PLAYER in self.runtimes:
+            playing = self.runtimes[PLAYER]["state"] == "resumed"
+            if name == "STOP":
+                self._destroy({"callsign": PLAYER})
+            elif name == "PAUSE" or (name == "PLAY_PAUSE" and playing):
+                self._suspend({"callsign": PLAYER})
+            else:
+                self._launch({"callsign": PLAYER})
+        elif name in ("HOME", "EXIT") and screen.app is not None:
+            self._destroy({"callsign": screen.app})
 
     def _inject_key(self, params: dict[str, Any]) -> dict[str, Any]:
         self._key(params.get("keyCode"))

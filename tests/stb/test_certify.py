@@ -1,13 +1,41 @@
-"""The conformance kit: both operators' adapters pass it against their simulated boxes, alike."""
+"""The conformance kit: both operators' adapters pass it against their simulated boxes, alike —
+and an adapter that only pretends gets the failing verdicts it deserves."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from pathlib import Path
+from typing import Any
 
-from adapters.certify.report import Result
-from adapters.certify.run import async_certify
+import pytest
+from jsonschema import Draft202012Validator
+
+from adapters.certify.report import SCHEMA_PATH, Report, Result
+from adapters.certify.run import async_certify, certification_path
+from adapters.stb_carrier.adapter import CarrierAdapter
+from adapters.stb_carrier.driver import ThunderDriver
 from gateway import cli
+from gateway.plugins import AdapterEntry
+from gateway.plugins.api import AdapterApi
+from gateway.plugins.manifest import build_manifest
+from gateway.stb.driver import BoxEndpoint, DriverContext
+from gateway.stb.fleet import BoxFleet
+
+REPORT_SCHEMA = Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+CARRIER_MANIFEST = Path(__file__).parents[2] / "adapters" / "stb_carrier" / "manifest.json"
+
+
+def _valid_report(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    errors = [f"{e.json_path}: {e.message}" for e in REPORT_SCHEMA.iter_errors(data)]
+    assert not errors, errors[:5]
+    return data  # type: ignore[no-any-return]
+
+
+def _failed(report: Report) -> set[tuple[str, str | None, str]]:
+    return {c.key for c in report.checks if c.result is Result.FAIL}
 
 
 async def test_both_operator_adapters_are_certified_with_identical_results(tmp_path: Path) -> None:
@@ -18,21 +46,25 @@ async def test_both_operator_adapters_are_certified_with_identical_results(tmp_p
     # then both pass every check
     assert carrier.certified, carrier.table()
     assert broadcast.certified, broadcast.table()
-    # and, for every capability both declare, check for check the same outcome
-    shared = set(carrier.provides) & set(broadcast.provides)
-    assert shared >= {"power", "channel", "media", "volume", "notify", "portal", "app", "now_playing", "meta"}
-
-    def outcomes(report):  # type: ignore[no-untyped-def]
-        return {c.key: c.result for c in report.checks if c.capability in shared}
-
-    assert outcomes(carrier) == outcomes(broadcast)
-    # a kind only one declares is, on the other, the uniform not_supported
-    keys = [c for c in broadcast.checks if c.capability == "keys"]
-    assert [c.result for c in keys] == [Result.NOT_DECLARED]
-    # every command was timed, and the JSON report says the same as the table
-    report = json.loads((tmp_path / "broadcast.json").read_text())
+    # and they declare the same capabilities, keys included: equal terms
+    assert set(carrier.provides) == set(broadcast.provides)
+    assert "keys" in broadcast.provides
+    # and every check has the same outcome for both, none of them skipped or not declared
+    assert {c.key: c.result for c in carrier.checks} == {c.key: c.result for c in broadcast.checks}
+    assert {c.result for c in broadcast.checks} == {Result.PASS}
+    # and every contract verb was seen on the box itself, not taken from the adapter's word
+    verbs = [c for c in broadcast.checks if c.group == "contract" and c.command]
+    assert len(verbs) >= 22 and all(c.detail == "seen on the box" for c in verbs)
+    # and the errors were the box's own, injected into each operator's protocol
+    errors = {c.name: c.detail for c in carrier.checks + broadcast.checks if c.group == "errors"}
+    assert "JSON-RPC error" in next(c.detail for c in carrier.checks if c.name == "the box answers an error")
+    assert "UPnP error" in next(c.detail for c in broadcast.checks if c.name == "the box answers an error")
+    assert len(errors) == 4
+    # every command was timed, and the JSON report follows its documented schema
+    report = _valid_report(tmp_path / "broadcast.json")
+    _valid_report(tmp_path / "carrier.json")
     assert report["summary"]["certified"] is True
-    assert report["summary"]["latency"]["commands"] >= 25
+    assert report["summary"]["latency"]["commands"] >= 30
     assert all(
         c["latency_ms"] is not None for c in report["checks"] if c["group"] == "contract" and c["command"]
     )
@@ -44,12 +76,117 @@ async def test_unknown_adapter_is_not_certified() -> None:
     assert "no adapter 'no_such_adapter'" in report.checks[0].detail
 
 
-def test_linli_certify_prints_the_table_and_writes_the_report(tmp_path: Path, capsys) -> None:
+def test_linli_certify_prints_the_table_and_keeps_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a gateway whose data lives in tmp_path
+    monkeypatch.setenv("LINLI_DATA_DIR", str(tmp_path / "data"))
     # when an operator runs the kit from the command line against the simulated box
     status = cli.main(["certify", "stb_broadcast", "--json", str(tmp_path / "report.json")])
     out = capsys.readouterr().out
     # then it exits 0, shows each check with its latency, and writes the JSON report
     assert status == 0, out
     assert "CERTIFIED" in out and "NOT CERTIFIED" not in out
-    assert "address that never answers" in out
-    assert json.loads((tmp_path / "report.json").read_text())["adapter"] == "stb_broadcast"
+    assert "address that never answers" in out and "stop leaves nothing behind" in out
+    assert _valid_report(tmp_path / "report.json")["adapter"] == "stb_broadcast"
+    # and keeps it as the adapter's last certification, where the gateway shows it
+    kept = _valid_report(certification_path(tmp_path / "data", "stb_broadcast"))
+    assert kept["summary"]["certified"] is True
+
+
+# -- adapters that pretend ---------------------------------------------------------------------
+
+
+class _LyingDriver(ThunderDriver):
+    """Says yes to volume and keys and does nothing; reads back the volume it was told."""
+
+    def __init__(self, endpoint: BoxEndpoint, context: DriverContext) -> None:
+        super().__init__(endpoint, context)
+        self._told: dict[str, Any] = {}
+
+    async def async_execute(self, kind: str, command: dict[str, Any]) -> None:
+        if kind == "keys":
+            return  # ignored
+        if kind == "volume":
+            self._told["level" if command["action"] == "set" else "muted"] = command.get(
+                "level", command.get("muted")
+            )
+            return  # ignored, but remembered to be read back
+        await super().async_execute(kind, command)
+
+    async def async_read(self, kinds: frozenset[str]) -> dict[str, Any]:
+        values = await super().async_read(kinds)
+        if "volume" in values:
+            values["volume"] = {**values["volume"], **self._told}
+        return values
+
+
+class LyingAdapter(CarrierAdapter):
+    """A carrier adapter whose driver only pretends to change the volume and press keys."""
+
+    async def async_start(self, api: AdapterApi) -> None:
+        self.fleet = BoxFleet(api, driver_factory=_LyingDriver, profile_id="rdk/thunder-stb")
+        await self.fleet.async_start()
+
+
+_FORGOTTEN: list[Any] = []  # what the leaky adapter forgets, kept alive as a real leak would be
+
+
+class LeakyAdapter(CarrierAdapter):
+    """A carrier adapter that leaves a task and an open file behind each time it runs."""
+
+    async def async_start(self, api: AdapterApi) -> None:
+        await super().async_start(api)
+        _FORGOTTEN.append(asyncio.get_running_loop().create_task(asyncio.sleep(3600), name="forgotten"))
+        _FORGOTTEN.append(open(os.devnull, "rb"))
+
+
+def _entry(adapter_id: str, cls: str) -> AdapterEntry:
+    raw = json.loads(CARRIER_MANIFEST.read_text())
+    raw.pop("$schema", None)
+    raw.update(id=adapter_id, name=f"Deliberately broken ({cls})", entry=f"tests.stb.test_certify:{cls}")
+    return AdapterEntry(
+        id=adapter_id, module="tests.stb.test_certify", sources=["test"], manifest=build_manifest(raw)
+    )
+
+
+async def test_an_adapter_that_ignores_commands_fails_exactly_those_checks(tmp_path: Path) -> None:
+    # given an adapter whose volume and keys do nothing on the box, though it reports success
+    # when the kit certifies it against the simulated box
+    report = await async_certify(
+        "stb_lying", entry=_entry("stb_lying", "LyingAdapter"), json_path=tmp_path / "r.json"
+    )
+    # then it is not certified: every volume verb and every key fails, because the box shows nothing
+    assert not report.certified
+    failed = _failed(report)
+    assert {name for group, kind, name in failed if group == "contract"} == {
+        "set",
+        "mute",
+        "unmute",
+        "two VOL_UP raise the box's volume by two",
+        "two VOL_DOWN lower it again",
+        "MUTE mutes the box",
+        "MUTE again unmutes it",
+    }
+    detail = next(c.detail for c in report.checks if c.capability == "volume" and c.name == "set")
+    assert "the box does not show it" in detail
+    # and what it really does (channels, media, the overlay) still passes, checked the same way
+    passed = {c.key for c in report.checks if c.result is Result.PASS}
+    assert ("contract", "channel", "tune by number") in passed and ("contract", "notify", "show") in passed
+    # and the report says so in its documented format
+    assert _valid_report(tmp_path / "r.json")["summary"]["certified"] is False
+
+
+async def test_an_adapter_that_leaves_a_task_and_a_file_behind_fails_the_stop_check() -> None:
+    # given an adapter that forgets a task and an open file each time it starts
+    # when the kit certifies it
+    report = await async_certify("stb_leaky", entry=_entry("stb_leaky", "LeakyAdapter"))
+    # then stopping it is the one failing check, naming both
+    assert _failed(report) == {("lifecycle", None, "stop leaves nothing behind")}
+    detail = next(c.detail for c in report.checks if c.name == "stop leaves nothing behind")
+    assert "forgotten" in detail and "/dev/null" in detail
+    for thing in _FORGOTTEN:
+        if isinstance(thing, asyncio.Task):
+            thing.cancel()
+        else:
+            thing.close()
