@@ -68,3 +68,11 @@ def test_the_plugins_counts_are_read_even_for_client_ids_with_spaces_and_junk_is
     assert stats.denied_publishes == {"my client": ("-", 6)}
     assert stats.denied_subscriptions == {"x": ("u", 2)}
     assert stats.refused_logins == {"127.0.0.1": 11}
+
+
+def test_an_unknown_client_may_announce_itself_the_tasmota_way_and_nothing_more() -> None:
+    from gateway.mqtt.acl import discovery_topics
+
+    allowed = discovery_topics("homeassistant")
+    assert "tasmota/discovery/+/config" in allowed and "tasmota/discovery/+/sensors" in allowed
+    assert not any(t.startswith(("tele/", "stat/", "cmnd/")) or t.endswith("#") for t in allowed)

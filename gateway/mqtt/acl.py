@@ -2,8 +2,9 @@
 
 No I/O here: principals in, Mosquitto's password file and ACL file out.
 
-* Anonymous clients may publish discovery configs (the Home Assistant prefix and
-  `linli/v1/discovery/+/config`) and nothing else; they read nothing.
+* Anonymous clients may publish discovery configs (the Home Assistant prefix,
+  `linli/v1/discovery/+/config` and Tasmota's `tasmota/discovery/+/config|sensors`) and
+  nothing else; they read nothing.
 * A device publishes only its own state and availability topics and reads only its
   own command topic.
 * A bridge (Zigbee2MQTT, Tasmota, OpenMQTTGateway, a home hub) belongs to one household
@@ -80,6 +81,8 @@ def discovery_topics(prefix: str) -> tuple[str, ...]:
         f"{prefix}/+/+/config",  # homeassistant/<component>/<object>/config
         f"{prefix}/+/+/+/config",  # homeassistant/<component>/<node>/<object>/config
         f"{PREFIX}/discovery/+/config",
+        "tasmota/discovery/+/config",  # Tasmota's own discovery (SetOption19 0, its default)
+        "tasmota/discovery/+/sensors",
     )
 
 
