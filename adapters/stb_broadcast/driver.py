@@ -63,13 +63,9 @@ from gateway.stb.schemas import ID_TYPE_DVB_C
 AV_TRANSPORT: Final = "urn:schemas-upnp-org:service:AVTransport:"
 RENDERING_CONTROL: Final = "urn:schemas-upnp-org:service:RenderingControl:"
 COMPANION_APP: Final = "Linli"
-_PREPARED_BODIES: Final = (
-    64  # per box: its reads, and the channels its household watches
-)
+_PREPARED_BODIES: Final = 64  # per box: its reads, and the channels its household watches
 _WAKEUP_MAC: Final = re.compile(r"MAC=([0-9A-Fa-f:-]{12,17})")
-_UUID: Final = re.compile(
-    r"([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})", re.I
-)
+_UUID: Final = re.compile(r"([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})", re.I)
 _DIDL: Final = (
     '<DIDL-Lite xmlns="urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/" '
     'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:upnp="urn:schemas-upnp-org:metadata-1-0/upnp/">'
@@ -82,9 +78,7 @@ _DIDL: Final = (
 def didl_item(uri: str, title: str) -> str:
     """The DIDL-Lite metadata of one video item (what the box shows as the title)."""
     protocol = "dvb:*:*:*" if uri.startswith("dvb:") else "http-get:*:*:*"
-    return _DIDL.format(
-        title=escape(title[:100]), protocol=quoteattr(protocol), uri=escape(uri)
-    )
+    return _DIDL.format(title=escape(title[:100]), protocol=quoteattr(protocol), uri=escape(uri))
 
 
 @dataclass(slots=True, frozen=True)
@@ -105,10 +99,7 @@ class _Action:
             name=name,
             url=service.control_url,
             namespace=service.service_type,
-            headers={
-                "Content-Type": soap.CONTENT_TYPE,
-                "SOAPAction": f'"{service.service_type}#{name}"',
-            },
+            headers={"Content-Type": soap.CONTENT_TYPE, "SOAPAction": f'"{service.service_type}#{name}"'},
             inputs=tuple(action.in_arguments()),
             outputs={argument.name: argument for argument in action.out_arguments()},
         )
@@ -119,8 +110,7 @@ def _newest(device: UpnpDevice, prefix: str) -> UpnpService | None:
     versions = [
         (int(service.service_type[len(prefix) :]), service)
         for service in device.all_services
-        if service.service_type.startswith(prefix)
-        and service.service_type[len(prefix) :].isdigit()
+        if service.service_type.startswith(prefix) and service.service_type[len(prefix) :].isdigit()
     ]
     return max(versions, key=lambda pair: pair[0])[1] if versions else None
 
@@ -136,20 +126,13 @@ class DialDlnaDriver:
     """One cable box."""
 
     def __init__(
-        self,
-        endpoint: BoxEndpoint,
-        context: DriverContext,
-        events: GenaListener | None = None,
+        self, endpoint: BoxEndpoint, context: DriverContext, events: GenaListener | None = None
     ) -> None:
         # What the box turns out to speak once connected: a plain DLNA renderer has no DIAL, a
         # DIAL server whose description answers 404 has no UPnP AV (issue #15).
         self.protocols: tuple[str, ...] = ("dial", "upnp-av")
-        self._connected = (
-            False  # until then every verb is assumed possible (checked on connect)
-        )
-        self._has_linli: bool | None = (
-            None  # the operator's Linli app: present, missing, not known
-        )
+        self._connected = False  # until then every verb is assumed possible (checked on connect)
+        self._has_linli: bool | None = None  # the operator's Linli app: present, missing, not known
         self._endpoint = endpoint
 
         self._ctx = context
@@ -160,20 +143,12 @@ class DialDlnaDriver:
         self._av: UpnpService | None = None
         self._rc: UpnpService | None = None
         self._dial: DialClient | None = None
-        self._app: str | None = (
-            None  # the last DIAL app launched (not the companion app)
-        )
+        self._app: str | None = None  # the last DIAL app launched (not the companion app)
         self._actions: dict[tuple[str, str], _Action] = {}
         self._bodies: dict[tuple[Any, ...], bytes] = {}
-        self._transport: str | None = (
-            None  # CurrentTransportState, as last read from the box
-        )
-        self._unplayed: str | None = (
-            None  # a URI set without Play (the box was playing)
-        )
-        self._keeps_playing = (
-            True  # until the box shows it does not (then Play always follows)
-        )
+        self._transport: str | None = None  # CurrentTransportState, as last read from the box
+        self._unplayed: str | None = None  # a URI set without Play (the box was playing)
+        self._keeps_playing = True  # until the box shows it does not (then Play always follows)
 
     def supports(self, kind: str, action: str) -> bool:
         if kind in ("channel", "media"):
@@ -181,9 +156,7 @@ class DialDlnaDriver:
         if kind == "volume":
             return self._rc is not None or not self._connected
         if kind in ("notify", "portal") or (kind == "power" and action == "off"):
-            return (
-                self._dial is not None and self._has_linli is not False
-            ) or not self._connected
+            return (self._dial is not None and self._has_linli is not False) or not self._connected
         if kind == "app":
             return self._dial is not None or not self._connected
         return kind == "power"
@@ -199,11 +172,7 @@ class DialDlnaDriver:
             f"degraded: needs the operator's {COMPANION_APP} app "
             f"(DIAL app {COMPANION_APP!r} is not on the box; docs/operators.md)"
         )
-        return {
-            "notify": why,
-            "portal": why,
-            "power": f"{why}; power off only, power on is Wake-on-LAN",
-        }
+        return {"notify": why, "portal": why, "power": f"{why}; power off only, power on is Wake-on-LAN"}
 
     def unsupported(self, kind: str, action: str) -> str | None:
         """Why this box cannot carry out the verb (for the `not_supported` message), if known."""
@@ -224,9 +193,7 @@ class DialDlnaDriver:
         url = self._endpoint.url
         device: UpnpDevice | None = None
         try:
-            device = await UpnpFactory(
-                self._requester, non_strict=True
-            ).async_create_device(url)
+            device = await UpnpFactory(self._requester, non_strict=True).async_create_device(url)
         except (BoxUnreachableError, BoxAnswerError):
             raise
         except UpnpResponseError as exc:
@@ -243,42 +210,30 @@ class DialDlnaDriver:
                 f"description at {url} refused: {type(exc).__name__} (entities and DTDs are not accepted)"
             ) from None
         except (UpnpError, SyntaxError, ValueError, KeyError, AttributeError) as exc:
-            raise BoxAnswerError(
-                f"description at {url} is not a usable UPnP device: {exc}"[:300]
-            ) from None
+            raise BoxAnswerError(f"description at {url} is not a usable UPnP device: {exc}"[:300]) from None
         application_url = self._application_url()
         wakeup = _header(self._requester.last_headers.get(url), "WAKEUP") or ""
         self._device = device
         self._av = _newest(device, AV_TRANSPORT) if device is not None else None
         self._rc = _newest(device, RENDERING_CONTROL) if device is not None else None
         self._dial = (
-            DialClient(self._ctx.session, self._ctx.limits, application_url)
-            if application_url
-            else None
+            DialClient(self._ctx.session, self._ctx.limits, application_url) if application_url else None
         )
         if self._av is None and self._rc is None and self._dial is None:
             raise BoxAnswerError(
                 f"the device at {url} is neither a DLNA MediaRenderer (no AVTransport or "
                 "RenderingControl service) nor a DIAL server: nothing a TV can be driven with"
             )
-        self.protocols = (
-            *(("dial",) if self._dial else ()),
-            *(("upnp-av",) if self._av or self._rc else ()),
-        )
+        self.protocols = (*(("dial",) if self._dial else ()), *(("upnp-av",) if self._av or self._rc else ()))
         self._has_linli = await self._has_companion()
         self._connected = True
         self._watch()
         match = _WAKEUP_MAC.search(wakeup)
         mac = match.group(1).lower().replace("-", ":") if match else None
-        uuid = _UUID.search(
-            (device.udn if device else None)
-            or str(self._endpoint.extra.get("udn") or "")
-        )
+        uuid = _UUID.search((device.udn if device else None) or str(self._endpoint.extra.get("udn") or ""))
         identity = f"uuid:{''.join(uuid.groups()).lower()}" if uuid else None
         if identity is None and mac:
-            identity = "mac:" + mac.replace(
-                ":", ""
-            )  # a DIAL-only box: known by its network card
+            identity = "mac:" + mac.replace(":", "")  # a DIAL-only box: known by its network card
         return BoxFacts(
             vendor=(device.manufacturer or None) if device else None,
             model=(device.model_name or None) if device else None,
@@ -291,9 +246,7 @@ class DialDlnaDriver:
     def _application_url(self) -> str | None:
         """The DIAL server: the description answer's header, else what SSDP discovery read."""
         headers = self._requester.last_headers.get(self._endpoint.url)
-        found = _header(headers, "Application-URL") or self._endpoint.extra.get(
-            "application_url"
-        )
+        found = _header(headers, "Application-URL") or self._endpoint.extra.get("application_url")
         return str(found) if found else None
 
     async def _has_companion(self) -> bool | None:
@@ -341,9 +294,7 @@ class DialDlnaDriver:
         prepared = self._actions.get(key)
         if prepared is None:
             if not service.has_action(name):
-                raise NotSupportedError(
-                    f"the box's {service.service_type} has no action {name}"
-                )
+                raise NotSupportedError(f"the box's {service.service_type} has no action {name}")
             prepared = self._actions[key] = _Action.of(service, name)
         return prepared
 
@@ -360,54 +311,34 @@ class DialDlnaDriver:
                 body = soap.envelope(
                     action.namespace,
                     action.name,
-                    [
-                        (arg.name, arg.coerce_upnp(self._valid(arg, args[arg.name])))
-                        for arg in action.inputs
-                    ],
+                    [(arg.name, arg.coerce_upnp(self._valid(arg, args[arg.name]))) for arg in action.inputs],
                 )
             except (UpnpError, KeyError, ValueError) as exc:
-                raise BoxAnswerError(
-                    f"{action.name}: cannot be sent to this box: {exc}"[:300]
-                ) from None
+                raise BoxAnswerError(f"{action.name}: cannot be sent to this box: {exc}"[:300]) from None
             if len(self._bodies) >= _PREPARED_BODIES:
                 del self._bodies[next(iter(self._bodies))]  # the oldest
             self._bodies[key] = body
         return body
 
-    async def _call(
-        self, service: UpnpService | None, name: str, **args: Any
-    ) -> dict[str, Any]:
+    async def _call(self, service: UpnpService | None, name: str, **args: Any) -> dict[str, Any]:
         action = self._action(service, name)
         body = self._body(action, args)
         answer = await async_request(
-            self._ctx.session,
-            "POST",
-            action.url,
-            limits=self._ctx.limits,
-            data=body,
-            headers=action.headers,
+            self._ctx.session, "POST", action.url, limits=self._ctx.limits, data=body, headers=action.headers
         )
         try:
             message = soap.parse(answer.body)
         except soap.SoapError as exc:
             if answer.status != 200:
-                raise BoxAnswerError(
-                    f"{name}: the box answered HTTP {answer.status}"
-                ) from None
-            raise BoxAnswerError(
-                f"{name}: the box's answer is not usable: {exc}"[:300]
-            ) from None
+                raise BoxAnswerError(f"{name}: the box answered HTTP {answer.status}") from None
+            raise BoxAnswerError(f"{name}: the box's answer is not usable: {exc}"[:300]) from None
         if message.fault is not None:
             code, description = message.fault
-            raise BoxAnswerError(
-                f"{name} failed on the box: UPnP error {code}: {description}"
-            )
+            raise BoxAnswerError(f"{name} failed on the box: UPnP error {code}: {description}")
         if answer.status != 200:
             raise BoxAnswerError(f"{name}: the box answered HTTP {answer.status}")
         if message.name != f"{name}Response":
-            raise BoxAnswerError(
-                f"{name}: the box's answer is not usable: it answers {message.name!r}"
-            )
+            raise BoxAnswerError(f"{name}: the box's answer is not usable: it answers {message.name!r}")
         values: dict[str, Any] = {}
         for key, text in message.values.items():
             argument = action.outputs.get(key)
@@ -428,9 +359,7 @@ class DialDlnaDriver:
 
     def _need_dial(self) -> DialClient:
         if self._dial is None:
-            raise NotSupportedError(
-                "the box has no DIAL server (no Application-URL in its description)"
-            )
+            raise NotSupportedError("the box has no DIAL server (no Application-URL in its description)")
         return self._dial
 
     # -- reading -------------------------------------------------------------------
@@ -447,9 +376,7 @@ class DialDlnaDriver:
         if kinds & {"channel", "media"} and self._av is not None:
             calls["playing"] = self._read_playing
         elif "power" in kinds and self._av is not None:
-            calls["transport"] = partial(
-                self._call, self._av, "GetTransportInfo", InstanceID=0
-            )
+            calls["transport"] = partial(self._call, self._av, "GetTransportInfo", InstanceID=0)
         if "volume" in kinds and self._rc is not None:
             calls["volume"] = self._read_volume
         elif "power" in kinds and self._av is None and self._rc is not None:
@@ -459,9 +386,7 @@ class DialDlnaDriver:
             calls["companion"] = partial(dial.async_status, COMPANION_APP)
         if "app" in kinds and dial is not None and self._app:
             calls["app"] = partial(dial.async_status, self._app)
-        answers = await asyncio.gather(
-            *(call() for call in calls.values()), return_exceptions=True
-        )
+        answers = await asyncio.gather(*(call() for call in calls.values()), return_exceptions=True)
         for answer in answers:
             if isinstance(answer, BaseException):
                 raise answer
@@ -471,9 +396,7 @@ class DialDlnaDriver:
         if "companion" in results and not kinds & {"notify", "portal"}:
             del results["companion"]
         if "transport" in results:
-            self._transport = str(
-                results["transport"].get("CurrentTransportState") or ""
-            )
+            self._transport = str(results["transport"].get("CurrentTransportState") or "")
         values: dict[str, Any] = {}
         if "power" in kinds:
             values["power"] = {"on": True}  # it answered
@@ -482,11 +405,7 @@ class DialDlnaDriver:
         if "volume" in results:
             values["volume"] = results["volume"]
         companion: DialApp | None = results.get("companion")
-        if (
-            kinds & {"notify", "portal"}
-            and dial is not None
-            and self._has_linli is not False
-        ):
+        if kinds & {"notify", "portal"} and dial is not None and self._has_linli is not False:
             extra = companion.additional if companion is not None else {}
             text = extra.get("overlay") or None
             values["notify"] = {
@@ -510,24 +429,15 @@ class DialDlnaDriver:
     ) -> Mapping[str, str]:
         """Several state variables in one GetStateVariables (AVTransport:2, RenderingControl:2)."""
         answer = await self._call(
-            service,
-            "GetStateVariables",
-            InstanceID=0,
-            StateVariableList=",".join(names),
+            service, "GetStateVariables", InstanceID=0, StateVariableList=",".join(names)
         )
         try:
-            found = soap.parse_value_pairs(
-                str(answer.get("StateVariableValuePairs") or "")
-            )
+            found = soap.parse_value_pairs(str(answer.get("StateVariableValuePairs") or ""))
         except soap.SoapError as exc:
-            raise BoxAnswerError(
-                f"GetStateVariables: the box's answer is not usable: {exc}"[:300]
-            ) from None
+            raise BoxAnswerError(f"GetStateVariables: the box's answer is not usable: {exc}"[:300]) from None
         missing = [name for name in names if name not in found]
         if missing:
-            raise BoxAnswerError(
-                f"GetStateVariables: the box did not report {', '.join(missing)}"
-            )
+            raise BoxAnswerError(f"GetStateVariables: the box did not report {', '.join(missing)}")
         return found
 
     def _has(self, service: UpnpService | None, action: str) -> bool:
@@ -536,9 +446,7 @@ class DialDlnaDriver:
     async def _read_playing(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The transport state and its URI: one GetStateVariables where the box has it."""
         if self._has(self._av, "GetStateVariables"):
-            found = await self._state_variables(
-                self._av, ("TransportState", "AVTransportURI")
-            )
+            found = await self._state_variables(self._av, ("TransportState", "AVTransportURI"))
             transport = {"CurrentTransportState": found["TransportState"]}
             media: dict[str, Any] = {"CurrentURI": found["AVTransportURI"]}
         else:
@@ -587,8 +495,7 @@ class DialDlnaDriver:
         ):
             self._keeps_playing = False
             self._ctx.log.info(
-                "box at %s stops on SetAVTransportURI; Play follows from now on",
-                self._endpoint.url,
+                "box at %s stops on SetAVTransportURI; Play follows from now on", self._endpoint.url
             )
             await self._call(self._av, "Play", InstanceID=0, Speed="1")
             transport = await self._call(self._av, "GetTransportInfo", InstanceID=0)
@@ -596,9 +503,7 @@ class DialDlnaDriver:
         self._transport = state
         return transport
 
-    def _playing(
-        self, transport: dict[str, Any], media: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _playing(self, transport: dict[str, Any], media: dict[str, Any]) -> dict[str, Any]:
         state = str(transport.get("CurrentTransportState") or "")
         uri = str(media.get("CurrentURI") or "")[:2048]
         triplet = parse_dvb_uri(uri) if uri else None
@@ -615,30 +520,17 @@ class DialDlnaDriver:
                 }
             return {"channel": channel, "media": stopped}
         if not uri or state not in ("PLAYING", "PAUSED_PLAYBACK"):
-            return {
-                "channel": None,
-                "media": {**stopped, "url": uri or None} if uri else stopped,
-            }
+            return {"channel": None, "media": {**stopped, "url": uri or None} if uri else stopped}
         return {
             "channel": None,
-            "media": {
-                "state": "playing" if state == "PLAYING" else "paused",
-                "url": uri,
-                "title": None,
-            },
+            "media": {"state": "playing" if state == "PLAYING" else "paused", "url": uri, "title": None},
         }
 
     @staticmethod
     def _volume(volume: dict[str, Any], mute: dict[str, Any]) -> dict[str, Any]:
         level, muted = volume.get("CurrentVolume"), mute.get("CurrentMute")
-        if (
-            not isinstance(level, int)
-            or not 0 <= level <= 100
-            or not isinstance(muted, bool)
-        ):
-            raise BoxAnswerError(
-                f"RenderingControl: volume {level!r} / mute {muted!r} not understood"
-            )
+        if not isinstance(level, int) or not 0 <= level <= 100 or not isinstance(muted, bool):
+            raise BoxAnswerError(f"RenderingControl: volume {level!r} / mute {muted!r} not understood")
         return {"level": level, "muted": muted}
 
     # -- doing ---------------------------------------------------------------------
@@ -647,16 +539,10 @@ class DialDlnaDriver:
         """Set the URI (with DIDL-Lite metadata when there is a title to show) and make it play."""
         metadata = didl_item(uri, title) if title else ""
         await self._call(
-            self._av,
-            "SetAVTransportURI",
-            InstanceID=0,
-            CurrentURI=uri,
-            CurrentURIMetaData=metadata,
+            self._av, "SetAVTransportURI", InstanceID=0, CurrentURI=uri, CurrentURIMetaData=metadata
         )
         if self._transport == "PLAYING" and self._keeps_playing:
-            self._unplayed = (
-                uri  # the confirming read shows whether it plays (see _transport_read)
-            )
+            self._unplayed = uri  # the confirming read shows whether it plays (see _transport_read)
         else:
             await self._call(self._av, "Play", InstanceID=0, Speed="1")
             self._unplayed = None
@@ -686,9 +572,7 @@ class DialDlnaDriver:
             await self._play_uri(dvb_uri(record), None)
         elif kind == "media":
             if action == "play":
-                await self._play_uri(
-                    command["url"], command.get("title") or command["url"]
-                )
+                await self._play_uri(command["url"], command.get("title") or command["url"])
             elif action == "pause":
                 await self._call(self._av, "Pause", InstanceID=0)
             elif action == "resume":
@@ -698,19 +582,11 @@ class DialDlnaDriver:
         elif kind == "volume":
             if action == "set":
                 await self._call(
-                    self._rc,
-                    "SetVolume",
-                    InstanceID=0,
-                    Channel="Master",
-                    DesiredVolume=command["level"],
+                    self._rc, "SetVolume", InstanceID=0, Channel="Master", DesiredVolume=command["level"]
                 )
             else:
                 await self._call(
-                    self._rc,
-                    "SetMute",
-                    InstanceID=0,
-                    Channel="Master",
-                    DesiredMute=command["muted"],
+                    self._rc, "SetMute", InstanceID=0, Channel="Master", DesiredMute=command["muted"]
                 )
         elif kind == "notify":
             if action == "show":
@@ -726,9 +602,7 @@ class DialDlnaDriver:
         elif kind == "app":
             dial = self._need_dial()
             if command["app"] == COMPANION_APP:
-                raise NotSupportedError(
-                    f"{COMPANION_APP!r} is reserved for Linli's own use on cable boxes"
-                )
+                raise NotSupportedError(f"{COMPANION_APP!r} is reserved for Linli's own use on cable boxes")
             if action == "launch":
                 await dial.async_launch(command["app"], command.get("url"))
                 self._app = command["app"]
