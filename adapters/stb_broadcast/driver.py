@@ -12,7 +12,14 @@
     app       DIAL POST /apps/<name> with the URL as payload, DELETE <run URL>
     notify    DIAL POST /apps/Linli "overlay=…&title=…&level=…" (the operator's companion app)
     portal    DIAL POST /apps/Linli "page=<url>"; state read back from its additionalData
-    keys      not provided: neither DIAL nor DLNA carries remote-control keys
+    keys      mapped to what the box has: PLAY / PAUSE / PLAY_PAUSE / STOP → AVTransport Play, Pause,
+              Stop; FAST_FORWARD / REWIND → Seek ±10 s from GetPositionInfo; CH_UP / CH_DOWN → the
+              next service of the lineup (SetAVTransportURI), or Next / Previous without a lineup;
+              VOL_UP / VOL_DOWN / MUTE → RenderingControl, read then set; HOME / EXIT → DIAL stop of
+              the app on screen; POWER → the companion app's standby. Any other key (arrows, OK,
+              digits…) only through the vendor's key injection, where the box's adoption names
+              one (`extra.key_injection`: a URL template with `{key}`, POSTed once per key);
+              otherwise `not_supported`, naming the key, before anything is sent
 
 Changes the box makes on its own — the resident's remote — arrive as UPnP events
 (GENA): the driver subscribes to AVTransport and RenderingControl when it
@@ -42,7 +49,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from async_upnp_client.client import UpnpAction, UpnpDevice, UpnpService
@@ -63,6 +70,14 @@ from gateway.stb.schemas import ID_TYPE_DVB_C
 AV_TRANSPORT: Final = "urn:schemas-upnp-org:service:AVTransport:"
 RENDERING_CONTROL: Final = "urn:schemas-upnp-org:service:RenderingControl:"
 COMPANION_APP: Final = "Linli"
+SEEK_STEP_S: Final = 10  # FAST_FORWARD / REWIND: how far one press moves
+#: Keys that go to AVTransport as the action of the same meaning (UPnP AVTransport:1 §2.4).
+_TRANSPORT_KEYS: Final = {"PLAY": "Play", "PAUSE": "Pause", "STOP": "Stop"}
+#: Keys that reach a cable box only through its vendor's key injection (no DIAL or DLNA equivalent).
+_VENDOR_ONLY: Final = frozenset(
+    {"UP", "DOWN", "LEFT", "RIGHT", "OK", "BACK", "MENU", "INFO", "GUIDE", "RED", "GREEN", "YELLOW", "BLUE"}
+    | {f"DIGIT_{d}" for d in range(10)}
+)
 _PREPARED_BODIES: Final = 64  # per box: its reads, and the channels its household watches
 _WAKEUP_MAC: Final = re.compile(r"MAC=([0-9A-Fa-f:-]{12,17})")
 _UUID: Final = re.compile(r"([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})", re.I)
@@ -134,7 +149,6 @@ class DialDlnaDriver:
         self._connected = False  # until then every verb is assumed possible (checked on connect)
         self._has_linli: bool | None = None  # the operator's Linli app: present, missing, not known
         self._endpoint = endpoint
-
         self._ctx = context
         self._events = events
         self._watched: list[UpnpService] = []
@@ -149,6 +163,15 @@ class DialDlnaDriver:
         self._transport: str | None = None  # CurrentTransportState, as last read from the box
         self._unplayed: str | None = None  # a URI set without Play (the box was playing)
         self._keeps_playing = True  # until the box shows it does not (then Play always follows)
+        inject = endpoint.extra.get("key_injection") or {}
+        self._inject_url: str | None = None
+        self._inject_names: dict[str, str] = {}
+        if isinstance(inject, dict) and isinstance(inject.get("url"), str) and "{key}" in inject["url"]:
+            url = urljoin(endpoint.url, inject["url"])
+            if urlsplit(url).scheme in ("http", "https"):
+                self._inject_url = url
+                names = inject.get("names")
+                self._inject_names = dict(names) if isinstance(names, dict) else {}
 
     def supports(self, kind: str, action: str) -> bool:
         if kind in ("channel", "media"):
@@ -159,7 +182,7 @@ class DialDlnaDriver:
             return (self._dial is not None and self._has_linli is not False) or not self._connected
         if kind == "app":
             return self._dial is not None or not self._connected
-        return kind == "power"
+        return kind in ("power", "keys")  # keys: each key is checked against the box in async_execute
 
     def degraded(self) -> dict[str, str]:
         """Kinds this box lacks only because the operator's companion app is missing: kind → why.
@@ -599,6 +622,11 @@ class DialDlnaDriver:
                 await self._companion(overlay="")
         elif kind == "portal":
             await self._companion(page=command["url"] if action == "open" else "")
+        elif kind == "keys":
+            # All or nothing: a key this box cannot press is refused before any key is sent.
+            steps = [self._key_step(key) for key in command["keys"]]
+            for step in steps:
+                await step()
         elif kind == "app":
             dial = self._need_dial()
             if command["app"] == COMPANION_APP:
@@ -610,6 +638,94 @@ class DialDlnaDriver:
                 await dial.async_stop(command["app"])
         else:
             raise NotSupportedError(f"cable boxes have no {kind!r} over DIAL or DLNA")
+
+    # -- remote keys ---------------------------------------------------------------
+
+    def _key_step(self, key: str) -> Callable[[], Awaitable[Any]]:
+        """How this box presses `key`: the DLNA or DIAL action of the same meaning, else the
+        vendor's key injection; `NotSupportedError` naming what the box lacks otherwise."""
+        av, rc = self._av, self._rc
+        if key in _TRANSPORT_KEYS and self._has(av, _TRANSPORT_KEYS[key]):
+            extra = {"Speed": "1"} if key == "PLAY" else {}
+            return partial(self._call, av, _TRANSPORT_KEYS[key], InstanceID=0, **extra)
+        if key == "PLAY_PAUSE" and self._has(av, "Play") and self._has(av, "Pause"):
+            return self._play_pause
+        if key in ("FAST_FORWARD", "REWIND") and self._has(av, "Seek") and self._has(av, "GetPositionInfo"):
+            return partial(self._seek, SEEK_STEP_S if key == "FAST_FORWARD" else -SEEK_STEP_S)
+        if key in ("CH_UP", "CH_DOWN"):
+            delta = 1 if key == "CH_UP" else -1
+            if len(self._ctx.lineup) and self._has(av, "SetAVTransportURI"):
+                return partial(self._step_channel, delta)
+            if self._has(av, "Next" if delta > 0 else "Previous"):
+                return partial(self._call, av, "Next" if delta > 0 else "Previous", InstanceID=0)
+        if key in ("VOL_UP", "VOL_DOWN", "MUTE") and self._has(rc, "SetVolume") and self._has(rc, "SetMute"):
+            return partial(self._volume_key, key)
+        if key in ("HOME", "EXIT") and self._dial is not None:
+            return self._home
+        if key == "POWER" and self._dial is not None:  # the box answers, so it is on: POWER puts it to sleep
+            return partial(self.async_execute, "power", {"action": "off"})
+        if self._inject_url is not None:
+            name = self._inject_names.get(key, key)
+            return partial(self._inject_key, self._inject_url.replace("{key}", quote(name, safe="")))
+        lacks = (
+            "it has no vendor key injection (adopt it with extra.key_injection)"
+            if key in _VENDOR_ONLY
+            else f"its {' + '.join(self.protocols)} services have no action for it"
+        )
+        raise NotSupportedError(f"this cable box cannot press {key}: {lacks}")
+
+    async def _play_pause(self) -> None:
+        transport = await self._call(self._av, "GetTransportInfo", InstanceID=0)
+        if transport.get("CurrentTransportState") == "PLAYING":
+            await self._call(self._av, "Pause", InstanceID=0)
+        else:
+            await self._call(self._av, "Play", InstanceID=0, Speed="1")
+
+    async def _seek(self, delta_s: int) -> None:
+        position = await self._call(self._av, "GetPositionInfo", InstanceID=0)
+        target = max(0, _seconds(str(position.get("RelTime") or "")) + delta_s)
+        hours, rest = divmod(target, 3600)
+        hms = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        await self._call(self._av, "Seek", InstanceID=0, Unit="REL_TIME", Target=hms)
+
+    async def _step_channel(self, delta: int) -> None:
+        transport, media = await self._read_playing()
+        record = self._ctx.lineup.step(self._playing(transport, media)["channel"], delta)
+        if record is None or record.get("idType") != ID_TYPE_DVB_C:
+            raise NotSupportedError("the lineup has no DVB-C service to step to")
+        await self._play_uri(dvb_uri(record), None)
+
+    async def _volume_key(self, key: str) -> None:
+        current = await self._read_volume()  # a key is relative: what the box has now, not what we last set
+        if key == "MUTE":
+            await self._call(
+                self._rc, "SetMute", InstanceID=0, Channel="Master", DesiredMute=not current["muted"]
+            )
+            return
+        level = min(100, max(0, current["level"] + (1 if key == "VOL_UP" else -1)))
+        await self._call(self._rc, "SetVolume", InstanceID=0, Channel="Master", DesiredVolume=level)
+
+    async def _home(self) -> None:
+        """Back to the box's own screen: the app on screen (launched over DIAL) is stopped."""
+        dial = self._need_dial()
+        if self._app is not None:
+            status = await dial.async_status(self._app)
+            if status is not None and status.state == "running":
+                await dial.async_stop(self._app, status.run_url)
+
+    async def _inject_key(self, url: str) -> None:
+        answer = await async_request(self._ctx.session, "POST", url, limits=self._ctx.limits, data=b"")
+        if answer.status not in (200, 201, 202, 204):
+            raise BoxAnswerError(f"key injection POST {url}: the box answered HTTP {answer.status}")
+
+
+def _seconds(hms: str) -> int:
+    """`H+:MM:SS[.F]` (AVTransport's REL_TIME) in whole seconds; 0 when the box does not say."""
+    try:
+        hours, minutes, seconds = hms.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + int(float(seconds))
+    except ValueError:
+        return 0
 
 
 def create_driver(
