@@ -41,15 +41,24 @@ class BroadcastAdapter:
 
     async def _adopt_found(self, found: FoundDevice) -> Device:
         """An installer approved a box found over SSDP: reach it at its description's LOCATION."""
-        location = (found.ssdp or {}).get("location")
+        ssdp = found.ssdp or {}
+        location = ssdp.get("location")
         if not location:
             raise AdoptError(
                 f"{found.announced_name or found.item_id} was found over {', '.join(found.sources)} "
                 "only; a cable box is reached at the UPnP description its SSDP announcement names. "
                 "Scan again (POST /api/v1/inbox/scan) and approve it once it has answered"
             )
+        # What SSDP discovery already learnt is kept with the address: the DIAL server's
+        # Application-URL (for a box whose description answers an error) and its UDN (its identity).
+        extra = {k: ssdp[k] for k in ("application_url", "udn") if isinstance(ssdp.get(k), str)}
         return await self.async_adopt(
-            found.household_id, location, name=found.name, room=found.room, device_id=found.device_id
+            found.household_id,
+            location,
+            name=found.name,
+            room=found.room,
+            device_id=found.device_id,
+            extra=extra,
         )
 
     async def async_stop(self) -> None:

@@ -75,6 +75,23 @@ class AdoptError(ValueError):
     """A box that cannot join a household; the message says why and what to do."""
 
 
+def degraded_kinds(adapter: Any, device_id: str) -> dict[str, str]:
+    """The kinds that work only partly on this adopted box, each with why: kind → reason.
+
+    For the conformance kit (adapters/certify): a kind listed here is reported as
+    degraded — e.g. "degraded: needs the operator's Linli app" for a cable box
+    without the operator's DIAL app (docs/operators.md) — never as passed. Any
+    set-top box adapter built on `BoxFleet` answers; others have no degraded kinds.
+    """
+    status = getattr(adapter, "status", None)
+    if not callable(status):
+        return {}
+    for box in status():
+        if box.get("device_id") == device_id:
+            return dict(box.get("degraded") or {})
+    return {}
+
+
 def _when(ts: float | None) -> str:
     if ts is None:
         return "never seen"

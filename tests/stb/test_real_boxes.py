@@ -31,6 +31,7 @@ from gateway.commands import CommandError
 from gateway.discovery import InboxStatus
 from gateway.plugins import host as host_module
 from gateway.plugins.host import AdapterState
+from gateway.stb.fleet import degraded_kinds
 from gateway.stb.screens import Screens
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of
@@ -200,8 +201,8 @@ async def test_a_cable_box_without_the_operators_app_reports_the_degraded_mode(
     # then it is not supported, naming the app the operator must install
     assert error.value.code == "not_supported" and "Linli" in str(error.value)
     # and the adapter says which kinds are degraded and why (what certification reports)
-    [status] = cable(gateway).status()
-    degraded = status["degraded"]
+    degraded = degraded_kinds(cable(gateway), device.id)
+    assert degraded == cable(gateway).status()[0]["degraded"]
     assert set(degraded) == {"notify", "portal", "power"}
     assert all("needs the operator's Linli app" in reason for reason in degraded.values())
     # while channels, media and volume work as on any cable box
@@ -250,3 +251,38 @@ async def test_a_crashed_adapter_is_restarted_with_backoff_and_shows_why(
     await settle(lambda: slot.state is AdapterState.RUNNING, 5.0)
     assert cable(gateway) is not first and slot.starts == 2
     assert next(i for i in host.status() if i["id"] == "stb_broadcast")["retry_at"] is None
+
+
+async def test_the_manager_page_shows_a_crashed_adapter_and_its_restart(
+    make_gateway, monkeypatch, tmp_path
+) -> None:
+    from tests.test_portal_browser import browser_page, portal_gateway, sign_in
+
+    # given a gateway with the portal whose cable adapter has crashed, restarting in 30 s
+    monkeypatch.setattr(host_module, "RESTART_BASE_S", 30.0)
+    gateway, base = await portal_gateway(make_gateway, *STB_COMPONENTS, adapters=stb_settings())
+    host = gateway.components["adapters"]
+    slot = host.slots["stb_broadcast"]
+
+    async def boom() -> None:
+        raise RuntimeError("lost the box network")
+
+    slot.api.spawn(boom(), "boom")
+    await settle(lambda: slot.retry_at is not None, 2.0)
+    password = await add_account(gateway, "wang.manager", "manager")
+    async with browser_page(tmp_path, {"width": 1366, "height": 900}) as page:
+        # when the manager opens the device inventory of /manage
+        await sign_in(page, base, "wang.manager", password, "/manage")
+        await page.click("#sections button[data-section=inventory]")
+        row = page.locator('tr[data-adapter="stb_broadcast"]')
+        await row.wait_for()
+        # then the adapter is shown crashed, with the reason and when it restarts by itself
+        assert await row.get_attribute("data-state") == "crashed"
+        text = await row.inner_text()
+        assert "已崩溃" in text and "crashed: RuntimeError: lost the box network" in text
+        assert "后自动重启（第 1 次）" in await row.locator(".adapter-retry").inner_text()
+        # and the carrier adapter, untouched, as running
+        carrier = page.locator('tr[data-adapter="stb_carrier"]')
+        assert (
+            await carrier.get_attribute("data-state") == "running" and "运行中" in await carrier.inner_text()
+        )

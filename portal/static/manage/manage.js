@@ -8,6 +8,7 @@ import { auditSentence } from "/static/shared/audit.js";
 import { timelineButton } from "/static/manage/timeline.js";
 import { bulkApproval } from "/static/manage/bulk.js";
 import { structureEditor } from "/static/manage/structure.js";
+import { adaptersPanel } from "/static/manage/adapters.js";
 
 const $ = (s) => document.querySelector(s);
 const state = { me: null, section: "queue", alerts: [], households: [] };
@@ -73,7 +74,8 @@ async function inventory() {
   building.addEventListener("change", load);
   online.addEventListener("change", load);
   await load();
-  return [h("h1", {}, t("inventory")), h("div", { class: "row" }, building, online), body];
+  // Below the devices: the adapters that drive them, each one's state and why it is not running.
+  return [h("h1", {}, t("inventory")), h("div", { class: "row" }, building, online), body, await adaptersPanel()];
 }
 
 // Every household with its building and unit, in tree order (for selects and the consent table).
