@@ -43,6 +43,7 @@ import aiohttp
 from aiohttp import web
 from async_upnp_client.client import UpnpRequester
 from async_upnp_client.const import DeviceInfo, HttpRequest, HttpResponse
+from async_upnp_client.exceptions import UpnpError
 from async_upnp_client.server import (
     NopRequester,
     UpnpServerDevice,
@@ -425,10 +426,10 @@ class CastRenderers:
             return
         wanted = {hid for hid in self._gateway.registry.households if self._tv_name(hid) is not None}
         for hid in list(self._renderers):
-            renderer = self._renderers[hid]
-            if hid not in wanted or renderer.name != self._tv_name(hid):
-                await ssdp.async_withdraw(renderer.udn)
-                renderer.close()
+            current = self._renderers[hid]
+            if hid not in wanted or current.name != self._tv_name(hid):
+                await ssdp.async_withdraw(current.udn)
+                current.close()
                 del self._renderers[hid]
         for hid in sorted(wanted):
             renderer = self.renderer(hid)
@@ -523,7 +524,16 @@ class CastRenderers:
         return await to_xml(self._service(request), request)  # type: ignore[arg-type]
 
     async def _control(self, request: web.Request) -> web.Response:
-        return await action_handler(self._service(request), request)  # type: ignore[arg-type]
+        service = self._service(request)
+        try:
+            return await action_handler(service, request)  # type: ignore[arg-type]
+        except (UpnpError, ValueError, TypeError, KeyError) as exc:
+            # An argument the action does not take, or a value of the wrong type ('loud' for a
+            # volume): the library lets these out as a 500; the phone is told what was wrong.
+            _LOGGER.debug("cast: action refused from %s: %r", request.remote, exc)
+            return web.Response(
+                status=400, text=f"not a valid {service.service_type} action request: {exc}"[:300]
+            )
 
     async def _subscribe(self, request: web.Request) -> web.Response:
         service = self._service(request)

@@ -292,3 +292,57 @@ async def test_events_go_only_to_the_subscriber_itself(make_gateway, boxes) -> N
     status, _ = await get(events, method="SUBSCRIBE", CALLBACK="<http://127.0.0.1:9/cb>", NT="upnp:event")
     assert status == 200
     await asyncio.sleep(0.1)
+
+
+SOAP = (
+    '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+    's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>{}</s:Body></s:Envelope>'
+)
+RCS_NS = "urn:schemas-upnp-org:service:RenderingControl:1"
+BOMB = (
+    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+    '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]><r>&c;</r>'
+)
+
+
+async def test_hostile_control_requests_get_a_clear_error_and_the_renderer_keeps_working(
+    make_gateway, boxes
+) -> None:
+    # given 李家's renderer in front of a cable box
+    gateway = await cast_gateway(make_gateway)
+    box = await boxes("broadcast", "h1-tv")
+    await li_family(gateway, box)
+    control = f"{gateway.components['cast'].url}/cast/h1/upnp/control/RenderingControl"  # type: ignore[attr-defined]
+    set_volume = f'"{RCS_NS}#SetVolume"'
+
+    async def post(body: str, action: str = set_volume) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session:
+            headers = {"SOAPAction": action, "Content-Type": 'text/xml; charset="utf-8"'}
+            async with session.post(control, data=body.encode(), headers=headers) as response:
+                return response.status, await response.text()
+
+    def volume(value: str, extra: str = "") -> str:
+        return SOAP.format(
+            f'<u:SetVolume xmlns:u="{RCS_NS}"><InstanceID>0</InstanceID><Channel>Master</Channel>'
+            f"<DesiredVolume>{value}</DesiredVolume>{extra}</u:SetVolume>"
+        )
+
+    # when a control point sends an XML bomb, a volume that is not a number, one out of range,
+    # an argument the action does not have, and an action the service does not have
+    answers = [
+        await post(BOMB),
+        await post(volume("loud")),
+        await post(volume("250")),
+        await post(volume("30", "<Evil>1</Evil>")),
+        await post(volume("30"), action=f'"{RCS_NS}#SelfDestruct"'),
+    ]
+    # then each is refused, saying why: a 400, or the SOAP fault with a UPnP error code that
+    # control points understand (out of range); nothing reaches the box
+    assert [status for status, _ in answers] == [400, 400, 500, 400, 400]
+    assert "InvalidSoap" in answers[0][1] and "'loud'" in answers[1][1]
+    assert "<errorCode>402</errorCode>" in answers[2][1]
+    assert "InvalidActionArgument" in answers[3][1] and "InvalidAction" in answers[4][1]
+    assert box.screen.volume == 20
+    # and a proper request still works
+    status, _ = await post(volume("30"))
+    assert status == 200 and box.screen.volume == 30
