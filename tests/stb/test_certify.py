@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -22,6 +23,7 @@ from gateway.plugins.api import AdapterApi
 from gateway.plugins.manifest import build_manifest
 from gateway.stb.driver import BoxEndpoint, DriverContext
 from gateway.stb.fleet import BoxFleet
+from tests.portal_accounts import add_account, api_token
 
 REPORT_SCHEMA = Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 CARRIER_MANIFEST = Path(__file__).parents[2] / "adapters" / "stb_carrier" / "manifest.json"
@@ -190,3 +192,36 @@ async def test_an_adapter_that_leaves_a_task_and_a_file_behind_fails_the_stop_ch
             thing.cancel()
         else:
             thing.close()
+
+
+async def test_manage_shows_each_adapters_last_certification(make_gateway: Any) -> None:
+    # given a gateway, and the lying adapter certified (and failed) into its data directory
+    gateway = await make_gateway(
+        components=["portal.app:Portal", "gateway.plugins.host:AdapterHost"],
+        portal={"enabled": True},
+        adapters={"only": ["stb_carrier"], "settings": {"stb_carrier": {"poll_s": 3600}}},
+    )
+    data_dir = Path(gateway.config["data_dir"])
+    report = await async_certify("stb_lying", entry=_entry("stb_lying", "LyingAdapter"), store_dir=data_dir)
+    assert not report.certified
+    # and the carrier adapter's report kept under its own id, as `linli certify stb_carrier` would
+    certification_path(data_dir, "stb_carrier").write_bytes(
+        certification_path(data_dir, "stb_lying").read_bytes().replace(b'"stb_lying"', b'"stb_carrier"')
+    )
+    # when the property manager's console asks for the adapters
+    url = gateway.components["portal"].url.rstrip("/")
+    await add_account(gateway, "installer", "installer")
+    auth = {"Authorization": f"Bearer {await api_token(gateway, 'installer')}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        async with http.get(f"{url}/api/v1/adapters") as response:
+            listed = {item["id"]: item for item in (await response.json())["items"]}
+        async with http.get(f"{url}/api/v1/adapters/stb_carrier") as response:
+            one = await response.json()
+    # then the adapter carries its last certification: when, the verdict, and the failed checks by name
+    shown = listed["stb_carrier"]["certification"]
+    assert shown["certified"] is False and shown["at"] == report.started_at
+    assert shown["counts"]["fail"] == len(report.failed) > 0
+    assert "contract: volume set" in shown["failed"]
+    assert one["certification"] == shown
+    # and an adapter never certified says so (null), not a verdict
+    assert all(item["certification"] is None for key, item in listed.items() if key != "stb_carrier")

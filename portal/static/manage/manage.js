@@ -1,6 +1,6 @@
 // The property manager's console: alert queue, community tree, devices, inbox, people, consent, care, announcements, audit.
 import { api, h, live } from "/static/shared/api.js";
-import { formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, showLive, t, translatePage } from "/static/shared/i18n.js";
+import { addStrings, formatAgo, formatDuration, formatNumber, formatTime, getLocale, setLocale, showLive, t, translatePage } from "/static/shared/i18n.js";
 import { PURPOSES, consentState, remindersCard, removeButton, say, settingsCards, statusLine } from "/static/shared/care.js";
 import { accountsEditor, roleName } from "/static/shared/accounts.js";
 import { alertKindName, alertStateName, alertTitle, deviceName, explainError, householdName, severityName, unitText } from "/static/shared/labels.js";
@@ -75,7 +75,31 @@ async function inventory() {
   online.addEventListener("change", load);
   await load();
   // Below the devices: the adapters that drive them, each one's state and why it is not running.
-  return [h("h1", {}, t("inventory")), h("div", { class: "row" }, building, online), body, await adaptersPanel()];
+  return [h("h1", {}, t("inventory")), h("div", { class: "row" }, building, online), body, await adaptersPanel(), await certificationsPanel()];
+}
+
+addStrings({
+  "zh-CN": { cert_title: "认证", cert_last: "最近一次认证", cert_ok: "已通过", cert_failed: "未通过", cert_none: "尚未认证", cert_counts: "通过 {pass} · 失败 {fail} · 跳过 {skip}", cert_sim: "模拟机顶盒", cert_live: "实机" },
+  en: { cert_title: "Certification", cert_last: "Last certification", cert_ok: "certified", cert_failed: "not certified", cert_none: "not certified yet", cert_counts: "{pass} passed · {fail} failed · {skip} skipped", cert_sim: "simulated box", cert_live: "live box" },
+});
+
+// Each adapter's last conformance-kit run (`linli certify`, kept by the gateway): when, against what,
+// the verdict, and which checks failed — so an operator's claim of "certified" can be looked up.
+async function certificationsPanel() {
+  const { items } = await api("/api/v1/adapters").catch(() => ({ items: [] }));
+  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => String(values[k] ?? ""));
+  const rows = items.map((a) => {
+    const c = a.certification;
+    const verdict = !c ? h("span", { class: "muted" }, t("cert_none"))
+      : c.error ? h("span", { class: "badge bad" }, c.error)
+        : h("span", { class: `badge ${c.certified ? "good" : "bad"}` }, t(c.certified ? "cert_ok" : "cert_failed"));
+    const detail = c && !c.error
+      ? [h("div", {}, `${formatTime(c.at)} · ${c.version || ""} · ${t(c.simulated ? "cert_sim" : "cert_live")}`), h("div", { class: "muted" }, fill(t("cert_counts"), c.counts)),
+        ...(c.failed || []).map((name) => h("div", { class: "error" }, name))]
+      : "—";
+    return h("tr", { "data-certification": a.id }, h("td", {}, a.name || a.id), h("td", {}, verdict), h("td", {}, detail));
+  });
+  return h("section", { id: "certifications" }, h("h2", {}, t("cert_title")), table([t("adapters_title"), t("cert_title"), t("cert_last")], rows));
 }
 
 // Every household with its building and unit, in tree order (for selects and the consent table).
