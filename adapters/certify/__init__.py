@@ -3,12 +3,15 @@
 One suite for every adapter, run by anyone against a live box or a simulated one:
 
     manifest.py    the manifest against its schema, the entry point importable, the kinds known
-    lifecycle.py   start, stop, restart, crash isolation (a crashing neighbour, a failing start)
-    stb.py         the set-top box contract: every declared capability exercised and its state
-                   checked against the schema, `not_supported` uniform, latency per command,
-                   an unreachable box handled (off, woken again; an address that never answers)
-    report.py      the human table and the JSON report
-    run.py         the command line
+    lifecycle.py   start, stop (tasks, files and connections counted: nothing left behind),
+                   restart, unaffected by crashing neighbours
+    stb.py         the set-top box contract: every declared verb's effect seen on the box, its
+                   state checked against the schema and the box; refusals that never reach the
+                   box; errors injected into the box; off, woken, addresses that refuse or never
+                   answer; one box's trouble not another's
+    observe.py     seeing the box without the adapter under test; what the process holds
+    report.py      the human table and the JSON report (its format: report.schema.json)
+    run.py         the command line; each adapter's last report kept in <data_dir>/certifications/
 
 It is not an adapter (no manifest.json) and imports adapters only by the names
 their manifests give, as the gateway does.
