@@ -374,8 +374,13 @@ class StbSuite:
             return False
         state = result.get("state") if isinstance(result, dict) else result
         problem = _schema_problem(kind, state)
-        if problem is None and kind == "keys" and state.get("last") != command["keys"]:
-            problem = f"the state names keys {state.get('last')!r}, not the ones pressed"
+        if (
+            problem is None
+            and kind == "keys"
+            and isinstance(state, dict)
+            and state["last"] != command["keys"]
+        ):
+            problem = f"the state names keys {state['last']!r}, not the ones pressed"
         if problem is None and self._held(kind) != state:
             problem = f"the registry holds {self._held(kind)!r:.80}, not the confirmed state"
         if problem is None:
@@ -451,7 +456,7 @@ class StbSuite:
             ms = (time.perf_counter() - started) * 1000
             problem = None if exc.code == code else f"expected {code}, got {exc.code}: {exc.message}"
             after, later = await self._seen(), self._requests()
-            if problem is None and requests is not None and later != requests:
+            if problem is None and requests is not None and later is not None and later != requests:
                 problem = f"refused, but only after asking the box ({later - requests} request(s))"
             if problem is None and {k: v for k, v in after.items() if k != "keys"} != {
                 k: v for k, v in before.items() if k != "keys"
