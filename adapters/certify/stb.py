@@ -274,7 +274,7 @@ class StbSuite:
                 (
                     "play",
                     {"action": "play", "url": MEDIA_URL, "title": "认证 Certification"},
-                    lambda b, a: a["media"] == {"state": "playing", "url": MEDIA_URL},
+                    lambda b, a: _state(a) == "playing" and _get(a, "media", "url") == MEDIA_URL,
                 ),
                 ("pause", {"action": "pause"}, lambda b, a: _state(b) == "playing" and _state(a) == "paused"),
                 (

@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from adapters.certify.report import SCHEMA_PATH, Report, Result
 from adapters.certify.run import async_certify, certification_path
+from adapters.sim.thunder_box import ThunderBox
 from adapters.stb_carrier.adapter import CarrierAdapter
 from adapters.stb_carrier.driver import ThunderDriver
 from gateway import cli
@@ -225,3 +226,33 @@ async def test_manage_shows_each_adapters_last_certification(make_gateway: Any) 
     assert one["certification"] == shown
     # and an adapter never certified says so (null), not a verdict
     assert all(item["certification"] is None for key, item in listed.items() if key != "stb_carrier")
+
+
+async def test_a_live_box_is_certified_through_the_adapters_own_reads_and_says_what_it_skipped() -> None:
+    # given a box the kit did not start (a live box, as far as the kit knows)
+    box = ThunderBox(name="live-box")
+    await box.async_start()
+    try:
+        # when it is certified at its address, without --power
+        report = await async_certify("stb_carrier", target=box.url)
+    finally:
+        await box.async_stop()
+    # then every verb is read back from the box through the adapter, and passes
+    assert report.certified, report.table()
+    verbs = [c for c in report.checks if c.group == "contract" and c.command]
+    assert verbs and all(c.detail == "read back" for c in verbs)
+    assert box.screen.volume != 20  # the box really was driven
+    # and what cannot be done to a live box is skipped, each saying why, never passed
+    skipped = {c.name: c.detail for c in report.checks if c.result is Result.SKIP}
+    assert set(skipped) == {
+        "power off",
+        "the box answers an error",
+        "the box answers garbage",
+        "the box never finishes its answer",
+        "a hanging box does not hold up another",
+        "a box that vanishes does not stop the adapter",
+    }
+    assert "--power" in skipped["power off"] and "live box" in skipped["the box answers an error"]
+    # and the addresses that refuse or never answer are still tried
+    tried = {c.name: c.result for c in report.checks if c.group == "unreachable"}
+    assert tried["address that refuses"] is Result.PASS and tried["address that never answers"] is Result.PASS
