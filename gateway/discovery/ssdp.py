@@ -91,6 +91,31 @@ def categories(description: DeviceDescription, dial: bool) -> list[str]:
     return found
 
 
+def dial_without_description(track: _Track, error: DescriptionError) -> DeviceDescription | None:
+    """What is known of a DIAL server whose description URL is not served (404 and the like).
+
+    Real DIAL servers do this: they answered a DIAL search (or name their Application-URL
+    in the refusal) and are driven over DIAL alone. The inbox then knows them by their UDN
+    and the SSDP `SERVER` header; anything else (hostile XML, a timeout) stays a refusal.
+    """
+    if error.status is None or not (DIAL_SERVICE in track.types or error.application_url):
+        return None
+    return DeviceDescription(
+        device_type=None,
+        friendly_name=None,
+        manufacturer=None,
+        model_name=(track.server or "")[:200] or None,
+        model_number=None,
+        model_description=f"DIAL server; its description answered HTTP {error.status}",
+        serial_number=None,
+        udn=track.udn,
+        presentation_url=None,
+        firmware=None,
+        services=[DIAL_SERVICE],
+        application_url=error.application_url,
+    )
+
+
 def description_announcement(track: _Track, description: DeviceDescription) -> Announcement:
     dial = (
         DIAL_SERVICE in track.types
@@ -357,9 +382,12 @@ class SsdpDiscovery:
                     max_bytes=self.max_description_bytes,
                 )
         except DescriptionError as exc:
-            track.failed_at = time.time()
-            self._reject(track.udn, location, str(exc))
-            return
+            dial_only = dial_without_description(track, exc)
+            if dial_only is None:
+                track.failed_at = time.time()
+                self._reject(track.udn, location, str(exc))
+                return
+            description = dial_only  # a DIAL server that serves no description: adoptable over DIAL
         finally:
             track.fetching = False
         self.descriptions += 1

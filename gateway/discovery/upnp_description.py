@@ -29,7 +29,19 @@ _FIRMWARE_TAGS: Final = ("firmwareVersion", "softwareVersion")
 
 
 class DescriptionError(Exception):
-    """The description could not be used; the message says why."""
+    """The description could not be used; the message says why.
+
+    `status` is the HTTP status of a description that was not served (404 …) and
+    `application_url` the DIAL `Application-URL` header that came with it, if any: many
+    real DIAL servers answer their description URL with 404 and are DIAL servers still.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, application_url: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.application_url = application_url[:1024] if application_url else None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -57,7 +69,11 @@ async def async_fetch(
         async with asyncio.timeout(timeout_s):
             async with session.get(url, allow_redirects=False) as response:
                 if response.status != 200:
-                    raise DescriptionError(f"description {url} answered HTTP {response.status}")
+                    raise DescriptionError(
+                        f"description {url} answered HTTP {response.status}",
+                        status=response.status,
+                        application_url=response.headers.get("Application-URL"),
+                    )
                 declared = response.content_length
                 if declared is not None and declared > max_bytes:
                     raise DescriptionError(

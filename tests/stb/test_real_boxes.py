@@ -160,6 +160,29 @@ async def test_a_dial_device_whose_description_answers_404_is_adopted_over_dial(
     assert off["state"] == {"on": False} and not box.powered
 
 
+async def test_a_dial_box_whose_description_answers_404_reaches_the_inbox_and_is_approved(
+    make_gateway, sim_boxes
+) -> None:
+    # given a DIAL box announcing itself over SSDP whose description URL answers 404
+    gateway = await make_gateway(
+        components=COMPONENTS, adapters=stb_settings(poll_s=1), discovery=discovery_config("ssdp")
+    )
+    await add_home(gateway, "h1", devices={})
+    box = await sim_boxes(gateway.config["discovery"]["ssdp"]["port"], description_status=404)
+    key = "uuid:" + box.udn.removeprefix("uuid:").replace("-", "")
+    # then it is in the inbox (not refused), claimed by the cable adapter, said to be a DIAL server
+    await settle(lambda: inbox_of(gateway).find(key) is not None, 8.0)
+    item = inbox_of(gateway).find(key)
+    assert item is not None and inbox_of(gateway).adopter_for(item) == "stb_broadcast"
+    assert "404" in (item.as_dict()["sources"]["ssdp"]["details"].get("model_description") or "")
+    # and approving it makes it h1's TV over DIAL
+    device = await inbox_of(gateway).async_approve(item.id, household_id="h1", by="li.installer")
+    [status] = cable(gateway).status()
+    assert (status["device_id"], status["protocols"]) == (device.id, ["dial"])
+    launched = await gateway.commands.async_send(device.id, "app", {"action": "launch", "app": "YouTube"})
+    assert launched["state"]["running"] == "YouTube" and box.screen.app == "YouTube"
+
+
 async def test_a_box_that_answers_nonsense_never_takes_its_adapter_down(make_gateway, sim_boxes) -> None:
     # given two cable boxes in two homes, polled every second
     gateway = await make_gateway(components=STB_COMPONENTS, adapters=stb_settings(poll_s=1))
