@@ -21,6 +21,7 @@ Boxes from outside the project differ, and the tests need them as they are:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,18 @@ XML_BOMB = (
     b"<friendlyName>&i;</friendlyName><manufacturer>x</manufacturer><modelName>x</modelName>"
     b"<UDN>uuid:00000000-0000-0000-0000-000000000000</UDN></device></root>"
 )
+
+
+def _shielded(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A SUBSCRIBE completes even when the control point hangs up at once (upnp-client does):
+    the server cancels the handler on a closed connection, and the subscriber was then lost."""
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        return await asyncio.shield(handler(request))
+
+    return run
 
 
 class DialBox(SimBox):
@@ -99,7 +112,7 @@ class DialBox(SimBox):
                 definition.control_url, guard(partial(control_handler, service), control=True)
             )
             app.router.add_route(
-                "SUBSCRIBE", definition.event_sub_url, guard(partial(subscribe_handler, service))
+                "SUBSCRIBE", definition.event_sub_url, guard(_shielded(partial(subscribe_handler, service)))
             )
             app.router.add_route(
                 "UNSUBSCRIBE", definition.event_sub_url, guard(partial(unsubscribe_handler, service))

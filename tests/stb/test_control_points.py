@@ -145,15 +145,9 @@ async def test_upnp_client_call_action_plays_stops_plays_and_sets_the_volume(tar
 # control point that closes its connection once the SUBSCRIBE is answered (upnp-client does; the
 # gateway keeps its connections) cancels the library's subscribe handler before it adds the
 # subscriber, so the box sends the initial event and then nothing. Strict: fix the box, then this.
-SIM_DROPS_SUBSCRIBERS = pytest.mark.xfail(
-    strict=True,
-    reason="the simulated box forgets a subscriber that hung up (handler_cancellation)",
-)
-
-
 @pytest.mark.parametrize(
     "target",
-    [pytest.param(TARGETS[0], marks=SIM_DROPS_SUBSCRIBERS), *TARGETS[1:]],
+    TARGETS,
     indirect=True,
 )
 async def test_upnp_client_subscribe_hears_the_box_own_remote(target) -> None:
