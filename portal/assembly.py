@@ -21,6 +21,7 @@ from portal.api import (
     announcements,
     audit,
     care,
+    cast,
     community,
     health,
     mqtt_clients,
@@ -58,6 +59,7 @@ def make_api() -> Api:
         privacy,
         providers,
         mqtt_clients,
+        cast,
         pairing,
     ):
         module.register(api)

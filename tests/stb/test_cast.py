@@ -346,3 +346,43 @@ async def test_hostile_control_requests_get_a_clear_error_and_the_renderer_keeps
     # and a proper request still works
     status, _ = await post(volume("30"))
     assert status == 200 and box.screen.volume == 30
+
+
+async def test_a_member_lets_a_phone_on_mobile_data_cast_from_the_app(make_gateway, boxes) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from portal.app import create_app
+    from tests.portal_accounts import add_account
+
+    # given 王家 on a VLAN the phone is not on, and its resident with the app on that phone (127.0.0.2)
+    gateway = await cast_gateway(make_gateway, allowed_networks={"*": ["10.20.0.0/16"]})
+    await li_family(gateway, await boxes("broadcast", "h2-tv"), "h2", "王家")
+    password = await add_account(gateway, "wang.resident", "resident", "h2")
+    assert (await get(description_url(gateway, "h2"), source="127.0.0.2"))[0] == 404
+    async with TestServer(create_app(gateway), host="127.0.0.1") as server:
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as phone:
+            login = await phone.post(
+                server.make_url("/api/v1/auth/login"), json={"name": "wang.resident", "password": password}
+            )
+            csrf = {"X-CSRF-Token": (await login.json())["csrf_token"]}
+            # when the resident presses "let this phone cast"
+            answer = await phone.post(
+                server.make_url("/api/v1/households/h2/cast/pair"), json={}, headers=csrf
+            )
+            assert answer.status == 200, await answer.text()
+            paired = await answer.json()
+            # and a neighbour tries the same for 王家 from their own account
+            other = await phone.post(
+                server.make_url("/api/v1/households/h1/cast/pair"), json={}, headers=csrf
+            )
+            assert other.status == 404
+    # then that phone's address reaches 王家's renderer, which the answer names
+    assert paired["address"] == "127.0.0.2" and paired["renderer"] == description_url(gateway, "h2")
+    assert (await get(description_url(gateway, "h2"), source="127.0.0.2"))[0] == 200
+    audit = await gateway.store.async_read(
+        lambda c: c.execute("SELECT actor, target FROM audit WHERE action = 'cast.pair'").fetchall()
+    )
+    assert audit == [("wang.resident", "127.0.0.2")]

@@ -1,7 +1,7 @@
 // The phone and tablet app: the home at a glance, alarm, health, care, devices; alerts live.
 import { api, h, live } from "/static/shared/api.js";
 import { formatAgo, formatNumber, formatTime, getLocale, setLocale, showLive, t, translatePage } from "/static/shared/i18n.js";
-import { dataCard, healthView, pinCard } from "/static/app/household.js";
+import { castButton, dataCard, healthView, pinCard } from "/static/app/household.js";
 import { consentCard, may, remindersCard, settingsCards, thresholdsCard } from "/static/shared/care.js";
 import { HOUSEHOLD_ROLES, accountsEditor } from "/static/shared/accounts.js";
 import { installScreens } from "/static/app/screens.js";
@@ -136,6 +136,7 @@ function sendToTv() {
         text.focus();
       } }, t("send"))),
     h("div", { class: "row" }, h("button", { type: "button", class: "secondary", onclick: () => send("open", {}) }, t("open_tv_portal"))),
+    castButton(state.household),
     status);
 }
 

@@ -16,6 +16,7 @@ addStrings({
     delete_data: "删除家庭数据…", delete_confirm_q: "确定要永久删除吗？请输入“删除”两个字确认。", delete_word: "删除",
     delete_now: "永久删除", cancel: "取消", deleted: "家庭数据已删除", type_delete: "请输入“删除”确认",
     no_health_data: "还没有任何体征测量记录", reading_latest: "最近一次",
+    cast_pair: "让这部手机投屏到电视", cast_paired: "这部手机可以投屏到电视了，至 {until}",
   },
   en: {
     my_pin: "My alarm PIN", pin_is_set: "You have an alarm PIN; you can change it here.", pin_not_set: "You have no alarm PIN yet: set one to arm and disarm.",
@@ -27,6 +28,7 @@ addStrings({
     delete_data: "Delete household data…", delete_confirm_q: "Delete for good? Type DELETE to confirm.", delete_word: "DELETE",
     delete_now: "Delete for good", cancel: "Cancel", deleted: "Household data deleted", type_delete: "Type DELETE to confirm",
     no_health_data: "No vital-sign measurements yet", reading_latest: "latest",
+    cast_pair: "Let this phone cast to the TV", cast_paired: "This phone may cast to the TV until {until}",
   },
 });
 
@@ -173,4 +175,20 @@ export function dataCard(household, householdName) {
   } }, t("delete_data"));
   return card(t("household_data"), h("p", { class: "muted" }, t("export_explain")), exportButton,
     h("p", { class: "muted" }, t("delete_explain")), openConfirm, confirmBox, message);
+}
+
+// -- casting -----------------------------------------------------------------------------------
+
+// Outside the home's own network, a phone's video app finds the TV's renderer only once a member
+// lets this phone in (for a while, from the address it asks from).
+export function castButton(household) {
+  const status = h("p", { role: "status", id: "cast-status" });
+  const button = h("button", { type: "button", class: "secondary", id: "cast-pair", onclick: async () => {
+    try {
+      const { until } = await api(`/api/v1/households/${household}/cast/pair`, { method: "POST", body: {} });
+      status.className = "ok";
+      status.textContent = t("cast_paired").replace("{until}", new Date(until * 1000).toLocaleTimeString(getLocale()));
+    } catch (error) { status.className = "error"; status.textContent = explainError(error); }
+  } }, t("cast_pair"));
+  return h("div", {}, button, status);
 }
