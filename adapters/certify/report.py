@@ -24,6 +24,8 @@ class Result(StrEnum):
     FAIL = "fail"
     NOT_DECLARED = "not_declared"  # a kind the adapter does not provide: must be uniformly not_supported
     SKIP = "skip"
+    # it works only partly on this box (a cable box without the operator's app): never a pass
+    DEGRADED = "degraded"
 
 
 @dataclass(slots=True, kw_only=True)

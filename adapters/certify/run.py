@@ -131,9 +131,11 @@ async def _run(
             await suite.async_unreachable(target, power)
             other_options = {"wake_address": "127.0.0.1", "wake_port": other.wake_port} if other else {}
             await suite.async_isolation(other, other_options)
-            probe_kind = next((k for k in ("notify", "volume", "portal") if k in manifest.provides), None)
+            # volume first: every box that plays anything has it (notify and portal may need an
+            # operator's app the box lacks: a degraded kind, not a probe of the adapter's health)
+            probe_kind = next((k for k in ("volume", "notify", "portal") if k in manifest.provides), None)
             if probe_kind is not None:
-                sample = {"notify": {"action": "clear"}, "volume": {"action": "set", "level": 20}}
+                sample = {"notify": {"action": "clear"}, "volume": {"action": "set", "level": 27}}
                 value = sample.get(probe_kind, {"action": "close"})
 
                 async def probe() -> None:

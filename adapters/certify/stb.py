@@ -46,6 +46,7 @@ from gateway.commands import CommandError
 from gateway.plugins import AdapterState
 from gateway.runtime import Gateway
 from gateway.stb.channels import same_channel
+from gateway.stb.fleet import degraded_kinds
 from gateway.stb.schemas import STB_STATE_SCHEMAS
 
 #: (the box before, the box after) → does the box show the verb's effect?
@@ -146,6 +147,15 @@ class StbSuite:
         self._probes = 40
 
     def _add(self, group: str, name: str, result: Result, **kw: Any) -> Check:
+        kind = kw.get("capability")
+        if group == "contract" and kind and self.device_id and result in (Result.PASS, Result.FAIL):
+            # A kind the box does only partly (docs/operators.md) is reported so — never as passed,
+            # and its verbs the box refuses for that reason are that, not the adapter's failure.
+            why = degraded_kinds(self.adapter, self.device_id).get(kind)
+            refused = result is Result.FAIL and str(kw.get("detail", "")).startswith("not_supported")
+            if why and (result is Result.PASS or refused):
+                result = Result.DEGRADED
+                kw["detail"] = why if why.startswith("degraded") else f"degraded: {why}"
         return self.report.add(Check(group=group, name=name, result=result, **kw))
 
     def _key(self, kind: str, device_id: str | None = None) -> str:

@@ -256,3 +256,25 @@ async def test_a_live_box_is_certified_through_the_adapters_own_reads_and_says_w
     # and the addresses that refuse or never answer are still tried
     tried = {c.name: c.result for c in report.checks if c.group == "unreachable"}
     assert tried["address that refuses"] is Result.PASS and tried["address that never answers"] is Result.PASS
+
+
+async def test_a_cable_box_without_the_operators_app_is_certified_degraded_not_passed() -> None:
+    from adapters.sim.dial_box import DialBox
+
+    # given a live cable box that has DIAL and DLNA but not the operator's Linli app
+    box = DialBox(name="no-app-box", companion=False)
+    await box.async_start()
+    try:
+        report = await async_certify("stb_broadcast", target=box.url)
+    finally:
+        await box.async_stop()
+    # then what needs the app (the overlay, the portal) is reported degraded, saying why — not passed
+    degraded = {c.capability: c.detail for c in report.checks if c.result is Result.DEGRADED}
+    assert {"notify", "portal"} <= set(degraded), report.table()
+    assert all("Linli" in why for why in degraded.values())
+    assert not any(
+        c.result is Result.PASS for c in report.checks if c.capability in degraded and c.group == "contract"
+    )
+    # while what works without it still passes, and the report validates against its schema
+    assert any(c.result is Result.PASS and c.capability == "volume" for c in report.checks)
+    Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(report.as_dict())
