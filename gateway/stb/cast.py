@@ -122,7 +122,10 @@ class _NotifySender(UpnpRequester):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=NOTIFY_TIMEOUT_S),
-                connector=aiohttp.TCPConnector(limit=64),
+                # One connection per NOTIFY, closed after it: a phone's small event server is
+                # not left holding idle connections from the gateway (it waited 10 s for them
+                # when the phone app closed).
+                connector=aiohttp.TCPConnector(limit=64, force_close=True),
             )
         body = http_request.body.encode() if http_request.body is not None else None
         try:
