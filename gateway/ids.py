@@ -8,6 +8,7 @@ per-process sequence (22 bits) sorts by time just the same and costs ~100 ns.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Final
 
 _SEQ_BITS: Final = 22
@@ -37,3 +38,9 @@ def new_id() -> int:
 def id_time(ident: int) -> float:
     """The wall-clock second at which `ident` was made."""
     return (ident >> _SEQ_BITS) / 1000.0
+
+
+def renderer_udn(gateway_id: str, household_id: str) -> str:
+    """The UDN of a household's virtual DLNA renderer (gateway/stb/cast.py): stable across
+    restarts, so phones know it again; discovery uses it to ignore the gateway's own."""
+    return f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'linli:{gateway_id}:{household_id}')}"

@@ -15,6 +15,7 @@ from gateway.discovery.mqtt_discovery import MqttDiscovery
 from gateway.discovery.ssdp import SsdpDiscovery
 from gateway.discovery.tasmota import TASMOTA_PREFIX
 from gateway.discovery.zeroconf import DEFAULT_TYPES, ZeroconfDiscovery
+from gateway.ids import renderer_udn
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -42,6 +43,20 @@ class Discovery:
         # Adapters that adopt what they declare; kept across this component's own restarts.
         self._adopters: dict[str, tuple[Declaration, FoundAdopter]] = {}
         self._unregister: dict[str, Callable[[], None]] = {}
+
+    @staticmethod
+    def _own_renderer(gateway: Gateway) -> Callable[[str], bool]:
+        """Whether a UDN is one of this gateway's own cast renderers (recomputed as homes change)."""
+        known: dict[str, Any] = {"households": None, "udns": frozenset()}
+
+        def own(udn: str) -> bool:
+            households = gateway.registry.households
+            if known["households"] != len(households):
+                known["households"] = len(households)
+                known["udns"] = frozenset(renderer_udn(gateway.id, h) for h in households)
+            return udn in known["udns"]
+
+        return own
 
     async def async_start(self, gateway: Gateway) -> None:
         config = gateway.config["discovery"]
@@ -117,6 +132,7 @@ class Discovery:
                 search_interval_s=ssdp_cfg["search_interval_s"],
                 description_timeout_s=ssdp_cfg["description_timeout_s"],
                 max_description_bytes=ssdp_cfg["max_description_bytes"],
+                own=self._own_renderer(gateway),
             )
             try:
                 await ssdp.async_start()

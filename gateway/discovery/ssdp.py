@@ -24,6 +24,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any, Final
@@ -204,8 +205,10 @@ class SsdpDiscovery:
         description_timeout_s: float = 5.0,
         max_description_bytes: int = 262_144,
         max_fetches: int = 8,
+        own: Callable[[str], bool] = lambda udn: False,
     ) -> None:
         self._inbox = inbox
+        self._own = own  # the gateway's own announcements (its cast renderers): never inbox items
         self.interfaces = interfaces
         self.target = (group, port)
         self.mx = mx
@@ -312,6 +315,8 @@ class SsdpDiscovery:
         location = (headers.get_lower("location") or "").strip()
         if not udn or not location:
             return  # not a usable advertisement (the library's tracker ignores these too)
+        if self._own(udn):
+            return  # the gateway hearing itself
         now = time.time()
         if not location_usable(location, self.allow_loopback):
             self._reject(udn, location, f"LOCATION {location[:200]!r} is not a usable description URL")

@@ -33,7 +33,6 @@ import contextlib
 import ipaddress
 import logging
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
@@ -56,6 +55,7 @@ from async_upnp_client.server import (
 
 from gateway.context import Context
 from gateway.events import DeviceAdded, DeviceRemoved, HouseholdAdded, HouseholdRemoved, StateChanged
+from gateway.ids import renderer_udn
 from gateway.registry import decode_name, primary_name
 from gateway.stb.cast_services import (
     CastAVTransport,
@@ -68,7 +68,7 @@ from gateway.stb.screens import NoScreenError, Screens
 
 if TYPE_CHECKING:
     from gateway.registry import Device
-    from gateway.runtime import Gateway
+from gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
 _SERVICES: Final = (
@@ -166,7 +166,7 @@ class HouseholdRenderer:
             )
             for short, service_type, cls in _SERVICES
         }
-        self.udn = f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'linli:{cast.gateway_id}:{household_id}')}"
+        self.udn = renderer_udn(cast.gateway_id, household_id)
         info = DeviceInfo(
             device_type="urn:schemas-upnp-org:device:MediaRenderer:1",
             friendly_name=name,

@@ -386,3 +386,37 @@ async def test_a_member_lets_a_phone_on_mobile_data_cast_from_the_app(make_gatew
         lambda c: c.execute("SELECT actor, target FROM audit WHERE action = 'cast.pair'").fetchall()
     )
     assert audit == [("wang.resident", "127.0.0.2")]
+
+
+async def test_the_gateway_does_not_find_its_own_renderers_in_its_inbox(make_gateway, boxes) -> None:
+    from adapters.sim.box_announcer import BoxAnnouncer
+    from adapters.sim.dial_box import DialBox
+    from tests.discovering import discovery_config, inbox_of
+    from tests.stb.boxes import STB_COMPONENTS
+
+    # given discovery and the cast renderers sharing one SSDP port, as on a real network (1900)
+    port = free_udp_port()
+    gateway = await stb_gateway(
+        make_gateway,
+        components=[*STB_COMPONENTS, "gateway.discovery:Discovery", "gateway.stb.cast:CastRenderers"],
+        cast={"port": 0, "interfaces": ["127.0.0.1"], "ssdp": {"port": port, "announce_s": 1}},
+        discovery=discovery_config("ssdp", ssdp={"port": port}),
+    )
+    # when 李家's renderer is announced, and a neighbour's cable box announces itself on that port too
+    await li_family(gateway, await boxes("carrier", "h1-tv"))
+    neighbour = DialBox(name="neighbour-box")
+    await neighbour.async_start()
+    announcer = BoxAnnouncer(neighbour, ssdp_port=port)
+    await announcer.async_start()
+    try:
+        inbox = inbox_of(gateway)
+        neighbour_key = "uuid:" + neighbour.udn.removeprefix("uuid:").replace("-", "")
+        await settle(lambda: inbox.find(neighbour_key) is not None, timeout=8)
+        await asyncio.sleep(1.5)  # more of the renderer's announcement rounds
+    finally:
+        await announcer.async_stop()
+        await neighbour.async_stop()
+    # then the box is in the inbox (discovery hears this port), the gateway's own renderer never is
+    own = gateway.components["cast"]._renderers["h1"].udn  # type: ignore[attr-defined]
+    keys = {k for item in inbox.items.values() for k in item.keys}
+    assert "uuid:" + own.removeprefix("uuid:").replace("-", "") not in keys
