@@ -430,3 +430,34 @@ def test_fixture_configs_are_json() -> None:
     for configs in (door(), motion(), sos_button(), omg_scale()):
         for _, config in configs:
             orjson.dumps(config)
+
+
+async def test_devices_approved_in_bulk_from_their_announcements_survive_a_restart(
+    make_gateway, broker, tmp_path
+) -> None:
+    # given three door sensors announced by Zigbee2MQTT, approved together into h1
+    data = tmp_path / "data"
+    gateway = await gateway_with_home(make_gateway, data)
+    doors = [door(f"0x00158d00010000{n:02x}", f"door_{n}") for n in range(3)]
+    for configs in doors:
+        await publish_retained(broker.port, configs)
+    inbox = inbox_of(gateway)
+    items = [await item_for(inbox, f"ieee:00158d00010000{n:02x}") for n in range(3)]
+    for item in items:
+        await settle(
+            lambda item=item: len(item.sources["mqtt"].announcement.details.get("entities", ())) == 2
+        )
+    devices, refused = await inbox.async_approve_many(
+        [item.id for item in items], household_id="h1", by="li.installer", room="玄关"
+    )
+    assert refused == [] and len(devices) == 3
+    await gateway.async_stop()
+    # when the gateway starts again
+    again = await gateway_with_home(make_gateway, data)
+    # then each is back with its own announced profile, and reads its door (Z2M contact true = closed)
+    for device in devices:
+        restored = again.registry.device(device.id)
+        assert restored is not None and restored.profile.id == device.profile.id
+    assert again.registry.unknown_profile_devices == []
+    await publish(broker.port, [("zigbee2mqtt/door_1", {"contact": False})])
+    await settle(lambda: state(again.registry.device(devices[1].id), "contact") is not None)

@@ -20,6 +20,7 @@ no I/O; a template compiled once per text (gateway/profiles/templates.py).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import re
@@ -364,9 +365,7 @@ def build_profile(
         event = _event_kind(record)
         proposed = capability_for(component, object_id, record)
         path = template_path(template_text)
-        known = (
-            _known_field(refine, component, path, used) if event is None and proposed is None else None
-        )
+        known = _known_field(refine, component, path, used) if event is None and proposed is None else None
         if event is None and proposed is None and known is None:
             continue
         if event is not None:
@@ -512,6 +511,16 @@ def write_profile(data_dir: Path, profile: AnnouncedProfile) -> None:
     partial.replace(path)
 
 
+def write_profiles(data_dir: Path, kept: list[AnnouncedProfile]) -> None:
+    """Keep many announcements in one file (a bulk approval: one write, not one per device)."""
+    digest = hashlib.sha256("\n".join(p.id for p in kept).encode()).hexdigest()[:16]
+    path = data_dir / FOLDER / f"batch-{digest}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(orjson.dumps({"profiles": [p.document for p in kept]}))
+    partial.replace(path)
+
+
 def load_announced_profiles(data_dir: Path, shipped: ProfileSet) -> tuple[list[AnnouncedProfile], list[str]]:
     """The profiles of devices adopted from their announcements (blocking: run it in a thread)."""
     folder = data_dir / FOLDER
@@ -521,16 +530,29 @@ def load_announced_profiles(data_dir: Path, shipped: ProfileSet) -> tuple[list[A
         return profiles, errors
     for path in sorted(folder.glob("*.json")):
         try:
-            document = orjson.loads(path.read_bytes())
-            refine = shipped.get(document["refines"]) if document.get("refines") else None
-            profiles.append(
-                build_profile(
-                    document["id"], device=document["device"], entities=document["entities"], refine=refine
-                )
-            )
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AnnouncedProfileError) as exc:
+            content = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
             errors.append(f"{path}: {type(exc).__name__}: {exc}")
-            _LOGGER.error("announced profile skipped: %s: %s", path, exc)
+            _LOGGER.error("announced profiles skipped: %s: %s", path, exc)
+            continue
+        # one profile a file, or a bulk approval's many (write_profiles)
+        documents = (
+            content.get("profiles") if isinstance(content, dict) and "profiles" in content else [content]
+        )
+        for document in documents if isinstance(documents, list) else [documents]:
+            try:
+                refine = shipped.get(document["refines"]) if document.get("refines") else None
+                profiles.append(
+                    build_profile(
+                        document["id"],
+                        device=document["device"],
+                        entities=document["entities"],
+                        refine=refine,
+                    )
+                )
+            except (KeyError, TypeError, AttributeError, AnnouncedProfileError) as exc:
+                errors.append(f"{path}: {type(exc).__name__}: {exc}")
+                _LOGGER.error("announced profile skipped: %s: %s", path, exc)
     return profiles, errors
 
 
@@ -585,10 +607,22 @@ async def async_keep(profile: AnnouncedProfile, profiles: ProfileSet, data_dir: 
     await async_keep_many([profile], profiles, data_dir)
 
 
-async def async_keep_many(kept: list[AnnouncedProfile], profiles: ProfileSet, data_dir: Path) -> None:
-    """`async_keep` for many (a bulk approval): all written in one trip to a worker thread."""
+async def async_keep_many(
+    kept: list[AnnouncedProfile], profiles: ProfileSet, data_dir: Path, *, known_first: bool = False
+) -> None:
+    """`async_keep` for many (a bulk approval): all written in one trip to a worker thread.
+
+    `known_first`: add them to `profiles` before writing, so the devices can be registered
+    while the files are written (a device whose file is then missing waits for its profile
+    at the next start, in the registry, instead of being lost).
+    """
     if not kept:
         return
-    await asyncio.to_thread(lambda: [write_profile(data_dir, profile) for profile in kept])
+    if known_first:
+        profiles.profiles.update((profile.id, profile) for profile in kept)
+    if len(kept) == 1:
+        await asyncio.to_thread(write_profile, data_dir, kept[0])
+    else:
+        await asyncio.to_thread(write_profiles, data_dir, kept)
     for profile in kept:
         profiles.profiles[profile.id] = profile

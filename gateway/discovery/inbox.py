@@ -677,8 +677,13 @@ class Inbox:
                 topics.add(plan.topic)
                 plans.append(plan)
             announced = [plan.announced for plan in plans if plan.announced is not None]
-            await async_keep_many(announced, self._profiles, self._data_dir)
             if plans:
+                # The announced profiles' files and the devices' rows are written side by side
+                # (the profiles are known at once: the registry looks them up).
+                self._profiles.profiles.update((profile.id, profile) for profile in announced)
+                keeping = asyncio.ensure_future(
+                    async_keep_many(announced, self._profiles, self._data_dir, known_first=True)
+                )
                 try:
                     devices = await self._registry.async_import(
                         devices=[
@@ -698,6 +703,8 @@ class Inbox:
                     )
                 except RegistryError as exc:
                     raise InboxError("registry", str(exc)) from None
+                finally:
+                    await keeping
                 decided = [
                     self._approval(plan.item, device, adoption, None)
                     for plan, device in zip(plans, devices, strict=True)
