@@ -226,14 +226,7 @@ class MqttDeviceAdapter:
         device = gateway.registry.device_by_topic(topic)
         if device is None:
             return
-        if len(payload) > self._max_payload:
-            self._reject(
-                device,
-                topic,
-                f"payload of {len(payload)} bytes is over the "
-                f"{self._max_payload}-byte limit (mqtt.max_payload_bytes)",
-                payload,
-            )
+        if self._oversized(device, topic, payload):
             return
         json_error = None
         try:
@@ -302,20 +295,26 @@ class MqttDeviceAdapter:
         device = self._gateway.registry.device(device_id)
         return device.household_id if device is not None else None
 
+    def _oversized(self, device: Device, topic: str, payload: bytes) -> bool:
+        """Refuse (and quarantine) a payload over mqtt.max_payload_bytes; True when it was."""
+        if len(payload) <= self._max_payload:
+            return False
+        self._reject(
+            device,
+            topic,
+            f"payload of {len(payload)} bytes is over the "
+            f"{self._max_payload}-byte limit (mqtt.max_payload_bytes)",
+            payload,
+        )
+        return True
+
     def _read_announced(self, device_id: str, announced: str, topic: str, payload: bytes) -> None:
         gateway = self._gateway
         assert gateway is not None
         device = gateway.registry.device(device_id)
         if device is None or not isinstance(device.profile, AnnouncedProfile):
             return
-        if len(payload) > self._max_payload:
-            self._reject(
-                device,
-                topic,
-                f"payload of {len(payload)} bytes is over the "
-                f"{self._max_payload}-byte limit (mqtt.max_payload_bytes)",
-                payload,
-            )
+        if self._oversized(device, topic, payload):
             return
         reading = device.profile.read(announced, payload)
         now = time.time()

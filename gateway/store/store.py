@@ -253,6 +253,16 @@ class Store:
 
         future.add_done_callback(committed)
 
+    async def async_settle_journal(self) -> None:
+        """Wait for the alarms' copies in flight, then drop their journal entries now (not in
+        half a second): what the main file holds need not be kept twice — a household's data
+        deleted on request, say, leaves no copy in the journal."""
+        if self._journaled:
+            await asyncio.wait(set(self._journaled))
+        if self._forget_handle is not None:
+            self._forget_handle.cancel()
+        self._forget()
+
     def _forget(self) -> None:
         self._forget_handle = None
         entries, self._forgettable = self._forgettable, []
