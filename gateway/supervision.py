@@ -5,9 +5,13 @@ hub, not each device, and many devices have none), so a device silent for longer
 than its profile's supervision interval is marked unavailable here.
 
 Memory: after a burst (a flood of junk from the network, a backlog delivered at
-start), Python frees its objects but glibc keeps the freed heap pages; once a
-minute they are handed back to the system (`malloc_trim`), so a burst that is
-over does not leave the gateway's resident size raised for good.
+start), Python frees its objects but glibc keeps the freed heap pages; they are
+handed back to the system (`malloc_trim`), so a burst that is over does not leave
+the gateway's resident size raised for good. Only after a burst, though: the
+resident size is looked at once a minute and the heap trimmed when it has grown
+by `TRIM_GROWTH` since the last look-back. A trim walks the whole heap holding
+glibc's allocator lock, and every allocation on the event loop waits for it: done
+every minute regardless, it was the longest pause an SOS met under load.
 """
 
 from __future__ import annotations
@@ -28,6 +32,29 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 MEMORY_TRIM_S = 60.0
+TRIM_GROWTH = 1.10  # trim when the resident size is 10 % over the floor (after the last trim)
+
+
+def burst_to_give_back(rss: int | None, floor: int | None) -> bool:
+    """Whether to trim now: the first time, where the size is unknown, or after a burst."""
+    return rss is None or floor is None or rss > floor * TRIM_GROWTH
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident size (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+try:
+    import resource
+
+    _PAGE = resource.getpagesize()
+except ImportError:  # pragma: no cover - not on Linux
+    _PAGE = 4096
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -58,9 +85,18 @@ class Supervision:
         ]
         trim = _malloc_trim()
         if trim is not None:
+            floor: dict[str, int] = {}
 
             async def release_memory() -> None:
+                rss = _resident_bytes()
+                if not burst_to_give_back(rss, floor.get("rss")):
+                    if rss is not None:
+                        floor["rss"] = min(floor["rss"], rss)
+                    return
                 await asyncio.to_thread(trim, 0)  # walks the heap: off the loop (ctypes drops the GIL)
+                after = _resident_bytes()
+                if after is not None:
+                    floor["rss"] = after
 
             self._tasks.append(
                 asyncio.create_task(self._every(MEMORY_TRIM_S, release_memory), name="linli-memory")

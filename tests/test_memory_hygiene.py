@@ -27,3 +27,17 @@ def test_after_a_flood_of_junk_the_gateway_returns_to_within_ten_percent_of_its_
     assert result["inbox_items"] <= 500, result
     # and once its upkeep has run, its resident memory is back within 10% of where it was
     assert result["settled_mb"] <= 1.10 * result["baseline_mb"], result
+
+
+def test_the_heap_is_trimmed_after_a_burst_not_every_minute() -> None:
+    from gateway.supervision import _resident_bytes, burst_to_give_back
+
+    mib = 1 << 20
+    # the first look trims (nothing to compare with), and so does one that cannot read the size
+    assert burst_to_give_back(150 * mib, None) and burst_to_give_back(None, 150 * mib)
+    # a steady gateway is left alone (each trim holds the allocator's lock: a pause for everyone)
+    assert not burst_to_give_back(150 * mib, 150 * mib) and not burst_to_give_back(160 * mib, 150 * mib)
+    # a burst (a flood of junk, a backlog) is given back
+    assert burst_to_give_back(312 * mib, 150 * mib)
+    # and the size is read from the system on Linux
+    assert (_resident_bytes() or 0) > 10 * mib
