@@ -8,10 +8,11 @@ Memory: after a burst (a flood of junk from the network, a backlog delivered at
 start), Python frees its objects but glibc keeps the freed heap pages; they are
 handed back to the system (`malloc_trim`), so a burst that is over does not leave
 the gateway's resident size raised for good. Only after a burst, though: the
-resident size is looked at once a minute and the heap trimmed when it has grown
-by `TRIM_GROWTH` since the last look-back. A trim walks the whole heap holding
-glibc's allocator lock, and every allocation on the event loop waits for it: done
-every minute regardless, it was the longest pause an SOS met under load.
+resident size is looked at once a minute and the heap trimmed when it is
+`TRIM_GROWTH` (5 %) over its floor (where it settled after the last burst). A trim
+walks the whole heap holding glibc's allocator lock, and every allocation on the
+event loop waits for it: done every minute regardless, it was the longest pause an
+SOS met under load.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 MEMORY_TRIM_S = 60.0
-TRIM_GROWTH = 1.10  # trim when the resident size is 10 % over the floor (after the last trim)
+TRIM_GROWTH = 1.05  # trim when the resident size is 5 % over the floor (after the last trim)
+TRIM_TRIES = 10  # trims that give nothing back before the size counts as the new floor
 
 
 def burst_to_give_back(rss: int | None, floor: int | None) -> bool:
@@ -95,8 +97,18 @@ class Supervision:
                     return
                 await asyncio.to_thread(trim, 0)  # walks the heap: off the loop (ctypes drops the GIL)
                 after = _resident_bytes()
-                if after is not None:
+                if after is None:
+                    return
+                if "rss" not in floor:
                     floor["rss"] = after
+                elif after > floor["rss"] * TRIM_GROWTH:
+                    # Still above after trimming: a burst not over yet, or real growth (more homes,
+                    # caches). Tried for TRIM_TRIES minutes, the size is taken as the new floor.
+                    floor["tries"] = floor.get("tries", 0) + 1
+                    if floor["tries"] >= TRIM_TRIES:
+                        floor["rss"], floor["tries"] = after, 0
+                else:
+                    floor["tries"] = 0
 
             self._tasks.append(
                 asyncio.create_task(self._every(MEMORY_TRIM_S, release_memory), name="linli-memory")
