@@ -8,11 +8,11 @@ Memory: after a burst (a flood of junk from the network, a backlog delivered at
 start), Python frees its objects but glibc keeps the freed heap pages; they are
 handed back to the system (`malloc_trim`), so a burst that is over does not leave
 the gateway's resident size raised for good. Only after a burst, though: the
-resident size is looked at once a minute and the heap trimmed when it is
-`TRIM_GROWTH` (5 %) over its floor (where it settled after the last burst). A trim
-walks the whole heap holding glibc's allocator lock, and every allocation on the
-event loop waits for it: done every minute regardless, it was the longest pause an
-SOS met under load.
+resident size is looked at once a minute, and the heap trimmed when it is
+`TRIM_GROWTH` (5 %) over where it settled after the last trim and no longer rising.
+A trim walks the whole heap holding glibc's allocator lock, and every allocation
+on the event loop waits for it: done every minute regardless, it was the longest
+pause an SOS met under load.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 MEMORY_TRIM_S = 60.0
 TRIM_GROWTH = 1.05  # trim when the resident size is 5 % over the floor (after the last trim)
-TRIM_TRIES = 10  # trims that give nothing back before the size counts as the new floor
 
 
 def burst_to_give_back(rss: int | None, floor: int | None) -> bool:
@@ -87,28 +86,22 @@ class Supervision:
         ]
         trim = _malloc_trim()
         if trim is not None:
-            floor: dict[str, int] = {}
+            seen: dict[str, int] = {}  # "floor": where it settled after the last trim; "last": the last look
 
             async def release_memory() -> None:
                 rss = _resident_bytes()
-                if not burst_to_give_back(rss, floor.get("rss")):
-                    if rss is not None:
-                        floor["rss"] = min(floor["rss"], rss)
+                last, seen["last"] = seen.get("last"), rss or 0
+                # Give a burst back once it is over (the size no longer rising): trimming mid-burst
+                # gives little back, and would set the floor at the burst's height.
+                rising = rss is not None and last is not None and rss > last * 1.01
+                if rising or not burst_to_give_back(rss, seen.get("floor")):
+                    if rss is not None and "floor" in seen:
+                        seen["floor"] = min(seen["floor"], rss)
                     return
                 await asyncio.to_thread(trim, 0)  # walks the heap: off the loop (ctypes drops the GIL)
                 after = _resident_bytes()
-                if after is None:
-                    return
-                if "rss" not in floor:
-                    floor["rss"] = after
-                elif after > floor["rss"] * TRIM_GROWTH:
-                    # Still above after trimming: a burst not over yet, or real growth (more homes,
-                    # caches). Tried for TRIM_TRIES minutes, the size is taken as the new floor.
-                    floor["tries"] = floor.get("tries", 0) + 1
-                    if floor["tries"] >= TRIM_TRIES:
-                        floor["rss"], floor["tries"] = after, 0
-                else:
-                    floor["tries"] = 0
+                if after is not None:
+                    seen["floor"] = seen["last"] = after
 
             self._tasks.append(
                 asyncio.create_task(self._every(MEMORY_TRIM_S, release_memory), name="linli-memory")
