@@ -237,16 +237,20 @@ class MqttDiscovery:
                 )
         return component, node_id, object_id
 
-    def _parse_config(self, payload: bytes) -> dict[str, Any]:
+    def _load(self, payload: bytes, what: str) -> Any:
+        """An announcement's JSON, within discovery.mqtt.max_config_bytes; ConfigError otherwise."""
         if len(payload) > self.max_config_bytes:
             raise ConfigError(
-                f"config of {len(payload)} bytes is over the {self.max_config_bytes}-byte limit "
+                f"{what} of {len(payload)} bytes is over the {self.max_config_bytes}-byte limit "
                 "(discovery.mqtt.max_config_bytes)"
             )
         try:
-            data = orjson.loads(payload)
+            return orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
-            raise ConfigError(f"config is not JSON: {exc}") from None
+            raise ConfigError(f"{what} is not JSON: {exc}") from None
+
+    def _parse_config(self, payload: bytes) -> dict[str, Any]:
+        data = self._load(payload, "config")
         if type(data) is not dict:
             raise ConfigError(f"config must be a JSON object, not {type(data).__name__}")
         config = apply_topic_base(expand(data))
@@ -415,15 +419,7 @@ class MqttDiscovery:
         try:
             if not re.fullmatch(r"[0-9A-Fa-f]{12}", mac):
                 raise ConfigError(f"{mac[:64]!r} in the topic is not a MAC address (12 hex digits)")
-            if len(payload) > self.max_config_bytes:
-                raise ConfigError(
-                    f"{what} message of {len(payload)} bytes is over the {self.max_config_bytes}-byte "
-                    "limit (discovery.mqtt.max_config_bytes)"
-                )
-            try:
-                data = orjson.loads(payload)
-            except orjson.JSONDecodeError as exc:
-                raise ConfigError(f"Tasmota {what} is not JSON: {exc}") from None
+            data = self._load(payload, f"Tasmota {what} message")
             problem = tasmota_problem(data) if what == "config" else tasmota_sensors_problem(data)
             if problem:
                 raise ConfigError(f"Tasmota {what}: {problem}")
@@ -481,15 +477,7 @@ class MqttDiscovery:
         try:
             if not _ID.match(device_id) or len(device_id) > 64:
                 raise ConfigError(f"device id {device_id[:64]!r} has characters other than A-Z a-z 0-9 _ -")
-            if len(payload) > self.max_config_bytes:
-                raise ConfigError(
-                    f"announcement of {len(payload)} bytes is over the {self.max_config_bytes}-byte "
-                    "limit (discovery.mqtt.max_config_bytes)"
-                )
-            try:
-                data = orjson.loads(payload)
-            except orjson.JSONDecodeError as exc:
-                raise ConfigError(f"announcement is not JSON: {exc}") from None
+            data = self._load(payload, "announcement")
             problem = native_problem(data)
             if problem:
                 raise ConfigError(f"announcement: {problem}")
