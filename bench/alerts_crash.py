@@ -44,9 +44,9 @@ from pathlib import Path
 from aiohttp import web
 from common import BenchBroker, Publisher, free_port, wait_listening
 
-from gateway.config import load_config
-from gateway.mqtt.broker import GATEWAY_USER
-from gateway.runtime import Gateway
+from linli.gateway.config import load_config
+from linli.gateway.mqtt.broker import GATEWAY_USER
+from linli.gateway.runtime import Gateway
 
 PENDANTS_PER_HOME = 5
 SECRET = "bench-webhook-secret-0123456789"
@@ -99,8 +99,8 @@ def write_config(folder: Path, broker: int, hook: int, mode: str) -> Path:
     path = folder / "linli.toml"
     path.write_text(
         f'gateway_id = "bench-crash"\ndata_dir = "{folder}"\nlog_level = "WARNING"\n'
-        'components = ["adapters.mqtt_device:MqttDeviceAdapter", "services.alerts:AlertEngine", '
-        '"services.eldercare:ElderCare"]\n'
+        'components = ["linli.adapters.mqtt_device:MqttDeviceAdapter", "linli.services.alerts:AlertEngine", '
+        '"linli.services.eldercare:ElderCare"]\n'
         f'[mqtt]\nbroker = "{mode}"\nport = {broker}\nclient_id = "bench-crash"\n'
         "[portal]\nenabled = false\n"
         f'[[alerts.webhooks]]\nid = "bench"\nurl = "http://127.0.0.1:{hook}/hook"\nsecret = "{SECRET}"\n'
@@ -132,7 +132,7 @@ class Hook:
 
 def spawn(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "--config", str(config)],
+        [sys.executable, "-m", "linli", "run", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

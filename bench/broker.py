@@ -36,7 +36,7 @@ from pathlib import Path
 
 from common import free_port, wait_listening
 
-from gateway.mqtt.broker import GATEWAY_USER, EmbeddedBroker, MosquittoBroker
+from linli.gateway.mqtt.broker import GATEWAY_USER, EmbeddedBroker, MosquittoBroker
 
 PAYLOAD = b'{"temperature": 21.5, "humidity": 48.2, "battery": 87, "linkquality": 120, "voltage": 2975}'
 PAYLOAD = PAYLOAD + b" " * (120 - len(PAYLOAD))

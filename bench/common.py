@@ -143,10 +143,10 @@ def rss_mb(pid: int | None = None) -> float:
 
 
 PORTAL_COMPONENTS = [
-    "adapters.mqtt_device:MqttDeviceAdapter",
-    "services.alerts:AlertEngine",
-    "services.eldercare:ElderCare",
-    "portal.app:Portal",
+    "linli.adapters.mqtt_device:MqttDeviceAdapter",
+    "linli.services.alerts:AlertEngine",
+    "linli.services.eldercare:ElderCare",
+    "linli.portal.app:Portal",
 ]
 
 
@@ -156,9 +156,9 @@ async def start_portal_gateway(
     """The gateway as `linli run` would be for the portal benches: devices, alerts, elder care and
     the portal, on an external broker, with the demo layout of `households` homes imported.
     Returns (gateway, layout)."""
-    from adapters.sim.layout import layout
-    from gateway.config import load_config
-    from gateway.runtime import Gateway
+    from linli.gateway.config import load_config
+    from linli.gateway.runtime import Gateway
+    from linli.sim.layout import layout
 
     config = load_config(
         None,

@@ -44,11 +44,11 @@ import aiomqtt
 import orjson
 from common import BenchBroker, median
 
-from adapters.sim import discovery_payloads as payloads
-from adapters.sim.upnp_box import SimUpnpDevice
-from gateway.config import load_config
-from gateway.discovery import Discovery
-from gateway.runtime import Gateway
+from linli.gateway.config import load_config
+from linli.gateway.discovery import Discovery
+from linli.gateway.runtime import Gateway
+from linli.sim import discovery_payloads as payloads
+from linli.sim.upnp_box import SimUpnpDevice
 
 FILTERS = ["homeassistant/#", "linli/v1/discovery/+/config"]
 
@@ -145,7 +145,7 @@ def gateway_config(folder: Path, port: int, sources: list[str], ssdp_port: int) 
                 "client_id": "linli-bench-disc",
             },
             "portal": {"enabled": False},
-            "components": ["gateway.discovery:Discovery"],
+            "components": ["linli.gateway.discovery:Discovery"],
             "discovery": {
                 "sources": sources,
                 "interfaces": ["127.0.0.1"],

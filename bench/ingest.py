@@ -32,17 +32,17 @@ import aiomqtt
 import orjson
 from common import BenchBroker, Publisher, median
 
-from adapters.sim.layout import layout
-from adapters.sim.telemetry import DeviceSim, payload_for
-from gateway.config import load_config
-from gateway.runtime import Gateway
+from linli.gateway.config import load_config
+from linli.gateway.runtime import Gateway
+from linli.sim.layout import layout
+from linli.sim.telemetry import DeviceSim, payload_for
 
 
 def make_messages(devices: list[dict], count: int) -> tuple[list[tuple[str, bytes]], int]:
     """`count` payloads round-robin over the devices; also the number of values they carry."""
     sims = {d["id"]: DeviceSim(d["profile_id"], random.Random(d["id"])) for d in devices}
     messages, values = [], 0
-    from gateway.profiles import load_profiles
+    from linli.gateway.profiles import load_profiles
 
     profiles = load_profiles()
     for i in range(count):
@@ -71,7 +71,7 @@ def gateway_config(folder: Path, port: int) -> dict:
             "gateway_id": "bench",
             "mqtt": {"broker": "external", "host": "127.0.0.1", "port": port, "client_id": "linli-bench"},
             "portal": {"enabled": False},
-            "components": ["adapters.mqtt_device:MqttDeviceAdapter"],
+            "components": ["linli.adapters.mqtt_device:MqttDeviceAdapter"],
         },
     )
 

@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 from common import free_port, median, start_portal_gateway
 
-from gateway import users
+from linli.gateway import users
 
 SOCKETS_PER_HOME = 3
 
@@ -238,7 +238,7 @@ async def _clients_main(spec: dict[str, Any], out: Any) -> None:
 
 async def run_once(households: int, rounds: int, get_seconds: float) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="linli-bench-portal-"))
-    from gateway.mqtt.broker import EmbeddedBroker
+    from linli.gateway.mqtt.broker import EmbeddedBroker
 
     mqtt_port, portal_port, bare_port = free_port(), free_port(), free_port()
     broker = EmbeddedBroker("127.0.0.1", mqtt_port)

@@ -118,10 +118,10 @@ async def _worker(
 
     import orjson
 
-    from gateway.config import load_config
-    from gateway.runtime import Gateway
-    from gateway.uplink import outbox
-    from gateway.uplink.messages import alert_event
+    from linli.gateway.config import load_config
+    from linli.gateway.runtime import Gateway
+    from linli.gateway.uplink import outbox
+    from linli.gateway.uplink.messages import alert_event
     from tests.regional import add_tv, tv_profiles
 
     logging.basicConfig(level=logging.ERROR)
@@ -359,8 +359,8 @@ class Consumers:
         consumer drops it as malformed."""
         import aiomqtt
 
-        from gateway.uplink import topics
-        from gateway.uplink.client import RegionalClient
+        from linli.gateway.uplink import topics
+        from linli.gateway.uplink.client import RegionalClient
 
         started = time.monotonic()
         async with RegionalClient(
@@ -384,7 +384,7 @@ class Consumers:
                 [
                     sys.executable,
                     "-m",
-                    "gateway",
+                    "linli",
                     "region",
                     "consume",
                     "--config",
@@ -552,9 +552,9 @@ async def broadcast(
     signer: Any,
     runs: int,
 ) -> list[float]:
-    from services.region.broadcast import RegionLink, compose
-    from services.region.config import load_region_config
-    from services.region.queries import delivery_report
+    from linli.region.broadcast import RegionLink, compose
+    from linli.region.config import load_region_config
+    from linli.region.queries import delivery_report
 
     config = load_region_config(
         None,
@@ -628,8 +628,8 @@ async def main() -> None:
     per = args.events or (100 if args.quick else 500)
     runs = args.runs or (1 if args.quick else 3)
     outage = args.outage if args.outage is not None else (6.0 if args.quick else 120.0)
-    from gateway.uplink.signing import Signer
-    from services.region.schema import migrate
+    from linli.gateway.uplink.signing import Signer
+    from linli.region.schema import migrate
 
     signer = Signer.generate()
     broker = RegionBroker()

@@ -40,9 +40,9 @@ from typing import Any
 import orjson
 from common import BenchBroker, Publisher, free_port, median, start_portal_gateway, wait_listening
 
-from adapters.sim.telemetry import DeviceSim, payload_for
-from gateway import users
-from gateway.events import AlertChanged, TelemetryReceived
+from linli.gateway import users
+from linli.gateway.events import AlertChanged, TelemetryReceived
+from linli.sim.telemetry import DeviceSim, payload_for
 
 HOMES_PROBED = 20
 QUIET_PROFILES = ("linli/sos-pendant", "linli/fall-radar")  # the probe presses these itself

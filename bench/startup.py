@@ -31,10 +31,10 @@ from pathlib import Path
 import orjson
 from common import BenchBroker, Publisher, free_port, median, rss_mb
 
-from adapters.sim.layout import layout
-from adapters.sim.telemetry import DeviceSim, payload_for
-from gateway.config import load_config
-from gateway.runtime import Gateway
+from linli.gateway.config import load_config
+from linli.gateway.runtime import Gateway
+from linli.sim.layout import layout
+from linli.sim.telemetry import DeviceSim, payload_for
 
 
 async def prepare(folder: Path, port: int, households: int) -> list[dict]:
@@ -71,7 +71,7 @@ def write_config(folder: Path, broker_port: int, portal_port: int) -> Path:
 def start_gateway(config: Path, portal_port: int) -> tuple[subprocess.Popen[bytes], float, dict]:
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "--config", str(config)],
+        [sys.executable, "-m", "linli", "run", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

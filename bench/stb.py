@@ -47,8 +47,8 @@ from common import ROOT, free_port, median
 
 sys.path.insert(0, str(ROOT))
 
-from gateway.config import load_config
-from gateway.runtime import Gateway
+from linli.gateway.config import load_config
+from linli.gateway.runtime import Gateway
 
 ADAPTERS = {"carrier": "stb_carrier", "broadcast": "stb_broadcast"}
 Sample = Callable[[int], Awaitable[float]]  # the i-th sample of one operator, in ms
@@ -65,7 +65,7 @@ SOAP_TRANSPORT_INFO = (
 
 def _serve_boxes(boxes_wanted: list[tuple[int, str]], ready: Any, stop: Any) -> None:
     async def run() -> None:
-        from adapters.sim.televisions import make_box
+        from linli.sim.televisions import make_box
 
         boxes = []
         for index, operator in boxes_wanted:
@@ -143,9 +143,9 @@ async def start_gateway(folder: Path, households: int) -> Gateway:
             "mqtt": {"broker": "embedded", "port": free_port()},
             "portal": {"enabled": False, "port": free_port()},
             "components": [
-                "gateway.plugins.host:AdapterHost",
-                "gateway.stb.screens:Screens",
-                "services.alerts:AlertEngine",
+                "linli.gateway.plugins.host:AdapterHost",
+                "linli.services.screens.screens:Screens",
+                "linli.services.alerts:AlertEngine",
             ],
             "adapters": {
                 "only": list(ADAPTERS.values()),

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar
 
-from gateway.events import Event
+from linli.gateway.events import Event
 
 _LOGGER = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from gateway.stb.schemas import STB_COMMAND_SCHEMAS, STB_STATE_SCHEMAS
+from linli.gateway.stb.schemas import STB_COMMAND_SCHEMAS, STB_STATE_SCHEMAS
 
 
 class Category(StrEnum):

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.context import Context
-from gateway.errors import LinliError
+from linli.gateway.context import Context
+from linli.gateway.errors import LinliError
 
 
 class CommandError(LinliError):

@@ -24,9 +24,9 @@ from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 
-from gateway.mqtt.broker_process import is_loopback
-from gateway.plugins.allowlist import SHIPPED as SHIPPED_ADAPTERS
-from gateway.plugins.allowlist import parse_allowed
+from linli.gateway.mqtt.broker_process import is_loopback
+from linli.gateway.plugins.allowlist import SHIPPED as SHIPPED_ADAPTERS
+from linli.gateway.plugins.allowlist import parse_allowed
 
 ENV_PREFIX: Final = "LINLI_"
 
@@ -408,15 +408,15 @@ DEFAULTS: Final[dict[str, Any]] = {
     # the operator reviews and adds a provider's ("id", or "id@sha256:<manifest digest>").
     "adapters": {"allowed": list(SHIPPED_ADAPTERS)},
     "components": [
-        "adapters.mqtt_device:MqttDeviceAdapter",
-        "gateway.discovery:Discovery",
-        "portal.app:Portal",
-        "gateway.plugins.host:AdapterHost",
-        "gateway.stb.screens:Screens",
-        "services.alerts:AlertEngine",
-        "services.eldercare:ElderCare",
-        "services.security:Security",
-        "services.health:Health",
+        "linli.adapters.mqtt_device:MqttDeviceAdapter",
+        "linli.gateway.discovery:Discovery",
+        "linli.portal.app:Portal",
+        "linli.gateway.plugins.host:AdapterHost",
+        "linli.services.screens.screens:Screens",
+        "linli.services.alerts:AlertEngine",
+        "linli.services.eldercare:ElderCare",
+        "linli.services.security:Security",
+        "linli.services.health:Health",
     ],
 }
 
@@ -571,9 +571,9 @@ def load_config(
             raise ConfigError('config: uplink.region: must be set when uplink.enabled is true (e.g. "hubei")')
         if uplink["reconnect_min_s"] > uplink["reconnect_max_s"]:
             raise ConfigError("config: uplink.reconnect_min_s: must not exceed uplink.reconnect_max_s")
-        if "gateway.uplink:Uplink" not in config["components"]:
+        if "linli.gateway.uplink:Uplink" not in config["components"]:
             # First, so that the outbox is kept before any service writes.
-            config["components"] = ["gateway.uplink:Uplink", *config["components"]]
+            config["components"] = ["linli.gateway.uplink:Uplink", *config["components"]]
     return config
 
 

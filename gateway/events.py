@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gateway.context import Context
+from linli.gateway.context import Context
 
 
 @dataclass(slots=True, kw_only=True)

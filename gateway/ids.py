@@ -41,6 +41,6 @@ def id_time(ident: int) -> float:
 
 
 def renderer_udn(gateway_id: str, household_id: str) -> str:
-    """The UDN of a household's virtual DLNA renderer (gateway/stb/cast.py): stable across
+    """The UDN of a household's virtual DLNA renderer (services/screens/cast.py): stable across
     restarts, so phones know it again; discovery uses it to ignore the gateway's own."""
     return f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'linli:{gateway_id}:{household_id}')}"

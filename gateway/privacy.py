@@ -20,7 +20,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Final
 
-from gateway.capabilities import KINDS, Category
+from linli.gateway.capabilities import KINDS, Category
 
 
 class Purpose(StrEnum):

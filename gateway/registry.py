@@ -18,9 +18,9 @@ from typing import Any, Final
 import orjson
 import sqlite_utils
 
-from gateway.bus import EventBus
-from gateway.context import Context
-from gateway.events import (
+from linli.gateway.bus import EventBus
+from linli.gateway.context import Context
+from linli.gateway.events import (
     AvailabilityChanged,
     DeviceAdded,
     DeviceRemoved,
@@ -30,8 +30,8 @@ from gateway.events import (
     StateChanged,
     TelemetryReceived,
 )
-from gateway.profiles import Profile, ProfileSet
-from gateway.store import Store
+from linli.gateway.profiles import Profile, ProfileSet
+from linli.gateway.store import Store
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -21,22 +21,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
-from gateway import __version__
-from gateway.bus import EventBus
-from gateway.commands import Commands
-from gateway.context import Context
-from gateway.discovery.ha_profile import load_announced_profiles
-from gateway.events import GatewayStarted
-from gateway.mqtt.broker import GATEWAY_USER, Broker, EmbeddedBroker, MosquittoBroker
-from gateway.mqtt.credentials import MqttCredentials
-from gateway.mqtt.link import MqttLink, MqttSettings
-from gateway.notify import Notifier
-from gateway.privacy import Privacy
-from gateway.profiles import ProfileSet
-from gateway.profiles.watch import ProfileWatcher
-from gateway.registry import Registry
-from gateway.store import Store
-from gateway.supervision import Supervision
+from linli.gateway import __version__
+from linli.gateway.bus import EventBus
+from linli.gateway.commands import Commands
+from linli.gateway.context import Context
+from linli.gateway.discovery.ha_profile import load_announced_profiles
+from linli.gateway.events import GatewayStarted
+from linli.gateway.mqtt.broker import GATEWAY_USER, Broker, EmbeddedBroker, MosquittoBroker
+from linli.gateway.mqtt.credentials import MqttCredentials
+from linli.gateway.mqtt.link import MqttLink, MqttSettings
+from linli.gateway.notify import Notifier
+from linli.gateway.privacy import Privacy
+from linli.gateway.profiles import ProfileSet
+from linli.gateway.profiles.watch import ProfileWatcher
+from linli.gateway.registry import Registry
+from linli.gateway.store import Store
+from linli.gateway.supervision import Supervision
 
 _LOGGER = logging.getLogger(__name__)
 C = TypeVar("C")

@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gateway.store import async_apply_retention
+from linli.gateway.store import async_apply_retention
 
 if TYPE_CHECKING:
-    from gateway.runtime import Gateway
+    from linli.gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
 MEMORY_TRIM_S = 60.0

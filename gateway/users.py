@@ -33,7 +33,7 @@ import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from gateway.errors import LinliError
+from linli.gateway.errors import LinliError
 
 
 class Role(StrEnum):

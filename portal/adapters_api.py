@@ -8,7 +8,7 @@ discovery alone (manifests checked, nothing started): state `not_loaded`.
 
 Each item carries the adapter's last certification (`certification`, null if none):
 what `linli certify` kept in <data_dir>/certifications/<id>.json (the report's format:
-adapters/certify/report.schema.json), summed up — when, which version, certified or
+linli/certify/report.schema.json), summed up — when, which version, certified or
 not, the counts and the names of the failed checks.
 """
 
@@ -21,8 +21,8 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from gateway.plugins import AdapterHost, discover
-from gateway.runtime import Gateway
+from linli.gateway.plugins import AdapterHost, discover
+from linli.gateway.runtime import Gateway
 
 CERTIFICATIONS: Final = "certifications"  # the folder of data_dir where `linli certify` keeps reports
 _MAX_REPORT_BYTES: Final = 2 * 1024 * 1024

@@ -18,15 +18,15 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from gateway import __version__
-from gateway.runtime import Gateway
-from portal.adapters_api import register_adapter_routes
-from portal.api.community import device_view, scoped_households
-from portal.api.operations import PRINCIPAL
-from portal.assembly import install
-from portal.auth.middleware import ACCOUNTS
-from portal.inbox_api import register_inbox_routes
-from portal.screens_api import register_screen_routes
+from linli.gateway import __version__
+from linli.gateway.runtime import Gateway
+from linli.portal.adapters_api import register_adapter_routes
+from linli.portal.api.community import device_view, scoped_households
+from linli.portal.api.operations import PRINCIPAL
+from linli.portal.assembly import install
+from linli.portal.auth.middleware import ACCOUNTS
+from linli.portal.inbox_api import register_inbox_routes
+from linli.portal.screens_api import register_screen_routes
 
 _LOGGER = logging.getLogger(__name__)
 STATIC: Final = Path(__file__).resolve().parent / "static"

@@ -12,9 +12,9 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.runtime import Gateway
-from portal import pages
-from portal.api import (
+from linli.gateway.runtime import Gateway
+from linli.portal import pages
+from linli.portal.api import (
     alarm,
     alert_cancel,
     alerts,
@@ -29,16 +29,16 @@ from portal.api import (
     providers,
     structure,
 )
-from portal.api.announcements import ANNOUNCEMENTS, Announcements
-from portal.api.errors import json_response
-from portal.api.openapi import build, document_other_routes
-from portal.api.operations import GATEWAY, Api
-from portal.auth import pairing
-from portal.auth import routes as auth_routes
-from portal.auth.accounts import Accounts
-from portal.auth.middleware import ACCOUNTS, OPEN_LOCAL_VIEWS, SELF_GUARDED, auth_middleware
-from portal.live import Hub, WsChannel
-from portal.live.socket import HUB, websocket
+from linli.portal.api.announcements import ANNOUNCEMENTS, Announcements
+from linli.portal.api.errors import json_response
+from linli.portal.api.openapi import build, document_other_routes
+from linli.portal.api.operations import GATEWAY, Api
+from linli.portal.auth import pairing
+from linli.portal.auth import routes as auth_routes
+from linli.portal.auth.accounts import Accounts
+from linli.portal.auth.middleware import ACCOUNTS, OPEN_LOCAL_VIEWS, SELF_GUARDED, auth_middleware
+from linli.portal.live import Hub, WsChannel
+from linli.portal.live.socket import HUB, websocket
 
 API: Final = web.AppKey("linli_api", Api)
 

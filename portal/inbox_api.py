@@ -21,12 +21,12 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from gateway.discovery import Discovery, Inbox, InboxError, InboxStatus, Source, check_actor
-from gateway.discovery.model import InboxItem
-from gateway.discovery.refusals import refusal_for
-from gateway.runtime import Gateway
-from portal.api.operations import PRINCIPAL
-from portal.auth.principal import Principal
+from linli.gateway.discovery import Discovery, Inbox, InboxError, InboxStatus, Source, check_actor
+from linli.gateway.discovery.model import InboxItem
+from linli.gateway.discovery.refusals import refusal_for
+from linli.gateway.runtime import Gateway
+from linli.portal.api.operations import PRINCIPAL
+from linli.portal.auth.principal import Principal
 
 _STATUS_OF: Final = {
     "unauthenticated": 401,
@@ -231,7 +231,7 @@ class InboxRoutes:
         credentials = await gateway.mqtt_credentials.async_provision_many(mqtt_devices)
         principal: Principal | None = request.get(PRINCIPAL)
         if principal is not None:
-            from portal.auth.middleware import ACCOUNTS  # the middleware imports this module
+            from linli.portal.auth.middleware import ACCOUNTS  # the middleware imports this module
 
             await request.app[ACCOUNTS].async_audit(
                 principal,

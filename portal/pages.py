@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway.users import Role
-from portal.api.operations import PRINCIPAL
-from portal.auth.pairing import async_exchange_grant, set_screen_cookie
-from portal.auth.principal import COMMUNITY_ROLES, Principal
+from linli.gateway.users import Role
+from linli.portal.api.operations import PRINCIPAL
+from linli.portal.auth.pairing import async_exchange_grant, set_screen_cookie
+from linli.portal.auth.principal import COMMUNITY_ROLES, Principal
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
 _NO_STORE: Final = {"Cache-Control": "no-store"}

@@ -23,13 +23,13 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from gateway.commands import CommandError
-from gateway.context import Context
-from gateway.runtime import Gateway
-from gateway.stb.errors import BoxUnreachableError
-from gateway.stb.screens import Screens
-from portal.api.community import device_view
-from portal.api.operations import PRINCIPAL
+from linli.gateway.commands import CommandError
+from linli.gateway.context import Context
+from linli.gateway.runtime import Gateway
+from linli.gateway.stb.errors import BoxUnreachableError
+from linli.portal.api.community import device_view
+from linli.portal.api.operations import PRINCIPAL
+from linli.services.screens.screens import Screens
 
 _STATUS_OF: Final = {
     "unknown_household": 404,

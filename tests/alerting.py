@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from gateway.notify import Audience, Delivery, Outcome
+from linli.gateway.notify import Audience, Delivery, Outcome
 
 
 class RecordingChannel:

@@ -85,7 +85,7 @@ class EmbeddedBrokerProcess:
     kind = "embedded"
 
     def __init__(self, folder: Path) -> None:
-        from gateway.mqtt.broker import EmbeddedBroker
+        from linli.gateway.mqtt.broker import EmbeddedBroker
 
         self.host = "127.0.0.1"
         self.port = free_port()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config import load_config
-from gateway.runtime import Gateway
+from linli.gateway.config import load_config
+from linli.gateway.runtime import Gateway
 from tests.brokers import MOSQUITTO, EmbeddedBrokerProcess, MosquittoProcess, free_port
 
 Broker = MosquittoProcess | EmbeddedBrokerProcess
@@ -57,7 +57,7 @@ def gateway_config(data_dir: Path, port: int, **overrides: Any) -> dict[str, Any
         },
         "portal": {"enabled": False, "port": free_port()},
         "store": {"batch_ms": 20},
-        "components": ["adapters.mqtt_device:MqttDeviceAdapter"],
+        "components": ["linli.adapters.mqtt_device:MqttDeviceAdapter"],
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -107,3 +107,19 @@ def _no_logged_exceptions(caplog: pytest.LogCaptureFixture) -> Any:
         and not getattr(r, "expected", False)
     ]
     assert not bad, "exceptions were logged: " + "; ".join(r.getMessage() for r in bad)
+
+
+_GENERIC_NAMES = ("gateway", "services", "adapters", "portal", "firmware_profiles")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Linli's code is imported as `linli.…` only: a module loaded under a bare generic name
+
+    (possible from a checkout's root, never from an install) would be a second copy
+    with its own state, and would hide an entry or import an installed gateway lacks."""
+    import sys
+
+    stray = sorted(name for name in sys.modules if name.split(".")[0] in _GENERIC_NAMES)
+    if stray:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        raise pytest.UsageError(f"modules imported under generic top-level names: {stray[:10]}")

@@ -1,7 +1,7 @@
 """Building blocks for discovery tests: a gateway with discovery on loopback, the REST client,
 retained MQTT configs, and a free SSDP port per test (so parallel runs never hear each other).
 
-Payload shapes come from adapters/sim/discovery_payloads.py, which documents where
+Payload shapes come from linli/sim/discovery_payloads.py, which documents where
 each one comes from (Zigbee2MQTT, Tasmota, ESPHome, Home Assistant's device form).
 """
 
@@ -17,13 +17,13 @@ import aiomqtt
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import users
-from gateway.discovery import Discovery, Inbox, InboxItem, InboxStatus
-from gateway.runtime import Gateway
-from portal.app import create_app
+from linli.gateway import users
+from linli.gateway.discovery import Discovery, Inbox, InboxItem, InboxStatus
+from linli.gateway.runtime import Gateway
+from linli.portal.app import create_app
 from tests.brokers import settle
 
-COMPONENTS = ["adapters.mqtt_device:MqttDeviceAdapter", "gateway.discovery:Discovery"]
+COMPONENTS = ["linli.adapters.mqtt_device:MqttDeviceAdapter", "linli.gateway.discovery:Discovery"]
 
 
 def free_udp_port() -> int:

@@ -7,8 +7,8 @@ from typing import Any
 import aiomqtt
 import orjson
 
-from gateway.mqtt.topics import device_topic
-from gateway.runtime import Gateway
+from linli.gateway.mqtt.topics import device_topic
+from linli.gateway.runtime import Gateway
 
 DEVICES = {
     "door": "aqara/mccgq11lm",

@@ -63,10 +63,10 @@ def rss_mb() -> float:
 
 
 async def main() -> None:
-    from adapters.sim.layout import layout
-    from gateway import supervision
-    from gateway.config import load_config
-    from gateway.runtime import Gateway
+    from linli.gateway import supervision
+    from linli.gateway.config import load_config
+    from linli.gateway.runtime import Gateway
+    from linli.sim.layout import layout
     from tests.brokers import free_port
 
     supervision.MEMORY_TRIM_S = 3.0  # the gateway's minute of upkeep, shortened for the test
@@ -83,11 +83,11 @@ async def main() -> None:
             "portal": {"enabled": True, "port": portal},
             "discovery": {"sources": ["mqtt"]},
             "components": [
-                "adapters.mqtt_device:MqttDeviceAdapter",
-                "gateway.discovery:Discovery",
-                "services.alerts:AlertEngine",
-                "services.eldercare:ElderCare",
-                "portal.app:Portal",
+                "linli.adapters.mqtt_device:MqttDeviceAdapter",
+                "linli.gateway.discovery:Discovery",
+                "linli.services.alerts:AlertEngine",
+                "linli.services.eldercare:ElderCare",
+                "linli.portal.app:Portal",
             ],
         },
     )

@@ -8,15 +8,15 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import users
-from gateway.runtime import Gateway
-from portal.app import create_app
+from linli.gateway import users
+from linli.gateway.runtime import Gateway
+from linli.portal.app import create_app
 
 PORTAL_SERVICES = [
-    "adapters.mqtt_device:MqttDeviceAdapter",
-    "services.alerts:AlertEngine",
-    "services.eldercare:ElderCare",
-    "services.health:Health",
+    "linli.adapters.mqtt_device:MqttDeviceAdapter",
+    "linli.services.alerts:AlertEngine",
+    "linli.services.eldercare:ElderCare",
+    "linli.services.health:Health",
 ]
 
 

@@ -15,9 +15,9 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.uplink import topics
-from gateway.uplink.messages import Envelope, decode
-from gateway.uplink.signing import Signer
+from linli.gateway.uplink import topics
+from linli.gateway.uplink.messages import Envelope, decode
+from linli.gateway.uplink.signing import Signer
 from tests.brokers import MOSQUITTO, MosquittoProcess
 
 REGION = "hubei"
@@ -145,7 +145,7 @@ async def publish_down(port: int, topic: str, payload: bytes, *, retain: bool = 
 
 async def add_tv(gateway: Any, household: str = "h1") -> list[dict[str, Any]]:
     """A household with a TV (profile test/tv, see tv_profiles) that records what it is told to show."""
-    from gateway.commands import Command
+    from linli.gateway.commands import Command
 
     registry = gateway.registry
     if "b1" not in registry.buildings:

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway import cli
-from gateway.plugins import AdapterState, ManifestError, discover, load_manifest
+from linli import cli
+from linli.gateway.plugins import AdapterState, ManifestError, discover, load_manifest
 from tests.brokers import free_port, settle
 from tests.portal_accounts import add_account, api_token
 
@@ -155,7 +155,7 @@ async def test_broken_adapters_are_disabled_with_a_reason_and_the_gateway_keeps_
 ) -> None:
     # given six broken adapters and a good one installed
     gateway = await make_gateway(
-        components=["portal.app:Portal", "gateway.plugins.host:AdapterHost"],
+        components=["linli.portal.app:Portal", "linli.gateway.plugins.host:AdapterHost"],
         portal={"enabled": True},
         adapters={"allowed": list(CODE), "only": list(CODE), "settings": {"acme_good": {"anything": 1}}},
     )
@@ -233,7 +233,7 @@ def test_linli_adapters_without_a_gateway_checks_manifests_and_imports(
 
 async def test_a_stopped_or_crashed_adapter_leaves_nothing_behind(installed: Path, make_gateway) -> None:
     gateway = await make_gateway(
-        components=["gateway.plugins.host:AdapterHost"],
+        components=["linli.gateway.plugins.host:AdapterHost"],
         adapters={"allowed": list(CODE), "only": ["acme_good", "acme_crashes"]},
     )
     host = gateway.components["adapters"]
@@ -257,7 +257,7 @@ async def test_only_adapters_whose_manifest_is_allowed_are_loaded(
     # given ACME's adapters installed, a config that allows only the shipped ones and acme_crashes,
     # and pins acme_needs_key to a manifest other than the installed one
     gateway = await make_gateway(
-        components=["gateway.plugins.host:AdapterHost"],
+        components=["linli.gateway.plugins.host:AdapterHost"],
         adapters={
             "allowed": ["@shipped", "acme_crashes", f"acme_needs_key@sha256:{'0' * 64}"],
             "only": ["acme_good", "acme_import_error", "acme_needs_key", "acme_crashes"],
@@ -291,7 +291,7 @@ async def test_only_adapters_whose_manifest_is_allowed_are_loaded(
 
 
 def test_a_malformed_allowed_entry_is_a_config_error() -> None:
-    from gateway.config import ConfigError, load_config
+    from linli.gateway.config import ConfigError, load_config
 
     with pytest.raises(
         ConfigError, match=r"adapters.allowed\[1\]: 'acme_tv@md5:00' is not '@shipped' nor an adapter id"

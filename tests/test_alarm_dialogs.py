@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from gateway.notify import Audience
-from gateway.stb.screens import overlay_level
+from linli.gateway.notify import Audience
+from linli.services.screens.screens import overlay_level
 from tests.alerting import RecordingChannel
 from tests.brokers import settle
 from tests.homes import add_home

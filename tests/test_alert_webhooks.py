@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.notify import Audience
-from services.alerts.webhook import sign
+from linli.gateway.notify import Audience
+from linli.services.alerts.webhook import sign
 from tests.brokers import free_port, settle
 from tests.homes import add_home
 
@@ -42,7 +42,7 @@ async def test_carers_step_reaches_the_care_centre_signed_and_retried(make_gatew
     runner = await centre.start()
     try:
         gateway = await make_gateway(
-            components=["services.alerts:AlertEngine"],
+            components=["linli.services.alerts:AlertEngine"],
             alerts={
                 "webhooks": [
                     {
@@ -87,7 +87,7 @@ async def test_carers_step_reaches_the_care_centre_signed_and_retried(make_gatew
 async def test_webhook_secret_is_never_in_a_config_error(tmp_path) -> None:
     import pytest
 
-    from gateway.config import ConfigError, load_config
+    from linli.gateway.config import ConfigError, load_config
 
     with pytest.raises(ConfigError) as raised:
         load_config(

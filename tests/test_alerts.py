@@ -8,17 +8,17 @@ import threading
 
 import pytest
 
-from gateway.events import AlertAnswered, AlertChanged
-from gateway.notify import Audience
-from services.alerts import AlertError, AlertState
+from linli.gateway.events import AlertAnswered, AlertChanged
+from linli.gateway.notify import Audience
+from linli.services.alerts import AlertError, AlertState
 from tests.alerting import RecordingChannel
 from tests.brokers import settle
 from tests.homes import add_home, publish
 
 SERVICES = [
-    "adapters.mqtt_device:MqttDeviceAdapter",
-    "services.alerts:AlertEngine",
-    "services.eldercare:ElderCare",
+    "linli.adapters.mqtt_device:MqttDeviceAdapter",
+    "linli.services.alerts:AlertEngine",
+    "linli.services.eldercare:ElderCare",
 ]
 
 
@@ -319,7 +319,7 @@ async def test_health_details_reach_carers_only_with_the_households_consent(make
         name = "phone"
 
         async def async_deliver(self, alert, audience):  # type: ignore[no-untyped-def]
-            from gateway.notify import Delivery, Outcome
+            from linli.gateway.notify import Delivery, Outcome
 
             shown.append((audience.value, alert["title"]))
             return Delivery(outcome=Outcome.DELIVERED)

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from gateway.mqtt.broker import GATEWAY_USER, EmbeddedBroker, MosquittoBroker
+from linli.gateway.mqtt.broker import GATEWAY_USER, EmbeddedBroker, MosquittoBroker
 from tests.brokers import MOSQUITTO, free_port
 
 MODES = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from adapters.sim import discovery_payloads as payloads
-from gateway.discovery import InboxStatus
+from linli.gateway.discovery import InboxStatus
+from linli.sim import discovery_payloads as payloads
 from tests.discovering import inbox_of, item_for, portal_client, publish_retained, start
 from tests.portal_accounts import add_account
 from tests.test_discovery_inbox import _household
@@ -79,7 +79,7 @@ async def test_the_manager_approves_ticked_items_with_one_press_in_manage(
 
     # given three radars waiting and a manager on the inbox page
     gateway, base = await portal_gateway(
-        make_gateway, "gateway.discovery:Discovery", discovery=discovery_config("mqtt")
+        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
     )
     await _household(gateway)
     password = await add_account(gateway, "wang.manager", "manager")

@@ -10,12 +10,12 @@ import types
 
 import pytest
 
-import gateway.bus
-import gateway.ids
-from gateway.bus import EventBus, Overflow
-from gateway.context import Context
-from gateway.events import DeviceAdded, Event, StateChanged, TelemetryReceived
-from gateway.ids import id_time, new_id
+import linli.gateway.bus
+import linli.gateway.ids
+from linli.gateway.bus import EventBus, Overflow
+from linli.gateway.context import Context
+from linli.gateway.events import DeviceAdded, Event, StateChanged, TelemetryReceived
+from linli.gateway.ids import id_time, new_id
 
 
 def telemetry(household: str | None = "h1", n: int = 0) -> TelemetryReceived:
@@ -42,7 +42,7 @@ class FakeClock:
 
 
 def drop_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "gateway.bus" and r.levelno == logging.WARNING]
+    return [r for r in caplog.records if r.name == "linli.gateway.bus" and r.levelno == logging.WARNING]
 
 
 # -- callbacks -------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def test_failing_callback_does_not_stop_other_listeners_nor_fire(caplog: pytest.
     assert after == [event]
     assert sub.get_nowait() is event
     assert bus.callback_errors == 1
-    logged = [r for r in caplog.records if r.name == "gateway.bus" and r.exc_info]
+    logged = [r for r in caplog.records if r.name == "linli.gateway.bus" and r.exc_info]
     assert len(logged) == 1
     assert "listener bug" in caplog.text
     # this exception was provoked on purpose: tell the autouse check it was expected
@@ -209,7 +209,7 @@ def test_slow_subscriber_warns_once_per_minute(
 ) -> None:
     # given a full subscription and a clock we control
     clock = FakeClock(10_000.0)
-    monkeypatch.setattr(gateway.bus, "time", clock)
+    monkeypatch.setattr(linli.gateway.bus, "time", clock)
     bus = EventBus()
     sub = bus.subscribe(TelemetryReceived, maxsize=1)
     # when many events are dropped within the same minute
@@ -231,7 +231,7 @@ def test_first_drop_warns_even_shortly_after_boot(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a gateway whose host booted 20 seconds ago (monotonic clock at 20 s)
-    monkeypatch.setattr(gateway.bus, "time", FakeClock(20.0))
+    monkeypatch.setattr(linli.gateway.bus, "time", FakeClock(20.0))
     bus = EventBus()
     sub = bus.subscribe(TelemetryReceived, maxsize=1)
     # when a slow subscriber starts dropping events
@@ -282,7 +282,7 @@ async def test_bus_close_ends_every_consumer() -> None:
     bus = EventBus()
     subs = [bus.subscribe(TelemetryReceived), bus.subscribe(Event, household="h1")]
 
-    async def drain(sub: gateway.bus.Subscription[Event]) -> int:
+    async def drain(sub: linli.gateway.bus.Subscription[Event]) -> int:
         return len([event async for event in sub])
 
     tasks = [asyncio.create_task(drain(sub)) for sub in subs]
@@ -364,9 +364,9 @@ def test_ids_keep_increasing_when_the_sequence_wraps_within_a_millisecond(
 ) -> None:
     # given a clock standing still at one millisecond, in which almost 2**22 ids were made
     frozen_ns = time.time_ns() + 10_000_000
-    monkeypatch.setattr(gateway.ids, "time", types.SimpleNamespace(time_ns=lambda: frozen_ns))
+    monkeypatch.setattr(linli.gateway.ids, "time", types.SimpleNamespace(time_ns=lambda: frozen_ns))
     new_id()
-    monkeypatch.setattr(gateway.ids, "_seq", (1 << 22) - 2)
+    monkeypatch.setattr(linli.gateway.ids, "_seq", (1 << 22) - 2)
     # when a few more ids are made in that millisecond
     ids = [new_id() for _ in range(4)]
     # then they still increase

@@ -2,7 +2,7 @@
 audit entries and validation errors as sentences, and never an internal id on a screen.
 
 The pages run in a real headless Chromium against a gateway holding the demo's own community
-(adapters/sim/layout.py: the same buildings, homes, 15 devices each, residents), with alerts raised
+(linli/sim/layout.py: the same buildings, homes, 15 devices each, residents), with alerts raised
 by real MQTT messages from the demo's devices.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from adapters.sim.community import _add_residents
-from adapters.sim.layout import GLUCOSE_METER, HOME_DEVICES, ROOMS, layout
-from gateway.mqtt.topics import device_topic
-from portal.api.messages import sentence
+from linli.gateway.mqtt.topics import device_topic
+from linli.portal.api.messages import sentence
+from linli.sim.community import _add_residents
+from linli.sim.layout import GLUCOSE_METER, HOME_DEVICES, ROOMS, layout
 from tests.brokers import settle
 from tests.homes import publish
 from tests.portal_accounts import add_account, portal, sign_in
@@ -43,7 +43,7 @@ def leaks(text: str) -> list[str]:
 
 async def demo_community(make_gateway: Any) -> tuple[Any, str]:
     """A portal gateway holding the demo's first two homes, their devices and residents."""
-    gateway, base = await portal_gateway(make_gateway, "services.security:Security")
+    gateway, base = await portal_gateway(make_gateway, "linli.services.security:Security")
     await gateway.registry.async_import(**layout(2))
     await _add_residents(gateway, 2)
     return gateway, base

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.sim import discovery_payloads as payloads
-from gateway import users
-from gateway.runtime import Gateway
+from linli.gateway import users
+from linli.gateway.runtime import Gateway
+from linli.sim import discovery_payloads as payloads
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home
@@ -225,7 +225,7 @@ name = "2号楼"
 def linli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """The real `linli` command, in its own process."""
     return subprocess.run(
-        [sys.executable, "-m", "gateway", *map(str, args)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "linli", *map(str, args)], capture_output=True, text=True, timeout=60
     )
 
 
@@ -337,7 +337,7 @@ async def test_a_manager_sets_up_a_building_unit_and_household_in_manage_then_ap
 ) -> None:
     # given a gateway with an empty community, its first manager, and a device waiting in the inbox
     gateway, base = await portal_gateway(
-        make_gateway, "gateway.discovery:Discovery", discovery=discovery_config("mqtt")
+        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
     )
     password = await add_account(gateway, "wang.manager", "manager")
     await publish_retained(broker.port, payloads.linli_native("fr60-1b01", "FR-60", name="跌倒雷达"))

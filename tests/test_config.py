@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import CONFIG_SCHEMA, ConfigError, load_config
-from gateway.mqtt.link import MqttSettings
+from linli.gateway.config import CONFIG_SCHEMA, ConfigError, load_config
+from linli.gateway.mqtt.link import MqttSettings
 
 
 @pytest.fixture
 def host_named(monkeypatch: pytest.MonkeyPatch):
     def set_name(name: str) -> None:
-        monkeypatch.setattr("gateway.config.socket.gethostname", lambda: name)
+        monkeypatch.setattr("linli.gateway.config.socket.gethostname", lambda: name)
 
     set_name("linli-box")
     return set_name

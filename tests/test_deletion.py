@@ -17,11 +17,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from adapters.sim.dial_box import DialBox
-from gateway import users
-from gateway.mqtt.topics import device_topic
-from gateway.runtime import Gateway
-from gateway.store.journal import journal_path
+from linli.gateway import users
+from linli.gateway.mqtt.topics import device_topic
+from linli.gateway.runtime import Gateway
+from linli.gateway.store.journal import journal_path
+from linli.sim.dial_box import DialBox
 from tests.brokers import settle
 from tests.homes import DEVICES, publish
 from tests.portal_accounts import PORTAL_SERVICES, portal
@@ -192,7 +192,8 @@ async def fill(gateway: Gateway, client: Any, broker_port: int) -> dict[str, str
 async def test_deleting_a_household_leaves_no_row_that_names_it(make_gateway, broker, monkeypatch) -> None:
     monkeypatch.setenv("LINLI_WAKE_LOOPBACK_ONLY", "1")
     gateway = await make_gateway(
-        components=[*PORTAL_SERVICES, "services.security:Security", *STB_COMPONENTS], adapters=stb_settings()
+        components=[*PORTAL_SERVICES, "linli.services.security:Security", *STB_COMPONENTS],
+        adapters=stb_settings(),
     )
     database = Path(gateway.store.path)
     async with portal(gateway) as client:

@@ -20,12 +20,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from adapters.sim.discovery_payloads import zigbee2mqtt_contact_sensor
-from gateway.discovery import InboxError
-from gateway.mqtt import guard
-from gateway.mqtt.broker import MosquittoBroker
-from gateway.mqtt.credentials import CredentialError
-from gateway.runtime import Gateway
+from linli.gateway.discovery import InboxError
+from linli.gateway.mqtt import guard
+from linli.gateway.mqtt.broker import MosquittoBroker
+from linli.gateway.mqtt.credentials import CredentialError
+from linli.gateway.runtime import Gateway
+from linli.sim.discovery_payloads import zigbee2mqtt_contact_sensor
 from tests.brokers import MOSQUITTO, free_port, settle
 from tests.conftest import gateway_config
 from tests.discovering import COMPONENTS, discovery_config, inbox_of, item_for, portal_client
@@ -246,8 +246,8 @@ async def test_the_database_and_its_folder_are_private(plane: Gateway) -> None:
 
 _RUN = """
 import asyncio, sys
-from gateway.config import load_config
-from gateway.runtime import Gateway
+from linli.gateway.config import load_config
+from linli.gateway.runtime import Gateway
 import orjson
 config = load_config(None, environ={}, overrides=orjson.loads(sys.argv[1]))
 async def main():
@@ -384,7 +384,7 @@ async def test_an_installer_sees_anomalies_and_issues_a_bridge_credential_in_man
 
     portal = free_port()
     config = plane_config(tmp_path / "data", free_port())
-    config["components"] = [*dict.fromkeys([*COMPONENTS, *PORTAL_SERVICES]), "portal.app:Portal"]
+    config["components"] = [*dict.fromkeys([*COMPONENTS, *PORTAL_SERVICES]), "linli.portal.app:Portal"]
     config["portal"] = {**config["portal"], "enabled": True, "port": portal}
     gateway = Gateway(config)
     await gateway.async_start()

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from adapters.sim import discovery_payloads as payloads
-from gateway.discovery import InboxError, InboxStatus
-from gateway.discovery.events import InboxChanged
+from linli.gateway.discovery import InboxError, InboxStatus
+from linli.gateway.discovery.events import InboxChanged
+from linli.sim import discovery_payloads as payloads
 from tests.brokers import settle
 from tests.discovering import (
     COMPONENTS,

@@ -1,6 +1,6 @@
 """MQTT discovery over a real broker: retained configs in the shapes real bridges publish.
 
-Payload shapes: adapters/sim/discovery_payloads.py (each function says which
+Payload shapes: linli/sim/discovery_payloads.py (each function says which
 project and which of its files the shape follows).
 """
 
@@ -11,8 +11,8 @@ import logging
 
 import orjson
 
-from adapters.sim import discovery_payloads as payloads
-from gateway.discovery import InboxStatus, Source
+from linli.gateway.discovery import InboxStatus, Source
+from linli.sim import discovery_payloads as payloads
 from tests.brokers import settle
 from tests.discovering import inbox_of, item_for, publish_retained, rejected_view, start
 

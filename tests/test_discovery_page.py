@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.sim import discovery_payloads as payloads
+from linli.sim import discovery_payloads as payloads
 from tests.brokers import free_port
 from tests.discovering import COMPONENTS, discovery_config, inbox_of, item_for, publish_retained
 from tests.portal_accounts import add_account
@@ -14,7 +14,7 @@ async def test_page_lists_pending_devices_of_the_discovery_inbox(make_gateway, b
     port = free_port()
     gateway = await make_gateway(
         portal={"enabled": True, "port": port},
-        components=[*COMPONENTS, "portal.app:Portal"],
+        components=[*COMPONENTS, "linli.portal.app:Portal"],
         discovery=discovery_config("mqtt"),
     )
     await publish_retained(

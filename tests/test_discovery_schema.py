@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from adapters.sim import discovery_payloads as payloads
-from gateway.discovery.ha_abbreviations import apply_topic_base, expand
-from gateway.discovery.schemas import (
+from linli.gateway.discovery.ha_abbreviations import apply_topic_base, expand
+from linli.gateway.discovery.schemas import (
     HA_CONFIG_SCHEMA,
     NATIVE_SCHEMA,
     _ha_config_ok,
@@ -18,6 +17,7 @@ from gateway.discovery.schemas import (
     config_problem,
     native_problem,
 )
+from linli.sim import discovery_payloads as payloads
 
 
 def _ha_configs() -> list[dict[str, Any]]:

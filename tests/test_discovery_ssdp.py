@@ -1,7 +1,7 @@
 """SSDP / UPnP / DIAL with real packets on loopback multicast and description servers on 127.0.0.1.
 
 Each test uses its own SSDP port (tests/discovering.py), so parallel runs never
-hear each other. The boxes are adapters/sim/upnp_box.py: async-upnp-client's
+hear each other. The boxes are linli/sim/upnp_box.py: async-upnp-client's
 server side (NOTIFY, byebye, M-SEARCH answers) and an aiohttp description
 server, replaced by hostile ones where a test says so.
 """
@@ -18,9 +18,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from adapters.sim.upnp_box import SimUpnpDevice
-from gateway.discovery import Adoption, Discovery, InboxError, InboxItem, InboxStatus, matches_declaration
-from gateway.registry import Device
+from linli.gateway.discovery import (
+    Adoption,
+    Discovery,
+    InboxError,
+    InboxItem,
+    InboxStatus,
+    matches_declaration,
+)
+from linli.gateway.registry import Device
+from linli.sim.upnp_box import SimUpnpDevice
 from tests.brokers import settle
 from tests.discovering import inbox_of, item_for, rejected_view, start
 

@@ -19,8 +19,8 @@ import pytest
 from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from adapters.sim.upnp_box import SimUpnpDevice
-from gateway.discovery import InboxError, InboxStatus
+from linli.gateway.discovery import InboxError, InboxStatus
+from linli.sim.upnp_box import SimUpnpDevice
 from tests.brokers import settle
 from tests.discovering import inbox_of, item_for, portal_client, rejected_view, start
 
@@ -201,8 +201,8 @@ async def test_chromecast_and_homekit_say_what_they_are_and_why_they_cannot_be_a
 
 
 def test_every_default_browsed_type_but_linli_own_is_explained() -> None:
-    from gateway.discovery.refusals import refusal_for_service
-    from gateway.discovery.zeroconf import DEFAULT_TYPES, NATIVE_TYPE
+    from linli.gateway.discovery.refusals import refusal_for_service
+    from linli.gateway.discovery.zeroconf import DEFAULT_TYPES, NATIVE_TYPE
 
     unexplained = [t for t in DEFAULT_TYPES if t != NATIVE_TYPE and refusal_for_service(t) is None]
     # ESPHome's type is adopted by its adapter, not refused

@@ -7,17 +7,17 @@ import time
 
 import pytest
 
-from gateway.notify import Audience
-from services.eldercare import CareError
-from services.eldercare.routine import bucket_of
+from linli.gateway.notify import Audience
+from linli.services.eldercare import CareError
+from linli.services.eldercare.routine import bucket_of
 from tests.alerting import RecordingChannel
 from tests.brokers import settle
 from tests.homes import add_home, publish
 
 SERVICES = [
-    "adapters.mqtt_device:MqttDeviceAdapter",
-    "services.alerts:AlertEngine",
-    "services.eldercare:ElderCare",
+    "linli.adapters.mqtt_device:MqttDeviceAdapter",
+    "linli.services.alerts:AlertEngine",
+    "linli.services.eldercare:ElderCare",
 ]
 
 

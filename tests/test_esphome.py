@@ -1,6 +1,6 @@
 """ESPHome nodes: announced over mDNS, approved from the inbox, adopted through the native API.
 
-A simulated node (adapters/sim/esphome_device.py) speaks ESPHome's plaintext
+A simulated node (linli/sim/esphome_device.py) speaks ESPHome's plaintext
 native API on 127.0.0.1 with aioesphomeapi's own protobuf messages and
 announces `_esphomelib._tcp` on loopback with ESPHome's TXT record
 (friendly_name, version, mac, platform, board, network). Its entities are a
@@ -19,21 +19,21 @@ from typing import Any
 import pytest
 from aioesphomeapi import BinarySensorInfo, DeviceInfo, SensorInfo, SwitchInfo, TextSensorInfo
 
-from adapters.esphome.entities import node_model
-from adapters.sim.esphome_device import SimEsphomeDevice
-from gateway.discovery import InboxError, InboxStatus
-from gateway.events import AvailabilityChanged, ProfilesChanged, StateChanged
-from gateway.runtime import Gateway
+from linli.adapters.esphome.entities import node_model
+from linli.gateway.discovery import InboxError, InboxStatus
+from linli.gateway.events import AvailabilityChanged, ProfilesChanged, StateChanged
+from linli.gateway.runtime import Gateway
+from linli.sim.esphome_device import SimEsphomeDevice
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of, item_for
 from tests.homes import add_home
 
 COMPONENTS = [
-    "adapters.mqtt_device:MqttDeviceAdapter",
-    "gateway.discovery:Discovery",
-    "gateway.plugins.host:AdapterHost",
-    "services.alerts:AlertEngine",
-    "services.security:Security",
+    "linli.adapters.mqtt_device:MqttDeviceAdapter",
+    "linli.gateway.discovery:Discovery",
+    "linli.gateway.plugins.host:AdapterHost",
+    "linli.services.alerts:AlertEngine",
+    "linli.services.security:Security",
 ]
 
 

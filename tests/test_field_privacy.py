@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
-from adapters.sim.dial_box import DialBox
-from gateway import users
-from gateway.privacy import FieldClass, class_of
-from gateway.runtime import Gateway
+from linli.gateway import users
+from linli.gateway.privacy import FieldClass, class_of
+from linli.gateway.runtime import Gateway
+from linli.sim.dial_box import DialBox
 from tests.brokers import settle
 from tests.homes import add_home, publish
 from tests.portal_accounts import PORTAL_SERVICES, portal
@@ -287,7 +287,7 @@ async def test_no_role_reads_a_field_class_it_may_not_on_any_route_or_live(
     # given the seeded community (see the module's docstring), its TVs and every caller
     monkeypatch.setenv("LINLI_WAKE_LOOPBACK_ONLY", "1")
     gateway = await make_gateway(
-        components=[*PORTAL_SERVICES, "services.security:Security", *STB_COMPONENTS],
+        components=[*PORTAL_SERVICES, "linli.services.security:Security", *STB_COMPONENTS],
         adapters=stb_settings(),
     )
     tvs = {h: DialBox(name=f"{h}-tv") for h in HOMES}

@@ -6,7 +6,7 @@ formats: Zigbee2MQTT's Home Assistant extension (lib/extension/homeassistant.ts,
 keys, `availability` list with the bridge's `{"state": …}` topic, `event` entities for
 `action` with its pattern template), zigbee-herdsman-converters' exposes (contact `true`
 = magnet near = CLOSED; occupancy, `illuminance` in lx, water_leak, smoke, action
-`emergency` of the Tuya TS0215A SOS button), Tasmota and ESPHome (adapters/sim/
+`emergency` of the Tuya TS0215A SOS button), Tasmota and ESPHome (linli/sim/
 discovery_payloads.py) and OpenMQTTGateway/Theengs BLE (abbreviated keys, the `+/+/BTtoMQTT/<MAC>`
 gateway's state topic, `{{ value_json.weight | is_defined }}`; OpenMQTTGateway may also announce
 `+/+/BTtoMQTT/<MAC>`, which discovery's schema refuses today).
@@ -20,19 +20,19 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.sim import discovery_payloads as payloads
-from gateway.events import DeviceEvent
-from gateway.registry import Device
-from gateway.runtime import Gateway
+from linli.gateway.events import DeviceEvent
+from linli.gateway.registry import Device
+from linli.gateway.runtime import Gateway
+from linli.sim import discovery_payloads as payloads
 from tests.brokers import settle
 from tests.discovering import COMPONENTS, discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
 
 SERVICES = [
     *COMPONENTS,
-    "services.alerts:AlertEngine",
-    "services.eldercare:ElderCare",
-    "services.security:Security",
+    "linli.services.alerts:AlertEngine",
+    "linli.services.eldercare:ElderCare",
+    "linli.services.security:Security",
 ]
 BASE = "zigbee2mqtt"
 BRIDGE = "zigbee2mqtt_bridge_0x00124b0024c1a2b3"

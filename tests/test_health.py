@@ -19,18 +19,18 @@ from typing import Any
 
 import pytest
 
-import adapters.mqtt_device.adapter as mqtt_adapter
-from gateway.context import Context
-from gateway.events import AlertRequested, TelemetryReceived
-from services.health import ConsentRefused, Health, ThresholdError
+import linli.adapters.mqtt_device.adapter as mqtt_adapter
+from linli.gateway.context import Context
+from linli.gateway.events import AlertRequested, TelemetryReceived
+from linli.services.health import ConsentRefused, Health, ThresholdError
 from tests.alerting import RecordingChannel
 from tests.brokers import settle
 from tests.homes import add_home, publish
 
 SERVICES = [
-    "adapters.mqtt_device:MqttDeviceAdapter",
-    "services.alerts:AlertEngine",
-    "services.health:Health",
+    "linli.adapters.mqtt_device:MqttDeviceAdapter",
+    "linli.services.alerts:AlertEngine",
+    "linli.services.health:Health",
 ]
 HEALTH_DEVICES = {
     "bp": "yuwell/ye680a",
@@ -334,7 +334,7 @@ async def test_impossible_and_wrongly_unitted_readings_are_refused_with_a_reason
     assert "fix the device's firmware profile" in units["glucose"].reason
     assert units["body_temperature"].code == "wrong_unit" and "'Cel'" in units["body_temperature"].reason
     # and the log names the device and the problem, never the value
-    refusals = [r.getMessage() for r in caplog.records if r.name.startswith("services.health")]
+    refusals = [r.getMessage() for r in caplog.records if r.name.startswith("linli.services.health")]
     assert any("h1-bp" in m and "implausible" in m for m in refusals)
     assert not any("120" in m or "98.6" in m for m in refusals)
 

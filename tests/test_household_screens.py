@@ -10,7 +10,7 @@ from tests.homes import add_home, publish
 from tests.portal_accounts import add_account
 from tests.test_portal_browser import PHONE, browser_page, portal_gateway, press_sos, sign_in
 
-SECURITY = "services.security:Security"
+SECURITY = "linli.services.security:Security"
 
 
 async def test_a_resident_sets_an_alarm_pin_and_changing_it_needs_the_current_one(

@@ -8,8 +8,8 @@ import aiomqtt
 import orjson
 import pytest
 
-from gateway.commands import NotSupportedError
-from gateway.events import AvailabilityChanged, PayloadRejected, StateChanged, TelemetryReceived
+from linli.gateway.commands import NotSupportedError
+from linli.gateway.events import AvailabilityChanged, PayloadRejected, StateChanged, TelemetryReceived
 from tests.brokers import settle
 from tests.homes import add_home, publish
 

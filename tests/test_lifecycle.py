@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import __version__
-from gateway.runtime import Gateway, GatewayStartError
+from linli.gateway import __version__
+from linli.gateway.runtime import Gateway, GatewayStartError
 from tests.brokers import MOSQUITTO, free_port, settle
 from tests.conftest import gateway_config
 
@@ -126,7 +126,7 @@ async def test_mosquitto_mode_runs_and_supervises_the_broker(tmp_path) -> None:
 
 def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "linli", *args], capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -174,7 +174,7 @@ def test_run_stops_cleanly_on_signal(tmp_path, sig) -> None:
         [
             sys.executable,
             "-m",
-            "gateway",
+            "linli",
             "run",
             "--config",
             str(config),

@@ -30,7 +30,7 @@ def test_after_a_flood_of_junk_the_gateway_returns_to_within_ten_percent_of_its_
 
 
 def test_the_heap_is_trimmed_after_a_burst_not_every_minute() -> None:
-    from gateway.supervision import _resident_bytes, burst_to_give_back
+    from linli.gateway.supervision import _resident_bytes, burst_to_give_back
 
     mib = 1 << 20
     # the first look trims (nothing to compare with), and so does one that cannot read the size

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from gateway.mqtt.acl import (
+from linli.gateway.mqtt.acl import (
     AclError,
     Principal,
     acl_file,
@@ -16,7 +16,7 @@ from gateway.mqtt.acl import (
     guard_file,
     hash_password,
 )
-from gateway.mqtt.guard import parse_stats
+from linli.gateway.mqtt.guard import parse_stats
 
 
 def principal(name: str, kind: str, publish: tuple[str, ...], subscribe: tuple[str, ...]) -> Principal:
@@ -71,7 +71,7 @@ def test_the_plugins_counts_are_read_even_for_client_ids_with_spaces_and_junk_is
 
 
 def test_an_unknown_client_may_announce_itself_the_tasmota_way_and_nothing_more() -> None:
-    from gateway.mqtt.acl import discovery_topics
+    from linli.gateway.mqtt.acl import discovery_topics
 
     allowed = discovery_topics("homeassistant")
     assert "tasmota/discovery/+/config" in allowed and "tasmota/discovery/+/sensors" in allowed

@@ -7,7 +7,7 @@ import asyncio
 import aiomqtt
 import pytest
 
-from gateway.runtime import GatewayStartError
+from linli.gateway.runtime import GatewayStartError
 from tests.brokers import MOSQUITTO, MosquittoProcess, settle
 from tests.conftest import gateway_config
 from tests.homes import add_home, publish
@@ -39,7 +39,7 @@ async def test_last_will_says_offline_when_the_gateway_vanishes(tmp_path, mosqui
         f'[mqtt]\nbroker = "external"\nport = {mosquitto.port}\nkeepalive_s = 5\n'
         f"[portal]\nenabled = false\n"
     )
-    process = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)])
+    process = subprocess.Popen([sys.executable, "-m", "linli", "run", "--config", str(config)])
     try:
         await settle(lambda: _status_sync(mosquitto.port) == b"online", timeout=15, interval=0.2)
         # when it is killed without a goodbye
@@ -72,7 +72,7 @@ def _status_sync(port: int) -> bytes | None:
 
 async def test_no_qos1_message_is_lost_after_the_broker_restarts(make_gateway, tmp_path, mosquitto) -> None:
     # given a gateway on a Mosquitto that the test controls
-    from gateway.runtime import Gateway
+    from linli.gateway.runtime import Gateway
 
     gateway = Gateway(gateway_config(tmp_path / "data", mosquitto.port))
     await gateway.async_start()
@@ -100,7 +100,7 @@ async def test_no_qos1_message_is_lost_after_the_broker_restarts(make_gateway, t
 
 async def test_messages_queued_while_the_gateway_was_down_are_delivered(tmp_path, mosquitto) -> None:
     # given a gateway with a persistent session, stopped
-    from gateway.runtime import Gateway
+    from linli.gateway.runtime import Gateway
 
     gateway = Gateway(gateway_config(tmp_path / "data", mosquitto.port))
     await gateway.async_start()
@@ -129,7 +129,7 @@ async def test_refused_credentials_stop_the_start_with_a_clear_message(tmp_path)
     secured = MosquittoProcess(tmp_path, extra=f"password_file {passwords}\nallow_anonymous false\n")
     secured.start()
     try:
-        from gateway.runtime import Gateway
+        from linli.gateway.runtime import Gateway
 
         config = gateway_config(
             tmp_path / "data", secured.port, mqtt={"username": "linli", "password": "wrong-secret"}
@@ -145,7 +145,7 @@ async def test_refused_credentials_stop_the_start_with_a_clear_message(tmp_path)
 
 
 async def test_unreachable_broker_does_not_stop_the_gateway(tmp_path) -> None:
-    from gateway.runtime import Gateway
+    from linli.gateway.runtime import Gateway
     from tests.brokers import free_port
 
     gateway = Gateway(gateway_config(tmp_path / "data", free_port(), mqtt={"connect_timeout_s": 0.5}))

@@ -24,7 +24,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from gateway import users
+from linli.gateway import users
 from tests.discovering import discovery_config
 from tests.homes import add_home
 from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal
@@ -99,7 +99,11 @@ def fuzz(spec: dict[str, Any], base_url: str, token: str) -> list[str]:
 async def test_generated_requests_get_no_server_error_and_documented_answers(make_gateway) -> None:
     # given a community of two homes, with residents, an open alert and a manager signed in by token
     gateway = await make_gateway(
-        components=[*PORTAL_SERVICES, "services.security:Security", "gateway.discovery:Discovery"],
+        components=[
+            *PORTAL_SERVICES,
+            "linli.services.security:Security",
+            "linli.gateway.discovery:Discovery",
+        ],
         discovery=discovery_config("mqtt"),  # the inbox, on loopback MQTT only
     )
     for household in ("h1", "h2"):

@@ -13,7 +13,7 @@ import time
 import aiohttp
 import pytest
 
-from gateway import users
+from linli.gateway import users
 from tests.brokers import free_port, settle
 from tests.homes import add_home, publish
 from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal, sign_in
@@ -31,7 +31,7 @@ async def test_first_run_prints_a_setup_link_that_creates_the_first_manager_once
     # given a gateway without any account, its portal on a real port
     port = free_port()
     gateway = await make_gateway(
-        components=[*PORTAL_SERVICES, "portal.app:Portal"], portal={"enabled": True, "port": port}
+        components=[*PORTAL_SERVICES, "linli.portal.app:Portal"], portal={"enabled": True, "port": port}
     )
     out = capsys.readouterr().out
     # then it printed a one-time setup link (and nothing else works without signing in… except setup)
@@ -59,7 +59,7 @@ async def test_first_run_prints_a_setup_link_that_creates_the_first_manager_once
 async def test_setup_link_is_never_logged(make_gateway, caplog, capsys) -> None:
     port = free_port()
     await make_gateway(
-        components=[*PORTAL_SERVICES, "portal.app:Portal"], portal={"enabled": True, "port": port}
+        components=[*PORTAL_SERVICES, "linli.portal.app:Portal"], portal={"enabled": True, "port": port}
     )
     token = re.search(r"setup#token=(\S+)", capsys.readouterr().out).group(1)
     assert token not in caplog.text
@@ -328,7 +328,7 @@ def test_cli_adds_a_user_and_a_token_and_prints_each_secret_once(tmp_path) -> No
 
     def linli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "gateway", *args, "--data-dir", str(data)],
+            [sys.executable, "-m", "linli", *args, "--data-dir", str(data)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -496,7 +496,7 @@ async def test_a_password_change_ends_every_other_session_of_the_user(make_gatew
 
 
 async def test_the_demos_new_passwords_end_the_demo_users_old_sessions(make_gateway) -> None:
-    from gateway.cli import _demo_users
+    from linli.cli import _demo_users
 
     # given the demo's accounts, and a session of one of them from an earlier run
     gateway, _ = await community(make_gateway)
@@ -514,7 +514,7 @@ async def test_an_oversized_header_is_a_clean_400_without_an_error_logged(make_g
     # given the portal on a real port
     port = free_port()
     await make_gateway(
-        components=[*PORTAL_SERVICES, "portal.app:Portal"], portal={"enabled": True, "port": port}
+        components=[*PORTAL_SERVICES, "linli.portal.app:Portal"], portal={"enabled": True, "port": port}
     )
     secret = "s3cr3t" + "a" * 9000
     # when a client sends an Authorization header over the limit
@@ -531,7 +531,7 @@ async def test_an_oversized_header_is_a_clean_400_without_an_error_logged(make_g
 
 
 async def test_staff_see_the_running_version_and_residents_do_not(make_gateway, tmp_path) -> None:
-    from gateway import __version__
+    from linli.gateway import __version__
     from tests.test_portal_browser import browser_page, portal_gateway
     from tests.test_portal_browser import sign_in as sign_in_page
 

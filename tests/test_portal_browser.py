@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from adapters.sim import discovery_payloads as payloads
-from gateway import users
-from gateway.context import Context
-from gateway.events import AnnouncementReceived
+from linli.gateway import users
+from linli.gateway.context import Context
+from linli.gateway.events import AnnouncementReceived
+from linli.sim import discovery_payloads as payloads
 from tests.brokers import free_port, settle
 from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
@@ -80,7 +80,7 @@ def at(path: str) -> Any:
 async def portal_gateway(make_gateway: Any, *extra: str, **kw: Any) -> tuple[Any, str]:
     port = free_port()
     gateway = await make_gateway(
-        components=[*PORTAL_SERVICES, *extra, "portal.app:Portal"],
+        components=[*PORTAL_SERVICES, *extra, "linli.portal.app:Portal"],
         portal={"enabled": True, "port": port},
         **kw,
     )
@@ -114,8 +114,8 @@ async def test_a_resident_sees_an_sos_on_the_phone_and_acknowledges_it_in_one_ta
 
 
 async def test_a_resident_arms_and_disarms_on_a_phone(make_gateway, tmp_path) -> None:
-    pytest.importorskip("services.security")
-    gateway, base = await portal_gateway(make_gateway, "services.security:Security")
+    pytest.importorskip("linli.services.security")
+    gateway, base = await portal_gateway(make_gateway, "linli.services.security:Security")
     await add_home(gateway, "h1")
     password = await add_account(gateway, "li.resident", "resident", "h1")
     security = gateway.components["security"]
@@ -221,7 +221,7 @@ async def test_a_manager_approves_an_inbox_device_and_resolves_an_alert(
     make_gateway, broker, tmp_path
 ) -> None:
     gateway, base = await portal_gateway(
-        make_gateway, "gateway.discovery:Discovery", discovery=discovery_config("mqtt")
+        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
     )
     topics = await add_home(gateway, "h1")
     password = await add_account(gateway, "wang.manager", "manager")

@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from adapters.sim import discovery_payloads as payloads
-from gateway import users
+from linli.gateway import users
+from linli.sim import discovery_payloads as payloads
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
@@ -345,7 +345,7 @@ async def test_a_manager_approves_a_discovered_device_into_a_household_room_unde
     make_gateway, broker, tmp_path
 ) -> None:
     gateway, base = await portal_gateway(
-        make_gateway, "gateway.discovery:Discovery", discovery=discovery_config("mqtt")
+        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
     )
     await add_home(gateway, "h1")
     await add_home(gateway, "h2")

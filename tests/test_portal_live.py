@@ -8,7 +8,7 @@ import os
 import socket
 from typing import Any
 
-from gateway.notify import Audience, Outcome
+from linli.gateway.notify import Audience, Outcome
 from tests.brokers import settle
 from tests.homes import add_home, publish
 from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal

@@ -24,12 +24,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from adapters.sim import discovery_payloads as payloads
-from adapters.sim.dial_box import DialBox
-from gateway import users
-from gateway.runtime import Gateway
-from portal.api.health import KINDS as HEALTH_KINDS
-from portal.auth.pairing import PAIRINGS, display
+from linli.gateway import users
+from linli.gateway.runtime import Gateway
+from linli.portal.api.health import KINDS as HEALTH_KINDS
+from linli.portal.auth.pairing import PAIRINGS, display
+from linli.sim import discovery_payloads as payloads
+from linli.sim.dial_box import DialBox
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of, publish_retained
 from tests.homes import add_home
@@ -396,8 +396,8 @@ async def test_every_route_every_role_own_and_other_household_and_no_login(
     gateway = await make_gateway(
         components=[
             *PORTAL_SERVICES,
-            "services.security:Security",
-            "gateway.discovery:Discovery",
+            "linli.services.security:Security",
+            "linli.gateway.discovery:Discovery",
             *STB_COMPONENTS,
         ],
         discovery=discovery_config("mqtt"),  # on loopback MQTT only

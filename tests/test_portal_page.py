@@ -49,7 +49,7 @@ async def test_page_lists_households_and_live_device_state(make_gateway, broker)
     port = free_port()
     gateway = await make_gateway(
         portal={"enabled": True, "port": port, "open_local_views": True},
-        components=["adapters.mqtt_device:MqttDeviceAdapter", "portal.app:Portal"],
+        components=["linli.adapters.mqtt_device:MqttDeviceAdapter", "linli.portal.app:Portal"],
     )
     topics = await add_home(gateway)
     await publish(

@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.sim import discovery_payloads as payloads
-from gateway.context import Context
-from gateway.events import AnnouncementReceived
+from linli.gateway.context import Context
+from linli.gateway.events import AnnouncementReceived
+from linli.sim import discovery_payloads as payloads
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
@@ -38,8 +38,8 @@ async def focused(page: Any) -> str:
 async def test_an_open_door_is_named_in_chinese_and_arm_anyway_bypasses_it(
     make_gateway, broker, tmp_path
 ) -> None:
-    pytest.importorskip("services.security")
-    gateway, base = await portal_gateway(make_gateway, "services.security:Security")
+    pytest.importorskip("linli.services.security")
+    gateway, base = await portal_gateway(make_gateway, "linli.services.security:Security")
     topics = await add_home(gateway, "h1")
     password = await add_account(gateway, "li.resident", "resident", "h1")
     security = gateway.components["security"]
@@ -77,8 +77,8 @@ async def test_an_open_door_is_named_in_chinese_and_arm_anyway_bypasses_it(
 
 
 async def test_the_lockout_says_how_many_seconds_to_wait(make_gateway, tmp_path) -> None:
-    pytest.importorskip("services.security")
-    gateway, base = await portal_gateway(make_gateway, "services.security:Security")
+    pytest.importorskip("linli.services.security")
+    gateway, base = await portal_gateway(make_gateway, "linli.services.security:Security")
     await add_home(gateway, "h1")
     password = await add_account(gateway, "li.resident", "resident", "h1")
     await gateway.components["security"].async_set_pin("h1", "li.resident", "2468")
@@ -284,7 +284,7 @@ async def test_the_inbox_makes_the_manager_choose_a_home_and_can_ignore_a_device
     make_gateway, broker, tmp_path
 ) -> None:
     gateway, base = await portal_gateway(
-        make_gateway, "gateway.discovery:Discovery", discovery=discovery_config("mqtt")
+        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
     )
     await add_home(gateway, "h1")
     await add_home(gateway, "h2")

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.privacy import category_of
-from portal.app import create_app
+from linli.gateway.privacy import category_of
+from linli.portal.app import create_app
 from tests.brokers import settle
 from tests.discovering import discovery_config
 from tests.homes import add_home, publish
@@ -72,7 +72,7 @@ async def _device_views(client: TestClient[Any, Any], headers: dict[str, str]) -
 
 
 def test_the_health_kinds_of_the_vocabulary_are_the_sensitive_ones() -> None:
-    from gateway.capabilities import KINDS
+    from linli.gateway.capabilities import KINDS
 
     assert {k for k in KINDS if category_of(k) == "health"} == HEALTH
     assert category_of("contact") is None and category_of("battery") is None
@@ -216,7 +216,7 @@ async def test_an_installer_sees_a_households_devices_but_none_of_its_people(mak
 async def test_nothing_but_sign_in_setup_and_docs_works_before_the_first_account(make_gateway) -> None:
     # given `linli run` on its defaults (open_local_views off) and no account yet
     gateway = await make_gateway(
-        components=[*PORTAL_SERVICES, "gateway.discovery:Discovery"], discovery=discovery_config("mqtt")
+        components=[*PORTAL_SERVICES, "linli.gateway.discovery:Discovery"], discovery=discovery_config("mqtt")
     )
     await add_home(gateway, "h1")
     async with TestClient(TestServer(create_app(gateway), host="127.0.0.1")) as client:

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from firmware_profiles import PROFILE_DIR, SCHEMA_PATH
-from gateway.capabilities import kind_names
-from gateway.profiles import FirmwareFit, MappingError, ProfileError, load_profile, load_profiles
-from gateway.profiles.loader import MAX_PROFILE_BYTES, profile_files
-from gateway.profiles.values import compile_check
+from linli.firmware_profiles import PROFILE_DIR, SCHEMA_PATH
+from linli.gateway.capabilities import kind_names
+from linli.gateway.profiles import FirmwareFit, MappingError, ProfileError, load_profile, load_profiles
+from linli.gateway.profiles.loader import MAX_PROFILE_BYTES, profile_files
+from linli.gateway.profiles.values import compile_check
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def profile_errors(path: Path) -> list[str]:
 
 def linli_profile_check(*paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway", "profile", "check", *map(str, paths)],
+        [sys.executable, "-m", "linli", "profile", "check", *map(str, paths)],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -25,9 +25,9 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from gateway.discovery import InboxError
-from gateway.registry import Device
-from gateway.runtime import Gateway
+from linli.gateway.discovery import InboxError
+from linli.gateway.registry import Device
+from linli.gateway.runtime import Gateway
 from tests.brokers import settle
 from tests.discovering import COMPONENTS, discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
@@ -238,7 +238,7 @@ async def test_a_hash_or_open_ended_filter_is_rejected_with_its_reason(
 
 
 async def test_no_device_credential_is_issued_for_a_filter(make_gateway, broker) -> None:
-    from gateway.mqtt.credentials import CredentialError
+    from linli.gateway.mqtt.credentials import CredentialError
 
     gateway = await gateway_with_homes(make_gateway)
     item = await announced(gateway, broker, lywsd03mmc(), f"mac:{THERMOMETER_MAC.lower()}", 5)

@@ -15,11 +15,11 @@ from typing import Any
 import asyncpg
 import sqlite_utils
 
-from gateway.uplink import outbox
-from gateway.uplink.messages import Envelope
-from services.region.consumer import Consumer
-from services.region.ingest import apply_batch
-from services.region.schema import LATEST, SEQ_BITS, ensure_partitions, migrate, partition_of
+from linli.gateway.uplink import outbox
+from linli.gateway.uplink.messages import Envelope
+from linli.region.consumer import Consumer
+from linli.region.ingest import apply_batch
+from linli.region.schema import LATEST, SEQ_BITS, ensure_partitions, migrate, partition_of
 from tests import postgres, regional
 from tests.homes import add_home
 from tests.regional import REGION, uplink_config
@@ -70,7 +70,7 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[Any]]:
 
 
 def region_config(dsn: str, port: int, **consumer: Any) -> dict[str, Any]:
-    from services.region.config import load_region_config
+    from linli.region.config import load_region_config
 
     return load_region_config(
         None,
@@ -226,7 +226,7 @@ async def test_shared_subscription_splits_load_across_two_consumers(
         for c in consumers:
             await asyncio.wait_for(c.connected.wait(), 10)
         gateway = await make_gateway(
-            components=["services.alerts:AlertEngine"], uplink=uplink_config(region_broker.port)
+            components=["linli.services.alerts:AlertEngine"], uplink=uplink_config(region_broker.port)
         )
         await add_home(gateway)
         engine = gateway.components["alerts"]
@@ -273,7 +273,7 @@ def consumer_process(config_file: Path, index: int) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "gateway",
+            "linli",
             "region",
             "consume",
             "--config",

@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.uplink.signing import Signer
-from services.region import operators
-from services.region.consumer import Consumer
-from services.region.dashboard import create_app
+from linli.gateway.uplink.signing import Signer
+from linli.region import operators
+from linli.region.consumer import Consumer
+from linli.region.dashboard import create_app
 from tests import postgres, regional
 from tests.brokers import settle
 from tests.regional import REGION, add_tv, tv_profiles, uplink_config
@@ -92,7 +92,7 @@ async def test_operator_sees_the_region_and_an_emergency_reaches_every_tv(
     client: TestClient = region["client"]
     # given a community whose gateway trusts the region's key, with a TV, and an SOS acknowledged in 42 s
     gateway = await make_gateway(
-        components=["services.alerts:AlertEngine"],
+        components=["linli.services.alerts:AlertEngine"],
         uplink=uplink_config(region_broker.port, region["signer"]),
         profiles={"paths": tv_profiles(tmp_path / "profiles")},
     )
@@ -207,7 +207,7 @@ async def test_the_dashboard_refuses_strangers_and_bad_broadcasts(region) -> Non
 
 def region_cli(config_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway", "region", *args, "--config", str(config_file)],
+        [sys.executable, "-m", "linli", "region", *args, "--config", str(config_file)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -17,10 +17,10 @@ import asyncpg
 import orjson
 import pytest
 
-from gateway.uplink.messages import Envelope
-from services.region.consumer import Consumer
-from services.region.ingest import apply_batch
-from services.region.schema import migrate
+from linli.gateway.uplink.messages import Envelope
+from linli.region.consumer import Consumer
+from linli.region.ingest import apply_batch
+from linli.region.schema import migrate
 from tests import postgres, regional
 from tests.brokers import free_port
 from tests.regional import REGION, uplink_config
@@ -102,7 +102,7 @@ async def test_consented_summaries_reach_the_region_and_a_withdrawal_forgets_the
     }
     assert "王秀英" not in event and "h1-bp" not in event
     # and the dashboard's count sees it
-    from services.region.queries import overview
+    from linli.region.queries import overview
 
     counts = (await overview(db, REGION, 300))["health_summaries_7d"]
     assert counts == {"summaries": 1, "households": 1, "residents": 1}

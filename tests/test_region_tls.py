@@ -8,8 +8,8 @@ import contextlib
 import asyncpg
 import pytest
 
-from services.region.consumer import Consumer
-from services.region.schema import LATEST
+from linli.region.consumer import Consumer
+from linli.region.schema import LATEST
 from tests import postgres
 from tests.brokers import MOSQUITTO
 from tests.homes import add_home
@@ -48,7 +48,7 @@ async def test_consumers_over_mutual_tls_store_what_a_gateway_sends(
         for c in consumers[:2]:
             await asyncio.wait_for(c.connected.wait(), 10)
         gateway = await make_gateway(
-            components=["services.alerts:AlertEngine"],
+            components=["linli.services.alerts:AlertEngine"],
             uplink=uplink_config(
                 broker.port,
                 tls={"ca_file": pki["ca"], "cert_file": pki["gateway_cert"], "key_file": pki["gateway_key"]},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.registry import RegistryError
+from linli.gateway.registry import RegistryError
 from tests.homes import add_home
 
 

@@ -18,20 +18,20 @@ import argon2
 import orjson
 import pytest
 
-from gateway.events import AlarmStateChanged
-from gateway.mqtt.topics import device_topic
-from gateway.notify import Audience
-from gateway.runtime import Gateway
-from services.security import AlarmState, ArmMode, Role, SecurityError
-from services.security.panel import Panel, Trip
+from linli.gateway.events import AlarmStateChanged
+from linli.gateway.mqtt.topics import device_topic
+from linli.gateway.notify import Audience
+from linli.gateway.runtime import Gateway
+from linli.services.security import AlarmState, ArmMode, Role, SecurityError
+from linli.services.security.panel import Panel, Trip
 from tests.alerting import RecordingChannel
 from tests.brokers import settle
 from tests.homes import publish
 
 SERVICES = [
-    "adapters.mqtt_device:MqttDeviceAdapter",
-    "services.alerts:AlertEngine",
-    "services.security:Security",
+    "linli.adapters.mqtt_device:MqttDeviceAdapter",
+    "linli.services.alerts:AlertEngine",
+    "linli.services.security:Security",
 ]
 
 # device suffix → (profile, room, name)

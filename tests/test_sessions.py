@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType
 
-from gateway import users
+from linli.gateway import users
 from tests.homes import add_home
 from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal, sign_in
 
@@ -246,7 +246,7 @@ async def test_behind_a_trusted_proxy_the_client_address_and_tls_come_from_its_h
 
 
 async def test_a_trusted_proxy_that_is_not_an_address_is_a_config_error() -> None:
-    from gateway.config import ConfigError, load_config
+    from linli.gateway.config import ConfigError, load_config
 
     try:
         load_config(environ={}, overrides={"portal": {"trusted_proxies": ["127.0.0.1", "nginx.local"]}})
@@ -270,7 +270,7 @@ async def attempt(client: Any, name: str, password: str, address: str) -> tuple[
 
 
 async def test_a_sprayer_behind_the_same_address_does_not_lock_the_residents_out(make_gateway) -> None:
-    from portal.auth import throttle
+    from linli.portal.auth import throttle
 
     # given residents who share one public address (the community's NAT) with an attacker;
     # li signed in from there before, zhao never did
@@ -309,7 +309,7 @@ async def test_a_sprayer_behind_the_same_address_does_not_lock_the_residents_out
 
 
 def test_the_address_rules_step_by_step() -> None:
-    from portal.auth.throttle import AddressThrottle
+    from linli.portal.auth.throttle import AddressThrottle
 
     # given a throttle of 3 failures an address, 2 a name, in 100 s, pacing new names every 5 s
     t = AddressThrottle(limit=3, window_s=100, pair_limit=2, pace_s=5, known_s=1000)

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from gateway.bus import EventBus
-from gateway.profiles import load_profiles
-from gateway.registry import Registry
-from gateway.store import SCHEMA_VERSION, Store, async_apply_retention, migrate, schema_version
-from gateway.store.database import connect
-from gateway.store.migrations import LATEST, SchemaTooNewError
+from linli.gateway.bus import EventBus
+from linli.gateway.profiles import load_profiles
+from linli.gateway.registry import Registry
+from linli.gateway.store import SCHEMA_VERSION, Store, async_apply_retention, migrate, schema_version
+from linli.gateway.store.database import connect
+from linli.gateway.store.migrations import LATEST, SchemaTooNewError
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = 86400.0
@@ -165,7 +165,7 @@ async def test_database_from_a_newer_linli_is_refused_untouched(tmp_path: Path) 
 
 def test_failing_migration_leaves_the_previous_version(tmp_path: Path, monkeypatch) -> None:
     # given a database at the latest version and a next migration that fails half way
-    from gateway.store import migrations
+    from linli.gateway.store import migrations
 
     def half_way(db) -> None:  # type: ignore[no-untyped-def]
         db.execute("CREATE TABLE first_new (x)")
@@ -263,7 +263,7 @@ _KILL_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys, time
     from pathlib import Path
-    from gateway.store import Store
+    from linli.gateway.store import Store
 
     async def main():
         store = Store(Path(sys.argv[1]), batch_ms=2, batch_rows=300)

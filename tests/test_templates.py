@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.profiles.templates import (
+from linli.gateway.profiles.templates import (
     MAX_TEMPLATE_CHARS,
     MISSING,
     TemplateFailed,

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import users
-from portal.app import create_app
-from portal.auth import pairing
+from linli.gateway import users
+from linli.portal.app import create_app
+from linli.portal.auth import pairing
 from tests.homes import add_home
 from tests.portal_accounts import PORTAL_SERVICES, add_account, sign_in
 from tests.test_portal_browser import PHONE, TV, at, browser_page, portal_gateway

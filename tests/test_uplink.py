@@ -11,8 +11,8 @@ import orjson
 import pytest
 import sqlite_utils
 
-from gateway.uplink import outbox
-from gateway.uplink.outbox import Retention
+from linli.gateway.uplink import outbox
+from linli.gateway.uplink.outbox import Retention
 from tests import regional
 from tests.alerting import RecordingChannel
 from tests.brokers import free_port, settle
@@ -21,7 +21,7 @@ from tests.regional import listening, uplink_config
 
 region_broker = regional.region_broker
 
-ALERTS = ["services.alerts:AlertEngine"]
+ALERTS = ["linli.services.alerts:AlertEngine"]
 
 
 def outbox_rows(path: Path) -> list[tuple[int, int, str, int, bytes]]:

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.bus import E, Subscription
-from gateway.events import AnnouncementReceived, DownlinkRejected
-from gateway.uplink import topics
-from gateway.uplink.signing import Signer
+from linli.gateway.bus import E, Subscription
+from linli.gateway.events import AnnouncementReceived, DownlinkRejected
+from linli.gateway.uplink import topics
+from linli.gateway.uplink.signing import Signer
 from tests import regional
 from tests.brokers import settle
 from tests.portal_accounts import add_account, portal, sign_in

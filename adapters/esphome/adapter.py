@@ -28,16 +28,16 @@ from aioesphomeapi import (
     RequiresEncryptionAPIError,
 )
 
-from adapters.esphome.entities import NodeModel, node_model
-from adapters.esphome.node import EsphomeNode, NodeEndpoint, Secrets, new_client
-from gateway.commands import Command, UnavailableError
-from gateway.discovery import FoundDevice
-from gateway.events import DeviceAdded, DeviceRemoved, ProfilesChanged
-from gateway.mqtt.topics import device_topic
-from gateway.plugins.api import AdapterApi
-from gateway.profiles import Profile
-from gateway.profiles.loader import build_profile
-from gateway.registry import Device
+from linli.adapters.esphome.entities import NodeModel, node_model
+from linli.adapters.esphome.node import EsphomeNode, NodeEndpoint, Secrets, new_client
+from linli.gateway.commands import Command, UnavailableError
+from linli.gateway.discovery import FoundDevice
+from linli.gateway.events import DeviceAdded, DeviceRemoved, ProfilesChanged
+from linli.gateway.mqtt.topics import device_topic
+from linli.gateway.plugins.api import AdapterApi
+from linli.gateway.profiles import Profile
+from linli.gateway.profiles.loader import build_profile
+from linli.gateway.registry import Device
 
 _STORAGE_PREFIX: Final = "node:"
 _SETTINGS: Final = "adapters.settings.esphome"

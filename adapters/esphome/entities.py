@@ -21,8 +21,8 @@ from typing import Any, Final
 
 from aioesphomeapi import BinarySensorInfo, DeviceInfo, EntityInfo, LightInfo, SensorInfo, SwitchInfo
 
-from gateway.discovery.ha_mapping import BINARY_SENSOR_KINDS, CONTROL_KINDS, SENSOR_KINDS, unit_to_ucum
-from gateway.profiles import check_profile_data
+from linli.gateway.discovery.ha_mapping import BINARY_SENSOR_KINDS, CONTROL_KINDS, SENSOR_KINDS, unit_to_ucum
+from linli.gateway.profiles import check_profile_data
 
 PROFILE_VENDOR: Final = "esphome"
 

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aioesphomeapi import APIClient, APIConnectionError, EntityState, ReconnectLogic
 
-from adapters.esphome.entities import NodeModel
-from gateway.commands import CommandError, NotSupportedError, UnavailableError
-from gateway.profiles import MappingError
+from linli.adapters.esphome.entities import NodeModel
+from linli.gateway.commands import CommandError, NotSupportedError, UnavailableError
+from linli.gateway.profiles import MappingError
 
 if TYPE_CHECKING:
-    from gateway.plugins.api import AdapterApi
+    from linli.gateway.plugins.api import AdapterApi
 
 CLIENT_INFO: Final = "Linli"
 ORIGIN: Final = "esphome"

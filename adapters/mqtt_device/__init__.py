@@ -1,5 +1,5 @@
 """Drives any MQTT device that has a firmware profile."""
 
-from adapters.mqtt_device.adapter import MqttDeviceAdapter
+from linli.adapters.mqtt_device.adapter import MqttDeviceAdapter
 
 __all__ = ["MqttDeviceAdapter"]

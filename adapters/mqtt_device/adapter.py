@@ -19,18 +19,18 @@ from typing import Any, Final
 import aiomqtt
 import orjson
 
-from gateway.capabilities import STB_KINDS
-from gateway.commands import Command, NotSupportedError, UnavailableError
-from gateway.context import Context
-from gateway.discovery.ha_mapping import EMERGENCY_EVENTS
-from gateway.discovery.ha_profile import AnnouncedProfile, Availability
-from gateway.events import DeviceAdded, DeviceEvent, DeviceRemoved, PayloadRejected, ProfilesChanged
-from gateway.mqtt.topics import DEVICE_AVAILABILITY_FILTER, DEVICE_STATE_FILTER, PREFIX
-from gateway.profiles import MappingError
-from gateway.profiles.templates import MISSING, TemplateFailed, TemplateRefused
-from gateway.profiles.values import PlainPayloadError, plain_value
-from gateway.registry import Device
-from gateway.runtime import Gateway
+from linli.gateway.capabilities import STB_KINDS
+from linli.gateway.commands import Command, NotSupportedError, UnavailableError
+from linli.gateway.context import Context
+from linli.gateway.discovery.ha_mapping import EMERGENCY_EVENTS
+from linli.gateway.discovery.ha_profile import AnnouncedProfile, Availability
+from linli.gateway.events import DeviceAdded, DeviceEvent, DeviceRemoved, PayloadRejected, ProfilesChanged
+from linli.gateway.mqtt.topics import DEVICE_AVAILABILITY_FILTER, DEVICE_STATE_FILTER, PREFIX
+from linli.gateway.profiles import MappingError
+from linli.gateway.profiles.templates import MISSING, TemplateFailed, TemplateRefused
+from linli.gateway.profiles.values import PlainPayloadError, plain_value
+from linli.gateway.registry import Device
+from linli.gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
 _REPORT_EVERY_S: Final = 60.0

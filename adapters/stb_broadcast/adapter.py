@@ -5,13 +5,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Final
 
-from adapters.stb_broadcast.driver import create_driver
-from gateway.discovery import FoundDevice
-from gateway.plugins.api import AdapterApi
-from gateway.registry import Device
-from gateway.stb.fleet import AdoptError, BoxFleet
-from gateway.stb.gena import GenaListener
-from gateway.stb.http import Limits
+from linli.adapters.stb_broadcast.driver import create_driver
+from linli.adapters.upnp.gena import GenaListener
+from linli.gateway.discovery import FoundDevice
+from linli.gateway.plugins.api import AdapterApi
+from linli.gateway.registry import Device
+from linli.gateway.stb.fleet import AdoptError, BoxFleet
+from linli.gateway.stb.http import Limits
 
 PROFILE_ID: Final = "dvb/dial-dlna-stb"
 

@@ -23,7 +23,7 @@
 
 Changes the box makes on its own — the resident's remote — arrive as UPnP events
 (GENA): the driver subscribes to AVTransport and RenderingControl when it
-connects (gateway/stb/gena.py), and each NOTIFY has the fleet read the kinds
+connects (adapters/upnp/gena.py), and each NOTIFY has the fleet read the kinds
 that service carries, as a carrier box's Thunder events do.
 
 The device description and its services are read once per connection by
@@ -32,7 +32,7 @@ definitions and type coercion. Each action is then a prepared request — its
 control URL, SOAPAction header and envelope template, each distinct set of
 arguments checked against the box's definitions and built once — sent over the
 fleet's keep-alive session. Its answer is read by the C parser once any DOCTYPE
-has been refused, and only once per distinct answer (gateway/stb/soap.py: no
+has been refused, and only once per distinct answer (adapters/upnp/soap.py: no
 DTD, hence no entity to expand). Everything goes through the bounded HTTP of
 gateway/stb/http.py: an XML bomb, a SOAP fault, a hanging or 10 MB answer
 becomes a `BoxAnswerError` naming the box and the problem. Each service is used
@@ -57,15 +57,15 @@ from async_upnp_client.client_factory import UpnpFactory
 from async_upnp_client.exceptions import UpnpError, UpnpResponseError
 from defusedxml import DefusedXmlException
 
-from gateway.commands import NotSupportedError
-from gateway.stb import soap
-from gateway.stb.channels import dvb_uri, parse_dvb_uri
-from gateway.stb.dial import DialApp, DialClient
-from gateway.stb.driver import BoxEndpoint, BoxFacts, DriverContext
-from gateway.stb.errors import BoxAnswerError, BoxUnreachableError
-from gateway.stb.gena import GenaListener
-from gateway.stb.http import BoundedUpnpRequester, async_request
-from gateway.stb.schemas import ID_TYPE_DVB_C
+from linli.adapters.upnp import soap
+from linli.adapters.upnp.dial import DialApp, DialClient
+from linli.adapters.upnp.gena import GenaListener
+from linli.gateway.commands import NotSupportedError
+from linli.gateway.stb.channels import dvb_uri, parse_dvb_uri
+from linli.gateway.stb.driver import BoxEndpoint, BoxFacts, DriverContext
+from linli.gateway.stb.errors import BoxAnswerError, BoxUnreachableError
+from linli.gateway.stb.http import BoundedUpnpRequester, async_request
+from linli.gateway.stb.schemas import ID_TYPE_DVB_C
 
 AV_TRANSPORT: Final = "urn:schemas-upnp-org:service:AVTransport:"
 RENDERING_CONTROL: Final = "urn:schemas-upnp-org:service:RenderingControl:"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from adapters.stb_carrier.driver import create_driver
-from gateway.discovery import FoundDevice
-from gateway.plugins.api import AdapterApi
-from gateway.registry import Device
-from gateway.stb.fleet import AdoptError, BoxFleet
+from linli.adapters.stb_carrier.driver import create_driver
+from linli.gateway.discovery import FoundDevice
+from linli.gateway.plugins.api import AdapterApi
+from linli.gateway.registry import Device
+from linli.gateway.stb.fleet import AdoptError, BoxFleet
 
 PROFILE_ID: Final = "rdk/thunder-stb"
 THUNDER_PORT: Final = 9998  # where RDK's Thunder (WPEFramework) listens unless the box says otherwise

@@ -22,13 +22,13 @@ import contextlib
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from adapters.stb_carrier.keycodes import KEY_CODES
-from adapters.stb_carrier.thunder import ThunderClient
-from gateway.commands import NotSupportedError
-from gateway.stb.dial import DialClient
-from gateway.stb.driver import BoxEndpoint, BoxFacts, DriverContext
-from gateway.stb.errors import BoxAnswerError
-from gateway.stb.schemas import ID_TYPE_IPTV_SDS, ID_TYPE_IPTV_URI
+from linli.adapters.stb_carrier.keycodes import KEY_CODES
+from linli.adapters.stb_carrier.thunder import ThunderClient
+from linli.adapters.upnp.dial import DialClient
+from linli.gateway.commands import NotSupportedError
+from linli.gateway.stb.driver import BoxEndpoint, BoxFacts, DriverContext
+from linli.gateway.stb.errors import BoxAnswerError
+from linli.gateway.stb.schemas import ID_TYPE_IPTV_SDS, ID_TYPE_IPTV_URI
 
 SYSTEM: Final = "org.rdk.System.1"
 SHELL: Final = "org.rdk.RDKShell.1"

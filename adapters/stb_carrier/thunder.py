@@ -19,9 +19,9 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from gateway.commands import NotSupportedError
-from gateway.stb.errors import BoxAnswerError
-from gateway.stb.http import Limits, async_request
+from linli.gateway.commands import NotSupportedError
+from linli.gateway.stb.errors import BoxAnswerError
+from linli.gateway.stb.http import Limits, async_request
 
 METHOD_NOT_FOUND: Final = -32601
 EVENT_CLIENT: Final = "linli"

@@ -6,12 +6,12 @@ ignore it. See inbox.py for the states, and each source's module for what it
 reads from the network.
 """
 
-from gateway.discovery.adopters import FoundDevice
-from gateway.discovery.component import Discovery
-from gateway.discovery.events import InboxChanged
-from gateway.discovery.inbox import Adopter, Adoption, Inbox, InboxError, check_actor
-from gateway.discovery.matching import declaration_score, matches_declaration
-from gateway.discovery.model import (
+from linli.gateway.discovery.adopters import FoundDevice
+from linli.gateway.discovery.component import Discovery
+from linli.gateway.discovery.events import InboxChanged
+from linli.gateway.discovery.inbox import Adopter, Adoption, Inbox, InboxError, check_actor
+from linli.gateway.discovery.matching import declaration_score, matches_declaration
+from linli.gateway.discovery.model import (
     Announcement,
     Decision,
     InboxItem,

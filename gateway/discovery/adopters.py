@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.discovery.inbox import Adoption
-from gateway.discovery.model import InboxItem, Source
-from gateway.registry import Device
+from linli.gateway.discovery.inbox import Adoption
+from linli.gateway.discovery.model import InboxItem, Source
+from linli.gateway.registry import Device
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)

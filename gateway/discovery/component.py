@@ -6,19 +6,19 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.discovery.adopters import Declaration, FoundAdopter, found_device
-from gateway.discovery.adopters import zeroconf_types as declared_types
-from gateway.discovery.inbox import Adoption, Inbox
-from gateway.discovery.matching import declaration_score
-from gateway.discovery.model import InboxItem
-from gateway.discovery.mqtt_discovery import MqttDiscovery
-from gateway.discovery.ssdp import SsdpDiscovery
-from gateway.discovery.tasmota import TASMOTA_PREFIX
-from gateway.discovery.zeroconf import DEFAULT_TYPES, ZeroconfDiscovery
-from gateway.ids import renderer_udn
+from linli.gateway.discovery.adopters import Declaration, FoundAdopter, found_device
+from linli.gateway.discovery.adopters import zeroconf_types as declared_types
+from linli.gateway.discovery.inbox import Adoption, Inbox
+from linli.gateway.discovery.matching import declaration_score
+from linli.gateway.discovery.model import InboxItem
+from linli.gateway.discovery.mqtt_discovery import MqttDiscovery
+from linli.gateway.discovery.ssdp import SsdpDiscovery
+from linli.gateway.discovery.tasmota import TASMOTA_PREFIX
+from linli.gateway.discovery.zeroconf import DEFAULT_TYPES, ZeroconfDiscovery
+from linli.gateway.ids import renderer_udn
 
 if TYPE_CHECKING:
-    from gateway.runtime import Gateway
+    from linli.gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.events import Event
+from linli.gateway.events import Event
 
 
 @dataclass(slots=True, kw_only=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from gateway.discovery.model import ProposedCapability
+from linli.gateway.discovery.model import ProposedCapability
 
 #: Every entity platform of Home Assistant's MQTT integration (plus `device` for the device form).
 HA_COMPONENTS: Final = frozenset(

@@ -30,12 +30,12 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.capabilities import KINDS
-from gateway.discovery.ha_mapping import EMERGENCY_EVENTS, capability_for, template_path
-from gateway.discovery.model import InboxItem, Source
-from gateway.profiles import Profile, ProfileSet
-from gateway.profiles.model import CapabilitySpec
-from gateway.profiles.templates import (
+from linli.gateway.capabilities import KINDS
+from linli.gateway.discovery.ha_mapping import EMERGENCY_EVENTS, capability_for, template_path
+from linli.gateway.discovery.model import InboxItem, Source
+from linli.gateway.profiles import Profile, ProfileSet
+from linli.gateway.profiles.model import CapabilitySpec
+from linli.gateway.profiles.templates import (
     MISSING,
     TemplateFailed,
     TemplateRefused,

@@ -26,19 +26,19 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from gateway.bus import EventBus
-from gateway.context import Context
-from gateway.discovery.events import InboxChanged
-from gateway.discovery.ha_profile import (
+from linli.gateway.bus import EventBus
+from linli.gateway.context import Context
+from linli.gateway.discovery.events import InboxChanged
+from linli.gateway.discovery.ha_profile import (
     AnnouncedProfile,
     AnnouncedProfileError,
     adoption_profile,
     async_keep,
     async_keep_many,
 )
-from gateway.discovery.inbox_store import InboxStore, Statement
-from gateway.discovery.matching import select_profile
-from gateway.discovery.model import (
+from linli.gateway.discovery.inbox_store import InboxStore, Statement
+from linli.gateway.discovery.matching import select_profile
+from linli.gateway.discovery.model import (
     REGISTRY_ACTOR,
     SYSTEM_ACTOR,
     Announcement,
@@ -51,13 +51,13 @@ from gateway.discovery.model import (
     SourceState,
     item_id_for,
 )
-from gateway.discovery.refusals import refusal_for
-from gateway.discovery.topic_filters import Bridge, FilterRefused, is_filter, registry_topic, stands_for
-from gateway.errors import LinliError
-from gateway.events import DeviceAdded, DeviceRemoved, ProfilesChanged
-from gateway.profiles import Candidate, Profile, ProfileSet
-from gateway.registry import Device, Registry, RegistryError
-from gateway.store import Store
+from linli.gateway.discovery.refusals import refusal_for
+from linli.gateway.discovery.topic_filters import Bridge, FilterRefused, is_filter, registry_topic, stands_for
+from linli.gateway.errors import LinliError
+from linli.gateway.events import DeviceAdded, DeviceRemoved, ProfilesChanged
+from linli.gateway.profiles import Candidate, Profile, ProfileSet
+from linli.gateway.registry import Device, Registry, RegistryError
+from linli.gateway.store import Store
 
 _LOGGER = logging.getLogger(__name__)
 _WARN_EVERY_S: Final = 60.0

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import orjson
 import sqlite_utils
 
-from gateway.discovery.model import Decision, InboxItem
-from gateway.store import Store
+from linli.gateway.discovery.model import Decision, InboxItem
+from linli.gateway.store import Store
 
 _UPSERT = """
     INSERT INTO inbox (id, status, first_seen, last_seen, device_id, data) VALUES (?, ?, ?, ?, ?, ?)

@@ -29,8 +29,8 @@ from typing import Any, Final
 
 import aiomqtt
 
-from gateway.discovery.model import Announcement, InboxItem, Source
-from gateway.profiles import Candidate, FirmwareFit, Profile, ProfileSet
+from linli.gateway.discovery.model import Announcement, InboxItem, Source
+from linli.gateway.profiles import Candidate, FirmwareFit, Profile, ProfileSet
 
 #: How a caller finds candidates for (source, facts, firmware); ProfileSet.candidates or a cache of it.
 CandidateFinder = Callable[[str, Mapping[str, str], str | None], list[Candidate]]

@@ -34,26 +34,26 @@ from typing import Any, Final
 import aiomqtt
 import orjson
 
-from gateway.discovery.ha_abbreviations import apply_topic_base, expand
-from gateway.discovery.ha_mapping import HA_COMPONENTS, capability_for
-from gateway.discovery.ha_profile import entity_record
-from gateway.discovery.identity import identifier_keys, ieee_key, mac_key, ordered
-from gateway.discovery.inbox import Inbox
-from gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
-from gateway.discovery.schemas import (
+from linli.gateway.discovery.ha_abbreviations import apply_topic_base, expand
+from linli.gateway.discovery.ha_mapping import HA_COMPONENTS, capability_for
+from linli.gateway.discovery.ha_profile import entity_record
+from linli.gateway.discovery.identity import identifier_keys, ieee_key, mac_key, ordered
+from linli.gateway.discovery.inbox import Inbox
+from linli.gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
+from linli.gateway.discovery.schemas import (
     config_problem,
     native_problem,
     tasmota_problem,
     tasmota_sensors_problem,
 )
-from gateway.discovery.tasmota import (
+from linli.gateway.discovery.tasmota import (
     TASMOTA_PREFIX,
     TasmotaConfigError,
     device_block,
     relay_entities,
     sensor_entities,
 )
-from gateway.mqtt.link import MqttLink
+from linli.gateway.mqtt.link import MqttLink
 
 _LOGGER = logging.getLogger(__name__)
 

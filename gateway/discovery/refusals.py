@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.discovery.model import Announcement, Source
+from linli.gateway.discovery.model import Announcement, Source
 
 NOT_ADOPTABLE: Final = "not_adoptable"
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.mqtt.acl import topic_under
+from linli.gateway.mqtt.acl import topic_under
 
 #: What a `+` level becomes in the registry's stand-in topic (nobody publishes there).
 STAND_IN_LEVEL: Final = "_"

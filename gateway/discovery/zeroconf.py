@@ -23,10 +23,10 @@ from typing import Any, Final
 from zeroconf import BadTypeInNameException, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from gateway.discovery.identity import mac_key, ordered, uuid_key
-from gateway.discovery.inbox import Inbox
-from gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
-from gateway.discovery.refusals import refusal_for_service
+from linli.gateway.discovery.identity import mac_key, ordered, uuid_key
+from linli.gateway.discovery.inbox import Inbox
+from linli.gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
+from linli.gateway.discovery.refusals import refusal_for_service
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from gateway.mqtt.topics import PREFIX
+from linli.gateway.mqtt.topics import PREFIX
 
 Kind = Literal["gateway", "device", "bridge"]
 

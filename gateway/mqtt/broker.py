@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from gateway.keyfile import load_or_create
-from gateway.mqtt import guard
-from gateway.mqtt.acl import Principal, acl_file, guard_file, hash_password, password_file
-from gateway.mqtt.broker_process import BrokerError, BrokerProcess, check_port_free, is_loopback
-from gateway.mqtt.credentials import MqttCredentials
-from gateway.mqtt.guard import GuardStats, parse_stats
-from gateway.mqtt.tls import BrokerTls, ensure_certificates
+from linli.gateway.keyfile import load_or_create
+from linli.gateway.mqtt import guard
+from linli.gateway.mqtt.acl import Principal, acl_file, guard_file, hash_password, password_file
+from linli.gateway.mqtt.broker_process import BrokerError, BrokerProcess, check_port_free, is_loopback
+from linli.gateway.mqtt.credentials import MqttCredentials
+from linli.gateway.mqtt.guard import GuardStats, parse_stats
+from linli.gateway.mqtt.tls import BrokerTls, ensure_certificates
 
 __all__ = ["Broker", "BrokerError", "EmbeddedBroker", "MosquittoBroker", "check_port_free", "is_loopback"]
 
@@ -140,7 +140,7 @@ class EmbeddedBroker:
         self.process = BrokerProcess(
             name="embedded MQTT broker (rumqttd)",
             folder=self.folder,
-            command=[sys.executable, "-m", "gateway.mqtt.rumqttd_child", str(config)],
+            command=[sys.executable, "-m", "linli.gateway.mqtt.rumqttd_child", str(config)],
             identity=str(config),
             settings_hash=_digest(text),
             host=self.host,

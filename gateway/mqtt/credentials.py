@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from gateway.bus import EventBus
-from gateway.events import DeviceRemoved, HouseholdRemoved
-from gateway.mqtt.acl import (
+from linli.gateway.bus import EventBus
+from linli.gateway.events import DeviceRemoved, HouseholdRemoved
+from linli.gateway.mqtt.acl import (
     AclError,
     Principal,
     bridge_grants,
@@ -35,9 +35,9 @@ from gateway.mqtt.acl import (
     new_password,
     topic_under,
 )
-from gateway.mqtt.topics import PREFIX
-from gateway.registry import Device, Registry
-from gateway.store import Store
+from linli.gateway.mqtt.topics import PREFIX
+from linli.gateway.registry import Device, Registry
+from linli.gateway.store import Store
 
 _LOGGER = logging.getLogger(__name__)
 

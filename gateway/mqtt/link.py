@@ -27,11 +27,11 @@ import aiomqtt
 from aiomqtt import MqttCodeError, MqttError
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.backoff import backoff_delay
-from gateway.bus import EventBus
-from gateway.context import Context
-from gateway.events import MqttConnectionChanged
-from gateway.mqtt.topics import status_topic
+from linli.gateway.backoff import backoff_delay
+from linli.gateway.bus import EventBus
+from linli.gateway.context import Context
+from linli.gateway.events import MqttConnectionChanged
+from linli.gateway.mqtt.topics import status_topic
 
 _LOGGER = logging.getLogger(__name__)
 

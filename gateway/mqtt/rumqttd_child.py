@@ -1,4 +1,4 @@
-"""The embedded broker's own process: `python -m gateway.mqtt.rumqttd_child CONFIG`.
+"""The embedded broker's own process: `python -m linli.gateway.mqtt.rumqttd_child CONFIG`.
 
 rumqttd (compiled into the `iotcore` wheel) has no shutdown API and must not share the
 gateway's event loop or lifetime, so it runs here until SIGTERM. Unlike iotcore's own
@@ -14,7 +14,7 @@ import sys
 
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
-        raise SystemExit("usage: python -m gateway.mqtt.rumqttd_child CONFIG.toml")
+        raise SystemExit("usage: python -m linli.gateway.mqtt.rumqttd_child CONFIG.toml")
     from iotcore.iotcore import IotCoreBroker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

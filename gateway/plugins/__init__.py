@@ -7,10 +7,10 @@ storage.py    each adapter's own storage namespace
 host.py       the `adapters` component: start in isolation, states with reasons
 """
 
-from gateway.plugins.api import AdapterApi
-from gateway.plugins.catalog import ENTRY_POINT_GROUP, AdapterEntry, discover
-from gateway.plugins.host import AdapterHost, AdapterState, load_adapter_class
-from gateway.plugins.manifest import Manifest, ManifestError, load_manifest, settings_for
+from linli.gateway.plugins.api import AdapterApi
+from linli.gateway.plugins.catalog import ENTRY_POINT_GROUP, AdapterEntry, discover
+from linli.gateway.plugins.host import AdapterHost, AdapterState, load_adapter_class
+from linli.gateway.plugins.manifest import Manifest, ManifestError, load_manifest, settings_for
 
 __all__ = [
     "ENTRY_POINT_GROUP",

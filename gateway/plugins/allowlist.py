@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from gateway.plugins.catalog import BUILTIN_PACKAGE, AdapterEntry
+from linli.gateway.plugins.catalog import BUILTIN_PACKAGE, AdapterEntry
 
 _ENTRY: Final = re.compile(r"^(?P<id>[a-z][a-z0-9_]{1,63})(@sha256:(?P<digest>[0-9a-f]{64}))?$")
 SHIPPED_MARK: Final = "@shipped"

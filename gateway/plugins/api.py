@@ -18,18 +18,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gateway.bus import EventBus, Overflow, Subscription
-from gateway.commands import CommandHandler
-from gateway.events import Event
-from gateway.notify import Channel
-from gateway.plugins.manifest import Manifest
-from gateway.plugins.storage import AdapterStorage
+from linli.gateway.bus import EventBus, Overflow, Subscription
+from linli.gateway.commands import CommandHandler
+from linli.gateway.events import Event
+from linli.gateway.notify import Channel
+from linli.gateway.plugins.manifest import Manifest
+from linli.gateway.plugins.storage import AdapterStorage
 
 if TYPE_CHECKING:
-    from gateway.discovery.adopters import FoundAdopter
-    from gateway.mqtt.link import MqttLink
-    from gateway.registry import Registry
-    from gateway.runtime import Gateway
+    from linli.gateway.discovery.adopters import FoundAdopter
+    from linli.gateway.mqtt.link import MqttLink
+    from linli.gateway.registry import Registry
+    from linli.gateway.runtime import Gateway
 
 E = TypeVar("E", bound=Event)
 

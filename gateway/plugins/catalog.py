@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.plugins.manifest import Manifest, ManifestError, load_manifest
+from linli.gateway.plugins.manifest import Manifest, ManifestError, load_manifest
 
 ENTRY_POINT_GROUP: Final = "linli.adapters"
-BUILTIN_PACKAGE: Final = "adapters"
+BUILTIN_PACKAGE: Final = "linli.adapters"
 
 
 @dataclass(slots=True, kw_only=True)

@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
-from gateway.backoff import backoff_delay
-from gateway.plugins.allowlist import SHIPPED, parse_allowed, refusal
-from gateway.plugins.api import AdapterApi
-from gateway.plugins.catalog import AdapterEntry, discover
-from gateway.plugins.manifest import ManifestError, settings_for
+from linli.gateway.backoff import backoff_delay
+from linli.gateway.plugins.allowlist import SHIPPED, parse_allowed, refusal
+from linli.gateway.plugins.api import AdapterApi
+from linli.gateway.plugins.catalog import AdapterEntry, discover
+from linli.gateway.plugins.manifest import ManifestError, settings_for
 
 if TYPE_CHECKING:
-    from gateway.runtime import Gateway
+    from linli.gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
 START_TIMEOUT_S: Final = 30.0

@@ -15,9 +15,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from gateway.plugins.allowlist import SHIPPED, parse_allowed, refusal
-from gateway.plugins.catalog import discover
-from gateway.plugins.host import load_adapter_class
+from linli.gateway.plugins.allowlist import SHIPPED, parse_allowed, refusal
+from linli.gateway.plugins.catalog import discover
+from linli.gateway.plugins.host import load_adapter_class
 
 _BROKEN = {"failed", "crashed", "broken"}
 

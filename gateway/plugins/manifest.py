@@ -17,7 +17,7 @@ from typing import Any, Final
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from gateway.capabilities import kind_names
+from linli.gateway.capabilities import kind_names
 
 SCHEMA_PATH: Final = Path(__file__).resolve().parent / "manifest.schema.json"
 MAX_MANIFEST_BYTES: Final = 64 * 1024

@@ -13,7 +13,7 @@ from typing import Any, Final
 import orjson
 import sqlite_utils
 
-from gateway.store import Store
+from linli.gateway.store import Store
 
 MAX_VALUE_BYTES: Final = 256 * 1024
 

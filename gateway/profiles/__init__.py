@@ -1,6 +1,6 @@
 """Firmware profiles: a device model is data (see firmware_profiles/schema.json)."""
 
-from gateway.profiles.loader import (
+from linli.gateway.profiles.loader import (
     Candidate,
     ProfileError,
     ProfilesDelta,
@@ -11,7 +11,7 @@ from gateway.profiles.loader import (
     profile_files,
     read_profile,
 )
-from gateway.profiles.model import ABSENT, CapabilitySpec, FirmwareFit, MappingError, Profile
+from linli.gateway.profiles.model import ABSENT, CapabilitySpec, FirmwareFit, MappingError, Profile
 
 __all__ = [
     "ABSENT",

@@ -17,9 +17,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from firmware_profiles import PROFILE_DIR, SCHEMA_PATH
-from gateway.capabilities import KINDS
-from gateway.profiles.model import CapabilitySpec, FirmwareFit, Profile, parse_version
+from linli.firmware_profiles import PROFILE_DIR, SCHEMA_PATH
+from linli.gateway.capabilities import KINDS
+from linli.gateway.profiles.model import CapabilitySpec, FirmwareFit, Profile, parse_version
 
 _LOGGER = logging.getLogger(__name__)
 MAX_PROFILE_BYTES = 256 * 1024

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from gateway.capabilities import KINDS, KindSpec
-from gateway.profiles.values import ValueCheck, compile_check
+from linli.gateway.capabilities import KINDS, KindSpec
+from linli.gateway.profiles.values import ValueCheck, compile_check
 
 ABSENT: Final = object()  # the payload did not mention this capability
 

@@ -16,11 +16,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from firmware_profiles import PROFILE_DIR
-from gateway.bus import EventBus
-from gateway.context import Context
-from gateway.events import ProfilesChanged
-from gateway.profiles.loader import ProfilesDelta, ProfileSet, load_profiles, profile_files
+from linli.firmware_profiles import PROFILE_DIR
+from linli.gateway.bus import EventBus
+from linli.gateway.context import Context
+from linli.gateway.events import ProfilesChanged
+from linli.gateway.profiles.loader import ProfilesDelta, ProfileSet, load_profiles, profile_files
 
 _LOGGER = logging.getLogger(__name__)
 DEFAULT_INTERVAL_S: Final = 2.0

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from jsonschema import Draft202012Validator
 
-from gateway.stb.schemas import CHANNEL_SCHEMA, ID_TYPE_DVB_C, ID_TYPE_IPTV_SDS, ID_TYPE_IPTV_URI
+from linli.gateway.stb.schemas import CHANNEL_SCHEMA, ID_TYPE_DVB_C, ID_TYPE_IPTV_SDS, ID_TYPE_IPTV_URI
 
 Channel = dict[str, Any]
 _VALIDATOR: Final = Draft202012Validator(CHANNEL_SCHEMA)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.stb.channels import same_channel
+from linli.gateway.stb.channels import same_channel
 
 Expectation = Callable[[Any], bool]
 

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from gateway.stb.channels import Lineup
-from gateway.stb.http import Limits
+from linli.gateway.stb.channels import Lineup
+from linli.gateway.stb.http import Limits
 
 #: The kinds a driver reads from the box; the fleet derives `keys`, `now_playing` and `meta` itself.
 READ_KINDS = frozenset({"power", "channel", "app", "media", "volume", "notify", "portal"})

@@ -6,7 +6,7 @@ a service sees the same error whether the device is an MQTT plug or a box.
 
 from __future__ import annotations
 
-from gateway.commands import CommandError, UnavailableError
+from linli.gateway.commands import CommandError, UnavailableError
 
 
 class InvalidCommandError(CommandError):

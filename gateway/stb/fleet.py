@@ -32,21 +32,28 @@ from typing import TYPE_CHECKING, Any, Final
 import aiohttp
 from jsonschema import Draft202012Validator
 
-from gateway.capabilities import STB_KINDS
-from gateway.commands import Command, CommandError, NotSupportedError, UnavailableError
-from gateway.events import DeviceAdded, DeviceRemoved
-from gateway.mqtt.topics import device_topic
-from gateway.stb import wake
-from gateway.stb.channels import Lineup, LineupError
-from gateway.stb.confirm import expected, now_playing
-from gateway.stb.driver import READ_KINDS, BoxDriver, BoxEndpoint, BoxFacts, DriverContext, DriverFactory
-from gateway.stb.errors import BoxAnswerError, BoxUnreachableError, InvalidCommandError
-from gateway.stb.http import Limits
-from gateway.stb.schemas import STB_COMMAND_SCHEMAS
+from linli.gateway.capabilities import STB_KINDS
+from linli.gateway.commands import Command, CommandError, NotSupportedError, UnavailableError
+from linli.gateway.events import DeviceAdded, DeviceRemoved
+from linli.gateway.mqtt.topics import device_topic
+from linli.gateway.stb import wake
+from linli.gateway.stb.channels import Lineup, LineupError
+from linli.gateway.stb.confirm import expected, now_playing
+from linli.gateway.stb.driver import (
+    READ_KINDS,
+    BoxDriver,
+    BoxEndpoint,
+    BoxFacts,
+    DriverContext,
+    DriverFactory,
+)
+from linli.gateway.stb.errors import BoxAnswerError, BoxUnreachableError, InvalidCommandError
+from linli.gateway.stb.http import Limits
+from linli.gateway.stb.schemas import STB_COMMAND_SCHEMAS
 
 if TYPE_CHECKING:
-    from gateway.plugins.api import AdapterApi
-    from gateway.registry import Device
+    from linli.gateway.plugins.api import AdapterApi
+    from linli.gateway.registry import Device
 
 _LOGGER = logging.getLogger(__name__)
 _STORAGE_PREFIX: Final = "box:"
@@ -78,7 +85,7 @@ class AdoptError(ValueError):
 def degraded_kinds(adapter: Any, device_id: str) -> dict[str, str]:
     """The kinds that work only partly on this adopted box, each with why: kind → reason.
 
-    For the conformance kit (adapters/certify): a kind listed here is reported as
+    For the conformance kit (linli/certify): a kind listed here is reported as
     degraded — e.g. "degraded: needs the operator's Linli app" for a cable box
     without the operator's DIAL app (docs/operators.md) — never as passed. Any
     set-top box adapter built on `BoxFleet` answers; others have no degraded kinds.

@@ -19,7 +19,7 @@ from async_upnp_client.client import UpnpRequester
 from async_upnp_client.const import HttpRequest, HttpResponse
 from async_upnp_client.utils import CaseInsensitiveDict
 
-from gateway.stb.errors import BoxAnswerError, BoxUnreachableError
+from linli.gateway.stb.errors import BoxAnswerError, BoxUnreachableError
 
 DEFAULT_TIMEOUT_S: Final = 3.0
 DEFAULT_MAX_BYTES: Final = 256 * 1024

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from gateway.store.database import connect, make_private
+from linli.gateway.store.database import connect, make_private
 
 
 def journal_path(database: Path) -> Path:

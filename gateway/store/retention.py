@@ -19,7 +19,7 @@ from typing import Final
 
 import sqlite_utils
 
-from gateway.store.store import Store
+from linli.gateway.store.store import Store
 
 DAY: Final = 86400.0
 CHUNK_ROWS: Final = 50_000

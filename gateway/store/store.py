@@ -36,9 +36,9 @@ from typing import Any, Final, TypeVar
 import orjson
 import sqlite_utils
 
-from gateway.store.database import connect, make_private
-from gateway.store.journal import Journal, journal_path
-from gateway.store.migrations import migrate
+from linli.gateway.store.database import connect, make_private
+from linli.gateway.store.journal import Journal, journal_path
+from linli.gateway.store.migrations import migrate
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")

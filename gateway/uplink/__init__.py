@@ -4,7 +4,7 @@ Anything written in a `Store.async_write` function can go to the region in the
 same transaction with `gateway.uplink.outbox.enqueue(db, kind, data)`.
 """
 
-from gateway.uplink.component import Uplink
-from gateway.uplink.outbox import Retention, enqueue
+from linli.gateway.uplink.component import Uplink
+from linli.gateway.uplink.outbox import Retention, enqueue
 
 __all__ = ["Retention", "Uplink", "enqueue"]

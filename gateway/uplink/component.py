@@ -28,19 +28,19 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 import sqlite_utils
 
-from gateway import __version__
-from gateway.context import Context
-from gateway.events import AlertChanged, AnnouncementReceived, DownlinkRejected
-from gateway.uplink import messages, outbox
-from gateway.uplink.downlink import Announcement, ClockReading, DownlinkCheck
-from gateway.uplink.outbox import Retention
-from gateway.uplink.relay import Relay
-from gateway.uplink.screens import async_show_on_tvs, tv_targets
-from gateway.uplink.settings import UplinkSettings
-from gateway.uplink.signing import SignatureError, Verifier
+from linli.gateway import __version__
+from linli.gateway.context import Context
+from linli.gateway.events import AlertChanged, AnnouncementReceived, DownlinkRejected
+from linli.gateway.uplink import messages, outbox
+from linli.gateway.uplink.downlink import Announcement, ClockReading, DownlinkCheck
+from linli.gateway.uplink.outbox import Retention
+from linli.gateway.uplink.relay import Relay
+from linli.gateway.uplink.screens import async_show_on_tvs, tv_targets
+from linli.gateway.uplink.settings import UplinkSettings
+from linli.gateway.uplink.signing import SignatureError, Verifier
 
 if TYPE_CHECKING:
-    from gateway.runtime import Gateway
+    from linli.gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
 REJECTION_REPORTS_PER_MIN: Final = 10  # a flood of forged messages must not fill the outbox

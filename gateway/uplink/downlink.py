@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.uplink import topics
-from gateway.uplink.signing import SignatureError, Verifier
+from linli.gateway.uplink import topics
+from linli.gateway.uplink.signing import SignatureError, Verifier
 
 KINDS: Final = ("announcement", "emergency")
 MAX_TITLE: Final = 100

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.uplink.outbox import OutboxRow
+from linli.gateway.uplink.outbox import OutboxRow
 
 VERSION: Final = 1
 

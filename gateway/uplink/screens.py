@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from gateway.context import Context
+from linli.gateway.context import Context
 
 if TYPE_CHECKING:
-    from gateway.runtime import Gateway
+    from linli.gateway.runtime import Gateway
 
 
 def tv_targets(gateway: Gateway) -> list[tuple[str, str]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from gateway.users import Role
-from portal.api.errors import ApiError
-from portal.api.operations import Api, Call, obj
-from portal.auth.middleware import ACCOUNTS
+from linli.gateway.users import Role
+from linli.portal.api.errors import ApiError
+from linli.portal.api.operations import Api, Call, obj
+from linli.portal.auth.middleware import ACCOUNTS
 
 PIN: Final = {"type": "string", "pattern": "^[0-9]{4,8}$"}
 MEMBERS: Final = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN]

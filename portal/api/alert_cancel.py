@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from gateway.users import Role
-from portal.api.alerts import visible_alert
-from portal.api.errors import ApiError
-from portal.api.operations import Api, Call, obj, text
-from portal.api.shapes import public_alert
-from portal.auth.middleware import ACCOUNTS
+from linli.gateway.users import Role
+from linli.portal.api.alerts import visible_alert
+from linli.portal.api.errors import ApiError
+from linli.portal.api.operations import Api, Call, obj, text
+from linli.portal.api.shapes import public_alert
+from linli.portal.auth.middleware import ACCOUNTS
 
 CANCELLERS: Final = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN]
 

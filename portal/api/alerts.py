@@ -7,13 +7,13 @@ from typing import Any, Final
 
 import orjson
 
-from gateway.context import Context
-from gateway.users import Role
-from portal.api.errors import ApiError, not_found
-from portal.api.operations import ID, Api, Call, obj, text
-from portal.api.shapes import alert_for, public_alert, timeline_for
-from portal.auth.middleware import ACCOUNTS
-from portal.auth.principal import MEMBERS, reachable, reaches
+from linli.gateway.context import Context
+from linli.gateway.users import Role
+from linli.portal.api.errors import ApiError, not_found
+from linli.portal.api.operations import ID, Api, Call, obj, text
+from linli.portal.api.shapes import alert_for, public_alert, timeline_for
+from linli.portal.auth.middleware import ACCOUNTS
+from linli.portal.auth.principal import MEMBERS, reachable, reaches
 
 ANSWERERS: Final = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN, Role.CARER, Role.MANAGER]
 READERS: Final = [*ANSWERERS, Role.INSTALLER]

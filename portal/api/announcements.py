@@ -21,13 +21,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from gateway.events import AnnouncementReceived
-from gateway.runtime import Gateway
-from gateway.users import Role
-from portal.api.errors import ApiError, not_found
-from portal.api.operations import ID, Api, Call, obj, text
-from portal.auth.middleware import ACCOUNTS
-from portal.auth.principal import reachable
+from linli.gateway.events import AnnouncementReceived
+from linli.gateway.runtime import Gateway
+from linli.gateway.users import Role
+from linli.portal.api.errors import ApiError, not_found
+from linli.portal.api.operations import ID, Api, Call, obj, text
+from linli.portal.auth.middleware import ACCOUNTS
+from linli.portal.auth.principal import reachable
 
 SCOPES: Final = ("community", "building", "household")
 _COLUMNS: Final = "id, scope, scope_id, title, body, starts, expires, created, by, withdrawn, source, kind"

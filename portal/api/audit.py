@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import users
-from gateway.users import Role
-from portal.api.operations import ID, Api, Call, text
+from linli.gateway import users
+from linli.gateway.users import Role
+from linli.portal.api.operations import ID, Api, Call, text
 
 _MEMBER_ROLES = frozenset({Role.RESIDENT.value, Role.HOUSEHOLD_ADMIN.value, Role.CARER.value})
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from gateway.users import Role
-from portal.api.errors import ApiError, not_found
-from portal.api.operations import ID, Api, Call, obj, text
-from portal.api.shapes import reminder_for
+from linli.gateway.users import Role
+from linli.portal.api.errors import ApiError, not_found
+from linli.portal.api.operations import ID, Api, Call, obj, text
+from linli.portal.api.shapes import reminder_for
 
 MEMBERS: Final = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN]
 READERS: Final = [*MEMBERS, Role.CARER, Role.MANAGER]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.users import Role
-from portal.api.errors import ApiError
-from portal.api.operations import Api, Call
-from portal.auth.middleware import ACCOUNTS
+from linli.gateway.users import Role
+from linli.portal.api.errors import ApiError
+from linli.portal.api.operations import Api, Call
+from linli.portal.auth.middleware import ACCOUNTS
 
 MEMBERS = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN]
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
-from gateway import users
-from gateway.commands import CommandError
-from gateway.context import Context
-from gateway.privacy import FieldClass, class_of
-from gateway.registry import Device
-from gateway.users import Role, UserError
-from portal.api.errors import ApiError, not_found
-from portal.api.operations import ID, Api, Call, obj, text
-from portal.api.shapes import alert_for, redact_capability
-from portal.auth.middleware import ACCOUNTS
-from portal.auth.principal import (
+from linli.gateway import users
+from linli.gateway.commands import CommandError
+from linli.gateway.context import Context
+from linli.gateway.privacy import FieldClass, class_of
+from linli.gateway.registry import Device
+from linli.gateway.users import Role, UserError
+from linli.portal.api.errors import ApiError, not_found
+from linli.portal.api.operations import ID, Api, Call, obj, text
+from linli.portal.api.shapes import alert_for, redact_capability
+from linli.portal.auth.middleware import ACCOUNTS
+from linli.portal.auth.principal import (
     COMMUNITY_ROLES,
     MEMBERS,
     Principal,
@@ -239,7 +239,7 @@ async def household_overview(call: Call, household_id: str) -> dict[str, Any]:
             "done_today": care.checked_in_today(household_id),
             **care.settings(household_id)["check_in"],
         }
-    from portal.api.health import latest_vitals  # one module per resource; this one reads health
+    from linli.portal.api.health import latest_vitals  # one module per resource; this one reads health
 
     result["vitals"] = await latest_vitals(call, household_id)
     return result

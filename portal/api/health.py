@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
-from gateway.users import Role
-from portal.api.errors import ApiError, not_found
-from portal.api.operations import ID, Api, Call, obj, text
-from portal.auth.middleware import ACCOUNTS
-from portal.auth.principal import health_role, kind_allowed
+from linli.gateway.users import Role
+from linli.portal.api.errors import ApiError, not_found
+from linli.portal.api.operations import ID, Api, Call, obj, text
+from linli.portal.auth.middleware import ACCOUNTS
+from linli.portal.auth.principal import health_role, kind_allowed
 
 KINDS: Final = ["blood_pressure", "heart_rate", "spo2", "glucose", "weight", "body_temperature"]
 READERS: Final = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN, Role.CARER, Role.MANAGER, Role.PROVIDER]

@@ -14,7 +14,7 @@ from typing import Any, Final
 from aiohttp import web
 from jsonschema import ValidationError
 
-from portal.api.errors import ApiError
+from linli.portal.api.errors import ApiError
 
 LOCALES: Final = ("zh-CN", "en")
 

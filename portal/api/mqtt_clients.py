@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.mqtt.credentials import CredentialError, MqttCredentials
-from gateway.users import Role
-from portal.api.errors import ApiError, not_found
-from portal.api.operations import ID, Api, Call, obj, text
-from portal.auth.middleware import ACCOUNTS
+from linli.gateway.mqtt.credentials import CredentialError, MqttCredentials
+from linli.gateway.users import Role
+from linli.portal.api.errors import ApiError, not_found
+from linli.portal.api.operations import ID, Api, Call, obj, text
+from linli.portal.auth.middleware import ACCOUNTS
 
 _ROLES = [Role.MANAGER, Role.INSTALLER, Role.HOUSEHOLD_ADMIN]
 

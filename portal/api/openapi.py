@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from gateway import __version__
-from portal.api.operations import Api, Operation, obj, text
-from portal.auth.grants import roles_for
+from linli.gateway import __version__
+from linli.portal.api.operations import Api, Operation, obj, text
+from linli.portal.auth.grants import roles_for
 
 ERROR_SCHEMA: Final = {
     "type": "object",

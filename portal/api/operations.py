@@ -19,12 +19,12 @@ import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
-from gateway.errors import LinliError
-from gateway.runtime import Gateway
-from gateway.users import Role
-from portal.api.errors import ApiError, json_response, not_found
-from portal.api.messages import caller_locale, validation_error
-from portal.auth.principal import EVERYONE, Principal, reaches
+from linli.gateway.errors import LinliError
+from linli.gateway.runtime import Gateway
+from linli.gateway.users import Role
+from linli.portal.api.errors import ApiError, json_response, not_found
+from linli.portal.api.messages import caller_locale, validation_error
+from linli.portal.auth.principal import EVERYONE, Principal, reaches
 
 MAX_BODY: Final = 64 * 1024
 #: The largest integer a query may carry: SQLite's and JSON's 64-bit range. A larger number

@@ -24,14 +24,14 @@ from typing import Any, Final
 
 import orjson
 
-from gateway import users
-from gateway.users import Role
-from portal.api.announcements import ANNOUNCEMENTS
-from portal.api.errors import ApiError
-from portal.api.operations import Api, Call, obj, text
-from portal.auth.middleware import ACCOUNTS
-from services.eldercare.inactivity import InactivitySettings
-from services.eldercare.service import CheckInSettings
+from linli.gateway import users
+from linli.gateway.users import Role
+from linli.portal.api.announcements import ANNOUNCEMENTS
+from linli.portal.api.errors import ApiError
+from linli.portal.api.operations import Api, Call, obj, text
+from linli.portal.auth.middleware import ACCOUNTS
+from linli.services.eldercare.inactivity import InactivitySettings
+from linli.services.eldercare.service import CheckInSettings
 
 _LOGGER = logging.getLogger(__name__)
 EXPORT_TELEMETRY_ROWS: Final = 200_000

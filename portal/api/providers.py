@@ -6,11 +6,11 @@ import asyncio
 import secrets
 from typing import Any
 
-from gateway import users
-from gateway.users import Role, TokenKind, UserError
-from portal.api.errors import ApiError, not_found
-from portal.api.operations import ID, Api, Call, obj, text
-from portal.auth.middleware import ACCOUNTS
+from linli.gateway import users
+from linli.gateway.users import Role, TokenKind, UserError
+from linli.portal.api.errors import ApiError, not_found
+from linli.portal.api.operations import ID, Api, Call, obj, text
+from linli.portal.auth.middleware import ACCOUNTS
 
 # Capability and health kinds: lower case, digits allowed after the first letter (spo2).
 KIND: dict[str, Any] = {"type": "string", "pattern": "^[a-z][a-z0-9_]{1,31}$"}

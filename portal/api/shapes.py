@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from gateway.privacy import FieldClass, alert_text_class
-from gateway.runtime import Gateway
-from portal.auth.principal import Principal, redaction_reason, sees
+from linli.gateway.privacy import FieldClass, alert_text_class
+from linli.gateway.runtime import Gateway
+from linli.portal.auth.principal import Principal, redaction_reason, sees
 
 
 def public_alert(alert: dict[str, Any]) -> dict[str, Any]:

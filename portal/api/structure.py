@@ -13,13 +13,13 @@ from __future__ import annotations
 import secrets
 from typing import Any, Final
 
-from gateway.registry import Household, RegistryError, StructureInUse
-from gateway.users import Role
-from portal.api.announcements import ANNOUNCEMENTS
-from portal.api.errors import ApiError, not_found
-from portal.api.operations import ID, Api, Call, obj, text
-from portal.api.privacy import purge
-from portal.auth.middleware import ACCOUNTS
+from linli.gateway.registry import Household, RegistryError, StructureInUse
+from linli.gateway.users import Role
+from linli.portal.api.announcements import ANNOUNCEMENTS
+from linli.portal.api.errors import ApiError, not_found
+from linli.portal.api.operations import ID, Api, Call, obj, text
+from linli.portal.api.privacy import purge
+from linli.portal.auth.middleware import ACCOUNTS
 
 TAG: Final = "structure"
 READERS: Final = (Role.MANAGER, Role.INSTALLER)

@@ -23,14 +23,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from gateway import users
-from gateway.runtime import Gateway
-from gateway.users import Role, TokenKind, User, UserError
-from portal.api.errors import ApiError
-from portal.auth.forwarded import TrustedProxies
-from portal.auth.principal import Principal
-from portal.auth.screens import screen_principal
-from portal.auth.throttle import AddressThrottle, lockout_after
+from linli.gateway import users
+from linli.gateway.runtime import Gateway
+from linli.gateway.users import Role, TokenKind, User, UserError
+from linli.portal.api.errors import ApiError
+from linli.portal.auth.forwarded import TrustedProxies
+from linli.portal.auth.principal import Principal
+from linli.portal.auth.screens import screen_principal
+from linli.portal.auth.throttle import AddressThrottle, lockout_after
 
 _LOGGER = logging.getLogger(__name__)
 CACHE_S: Final = 15.0

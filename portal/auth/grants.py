@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.users import Role
-from portal.auth.principal import COMMUNITY_ROLES, EVERYONE, MEMBERS
+from linli.gateway.users import Role
+from linli.portal.auth.principal import COMMUNITY_ROLES, EVERYONE, MEMBERS
 
 INBOX_ROLES: Final = COMMUNITY_ROLES
 #: A household's TV: its members send to it; the property office and installers too (for

@@ -31,13 +31,13 @@ from typing import Any, Final
 from aiohttp import web
 from multidict import CIMultiDict
 
-from portal.api.errors import ApiError
-from portal.api.operations import GATEWAY, PRINCIPAL
-from portal.auth.accounts import Accounts, same_secret
-from portal.auth.grants import roles_for
-from portal.auth.principal import Principal, reaches
-from portal.auth.screens import SCREEN_COOKIE, screen_may
-from portal.auth.screens import VIA as SCREEN_VIA
+from linli.portal.api.errors import ApiError
+from linli.portal.api.operations import GATEWAY, PRINCIPAL
+from linli.portal.auth.accounts import Accounts, same_secret
+from linli.portal.auth.grants import roles_for
+from linli.portal.auth.principal import Principal, reaches
+from linli.portal.auth.screens import SCREEN_COOKIE, screen_may
+from linli.portal.auth.screens import VIA as SCREEN_VIA
 
 _LOGGER = logging.getLogger(__name__)
 ACCOUNTS: Final = web.AppKey("linli_accounts", Accounts)

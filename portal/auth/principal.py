@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gateway.privacy import FieldClass, class_of
-from gateway.runtime import Gateway
-from gateway.users import HOUSEHOLD_ROLES, Role
+from linli.gateway.privacy import FieldClass, class_of
+from linli.gateway.runtime import Gateway
+from linli.gateway.users import HOUSEHOLD_ROLES, Role
 
 COMMUNITY_ROLES: Final = frozenset({Role.MANAGER, Role.INSTALLER})
 MEMBERS: Final = frozenset({Role.RESIDENT, Role.HOUSEHOLD_ADMIN})

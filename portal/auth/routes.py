@@ -6,12 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import __version__, users
-from gateway.users import Role, UserError
-from portal.api.errors import ApiError, json_response
-from portal.api.operations import Api, Call, obj, text
-from portal.auth.middleware import ACCOUNTS, CSRF_COOKIE, SESSION_COOKIE
-from portal.auth.principal import EVERYONE, Principal
+from linli.gateway import __version__, users
+from linli.gateway.users import Role, UserError
+from linli.portal.api.errors import ApiError, json_response
+from linli.portal.api.operations import Api, Call, obj, text
+from linli.portal.auth.middleware import ACCOUNTS, CSRF_COOKIE, SESSION_COOKIE
+from linli.portal.auth.principal import EVERYONE, Principal
 
 LOCALES = ["zh-CN", "en"]
 STAFF = frozenset({Role.MANAGER, Role.INSTALLER})

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from gateway.users import Role, Token
-from portal.auth.principal import Principal
+from linli.gateway.users import Role, Token
+from linli.portal.auth.principal import Principal
 
 #: The cookie a paired box keeps its screen credential in (HttpOnly, SameSite=Strict).
 SCREEN_COOKIE: Final = "linli_screen"

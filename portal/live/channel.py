@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 from typing import Any, Final
 
-from gateway.notify import Audience, Delivery, Outcome
-from portal.api.shapes import alert_for
-from portal.live.hub import Connection, Hub
+from linli.gateway.notify import Audience, Delivery, Outcome
+from linli.portal.api.shapes import alert_for
+from linli.portal.live.hub import Connection, Hub
 
 WAIT_S: Final = 2.0
 

@@ -41,13 +41,13 @@ from typing import Any, Final
 import orjson
 from aiohttp import WSCloseCode, web
 
-import gateway.events as core_events
-from gateway.events import AlertChanged, AvailabilityChanged, CareChanged, Event, StateChanged
-from gateway.privacy import category_of
-from gateway.runtime import Gateway
-from gateway.users import Role
-from portal.api.shapes import REDACTED, alert_for
-from portal.auth.principal import MEMBERS, Principal, may_see_value, reachable, reaches
+import linli.gateway.events as core_events
+from linli.gateway.events import AlertChanged, AvailabilityChanged, CareChanged, Event, StateChanged
+from linli.gateway.privacy import category_of
+from linli.gateway.runtime import Gateway
+from linli.gateway.users import Role
+from linli.portal.api.shapes import REDACTED, alert_for
+from linli.portal.auth.principal import MEMBERS, Principal, may_see_value, reachable, reaches
 
 _LOGGER = logging.getLogger(__name__)
 QUEUE_SIZE: Final = 256  # messages a lagging socket may have waiting before it is dropped

@@ -15,11 +15,11 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
-from portal.api.errors import ApiError
-from portal.api.operations import PRINCIPAL
-from portal.auth.middleware import ACCOUNTS
-from portal.auth.principal import Principal
-from portal.live.hub import Hub
+from linli.portal.api.errors import ApiError
+from linli.portal.api.operations import PRINCIPAL
+from linli.portal.auth.middleware import ACCOUNTS
+from linli.portal.auth.principal import Principal
+from linli.portal.live.hub import Hub
 
 HUB: Final = web.AppKey("linli_hub", Hub)
 MAX_CLIENT_MESSAGE: Final = 4096

@@ -25,7 +25,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.notify import Audience
+from linli.gateway.notify import Audience
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)

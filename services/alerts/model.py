@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from gateway.errors import LinliError
+from linli.gateway.errors import LinliError
 
 
 class AlertState(StrEnum):

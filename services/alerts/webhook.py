@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.notify import Audience, Delivery, Outcome
+from linli.gateway.notify import Audience, Delivery, Outcome
 
 MAX_RESPONSE_BYTES = 64 * 1024
 

@@ -1,5 +1,5 @@
 """Elder care: SOS, falls, inactivity, daily check-ins, reminders."""
 
-from services.eldercare.service import CareError, ElderCare
+from linli.services.eldercare.service import CareError, ElderCare
 
 __all__ = ["CareError", "ElderCare"]

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
-from services.eldercare.routine import Routine
+from linli.services.eldercare.routine import Routine
 
 ACTIVITY_KINDS: Final = frozenset(
     {"motion", "contact", "bed_occupancy", "switch", "activity", "light", "lock", "occupancy"}

@@ -29,10 +29,10 @@ from typing import Any, Final
 
 import orjson
 
-import gateway.events as core_events
-from gateway.context import Context
-from gateway.errors import LinliError
-from gateway.events import (
+import linli.gateway.events as core_events
+from linli.gateway.context import Context
+from linli.gateway.errors import LinliError
+from linli.gateway.events import (
     AlertChanged,
     AlertRequested,
     CareChanged,
@@ -40,11 +40,11 @@ from gateway.events import (
     HouseholdRemoved,
     StateChanged,
 )
-from gateway.ids import new_id
-from gateway.runtime import Gateway
-from services.eldercare.inactivity import ACTIVITY_KINDS, InactivitySettings, too_quiet
-from services.eldercare.routine import Routine, bucket_of, learn
-from services.eldercare.schedule import at_on_day, local_day, parse_hhmm
+from linli.gateway.ids import new_id
+from linli.gateway.runtime import Gateway
+from linli.services.eldercare.inactivity import ACTIVITY_KINDS, InactivitySettings, too_quiet
+from linli.services.eldercare.routine import Routine, bucket_of, learn
+from linli.services.eldercare.schedule import at_on_day, local_day, parse_hhmm
 
 _LOGGER = logging.getLogger(__name__)
 CHECK_EVERY_S: Final = 30.0

@@ -1,9 +1,9 @@
 """Health: vital-sign readings per resident, thresholds, trends, FHIR R4 export, consent."""
 
-from services.health.consent import ConsentRefused, Purpose
-from services.health.readings import Attribution, Reading, Rejection
-from services.health.service import Health, HealthError
-from services.health.thresholds import NOT_A_DIAGNOSIS, ThresholdError, Thresholds
+from linli.services.health.consent import ConsentRefused, Purpose
+from linli.services.health.readings import Attribution, Reading, Rejection
+from linli.services.health.service import Health, HealthError
+from linli.services.health.thresholds import NOT_A_DIAGNOSIS, ThresholdError, Thresholds
 
 __all__ = [
     "NOT_A_DIAGNOSIS",

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
-from gateway.registry import Device, Resident
-from services.health.readings import VITALS, Quantity, Reading
+from linli.gateway.registry import Device, Resident
+from linli.services.health.readings import VITALS, Quantity, Reading
 
 LOINC: Final = "http://loinc.org"
 UCUM: Final = "http://unitsofmeasure.org"

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-from services.health.readings import VITALS
+from linli.services.health.readings import VITALS
 
 #: A hub that forwards a measurement may be a little ahead of the gateway's clock.
 FUTURE_TOLERANCE_S: Final = 300.0

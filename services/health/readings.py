@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from gateway.capabilities import KINDS
+from linli.gateway.capabilities import KINDS
 
 
 class Attribution(StrEnum):

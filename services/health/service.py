@@ -33,14 +33,14 @@ from typing import Any, Final
 
 import sqlite_utils
 
-from gateway.context import Context
-from gateway.events import AlertRequested, DeviceAdded, DeviceRemoved, TelemetryReceived
-from gateway.ids import new_id
-from gateway.registry import Device, Resident
-from gateway.runtime import Gateway
-from services.health import fhir, plausibility, summaries
-from services.health.consent import ConsentBook, ConsentRecord, Purpose, parse_purpose, parse_role
-from services.health.readings import (
+from linli.gateway.context import Context
+from linli.gateway.events import AlertRequested, DeviceAdded, DeviceRemoved, TelemetryReceived
+from linli.gateway.ids import new_id
+from linli.gateway.registry import Device, Resident
+from linli.gateway.runtime import Gateway
+from linli.services.health import fhir, plausibility, summaries
+from linli.services.health.consent import ConsentBook, ConsentRecord, Purpose, parse_purpose, parse_role
+from linli.services.health.readings import (
     HEALTH_KINDS,
     VITALS,
     Attribution,
@@ -48,9 +48,9 @@ from services.health.readings import (
     Rejection,
     split_capability_value,
 )
-from services.health.storage import HealthStorage
-from services.health.thresholds import NOT_A_DIAGNOSIS, Breach, Thresholds, evaluate
-from services.health.trends import TrendPoint, default_range, parse_period, summarise
+from linli.services.health.storage import HealthStorage
+from linli.services.health.thresholds import NOT_A_DIAGNOSIS, Breach, Thresholds, evaluate
+from linli.services.health.trends import TrendPoint, default_range, parse_period, summarise
 
 _LOGGER = logging.getLogger(__name__)
 _ABSENT: Final = object()

@@ -26,10 +26,10 @@ from typing import Any, Final
 import orjson
 import sqlite_utils
 
-from gateway.store import Store
-from services.health.consent import ConsentRecord, Purpose
-from services.health.readings import Attribution, Reading, Rejection
-from services.health.thresholds import Thresholds
+from linli.gateway.store import Store
+from linli.services.health.consent import ConsentRecord, Purpose
+from linli.services.health.readings import Attribution, Reading, Rejection
+from linli.services.health.thresholds import Thresholds
 
 _LOGGER = logging.getLogger(__name__)
 READING_COLUMNS: Final = ", ".join(

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Final
 
-from services.health.readings import Reading
+from linli.services.health.readings import Reading
 
 NOT_A_DIAGNOSIS: Final = "not a diagnosis"
 HIGH: Final = "high"

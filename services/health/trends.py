@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, Final
 
-from services.health.readings import VITALS, Reading
+from linli.services.health.readings import VITALS, Reading
 
 
 class Period(StrEnum):

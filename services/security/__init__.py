@@ -1,8 +1,8 @@
 """Security: each household's alarm panel — arming modes, delays, sensor roles, PINs, sirens."""
 
-from services.security.errors import SecurityError
-from services.security.panel import AlarmState, ArmMode
-from services.security.roles import Role
-from services.security.service import Security
+from linli.services.security.errors import SecurityError
+from linli.services.security.panel import AlarmState, ArmMode
+from linli.services.security.roles import Role
+from linli.services.security.service import Security
 
 __all__ = ["AlarmState", "ArmMode", "Role", "Security", "SecurityError"]

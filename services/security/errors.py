@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.errors import LinliError
+from linli.gateway.errors import LinliError
 
 
 class SecurityError(LinliError, ValueError):

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from services.security.pins import Lockout
-from services.security.roles import Role
+from linli.services.security.pins import Lockout
+from linli.services.security.roles import Role
 
 
 class AlarmState(StrEnum):

@@ -25,7 +25,7 @@ from typing import Any, Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from services.security.errors import SecurityError
+from linli.services.security.errors import SecurityError
 
 MAX_FAILURES: Final = 5
 LOCKOUT_BASE_S: Final = 30.0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from gateway.registry import Device
+from linli.gateway.registry import Device
 
 
 class Role(StrEnum):

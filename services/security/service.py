@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from gateway import keyfile
-from gateway.bus import EventBus
-from gateway.context import Context
-from gateway.events import (
+from linli.gateway import keyfile
+from linli.gateway.bus import EventBus
+from linli.gateway.context import Context
+from linli.gateway.events import (
     AlarmStateChanged,
     AlertAnswered,
     AlertChanged,
@@ -36,21 +36,21 @@ from gateway.events import (
     HouseholdRemoved,
     StateChanged,
 )
-from gateway.registry import Device, Registry
-from gateway.runtime import Gateway
-from services.security import siren
-from services.security.errors import SecurityError
-from services.security.panel import AlarmState, ArmMode, Bypass, Panel, Trip, blocks_arming, role_active
-from services.security.pins import (
+from linli.gateway.registry import Device, Registry
+from linli.gateway.runtime import Gateway
+from linli.services.security import siren
+from linli.services.security.errors import SecurityError
+from linli.services.security.panel import AlarmState, ArmMode, Bypass, Panel, Trip, blocks_arming, role_active
+from linli.services.security.pins import (
     PEPPERED,
     async_hash_pin,
     async_verify_pin,
     check_pin_format,
     needs_rehash,
 )
-from services.security.roles import HAZARDS, INTRUSION_KINDS, Role, default_role, intrusion_capabilities
-from services.security.settings import HouseholdSettings, parse_mode, parse_role
-from services.security.storage import AuditEvent, SecurityStore
+from linli.services.security.roles import HAZARDS, INTRUSION_KINDS, Role, default_role, intrusion_capabilities
+from linli.services.security.settings import HouseholdSettings, parse_mode, parse_role
+from linli.services.security.storage import AuditEvent, SecurityStore
 
 _LOGGER = logging.getLogger(__name__)
 _ORIGIN: Final = "security"

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from services.security.errors import SecurityError
-from services.security.panel import ArmMode
-from services.security.roles import Role
+from linli.services.security.errors import SecurityError
+from linli.services.security.panel import ArmMode
+from linli.services.security.roles import Role
 
 MAX_DELAY_S: Final = 600.0
 MIN_ALARM_S: Final = 10.0

@@ -15,9 +15,9 @@ import contextlib
 import logging
 from typing import Final
 
-from gateway.commands import CommandError, Commands
-from gateway.context import Context
-from gateway.registry import Registry
+from linli.gateway.commands import CommandError, Commands
+from linli.gateway.context import Context
+from linli.gateway.registry import Registry
 
 _LOGGER = logging.getLogger(__name__)
 REPEAT_S: Final = 8.0

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from gateway.store import Store
-from services.security.panel import Panel
-from services.security.settings import HouseholdSettings
+from linli.gateway.store import Store
+from linli.services.security.panel import Panel
+from linli.services.security.settings import HouseholdSettings
 
 
 @dataclass(slots=True, kw_only=True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from adapters.sim.box import SimBox
-from adapters.sim.thunder_box import ThunderBox
-from gateway.registry import Device
-from gateway.runtime import Gateway
+from linli.gateway.registry import Device
+from linli.gateway.runtime import Gateway
+from linli.sim.box import SimBox
+from linli.sim.thunder_box import ThunderBox
 from tests.homes import add_home
 
 ADAPTER = {"carrier": "stb_carrier", "broadcast": "stb_broadcast"}
 OPERATORS = ("carrier", "broadcast")
-STB_COMPONENTS = ["gateway.plugins.host:AdapterHost", "gateway.stb.screens:Screens"]
+STB_COMPONENTS = ["linli.gateway.plugins.host:AdapterHost", "linli.services.screens.screens:Screens"]
 FAST = {"timeout_s": 1, "confirm_timeout_s": 1, "wake_timeout_s": 5, "poll_s": 3600}
 
 BoxFactory = Callable[..., Awaitable[SimBox]]

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.sim.box import SimBox
-from adapters.sim.dial_box import DialBox
-from adapters.sim.thunder_box import ThunderBox
+from linli.sim.box import SimBox
+from linli.sim.dial_box import DialBox
+from linli.sim.thunder_box import ThunderBox
 from tests.stb.boxes import BoxFactory
 
 

@@ -23,9 +23,9 @@ from async_upnp_client.profiles.dlna import DmrDevice, TransportState
 from async_upnp_client.search import async_search
 from async_upnp_client.utils import CaseInsensitiveDict
 
-from adapters.sim.box import SimBox
-from gateway.registry import Device
-from gateway.runtime import Gateway
+from linli.gateway.registry import Device
+from linli.gateway.runtime import Gateway
+from linli.sim.box import SimBox
 from tests.brokers import settle
 from tests.discovering import free_udp_port
 from tests.homes import add_home
@@ -40,7 +40,7 @@ async def cast_gateway(make_gateway: Any, **cast: Any) -> Gateway:
     """A gateway with both STB adapters and the cast renderers, SSDP on a private loopback port."""
     settings = {"port": 0, "interfaces": ["127.0.0.1"], "ssdp": {"port": free_udp_port()}, **cast}
     return await stb_gateway(
-        make_gateway, components=[*STB_COMPONENTS, "gateway.stb.cast:CastRenderers"], cast=settings
+        make_gateway, components=[*STB_COMPONENTS, "linli.services.screens.cast:CastRenderers"], cast=settings
     )
 
 
@@ -351,7 +351,7 @@ async def test_hostile_control_requests_get_a_clear_error_and_the_renderer_keeps
 async def test_a_member_lets_a_phone_on_mobile_data_cast_from_the_app(make_gateway, boxes) -> None:
     from aiohttp.test_utils import TestServer
 
-    from portal.app import create_app
+    from linli.portal.app import create_app
     from tests.portal_accounts import add_account
 
     # given 王家 on a VLAN the phone is not on, and its resident with the app on that phone (127.0.0.2)
@@ -389,8 +389,8 @@ async def test_a_member_lets_a_phone_on_mobile_data_cast_from_the_app(make_gatew
 
 
 async def test_the_gateway_does_not_find_its_own_renderers_in_its_inbox(make_gateway, boxes) -> None:
-    from adapters.sim.box_announcer import BoxAnnouncer
-    from adapters.sim.dial_box import DialBox
+    from linli.sim.box_announcer import BoxAnnouncer
+    from linli.sim.dial_box import DialBox
     from tests.discovering import discovery_config, inbox_of
     from tests.stb.boxes import STB_COMPONENTS
 
@@ -398,7 +398,11 @@ async def test_the_gateway_does_not_find_its_own_renderers_in_its_inbox(make_gat
     port = free_udp_port()
     gateway = await stb_gateway(
         make_gateway,
-        components=[*STB_COMPONENTS, "gateway.discovery:Discovery", "gateway.stb.cast:CastRenderers"],
+        components=[
+            *STB_COMPONENTS,
+            "linli.gateway.discovery:Discovery",
+            "linli.services.screens.cast:CastRenderers",
+        ],
         cast={"port": 0, "interfaces": ["127.0.0.1"], "ssdp": {"port": port, "announce_s": 1}},
         discovery=discovery_config("ssdp", ssdp={"port": port}),
     )

@@ -13,17 +13,17 @@ import aiohttp
 import pytest
 from jsonschema import Draft202012Validator
 
-from adapters.certify.report import SCHEMA_PATH, Report, Result
-from adapters.certify.run import async_certify, certification_path
-from adapters.sim.thunder_box import ThunderBox
-from adapters.stb_carrier.adapter import CarrierAdapter
-from adapters.stb_carrier.driver import ThunderDriver
-from gateway import cli
-from gateway.plugins import AdapterEntry
-from gateway.plugins.api import AdapterApi
-from gateway.plugins.manifest import build_manifest
-from gateway.stb.driver import BoxEndpoint, DriverContext
-from gateway.stb.fleet import BoxFleet
+from linli import cli
+from linli.adapters.stb_carrier.adapter import CarrierAdapter
+from linli.adapters.stb_carrier.driver import ThunderDriver
+from linli.certify.report import SCHEMA_PATH, Report, Result
+from linli.certify.run import async_certify, certification_path
+from linli.gateway.plugins import AdapterEntry
+from linli.gateway.plugins.api import AdapterApi
+from linli.gateway.plugins.manifest import build_manifest
+from linli.gateway.stb.driver import BoxEndpoint, DriverContext
+from linli.gateway.stb.fleet import BoxFleet
+from linli.sim.thunder_box import ThunderBox
 from tests.portal_accounts import add_account, api_token
 
 REPORT_SCHEMA = Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
@@ -207,7 +207,7 @@ async def test_an_adapter_that_leaves_a_task_and_a_file_behind_fails_the_stop_ch
 async def test_manage_shows_each_adapters_last_certification(make_gateway: Any) -> None:
     # given a gateway, and the lying adapter certified (and failed) into its data directory
     gateway = await make_gateway(
-        components=["portal.app:Portal", "gateway.plugins.host:AdapterHost"],
+        components=["linli.portal.app:Portal", "linli.gateway.plugins.host:AdapterHost"],
         portal={"enabled": True},
         adapters={"only": ["stb_carrier"], "settings": {"stb_carrier": {"poll_s": 3600}}},
     )
@@ -269,7 +269,7 @@ async def test_a_live_box_is_certified_through_the_adapters_own_reads_and_says_w
 
 
 async def test_a_cable_box_without_the_operators_app_is_certified_degraded_not_passed() -> None:
-    from adapters.sim.dial_box import DialBox
+    from linli.sim.dial_box import DialBox
 
     # given a live cable box that has DIAL and DLNA but not the operator's Linli app
     box = DialBox(name="no-app-box", companion=False)

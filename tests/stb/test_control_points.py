@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import upnpclient
 
-from adapters.sim.box import SimBox
-from adapters.sim.box_announcer import BoxAnnouncer
-from adapters.sim.dial_box import DialBox
+from linli.sim.box import SimBox
+from linli.sim.box_announcer import BoxAnnouncer
+from linli.sim.dial_box import DialBox
 from tests.brokers import settle
 from tests.stb.boxes import OPERATORS
 from tests.stb.test_cast import VIDEO, cast_gateway, description_url, li_family
@@ -141,7 +141,7 @@ async def test_upnp_client_call_action_plays_stops_plays_and_sets_the_volume(tar
     assert (await call(description, "RC/GetVolume", InstanceID=0, Channel="Master")) == {"CurrentVolume": 37}
 
 
-# The simulated cable box serves with aiohttp's handler_cancellation (adapters/sim/box.py): a
+# The simulated cable box serves with aiohttp's handler_cancellation (linli/sim/box.py): a
 # control point that closes its connection once the SUBSCRIBE is answered (upnp-client does; the
 # gateway keeps its connections) cancels the library's subscribe handler before it adds the
 # subscriber, so the box sends the initial event and then nothing. Strict: fix the box, then this.

@@ -16,23 +16,23 @@ from typing import Any
 
 import pytest
 
-from adapters.sim.box import SimBox
-from adapters.sim.box_announcer import BoxAnnouncer
-from adapters.sim.dial_box import DialBox
-from adapters.sim.thunder_box import ThunderBox
-from adapters.sim.upnp_box import SimUpnpDevice
-from adapters.stb_carrier.adapter import THUNDER_PORT, CarrierAdapter
-from gateway.discovery import Adoption, InboxError, InboxItem, InboxStatus
-from gateway.discovery.adopters import found_device
-from gateway.registry import Device
-from gateway.stb.screens import Screens
+from linli.adapters.stb_carrier.adapter import THUNDER_PORT, CarrierAdapter
+from linli.gateway.discovery import Adoption, InboxError, InboxItem, InboxStatus
+from linli.gateway.discovery.adopters import found_device
+from linli.gateway.registry import Device
+from linli.services.screens.screens import Screens
+from linli.sim.box import SimBox
+from linli.sim.box_announcer import BoxAnnouncer
+from linli.sim.dial_box import DialBox
+from linli.sim.thunder_box import ThunderBox
+from linli.sim.upnp_box import SimUpnpDevice
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of
 from tests.homes import add_home
 from tests.stb.boxes import ADAPTER, STB_COMPONENTS, stb_settings
 
 SOURCE = {"broadcast": "ssdp", "carrier": "zeroconf"}
-COMPONENTS = ["gateway.discovery:Discovery", *STB_COMPONENTS]
+COMPONENTS = ["linli.gateway.discovery:Discovery", *STB_COMPONENTS]
 
 
 @pytest.fixture

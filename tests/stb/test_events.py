@@ -12,10 +12,11 @@ import aiohttp
 import pytest
 from async_upnp_client.client_factory import UpnpFactory
 
-from adapters.sim.dial_box import XML_BOMB, DialBox
-from gateway.stb import gena, wake
-from gateway.stb.gena import MAX_NOTIFY_BYTES, GenaListener
-from gateway.stb.http import BoundedUpnpRequester, Limits
+from linli.adapters.upnp import gena
+from linli.adapters.upnp.gena import MAX_NOTIFY_BYTES, GenaListener
+from linli.gateway.stb import wake
+from linli.gateway.stb.http import BoundedUpnpRequester, Limits
+from linli.sim.dial_box import XML_BOMB, DialBox
 from tests.brokers import settle
 from tests.stb.boxes import OPERATORS, home_with_tv, stb_gateway
 

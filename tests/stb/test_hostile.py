@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from gateway.commands import CommandError
-from gateway.stb.fleet import AdoptError
+from linli.gateway.commands import CommandError
+from linli.gateway.stb.fleet import AdoptError
 from tests.brokers import settle
 from tests.homes import add_home
 from tests.stb.boxes import adopt, home_with_tv, stb_gateway, stb_settings

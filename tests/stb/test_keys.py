@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from adapters.sim.dial_box import DialBox
-from gateway.commands import CommandError
+from linli.gateway.commands import CommandError
+from linli.sim.dial_box import DialBox
 from tests.homes import add_home
 from tests.stb.boxes import OPERATORS, BoxFactory, adopt, home_with_tv, stb_gateway
 

@@ -11,7 +11,7 @@ Issue #15, item 1. Real devices are not the project's simulated cable box:
 * a box that fails in any way is that box's problem, never its adapter's; an
   adapter that does fail is restarted with backoff, its state and reason shown.
 
-Every box here speaks its protocols for real on 127.0.0.1 (adapters/sim/dial_box.py).
+Every box here speaks its protocols for real on 127.0.0.1 (linli/sim/dial_box.py).
 """
 
 from __future__ import annotations
@@ -24,22 +24,22 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.sim.box_announcer import BoxAnnouncer
-from adapters.sim.dial_box import DialBox
-from gateway import cli
-from gateway.commands import CommandError
-from gateway.discovery import InboxStatus
-from gateway.plugins import host as host_module
-from gateway.plugins.host import AdapterState
-from gateway.stb.fleet import degraded_kinds
-from gateway.stb.screens import Screens
+from linli import cli
+from linli.gateway.commands import CommandError
+from linli.gateway.discovery import InboxStatus
+from linli.gateway.plugins import host as host_module
+from linli.gateway.plugins.host import AdapterState
+from linli.gateway.stb.fleet import degraded_kinds
+from linli.services.screens.screens import Screens
+from linli.sim.box_announcer import BoxAnnouncer
+from linli.sim.dial_box import DialBox
 from tests.brokers import settle
 from tests.discovering import discovery_config, inbox_of
 from tests.homes import add_home
 from tests.portal_accounts import add_account, api_token
 from tests.stb.boxes import STB_COMPONENTS, stb_settings
 
-COMPONENTS = ["gateway.discovery:Discovery", *STB_COMPONENTS]
+COMPONENTS = ["linli.gateway.discovery:Discovery", *STB_COMPONENTS]
 MEDIA = "http://127.0.0.1:9/clip.mp4"
 
 
@@ -245,7 +245,7 @@ async def test_a_crashed_adapter_is_restarted_with_backoff_and_shows_why(
     monkeypatch.setattr(host_module, "RESTART_BASE_S", 2.0)
     monkeypatch.setattr(host_module, "RESTART_CAP_S", 4.0)
     gateway = await make_gateway(
-        components=["portal.app:Portal", *STB_COMPONENTS],
+        components=["linli.portal.app:Portal", *STB_COMPONENTS],
         portal={"enabled": True},
         adapters=stb_settings(),
     )

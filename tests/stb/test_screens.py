@@ -7,11 +7,11 @@ import asyncio
 import aiohttp
 import pytest
 
-from adapters.sim.box import SimBox
-from adapters.sim.layout import layout
-from adapters.sim.televisions import SimTelevisions
-from adapters.sim.thunder_box import ThunderBox
-from gateway.notify import Audience, Outcome
+from linli.gateway.notify import Audience, Outcome
+from linli.sim.box import SimBox
+from linli.sim.layout import layout
+from linli.sim.televisions import SimTelevisions
+from linli.sim.thunder_box import ThunderBox
 from tests.brokers import settle
 from tests.homes import add_home
 from tests.portal_accounts import add_account, api_token
@@ -21,7 +21,11 @@ from tests.stb.boxes import OPERATORS, home_with_tv, stb_gateway
 async def portal_gateway(make_gateway, **kw):  # type: ignore[no-untyped-def]
     gateway = await stb_gateway(
         make_gateway,
-        components=["portal.app:Portal", "gateway.plugins.host:AdapterHost", "gateway.stb.screens:Screens"],
+        components=[
+            "linli.portal.app:Portal",
+            "linli.gateway.plugins.host:AdapterHost",
+            "linli.services.screens.screens:Screens",
+        ],
         portal={"enabled": True},
         **kw,
     )
@@ -123,9 +127,9 @@ async def test_an_alert_appears_on_the_tv_of_its_household_and_goes_when_acknowl
     gateway = await stb_gateway(
         make_gateway,
         components=[
-            "gateway.plugins.host:AdapterHost",
-            "gateway.stb.screens:Screens",
-            "services.alerts:AlertEngine",
+            "linli.gateway.plugins.host:AdapterHost",
+            "linli.services.screens.screens:Screens",
+            "linli.services.alerts:AlertEngine",
         ],
     )
     carrier, cable = await boxes("carrier", "h1-tv"), await boxes("broadcast", "h2-tv")

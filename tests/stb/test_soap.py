@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.sim.dial_box import XML_BOMB
-from gateway.stb import soap
+from linli.adapters.upnp import soap
+from linli.sim.dial_box import XML_BOMB
 from tests.stb.boxes import home_with_tv, stb_gateway
 
 AV = "urn:schemas-upnp-org:service:AVTransport:2"

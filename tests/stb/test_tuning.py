@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.sim.dial_box import DialBox
+from linli.sim.dial_box import DialBox
 from tests.stb.boxes import home_with_tv, stb_gateway
 
 #: How each MediaRenderer version is read back: AVTransport:2 in one action, :1 in two.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.sim.wol import WakeListener
-from gateway.stb import wake
+from linli.gateway.stb import wake
+from linli.sim.wol import WakeListener
 from tests.brokers import settle
 
 

@@ -1,0 +1,182 @@
+"""Signed downlink from the region: announcements, emergency broadcasts, and the region's clock.
+
+Only the process holding the region's private key (the dashboard) signs. An
+announcement goes to `linli/v1/<region>/_all/down/announcement` when it is for
+every community, else once to each targeted community's topic; its signed
+`targets` say which communities may show it, so it cannot be replayed onto
+another community. QoS 1 and the gateways' persistent sessions mean a gateway
+that is offline gets it when it reconnects (until it expires).
+
+The clock: every `clock_interval_s` the region publishes its signed time,
+retained, with a message expiry of three intervals, so a stale reading is
+never handed to a gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Final
+
+import aiomqtt
+import asyncpg
+import orjson
+from aiomqtt import MqttError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from linli.gateway.ids import new_id
+from linli.gateway.uplink import topics
+from linli.gateway.uplink.downlink import KINDS, MAX_BODY, MAX_TITLE
+from linli.gateway.uplink.relay import backoff_delay
+from linli.gateway.uplink.signing import Signer
+from linli.region.consumer import broker_settings
+from linli.region.queries import communities
+
+_LOGGER = logging.getLogger(__name__)
+MAX_TTL_S: Final = 7 * 86400
+
+
+class BroadcastError(ValueError):
+    """An announcement that cannot be sent; `code` is stable for API clients."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class RegionLink:
+    """The dashboard's own connection to the regional broker, for the signed downlink."""
+
+    def __init__(self, config: dict[str, Any], signer: Signer) -> None:
+        self.config = config
+        self.region = config["region"]["id"]
+        self.signer = signer
+        self._client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        attempt = 0
+        interval = self.config["dashboard"]["clock_interval_s"]
+        while True:
+            try:
+                client = aiomqtt.Client(
+                    identifier=f"{self.config['broker']['client_prefix']}-dashboard"[:64],
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    keepalive=30,
+                    timeout=10,
+                    **broker_settings(self.config),
+                )
+                async with client:
+                    self._client, attempt = client, 0
+                    self.connected.set()
+                    _LOGGER.info("region %s: downlink publisher connected", self.region)
+                    while True:
+                        await self.publish_clock()
+                        await asyncio.sleep(interval)
+            except MqttError as exc:
+                self.connected.clear()
+                self._client = None
+                delay = backoff_delay(attempt, 0.2, 5.0)
+                attempt += 1
+                if attempt <= 2 or attempt % 20 == 0:
+                    _LOGGER.warning("region downlink publisher: %s; retry in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+            finally:
+                self.connected.clear()
+                self._client = None
+
+    async def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, expiry_s: int | None = None
+    ) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), 5)
+        client = self._client
+        if client is None:
+            raise BroadcastError("broker_unreachable", "the regional broker is unreachable: nothing was sent")
+        props = None
+        if expiry_s is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = expiry_s
+        await client.publish(topic, payload, qos=1, retain=retain, properties=props)
+
+    async def publish_clock(self) -> None:
+        interval = self.config["dashboard"]["clock_interval_s"]
+        message = self.signer.sign(
+            {"kind": "clock", "region": self.region, "issued_at": time.time(), "id": f"clock-{new_id()}"}
+        )
+        await self.publish(
+            topics.down_topic(self.region, topics.ALL, topics.CLOCK),
+            message,
+            retain=True,
+            expiry_s=max(1, int(interval * 3)),
+        )
+
+
+async def compose(
+    conn: asyncpg.Connection,
+    link: RegionLink,
+    *,
+    kind: str,
+    title: str,
+    body: str,
+    targets: list[str] | None,
+    ttl_s: float,
+    by: str,
+) -> dict[str, Any]:
+    """Check, record, sign and publish one announcement; returns it (with its id)."""
+    region = link.region
+    title, body = title.strip(), body.strip()
+    if kind not in KINDS:
+        raise BroadcastError("invalid", f"kind {kind!r} is not one of {list(KINDS)}")
+    if not body or len(body) > MAX_BODY or len(title) > MAX_TITLE:
+        raise BroadcastError(
+            "invalid", f"a body of 1–{MAX_BODY} characters and a title of at most {MAX_TITLE} please"
+        )
+    if not 60 <= ttl_s <= MAX_TTL_S:
+        raise BroadcastError("invalid", f"ttl_s {ttl_s} must be between 60 and {MAX_TTL_S} seconds")
+    known = set(await communities(conn, region))
+    if targets is not None:
+        targets = sorted({t.strip() for t in targets if t.strip()})
+        unknown = sorted(set(targets) - known)
+        if not targets or unknown:
+            raise BroadcastError(
+                "unknown_target", f"no such communities in region {region}: {unknown or '(none given)'}"
+            )
+    issued = time.time()
+    announcement = {
+        "id": f"{region}-{new_id()}",
+        "kind": kind,
+        "region": region,
+        "targets": targets if targets is not None else "*",
+        "title": title,
+        "body": body,
+        "issued_at": issued,
+        "expires_at": issued + ttl_s,
+    }
+    message = link.signer.sign(announcement)
+    await conn.execute(
+        """INSERT INTO announcements
+               (id, region, kind, targets, title, body, issued_at, expires_at, created_by, gateways_targeted)
+           VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10)""",
+        announcement["id"],
+        region,
+        kind,
+        orjson.dumps(announcement["targets"]).decode(),
+        title,
+        body,
+        issued,
+        announcement["expires_at"],
+        by,
+        len(targets) if targets is not None else len(known),
+    )
+    if targets is None:
+        await link.publish(topics.down_topic(region, topics.ALL), message)
+    else:
+        for community in targets:
+            await link.publish(topics.down_topic(region, community), message)
+    _LOGGER.info("region %s: %s %s sent to %s by %s", region, kind, announcement["id"], targets or "all", by)
+    return announcement

@@ -1,0 +1,259 @@
+"""`linli region …`: the regional tier's commands.
+
+linli region keygen    [--config PATH] [--out FILE]   the region's Ed25519 signing key; prints the public key
+linli region migrate   [--config PATH]                create or upgrade the PostgreSQL schema
+linli region consume   [--config PATH] [--index N]    one stateless consumer (run several: one each --index)
+linli region dashboard [--config PATH]                the regional dashboard, broadcast composer, signed clock
+linli region serve     [--config PATH] [--consumers N] the dashboard plus N consumer processes, supervised
+linli region operator add NAME | list | disable NAME   the dashboard's operators (add prints the secrets once)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from linli.region.config import RegionConfigError, load_region_config
+
+_LOGGER = logging.getLogger("linli.region")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linli region", description="Linli's regional tier")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", type=Path, help="region TOML config (default: none, all defaults)")
+        sub.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    keygen = commands.add_parser("keygen", help="create the region's signing key (once)")
+    common(keygen)
+    keygen.add_argument("--out", type=Path, help="key file (default: <region.data_dir>/region.key)")
+    common(commands.add_parser("migrate", help="create or upgrade the PostgreSQL schema"))
+    consume = commands.add_parser("consume", help="one consumer process of the shared subscription")
+    common(consume)
+    consume.add_argument("--index", type=int, default=0, help="this consumer's stable number (default 0)")
+    common(
+        commands.add_parser("dashboard", help="the dashboard, the broadcast composer and the signed clock")
+    )
+    serve = commands.add_parser("serve", help="the dashboard plus N supervised consumer processes")
+    common(serve)
+    serve.add_argument("--consumers", type=int, default=2, help="consumer processes (default 2)")
+    operator = commands.add_parser("operator", help="the dashboard's operators: add, list, disable")
+    actions = operator.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="a new operator; prints its password and API token once")
+    common(add)
+    add.add_argument("name", help="the operator's name (2-64 letters, digits or . _ @ -)")
+    common(actions.add_parser("list", help="every operator, and whether it is disabled"))
+    disable = actions.add_parser("disable", help="no more sign-in or token; its sessions end at once")
+    common(disable)
+    disable.add_argument("name")
+    return parser
+
+
+def _keygen(config: dict[str, Any], out: Path | None) -> int:
+    from linli.gateway.uplink.signing import Signer
+
+    path = out or Path(config["region"]["data_dir"]) / "region.key"
+    if path.exists():
+        signer = Signer.from_file(path)
+        print(f"linli region: {path} exists already; its public key is shown below (not replaced)")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        signer = Signer.generate()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(signer.private_text() + "\n")
+        print(f"linli region: signing key written to {path} (keep it secret; back it up)")
+    print("Give every gateway the region's public key, in its config:\n")
+    print("[uplink]")
+    print(f'region_public_keys = ["{signer.public_text}"]')
+    return 0
+
+
+async def _until_signal(work: Callable[[], Coroutine[Any, Any, Any]]) -> int:
+    """Run `work` until it ends or SIGINT/SIGTERM arrives."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task: asyncio.Task[Any] = asyncio.create_task(work())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        stopper.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return 0
+
+
+async def _migrate(config: dict[str, Any]) -> int:
+    import asyncpg
+
+    from linli.region.schema import LATEST, migrate
+
+    conn = await asyncpg.connect(config["database"]["dsn"], timeout=10)
+    try:
+        applied = await migrate(conn, config["region"]["id"])
+    finally:
+        await conn.close()
+    print(
+        f"linli region: schema at version {LATEST}"
+        + (f" (applied {applied})" if applied else " (up to date)")
+    )
+    return 0
+
+
+def _cli_user() -> str:
+    """Who ran the command, for the audit log."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _operator(config: dict[str, Any], args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from linli.region import operators
+    from linli.region.schema import migrate
+
+    region = config["region"]["id"]
+    conn = await asyncpg.connect(config["database"]["dsn"], timeout=10)
+    try:
+        await migrate(conn, region)
+        if args.action == "add":
+            try:
+                made = await operators.add(conn, region, args.name, by=_cli_user())
+            except operators.OperatorError as exc:
+                print(f"linli region operator add: {exc.message}", file=sys.stderr)
+                return 1
+            # Shown this once, on the terminal (never logged): only their hashes are kept.
+            print(f"linli region: operator {made.name!r} added. Keep these now; they are not shown again:\n")
+            print(f"  password (the dashboard's sign-in page):  {made.password}")
+            print(f"  API token (scripts: 'Authorization: Bearer …'):  {made.token}\n")
+            return 0
+        if args.action == "disable":
+            try:
+                await operators.disable(conn, region, args.name, by=_cli_user())
+            except operators.OperatorError as exc:
+                print(f"linli region operator disable: {exc.message}", file=sys.stderr)
+                return 1
+            print(f"linli region: operator {args.name!r} disabled (sessions ended, token refused)")
+            return 0
+        rows = await operators.listing(conn)
+        if not rows:
+            print("no operators yet: `linli region operator add NAME`")
+        for row in rows:
+            state = "disabled" if row["disabled"] else "active"
+            last = row["last_login"].isoformat(timespec="seconds") if row["last_login"] else "never"
+            print(
+                f"{row['name']:<24} {state:<9} added {row['created']:%Y-%m-%d} by {row['created_by']}, "
+                f"last sign-in {last}"
+            )
+        return 0
+    finally:
+        await conn.close()
+
+
+async def _consume(config: dict[str, Any], index: int) -> int:
+    from linli.region.consumer import Consumer
+
+    consumer = Consumer(config, index)
+    try:
+        return await _until_signal(consumer.run)
+    finally:
+        await consumer.async_close()
+        _LOGGER.info("region consumer stopped: %s", consumer.stats())
+
+
+async def _dashboard(config: dict[str, Any]) -> int:
+    from linli.region.dashboard import run_dashboard
+
+    return await _until_signal(lambda: run_dashboard(config))
+
+
+async def _serve(config: dict[str, Any], args: argparse.Namespace) -> int:
+    from linli.region.dashboard import run_dashboard
+
+    await _migrate(config)
+
+    async def consumer_process(index: int) -> None:
+        """One consumer process, restarted if it dies."""
+        command = [sys.executable, "-m", "linli", "region", "consume", "--index", str(index)]
+        if args.config:
+            command += ["--config", str(args.config)]
+        command += ["--log-level", args.log_level]
+        while True:
+            process = await asyncio.create_subprocess_exec(*command)
+            try:
+                code = await process.wait()
+            except asyncio.CancelledError:
+                process.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    await asyncio.wait_for(process.wait(), 10)
+                raise
+            _LOGGER.warning("region consumer %d exited with %s; restarting in 1 s", index, code)
+            await asyncio.sleep(1.0)
+
+    async def everything() -> None:
+        await asyncio.gather(run_dashboard(config), *(consumer_process(i) for i in range(args.consumers)))
+
+    return await _until_signal(everything)
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    try:
+        config = load_region_config(args.config)
+    except RegionConfigError as exc:
+        print(f"linli region: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    try:
+        if args.command == "keygen":
+            return _keygen(config, args.out)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(config))
+        if args.command == "consume":
+            return asyncio.run(_consume(config, args.index))
+        if args.command == "dashboard":
+            return asyncio.run(_dashboard(config))
+        if args.command == "operator":
+            return asyncio.run(_operator(config, args))
+        if args.command == "serve":
+            if args.consumers < 1:
+                print("linli region: --consumers must be at least 1", file=sys.stderr)
+                return 2
+            return asyncio.run(_serve(config, args))
+    except ModuleNotFoundError as exc:
+        # asyncpg (and the region's other needs) are an extra: a gateway alone does not need them
+        print(
+            f"linli region {args.command}: {exc}; the regional tier needs its extra: "
+            "pip install 'linli[region]' (or, in a checkout, pip install '.[region]')",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception as exc:  # one line saying what failed, not a traceback
+        print(f"linli region {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 2

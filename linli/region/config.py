@@ -1,0 +1,139 @@
+"""The regional service's configuration: a TOML file, `LINLI_REGION_DSN` for the database, defaults.
+
+[region]
+id = "hubei"                      # the <region> level of linli/v1/<region>/<community>/...
+data_dir = "./linli-region"       # the region's signing key lives here
+
+[broker]                          # the regional MQTT 5 broker (cluster)
+host = "127.0.0.1"
+port = 1883
+# url = "mqtts://broker.region:8883"   username = "…"   password = "…"
+# tls = { ca_file = "…", cert_file = "…", key_file = "…" }
+group = "linli-region"            # the shared-subscription group of the consumers
+
+[database]
+dsn = "postgresql://linli@127.0.0.1/linli"   # or LINLI_REGION_DSN (keeps the password off the command line)
+
+[consumer]
+batch = 500                       # messages per PostgreSQL transaction, at most…
+batch_ms = 50                     # …or this often
+
+[dashboard]
+host = "127.0.0.1"
+port = 8090
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from linli.gateway.config import ConfigError, merge, read_toml, schema_errors
+
+_PORT: Final = {"type": "integer", "minimum": 1, "maximum": 65535}
+_ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+
+SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "region": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"id": _ID, "data_dir": {"type": "string", "minLength": 1}},
+        },
+        "broker": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string", "pattern": "^mqtts?://"},
+                "host": {"type": "string", "minLength": 1},
+                "port": _PORT,
+                "username": {"type": "string"},
+                "password": {"type": "string"},
+                "group": _ID,
+                "client_prefix": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
+                "tls": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        k: {"type": "string", "minLength": 1} for k in ("ca_file", "cert_file", "key_file")
+                    },
+                },
+            },
+        },
+        "database": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"dsn": {"type": "string", "pattern": "^postgres(ql)?://"}},
+        },
+        "consumer": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "batch": {"type": "integer", "minimum": 1, "maximum": 20000},
+                "batch_ms": {"type": "number", "minimum": 1},
+                "receive_maximum": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "session_expiry_s": {"type": "integer", "minimum": 0},
+            },
+        },
+        "dashboard": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "host": {"type": "string"},
+                "port": _PORT,
+                "online_after_s": {"type": "number", "exclusiveMinimum": 0},
+                "clock_interval_s": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+    },
+}
+
+DEFAULTS: Final[dict[str, Any]] = {
+    "region": {"id": "region", "data_dir": "./linli-region"},
+    "broker": {"host": "127.0.0.1", "port": 1883, "group": "linli-region", "client_prefix": "linli-region"},
+    "database": {"dsn": "postgresql://linli@127.0.0.1:5432/linli"},
+    "consumer": {"batch": 500, "batch_ms": 50, "receive_maximum": 2000, "session_expiry_s": 3600},
+    # A community is online while its presence says so and it reported within online_after_s.
+    "dashboard": {"host": "127.0.0.1", "port": 8090, "online_after_s": 300, "clock_interval_s": 30},
+}
+
+
+class RegionConfigError(ConfigError):
+    """The regional configuration is unusable; the message names the key."""
+
+
+_merge = merge
+
+
+def _validate(data: dict[str, Any], source: str) -> None:
+    lines = schema_errors(SCHEMA, data, source, {"password", "dsn"})
+    if lines:
+        raise RegionConfigError("\n".join(lines))
+
+
+def load_region_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Defaults ← TOML file ← LINLI_REGION_DSN ← explicit overrides."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = read_toml(path)
+        except ConfigError as exc:
+            raise RegionConfigError(str(exc)) from None
+        _validate(data, str(path))
+    config = _merge(DEFAULTS, data)
+    if environ.get("LINLI_REGION_DSN"):
+        config["database"]["dsn"] = environ["LINLI_REGION_DSN"]
+    if overrides:
+        config = _merge(config, overrides)
+    _validate(config, "config")
+    return config

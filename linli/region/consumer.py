@@ -1,0 +1,254 @@
+"""A stateless regional consumer: a shared subscription in, batched idempotent upserts out.
+
+Every consumer process subscribes with the same MQTT 5 shared subscription
+(`$share/<group>/linli/v1/<region>/+/up/#`), so the broker gives each message
+to one of them: adding a process adds capacity. A consumer keeps no state of
+its own — everything is in PostgreSQL — and acknowledges a message (PUBACK)
+only after the transaction that applied it committed. If it dies in between,
+the broker delivers the message again (to the same client id when it comes
+back: run each consumer with a stable `--index`), and the upsert ignores what
+it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import socket
+import time
+from typing import Any
+
+import aiomqtt
+import asyncpg
+from aiomqtt import MqttError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from linli.gateway.uplink import topics
+from linli.gateway.uplink.client import RegionalClient, tls_context
+from linli.gateway.uplink.messages import EnvelopeError, decode
+from linli.gateway.uplink.relay import backoff_delay
+from linli.region.ingest import BatchResult, Presence, apply_batch, presence_from
+from linli.region.schema import ensure_partitions, migrate
+
+_LOGGER = logging.getLogger(__name__)
+PARTITION_CHECK_S = 6 * 3600
+
+
+def broker_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Host, port, credentials and TLS of the regional broker, as aiomqtt arguments."""
+    broker = config["broker"]
+    host, port, use_tls = broker["host"], broker["port"], bool(broker.get("tls"))
+    if "url" in broker:
+        from yarl import URL
+
+        url = URL(broker["url"])
+        use_tls = use_tls or url.scheme == "mqtts"
+        host, port = url.host or host, url.port or (8883 if url.scheme == "mqtts" else 1883)
+    tls = broker.get("tls", {})
+    context = tls_context(tls.get("ca_file"), tls.get("cert_file"), tls.get("key_file")) if use_tls else None
+    return {
+        "hostname": host,
+        "port": port,
+        "username": broker.get("username"),
+        "password": broker.get("password"),
+        "tls_context": context,
+    }
+
+
+class Consumer:
+    """One consumer process's loop; `index` makes its client id stable across restarts."""
+
+    def __init__(self, config: dict[str, Any], index: int = 0) -> None:
+        self.config = config
+        self.region = config["region"]["id"]
+        prefix = config["broker"]["client_prefix"]
+        self.client_id = f"{prefix}-{socket.gethostname()}-{index}"[:64]
+        self.index = index
+        self._pending: collections.deque[aiomqtt.Message] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._db: asyncpg.Connection | None = None
+        self.received = 0
+        self.applied = 0
+        self.duplicates = 0
+        self.malformed = 0
+        self.batches = 0
+        self.connected = asyncio.Event()
+        self._last_malformed_log = 0.0
+
+    # -- database ----------------------------------------------------------------
+
+    async def _database(self) -> asyncpg.Connection:
+        if self._db is None or self._db.is_closed():
+            self._db = await asyncpg.connect(self.config["database"]["dsn"], timeout=10)
+            await migrate(self._db, self.region)
+        return self._db
+
+    async def _close_database(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                await self._db.close()
+            self._db = None
+
+    # -- MQTT ----------------------------------------------------------------------
+
+    def _client(self) -> RegionalClient:
+        consumer = self.config["consumer"]
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = consumer["session_expiry_s"]
+        props.ReceiveMaximum = consumer["receive_maximum"]
+        pending, arrived = self._pending, self._arrived
+
+        class _Collect(asyncio.Queue[aiomqtt.Message]):
+            """Straight from the receive callback into the batch (no task per message)."""
+
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                pending.append(item)
+                arrived.set()
+
+        client = RegionalClient(
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=props,
+            keepalive=30,
+            timeout=10,
+            queue_type=_Collect,
+            **broker_settings(self.config),
+        )
+        client.manual_acks()
+        return client
+
+    async def run(self) -> None:
+        """Consume until cancelled: reconnecting to the broker and the database as needed."""
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            reason = "connection ended"
+            try:
+                await self._database()
+                async with self._client() as client:
+                    attempt = 0
+                    await self._serve(client)
+            except MqttError as exc:
+                reason = f"broker: {exc}"
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                reason = f"database: {type(exc).__name__}: {exc}"
+                await self._close_database()
+            finally:
+                self.connected.clear()
+                self._pending.clear()  # not acknowledged: the broker delivers them again
+            if time.monotonic() - started > 30:
+                attempt = 0
+            # A handful of consumers, not thousands of gateways: retry soon (the gateways wait for them).
+            delay = backoff_delay(attempt, 0.2, 5.0)
+            attempt += 1
+            log = _LOGGER.warning if attempt <= 2 or attempt % 20 == 0 else _LOGGER.debug
+            log("region consumer %s: %s; retry %d in %.1fs", self.client_id, reason, attempt, delay)
+            await asyncio.sleep(delay)
+
+    async def _serve(self, client: RegionalClient) -> None:
+        group = self.config["broker"]["group"]
+        await client.subscribe([(topics.shared(group, f), 1) for f in topics.region_up_filters(self.region)])
+        self.connected.set()
+        _LOGGER.info("region consumer %s consuming %s in group %s", self.client_id, self.region, group)
+        pump = asyncio.create_task(self._pump(client), name="region-consumer-pump")
+        try:
+            await self._batches(client, pump)
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, MqttError):
+                await pump
+
+    async def _pump(self, client: RegionalClient) -> None:
+        async for _ in client.messages:  # ends only on disconnect (messages go to _Collect)
+            pass
+
+    async def _batches(self, client: RegionalClient, pump: asyncio.Task[None]) -> None:
+        consumer = self.config["consumer"]
+        size, window = consumer["batch"], consumer["batch_ms"] / 1000
+        next_partition_check = time.monotonic() + PARTITION_CHECK_S
+        while True:
+            if not self._pending:
+                self._arrived.clear()
+                waiter = asyncio.create_task(self._arrived.wait())
+                done, _ = await asyncio.wait((waiter, pump), return_when=asyncio.FIRST_COMPLETED)
+                if pump in done:
+                    waiter.cancel()
+                    pump.result()
+                    raise MqttError("regional broker connection ended")
+                continue
+            if len(self._pending) < size:
+                await asyncio.sleep(window)  # let a batch gather
+            batch = [self._pending.popleft() for _ in range(min(size, len(self._pending)))]
+            result = await self.async_apply(batch)
+            for message in batch:
+                client.ack(message)  # only now: the transaction has committed
+            self.batches += 1
+            self.applied += result.new
+            self.duplicates += result.duplicates
+            if time.monotonic() > next_partition_check:
+                next_partition_check = time.monotonic() + PARTITION_CHECK_S
+                await ensure_partitions(await self._database(), self.region)
+
+    async def async_apply(self, batch: list[aiomqtt.Message]) -> BatchResult:
+        envelopes, presence = [], []
+        for message in batch:
+            self.received += 1
+            topic = message.topic.value
+            where = topics.parse_up(topic)
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            if where is None:
+                self._bad(topic, "not an upward topic")
+                continue
+            region, community, kind = where
+            if kind == topics.PRESENCE:
+                item: Presence | None = presence_from(region, community, payload)
+                if item is None:
+                    self._bad(topic, "presence is not {state, gateway, ts}")
+                else:
+                    presence.append(item)
+                continue
+            try:
+                envelope = decode(payload)
+            except EnvelopeError as exc:
+                self._bad(topic, str(exc))
+                continue
+            if (envelope.region, envelope.community, envelope.kind) != (region, community, kind):
+                # A gateway may speak only for its own community (the broker's ACL gives it its topic).
+                self._bad(topic, f"envelope says {envelope.region}/{envelope.community}/{envelope.kind}")
+                continue
+            envelopes.append(envelope)
+        for attempt in range(1, 6):
+            try:
+                return await apply_batch(await self._database(), envelopes, presence)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                # Rows are locked in one order, so this is rare; the batch is simply applied again.
+                if attempt == 5:
+                    raise
+                await asyncio.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    def _bad(self, topic: str, why: str) -> None:
+        self.malformed += 1
+        now = time.monotonic()
+        if now - self._last_malformed_log > 60:
+            self._last_malformed_log = now
+            _LOGGER.warning(
+                "region consumer: message on %s dropped (%s); %d malformed so far", topic, why, self.malformed
+            )
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "received": self.received,
+            "applied": self.applied,
+            "duplicates": self.duplicates,
+            "malformed": self.malformed,
+            "batches": self.batches,
+        }
+
+    async def async_close(self) -> None:
+        await self._close_database()

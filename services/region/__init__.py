@@ -1,4 +1,0 @@
-"""The regional tier: stateless consumers into PostgreSQL, the regional dashboard, signed broadcasts.
-
-`linli region ...` (services/region/cli.py). The gateway side is gateway/uplink/.
-"""
