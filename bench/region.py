@@ -121,7 +121,7 @@ async def _worker(
     from linli.gateway.config import load_config
     from linli.gateway.runtime import Gateway
     from linli.gateway.uplink import outbox
-    from linli.gateway.uplink.messages import alert_event
+    from linli.wire.messages import alert_event
     from tests.regional import add_tv, tv_profiles
 
     logging.basicConfig(level=logging.ERROR)
@@ -359,8 +359,8 @@ class Consumers:
         consumer drops it as malformed."""
         import aiomqtt
 
-        from linli.gateway.uplink import topics
-        from linli.gateway.uplink.client import RegionalClient
+        from linli.wire import topics
+        from linli.wire.client import RegionalClient
 
         started = time.monotonic()
         async with RegionalClient(
@@ -628,8 +628,8 @@ async def main() -> None:
     per = args.events or (100 if args.quick else 500)
     runs = args.runs or (1 if args.quick else 3)
     outage = args.outage if args.outage is not None else (6.0 if args.quick else 120.0)
-    from linli.gateway.uplink.signing import Signer
     from linli.region.schema import migrate
+    from linli.wire.signing import Signer
 
     signer = Signer.generate()
     broker = RegionBroker()

@@ -11,7 +11,6 @@ literals when they parse as one (numbers, booleans, arrays), else as strings.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import os
 import shutil
@@ -22,8 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from jsonschema import Draft202012Validator
-
+from linli.common.config import ConfigError, merge, read_toml, schema_errors
 from linli.gateway.mqtt.broker_process import is_loopback
 from linli.gateway.plugins.allowlist import SHIPPED as SHIPPED_ADAPTERS
 from linli.gateway.plugins.allowlist import parse_allowed
@@ -421,51 +419,8 @@ DEFAULTS: Final[dict[str, Any]] = {
 }
 
 
-class ConfigError(ValueError):
-    """The configuration is unusable; the message lists each key and its problem."""
-
-
-def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """`over` laid onto a deep copy of `base`, table by table."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
+# The file reading, merging and schema reporting are shared with the region (linli.common.config).
 _merge = merge
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML file's tables; ConfigError naming the file when it is missing or malformed."""
-    try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-
-
-def schema_errors(
-    schema: dict[str, Any], data: Any, source: str, secret_keys: frozenset[str] | set[str]
-) -> list[str]:
-    """Every problem as `source: key.path: message`; a secret's value is never echoed."""
-    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
-    lines = []
-    for error in errors:
-        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        if error.absolute_path and str(error.absolute_path[-1]) in secret_keys:
-            message = (
-                f"invalid value (not shown); it must satisfy {error.validator} {error.validator_value!r}"
-            )
-        else:
-            message = error.message
-        lines.append(f"{source}: {key}: {message}")
-    return lines
-
 
 SECRET_KEYS: Final = frozenset({"password", "secret", "token"})
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from linli.gateway.ids import new_id
+from linli.common.ids import new_id
 
 
 # Not frozen: a frozen dataclass's __init__ is twice as slow, and one is made per message.

@@ -15,9 +15,9 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from linli.gateway.uplink import topics
-from linli.gateway.uplink.messages import Envelope, decode
-from linli.gateway.uplink.signing import Signer
+from linli.wire import topics
+from linli.wire.messages import Envelope, decode
+from linli.wire.signing import Signer
 from tests.brokers import MOSQUITTO, MosquittoProcess
 
 REGION = "hubei"

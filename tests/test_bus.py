@@ -10,12 +10,12 @@ import types
 
 import pytest
 
+import linli.common.ids
 import linli.gateway.bus
-import linli.gateway.ids
+from linli.common.ids import id_time, new_id
 from linli.gateway.bus import EventBus, Overflow
 from linli.gateway.context import Context
 from linli.gateway.events import DeviceAdded, Event, StateChanged, TelemetryReceived
-from linli.gateway.ids import id_time, new_id
 
 
 def telemetry(household: str | None = "h1", n: int = 0) -> TelemetryReceived:
@@ -364,9 +364,9 @@ def test_ids_keep_increasing_when_the_sequence_wraps_within_a_millisecond(
 ) -> None:
     # given a clock standing still at one millisecond, in which almost 2**22 ids were made
     frozen_ns = time.time_ns() + 10_000_000
-    monkeypatch.setattr(linli.gateway.ids, "time", types.SimpleNamespace(time_ns=lambda: frozen_ns))
+    monkeypatch.setattr(linli.common.ids, "time", types.SimpleNamespace(time_ns=lambda: frozen_ns))
     new_id()
-    monkeypatch.setattr(linli.gateway.ids, "_seq", (1 << 22) - 2)
+    monkeypatch.setattr(linli.common.ids, "_seq", (1 << 22) - 2)
     # when a few more ids are made in that millisecond
     ids = [new_id() for _ in range(4)]
     # then they still increase

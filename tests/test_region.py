@@ -16,10 +16,10 @@ import asyncpg
 import sqlite_utils
 
 from linli.gateway.uplink import outbox
-from linli.gateway.uplink.messages import Envelope
 from linli.region.consumer import Consumer
 from linli.region.ingest import apply_batch
 from linli.region.schema import LATEST, SEQ_BITS, ensure_partitions, migrate, partition_of
+from linli.wire.messages import Envelope
 from tests import postgres, regional
 from tests.homes import add_home
 from tests.regional import REGION, uplink_config

@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from linli.gateway.uplink.signing import Signer
 from linli.region import operators
 from linli.region.consumer import Consumer
 from linli.region.dashboard import create_app
+from linli.wire.signing import Signer
 from tests import postgres, regional
 from tests.brokers import settle
 from tests.regional import REGION, add_tv, tv_profiles, uplink_config

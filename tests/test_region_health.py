@@ -17,10 +17,10 @@ import asyncpg
 import orjson
 import pytest
 
-from linli.gateway.uplink.messages import Envelope
 from linli.region.consumer import Consumer
 from linli.region.ingest import apply_batch
 from linli.region.schema import migrate
+from linli.wire.messages import Envelope
 from tests import postgres, regional
 from tests.brokers import free_port
 from tests.regional import REGION, uplink_config

@@ -12,8 +12,8 @@ import pytest
 
 from linli.gateway.bus import E, Subscription
 from linli.gateway.events import AnnouncementReceived, DownlinkRejected
-from linli.gateway.uplink import topics
-from linli.gateway.uplink.signing import Signer
+from linli.wire import topics
+from linli.wire.signing import Signer
 from tests import regional
 from tests.brokers import settle
 from tests.portal_accounts import add_account, portal, sign_in

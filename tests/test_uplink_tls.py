@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from linli.gateway.uplink import topics
+from linli.wire import topics
 from tests.brokers import MOSQUITTO, MosquittoProcess, settle
 from tests.regional import REGION, uplink_config
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from linli.gateway.discovery.adopters import Declaration, FoundAdopter, found_device
 from linli.gateway.discovery.adopters import zeroconf_types as declared_types
+from linli.gateway.discovery.identity import renderer_udn
 from linli.gateway.discovery.inbox import Adoption, Inbox
 from linli.gateway.discovery.matching import declaration_score
 from linli.gateway.discovery.model import InboxItem
@@ -15,7 +16,6 @@ from linli.gateway.discovery.mqtt_discovery import MqttDiscovery
 from linli.gateway.discovery.ssdp import SsdpDiscovery
 from linli.gateway.discovery.tasmota import TASMOTA_PREFIX
 from linli.gateway.discovery.zeroconf import DEFAULT_TYPES, ZeroconfDiscovery
-from linli.gateway.ids import renderer_udn
 
 if TYPE_CHECKING:
     from linli.gateway.runtime import Gateway

@@ -18,6 +18,7 @@ announcement, and the first key names a new inbox item.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Final
 
 _UUID: Final = re.compile(
@@ -74,3 +75,9 @@ def ordered(keys: list[str]) -> tuple[str, ...]:
         return _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
 
     return tuple(sorted(seen, key=rank))
+
+
+def renderer_udn(gateway_id: str, household_id: str) -> str:
+    """The UDN of a household's virtual DLNA renderer (services/screens/cast.py): stable across
+    restarts, so phones know it again; discovery uses it to ignore the gateway's own."""
+    return f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'linli:{gateway_id}:{household_id}')}"

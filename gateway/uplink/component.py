@@ -8,7 +8,7 @@ outbox before any service writes). It
   anything else written with `outbox.enqueue`) go up in the same transaction;
 * writes the community's status, device health and hourly rollups to the outbox;
 * keeps the outbox within its bounds while the link is down;
-* runs the relay (`relay.py`), and checks every downlink message (`downlink.py`)
+* runs the relay (`relay.py`), and checks every downlink message (`linli/wire/downlink.py`)
   before an announcement reaches a screen.
 
 The gateway never waits for the region: if the link is down, residents notice
@@ -31,13 +31,14 @@ import sqlite_utils
 from linli.gateway import __version__
 from linli.gateway.context import Context
 from linli.gateway.events import AlertChanged, AnnouncementReceived, DownlinkRejected
-from linli.gateway.uplink import messages, outbox
-from linli.gateway.uplink.downlink import Announcement, ClockReading, DownlinkCheck
+from linli.gateway.uplink import outbox
 from linli.gateway.uplink.outbox import Retention
 from linli.gateway.uplink.relay import Relay
 from linli.gateway.uplink.screens import async_show_on_tvs, tv_targets
 from linli.gateway.uplink.settings import UplinkSettings
-from linli.gateway.uplink.signing import SignatureError, Verifier
+from linli.wire import messages
+from linli.wire.downlink import Announcement, ClockReading, DownlinkCheck
+from linli.wire.signing import SignatureError, Verifier
 
 if TYPE_CHECKING:
     from linli.gateway.runtime import Gateway

@@ -28,7 +28,7 @@ from typing import Any, Final
 import orjson
 import sqlite_utils
 
-from linli.gateway.ids import new_id
+from linli.common.ids import new_id
 
 _LOGGER = logging.getLogger(__name__)
 

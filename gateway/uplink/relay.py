@@ -34,10 +34,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from linli.gateway.store import Store
-from linli.gateway.uplink import messages, topics
-from linli.gateway.uplink.client import PublishRefusedError, RegionalClient
 from linli.gateway.uplink.outbox import mark_delivered, read_batch
 from linli.gateway.uplink.settings import UplinkSettings
+from linli.wire import messages, topics
+from linli.wire.client import PublishRefusedError, RegionalClient
 
 _LOGGER = logging.getLogger(__name__)
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code: accepted, but nobody subscribed

@@ -6,8 +6,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from linli.gateway.uplink.client import tls_context
 from linli.gateway.uplink.outbox import Bounds
+from linli.wire.client import tls_context
 
 
 class UplinkConfigError(ValueError):

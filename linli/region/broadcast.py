@@ -27,13 +27,13 @@ from aiomqtt import MqttError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from linli.gateway.ids import new_id
-from linli.gateway.uplink import topics
-from linli.gateway.uplink.downlink import KINDS, MAX_BODY, MAX_TITLE
+from linli.common.ids import new_id
 from linli.gateway.uplink.relay import backoff_delay
-from linli.gateway.uplink.signing import Signer
 from linli.region.consumer import broker_settings
 from linli.region.queries import communities
+from linli.wire import topics
+from linli.wire.downlink import KINDS, MAX_BODY, MAX_TITLE
+from linli.wire.signing import Signer
 
 _LOGGER = logging.getLogger(__name__)
 MAX_TTL_S: Final = 7 * 86400

@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _keygen(config: dict[str, Any], out: Path | None) -> int:
-    from linli.gateway.uplink.signing import Signer
+    from linli.wire.signing import Signer
 
     path = out or Path(config["region"]["data_dir"]) / "region.key"
     if path.exists():

@@ -26,12 +26,12 @@ from aiomqtt import MqttError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from linli.gateway.uplink import topics
-from linli.gateway.uplink.client import RegionalClient, tls_context
-from linli.gateway.uplink.messages import EnvelopeError, decode
 from linli.gateway.uplink.relay import backoff_delay
 from linli.region.ingest import BatchResult, Presence, apply_batch, presence_from
 from linli.region.schema import ensure_partitions, migrate
+from linli.wire import topics
+from linli.wire.client import RegionalClient, tls_context
+from linli.wire.messages import EnvelopeError, decode
 
 _LOGGER = logging.getLogger(__name__)
 PARTITION_CHECK_S = 6 * 3600
@@ -48,7 +48,11 @@ def broker_settings(config: dict[str, Any]) -> dict[str, Any]:
         use_tls = use_tls or url.scheme == "mqtts"
         host, port = url.host or host, url.port or (8883 if url.scheme == "mqtts" else 1883)
     tls = broker.get("tls", {})
-    context = tls_context(tls.get("ca_file"), tls.get("cert_file"), tls.get("key_file")) if use_tls else None
+    context = (
+        tls_context(tls.get("ca_file"), tls.get("cert_file"), tls.get("key_file"), config_key="broker.tls")
+        if use_tls
+        else None
+    )
     return {
         "hostname": host,
         "port": port,

@@ -26,11 +26,11 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from linli.gateway.uplink.signing import Signer
 from linli.region import operators, pages, queries
 from linli.region.broadcast import BroadcastError, RegionLink, compose
 from linli.region.operators import Operator, OperatorError
 from linli.region.schema import migrate
+from linli.wire.signing import Signer
 
 _LOGGER = logging.getLogger(__name__)
 CONFIG_KEY: Final = web.AppKey("config", dict)

@@ -38,7 +38,7 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
-from linli.gateway.uplink.messages import (
+from linli.wire.messages import (
     ALERT,
     DEVICE_HEALTH,
     HEALTH_SUMMARY,

@@ -36,7 +36,7 @@ import asyncpg
 
 _LOGGER = logging.getLogger(__name__)
 _LOCK_KEY: Final = 0x4C494E4C49  # "LINLI"
-SEQ_BITS: Final = 22  # gateway.ids: millisecond clock << 22 | sequence
+SEQ_BITS: Final = 22  # linli.common.ids: millisecond clock << 22 | sequence
 
 Step = str | Callable[[asyncpg.Connection], Awaitable[None]]
 

@@ -35,16 +35,16 @@ import aiohttp
 import orjson
 import sqlite_utils
 
+from linli.common.ids import new_id
 from linli.gateway.context import Context
 from linli.gateway.events import AlertAnswered, AlertChanged, AlertRequested
-from linli.gateway.ids import new_id
 from linli.gateway.notify import Audience, Delivery, Outcome
 from linli.gateway.runtime import Gateway
 from linli.gateway.uplink import outbox as uplink_outbox
-from linli.gateway.uplink.messages import alert_event
 from linli.services.alerts.escalation import Policy, default_policy
 from linli.services.alerts.model import COLUMNS, OPEN_STATES, Alert, AlertError, AlertState, Severity
 from linli.services.alerts.webhook import WebhookChannel
+from linli.wire.messages import alert_event
 
 _LOGGER = logging.getLogger(__name__)
 DELIVERY_TIMEOUT_S: Final = 5.0

@@ -30,6 +30,7 @@ from typing import Any, Final
 import orjson
 
 import linli.gateway.events as core_events
+from linli.common.ids import new_id
 from linli.gateway.context import Context
 from linli.gateway.errors import LinliError
 from linli.gateway.events import (
@@ -40,7 +41,6 @@ from linli.gateway.events import (
     HouseholdRemoved,
     StateChanged,
 )
-from linli.gateway.ids import new_id
 from linli.gateway.runtime import Gateway
 from linli.services.eldercare.inactivity import ACTIVITY_KINDS, InactivitySettings, too_quiet
 from linli.services.eldercare.routine import Routine, bucket_of, learn

@@ -33,9 +33,9 @@ from typing import Any, Final
 
 import sqlite_utils
 
+from linli.common.ids import new_id
 from linli.gateway.context import Context
 from linli.gateway.events import AlertRequested, DeviceAdded, DeviceRemoved, TelemetryReceived
-from linli.gateway.ids import new_id
 from linli.gateway.registry import Device, Resident
 from linli.gateway.runtime import Gateway
 from linli.services.health import fhir, plausibility, summaries

@@ -33,11 +33,11 @@ import orjson
 import sqlite_utils
 
 from linli.gateway.uplink import outbox
-from linli.gateway.uplink.messages import HEALTH_SUMMARY, HEALTH_WITHDRAWN
 from linli.services.health.consent import Purpose
 from linli.services.health.readings import VITALS, Reading
 from linli.services.health.storage import READING_COLUMNS, row_reading
 from linli.services.health.trends import Period, summarise
+from linli.wire.messages import HEALTH_SUMMARY, HEALTH_WITHDRAWN
 
 #: The consent purpose that lets summaries leave the gateway for the region.
 PURPOSE: Final = Purpose.EXPORT

@@ -54,8 +54,8 @@ from async_upnp_client.server import (
 )
 
 from linli.gateway.context import Context
+from linli.gateway.discovery.identity import renderer_udn
 from linli.gateway.events import DeviceAdded, DeviceRemoved, HouseholdAdded, HouseholdRemoved, StateChanged
-from linli.gateway.ids import renderer_udn
 from linli.gateway.registry import decode_name, primary_name
 from linli.services.screens.cast_services import (
     CastAVTransport,

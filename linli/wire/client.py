@@ -1,4 +1,7 @@
-"""The MQTT 5 client to the regional broker, and its TLS context.
+"""The MQTT 5 client to the regional broker, and its TLS context (both sides use it).
+
+The gateway's relay publishes the outbox with it; the region's consumer reads
+with manual acknowledgements, so that it acknowledges only what it committed.
 
 aiomqtt's `publish()` resolves on any PUBACK and drops the MQTT 5 reason code,
 and costs a task per concurrent publish. The relay needs both the other way:
@@ -108,13 +111,19 @@ class RegionalClient(aiomqtt.Client):
                 future.exception()  # retrieved: a failed publish is expected here, not a bug
 
 
-def tls_context(ca_file: str | None, cert_file: str | None, key_file: str | None) -> ssl.SSLContext:
-    """Verify the regional broker by `ca_file` (system CAs if None); present our certificate when given."""
+def tls_context(
+    ca_file: str | None, cert_file: str | None, key_file: str | None, *, config_key: str = "uplink.tls"
+) -> ssl.SSLContext:
+    """Verify the regional broker by `ca_file` (system CAs if None); present our certificate when given.
+
+    `config_key` is where the files were configured (the gateway's `uplink.tls`, the
+    region's `broker.tls`), so that an error names the key to fix.
+    """
     for key, value in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
         if value is not None and not Path(value).is_file():
-            raise ValueError(f"uplink.tls.{key}: {value} does not exist or is not a file")
+            raise ValueError(f"{config_key}.{key}: {value} does not exist or is not a file")
     if (cert_file is None) != (key_file is None):
-        raise ValueError("uplink.tls: cert_file and key_file go together (mutual TLS needs both)")
+        raise ValueError(f"{config_key}: cert_file and key_file go together (mutual TLS needs both)")
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -122,6 +131,6 @@ def tls_context(ca_file: str | None, cert_file: str | None, key_file: str | None
             context.load_cert_chain(cert_file, key_file)
     except (ssl.SSLError, OSError) as exc:
         raise ValueError(
-            f"uplink.tls: cannot load the certificates ({exc}): check the files are PEM"
+            f"{config_key}: cannot load the certificates ({exc}): check the files are PEM"
         ) from None
     return context

@@ -1,4 +1,4 @@
-"""Sortable, unique 64-bit identifiers for events, alerts and outbox rows.
+"""Sortable, unique 64-bit identifiers for events, alerts, outbox rows and announcements.
 
 A ULID string per message would cost a urandom syscall and a base32 encode on
 the ingest hot path; an int made of the millisecond clock (42 bits) and a
@@ -8,7 +8,6 @@ per-process sequence (22 bits) sorts by time just the same and costs ~100 ns.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Final
 
 _SEQ_BITS: Final = 22
@@ -38,9 +37,3 @@ def new_id() -> int:
 def id_time(ident: int) -> float:
     """The wall-clock second at which `ident` was made."""
     return (ident >> _SEQ_BITS) / 1000.0
-
-
-def renderer_udn(gateway_id: str, household_id: str) -> str:
-    """The UDN of a household's virtual DLNA renderer (services/screens/cast.py): stable across
-    restarts, so phones know it again; discovery uses it to ignore the gateway's own."""
-    return f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'linli:{gateway_id}:{household_id}')}"

@@ -6,7 +6,7 @@ Every upward message is one JSON envelope:
      "region": "hubei", "community": "east-garden", "gateway": "gw-east",
      "ts": <gateway wall clock>, "data": {...}}
 
-`id` is unique per community and sortable (gateway.ids.new_id); `seq` is the
+`id` is unique per community and sortable (linli.common.ids.new_id); `seq` is the
 gateway's delivery order, which never goes back even when the gateway's clock
 does. The region keys every event by (community, id): a redelivery is a no-op.
 
@@ -19,11 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
-
-from linli.gateway.uplink.outbox import OutboxRow
 
 VERSION: Final = 1
 
@@ -66,7 +64,22 @@ def alert_event(alert: Mapping[str, Any], transitions: Sequence[str]) -> dict[st
     }
 
 
-def encode(row: OutboxRow, *, region: str, community: str, gateway: str) -> bytes:
+class OutboxEvent(Protocol):
+    """One event as the gateway's outbox keeps it (`linli.gateway.uplink.outbox.OutboxRow`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def ts(self) -> float: ...
+    @property
+    def payload(self) -> bytes: ...
+
+
+def encode(row: OutboxEvent, *, region: str, community: str, gateway: str) -> bytes:
     """The envelope for one outbox row (the payload is embedded as stored, not re-parsed)."""
     return orjson.dumps(
         {

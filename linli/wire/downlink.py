@@ -24,9 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from linli.gateway.uplink import topics
-from linli.gateway.uplink.signing import SignatureError, Verifier
+from linli.wire import topics
+from linli.wire.signing import SignatureError, Verifier
 
+# The limits of an announcement: the region refuses to compose one beyond them, a gateway
+# refuses to show one (both read them from here, so the two never disagree).
 KINDS: Final = ("announcement", "emergency")
 MAX_TITLE: Final = 100
 MAX_BODY: Final = 500  # what a TV overlay takes (the set-top box `notify` contract)
