@@ -488,3 +488,15 @@ async def test_bad_input_gets_a_clear_error(make_gateway, broker, tmp_path) -> N
         security.status("nowhere")
     assert error.value.code == "unknown_household"
     assert home.state == "disarmed"  # and nothing changed
+
+
+def test_a_keypad_lockout_stored_before_the_shared_rule_carries_on_where_it_was() -> None:
+    from linli.services.security.pins import keypad_lockout
+
+    # given a keypad stored mid-way: locked once, then two more wrong codes (the old format)
+    lockout = keypad_lockout({"failures": 2, "lockouts": 1, "locked_until": None})
+    # when three more wrong codes come, the second lockout starts, twice as long as the first
+    assert [lockout.fail(100.0) for _ in range(3)] == [0, 0, 60]
+    assert lockout.lockouts == 2
+    # and what is stored now reads back the same
+    assert keypad_lockout(lockout.as_data()) == lockout

@@ -270,7 +270,7 @@ async def attempt(client: Any, name: str, password: str, address: str) -> tuple[
 
 
 async def test_a_sprayer_behind_the_same_address_does_not_lock_the_residents_out(make_gateway) -> None:
-    from linli.portal.auth import throttle
+    from linli.common import throttle
 
     # given residents who share one public address (the community's NAT) with an attacker;
     # li signed in from there before, zhao never did
@@ -309,7 +309,7 @@ async def test_a_sprayer_behind_the_same_address_does_not_lock_the_residents_out
 
 
 def test_the_address_rules_step_by_step() -> None:
-    from linli.portal.auth.throttle import AddressThrottle
+    from linli.common.throttle import AddressThrottle
 
     # given a throttle of 3 failures an address, 2 a name, in 100 s, pacing new names every 5 s
     t = AddressThrottle(limit=3, window_s=100, pair_limit=2, pace_s=5, known_s=1000)

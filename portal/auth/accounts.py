@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from linli.common.throttle import LOGIN, AddressThrottle, Lockouts
 from linli.gateway import users
 from linli.gateway.runtime import Gateway
 from linli.gateway.users import Role, TokenKind, User, UserError
@@ -30,7 +31,6 @@ from linli.portal.api.errors import ApiError
 from linli.portal.auth.forwarded import TrustedProxies
 from linli.portal.auth.principal import Principal
 from linli.portal.auth.screens import screen_principal
-from linli.portal.auth.throttle import AddressThrottle, lockout_after
 
 _LOGGER = logging.getLogger(__name__)
 CACHE_S: Final = 15.0
@@ -50,7 +50,7 @@ class Accounts:
         # Wrong passwords for names that have no account, counted like an account's own
         # (in memory): an unknown name locks out after the same failures as a real one, so
         # the answers do not tell which names exist.
-        self._unknown_failures: dict[str, tuple[int, float | None]] = {}
+        self._unknown_names = Lockouts(LOGIN)
         self.has_users = False
         self._users_checked = 0.0
         self._user_lock = asyncio.Lock()
@@ -195,11 +195,11 @@ class Accounts:
         )
         now = time.time()
         # A name without an account keeps its count here, and locks out like an account.
-        failures, locked_until = (
-            (user.failed_logins, user.locked_until)
-            if user is not None
-            else self._unknown_failures.get(name, (0, None))
-        )
+        if user is not None:
+            failures, locked_until = user.failed_logins, user.locked_until
+        else:
+            unknown = self._unknown_names.get(name)
+            failures, locked_until = unknown.failures, unknown.locked_until
         if locked_until is not None and locked_until > now:
             wait = locked_until - now
             await self.async_audit(name, "login", ip=ip, outcome="locked_out")
@@ -211,9 +211,9 @@ class Accounts:
         ok = await asyncio.to_thread(users.verify_password, stored, password)
         if not ok or user is None or user.disabled or user.role is Role.PROVIDER:
             self.throttle.fail(ip, name)
-            locked = lockout_after(failures + 1, now)
+            locked = LOGIN.locked_until(failures + 1, now)
             if user is None:
-                self._remember_unknown_failure(name, failures + 1, locked)
+                self._unknown_names.fail(name, now)
 
             def failed(db: Any) -> None:
                 # One write whether or not the name exists: the answer takes as long either way.
@@ -239,12 +239,6 @@ class Accounts:
         token, secret = await self.store.async_write(start)
         self.throttle.succeed(ip, name)
         return _principal(user, token), secret
-
-    def _remember_unknown_failure(self, name: str, failures: int, locked_until: float | None) -> None:
-        if len(self._unknown_failures) >= 100_000 and name not in self._unknown_failures:
-            for key in list(self._unknown_failures)[:50_000]:  # bounded: forget the oldest names
-                del self._unknown_failures[key]
-        self._unknown_failures[name] = (failures, locked_until)
 
     async def async_logout(self, principal: Principal, ip: str) -> None:
         def end(db: Any) -> None:

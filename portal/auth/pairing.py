@@ -40,6 +40,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
+from linli.common.throttle import AddressThrottle
 from linli.gateway import users
 from linli.gateway.runtime import Gateway
 from linli.gateway.users import Role, TokenKind
@@ -47,7 +48,6 @@ from linli.portal.api.errors import ApiError, json_response
 from linli.portal.api.operations import Api, Call, obj, text
 from linli.portal.auth.middleware import ACCOUNTS, CSRF_COOKIE
 from linli.portal.auth.screens import SCREEN_COOKIE, SCREEN_TTL_S
-from linli.portal.auth.throttle import AddressThrottle
 
 #: RFC 8628 §6.1: base-20 consonants, no vowels (no words), no look-alikes; 8 of them ≈ 34.6 bits.
 ALPHABET: Final = "BCDFGHJKLMNPQRSTVWXZ"

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from linli.services.security.pins import Lockout
+from linli.common.throttle import Lockout
+from linli.services.security.pins import keypad_lockout
 from linli.services.security.roles import Role
 
 
@@ -100,7 +101,7 @@ class Panel:
     trigger: dict[str, Any] | None = None  # the sensor that started pending / triggered
     alert_id: int | None = None  # the intrusion alert, once the alert engine has recorded it
     bypassed: dict[str, Bypass] = field(default_factory=dict)
-    lockout: Lockout = field(default_factory=Lockout)
+    lockout: Lockout = field(default_factory=keypad_lockout)
 
     @property
     def armed_mode(self) -> ArmMode | None:
@@ -219,5 +220,5 @@ class Panel:
             trigger=data.get("trigger"),
             alert_id=data.get("alert_id"),
             bypassed={b["device_id"]: Bypass(**b) for b in data.get("bypassed", [])},
-            lockout=Lockout.from_data(data.get("lockout", {})),
+            lockout=keypad_lockout(data.get("lockout")),
         )

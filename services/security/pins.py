@@ -7,9 +7,10 @@ HMAC-SHA256(pepper, PIN), with the gateway's pepper kept outside the database
 argon2 hash from before is still accepted once and replaced at that sign-in.
 
 Hashing costs tens of milliseconds of CPU by design, so it runs in a worker
-thread, never on the event loop. The lockout is per household (one keypad):
-after `MAX_FAILURES` wrong codes in a row, every code — the right one too — is
-refused for a while, and each further lockout before a right code doubles it.
+thread, never on the event loop. The lockout is per household (one keypad),
+Linli's one lockout rule (`linli.common.throttle`) with the keypad's numbers
+(`KEYPAD`): after five wrong codes in a row, every code — the right one too —
+is refused for a while, and each further lockout before a right code doubles it.
 """
 
 from __future__ import annotations
@@ -19,17 +20,18 @@ import functools
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
 from typing import Any, Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from linli.common.throttle import Lockout, LockoutPolicy
 from linli.services.security.errors import SecurityError
 
-MAX_FAILURES: Final = 5
-LOCKOUT_BASE_S: Final = 30.0
-LOCKOUT_MAX_S: Final = 900.0
+#: Five wrong codes in a row lock the keypad for 30 s; each further five before a right code
+#: lock it twice as long, up to 15 minutes (a resident locked out of their own alarm for
+#: longer could not disarm it).
+KEYPAD: Final = LockoutPolicy(free_failures=5, base_s=30.0, max_s=900.0, failures_per_lockout=5)
 _PIN: Final = re.compile(r"[0-9]{4,8}")
 _HASHER: Final = PasswordHasher()
 PEPPERED: Final = "p1$"
@@ -85,43 +87,18 @@ def needs_rehash(stored_hash: str) -> bool:
         return True
 
 
-@dataclass(slots=True, kw_only=True)
-class Lockout:
-    """Wrong-code bookkeeping for one household's keypad."""
+def keypad_lockout(data: dict[str, Any] | None = None) -> Lockout:
+    """A household keypad's lockout: new, or as stored (`Lockout.as_data`).
 
-    failures: int = 0  # wrong codes in a row since the last right one or lockout
-    lockouts: int = 0  # lockouts since the last right code (drives the backoff)
-    locked_until: float | None = None
-
-    def remaining(self, now: float) -> float:
-        """Seconds until codes are accepted again (0 when not locked)."""
-        if self.locked_until is None or now >= self.locked_until:
-            return 0.0
-        return self.locked_until - now
-
-    def fail(self, now: float) -> float:
-        """Count a wrong code; returns the lockout it starts in seconds (0: none)."""
-        self.failures += 1
-        if self.failures < MAX_FAILURES:
-            return 0.0
-        self.failures = 0
-        self.lockouts += 1
-        duration = min(LOCKOUT_MAX_S, LOCKOUT_BASE_S * 2 ** (self.lockouts - 1))
-        self.locked_until = now + duration
-        return duration
-
-    def succeed(self) -> None:
-        self.failures = 0
-        self.lockouts = 0
-        self.locked_until = None
-
-    def as_data(self) -> dict[str, Any]:
-        return {"failures": self.failures, "lockouts": self.lockouts, "locked_until": self.locked_until}
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> Lockout:
-        return cls(
-            failures=int(data.get("failures", 0)),
-            lockouts=int(data.get("lockouts", 0)),
-            locked_until=data.get("locked_until"),
+    Also reads what was stored before the lockout was Linli's shared one
+    (`linli.common.throttle`): wrong codes since the last lockout plus the
+    lockouts since the last right code, rather than wrong codes in a row.
+    """
+    data = data or {}
+    if "lockouts" in data:
+        lockouts, since = int(data["lockouts"]), int(data.get("failures", 0))
+        in_a_row = since + (
+            KEYPAD.free_failures + (lockouts - 1) * KEYPAD.failures_per_lockout if lockouts else 0
         )
+        data = {"failures": in_a_row, "locked_until": data.get("locked_until")}
+    return Lockout.from_data(data, KEYPAD)
