@@ -19,11 +19,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, TypeVar, cast
 
+from linli.common.backoff import backoff_delay
 from linli.gateway import __version__
 from linli.gateway.bus import EventBus
 from linli.gateway.commands import Commands
+from linli.gateway.component import (
+    Component,
+    ComponentApi,
+    ComponentKey,
+    ComponentState,
+    ComponentStatus,
+    NotReady,
+)
 from linli.gateway.context import Context
 from linli.gateway.discovery.ha_profile import load_announced_profiles
 from linli.gateway.events import GatewayStarted
@@ -40,21 +49,12 @@ from linli.gateway.supervision import Supervision
 
 _LOGGER = logging.getLogger(__name__)
 C = TypeVar("C")
+RETRY_BASE_S = 5.0  # a component not ready yet is tried again after this, doubling (tests shorten it)
+RETRY_CAP_S = 300.0
 
 
 class GatewayStartError(RuntimeError):
     """The gateway could not start; the message names the component and the cause."""
-
-
-@runtime_checkable
-class Component(Protocol):
-    """A part of the gateway with a start and a stop."""
-
-    name: str
-    requires: tuple[str, ...]
-
-    async def async_start(self, gateway: Gateway) -> None: ...
-    async def async_stop(self) -> None: ...
 
 
 class _FunctionComponent:
@@ -72,7 +72,7 @@ class _FunctionComponent:
         self._start = start
         self._stop = stop
 
-    async def async_start(self, gateway: Gateway) -> None:
+    async def async_start(self, api: ComponentApi) -> None:
         await self._start()
 
     async def async_stop(self) -> None:
@@ -184,8 +184,12 @@ class Gateway:
             self.bus,
         )
         self.supervision = Supervision(self)
-        self.components: dict[str, Component] = {}
+        self.components: dict[str, Component] = {}  # configured, by name (introspection and tests)
+        self._status: dict[str, ComponentStatus] = {}
+        self._apis: dict[str, ComponentApi] = {}
         self._started: list[Component] = []
+        self._waiting: list[Component] = []  # in start order: not started, as one they require is retrying
+        self._retries: dict[str, asyncio.Task[None]] = {}
         self.ready = asyncio.Event()
         self.startup_s: float | None = None
         self.started_at: float | None = None
@@ -209,12 +213,19 @@ class Gateway:
         task.add_done_callback(self._background.discard)
         return task
 
-    def component(self, name: str, kind: type[C]) -> C:
-        """A started component by name, typed (like aiohttp's AppKey)."""
-        component = self.components[name]
-        if not isinstance(component, kind):
-            raise TypeError(f"component {name!r} is {type(component).__name__}, not {kind.__name__}")
+    def peer(self, key: ComponentKey[C]) -> C | None:
+        """The running component `key` names, typed (aiohttp's AppKey); None when not running."""
+        status = self._status.get(key.name)
+        if status is None or status.state is not ComponentState.RUNNING:
+            return None
+        component = self.components[key.name]
+        if not isinstance(component, key.kind):
+            raise TypeError(f"component {key.name!r} is {type(component).__name__}, not {key.kind.__name__}")
         return component
+
+    def statuses(self) -> list[ComponentStatus]:
+        """Every configured component's state with its reason."""
+        return list(self._status.values())
 
     def _core_components(self) -> list[Component]:
         # Profiles follow their folders: one added or changed is used without a restart.
@@ -271,7 +282,11 @@ class Gateway:
         await self.store.async_start()
 
     async def async_start(self) -> None:
-        """Start every component in dependency order; GatewayStartError if one fails."""
+        """Start every component in dependency order; GatewayStartError if one fails.
+
+        A component raising NotReady is retried with backoff instead (its state says
+        why), and the components that require it wait for it.
+        """
         started = time.perf_counter()
         components = self._core_components()
         for spec in self.config["components"]:
@@ -282,14 +297,14 @@ class Gateway:
         if duplicates:
             raise GatewayStartError(f"two components share the name(s) {sorted(duplicates)}")
         self.components = {c.name: c for c in components}
+        self._status = {c.name: ComponentStatus(c.name) for c in components}
         for component in _start_order(components):
             try:
-                await component.async_start(self)
+                await self._start_one(component)
             except Exception as exc:
                 _LOGGER.error("component %s failed to start: %s", component.name, exc)
                 await self.async_stop()
                 raise GatewayStartError(f"component {component.name!r} failed to start: {exc}") from exc
-            self._started.append(component)
         try:
             await self.mqtt.async_connect()
         except Exception as exc:
@@ -308,6 +323,82 @@ class Gateway:
             len(self.registry.devices),
             len(self.profiles),
         )
+
+    async def _start_one(self, component: Component) -> bool:
+        """Start one component; False when it (or one it requires) is not ready yet. Faults raise."""
+        status = self._status[component.name]
+        blocked = [
+            need for need in component.requires if self._status[need].state is not ComponentState.RUNNING
+        ]
+        if blocked:
+            status.set(ComponentState.WAITING, f"waits for {', '.join(blocked)}")
+            self._waiting.append(component)
+            return False
+        await self._migrate(component)
+        api = self._apis[component.name] = self._api_for(component)
+        status.attempts += 1
+        try:
+            await component.async_start(api)
+        except NotReady as exc:
+            await self._unwind(component, api)
+            status.set(ComponentState.RETRYING, str(exc) or "not ready yet")
+            self._schedule_retry(component)
+            return False
+        except BaseException as exc:
+            await self._unwind(component, api)
+            status.set(ComponentState.FAILED, f"{type(exc).__name__}: {exc}")
+            raise
+        status.set(ComponentState.RUNNING, None)
+        status.retry_at = None
+        self._started.append(component)
+        return True
+
+    def _api_for(self, component: Component) -> ComponentApi:
+        make = getattr(component, "make_api", None)  # a host of plugins narrows its own
+        return make(self) if callable(make) else ComponentApi(self, component.name)
+
+    async def _migrate(self, component: Component) -> None:
+        """Bring the component's own tables up to date before it starts (gateway/store/migrations.py)."""
+        migrations = getattr(component, "migrations", None)
+        if migrations:
+            await self.store.async_migrate(component.name, migrations)
+
+    async def _unwind(self, component: Component, api: ComponentApi) -> None:
+        """What a start that did not finish left behind: its stop, then everything it registered."""
+        try:
+            await component.async_stop()
+        except Exception:
+            _LOGGER.exception("component %s failed to stop after a failed start", component.name)
+        await api.async_release()
+
+    def _schedule_retry(self, component: Component) -> None:
+        status = self._status[component.name]
+        delay = backoff_delay(status.attempts - 1, base=RETRY_BASE_S, cap=RETRY_CAP_S)
+        status.retry_at = time.time() + delay
+        _LOGGER.warning(
+            "component %s is not ready (%s); trying again in %.0f s", component.name, status.reason, delay
+        )
+
+        async def retry() -> None:
+            await asyncio.sleep(delay)
+            self._retries.pop(component.name, None)
+            try:
+                if await self._start_one(component):
+                    _LOGGER.info("component %s started after %d attempts", component.name, status.attempts)
+                    await self._start_waiting()
+            except Exception as exc:
+                _LOGGER.error("component %s failed to start: %s", component.name, exc)
+
+        self._retries[component.name] = asyncio.create_task(retry(), name=f"linli-retry-{component.name}")
+
+    async def _start_waiting(self) -> None:
+        """Start the components that waited for one now running (in their start order)."""
+        waiting, self._waiting = self._waiting, []
+        for component in waiting:
+            try:
+                await self._start_one(component)
+            except Exception as exc:
+                _LOGGER.error("component %s failed to start: %s", component.name, exc)
 
     @staticmethod
     def settle_heap() -> None:
@@ -332,10 +423,18 @@ class Gateway:
         # Disconnect first, so that no message is acknowledged to the broker after
         # the component that would have handled it is gone.
         await self.mqtt.async_stop()
+        for task in self._retries.values():
+            task.cancel()
+        if self._retries:
+            await asyncio.gather(*self._retries.values(), return_exceptions=True)
+        self._retries.clear()
+        self._waiting.clear()
         while self._started:
             component = self._started.pop()
             try:
                 await component.async_stop()
             except Exception:
                 _LOGGER.exception("component %s failed to stop cleanly", component.name)
+            await self._apis[component.name].async_release()
+            self._status[component.name].set(ComponentState.STOPPED, "gateway stopped")
         self.bus.close()

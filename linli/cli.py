@@ -260,11 +260,14 @@ async def _demo_users(gateway: Any) -> list[tuple[str, str, str, str]]:
     # A family carer of the first home, which (in the demo) consents to share with carers:
     # without that consent a carer sees nothing, which is right but shows nothing.
     wanted += [(f"{home}.carer", "carer", home) for home in homes[:1]]
-    health = gateway.components.get("health")
+    from linli.services.health import HEALTH
+    from linli.services.security import SECURITY
+
+    health = gateway.peer(HEALTH)
     for home in homes[:1]:
         if health is not None and not health.may_share(home, "carer"):
             await health.async_grant_consent(home, by="demo", purposes=["carer"], note="演示 demo")
-    security = gateway.components.get("security")
+    security = gateway.peer(SECURITY)
     made = []
     for name, role, household in wanted:
         password = users.new_password()
@@ -295,6 +298,7 @@ async def _demo_users(gateway: Any) -> list[tuple[str, str, str, str]]:
 
 async def _serve(config: dict[str, Any], duration: float | None, demo: bool) -> int:
     from linli.gateway.runtime import Gateway, GatewayStartError
+    from linli.portal.app import PORTAL
 
     gateway = Gateway(config)
     stop = asyncio.Event()
@@ -308,8 +312,8 @@ async def _serve(config: dict[str, Any], duration: float | None, demo: bool) -> 
             print(f"linli: cannot start: {exc}", file=sys.stderr)
             return 2
         gateway.settle_heap()
-        portal = gateway.components.get("portal")
-        url = getattr(portal, "url", None)
+        portal = gateway.peer(PORTAL)
+        url = portal.url if portal is not None else None
         if url:
             what = "demo community" if demo else "gateway"
             lines = [f"\n  Linli {what} is running — open {url}"]

@@ -10,6 +10,9 @@ Each item carries the adapter's last certification (`certification`, null if non
 what `linli certify` kept in <data_dir>/certifications/<id>.json (the report's format:
 linli/certify/report.schema.json), summed up — when, which version, certified or
 not, the counts and the names of the failed checks.
+
+Both routes are declared like every other API operation (`operations.py`), for
+the property office and installers.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
-from aiohttp import web
 
-from linli.gateway.plugins import AdapterHost, discover
-from linli.gateway.runtime import Gateway
+from linli.gateway.plugins import ADAPTERS, AdapterHost, discover
+from linli.portal.api.errors import ApiError
+from linli.portal.api.operations import Api, Call
+from linli.portal.auth.principal import COMMUNITY_ROLES
 
+#: The operations this module serves, each declared once (`operations.py`); `assembly.py` mounts them.
+ROUTES: Final = Api()
 CERTIFICATIONS: Final = "certifications"  # the folder of data_dir where `linli certify` keeps reports
 _MAX_REPORT_BYTES: Final = 2 * 1024 * 1024
 
@@ -55,63 +61,67 @@ def _certification(folder: Path, adapter_id: str) -> dict[str, Any] | None:
         return {"error": f"{path.name}: not a certification report ({type(exc).__name__})"}
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+def _host(call: Call) -> AdapterHost | None:
+    host = call.gateway.peer(ADAPTERS)
+    return host if isinstance(host, AdapterHost) else None
 
 
-class _Routes:
-    def __init__(self, gateway_key: web.AppKey[Gateway]) -> None:
-        self._key = gateway_key
-
-    def _host(self, request: web.Request) -> AdapterHost | None:
-        host = request.app[self._key].components.get("adapters")
-        return host if isinstance(host, AdapterHost) else None
-
-    async def _items(self, request: web.Request) -> list[dict[str, Any]]:
-        host = self._host(request)
-        if host is not None:
-            return host.status()
-        entries = await asyncio.to_thread(discover)
-        return [
-            {
-                **entry.as_dict(),
-                "state": "disabled" if entry.problem else "not_loaded",
-                "reason": entry.problem or "the gateway runs without the 'adapters' component",
-            }
-            for entry in entries
-        ]
-
-    async def _with_certifications(self, request: web.Request) -> list[dict[str, Any]]:
-        items = await self._items(request)
-        folder = Path(request.app[self._key].config["data_dir"]) / CERTIFICATIONS
-
-        def read() -> list[dict[str, Any]]:
-            return [{**item, "certification": _certification(folder, item["id"])} for item in items]
-
-        return await asyncio.to_thread(read)
-
-    async def list_adapters(self, request: web.Request) -> web.Response:
-        items = await self._with_certifications(request)
-        return _json({"items": items, "total": len(items)})
-
-    async def get_adapter(self, request: web.Request) -> web.Response:
-        adapter_id = request.match_info["adapter_id"]
-        item = next((i for i in await self._with_certifications(request) if i["id"] == adapter_id), None)
-        if item is None:
-            return _json({"error": {"code": "not_found", "message": f"no adapter {adapter_id!r}"}}, 404)
-        host = self._host(request)
-        if host is not None:
-            slot = host.slots.get(adapter_id)
-            if slot is not None and slot.entry.manifest is not None:
-                item = {**item, "manifest": slot.entry.manifest.as_dict()}
-            instance = host.adapter(adapter_id)
-            status = getattr(instance, "status", None)
-            if callable(status):
-                item = {**item, "boxes": status()}
-        return _json(item)
+async def _items(call: Call) -> list[dict[str, Any]]:
+    host = _host(call)
+    if host is not None:
+        return host.status()
+    entries = await asyncio.to_thread(discover)
+    return [
+        {
+            **entry.as_dict(),
+            "state": "disabled" if entry.problem else "not_loaded",
+            "reason": entry.problem or "the gateway runs without the 'adapters' component",
+        }
+        for entry in entries
+    ]
 
 
-def register_adapter_routes(app: web.Application, gateway_key: web.AppKey[Gateway]) -> None:
-    routes = _Routes(gateway_key)
-    app.router.add_get("/api/v1/adapters", routes.list_adapters)
-    app.router.add_get("/api/v1/adapters/{adapter_id}", routes.get_adapter)
+async def _with_certifications(call: Call) -> list[dict[str, Any]]:
+    items = await _items(call)
+    folder = Path(call.gateway.config["data_dir"]) / CERTIFICATIONS
+
+    def read() -> list[dict[str, Any]]:
+        return [{**item, "certification": _certification(folder, item["id"])} for item in items]
+
+    return await asyncio.to_thread(read)
+
+
+@ROUTES.op(
+    "GET",
+    "/api/v1/adapters",
+    summary="List the adapters found, their state and why the others do not run",
+    tag="adapters",
+    roles=COMMUNITY_ROLES,
+)
+async def list_adapters(call: Call) -> dict[str, Any]:
+    items = await _with_certifications(call)
+    return {"items": items, "total": len(items)}
+
+
+@ROUTES.op(
+    "GET",
+    "/api/v1/adapters/{adapter_id}",
+    summary="Read one adapter, its manifest and, for set-top box adapters, their boxes",
+    tag="adapters",
+    roles=COMMUNITY_ROLES,
+)
+async def get_adapter(call: Call) -> dict[str, Any]:
+    adapter_id = call.path["adapter_id"]
+    item = next((i for i in await _with_certifications(call) if i["id"] == adapter_id), None)
+    if item is None:
+        raise ApiError("not_found", f"no adapter {adapter_id!r}")
+    host = _host(call)
+    if host is not None:
+        slot = host.slots.get(adapter_id)
+        if slot is not None and slot.entry.manifest is not None:
+            item = {**item, "manifest": slot.entry.manifest.as_dict()}
+        instance = host.adapter(adapter_id)
+        status = getattr(instance, "status", None)
+        if callable(status):
+            item = {**item, "boxes": status()}
+    return item

@@ -1,36 +1,30 @@
 """Component `portal`: the aiohttp application on the portal port.
 
-For now a read-only view of the community: households, devices and their live
-state (the full portal — auth, roles, phone/TV/manager UIs — is its own issue).
-The gateway binds to 127.0.0.1 by default; exposing this read-only page beyond
-the property office's network waits for the portal's authentication.
+Sign-in and roles, the REST API and its OpenAPI document, live events, and the
+phone, TV and manager pages (`assembly.py` wires them). Every caller signs in —
+a page with a session cookie, a program with a bearer token, a paired TV with
+its screen credential — and sees only what their role and households allow; on
+first run the console prints a one-time link to create the manager's account.
+The gateway binds to 127.0.0.1 by default (`portal.host` to serve the network).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import time
 from pathlib import Path
 from typing import Any, Final
 
-import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from linli.gateway import __version__
-from linli.gateway.runtime import Gateway
-from linli.portal.adapters_api import register_adapter_routes
-from linli.portal.api.community import device_view, scoped_households
-from linli.portal.api.operations import PRINCIPAL
+from linli.gateway.component import ComponentApi, ComponentKey
 from linli.portal.assembly import install
 from linli.portal.auth.middleware import ACCOUNTS
-from linli.portal.inbox_api import register_inbox_routes
-from linli.portal.screens_api import register_screen_routes
 
 _LOGGER = logging.getLogger(__name__)
 STATIC: Final = Path(__file__).resolve().parent / "static"
-GATEWAY_KEY: Final = web.AppKey("gateway", Gateway)
+GATEWAY_KEY: Final = web.AppKey("gateway", ComponentApi)
 #: The longest header line and value the portal reads (aiohttp's own default, stated here):
 #: anything longer is refused with 400 before it reaches the auth middleware.
 MAX_HEADER_BYTES: Final = 8190
@@ -64,95 +58,10 @@ SERVER_OPTIONS: Final[dict[str, Any]] = {
 }
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return _json({"error": {"code": code, "message": message}}, status)
-
-
-async def _index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html")
-
-
-async def _status(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY_KEY]
-    adapter = gateway.components.get("mqtt_device")
-    return _json(
-        {
-            "gateway_id": gateway.id,
-            "version": __version__,
-            "community": {"id": gateway.registry.community_id, "name": gateway.registry.community_name},
-            "uptime_s": round(time.time() - (gateway.started_at or time.time()), 1),
-            "startup_s": gateway.startup_s,
-            "households": len(gateway.registry.households),
-            "devices": len(gateway.registry.devices),
-            "devices_available": sum(1 for d in gateway.registry.devices.values() if d.available),
-            "mqtt": gateway.mqtt.stats(),
-            "ingest": {
-                "accepted": getattr(adapter, "accepted", 0),
-                "rejected": getattr(adapter, "rejected", 0),
-            },
-            "store": {
-                "rows_written": gateway.store.rows_written,
-                "pending_rows": gateway.store.pending_rows,
-                "batches": gateway.store.batches_written,
-            },
-            "profile_errors": gateway.profiles.errors,
-        }
-    )
-
-
-async def _households(request: web.Request) -> web.Response:
-    registry = request.app[GATEWAY_KEY].registry
-    visible = scoped_households(request.get(PRINCIPAL), request.app[GATEWAY_KEY])
-    items = []
-    for household in sorted(registry.households.values(), key=lambda h: h.id):
-        if visible is not None and household.id not in visible:
-            continue
-        devices = registry.household_devices(household.id)
-        unit = registry.units.get(household.unit_id)
-        building = registry.buildings.get(unit.building_id) if unit else None
-        items.append(
-            {
-                "id": household.id,
-                "name": household.name,
-                "unit": unit.name if unit else None,
-                "building": building.name if building else None,
-                "devices": len(devices),
-                "devices_available": sum(1 for d in devices if d.available),
-                "last_seen": max((d.last_seen or 0 for d in devices), default=None) or None,
-            }
-        )
-    return _json({"items": items, "total": len(items)})
-
-
-async def _household_devices(request: web.Request) -> web.Response:
-    registry = request.app[GATEWAY_KEY].registry
-    household_id = request.match_info["household_id"]
-    visible = scoped_households(request.get(PRINCIPAL), request.app[GATEWAY_KEY])
-    if household_id not in registry.households or (visible is not None and household_id not in visible):
-        return _error(404, "not_found", f"no household {household_id!r}")
-    devices = sorted(registry.household_devices(household_id), key=lambda d: d.id)
-    # The same view as the REST API's: a provider's key sees only its kinds, and a health
-    # value only whoever may read the household's health data (never the open local views).
-    gateway = request.app[GATEWAY_KEY]
-    items = [device_view(d, request.get(PRINCIPAL), gateway) for d in devices]
-    return _json({"items": items, "total": len(items)})
-
-
-def create_app(gateway: Gateway) -> web.Application:
+def create_app(gateway: ComponentApi) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[GATEWAY_KEY] = gateway
-    app.router.add_get("/", _index)
-    app.router.add_get("/api/v1/status", _status)
-    app.router.add_get("/api/v1/households", _households)
-    app.router.add_get("/api/v1/households/{household_id}/devices", _household_devices)
-    register_inbox_routes(app, GATEWAY_KEY)
     install(app, gateway)  # sign-in, roles, the REST API, live events, the phone/TV/manager pages
-    register_adapter_routes(app, GATEWAY_KEY)
-    register_screen_routes(app, GATEWAY_KEY)
     app.router.add_static("/static/", STATIC)
     return app
 
@@ -166,7 +75,8 @@ class Portal:
         self.url: str | None = None
         self.setup_url: str | None = None
 
-    async def async_start(self, gateway: Gateway) -> None:
+    async def async_start(self, api: ComponentApi) -> None:
+        gateway = api
         cfg = gateway.config["portal"]
         if not cfg["enabled"]:
             return
@@ -204,3 +114,7 @@ class Portal:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+#: The portal component, for typed lookup (the command line prints its address).
+PORTAL: ComponentKey[Portal] = ComponentKey("portal", Portal)

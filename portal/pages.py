@@ -2,7 +2,9 @@
 
 Plain HTML, CSS and JavaScript modules (no build step) under `static/`. A page
 is only a shell: everything it shows comes from the API, which checks the
-caller again, so a page never decides what someone may see.
+caller again, so a page never decides what someone may see. Each page is
+declared once, at module level, in `PAGES` (aiohttp's route table); pages are
+not API operations, so the OpenAPI document does not list them.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from linli.gateway.users import Role
-from linli.portal.api.operations import PRINCIPAL
+from linli.portal.api.operations import LOCAL, PRINCIPAL
 from linli.portal.auth.pairing import async_exchange_grant, set_screen_cookie
 from linli.portal.auth.principal import COMMUNITY_ROLES, Principal
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
+#: Every page, declared where its handler is; `assembly.py` adds the table to the app.
+PAGES: Final = web.RouteTableDef()
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 # Pages get a strict policy: scripts and styles only from the portal itself.
 _CSP: Final = (
@@ -48,14 +52,26 @@ def _home_of(principal: Principal) -> str:
     return "/app"
 
 
+@PAGES.get("/")
+async def community(request: web.Request) -> web.StreamResponse:
+    """The community at a glance (the first portal's page); signed in, or the demo's open local view."""
+    if request.get(PRINCIPAL) is None and not request.get(LOCAL):
+        raise web.HTTPFound("/login?next=/")
+    return web.FileResponse(STATIC / "index.html")
+
+
+@PAGES.get("/login")
 async def login(request: web.Request) -> web.StreamResponse:
     return _page("login.html")
 
 
+@PAGES.get("/setup")
 async def setup(request: web.Request) -> web.StreamResponse:
     return _page("setup.html")
 
 
+@PAGES.get("/app")
+@PAGES.get("/app/")
 async def phone(request: web.Request) -> web.StreamResponse:
     principal = _signed_in(request)
     if principal.role in COMMUNITY_ROLES:
@@ -63,6 +79,7 @@ async def phone(request: web.Request) -> web.StreamResponse:
     return _page("app/index.html")
 
 
+@PAGES.get("/app/pair")
 async def phone_pair(request: web.Request) -> web.StreamResponse:
     """`/app/pair?code=…`: where a TV's QR code leads — the phone app, with the code to confirm."""
     principal = _signed_in(request, keep_query=True)
@@ -71,6 +88,8 @@ async def phone_pair(request: web.Request) -> web.StreamResponse:
     return _page("app/index.html")
 
 
+@PAGES.get("/tv")
+@PAGES.get("/tv/")
 async def tv(request: web.Request) -> web.StreamResponse:
     """The TV page: signed in (a paired screen, or a resident's own session), or showing a pairing code.
 
@@ -93,6 +112,8 @@ async def tv(request: web.Request) -> web.StreamResponse:
     return _page("tv/index.html")
 
 
+@PAGES.get("/manage")
+@PAGES.get("/manage/")
 async def manage(request: web.Request) -> web.StreamResponse:
     principal = _signed_in(request)
     if principal.role not in COMMUNITY_ROLES:
@@ -100,16 +121,19 @@ async def manage(request: web.Request) -> web.StreamResponse:
     return _page("manage/index.html")
 
 
+@PAGES.get("/api/docs")
 async def docs(request: web.Request) -> web.StreamResponse:
     return _page("docs.html")
 
 
+@PAGES.get("/app/manifest.webmanifest")
 async def manifest(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(
         STATIC / "app" / "manifest.webmanifest", headers={"Content-Type": "application/manifest+json"}
     )
 
 
+@PAGES.get("/app/sw.js")
 async def service_worker(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(
         STATIC / "app" / "sw.js",
@@ -117,6 +141,7 @@ async def service_worker(request: web.Request) -> web.StreamResponse:
     )
 
 
+@PAGES.get("/favicon.ico")
 async def favicon(request: web.Request) -> web.StreamResponse:
     # Browsers ask for /favicon.ico on every page whatever the <link rel="icon"> says: the app icon answers.
     return web.FileResponse(
@@ -125,17 +150,12 @@ async def favicon(request: web.Request) -> web.StreamResponse:
     )
 
 
-def register(app: web.Application) -> None:
-    app.router.add_get("/favicon.ico", favicon)
-    app.router.add_get("/login", login)
-    app.router.add_get("/setup", setup)
-    app.router.add_get("/app", phone)
-    app.router.add_get("/app/", phone)
-    app.router.add_get("/app/manifest.webmanifest", manifest)
-    app.router.add_get("/app/sw.js", service_worker)
-    app.router.add_get("/app/pair", phone_pair)
-    app.router.add_get("/tv", tv)
-    app.router.add_get("/tv/", tv)
-    app.router.add_get("/manage", manage)
-    app.router.add_get("/manage/", manage)
-    app.router.add_get("/api/docs", docs)
+@PAGES.get("/screens/overlay")
+async def tv_overlay(request: web.Request) -> web.StreamResponse:
+    """`/screens/overlay?text=…&title=…&level=…`: what a web-overlay box shows over the picture.
+
+    One static page for every message: its script reads the query and sets it as text, so
+    nothing a message says is ever built into HTML here. Boxes load it without a sign-in
+    (the message is in the address the gateway gave them).
+    """
+    return _page("screens/overlay.html")

@@ -21,6 +21,7 @@ import orjson
 
 from linli.gateway.capabilities import STB_KINDS
 from linli.gateway.commands import Command, NotSupportedError, UnavailableError
+from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
 from linli.gateway.discovery.ha_mapping import EMERGENCY_EVENTS
 from linli.gateway.discovery.ha_profile import AnnouncedProfile, Availability
@@ -30,7 +31,6 @@ from linli.gateway.profiles import MappingError
 from linli.gateway.profiles.templates import MISSING, TemplateFailed, TemplateRefused
 from linli.gateway.profiles.values import PlainPayloadError, plain_value
 from linli.gateway.registry import Device
-from linli.gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
 _REPORT_EVERY_S: Final = 60.0
@@ -43,10 +43,9 @@ class MqttDeviceAdapter:
     requires = ("registry", "mqtt")
 
     def __init__(self) -> None:
-        self._gateway: Gateway | None = None
+        self._api: ComponentApi | None = None
         self._max_payload = 65536
         self._last_report: dict[str, float] = {}
-        self._unlisten: list[Any] = []
         self._subscribed: set[str] = set()
         self._resubscribe_pending = False
         self._routes: dict[str, tuple[str, str | None]] = {}
@@ -68,26 +67,21 @@ class MqttDeviceAdapter:
         self.rejected = 0
         self.rejected_by_device: dict[str, int] = {}
 
-    async def async_start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-        self._max_payload = gateway.config["mqtt"]["max_payload_bytes"]
-        for device in gateway.registry.iter_devices():
+    async def async_start(self, api: ComponentApi) -> None:
+        self._api = api
+        self._max_payload = api.config["mqtt"]["max_payload_bytes"]
+        for device in api.registry.iter_devices():
             self._attach(device)
         for topic_filter in (DEVICE_STATE_FILTER, DEVICE_AVAILABILITY_FILTER):
-            await gateway.mqtt.async_subscribe(topic_filter, qos=1)
+            await api.mqtt.async_subscribe(topic_filter, qos=1)
         await self._subscribe_foreign()
-        self._unlisten = [
-            gateway.mqtt_credentials.on_change(self._owners.clear),
-            gateway.bus.listen(DeviceAdded, self._on_device_added),
-            gateway.bus.listen(DeviceRemoved, self._on_device_removed),
-            gateway.bus.listen(ProfilesChanged, self._on_profiles_changed),
-        ]
+        api.on_stop(api.mqtt_credentials.on_change(self._owners.clear))
+        api.bus.listen(DeviceAdded, self._on_device_added)
+        api.bus.listen(DeviceRemoved, self._on_device_removed)
+        api.bus.listen(ProfilesChanged, self._on_profiles_changed)
 
     async def async_stop(self) -> None:
-        for unlisten in self._unlisten:
-            unlisten()
-        self._unlisten = []
-        gateway = self._gateway
+        gateway = self._api
         if gateway is not None:
             for device_id in list(self._routes):
                 self._detach(device_id)
@@ -95,7 +89,7 @@ class MqttDeviceAdapter:
     # -- routing -----------------------------------------------------------------
 
     def _attach(self, device: Device) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         if all(cap.kind in STB_KINDS for cap in device.profile.capabilities):
             return  # a set-top box: its own adapter drives it over HTTP, not MQTT
@@ -111,7 +105,7 @@ class MqttDeviceAdapter:
         gateway.commands.register(device.id, self.async_command)
 
     def _attach_announced(self, device: Device, profile: AnnouncedProfile) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         actual = self._actual.setdefault(device.id, {})
         for topic in profile.state_topics:
@@ -129,7 +123,7 @@ class MqttDeviceAdapter:
         gateway.commands.register(device.id, self.async_command)
 
     def _route_state(self, device_id: str, announced: str, actual: str) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         self._actual.setdefault(device_id, {})[announced] = actual
         if "+" in actual or "#" in actual:  # OpenMQTTGateway's `+/+/BTtoMQTT/<mac>`
@@ -141,7 +135,7 @@ class MqttDeviceAdapter:
             gateway.mqtt.route_exact(actual, self._on_announced)
 
     def _detach_announced(self, device_id: str) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         for table in (self._announced_topics, self._announced_filters):
             for topic in [t for t, devices in table.items() if device_id in devices]:
@@ -159,7 +153,7 @@ class MqttDeviceAdapter:
         self._actual.pop(device_id, None)
 
     def _detach(self, device_id: str) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         self._detach_announced(device_id)
         topic, availability = self._routes.pop(device_id, (None, None))
@@ -172,9 +166,9 @@ class MqttDeviceAdapter:
 
     def _foreign_filters(self) -> set[str]:
         """Subscriptions for devices outside linli/v1 (e.g. zigbee2mqtt/<name>)."""
-        assert self._gateway is not None
+        assert self._api is not None
         filters = set()
-        for device in self._gateway.registry.iter_devices():
+        for device in self._api.registry.iter_devices():
             if not device.topic.startswith(PREFIX + "/"):
                 filters.add(device.topic)
                 if device.availability_topic:
@@ -186,33 +180,33 @@ class MqttDeviceAdapter:
         return filters
 
     async def _subscribe_foreign(self) -> None:
-        assert self._gateway is not None
+        assert self._api is not None
         self._resubscribe_pending = False
         topics = sorted(self._foreign_filters() - self._subscribed)
         self._subscribed.update(topics)
         if topics:
-            await self._gateway.mqtt.async_subscribe_many(topics, qos=1)
+            await self._api.mqtt.async_subscribe_many(topics, qos=1)
 
     def _on_device_added(self, event: DeviceAdded) -> None:
-        assert self._gateway is not None
+        assert self._api is not None
         self._owners.clear()
-        device = self._gateway.registry.device(event.device_id)
+        device = self._api.registry.device(event.device_id)
         if device is not None:
             self._attach(device)
             if not device.topic.startswith(PREFIX + "/") and not self._resubscribe_pending:
                 # One subscribe for a whole burst of adoptions, not one per device.
                 self._resubscribe_pending = True
-                self._gateway.spawn(self._subscribe_foreign(), "mqtt_device-subscribe")
+                self._api.spawn(self._subscribe_foreign(), "mqtt_device-subscribe")
 
     def _on_profiles_changed(self, event: ProfilesChanged) -> None:
         # A reload of the profile folders replaced the set; devices adopted from their
         # announcement keep their profile, and the set must keep knowing it (the registry
         # looks profiles up by id).
-        assert self._gateway is not None
+        assert self._api is not None
         removed = set(event.removed)
-        for device in self._gateway.registry.iter_devices():
+        for device in self._api.registry.iter_devices():
             if isinstance(device.profile, AnnouncedProfile) and device.profile.id in removed:
-                self._gateway.profiles.profiles[device.profile.id] = device.profile
+                self._api.profiles.profiles[device.profile.id] = device.profile
 
     def _on_device_removed(self, event: DeviceRemoved) -> None:
         self._owners.clear()
@@ -221,7 +215,7 @@ class MqttDeviceAdapter:
     # -- ingest (hot path) -------------------------------------------------------
 
     def _on_state(self, topic: str, payload: bytes, message: aiomqtt.Message | None) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         device = gateway.registry.device_by_topic(topic)
         if device is None:
@@ -278,7 +272,7 @@ class MqttDeviceAdapter:
                     self._read_announced(device_id, announced, topic, payload)
 
     def _owner(self, topic: str) -> str | None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         if topic in self._owners:
             return self._owners[topic]
@@ -291,8 +285,8 @@ class MqttDeviceAdapter:
         return owner
 
     def _household_of(self, device_id: str) -> str | None:
-        assert self._gateway is not None
-        device = self._gateway.registry.device(device_id)
+        assert self._api is not None
+        device = self._api.registry.device(device_id)
         return device.household_id if device is not None else None
 
     def _oversized(self, device: Device, topic: str, payload: bytes) -> bool:
@@ -309,7 +303,7 @@ class MqttDeviceAdapter:
         return True
 
     def _read_announced(self, device_id: str, announced: str, topic: str, payload: bytes) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         device = gateway.registry.device(device_id)
         if device is None or not isinstance(device.profile, AnnouncedProfile):
@@ -342,7 +336,7 @@ class MqttDeviceAdapter:
             )
 
     def _announced_availability(self, topic: str, payload: bytes) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         for device_id in list(self._availability_of.get(topic, ())):
             device = gateway.registry.device(device_id)
@@ -385,7 +379,7 @@ class MqttDeviceAdapter:
             self._follow_rename(bridge, old, new)
 
     def _renamed_in_list(self, bridge: str, devices: list[Any]) -> dict[str, str]:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         by_ieee = {
             str(d.get("ieee_address", "")).lower().removeprefix("0x"): d.get("friendly_name")
@@ -404,7 +398,7 @@ class MqttDeviceAdapter:
         return names
 
     def _follow_rename(self, bridge: str, old: str, new: str) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         before, after = f"{bridge}/{old}", f"{bridge}/{new}"
         for device_id, actual in list(self._actual.items()):
@@ -428,7 +422,7 @@ class MqttDeviceAdapter:
             gateway.spawn(self._subscribe_foreign(), "mqtt_device-subscribe")
 
     def _on_availability(self, topic: str, payload: bytes, message: aiomqtt.Message) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         if topic in self._availability_of:
             self._announced_availability(topic, payload)
@@ -448,7 +442,7 @@ class MqttDeviceAdapter:
             gateway.registry.set_available(device, False, time.time(), "availability topic")
 
     def _reject(self, device: Device, topic: str, reason: str, payload: bytes) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         self.rejected += 1
         count = self.rejected_by_device.get(device.id, 0) + 1
@@ -478,7 +472,7 @@ class MqttDeviceAdapter:
     # -- commands ----------------------------------------------------------------
 
     async def async_command(self, command: Command) -> dict[str, Any]:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         device = gateway.registry.device(command.device_id)
         if device is None:
@@ -513,7 +507,7 @@ class MqttDeviceAdapter:
         self, device: Device, profile: AnnouncedProfile, command: Command
     ) -> dict[str, Any]:
         """As Home Assistant sends it: `payload_on`/`payload_off` as they are, on `command_topic`."""
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         cap = profile.capability(command.capability)
         if cap is None or cap.access == "r":

@@ -6,6 +6,7 @@ ignore it. See inbox.py for the states, and each source's module for what it
 reads from the network.
 """
 
+from linli.gateway.component import ComponentKey
 from linli.gateway.discovery.adopters import FoundDevice
 from linli.gateway.discovery.component import Discovery
 from linli.gateway.discovery.events import InboxChanged
@@ -21,7 +22,11 @@ from linli.gateway.discovery.model import (
     Source,
 )
 
+#: This component, for typed lookup by its peers: `api.peer(DISCOVERY)` is a Discovery.
+DISCOVERY: ComponentKey[Discovery] = ComponentKey("discovery", Discovery)
+
 __all__ = [
+    "DISCOVERY",
     "Adopter",
     "Adoption",
     "Announcement",

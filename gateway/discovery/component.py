@@ -18,7 +18,7 @@ from linli.gateway.discovery.tasmota import TASMOTA_PREFIX
 from linli.gateway.discovery.zeroconf import DEFAULT_TYPES, ZeroconfDiscovery
 
 if TYPE_CHECKING:
-    from linli.gateway.runtime import Gateway
+    from linli.gateway.component import ComponentApi
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Discovery:
         self._unregister: dict[str, Callable[[], None]] = {}
 
     @staticmethod
-    def _own_renderer(gateway: Gateway) -> Callable[[str], bool]:
+    def _own_renderer(gateway: ComponentApi) -> Callable[[str], bool]:
         """Whether a UDN is one of this gateway's own cast renderers (recomputed as homes change)."""
         known: dict[str, Any] = {"households": None, "udns": frozenset()}
 
@@ -53,21 +53,21 @@ class Discovery:
             households = gateway.registry.households
             if known["households"] != len(households):
                 known["households"] = len(households)
-                known["udns"] = frozenset(renderer_udn(gateway.id, h) for h in households)
+                known["udns"] = frozenset(renderer_udn(gateway.gateway_id, h) for h in households)
             return udn in known["udns"]
 
         return own
 
-    async def async_start(self, gateway: Gateway) -> None:
-        config = gateway.config["discovery"]
+    async def async_start(self, api: ComponentApi) -> None:
+        config = api.config["discovery"]
         self.inbox = Inbox(
-            gateway.store,
-            gateway.bus,
-            gateway.registry,
-            gateway.profiles,
+            api.store,
+            api.bus,
+            api.registry,
+            api.profiles,
             max_items=config["max_items"],
-            topic_owner=gateway.mqtt_credentials.household_for_topic,
-            bridges=gateway.mqtt_credentials.bridges,
+            topic_owner=api.mqtt_credentials.household_for_topic,
+            bridges=api.mqtt_credentials.bridges,
             # no state topic filter may reach into Linli's own topics or the announcements
             reserved_topics=("linli", config["mqtt"]["prefix"], TASMOTA_PREFIX),
         )
@@ -84,7 +84,7 @@ class Discovery:
             mqtt_cfg = config["mqtt"]
             self.mqtt = MqttDiscovery(
                 self.inbox,
-                gateway.mqtt,
+                api.mqtt,
                 prefix=mqtt_cfg["prefix"],
                 max_config_bytes=mqtt_cfg["max_config_bytes"],
             )
@@ -94,7 +94,7 @@ class Discovery:
         if "zeroconf" in sources:
             profile_types = [
                 p.match["zeroconf"]["type"]
-                for p in gateway.profiles.profiles.values()
+                for p in api.profiles.profiles.values()
                 if "zeroconf" in p.match
             ]
             zeroconf = ZeroconfDiscovery(
@@ -132,7 +132,7 @@ class Discovery:
                 search_interval_s=ssdp_cfg["search_interval_s"],
                 description_timeout_s=ssdp_cfg["description_timeout_s"],
                 max_description_bytes=ssdp_cfg["max_description_bytes"],
-                own=self._own_renderer(gateway),
+                own=self._own_renderer(api),
             )
             try:
                 await ssdp.async_start()

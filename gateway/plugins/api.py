@@ -13,41 +13,23 @@ handlers, listeners and channels go with it and nothing of it is left behind.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from linli.gateway.bus import EventBus, Overflow, Subscription
-from linli.gateway.commands import CommandHandler
-from linli.gateway.events import Event
-from linli.gateway.notify import Channel
+from linli.gateway.component import (
+    ComponentApi,
+    RegistryView,
+    TrackedBus,
+    TrackedCommands,
+    TrackedNotifier,
+)
 from linli.gateway.plugins.manifest import Manifest
 from linli.gateway.plugins.storage import AdapterStorage
 
 if TYPE_CHECKING:
     from linli.gateway.discovery.adopters import FoundAdopter
     from linli.gateway.mqtt.link import MqttLink
-    from linli.gateway.registry import Registry
-    from linli.gateway.runtime import Gateway
-
-E = TypeVar("E", bound=Event)
-
-_REGISTRY_WRITES = frozenset(
-    {
-        "async_add_building",
-        "async_add_unit",
-        "async_add_household",
-        "async_add_device",
-        "async_import",
-        "async_add_resident",
-        "async_assign_device",
-        "async_remove_device",
-        "report",
-        "set_available",
-        "async_persist_availability",
-    }
-)
 
 
 def _refuse(adapter_id: str, permission: str, what: str) -> PermissionError:
@@ -57,152 +39,42 @@ def _refuse(adapter_id: str, permission: str, what: str) -> PermissionError:
     )
 
 
-class RegistryView:
-    """The registry as an adapter may use it: reads always, writes with `registry.write`."""
-
-    def __init__(self, registry: Registry, adapter_id: str, writable: bool) -> None:
-        self._registry = registry
-        self._adapter_id = adapter_id
-        self._writable = writable
-
-    def __getattr__(self, name: str) -> Any:
-        if name in _REGISTRY_WRITES and not self._writable:
-            raise _refuse(self._adapter_id, "registry.write", f"registry.{name}")
-        return getattr(self._registry, name)
-
-
-class TrackedBus:
-    """The bus, remembering what the adapter listens to."""
-
-    def __init__(self, bus: EventBus) -> None:
-        self._bus = bus
-        self._unlisten: list[Callable[[], None]] = []
-        self._subscriptions: list[Subscription[Any]] = []
-
-    def fire(self, event: Event) -> None:
-        self._bus.fire(event)
-
-    def has_listeners(self, event_type: type[Event], household: str | None = None) -> bool:
-        return self._bus.has_listeners(event_type, household)
-
-    def listen(
-        self, event_type: type[E], callback: Callable[[E], None], *, household: str | None = None
-    ) -> Callable[[], None]:
-        remove = self._bus.listen(event_type, callback, household=household)
-        self._unlisten.append(remove)
-        return remove
-
-    def subscribe(
-        self,
-        event_type: type[E],
-        *,
-        household: str | None = None,
-        maxsize: int | None = None,
-        overflow: Overflow = Overflow.DROP_OLDEST,
-    ) -> Subscription[E]:
-        sub = self._bus.subscribe(event_type, household=household, maxsize=maxsize, overflow=overflow)
-        self._subscriptions.append(sub)
-        return sub
-
-    def release(self) -> None:
-        for remove in self._unlisten:
-            remove()
-        for sub in self._subscriptions:
-            sub.close()
-        self._unlisten.clear()
-        self._subscriptions.clear()
-
-
-class TrackedCommands:
-    """Command routing for the adapter's own devices."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self._commands = gateway.commands
-        self._registered: dict[str, CommandHandler] = {}
-
-    def register(self, device_id: str, handler: CommandHandler) -> None:
-        self._commands.register(device_id, handler)
-        self._registered[device_id] = handler
-
-    def unregister(self, device_id: str) -> None:
-        if self._registered.pop(device_id, None) is not None:
-            self._commands.unregister(device_id)
-
-    async def async_send(self, device_id: str, capability: str, value: Any, **kwargs: Any) -> Any:
-        return await self._commands.async_send(device_id, capability, value, **kwargs)
-
-    def release(self) -> None:
-        for device_id in list(self._registered):
-            self.unregister(device_id)
-
-
-class TrackedNotifier:
-    def __init__(self, gateway: Gateway) -> None:
-        self._notifier = gateway.notifier
-        self._names: set[str] = set()
-
-    def register(self, channel: Channel) -> None:
-        self._notifier.register(channel)
-        self._names.add(channel.name)
-
-    def unregister(self, name: str) -> None:
-        self._names.discard(name)
-        self._notifier.unregister(name)
-
-    def release(self) -> None:
-        for name in list(self._names):
-            self.unregister(name)
-
-
-class AdapterApi:
-    """What one adapter may use of the gateway (see the module docstring)."""
+class AdapterApi(ComponentApi):
+    """What one adapter may use of the gateway: the component API, narrowed by its manifest."""
 
     def __init__(
         self,
-        gateway: Gateway,
+        host: ComponentApi,
         manifest: Manifest,
         settings: dict[str, Any],
         on_crash: Callable[[str, BaseException], None],
     ) -> None:
-        self._gateway = gateway
+        super().__init__(host._gateway, manifest.id, settings)
         self.manifest = manifest
         self.id = manifest.id
-        self.config = settings
-        self.log = logging.getLogger(f"adapters.{manifest.id}")
+        self.log = logging.getLogger(f"linli.adapters.{manifest.id}")
         self._on_crash = on_crash
         self._permissions = manifest.permissions
-        self._bus = TrackedBus(gateway.bus)
-        self._commands = TrackedCommands(gateway)
-        self._notifier = TrackedNotifier(gateway)
-        self._registry = RegistryView(
-            gateway.registry, manifest.id, writable="registry.write" in manifest.permissions
+        self._registry_view = RegistryView(
+            host.registry,
+            manifest.id,
+            writable="registry.write" in manifest.permissions,
+            refuse=lambda what: _refuse(manifest.id, "registry.write", what),
         )
-        self._storage = AdapterStorage(gateway.store, manifest.id)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._storage = AdapterStorage(host.store, manifest.id)
         self._unregister: list[Callable[[], None]] = []
 
     def _need(self, permission: str, what: str) -> None:
         if permission not in self._permissions:
             raise _refuse(self.id, permission, what)
 
-    # -- what the gateway is ---------------------------------------------------
+    def _never(self, what: str) -> NoReturn:
+        raise PermissionError(f"adapter {self.id!r} cannot reach {what}: it is not part of the adapter API")
 
     @property
-    def gateway_id(self) -> str:
-        return self._gateway.id
-
-    @property
-    def community_id(self) -> str:
-        return self._gateway.registry.community_id
-
-    @property
-    def portal_url(self) -> str:
-        """Where devices on the residents' network reach the portal (no trailing slash)."""
-        portal = self._gateway.config["portal"]
-        if portal.get("public_url"):
-            return str(portal["public_url"]).rstrip("/")
-        host = portal["host"] if portal["host"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        return f"http://{host}:{portal['port']}"
+    def config(self) -> Mapping[str, Any]:  # type: ignore[override]
+        """The adapter's own settings (adapters.settings.<id>), checked against its manifest."""
+        return self.settings
 
     # -- the permitted parts ---------------------------------------------------
 
@@ -212,10 +84,10 @@ class AdapterApi:
         return self._bus
 
     @property
-    def registry(self) -> RegistryView:
+    def registry(self) -> RegistryView:  # type: ignore[override]
         if not self._permissions & {"registry.read", "registry.write"}:
             raise _refuse(self.id, "registry.read", "the registry")
-        return self._registry
+        return self._registry_view
 
     @property
     def commands(self) -> TrackedCommands:
@@ -237,6 +109,28 @@ class AdapterApi:
         self._need("mqtt", "the MQTT link")
         return self._gateway.mqtt
 
+    # -- what the component API has and an adapter does not ----------------------
+
+    @property
+    def store(self) -> NoReturn:  # type: ignore[override]
+        self._never("the gateway's database (use api.storage, its own namespace)")
+
+    @property
+    def privacy(self) -> NoReturn:  # type: ignore[override]
+        self._never("the privacy decisions")
+
+    @property
+    def profiles(self) -> NoReturn:  # type: ignore[override]
+        self._never("the profile set")
+
+    @property
+    def mqtt_credentials(self) -> NoReturn:  # type: ignore[override]
+        self._never("the devices' MQTT credentials")
+
+    @property
+    def broker(self) -> NoReturn:  # type: ignore[override]
+        self._never("the broker")
+
     # -- discovered devices ----------------------------------------------------
 
     def on_discovered(self, adopt: FoundAdopter) -> bool:
@@ -250,43 +144,23 @@ class AdapterApi:
         self._need("registry.write", "adopting discovered devices")
         if not self.manifest.discovery:
             raise ValueError(f"adapter {self.id} declares nothing it discovers (manifest 'discovery')")
-        discovery = self._gateway.components.get("discovery")
-        register = getattr(discovery, "register_adopter", None)
-        if register is None:
+        from linli.gateway.discovery import DISCOVERY  # (the discovery package imports this one)
+
+        discovery = self._gateway.peer(DISCOVERY)
+        if discovery is None:
             return False
-        self._unregister.append(register(self.id, self.manifest.discovery, adopt))
+        self._unregister.append(discovery.register_adopter(self.id, self.manifest.discovery, adopt))
         return True
 
     # -- background work -------------------------------------------------------
 
-    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        """Run a background job for the adapter. If it fails, the adapter is disabled (crash isolation)."""
-
-        async def run() -> Any:
-            try:
-                return await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._on_crash(self.id, exc)
-                return None
-
-        task = asyncio.create_task(run(), name=f"linli-adapter-{self.id}-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _crashed(self, job: str, exc: BaseException) -> None:
+        """A background job that raised disables the adapter (crash isolation)."""
+        self._on_crash(self.id, exc)
 
     async def async_release(self) -> None:
         """Cancel the adapter's jobs and take back everything it registered."""
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
         for unregister in self._unregister:
             unregister()
         self._unregister.clear()
-        self._bus.release()
-        self._commands.release()
-        self._notifier.release()
+        await super().async_release()

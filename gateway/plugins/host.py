@@ -40,7 +40,7 @@ from linli.gateway.plugins.catalog import AdapterEntry, discover
 from linli.gateway.plugins.manifest import ManifestError, settings_for
 
 if TYPE_CHECKING:
-    from linli.gateway.runtime import Gateway
+    from linli.gateway.component import ComponentApi
 
 _LOGGER = logging.getLogger(__name__)
 START_TIMEOUT_S: Final = 30.0
@@ -129,7 +129,7 @@ class AdapterHost:
 
     def __init__(self, discover_entries: Callable[[], list[AdapterEntry]] = discover) -> None:
         self._discover = discover_entries
-        self._gateway: Gateway | None = None
+        self._api: ComponentApi | None = None
         self.slots: dict[str, AdapterSlot] = {}
         self._order: list[str] = []
         self._extra: list[AdapterEntry] = []
@@ -142,8 +142,9 @@ class AdapterHost:
         """An adapter not found by discovery (the conformance kit's test doubles)."""
         self._extra.append(entry)
 
-    async def async_start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
+    async def async_start(self, api: ComponentApi) -> None:
+        self._api = api
+        gateway = api
         settings = gateway.config.get("adapters", {})
         only = settings.get("only")
         disabled = set(settings.get("disabled", []))
@@ -205,7 +206,7 @@ class AdapterHost:
         slot.since = time.time()
 
     async def _start(self, slot: AdapterSlot) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         manifest = slot.entry.manifest
         assert manifest is not None

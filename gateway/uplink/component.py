@@ -41,7 +41,7 @@ from linli.wire.downlink import Announcement, ClockReading, DownlinkCheck
 from linli.wire.signing import SignatureError, Verifier
 
 if TYPE_CHECKING:
-    from linli.gateway.runtime import Gateway
+    from linli.gateway.component import ComponentApi
 
 _LOGGER = logging.getLogger(__name__)
 REJECTION_REPORTS_PER_MIN: Final = 10  # a flood of forged messages must not fill the outbox
@@ -55,7 +55,7 @@ class Uplink:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock  # the gateway's wall clock (a test may make it wrong)
-        self._gateway: Gateway | None = None
+        self._api: ComponentApi | None = None
         self.settings: UplinkSettings | None = None
         self.relay: Relay | None = None
         self.check: DownlinkCheck | None = None
@@ -63,7 +63,6 @@ class Uplink:
         self._clock_issued = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[Any]] = set()
-        self._unlisten: list[Callable[[], None]] = []
         self._report_now = asyncio.Event()
         self._rejection_window: list[float] = []
         self._rejections_suppressed = 0
@@ -75,9 +74,9 @@ class Uplink:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def async_start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-        settings = self.settings = UplinkSettings.from_config(gateway.config)
+    async def async_start(self, api: ComponentApi) -> None:
+        self._api = api
+        settings = self.settings = UplinkSettings.from_config(api.config)
         verifier = Verifier(settings.region_public_keys)
         if not len(verifier):
             _LOGGER.warning(
@@ -87,12 +86,12 @@ class Uplink:
         self.check = DownlinkCheck(
             verifier, region=settings.region, community=settings.community, max_ttl_s=settings.max_ttl_s
         )
-        state = await gateway.store.async_read(outbox.read_state)
+        state = await api.store.async_read(outbox.read_state)
         self.clock_offset_s = float(state.get("clock_offset_s", 0.0))
         self._clock_issued = float(state.get("clock_issued", 0.0))
-        relay = self.relay = Relay(settings, gateway.store, self._on_downlink, self._on_connection)
-        await gateway.store.async_write(lambda db: outbox.activate(db, relay.wake_threadsafe))
-        self._unlisten = [gateway.bus.listen(AlertChanged, lambda _event: relay.wake())]
+        relay = self.relay = Relay(settings, api.store, self._on_downlink, self._on_connection)
+        await api.store.async_write(lambda db: outbox.activate(db, relay.wake_threadsafe))
+        api.bus.listen(AlertChanged, lambda _event: relay.wake())
         self._tasks = [
             asyncio.create_task(relay.run(), name="linli-uplink"),
             asyncio.create_task(self._report_loop(), name="linli-uplink-reports"),
@@ -107,9 +106,6 @@ class Uplink:
         )
 
     async def async_stop(self) -> None:
-        for unlisten in self._unlisten:
-            unlisten()
-        self._unlisten = []
         tasks = [*self._tasks, *self._jobs]
         for task in tasks:
             task.cancel()
@@ -117,8 +113,8 @@ class Uplink:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._gateway is not None:
-            await self._gateway.store.async_write(outbox.deactivate)
+        if self._api is not None:
+            await self._api.store.async_write(outbox.deactivate)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=f"linli-uplink-{name}")
@@ -126,9 +122,9 @@ class Uplink:
         task.add_done_callback(self._jobs.discard)
 
     @property
-    def gateway(self) -> Gateway:
-        assert self._gateway is not None, "uplink is not started"
-        return self._gateway
+    def gateway(self) -> ComponentApi:
+        assert self._api is not None, "uplink is not started"
+        return self._api
 
     def region_now(self) -> float:
         """The region's time as this gateway best knows it."""

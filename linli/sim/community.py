@@ -12,9 +12,9 @@ import asyncio
 import logging
 import random
 
+from linli.gateway.component import ComponentApi
 from linli.gateway.mqtt.broker import MosquittoBroker
 from linli.gateway.mqtt.topics import device_topic
-from linli.gateway.runtime import Gateway
 from linli.sim.announcers import SimAnnouncers
 from linli.sim.homes import SimDevice, SimHome, run_homes
 from linli.sim.layout import household_id, layout, residents
@@ -34,7 +34,7 @@ class SimCommunity:
         self.televisions: SimTelevisions = SimTelevisions()
         self._announcers: asyncio.Task[None] | None = None
 
-    async def async_start(self, gateway: Gateway) -> None:
+    async def async_start(self, gateway: ComponentApi) -> None:
         demo = gateway.config.get("demo", {})
         count = int(demo.get("households", 20))
         rate = float(demo.get("rate", count * 0.5))
@@ -125,7 +125,7 @@ def _base_topic(hid: str, topic: str) -> str:
     return zigbee if topic.startswith(zigbee + "/") else device_topic(hid, "").rstrip("/")
 
 
-async def _bridge_credential(gateway: Gateway, hid: str, base: str) -> tuple[str, str] | None:
+async def _bridge_credential(gateway: ComponentApi, hid: str, base: str) -> tuple[str, str] | None:
     """Each simulated bridge is a bridge of its household (a fresh password every run),
     where the broker enforces per-household access; the embedded broker has no ACL."""
     if not isinstance(gateway.broker, MosquittoBroker):
@@ -135,7 +135,7 @@ async def _bridge_credential(gateway: Gateway, hid: str, base: str) -> tuple[str
     return issued.principal.username, issued.password
 
 
-async def _add_residents(gateway: Gateway, count: int) -> None:
+async def _add_residents(gateway: ComponentApi, count: int) -> None:
     """The demo homes' residents, each with the devices that are theirs (once per data folder)."""
     registry = gateway.registry
     new = [person for person in residents(count) if person["id"] not in registry.residents]

@@ -19,7 +19,8 @@ import logging
 import random
 from typing import Any, Final
 
-from linli.gateway.runtime import Gateway
+from linli.gateway.component import ComponentApi
+from linli.gateway.plugins import ADAPTERS
 from linli.sim.box import SimBox
 from linli.sim.dial_box import DialBox
 from linli.sim.layout import household_id, tv_operator
@@ -46,8 +47,8 @@ class SimTelevisions:
         self._rng = random.Random(seed)
         self._remotes: asyncio.Task[None] | None = None
 
-    async def async_start(self, gateway: Gateway, households: int) -> None:
-        host: Any = gateway.components.get("adapters")
+    async def async_start(self, gateway: ComponentApi, households: int) -> None:
+        host: Any = gateway.peer(ADAPTERS)
         if host is None:
             _LOGGER.info("demo: no 'adapters' component, so the households get no TV boxes")
             return

@@ -16,6 +16,7 @@ from linli.portal.api.errors import ApiError
 from linli.portal.api.operations import Api, Call, obj, text
 from linli.portal.api.shapes import public_alert
 from linli.portal.auth.middleware import ACCOUNTS
+from linli.services.alerts import ALERTS
 
 CANCELLERS: Final = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN]
 
@@ -31,34 +32,37 @@ async def _guard(call: Call) -> None:
     await visible_alert(call, _alert_id(call))
 
 
-def register(api: Api) -> None:
-    @api.op(
-        "POST",
-        "/api/v1/alerts/{alert_id}/cancel",
-        summary='Cancel an alarm as the resident ("I\'m OK"): kept, marked, and called back per policy',
-        tag="alerts",
-        roles=CANCELLERS,
-        body=obj({"note": text(500, 0)}),
-        guard=_guard,
+#: The operations this module serves, each declared once (`operations.py`); `assembly.py` mounts them.
+ROUTES: Final = Api()
+
+
+@ROUTES.op(
+    "POST",
+    "/api/v1/alerts/{alert_id}/cancel",
+    summary='Cancel an alarm as the resident ("I\'m OK"): kept, marked, and called back per policy',
+    tag="alerts",
+    roles=CANCELLERS,
+    body=obj({"note": text(500, 0)}),
+    guard=_guard,
+)
+async def cancel(call: Call) -> dict[str, Any]:
+    alert_id = _alert_id(call)
+    alert = await visible_alert(call, alert_id)
+    engine = call.component(ALERTS)
+    try:
+        cancelled = await engine.async_cancel(alert_id, call.principal.name, call.body.get("note", ""))
+    except ValueError as exc:  # AlertError: resolved meanwhile
+        code = getattr(exc, "code", "invalid")
+        raise ApiError(
+            "conflict" if code == "not_found" else code,
+            "this alert is closed already; nothing to cancel" if code == "not_found" else str(exc),
+        ) from None
+    await call.request.app[ACCOUNTS].async_audit(
+        call.principal,
+        "alert.cancel",
+        household_id=alert["household_id"],
+        target=str(alert_id),
+        detail={"call_back": (cancelled.data.get("cancelled") or {}).get("call_back")},
+        ip=call.ip,
     )
-    async def cancel(call: Call) -> dict[str, Any]:
-        alert_id = _alert_id(call)
-        alert = await visible_alert(call, alert_id)
-        engine = call.component("alerts")
-        try:
-            cancelled = await engine.async_cancel(alert_id, call.principal.name, call.body.get("note", ""))
-        except ValueError as exc:  # AlertError: resolved meanwhile
-            code = getattr(exc, "code", "invalid")
-            raise ApiError(
-                "conflict" if code == "not_found" else code,
-                "this alert is closed already; nothing to cancel" if code == "not_found" else str(exc),
-            ) from None
-        await call.request.app[ACCOUNTS].async_audit(
-            call.principal,
-            "alert.cancel",
-            household_id=alert["household_id"],
-            target=str(alert_id),
-            detail={"call_back": (cancelled.data.get("cancelled") or {}).get("call_back")},
-            ip=call.ip,
-        )
-        return public_alert(cancelled.as_dict())
+    return public_alert(cancelled.as_dict())

@@ -14,6 +14,7 @@ from linli.portal.api.operations import ID, Api, Call, obj, text
 from linli.portal.api.shapes import alert_for, public_alert, timeline_for
 from linli.portal.auth.middleware import ACCOUNTS
 from linli.portal.auth.principal import MEMBERS, reachable, reaches
+from linli.services.alerts import ALERTS
 
 ANSWERERS: Final = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN, Role.CARER, Role.MANAGER]
 READERS: Final = [*ANSWERERS, Role.INSTALLER]
@@ -29,7 +30,7 @@ _KEYS: Final = [c.strip() for c in _COLUMNS.split(",")]
 
 
 def _engine(call: Call) -> Any:
-    return call.component("alerts")
+    return call.component(ALERTS)
 
 
 async def _assignments(call: Call, ids: list[int]) -> dict[int, dict[str, Any]]:

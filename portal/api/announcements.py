@@ -21,8 +21,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from linli.gateway.component import ComponentApi
 from linli.gateway.events import AnnouncementReceived
-from linli.gateway.runtime import Gateway
 from linli.gateway.users import Role
 from linli.portal.api.errors import ApiError, not_found
 from linli.portal.api.operations import ID, Api, Call, obj, text
@@ -70,7 +70,7 @@ class Announcement:
 
 
 class Announcements:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: ComponentApi) -> None:
         self.gateway = gateway
         self.items: dict[str, Announcement] = {}
         self.on_start: list[Any] = []  # callbacks(announcement) when one becomes active
@@ -185,99 +185,102 @@ class Announcements:
 ANNOUNCEMENTS: Final = web.AppKey("linli_announcements", Announcements)
 
 
-def register(api: Api) -> None:
-    @api.op(
-        "GET",
-        "/api/v1/announcements",
-        summary="List the announcements for me (managers: every one, with ?all=true)",
-        tag="announcements",
-        query={"all": {"type": "boolean"}},
-    )
-    async def list_items(call: Call) -> dict[str, Any]:
-        book: Announcements = call.request.app[ANNOUNCEMENTS]
-        everything = bool(call.query.get("all")) and call.principal.role is Role.MANAGER
-        items = [
-            a.as_dict()
-            for a in book.visible(reachable(call.principal, call.gateway), time.time(), everything=everything)
-        ]
-        return {"items": items, "total": len(items)}
+#: The operations this module serves, each declared once (`operations.py`); `assembly.py` mounts them.
+ROUTES: Final = Api()
 
-    @api.op(
-        "POST",
-        "/api/v1/announcements",
-        summary="Announce to the community, a building or a household (scheduled, with expiry)",
-        tag="announcements",
-        roles=[Role.MANAGER],
-        status=201,
-        body=obj(
-            {
-                "title": text(120),
-                "body": text(4000, 0),
-                "scope": {"enum": list(SCOPES)},
-                "scope_id": ID,
-                "starts": {"type": "number"},
-                "expires": {"type": "number"},
-            },
-            ["title", "scope"],
-        ),
-    )
-    async def add(call: Call) -> dict[str, Any]:
-        b, registry = call.body, call.gateway.registry
-        scope, scope_id = b["scope"], b.get("scope_id")
-        if scope == "community":
-            scope_id = None
-        elif scope_id is None:
-            raise ApiError(
-                "invalid_body", f"body.scope_id: required for a {scope} announcement (the {scope} id)"
-            )
-        elif scope == "building" and scope_id not in registry.buildings:
-            raise not_found(f"building {scope_id!r}")
-        elif scope == "household" and scope_id not in registry.households:
-            raise not_found(f"household {scope_id!r}")
-        now = time.time()
-        starts = b.get("starts", now)
-        expires = b.get("expires")
-        if expires is not None and expires <= starts:
-            raise ApiError("invalid_body", "body.expires: must be after starts")
-        if expires is not None and expires <= now:
-            # It would be stored and never shown to anyone: refuse it rather than accept a dead item.
-            raise ApiError("invalid_body", "body.expires: is in the past; give a time from now on, or none")
-        item = Announcement(
-            id=f"ann-{secrets.token_hex(5)}",
-            scope=scope,
-            scope_id=scope_id,
-            title=b["title"],
-            body=b.get("body", ""),
-            starts=starts,
-            expires=expires,
-            created=now,
-            by=call.principal.name,
-        )
-        await call.request.app[ANNOUNCEMENTS].async_add(item)
-        await call.request.app[ACCOUNTS].async_audit(
-            call.principal,
-            "announcement.add",
-            household_id=scope_id if scope == "household" else None,
-            target=item.id,
-            detail={"scope": scope, "scope_id": scope_id, "title": item.title[:80]},
-            ip=call.ip,
-        )
-        return item.as_dict()
 
-    @api.op(
-        "DELETE",
-        "/api/v1/announcements/{announcement_id}",
-        summary="Withdraw an announcement",
-        tag="announcements",
-        roles=[Role.MANAGER],
-    )
-    async def withdraw(call: Call) -> dict[str, Any]:
-        book: Announcements = call.request.app[ANNOUNCEMENTS]
-        aid = call.path["announcement_id"]
-        if aid not in book.items:
-            raise not_found(f"announcement {aid!r}")
-        item = await book.async_withdraw(aid)
-        await call.request.app[ACCOUNTS].async_audit(
-            call.principal, "announcement.withdraw", target=aid, ip=call.ip
+@ROUTES.op(
+    "GET",
+    "/api/v1/announcements",
+    summary="List the announcements for me (managers: every one, with ?all=true)",
+    tag="announcements",
+    query={"all": {"type": "boolean"}},
+)
+async def list_items(call: Call) -> dict[str, Any]:
+    book: Announcements = call.request.app[ANNOUNCEMENTS]
+    everything = bool(call.query.get("all")) and call.principal.role is Role.MANAGER
+    items = [
+        a.as_dict()
+        for a in book.visible(reachable(call.principal, call.gateway), time.time(), everything=everything)
+    ]
+    return {"items": items, "total": len(items)}
+
+@ROUTES.op(
+    "POST",
+    "/api/v1/announcements",
+    summary="Announce to the community, a building or a household (scheduled, with expiry)",
+    tag="announcements",
+    roles=[Role.MANAGER],
+    status=201,
+    body=obj(
+        {
+            "title": text(120),
+            "body": text(4000, 0),
+            "scope": {"enum": list(SCOPES)},
+            "scope_id": ID,
+            "starts": {"type": "number"},
+            "expires": {"type": "number"},
+        },
+        ["title", "scope"],
+    ),
+)
+async def add(call: Call) -> dict[str, Any]:
+    b, registry = call.body, call.gateway.registry
+    scope, scope_id = b["scope"], b.get("scope_id")
+    if scope == "community":
+        scope_id = None
+    elif scope_id is None:
+        raise ApiError(
+            "invalid_body", f"body.scope_id: required for a {scope} announcement (the {scope} id)"
         )
-        return item.as_dict()
+    elif scope == "building" and scope_id not in registry.buildings:
+        raise not_found(f"building {scope_id!r}")
+    elif scope == "household" and scope_id not in registry.households:
+        raise not_found(f"household {scope_id!r}")
+    now = time.time()
+    starts = b.get("starts", now)
+    expires = b.get("expires")
+    if expires is not None and expires <= starts:
+        raise ApiError("invalid_body", "body.expires: must be after starts")
+    if expires is not None and expires <= now:
+        # It would be stored and never shown to anyone: refuse it rather than accept a dead item.
+        raise ApiError("invalid_body", "body.expires: is in the past; give a time from now on, or none")
+    item = Announcement(
+        id=f"ann-{secrets.token_hex(5)}",
+        scope=scope,
+        scope_id=scope_id,
+        title=b["title"],
+        body=b.get("body", ""),
+        starts=starts,
+        expires=expires,
+        created=now,
+        by=call.principal.name,
+    )
+    await call.request.app[ANNOUNCEMENTS].async_add(item)
+    await call.request.app[ACCOUNTS].async_audit(
+        call.principal,
+        "announcement.add",
+        household_id=scope_id if scope == "household" else None,
+        target=item.id,
+        detail={"scope": scope, "scope_id": scope_id, "title": item.title[:80]},
+        ip=call.ip,
+    )
+    return item.as_dict()
+
+@ROUTES.op(
+    "DELETE",
+    "/api/v1/announcements/{announcement_id}",
+    summary="Withdraw an announcement",
+    tag="announcements",
+    roles=[Role.MANAGER],
+)
+async def withdraw(call: Call) -> dict[str, Any]:
+    book: Announcements = call.request.app[ANNOUNCEMENTS]
+    aid = call.path["announcement_id"]
+    if aid not in book.items:
+        raise not_found(f"announcement {aid!r}")
+    item = await book.async_withdraw(aid)
+    await call.request.app[ACCOUNTS].async_audit(
+        call.principal, "announcement.withdraw", target=aid, ip=call.ip
+    )
+    return item.as_dict()

@@ -7,36 +7,40 @@ member of the household, for `cast.pairing_s` seconds, from the address it asks 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from linli.gateway.users import Role
 from linli.portal.api.errors import ApiError
 from linli.portal.api.operations import Api, Call
 from linli.portal.auth.middleware import ACCOUNTS
+from linli.services.screens import CAST
 
 MEMBERS = [Role.RESIDENT, Role.HOUSEHOLD_ADMIN]
 
 
-def register(api: Api) -> None:
-    @api.op(
-        "POST",
-        "/api/v1/households/{household_id}/cast/pair",
-        summary="Let this phone cast to the household's TV for a while (its address, audited)",
-        tag="screens",
-        roles=MEMBERS,
-    )
-    async def pair(call: Call) -> dict[str, Any]:
-        cast = call.gateway.components.get("cast")
-        if cast is None:
-            raise ApiError(
-                "not_supported", "casting is not switched on in this gateway (components: gateway.stb.cast)"
-            )
-        try:
-            until = cast.pair(call.household_id, call.ip)
-        except ValueError:
-            raise ApiError("bad_request", f"this phone's address {call.ip!r} cannot be paired") from None
-        await call.request.app[ACCOUNTS].async_audit(
-            call.principal, "cast.pair", household_id=call.household_id, target=call.ip, ip=call.ip
+#: The operations this module serves, each declared once (`operations.py`); `assembly.py` mounts them.
+ROUTES: Final = Api()
+
+
+@ROUTES.op(
+    "POST",
+    "/api/v1/households/{household_id}/cast/pair",
+    summary="Let this phone cast to the household's TV for a while (its address, audited)",
+    tag="screens",
+    roles=MEMBERS,
+)
+async def pair(call: Call) -> dict[str, Any]:
+    cast = call.gateway.peer(CAST)
+    if cast is None:
+        raise ApiError(
+            "not_supported", "casting is not switched on in this gateway (components: gateway.stb.cast)"
         )
-        renderer = f"{cast.url}/cast/{call.household_id}/description.xml" if cast.url else None
-        return {"address": call.ip, "until": until, "renderer": renderer}
+    try:
+        until = cast.pair(call.household_id, call.ip)
+    except ValueError:
+        raise ApiError("bad_request", f"this phone's address {call.ip!r} cannot be paired") from None
+    await call.request.app[ACCOUNTS].async_audit(
+        call.principal, "cast.pair", household_id=call.household_id, target=call.ip, ip=call.ip
+    )
+    renderer = f"{cast.url}/cast/{call.household_id}/description.xml" if cast.url else None
+    return {"address": call.ip, "until": until, "renderer": renderer}

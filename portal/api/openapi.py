@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from linli.gateway import __version__
-from linli.portal.api.operations import Api, Operation, obj, text
+from linli.portal.api.operations import Api, Operation
 from linli.portal.auth.grants import roles_for
 
 ERROR_SCHEMA: Final = {
@@ -25,65 +25,17 @@ ERROR_SCHEMA: Final = {
 
 
 def document_other_routes(api: Api) -> None:
-    """Routes served by other modules: the first portal's views, the inbox, the WebSocket."""
-    for method, path, summary, tag, body in [
-        ("GET", "/api/v1/status", "Read the gateway's status", "community", None),
-        ("GET", "/api/v1/households", "List the households I may see", "community", None),
-        (
-            "GET",
-            "/api/v1/households/{household_id}/devices",
-            "List a household's devices with state",
-            "devices",
-            None,
-        ),
-        (
-            "GET",
-            "/api/v1/ws",
-            "Open the live-event WebSocket (alerts, state, alarm, announcements)",
-            "live",
-            None,
-        ),
-        ("GET", "/api/v1/inbox", "List the discovery inbox", "inbox", None),
-        ("POST", "/api/v1/inbox/scan", "Search the network for devices now", "inbox", None),
-        ("GET", "/api/v1/inbox/{item_id}", "Read an inbox item and its decisions", "inbox", None),
-        (
-            "POST",
-            "/api/v1/inbox/{item_id}/approve",
-            "Approve a discovered device into a household (audited)",
-            "inbox",
-            obj(
-                {
-                    "household_id": text(64),
-                    "room": text(64),
-                    "name": text(128),
-                    "profile_id": text(128),
-                    "device_id": text(64),
-                },
-                ["household_id"],
-            ),
-        ),
-        (
-            "POST",
-            "/api/v1/inbox/{item_id}/reject",
-            "Reject a discovered device (audited)",
-            "inbox",
-            obj({"reason": text(500, 0)}),
-        ),
-        ("POST", "/api/v1/inbox/{item_id}/ignore", "Hide a discovered device (audited)", "inbox", None),
-        ("POST", "/api/v1/inbox/{item_id}/restore", "Put an item back to pending (audited)", "inbox", None),
-    ]:
-        api.document(
-            Operation(
-                method=method,
-                path=path,
-                summary=summary,
-                tag=tag,
-                handler=None,
-                roles=roles_for(method, path),
-                body=body,
-                status=202 if path == "/api/v1/inbox/scan" else 200,  # a scan is started, not done
-            )
+    """Routes that are not operations: the live-event WebSocket, this document, the docs page."""
+    api.document(
+        Operation(
+            method="GET",
+            path="/api/v1/ws",
+            summary="Open the live-event WebSocket (alerts, state, alarm, announcements)",
+            tag="live",
+            handler=None,
+            roles=roles_for("GET", "/api/v1/ws"),
         )
+    )
     for path, summary in [
         ("/api/v1/openapi.json", "This document (OpenAPI 3.1)"),
         ("/api/docs", "The readable API documentation page"),
@@ -161,6 +113,8 @@ def build(api: Api, server_url: str = "/", routes: list[tuple[str, str, Any]] = 
         if op.public:
             item["security"] = []
             item["x-linli-roles"] = ["anyone"]
+        if op.open_locally:
+            item["x-linli-open-locally"] = True  # also without a sign-in, on this machine, in the demo
         if op.body is not None:
             item["requestBody"] = {
                 "required": True,

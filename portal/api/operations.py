@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
+from linli.gateway.component import ComponentApi, ComponentKey
 from linli.gateway.errors import LinliError
-from linli.gateway.runtime import Gateway
 from linli.gateway.users import Role
 from linli.portal.api.errors import ApiError, json_response, not_found
 from linli.portal.api.messages import caller_locale, validation_error
@@ -36,11 +36,15 @@ _NUMBER: Final = re.compile(r"^-?[0-9]{1,19}(\.[0-9]{1,19})?([eE][-+]?[0-9]{1,3}
 NUMERIC_PATH_PARAMS: Final = frozenset({"alert_id"})
 #: Longer than any id the gateway makes; a longer path parameter is refused before any lookup.
 MAX_PATH_PARAM: Final = 200
-GATEWAY: Final = web.AppKey("linli_gateway", Gateway)
+C = TypeVar("C")
+GATEWAY: Final = web.AppKey("linli_gateway", ComponentApi)
 # Request key set by the auth middleware (aiohttp ≥ 3.12 has typed request keys).
 PRINCIPAL: Final[Any] = (
     web.RequestKey("linli_principal", Principal) if hasattr(web, "RequestKey") else "linli.principal"
 )
+#: Set by the auth middleware on a request nobody signed in to, from this machine's own browser,
+#: where `portal.open_local_views` is on (the demo): an `open_locally` operation serves it.
+LOCAL: Final[Any] = web.RequestKey("linli_local", bool) if hasattr(web, "RequestKey") else "linli.local"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -48,7 +52,7 @@ class Call:
     """What a handler gets: the request, who asks, and the validated input."""
 
     request: web.Request
-    gateway: Gateway
+    gateway: ComponentApi
     principal: Principal
     body: dict[str, Any]
     query: dict[str, Any]
@@ -62,12 +66,13 @@ class Call:
     def ip(self) -> str:
         return self.request.remote or "?"
 
-    def component(self, name: str) -> Any:
-        component = self.gateway.components.get(name)
+    def component(self, key: ComponentKey[C]) -> C:
+        """The running service `key` names, typed; 503 `unavailable` when it is not running."""
+        component = self.gateway.peer(key)
         if component is None:
             raise ApiError(
                 "unavailable",
-                f"the {name} service is not running on this gateway: add it to the components",
+                f"the {key.name} service is not running on this gateway: add it to the components",
             )
         return component
 
@@ -90,6 +95,8 @@ class Operation:
     status: int = 200
     description: str = ""
     guard: Handler | None = None  # checks the resource in the path before the body is read
+    #: Read without a sign-in by this machine's own browser where `portal.open_local_views` is on.
+    open_locally: bool = False
 
     @property
     def path_params(self) -> list[str]:
@@ -120,8 +127,20 @@ ID: Final = text(64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 
 
 class Api:
+    """A table of operations: each module declares its own at module level (`ROUTES = Api()`,
+    handlers decorated with `@ROUTES.op(...)`), and the portal's one table `include`s them all
+    before `register` serves them — the same declarations the OpenAPI document is built from."""
+
     def __init__(self) -> None:
         self.operations: list[Operation] = []
+
+    def include(self, other: Api) -> None:
+        """Take in another module's operations (each path and method once across the portal)."""
+        taken = {(op.method, op.path) for op in self.operations}
+        for operation in other.operations:
+            if (operation.method, operation.path) in taken:
+                raise ValueError(f"{operation.method} {operation.path} is declared twice")
+            self.operations.append(operation)
 
     def op(
         self,
@@ -138,6 +157,7 @@ class Api:
         status: int = 200,
         description: str = "",
         guard: Handler | None = None,
+        open_locally: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -155,6 +175,7 @@ class Api:
                     status=status,
                     description=description,
                     guard=guard,
+                    open_locally=open_locally,
                 )
             )
             return handler
@@ -251,7 +272,7 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
     async def serve(request: web.Request) -> web.StreamResponse:
         gateway = request.app[GATEWAY]
         principal: Principal | None = request.get(PRINCIPAL)
-        if principal is None and not operation.public:
+        if principal is None and not operation.public and not (operation.open_locally and request.get(LOCAL)):
             raise ApiError(
                 "unauthenticated", "sign in first (a session cookie or an Authorization: Bearer token)"
             )

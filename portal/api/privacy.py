@@ -30,8 +30,12 @@ from linli.portal.api.announcements import ANNOUNCEMENTS
 from linli.portal.api.errors import ApiError
 from linli.portal.api.operations import Api, Call, obj, text
 from linli.portal.auth.middleware import ACCOUNTS
+from linli.services.alerts import ALERTS
+from linli.services.eldercare import ELDERCARE
 from linli.services.eldercare.inactivity import InactivitySettings
 from linli.services.eldercare.service import CheckInSettings
+from linli.services.health import HEALTH
+from linli.services.security import SECURITY
 
 _LOGGER = logging.getLogger(__name__)
 EXPORT_TELEMETRY_ROWS: Final = 200_000
@@ -244,113 +248,116 @@ def purge(conn: Any, household_id: str) -> str:
     return pseudonym
 
 
-def register(api: Api) -> None:
-    @api.op(
-        "GET",
-        "/api/v1/households/{household_id}/export",
-        summary="Export all of the household's data as JSON (household admin; audited)",
-        tag="privacy",
-        roles=[Role.HOUSEHOLD_ADMIN],
-        description=(
-            "Everything stored about the household, its audit trail included; the addresses of "
-            "people outside the household (the property office's) are left out."
-        ),
+#: The operations this module serves, each declared once (`operations.py`); `assembly.py` mounts them.
+ROUTES: Final = Api()
+
+
+@ROUTES.op(
+    "GET",
+    "/api/v1/households/{household_id}/export",
+    summary="Export all of the household's data as JSON (household admin; audited)",
+    tag="privacy",
+    roles=[Role.HOUSEHOLD_ADMIN],
+    description=(
+        "Everything stored about the household, its audit trail included; the addresses of "
+        "people outside the household (the property office's) are left out."
+    ),
+)
+async def export(call: Call) -> Any:
+    await call.gateway.store.async_flush()
+    health = call.gateway.peer(HEALTH)
+    if health is not None:
+        await health.async_flush()
+    data = await call.gateway.store.async_read(lambda conn: collect(conn, call.household_id))
+    await call.request.app[ACCOUNTS].async_audit(
+        call.principal,
+        "export.household",
+        household_id=call.household_id,
+        detail={k: len(v) for k, v in data.items()},
+        ip=call.ip,
     )
-    async def export(call: Call) -> Any:
-        await call.gateway.store.async_flush()
-        health = call.gateway.components.get("health")
-        if health is not None:
-            await health.async_flush()
-        data = await call.gateway.store.async_read(lambda conn: collect(conn, call.household_id))
-        await call.request.app[ACCOUNTS].async_audit(
-            call.principal,
-            "export.household",
-            household_id=call.household_id,
-            detail={k: len(v) for k, v in data.items()},
+    return {"household_id": call.household_id, "exported_at": time.time(), "data": data}
+
+@ROUTES.op(
+    "DELETE",
+    "/api/v1/households/{household_id}/data",
+    summary="Delete the household's personal data for good (household admin; audited)",
+    tag="privacy",
+    roles=[Role.HOUSEHOLD_ADMIN],
+    body=obj({"confirm": text(64)}, ["confirm"]),
+)
+async def delete(call: Call) -> dict[str, Any]:
+    hid, gateway = call.household_id, call.gateway
+    if call.body["confirm"] != hid:
+        raise ApiError(
+            "invalid_body", f"body.confirm: repeat the household id {hid!r} to confirm the deletion"
+        )
+    security = gateway.peer(SECURITY)
+    if security is not None and security.status(hid)["state"] != "disarmed":
+        raise ApiError(
+            "conflict", "the alarm is armed: disarm it first, then delete the household's data"
+        )
+    alerts = gateway.peer(ALERTS)
+    if alerts is not None:
+        for alert in alerts.open_alerts(hid):
+            await alerts.async_resolve(alert.id, call.principal.name, "household data deleted on request")
+    care = gateway.peer(ELDERCARE)
+    if care is not None:
+        for rid in [r.id for r in care.reminders.values() if r.household_id == hid]:
+            await care.async_remove_reminder(rid)
+        # the care settings name residents (their own inactivity limits): back to the defaults,
+        # whose row the erasure below removes
+        await care.async_configure(
+            hid,
+            {
+                "inactivity": InactivitySettings().as_dict(),
+                "check_in": CheckInSettings().as_dict(),
+                "away": False,
+            },
+        )
+    if security is not None:
+        pins = await gateway.store.async_read(
+            lambda conn: [
+                r[0]
+                for r in conn.execute("SELECT user_id FROM alarm_pins WHERE household_id = ?", (hid,))
+            ]
+        )
+        for user in pins:
+            await security.async_remove_pin(hid, user, by=call.principal.name)
+    book = call.request.app[ANNOUNCEMENTS]
+    for item_id in [a.id for a in book.items.values() if a.scope == "household" and a.scope_id == hid]:
+        del book.items[item_id]
+    health = gateway.peer(HEALTH)
+    residents = gateway.registry.household_residents(hid)
+    if health is not None:
+        await health.async_flush()
+        await health.async_withdraw_consent(hid, by=call.principal.name, note="household data deleted")
+        for resident in residents:
+            await health.async_reset_thresholds(resident.id, by=call.principal.name)
+    await gateway.store.async_flush()
+    await gateway.store.async_settle_journal()  # the alarms' journal keeps no copy of them
+
+    def run(db: Any) -> dict[str, int]:
+        removed = erase(db.conn, hid)
+        users.append_audit(
+            db.conn,
+            actor=call.principal.name,
+            role=call.principal.role.value,
+            action="privacy.delete",
+            household_id=hid,
+            detail={"removed": removed},
             ip=call.ip,
         )
-        return {"household_id": call.household_id, "exported_at": time.time(), "data": data}
+        return removed
 
-    @api.op(
-        "DELETE",
-        "/api/v1/households/{household_id}/data",
-        summary="Delete the household's personal data for good (household admin; audited)",
-        tag="privacy",
-        roles=[Role.HOUSEHOLD_ADMIN],
-        body=obj({"confirm": text(64)}, ["confirm"]),
-    )
-    async def delete(call: Call) -> dict[str, Any]:
-        hid, gateway = call.household_id, call.gateway
-        if call.body["confirm"] != hid:
-            raise ApiError(
-                "invalid_body", f"body.confirm: repeat the household id {hid!r} to confirm the deletion"
-            )
-        security = gateway.components.get("security")
-        if security is not None and security.status(hid)["state"] != "disarmed":
-            raise ApiError(
-                "conflict", "the alarm is armed: disarm it first, then delete the household's data"
-            )
-        alerts = gateway.components.get("alerts")
-        if alerts is not None:
-            for alert in alerts.open_alerts(hid):
-                await alerts.async_resolve(alert.id, call.principal.name, "household data deleted on request")
-        care = gateway.components.get("eldercare")
-        if care is not None:
-            for rid in [r.id for r in care.reminders.values() if r.household_id == hid]:
-                await care.async_remove_reminder(rid)
-            # the care settings name residents (their own inactivity limits): back to the defaults,
-            # whose row the erasure below removes
-            await care.async_configure(
-                hid,
-                {
-                    "inactivity": InactivitySettings().as_dict(),
-                    "check_in": CheckInSettings().as_dict(),
-                    "away": False,
-                },
-            )
-        if security is not None:
-            pins = await gateway.store.async_read(
-                lambda conn: [
-                    r[0]
-                    for r in conn.execute("SELECT user_id FROM alarm_pins WHERE household_id = ?", (hid,))
-                ]
-            )
-            for user in pins:
-                await security.async_remove_pin(hid, user, by=call.principal.name)
-        book = call.request.app[ANNOUNCEMENTS]
-        for item_id in [a.id for a in book.items.values() if a.scope == "household" and a.scope_id == hid]:
-            del book.items[item_id]
-        health = gateway.components.get("health")
-        residents = gateway.registry.household_residents(hid)
-        if health is not None:
-            await health.async_flush()
-            await health.async_withdraw_consent(hid, by=call.principal.name, note="household data deleted")
-            for resident in residents:
-                await health.async_reset_thresholds(resident.id, by=call.principal.name)
-        await gateway.store.async_flush()
-        await gateway.store.async_settle_journal()  # the alarms' journal keeps no copy of them
-
-        def run(db: Any) -> dict[str, int]:
-            removed = erase(db.conn, hid)
-            users.append_audit(
-                db.conn,
-                actor=call.principal.name,
-                role=call.principal.role.value,
-                action="privacy.delete",
-                household_id=hid,
-                detail={"removed": removed},
-                ip=call.ip,
-            )
-            return removed
-
-        removed = await gateway.store.async_write(run)
-        for resident in residents:
-            gateway.registry.residents.pop(resident.id, None)
-        for device in gateway.registry.household_devices(hid):
-            device.resident_id = None
-            device.states.clear()
-        _LOGGER.info("household %s: personal data deleted on request (%d rows)", hid, sum(removed.values()))
-        return {"household_id": hid, "removed": removed}
+    removed = await gateway.store.async_write(run)
+    for resident in residents:
+        gateway.registry.residents.pop(resident.id, None)
+    for device in gateway.registry.household_devices(hid):
+        device.resident_id = None
+        device.states.clear()
+    _LOGGER.info("household %s: personal data deleted on request (%d rows)", hid, sum(removed.values()))
+    return {"household_id": hid, "removed": removed}
 
 
-__all__ = ["collect", "erase", "purge", "register"]
+__all__ = ["ROUTES", "collect", "erase", "purge"]

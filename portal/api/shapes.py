@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from linli.gateway.component import ComponentApi
 from linli.gateway.privacy import FieldClass, alert_text_class
-from linli.gateway.runtime import Gateway
 from linli.portal.auth.principal import Principal, redaction_reason, sees
 
 
@@ -63,7 +63,7 @@ def redact_capability(capability: dict[str, Any], reason: str = REDACTED) -> dic
     }
 
 
-def alert_for(alert: dict[str, Any], principal: Principal | None, gateway: Gateway) -> dict[str, Any]:
+def alert_for(alert: dict[str, Any], principal: Principal | None, gateway: ComponentApi) -> dict[str, Any]:
     """The alert as this reader may see it (`public_alert`'s shape, ids as strings)."""
     shaped = public_alert(alert)
     household = str(alert.get("household_id") or "")
@@ -91,7 +91,7 @@ def alert_for(alert: dict[str, Any], principal: Principal | None, gateway: Gatew
 
 
 def timeline_for(
-    events: list[dict[str, Any]], alert: dict[str, Any], principal: Principal | None, gateway: Gateway
+    events: list[dict[str, Any]], alert: dict[str, Any], principal: Principal | None, gateway: ComponentApi
 ) -> list[dict[str, Any]]:
     """An alert's timeline as this reader may see it: steps, channels, outcomes; details only
     where the alert's texts are theirs to read (the raise's detail is the alert's title)."""
@@ -112,7 +112,9 @@ def timeline_for(
 WITHHELD_REMINDERS: Final = {"medication": "服药提醒 Medication", "appointment": "预约提醒 Appointment"}
 
 
-def reminder_for(reminder: dict[str, Any], principal: Principal | None, gateway: Gateway) -> dict[str, Any]:
+def reminder_for(
+    reminder: dict[str, Any], principal: Principal | None, gateway: ComponentApi
+) -> dict[str, Any]:
     """A care reminder as this reader may see it: its title names a medicine or a clinic (health),
     so without the household's consent the duty desk sees that one is due, not what."""
     household = str(reminder.get("household_id") or "")

@@ -118,212 +118,215 @@ def refused(exc: RegistryError) -> ApiError:
     return ApiError("invalid", str(exc))
 
 
-def register(api: Api) -> None:
-    @api.op(
-        "GET",
-        "/api/v1/structure",
-        summary="Read the whole community tree to set it up: every building, unit and household",
-        tag=TAG,
-        roles=READERS,
-        description=(
-            "Empty buildings and units are listed too, with each household's device count and "
-            "(for a manager) its residents; an installer sees no people."
-        ),
+#: The operations this module serves, each declared once (`operations.py`); `assembly.py` mounts them.
+ROUTES: Final = Api()
+
+
+@ROUTES.op(
+    "GET",
+    "/api/v1/structure",
+    summary="Read the whole community tree to set it up: every building, unit and household",
+    tag=TAG,
+    roles=READERS,
+    description=(
+        "Empty buildings and units are listed too, with each household's device count and "
+        "(for a manager) its residents; an installer sees no people."
+    ),
+)
+async def read(call: Call) -> dict[str, Any]:
+    return tree(call)
+
+# -- buildings ---------------------------------------------------------------------
+
+@ROUTES.op(
+    "POST",
+    "/api/v1/buildings",
+    summary="Add a building (audited)",
+    tag=TAG,
+    roles=EDITORS,
+    body=NEW,
+    status=201,
+    description="Give `id` to choose it (letters, digits, `._:@-`), or leave it out for a generated one.",
+)
+async def add_building(call: Call) -> dict[str, Any]:
+    registry = call.gateway.registry
+    building_id = pick_id(call, "b", registry.buildings, "building")
+    building = await registry.async_add_building(building_id, call.body["name"])
+    await audit(call, "building.add", building.id, name=building.name)
+    return {"id": building.id, "name": building.name, "units": []}
+
+@ROUTES.op(
+    "PATCH",
+    "/api/v1/buildings/{building_id}",
+    summary="Rename a building (audited)",
+    tag=TAG,
+    roles=EDITORS,
+    body=RENAME,
+)
+async def rename_building(call: Call) -> dict[str, Any]:
+    return await rename(call, "building", call.path["building_id"])
+
+@ROUTES.op(
+    "DELETE",
+    "/api/v1/buildings/{building_id}",
+    summary="Remove an empty building (audited; conflict while it has units)",
+    tag=TAG,
+    roles=EDITORS,
+)
+async def remove_building(call: Call) -> dict[str, Any]:
+    return await remove(call, "building", call.path["building_id"])
+
+# -- units -------------------------------------------------------------------------
+
+@ROUTES.op(
+    "POST",
+    "/api/v1/buildings/{building_id}/units",
+    summary="Add a unit (an entrance, a floor, a stairwell) to a building (audited)",
+    tag=TAG,
+    roles=EDITORS,
+    body=NEW,
+    status=201,
+)
+async def add_unit(call: Call) -> dict[str, Any]:
+    registry = call.gateway.registry
+    building_id = call.path["building_id"]
+    if building_id not in registry.buildings:
+        raise not_found(f"building {building_id!r}")
+    unit_id = pick_id(call, "u", registry.units, "unit")
+    unit = await registry.async_add_unit(unit_id, building_id, call.body["name"])
+    await audit(call, "unit.add", unit.id, building_id=building_id, name=unit.name)
+    return {"id": unit.id, "building_id": building_id, "name": unit.name, "households": []}
+
+@ROUTES.op(
+    "PATCH",
+    "/api/v1/units/{unit_id}",
+    summary="Rename a unit (audited)",
+    tag=TAG,
+    roles=EDITORS,
+    body=RENAME,
+)
+async def rename_unit(call: Call) -> dict[str, Any]:
+    return await rename(call, "unit", call.path["unit_id"])
+
+@ROUTES.op(
+    "DELETE",
+    "/api/v1/units/{unit_id}",
+    summary="Remove an empty unit (audited; conflict while it has households)",
+    tag=TAG,
+    roles=EDITORS,
+)
+async def remove_unit(call: Call) -> dict[str, Any]:
+    return await remove(call, "unit", call.path["unit_id"])
+
+# -- households --------------------------------------------------------------------
+
+@ROUTES.op(
+    "POST",
+    "/api/v1/units/{unit_id}/households",
+    summary="Add a household to a unit, with the name people know it by (audited)",
+    tag=TAG,
+    roles=EDITORS,
+    body=NEW,
+    status=201,
+)
+async def add_household(call: Call) -> dict[str, Any]:
+    registry = call.gateway.registry
+    unit_id = call.path["unit_id"]
+    if unit_id not in registry.units:
+        raise not_found(f"unit {unit_id!r}")
+    household_id = pick_id(call, "h", registry.households, "household")
+    try:
+        household = await registry.async_add_household(household_id, unit_id, call.body["name"])
+    except RegistryError as exc:
+        raise refused(exc) from None
+    await audit(call, "household.add", household.id, household.id, unit_id=unit_id, name=household.name)
+    return {"id": household.id, "unit_id": unit_id, "name": household.name, "devices": 0, "residents": []}
+
+@ROUTES.op(
+    "PATCH",
+    "/api/v1/households/{household_id}",
+    summary="Rename a household (audited)",
+    tag=TAG,
+    roles=EDITORS,
+    body=RENAME,
+)
+async def rename_household(call: Call) -> dict[str, Any]:
+    return await rename(call, "household", call.household_id)
+
+@ROUTES.op(
+    "DELETE",
+    "/api/v1/households/{household_id}",
+    summary="Remove a household (audited; conflict while it has devices, residents or accounts)",
+    tag=TAG,
+    roles=EDITORS,
+    description=(
+        "Its alarm panel, care settings and reminders go with it, and so does its history "
+        "(alerts, readings, check-ins): nothing that names the household stays. Its lines in "
+        "the audit log keep what was done and when, under a pseudonym."
+    ),
+)
+async def remove_household(call: Call) -> dict[str, Any]:
+    return await remove(call, "household", call.household_id)
+
+# -- residents ---------------------------------------------------------------------
+
+@ROUTES.op(
+    "POST",
+    "/api/v1/households/{household_id}/residents",
+    summary="Add a person living in a household (audited)",
+    tag=TAG,
+    roles=EDITORS,
+    body=obj({"id": ID, "name": NAME, "data": RESIDENT_DATA}, ["name"]),
+    status=201,
+    description="`data` holds optional details such as `birth_year`.",
+)
+async def add_resident(call: Call) -> dict[str, Any]:
+    registry = call.gateway.registry
+    resident_id = pick_id(call, "r", registry.residents, "resident")
+    resident = await registry.async_add_resident(
+        resident_id, call.household_id, call.body["name"], data=call.body.get("data")
     )
-    async def read(call: Call) -> dict[str, Any]:
-        return tree(call)
+    await audit(call, "resident.add", resident.id, call.household_id)
+    return resident.as_dict()
 
-    # -- buildings ---------------------------------------------------------------------
-
-    @api.op(
-        "POST",
-        "/api/v1/buildings",
-        summary="Add a building (audited)",
-        tag=TAG,
-        roles=EDITORS,
-        body=NEW,
-        status=201,
-        description="Give `id` to choose it (letters, digits, `._:@-`), or leave it out for a generated one.",
+@ROUTES.op(
+    "PATCH",
+    "/api/v1/households/{household_id}/residents/{resident_id}",
+    summary="Change a resident's name or details (audited)",
+    tag=TAG,
+    roles=EDITORS,
+    body=obj({"name": NAME, "data": RESIDENT_DATA}, minProperties=1),
+)
+async def change_resident(call: Call) -> dict[str, Any]:
+    registry = call.gateway.registry
+    resident = registry.residents.get(call.path["resident_id"])
+    if resident is None or resident.household_id != call.household_id:
+        raise not_found(f"resident {call.path['resident_id']!r}")
+    changed = await registry.async_add_resident(
+        resident.id,
+        call.household_id,
+        call.body.get("name", resident.name),
+        data=call.body.get("data", resident.data),
     )
-    async def add_building(call: Call) -> dict[str, Any]:
-        registry = call.gateway.registry
-        building_id = pick_id(call, "b", registry.buildings, "building")
-        building = await registry.async_add_building(building_id, call.body["name"])
-        await audit(call, "building.add", building.id, name=building.name)
-        return {"id": building.id, "name": building.name, "units": []}
+    await audit(call, "resident.update", resident.id, call.household_id, fields=sorted(call.body))
+    return changed.as_dict()
 
-    @api.op(
-        "PATCH",
-        "/api/v1/buildings/{building_id}",
-        summary="Rename a building (audited)",
-        tag=TAG,
-        roles=EDITORS,
-        body=RENAME,
-    )
-    async def rename_building(call: Call) -> dict[str, Any]:
-        return await rename(call, "building", call.path["building_id"])
-
-    @api.op(
-        "DELETE",
-        "/api/v1/buildings/{building_id}",
-        summary="Remove an empty building (audited; conflict while it has units)",
-        tag=TAG,
-        roles=EDITORS,
-    )
-    async def remove_building(call: Call) -> dict[str, Any]:
-        return await remove(call, "building", call.path["building_id"])
-
-    # -- units -------------------------------------------------------------------------
-
-    @api.op(
-        "POST",
-        "/api/v1/buildings/{building_id}/units",
-        summary="Add a unit (an entrance, a floor, a stairwell) to a building (audited)",
-        tag=TAG,
-        roles=EDITORS,
-        body=NEW,
-        status=201,
-    )
-    async def add_unit(call: Call) -> dict[str, Any]:
-        registry = call.gateway.registry
-        building_id = call.path["building_id"]
-        if building_id not in registry.buildings:
-            raise not_found(f"building {building_id!r}")
-        unit_id = pick_id(call, "u", registry.units, "unit")
-        unit = await registry.async_add_unit(unit_id, building_id, call.body["name"])
-        await audit(call, "unit.add", unit.id, building_id=building_id, name=unit.name)
-        return {"id": unit.id, "building_id": building_id, "name": unit.name, "households": []}
-
-    @api.op(
-        "PATCH",
-        "/api/v1/units/{unit_id}",
-        summary="Rename a unit (audited)",
-        tag=TAG,
-        roles=EDITORS,
-        body=RENAME,
-    )
-    async def rename_unit(call: Call) -> dict[str, Any]:
-        return await rename(call, "unit", call.path["unit_id"])
-
-    @api.op(
-        "DELETE",
-        "/api/v1/units/{unit_id}",
-        summary="Remove an empty unit (audited; conflict while it has households)",
-        tag=TAG,
-        roles=EDITORS,
-    )
-    async def remove_unit(call: Call) -> dict[str, Any]:
-        return await remove(call, "unit", call.path["unit_id"])
-
-    # -- households --------------------------------------------------------------------
-
-    @api.op(
-        "POST",
-        "/api/v1/units/{unit_id}/households",
-        summary="Add a household to a unit, with the name people know it by (audited)",
-        tag=TAG,
-        roles=EDITORS,
-        body=NEW,
-        status=201,
-    )
-    async def add_household(call: Call) -> dict[str, Any]:
-        registry = call.gateway.registry
-        unit_id = call.path["unit_id"]
-        if unit_id not in registry.units:
-            raise not_found(f"unit {unit_id!r}")
-        household_id = pick_id(call, "h", registry.households, "household")
-        try:
-            household = await registry.async_add_household(household_id, unit_id, call.body["name"])
-        except RegistryError as exc:
-            raise refused(exc) from None
-        await audit(call, "household.add", household.id, household.id, unit_id=unit_id, name=household.name)
-        return {"id": household.id, "unit_id": unit_id, "name": household.name, "devices": 0, "residents": []}
-
-    @api.op(
-        "PATCH",
-        "/api/v1/households/{household_id}",
-        summary="Rename a household (audited)",
-        tag=TAG,
-        roles=EDITORS,
-        body=RENAME,
-    )
-    async def rename_household(call: Call) -> dict[str, Any]:
-        return await rename(call, "household", call.household_id)
-
-    @api.op(
-        "DELETE",
-        "/api/v1/households/{household_id}",
-        summary="Remove a household (audited; conflict while it has devices, residents or accounts)",
-        tag=TAG,
-        roles=EDITORS,
-        description=(
-            "Its alarm panel, care settings and reminders go with it, and so does its history "
-            "(alerts, readings, check-ins): nothing that names the household stays. Its lines in "
-            "the audit log keep what was done and when, under a pseudonym."
-        ),
-    )
-    async def remove_household(call: Call) -> dict[str, Any]:
-        return await remove(call, "household", call.household_id)
-
-    # -- residents ---------------------------------------------------------------------
-
-    @api.op(
-        "POST",
-        "/api/v1/households/{household_id}/residents",
-        summary="Add a person living in a household (audited)",
-        tag=TAG,
-        roles=EDITORS,
-        body=obj({"id": ID, "name": NAME, "data": RESIDENT_DATA}, ["name"]),
-        status=201,
-        description="`data` holds optional details such as `birth_year`.",
-    )
-    async def add_resident(call: Call) -> dict[str, Any]:
-        registry = call.gateway.registry
-        resident_id = pick_id(call, "r", registry.residents, "resident")
-        resident = await registry.async_add_resident(
-            resident_id, call.household_id, call.body["name"], data=call.body.get("data")
-        )
-        await audit(call, "resident.add", resident.id, call.household_id)
-        return resident.as_dict()
-
-    @api.op(
-        "PATCH",
-        "/api/v1/households/{household_id}/residents/{resident_id}",
-        summary="Change a resident's name or details (audited)",
-        tag=TAG,
-        roles=EDITORS,
-        body=obj({"name": NAME, "data": RESIDENT_DATA}, minProperties=1),
-    )
-    async def change_resident(call: Call) -> dict[str, Any]:
-        registry = call.gateway.registry
-        resident = registry.residents.get(call.path["resident_id"])
-        if resident is None or resident.household_id != call.household_id:
-            raise not_found(f"resident {call.path['resident_id']!r}")
-        changed = await registry.async_add_resident(
-            resident.id,
-            call.household_id,
-            call.body.get("name", resident.name),
-            data=call.body.get("data", resident.data),
-        )
-        await audit(call, "resident.update", resident.id, call.household_id, fields=sorted(call.body))
-        return changed.as_dict()
-
-    @api.op(
-        "DELETE",
-        "/api/v1/households/{household_id}/residents/{resident_id}",
-        summary="Remove a resident who moved out (audited; their devices become shared)",
-        tag=TAG,
-        roles=EDITORS,
-        description="Their readings and check-ins stay in the household's history.",
-    )
-    async def remove_resident(call: Call) -> dict[str, Any]:
-        registry = call.gateway.registry
-        resident = registry.residents.get(call.path["resident_id"])
-        if resident is None or resident.household_id != call.household_id:
-            raise not_found(f"resident {call.path['resident_id']!r}")
-        await registry.async_remove_resident(resident.id)
-        await audit(call, "resident.remove", resident.id, call.household_id)
-        return {"removed": resident.id}
+@ROUTES.op(
+    "DELETE",
+    "/api/v1/households/{household_id}/residents/{resident_id}",
+    summary="Remove a resident who moved out (audited; their devices become shared)",
+    tag=TAG,
+    roles=EDITORS,
+    description="Their readings and check-ins stay in the household's history.",
+)
+async def remove_resident(call: Call) -> dict[str, Any]:
+    registry = call.gateway.registry
+    resident = registry.residents.get(call.path["resident_id"])
+    if resident is None or resident.household_id != call.household_id:
+        raise not_found(f"resident {call.path['resident_id']!r}")
+    await registry.async_remove_resident(resident.id)
+    await audit(call, "resident.remove", resident.id, call.household_id)
+    return {"removed": resident.id}
 
 
 async def rename(call: Call, kind: str, item_id: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from linli.common.throttle import LOGIN, AddressThrottle, Lockouts
 from linli.gateway import users
-from linli.gateway.runtime import Gateway
+from linli.gateway.component import ComponentApi
 from linli.gateway.users import Role, TokenKind, User, UserError
 from linli.portal.api.errors import ApiError
 from linli.portal.auth.forwarded import TrustedProxies
@@ -39,7 +39,7 @@ SocketCloser = Callable[[Callable[[Principal], bool]], int]
 
 
 class Accounts:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: ComponentApi) -> None:
         self.gateway = gateway
         self.store = gateway.store
         self.throttle = AddressThrottle()

@@ -42,7 +42,7 @@ from aiohttp import web
 
 from linli.common.throttle import AddressThrottle
 from linli.gateway import users
-from linli.gateway.runtime import Gateway
+from linli.gateway.component import ComponentApi
 from linli.gateway.users import Role, TokenKind
 from linli.portal.api.errors import ApiError, json_response
 from linli.portal.api.operations import Api, Call, obj, text
@@ -102,7 +102,7 @@ def qr_svg(data: str) -> str:
 class Pairings:
     """Pending device-code pairings and one-time grants (in memory), and the screen credentials."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: ComponentApi) -> None:
         self.gateway = gateway
         self._by_device: dict[str, Pairing] = {}  # digest of the device code → pairing
         self._by_user_code: dict[str, str] = {}  # user code → digest of its device code
@@ -318,119 +318,122 @@ async def async_exchange_grant(request: web.Request, secret: str) -> tuple[users
     return token, screen_secret
 
 
-def register(api: Api) -> None:
-    @api.op(
-        "POST",
-        "/api/v1/tv/pairings",
-        summary="Start pairing a TV: a device code, the user code to show and its QR code (RFC 8628 §3.2)",
-        tag="screens",
-        public=True,
-    )
-    async def start(call: Call) -> dict[str, Any]:
-        device_code, pairing = call.request.app[PAIRINGS].start()
-        shown = display(pairing.user_code)
-        origin = f"{call.request.scheme}://{call.request.host}"
-        complete = f"{origin}/app/pair?code={shown}"
-        svg = qr_svg(complete)
-        return {
-            "device_code": device_code,
-            "user_code": shown,
-            "verification_uri": f"{origin}/app/pair",
-            "verification_uri_complete": complete,
-            "expires_in": int(EXPIRES_S),
-            "interval": int(pairing.interval),
-            "qr_svg": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode(),
-        }
+#: The operations this module serves, each declared once (`operations.py`); `assembly.py` mounts them.
+ROUTES: Final = Api()
 
-    @api.op(
-        "POST",
-        "/api/v1/tv/pairings/token",
-        summary="Poll a TV pairing; once confirmed, the screen credential as a cookie (RFC 8628 §3.4-3.5)",
-        tag="screens",
-        public=True,
-        body=obj({"device_code": text(200)}, ["device_code"]),
-    )
-    async def token(call: Call) -> web.StreamResponse:
-        pairings = call.request.app[PAIRINGS]
-        pairing = pairings.poll(call.body["device_code"])
-        household = pairing.household_id or ""
-        if household not in call.gateway.registry.households:
-            raise ApiError("access_denied", "the household this TV was paired to is gone; pair it again")
-        token, secret = await pairings.async_issue(household, name="电视 TV", by=pairing.approved_by or "?")
-        await call.request.app[ACCOUNTS].async_audit(
-            pairing.approved_by or "?",
-            "screen.pair",
-            household_id=household,
-            target=token.id,
-            detail={"how": "user_code"},
-            ip=call.ip,
-        )
-        response = json_response({"paired": True, "household_id": household, "screen": screen_view(token)})
-        set_screen_cookie(response, call.request, secret, token.csrf)
-        return response
 
-    @api.op(
-        "POST",
-        "/api/v1/screens/pair",
-        summary="Confirm the code a TV shows: the TV is paired to my household (audited)",
-        tag="screens",
-        roles=ADMINS,
-        body=obj({"user_code": text(20)}, ["user_code"]),
-    )
-    async def confirm(call: Call) -> dict[str, Any]:
-        p = call.principal
-        household = p.household_id or ""
-        call.request.app[PAIRINGS].decide(
-            call.body["user_code"], household_id=household, by=p.name, ip=call.ip, approve=True
-        )
-        await call.request.app[ACCOUNTS].async_audit(
-            p, "screen.confirm", household_id=household, ip=call.ip, detail={"code": "accepted"}
-        )
-        return {"confirmed": True, "household_id": household}
+@ROUTES.op(
+    "POST",
+    "/api/v1/tv/pairings",
+    summary="Start pairing a TV: a device code, the user code to show and its QR code (RFC 8628 §3.2)",
+    tag="screens",
+    public=True,
+)
+async def start(call: Call) -> dict[str, Any]:
+    device_code, pairing = call.request.app[PAIRINGS].start()
+    shown = display(pairing.user_code)
+    origin = f"{call.request.scheme}://{call.request.host}"
+    complete = f"{origin}/app/pair?code={shown}"
+    svg = qr_svg(complete)
+    return {
+        "device_code": device_code,
+        "user_code": shown,
+        "verification_uri": f"{origin}/app/pair",
+        "verification_uri_complete": complete,
+        "expires_in": int(EXPIRES_S),
+        "interval": int(pairing.interval),
+        "qr_svg": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode(),
+    }
 
-    @api.op(
-        "POST",
-        "/api/v1/screens/pair/deny",
-        summary="Refuse the code a TV shows: that TV is not paired (audited)",
-        tag="screens",
-        roles=ADMINS,
-        body=obj({"user_code": text(20)}, ["user_code"]),
+@ROUTES.op(
+    "POST",
+    "/api/v1/tv/pairings/token",
+    summary="Poll a TV pairing; once confirmed, the screen credential as a cookie (RFC 8628 §3.4-3.5)",
+    tag="screens",
+    public=True,
+    body=obj({"device_code": text(200)}, ["device_code"]),
+)
+async def token(call: Call) -> web.StreamResponse:
+    pairings = call.request.app[PAIRINGS]
+    pairing = pairings.poll(call.body["device_code"])
+    household = pairing.household_id or ""
+    if household not in call.gateway.registry.households:
+        raise ApiError("access_denied", "the household this TV was paired to is gone; pair it again")
+    token, secret = await pairings.async_issue(household, name="电视 TV", by=pairing.approved_by or "?")
+    await call.request.app[ACCOUNTS].async_audit(
+        pairing.approved_by or "?",
+        "screen.pair",
+        household_id=household,
+        target=token.id,
+        detail={"how": "user_code"},
+        ip=call.ip,
     )
-    async def deny(call: Call) -> dict[str, Any]:
-        p = call.principal
-        call.request.app[PAIRINGS].decide(
-            call.body["user_code"], household_id=p.household_id or "", by=p.name, ip=call.ip, approve=False
-        )
-        await call.request.app[ACCOUNTS].async_audit(
-            p, "screen.deny", household_id=p.household_id, ip=call.ip
-        )
-        return {"denied": True}
+    response = json_response({"paired": True, "household_id": household, "screen": screen_view(token)})
+    set_screen_cookie(response, call.request, secret, token.csrf)
+    return response
 
-    @api.op(
-        "GET",
-        "/api/v1/households/{household_id}/paired-screens",
-        summary="List the TVs and boxes paired to the household",
-        tag="screens",
-        roles=ADMINS,
+@ROUTES.op(
+    "POST",
+    "/api/v1/screens/pair",
+    summary="Confirm the code a TV shows: the TV is paired to my household (audited)",
+    tag="screens",
+    roles=ADMINS,
+    body=obj({"user_code": text(20)}, ["user_code"]),
+)
+async def confirm(call: Call) -> dict[str, Any]:
+    p = call.principal
+    household = p.household_id or ""
+    call.request.app[PAIRINGS].decide(
+        call.body["user_code"], household_id=household, by=p.name, ip=call.ip, approve=True
     )
-    async def list_screens(call: Call) -> dict[str, Any]:
-        items = await call.request.app[PAIRINGS].async_list(call.household_id)
-        return {"items": items, "total": len(items)}
+    await call.request.app[ACCOUNTS].async_audit(
+        p, "screen.confirm", household_id=household, ip=call.ip, detail={"code": "accepted"}
+    )
+    return {"confirmed": True, "household_id": household}
 
-    @api.op(
-        "DELETE",
-        "/api/v1/households/{household_id}/paired-screens/{screen_id}",
-        summary="Revoke a paired TV: it is signed out at once (audited)",
-        tag="screens",
-        roles=ADMINS,
+@ROUTES.op(
+    "POST",
+    "/api/v1/screens/pair/deny",
+    summary="Refuse the code a TV shows: that TV is not paired (audited)",
+    tag="screens",
+    roles=ADMINS,
+    body=obj({"user_code": text(20)}, ["user_code"]),
+)
+async def deny(call: Call) -> dict[str, Any]:
+    p = call.principal
+    call.request.app[PAIRINGS].decide(
+        call.body["user_code"], household_id=p.household_id or "", by=p.name, ip=call.ip, approve=False
     )
-    async def revoke(call: Call) -> dict[str, Any]:
-        screen_id = call.path["screen_id"]
-        if not await call.request.app[PAIRINGS].async_revoke(call.household_id, screen_id[:64]):
-            raise ApiError("not_found", f"no paired screen {screen_id!r} in this household")
-        accounts = call.request.app[ACCOUNTS]
-        accounts.forget_token(screen_id)
-        await accounts.async_audit(
-            call.principal, "screen.revoke", household_id=call.household_id, target=screen_id, ip=call.ip
-        )
-        return {"revoked": True, "id": screen_id}
+    await call.request.app[ACCOUNTS].async_audit(
+        p, "screen.deny", household_id=p.household_id, ip=call.ip
+    )
+    return {"denied": True}
+
+@ROUTES.op(
+    "GET",
+    "/api/v1/households/{household_id}/paired-screens",
+    summary="List the TVs and boxes paired to the household",
+    tag="screens",
+    roles=ADMINS,
+)
+async def list_screens(call: Call) -> dict[str, Any]:
+    items = await call.request.app[PAIRINGS].async_list(call.household_id)
+    return {"items": items, "total": len(items)}
+
+@ROUTES.op(
+    "DELETE",
+    "/api/v1/households/{household_id}/paired-screens/{screen_id}",
+    summary="Revoke a paired TV: it is signed out at once (audited)",
+    tag="screens",
+    roles=ADMINS,
+)
+async def revoke(call: Call) -> dict[str, Any]:
+    screen_id = call.path["screen_id"]
+    if not await call.request.app[PAIRINGS].async_revoke(call.household_id, screen_id[:64]):
+        raise ApiError("not_found", f"no paired screen {screen_id!r} in this household")
+    accounts = call.request.app[ACCOUNTS]
+    accounts.forget_token(screen_id)
+    await accounts.async_audit(
+        call.principal, "screen.revoke", household_id=call.household_id, target=screen_id, ip=call.ip
+    )
+    return {"revoked": True, "id": screen_id}

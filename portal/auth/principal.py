@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from linli.gateway.component import ComponentApi
 from linli.gateway.privacy import FieldClass, class_of
-from linli.gateway.runtime import Gateway
 from linli.gateway.users import HOUSEHOLD_ROLES, Role
 
 COMMUNITY_ROLES: Final = frozenset({Role.MANAGER, Role.INSTALLER})
@@ -64,13 +64,13 @@ class Principal:
         }
 
 
-def _consents(gateway: Gateway, household_id: str, purpose: str) -> bool:
+def _consents(gateway: ComponentApi, household_id: str, purpose: str) -> bool:
     # Asked of the consent authority's interface (the health service registers there);
     # with no authority the answer is no.
     return gateway.privacy.may_share("health", household_id, purpose)
 
 
-def reaches(principal: Principal, gateway: Gateway, household_id: str) -> bool:
+def reaches(principal: Principal, gateway: ComponentApi, household_id: str) -> bool:
     """True when the principal may see anything of this household."""
     if household_id not in gateway.registry.households:
         return False
@@ -86,7 +86,7 @@ def reaches(principal: Principal, gateway: Gateway, household_id: str) -> bool:
     return False
 
 
-def reachable(principal: Principal, gateway: Gateway) -> list[str]:
+def reachable(principal: Principal, gateway: ComponentApi) -> list[str]:
     """Every household id the principal may see, sorted."""
     households = gateway.registry.households
     if principal.role in COMMUNITY_ROLES:
@@ -98,7 +98,7 @@ def reachable(principal: Principal, gateway: Gateway) -> list[str]:
     return sorted(h for h in candidates if reaches(principal, gateway, h))
 
 
-def health_role(principal: Principal, gateway: Gateway, household_id: str) -> str | None:
+def health_role(principal: Principal, gateway: ComponentApi, household_id: str) -> str | None:
     """The `requester_role` to ask the health service with, or None when health data is out of reach.
 
     Members ask as the household. Carers and providers ask as themselves (the health
@@ -125,7 +125,7 @@ def kind_allowed(principal: Principal, kind: str) -> bool:
 
 def sees(
     principal: Principal | None,
-    gateway: Gateway,
+    gateway: ComponentApi,
     household_id: str,
     field: FieldClass,
     kind: str | None = None,
@@ -159,7 +159,7 @@ def redaction_reason(principal: Principal | None, field: FieldClass) -> str:
     return "not_permitted"
 
 
-def may_see_value(principal: Principal | None, gateway: Gateway, household_id: str, kind: str) -> bool:
+def may_see_value(principal: Principal | None, gateway: ComponentApi, household_id: str, kind: str) -> bool:
     """Whether the principal may see a value of this capability kind in this household.
 
     The one rule for device state, wherever it is shown (device lists, the inventory,

@@ -42,9 +42,9 @@ import orjson
 from aiohttp import WSCloseCode, web
 
 import linli.gateway.events as core_events
+from linli.gateway.component import ComponentApi
 from linli.gateway.events import AlertChanged, AvailabilityChanged, CareChanged, Event, StateChanged
 from linli.gateway.privacy import category_of
-from linli.gateway.runtime import Gateway
 from linli.gateway.users import Role
 from linli.portal.api.shapes import REDACTED, alert_for
 from linli.portal.auth.principal import MEMBERS, Principal, may_see_value, reachable, reaches
@@ -172,7 +172,7 @@ class Connection:
 
 
 class Hub:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: ComponentApi) -> None:
         self.gateway = gateway
         self.members: dict[str, set[Connection]] = {}  # household → residents, admins
         self.carers: dict[str, set[Connection]] = {}  # household → carers

@@ -1,6 +1,10 @@
 """The alert engine every service raises alerts through (durable, escalating)."""
 
+from linli.gateway.component import ComponentKey
 from linli.services.alerts.engine import AlertEngine
 from linli.services.alerts.model import Alert, AlertError, AlertState, Severity
 
-__all__ = ["Alert", "AlertEngine", "AlertError", "AlertState", "Severity"]
+#: This component, for typed lookup by its peers: `api.peer(ALERTS)` is an AlertEngine.
+ALERTS: ComponentKey[AlertEngine] = ComponentKey("alerts", AlertEngine)
+
+__all__ = ["ALERTS", "Alert", "AlertEngine", "AlertError", "AlertState", "Severity"]

@@ -36,10 +36,10 @@ import orjson
 import sqlite_utils
 
 from linli.common.ids import new_id
+from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
 from linli.gateway.events import AlertAnswered, AlertChanged, AlertRequested
 from linli.gateway.notify import Audience, Delivery, Outcome
-from linli.gateway.runtime import Gateway
 from linli.gateway.uplink import outbox as uplink_outbox
 from linli.services.alerts.escalation import Policy, default_policy
 from linli.services.alerts.model import COLUMNS, OPEN_STATES, Alert, AlertError, AlertState, Severity
@@ -76,7 +76,7 @@ class AlertEngine:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._gateway: Gateway | None = None
+        self._api: ComponentApi | None = None
         self.alerts: dict[int, Alert] = {}  # every unresolved alert
         self._by_key: dict[tuple[str, str], Alert] = {}
         self._policies: dict[tuple[str, str], Policy] = {}
@@ -86,15 +86,13 @@ class AlertEngine:
         self._due_lock = asyncio.Lock()  # one escalation pass at a time
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._unlisten: list[Callable[[], None]] = []
         self.deliveries = 0
         self._session: aiohttp.ClientSession | None = None
-        self._webhooks: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def async_start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
+    async def async_start(self, api: ComponentApi) -> None:
+        self._api = api
 
         def load(conn: Any) -> tuple[list[Any], list[Any]]:
             alerts = conn.execute(
@@ -103,8 +101,8 @@ class AlertEngine:
             policies = conn.execute("SELECT household_id, kind, policy FROM alert_policies").fetchall()
             return alerts, policies
 
-        await gateway.store.async_replay(self.name, self._replay)  # raises a crash kept from the main file
-        rows, policies = await gateway.store.async_read(load)
+        await api.store.async_replay(self.name, self._replay)  # raises a crash kept from the main file
+        rows, policies = await api.store.async_read(load)
         for household, kind, policy in policies:
             self._policies[(household, kind)] = Policy.from_dict(orjson.loads(policy))
         for row in rows:
@@ -112,11 +110,9 @@ class AlertEngine:
         resumed = sum(1 for a in self.alerts.values() if a.escalating)
         if resumed:
             _LOGGER.info("alerts: resumed %d open alerts and their escalation timers", resumed)
-        self._unlisten = [
-            gateway.bus.listen(AlertRequested, self._on_request),
-            gateway.bus.listen(AlertAnswered, self._on_answer),
-        ]
-        webhooks = gateway.config.get("alerts", {}).get("webhooks", [])
+        api.bus.listen(AlertRequested, self._on_request)
+        api.bus.listen(AlertAnswered, self._on_answer)
+        webhooks = api.config.get("alerts", {}).get("webhooks", [])
         if webhooks:
             self._session = aiohttp.ClientSession()
             for hook in webhooks:
@@ -128,26 +124,20 @@ class AlertEngine:
                     households=hook.get("households"),
                     session=self._session,
                 )
-                gateway.notifier.register(channel)
-                self._webhooks.append(channel.name)
+                api.notifier.register(channel)
         self._tasks = [
             asyncio.create_task(self._raise_worker(), name="linli-alerts-raise"),
             asyncio.create_task(self._timer_loop(), name="linli-alerts-timers"),
         ]
 
     async def async_stop(self) -> None:
-        for unlisten in self._unlisten:
-            unlisten()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        assert self._gateway is not None
-        for name in self._webhooks:
-            self._gateway.notifier.unregister(name)
-        self._webhooks = []
+        assert self._api is not None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -211,7 +201,7 @@ class AlertEngine:
         return alert
 
     def _validate(self, request: AlertRequested) -> str | None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         household = request.context.household
         if not household:
@@ -330,7 +320,7 @@ class AlertEngine:
         millisecond on the loop, never behind telemetry); everything else is
         group-committed by the raise worker.
         """
-        if request.severity != Severity.CRITICAL or self._gateway is None:
+        if request.severity != Severity.CRITICAL or self._api is None:
             self._requests.put_nowait(request)
             return
         now = self.clock()
@@ -345,7 +335,7 @@ class AlertEngine:
         try:
             # On disk (the alarm journal) before the broker is acknowledged; the main
             # file gets it from the writer thread, behind whatever it is writing now.
-            self._gateway.store.write_journaled(
+            self._api.store.write_journaled(
                 self.name, {"rows": rows, "events": events}, lambda db: self._write(db, rows, events)
             )
         except Exception:
@@ -371,8 +361,8 @@ class AlertEngine:
     # -- answers -----------------------------------------------------------------
 
     def _on_answer(self, event: AlertAnswered) -> None:
-        assert self._gateway is not None
-        self._gateway.spawn(self._answer(event), "alerts-answer")
+        assert self._api is not None
+        self._api.spawn(self._answer(event), "alerts-answer")
 
     async def _answer(self, event: AlertAnswered) -> None:
         try:
@@ -450,7 +440,7 @@ class AlertEngine:
         """
         if not by:
             raise AlertError("invalid", "a cancel needs the person who made it")
-        assert self._gateway is not None
+        assert self._api is not None
         async with self._lock:
             alert = self._get(alert_id)
             if alert.state is AlertState.CANCELLED:
@@ -486,7 +476,7 @@ class AlertEngine:
             self._remember(alert)
         self._bus.fire(self._changed(alert, "cancelled", user=by))
         if call_back:
-            self._gateway.spawn(self._call_back(alert), "alerts-call-back")
+            self._api.spawn(self._call_back(alert), "alerts-call-back")
         return alert
 
     async def _call_back(self, alert: Alert) -> None:
@@ -514,10 +504,10 @@ class AlertEngine:
     # -- escalation --------------------------------------------------------------
 
     async def _timer_loop(self) -> None:
-        assert self._gateway is not None
+        assert self._api is not None
         # Channels register as their components start; once all have, finish any
         # deliveries a crash interrupted.
-        await self._gateway.ready.wait()
+        await self._api.ready.wait()
         try:
             await self.async_redeliver_missing()
         except Exception:
@@ -608,7 +598,7 @@ class AlertEngine:
 
     async def _deliver(self, alert: Alert, step: int, channels: list[str], now: float, attempts: int) -> int:
         """Deliver one step on the given channels; record each outcome durably."""
-        assert self._gateway is not None
+        assert self._api is not None
         by_name = {c.name: c for c in self._channels()}
         audiences = self._audiences(alert, step)
         payloads = {audience: self._payload_for(alert, audience) for audience in audiences}
@@ -688,7 +678,7 @@ class AlertEngine:
             return await self._redeliver_missing()
 
     async def _redeliver_missing(self) -> int:
-        assert self._gateway is not None
+        assert self._api is not None
         open_ids = [a.id for a in self.alerts.values() if a.escalating and a.step >= 0]
         if not open_ids:
             return 0
@@ -704,7 +694,7 @@ class AlertEngine:
                 )
             }
 
-        recorded = await self._gateway.store.async_read(done)
+        recorded = await self._api.store.async_read(done)
         attempted = 0
         now = self.clock()
         for alert_id in open_ids:
@@ -726,8 +716,8 @@ class AlertEngine:
         if not category or audience is Audience.HOUSEHOLD:
             return payload
         purpose = "carer" if audience is Audience.CARERS else "provider"
-        assert self._gateway is not None
-        if self._gateway.privacy.may_share(str(category), alert.household_id, purpose):
+        assert self._api is not None
+        if self._api.privacy.may_share(str(category), alert.household_id, purpose):
             return payload
         return {
             **payload,
@@ -754,8 +744,8 @@ class AlertEngine:
         )
 
     async def async_timeline(self, alert_id: int) -> list[dict[str, Any]]:
-        assert self._gateway is not None
-        rows = await self._gateway.store.async_read(
+        assert self._api is not None
+        rows = await self._api.store.async_read(
             lambda conn: conn.execute(
                 "SELECT ts, action, actor, step, channel, audience, outcome, detail FROM alert_events "
                 "WHERE alert_id = ? ORDER BY id",
@@ -768,8 +758,8 @@ class AlertEngine:
     async def async_get(self, alert_id: int) -> Alert | None:
         if alert_id in self.alerts:
             return self.alerts[alert_id]
-        assert self._gateway is not None
-        row = await self._gateway.store.async_read(
+        assert self._api is not None
+        row = await self._api.store.async_read(
             lambda conn: conn.execute(
                 f"SELECT {', '.join(COLUMNS)} FROM alerts WHERE id = ?", (alert_id,)
             ).fetchone()
@@ -780,12 +770,12 @@ class AlertEngine:
 
     @property
     def _bus(self):  # type: ignore[no-untyped-def]
-        assert self._gateway is not None
-        return self._gateway.bus
+        assert self._api is not None
+        return self._api.bus
 
     def _channels(self) -> list[Any]:
-        assert self._gateway is not None
-        return self._gateway.notifier.channels
+        assert self._api is not None
+        return self._api.notifier.channels
 
     def _changed(self, alert: Alert, transition: str, user: str | None = None) -> AlertChanged:
         return AlertChanged(
@@ -796,8 +786,8 @@ class AlertEngine:
         )
 
     async def _store_write(self, fn: Callable[[sqlite_utils.Database], Any]) -> Any:
-        assert self._gateway is not None
-        return await self._gateway.store.async_write(fn)
+        assert self._api is not None
+        return await self._api.store.async_write(fn)
 
     @staticmethod
     def _write(db: sqlite_utils.Database, rows: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:

@@ -31,6 +31,7 @@ import orjson
 
 import linli.gateway.events as core_events
 from linli.common.ids import new_id
+from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
 from linli.gateway.errors import LinliError
 from linli.gateway.events import (
@@ -41,7 +42,6 @@ from linli.gateway.events import (
     HouseholdRemoved,
     StateChanged,
 )
-from linli.gateway.runtime import Gateway
 from linli.services.eldercare.inactivity import ACTIVITY_KINDS, InactivitySettings, too_quiet
 from linli.services.eldercare.routine import Routine, bucket_of, learn
 from linli.services.eldercare.schedule import at_on_day, local_day, parse_hhmm
@@ -108,8 +108,7 @@ class ElderCare:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._gateway: Gateway | None = None
-        self._unlisten: list[Callable[[], None]] = []
+        self._api: ComponentApi | None = None
         self._task: asyncio.Task[None] | None = None
         self.inactivity: dict[str, InactivitySettings] = {}
         self.check_in: dict[str, CheckInSettings] = {}
@@ -130,25 +129,19 @@ class ElderCare:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def async_start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
+    async def async_start(self, api: ComponentApi) -> None:
+        self._api = api
         await self._load()
-        listeners = [
-            gateway.bus.listen(StateChanged, self._on_state),
-            gateway.bus.listen(DeviceEvent, self._on_device_event),
-            gateway.bus.listen(HouseholdRemoved, self._forget),
-            gateway.bus.listen(AlertChanged, self._on_alert_changed),
-        ]
+        api.bus.listen(StateChanged, self._on_state)
+        api.bus.listen(DeviceEvent, self._on_device_event)
+        api.bus.listen(HouseholdRemoved, self._forget)
+        api.bus.listen(AlertChanged, self._on_alert_changed)
         alarm_event = getattr(core_events, "AlarmStateChanged", None)
         if alarm_event is not None:
-            listeners.append(gateway.bus.listen(alarm_event, self._on_alarm))
-        self._unlisten = listeners
+            api.bus.listen(alarm_event, self._on_alarm)
         self._task = asyncio.create_task(self._loop(), name="linli-eldercare")
 
     async def async_stop(self) -> None:
-        for unlisten in self._unlisten:
-            unlisten()
-        self._unlisten = []
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,7 +149,7 @@ class ElderCare:
             self._task = None
 
     async def _load(self) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
 
         def read(conn: Any) -> tuple[list[Any], ...]:
@@ -368,8 +361,8 @@ class ElderCare:
         if kind in ACTIVITY_KINDS and (event.new is True or kind not in ("motion", "occupancy", "activity")):
             household = event.context.household
             if household is not None:
-                assert self._gateway is not None
-                device = self._gateway.registry.device(event.device_id)
+                assert self._api is not None
+                device = self._api.registry.device(event.device_id)
                 self._saw_activity(household, device.resident_id if device else None, event.ts)
 
     def _on_device_event(self, event: DeviceEvent) -> None:
@@ -378,8 +371,8 @@ class ElderCare:
         if event.emergency:
             self._raise_care_alarm(event)
         elif event.context.household is not None:
-            assert self._gateway is not None
-            device = self._gateway.registry.device(event.device_id)
+            assert self._api is not None
+            device = self._api.registry.device(event.device_id)
             self._saw_activity(event.context.household, device.resident_id if device else None, event.ts)
 
     def _saw_activity(
@@ -416,7 +409,7 @@ class ElderCare:
             self._open_alerts[(alert["household_id"], key)] = event.alert_id
 
     def _raise_care_alarm(self, event: StateChanged | DeviceEvent) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         device = gateway.registry.device(event.device_id)
         where = f" ({device.room})" if device and device.room else ""
@@ -463,7 +456,7 @@ class ElderCare:
         """Run every check that is due; returns what was raised (for logs and tests)."""
         now = self.clock() if now is None else now
         raised: list[str] = []
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None
         await self._flush_activity(now)
         for household in list(gateway.registry.households):
@@ -476,13 +469,13 @@ class ElderCare:
         settings = self.inactivity.get(household, InactivitySettings())
         if household in self.away or not settings.enabled:
             return []
-        assert self._gateway is not None
+        assert self._api is not None
         routine = await self.routine(household, now) if settings.learned else None
         shared = self.last_activity.setdefault(household, now)
         # Residents with their own devices or limits are watched one by one; the household
         # as a whole covers everyone the shared sensors alone speak for.
-        residents = self._gateway.registry.household_residents(household)
-        own_devices = {d.resident_id for d in self._gateway.registry.household_devices(household)}
+        residents = self._api.registry.household_residents(household)
+        own_devices = {d.resident_id for d in self._api.registry.household_devices(household)}
         watched = [r for r in residents if r.id in settings.residents or r.id in own_devices]
         raised: list[str] = []
         if len(watched) < len(residents) or not residents:
@@ -511,8 +504,8 @@ class ElderCare:
         if reason is None:
             return []
         self._quiet_alerted[key] = last
-        assert self._gateway is not None
-        person = self._gateway.registry.residents.get(watched) if watched else None
+        assert self._api is not None
+        person = self._api.registry.residents.get(watched) if watched else None
         who = f"{person.name}: " if person else ""
         self._request(
             household,
@@ -539,7 +532,7 @@ class ElderCare:
         cached = self._routines.get(household)
         if cached is not None and cached[0] == today:
             return cached[1]
-        assert self._gateway is not None
+        assert self._api is not None
         settings = self.inactivity.get(household, InactivitySettings())
         await self._flush_activity(now)
         first = local_day(now - (settings.learned_weeks * 7 + 1) * 86400)
@@ -551,7 +544,7 @@ class ElderCare:
             ).fetchall()
 
         active: dict[str, set[int]] = {}
-        for day, bucket in await self._gateway.store.async_read(read):
+        for day, bucket in await self._api.store.async_read(read):
             active.setdefault(day, set()).add(bucket)
         routine = learn(active, today=today, weeks=settings.learned_weeks, cap_s=settings.overnight_limit_s)
         self._routines[household] = (today, routine)
@@ -559,7 +552,7 @@ class ElderCare:
 
     async def _flush_activity(self, now: float) -> None:
         """Write the quarter-hours seen since the last pass; forget what is older than any routine."""
-        assert self._gateway is not None
+        assert self._api is not None
         pending, self._buckets_pending = sorted(self._buckets_pending), set()
         today = local_day(now)
         purge = self._purged_on != today
@@ -570,13 +563,13 @@ class ElderCare:
         def write(db: Any) -> None:
             db.conn.executemany(
                 "INSERT OR IGNORE INTO care_activity (household_id, day, bucket) VALUES (?, ?, ?)",
-                [key for key in pending if key[0] in self._gateway.registry.households],  # type: ignore[union-attr]
+                [key for key in pending if key[0] in self._api.registry.households],  # type: ignore[union-attr]
             )
             if purge:
                 db.conn.execute("DELETE FROM care_activity WHERE day < ?", (oldest,))
 
         try:
-            await self._gateway.store.async_write(write)
+            await self._api.store.async_write(write)
         except Exception:
             self._buckets_pending.update(pending)  # try again on the next pass
             raise
@@ -683,8 +676,8 @@ class ElderCare:
         resident: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        assert self._gateway is not None
-        self._gateway.bus.fire(
+        assert self._api is not None
+        self._api.bus.fire(
             AlertRequested(
                 kind=kind,
                 severity=severity,
@@ -697,8 +690,8 @@ class ElderCare:
         )
 
     def _answer(self, alert_id: int, household: str, by: str, note: str) -> None:
-        assert self._gateway is not None
-        self._gateway.bus.fire(
+        assert self._api is not None
+        self._api.bus.fire(
             core_events.AlertAnswered(
                 alert_id=alert_id,
                 action="resolve",
@@ -717,15 +710,15 @@ class ElderCare:
         self._reminder_log[key] = state
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        assert self._gateway is not None
-        await self._gateway.store.async_write(lambda db: db.conn.execute(sql, params))
+        assert self._api is not None
+        await self._api.store.async_write(lambda db: db.conn.execute(sql, params))
 
     def _changed(self, household_id: str, what: str) -> None:
-        assert self._gateway is not None
+        assert self._api is not None
         context = Context(household=household_id, origin=self.name)
-        self._gateway.bus.fire(CareChanged(what=what, context=context))
+        self._api.bus.fire(CareChanged(what=what, context=context))
 
     def _require_household(self, household_id: str) -> None:
-        assert self._gateway is not None
-        if household_id not in self._gateway.registry.households:
+        assert self._api is not None
+        if household_id not in self._api.registry.households:
             raise CareError("not_found", f"no household {household_id!r}")

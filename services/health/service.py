@@ -34,10 +34,10 @@ from typing import Any, Final
 import sqlite_utils
 
 from linli.common.ids import new_id
+from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
 from linli.gateway.events import AlertRequested, DeviceAdded, DeviceRemoved, TelemetryReceived
 from linli.gateway.registry import Device, Resident
-from linli.gateway.runtime import Gateway
 from linli.services.health import fhir, plausibility, summaries
 from linli.services.health.consent import ConsentBook, ConsentRecord, Purpose, parse_purpose, parse_role
 from linli.services.health.readings import (
@@ -80,12 +80,11 @@ class Health:
         # Day boundaries for trends and the offset in exported times: the gateway's
         # own zone (it runs in the community it serves).
         self.tz: tzinfo = tz or datetime.now().astimezone().tzinfo  # type: ignore[assignment]
-        self._gateway: Gateway | None = None
+        self._api: ComponentApi | None = None
         self._storage: HealthStorage | None = None
         self._consent = ConsentBook()
         self._thresholds: dict[str, Thresholds] = {}
         self._caps: dict[str, _HealthCaps] = {}
-        self._unlisten: list[Callable[[], None]] = []
         self._last_warning: dict[str, float] = {}
         self.accepted = 0
         self.rejected = 0
@@ -93,11 +92,11 @@ class Health:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def async_start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
+    async def async_start(self, api: ComponentApi) -> None:
+        self._api = api
         storage = HealthStorage(
-            gateway.store,
-            batch_s=gateway.config["store"]["batch_ms"] / 1000,
+            api.store,
+            batch_s=api.config["store"]["batch_ms"] / 1000,
             on_commit=self._summarise,
         )
         thresholds, consents = await storage.async_load_settings()
@@ -107,20 +106,15 @@ class Health:
         storage.start()
         self._storage = storage
         # The consent this service records decides where health data may go, alerts included.
-        gateway.privacy.register("health", self.may_share)
-        bus = gateway.bus
-        self._unlisten = [
-            bus.listen(TelemetryReceived, self._on_telemetry),
-            bus.listen(DeviceAdded, self._forget_device),
-            bus.listen(DeviceRemoved, self._forget_device),
-        ]
+        api.privacy.register("health", self.may_share)
+        bus = api.bus
+        bus.listen(TelemetryReceived, self._on_telemetry)
+        bus.listen(DeviceAdded, self._forget_device)
+        bus.listen(DeviceRemoved, self._forget_device)
 
     async def async_stop(self) -> None:
-        for unlisten in self._unlisten:
-            unlisten()
-        self._unlisten = []
-        if self._gateway is not None:
-            self._gateway.privacy.unregister("health")
+        if self._api is not None:
+            self._api.privacy.unregister("health")
         if self._storage is not None:
             await self._storage.async_stop()
 
@@ -130,8 +124,8 @@ class Health:
         self._caps.pop(event.device_id, None)
 
     def _health_caps(self, device_id: str) -> _HealthCaps:
-        assert self._gateway is not None
-        device = self._gateway.registry.device(device_id)
+        assert self._api is not None
+        device = self._api.registry.device(device_id)
         caps: _HealthCaps = ()
         if device is not None:
             caps = tuple(
@@ -150,7 +144,7 @@ class Health:
             self._take(event, caps)
 
     def _take(self, event: TelemetryReceived, caps: _HealthCaps) -> None:
-        gateway = self._gateway
+        gateway = self._api
         assert gateway is not None and self._storage is not None
         device = gateway.registry.device(event.device_id)
         if device is None:
@@ -241,10 +235,10 @@ class Health:
         device: Device,
         context: Context,
     ) -> None:
-        assert self._gateway is not None
+        assert self._api is not None
         first = breaches[0]
         spec = reading.spec
-        household = self._gateway.registry.households.get(reading.household_id)
+        household = self._api.registry.households.get(reading.household_id)
         household_name = household.name if household else ""
         if resident is not None:
             who = resident.name
@@ -254,7 +248,7 @@ class Health:
         where = f" ({device.room})" if device.room else ""
         when = datetime.fromtimestamp(reading.ts, self.tz).strftime("%Y-%m-%d %H:%M")
         self.alerts_requested += 1
-        self._gateway.bus.fire(
+        self._api.bus.fire(
             AlertRequested(
                 kind="vital_sign",
                 severity=first.severity,
@@ -352,8 +346,8 @@ class Health:
     def _consent_records(
         self, household_id: str, by: str, purposes: Iterable[str], note: str, *, granted: bool
     ) -> list[ConsentRecord]:
-        assert self._gateway is not None
-        if household_id not in self._gateway.registry.households:
+        assert self._api is not None
+        if household_id not in self._api.registry.households:
             raise HealthError(f"no household {household_id!r}")
         if not by or not by.strip():
             raise HealthError("consent must say who recorded it (by=...)")
@@ -423,8 +417,8 @@ class Health:
         requester_role: str = "household",
     ) -> list[Reading]:
         """The household's readings from shared devices that nobody was named for."""
-        assert self._gateway is not None
-        if household_id not in self._gateway.registry.households:
+        assert self._api is not None
+        if household_id not in self._api.registry.households:
             raise HealthError(f"no household {household_id!r}")
         self._check_kind(kind)
         self._consent.require(household_id, requester_role, f"unattributed readings of {household_id}")
@@ -470,10 +464,10 @@ class Health:
         if not end > start:
             raise HealthError(f"export period is empty: end {end} is not after start {start}")
         readings = await self.async_readings(resident_id, None, start, end, requester_role=requester_role)
-        assert self._gateway is not None
-        registry = self._gateway.registry
+        assert self._api is not None
+        registry = self._api.registry
         return fhir.bundle(
-            gateway_id=self._gateway.id,
+            gateway_id=self._api.gateway_id,
             resident=resident,
             readings=readings,
             devices={r.device_id: registry.device(r.device_id) for r in readings},
@@ -488,8 +482,8 @@ class Health:
         await self._require_storage().async_flush()
 
     def _resident(self, resident_id: str) -> Resident:
-        assert self._gateway is not None
-        resident = self._gateway.registry.residents.get(resident_id)
+        assert self._api is not None
+        resident = self._api.registry.residents.get(resident_id)
         if resident is None:
             raise HealthError(
                 f"no resident {resident_id!r}; residents are added to a household in the registry"

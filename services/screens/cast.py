@@ -34,7 +34,7 @@ import ipaddress
 import logging
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -64,11 +64,11 @@ from linli.services.screens.cast_services import (
     service_info,
 )
 from linli.services.screens.cast_ssdp import ANNOUNCE_S, SSDP_GROUP, SSDP_PORT, RendererSsdp
-from linli.services.screens.screens import NoScreenError, Screens
+from linli.services.screens.screens import SCREENS, NoScreenError, Screens
 
 if TYPE_CHECKING:
     from linli.gateway.registry import Device
-from linli.gateway.runtime import Gateway
+from linli.gateway.component import ComponentApi, ComponentKey
 
 _LOGGER = logging.getLogger(__name__)
 _SERVICES: Final = (
@@ -233,13 +233,12 @@ class CastRenderers:
     requires: tuple[str, ...] = ("registry", "screens")
 
     def __init__(self) -> None:
-        self._gateway: Gateway | None = None
+        self._api: ComponentApi | None = None
         self._runner: web.AppRunner | None = None
         self._renderers: dict[str, HouseholdRenderer] = {}
         self._networks: dict[str, list[Network]] = {}
         self._paired: dict[str, dict[str, float]] = {}  # household → address → until (time.time())
         self._pairing_s = PAIRING_S
-        self._unlisten: list[Callable[[], None]] = []
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_again = False
         self.requester = _NotifySender()
@@ -249,10 +248,10 @@ class CastRenderers:
         self._port = 0
         self.gateway_id = ""
 
-    async def async_start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-        self.gateway_id = gateway.id
-        cfg = gateway.config.get("cast", {})
+    async def async_start(self, api: ComponentApi) -> None:
+        self._api = api
+        self.gateway_id = api.gateway_id
+        cfg = api.config.get("cast", {})
         try:
             self._networks = parse_networks(cfg.get("allowed_networks") or {"*": list(LOOPBACK)})
         except ValueError as exc:
@@ -302,14 +301,12 @@ class CastRenderers:
             await self.async_stop()
             raise
         self.ssdp = ssdp
-        bus = gateway.bus
-        self._unlisten += [
-            bus.listen(StateChanged, self._on_state),
-            bus.listen(DeviceAdded, self._on_change),
-            bus.listen(DeviceRemoved, self._on_change),
-            bus.listen(HouseholdAdded, self._on_change),
-            bus.listen(HouseholdRemoved, self._on_change),
-        ]
+        bus = api.bus
+        bus.listen(StateChanged, self._on_state)
+        bus.listen(DeviceAdded, self._on_change)
+        bus.listen(DeviceRemoved, self._on_change)
+        bus.listen(HouseholdAdded, self._on_change)
+        bus.listen(HouseholdRemoved, self._on_change)
         await self.async_sync()
         _LOGGER.info(
             "cast: households' TVs as DLNA renderers at %s/cast/<household>/description.xml, announced on %s",
@@ -318,9 +315,6 @@ class CastRenderers:
         )
 
     async def async_stop(self) -> None:
-        for unlisten in self._unlisten:
-            unlisten()
-        self._unlisten.clear()
         if self._sync_task is not None:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -391,15 +385,13 @@ class CastRenderers:
     # -- the households' TVs ----------------------------------------------------------
 
     def _screens(self) -> Screens:
-        assert self._gateway is not None
-        screens = self._gateway.components.get("screens")
-        assert isinstance(screens, Screens)
-        return screens
+        assert self._api is not None
+        return self._api.require(SCREENS)
 
     def _tv_name(self, household_id: str) -> str | None:
         """The renderer's name, when the household has a TV box (None: no renderer)."""
-        assert self._gateway is not None
-        household = self._gateway.registry.households.get(household_id)
+        assert self._api is not None
+        household = self._api.registry.households.get(household_id)
         tv = self._screens().tv(household_id) if household is not None else None
         if household is None or tv is None:
             return None
@@ -423,11 +415,11 @@ class CastRenderers:
 
     async def async_sync(self) -> None:
         """Renderers for every household with a TV box, announced; byebye for those gone or renamed."""
-        assert self._gateway is not None
+        assert self._api is not None
         ssdp = self.ssdp
         if ssdp is None:
             return
-        wanted = {hid for hid in self._gateway.registry.households if self._tv_name(hid) is not None}
+        wanted = {hid for hid in self._api.registry.households if self._tv_name(hid) is not None}
         for hid in list(self._renderers):
             current = self._renderers[hid]
             if hid not in wanted or current.name != self._tv_name(hid):
@@ -466,8 +458,8 @@ class CastRenderers:
         if event.kind not in _CAST_KINDS:
             return
         household = event.household
-        if household is None and self._gateway is not None:
-            device = self._gateway.registry.devices.get(event.device_id)
+        if household is None and self._api is not None:
+            device = self._api.registry.devices.get(event.device_id)
             household = device.household_id if device is not None else None
         renderer = self._renderers.get(household) if household else None
         if renderer is not None:
@@ -506,8 +498,8 @@ class CastRenderers:
         return service
 
     def reachable(self, remote: str | None) -> Iterable[str]:
-        assert self._gateway is not None
-        for hid in sorted(self._gateway.registry.households):
+        assert self._api is not None
+        for hid in sorted(self._api.registry.households):
             if self.may_reach(hid, remote) and self._tv_name(hid) is not None:
                 yield hid
 
@@ -579,3 +571,7 @@ def _state_of(tv: Device, kind: str) -> Any:
 
 
 __all__ = ["CastRenderers", "HouseholdRenderer", "friendly_name"]
+
+
+#: The casting component, for typed lookup by its peers (the portal).
+CAST: ComponentKey[CastRenderers] = ComponentKey("cast", CastRenderers)

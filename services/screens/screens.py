@@ -24,13 +24,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from linli.gateway.commands import CommandError, NotSupportedError, UnavailableError
+from linli.gateway.component import ComponentKey
 from linli.gateway.context import Context
 from linli.gateway.events import AlertChanged
 from linli.gateway.notify import Audience, Delivery, Outcome
 
 if TYPE_CHECKING:
+    from linli.gateway.component import ComponentApi
     from linli.gateway.registry import Device
-    from linli.gateway.runtime import Gateway
 
 _LOGGER = logging.getLogger(__name__)
 CHANNEL_NAME: Final = "tv"
@@ -95,41 +96,36 @@ class Screens:
     requires: tuple[str, ...] = ("registry",)
 
     def __init__(self) -> None:
-        self._gateway: Gateway | None = None
+        self._api: ComponentApi | None = None
         self._channel = TvChannel(self)
-        self._unlisten: list[Any] = []
         self._showing: dict[str, int] = {}  # household → alert id on its TV
         #: household → the TV portal's URL for its box (with a one-time pairing grant); set by the portal
         self.tv_link: Callable[[str], str] | None = None
 
-    async def async_start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-        gateway.notifier.register(self._channel)
-        self._unlisten.append(gateway.bus.listen(AlertChanged, self._on_alert_changed))
+    async def async_start(self, api: ComponentApi) -> None:
+        self._api = api
+        api.notifier.register(self._channel)
+        api.bus.listen(AlertChanged, self._on_alert_changed)
 
     async def async_stop(self) -> None:
-        for unlisten in self._unlisten:
-            unlisten()
-        self._unlisten.clear()
-        if self._gateway is not None:
-            self._gateway.notifier.unregister(CHANNEL_NAME)
+        """Nothing of its own to undo: its channel and listener go with its ComponentApi."""
 
     # -- finding the TV ------------------------------------------------------------
 
     def tv(self, household_id: str) -> Device | None:
         """The household's TV box: a device with a `notify` capability (an available one first)."""
-        assert self._gateway is not None
+        assert self._api is not None
         boxes = [
             d
-            for d in self._gateway.registry.household_devices(household_id)
+            for d in self._api.registry.household_devices(household_id)
             if any(cap.kind == "notify" for cap in d.profile.capabilities)
         ]
         boxes.sort(key=lambda d: (not d.available, d.id))
         return boxes[0] if boxes else None
 
     def _require_tv(self, household_id: str) -> Device:
-        assert self._gateway is not None
-        if household_id not in self._gateway.registry.households:
+        assert self._api is not None
+        if household_id not in self._api.registry.households:
             raise UnknownHouseholdError(f"no household {household_id!r}")
         tv = self.tv(household_id)
         if tv is None:
@@ -145,12 +141,12 @@ class Screens:
         return await self._send(tv, kind, value, context)
 
     async def _send(self, tv: Device, kind: str, value: dict[str, Any], context: Context | None) -> Any:
-        assert self._gateway is not None
+        assert self._api is not None
         key = next((cap.key for cap in tv.profile.capabilities if cap.kind == kind), None)
         if key is None:
             raise NotSupportedError(f"{tv.id} ({tv.profile.id}) has no {kind!r}")
         ctx = context or Context(household=tv.household_id, origin=self.name)
-        return await self._gateway.commands.async_send(tv.id, key, value, context=ctx)
+        return await self._api.commands.async_send(tv.id, key, value, context=ctx)
 
     # -- what phones and services ask for -------------------------------------------------
 
@@ -214,8 +210,8 @@ class Screens:
         Best effort: a home without a box, or a box that is off, is skipped (the TV page and the
         phones have the announcement too). Returns how many boxes showed it.
         """
-        assert self._gateway is not None
-        targets = sorted(self._gateway.registry.households if households is None else households)
+        assert self._api is not None
+        targets = sorted(self._api.registry.households if households is None else households)
         level = "warning" if announcement.get("kind") == "emergency" else "info"
         title = str(announcement.get("title") or "")[:100]
         text = str(announcement.get("body") or title)[:500]
@@ -250,13 +246,17 @@ class Screens:
         household = event.alert.get("household_id")
         if event.transition not in _CLOSED or not household:
             return
-        if self._showing.get(household) != event.alert_id or self._gateway is None:
+        if self._showing.get(household) != event.alert_id or self._api is None:
             return
         self._showing.pop(household, None)
-        self._gateway.spawn(self._clear_quietly(household), f"screens-clear-{household}")
+        self._api.spawn(self._clear_quietly(household), f"screens-clear-{household}")
 
     async def _clear_quietly(self, household: str) -> None:
         try:
             await self.async_clear(household)
         except (CommandError, UnavailableError) as exc:
             _LOGGER.debug("overlay of household %s not cleared: %s", household, exc)
+
+
+#: The screens component, for typed lookup by its peers (the portal, casting).
+SCREENS: ComponentKey[Screens] = ComponentKey("screens", Screens)

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from linli.gateway import keyfile
 from linli.gateway.bus import EventBus
+from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
 from linli.gateway.events import (
     AlarmStateChanged,
@@ -37,7 +38,6 @@ from linli.gateway.events import (
     StateChanged,
 )
 from linli.gateway.registry import Device, Registry
-from linli.gateway.runtime import Gateway
 from linli.services.security import siren
 from linli.services.security.errors import SecurityError
 from linli.services.security.panel import AlarmState, ArmMode, Bypass, Panel, Trip, blocks_arming, role_active
@@ -75,7 +75,7 @@ class Security:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._gateway: Gateway | None = None
+        self._api: ComponentApi | None = None
         self._db: SecurityStore | None = None
         self._panels: dict[str, Panel] = {}
         self._settings: dict[str, HouseholdSettings] = {}
@@ -89,28 +89,27 @@ class Security:
         self._tasks: list[asyncio.Task[None]] = []
         self._saves: set[asyncio.Task[None]] = set()
         self._sirens: siren.SirenDriver | None = None
-        self._unlisten: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def async_start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
+    async def async_start(self, api: ComponentApi) -> None:
+        self._api = api
         self._stopping = False
-        self._db = SecurityStore(gateway.store)
-        self._sirens = siren.SirenDriver(gateway.registry, gateway.commands)
+        self._db = SecurityStore(api.store)
+        self._sirens = siren.SirenDriver(api.registry, api.commands)
         loaded = await self._db.async_load()
         self._panels = {p.household_id: p for p in loaded.panels}
         self._settings = loaded.settings
         self._pins = loaded.pins
         self._pepper, created = await asyncio.to_thread(
-            keyfile.load_or_create, gateway.data_dir / "secrets" / "pin-pepper"
+            keyfile.load_or_create, api.data_dir / "secrets" / "pin-pepper"
         )
         if created and any(d.startswith(PEPPERED) for d in self._pins.values()):
             _LOGGER.error(
                 "security: the PIN pepper (%s) was missing and has been made anew: the %d PINs set "
                 "before cannot be checked any more; restore that file from the data folder's backup, "
                 "or have each household set its PINs again",
-                gateway.data_dir / "secrets" / "pin-pepper",
+                api.data_dir / "secrets" / "pin-pepper",
                 sum(d.startswith(PEPPERED) for d in self._pins.values()),
             )
         now = self.clock()
@@ -124,11 +123,9 @@ class Security:
                 len(live),
                 ", ".join(sorted(f"{p.household_id} {p.state.value}" for p in live)),
             )
-        self._unlisten = [
-            gateway.bus.listen(StateChanged, self._on_state),
-            gateway.bus.listen(HouseholdRemoved, self._forget),
-            gateway.bus.listen(AlertChanged, self._on_alert_changed),
-        ]
+        api.bus.listen(StateChanged, self._on_state)
+        api.bus.listen(HouseholdRemoved, self._forget)
+        api.bus.listen(AlertChanged, self._on_alert_changed)
         self._tasks = [
             asyncio.create_task(self._trip_worker(), name="linli-security-sensors"),
             asyncio.create_task(self._timer_loop(), name="linli-security-timers"),
@@ -137,9 +134,6 @@ class Security:
     async def async_stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        for unlisten in self._unlisten:
-            unlisten()
-        self._unlisten = []
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -856,10 +850,10 @@ class Security:
             lock = self._locks[household] = asyncio.Lock()
         return lock
 
-    def _gateway_required(self) -> Gateway:
-        if self._gateway is None:
+    def _gateway_required(self) -> ComponentApi:
+        if self._api is None:
             raise RuntimeError("security is not started: start the gateway first")
-        return self._gateway
+        return self._api
 
     def _require_db(self) -> SecurityStore:
         if self._db is None:
