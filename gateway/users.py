@@ -5,7 +5,8 @@ commands write here directly (with the gateway stopped or running: SQLite
 serialises the writers), and the portal authenticates against the same rows.
 
 * Passwords are stored only as argon2id hashes; a password or token is made
-  here from the OS's random source and shown once by whoever asked for it.
+  from the OS's random source (`linli.common.credentials`, which the region's
+  operators use too) and shown once by whoever asked for it.
 * Tokens (web sessions, API bearer tokens, provider keys, the first-run setup
   link) are stored only as SHA-256 digests: they are 256-bit random strings,
   so a fast digest is enough, and a lookup is one indexed read.
@@ -19,8 +20,6 @@ Hashing a password costs tens of milliseconds: call `hash_password` /
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import re
 import secrets
 import sqlite3
@@ -30,9 +29,13 @@ from enum import StrEnum
 from typing import Any, Final
 
 import orjson
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+# Passwords and tokens are made and hashed as the region's operators' are (linli.common.credentials);
+# the accounts' callers keep asking for them here: users.new_password(), users.hash_password(), …
+from linli.common.credentials import digest, new_token
+from linli.common.credentials import hash_password as hash_password
+from linli.common.credentials import new_password as new_password
+from linli.common.credentials import verify_password as verify_password
 from linli.gateway.errors import LinliError
 
 
@@ -59,7 +62,6 @@ class TokenKind(StrEnum):
 SETUP_TTL_S: Final = 3600.0
 SESSION_TTL_S: Final = 12 * 3600.0
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
-_HASHER: Final = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 class UserError(LinliError, ValueError):
@@ -159,38 +161,6 @@ def _token(row: tuple[Any, ...]) -> Token:
 
 
 # -- secrets -------------------------------------------------------------------------
-
-
-def new_password() -> str:
-    """A generated password people can type: 4 groups of 4 from an unambiguous alphabet (~80 bits)."""
-    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
-    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def hash_password(password: str) -> str:
-    """argon2id (slow by design: call from a worker thread on the event loop)."""
-    return _HASHER.hash(password)
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    return _HASHER.hash("not-a-password")
-
-
-def verify_password(stored: str | None, password: str) -> bool:
-    """True when `password` matches; a missing hash costs the same and fails (no user enumeration)."""
-    try:
-        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
 
 
 def check_password_strength(password: Any) -> str:

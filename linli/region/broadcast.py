@@ -27,8 +27,8 @@ from aiomqtt import MqttError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from linli.common.backoff import backoff_delay
 from linli.common.ids import new_id
-from linli.gateway.uplink.relay import backoff_delay
 from linli.region.consumer import broker_settings
 from linli.region.queries import communities
 from linli.wire import topics
@@ -80,7 +80,7 @@ class RegionLink:
             except MqttError as exc:
                 self.connected.clear()
                 self._client = None
-                delay = backoff_delay(attempt, 0.2, 5.0)
+                delay = backoff_delay(attempt, base=0.2, cap=5.0, floor=0.05)
                 attempt += 1
                 if attempt <= 2 or attempt % 20 == 0:
                     _LOGGER.warning("region downlink publisher: %s; retry in %.1fs", exc, delay)

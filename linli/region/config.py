@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from linli.gateway.config import ConfigError, merge, read_toml, schema_errors
+from linli.common.config import ConfigError, merge, read_toml, schema_errors
 
 _PORT: Final = {"type": "integer", "minimum": 1, "maximum": 65535}
 _ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}

@@ -26,7 +26,7 @@ from aiomqtt import MqttError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from linli.gateway.uplink.relay import backoff_delay
+from linli.common.backoff import backoff_delay
 from linli.region.ingest import BatchResult, Presence, apply_batch, presence_from
 from linli.region.schema import ensure_partitions, migrate
 from linli.wire import topics
@@ -147,7 +147,7 @@ class Consumer:
             if time.monotonic() - started > 30:
                 attempt = 0
             # A handful of consumers, not thousands of gateways: retry soon (the gateways wait for them).
-            delay = backoff_delay(attempt, 0.2, 5.0)
+            delay = backoff_delay(attempt, base=0.2, cap=5.0, floor=0.05)
             attempt += 1
             log = _LOGGER.warning if attempt <= 2 or attempt % 20 == 0 else _LOGGER.debug
             log("region consumer %s: %s; retry %d in %.1fs", self.client_id, reason, attempt, delay)

@@ -13,7 +13,7 @@ a time that doubles with each further failure (`LOCK_BASE_S` up to
 `LOCK_MAX_S`), the right password included; an address with `ADDRESS_LIMIT`
 failures in `ADDRESS_WINDOW_S`, whichever names it tried, waits out the window.
 
-The same password helpers as the gateway's accounts (`gateway/users.py`); the
+The same password helpers as the gateway's accounts (`linli.common.credentials`); the
 portal's session code is not reused, because it lives on the gateway's SQLite
 store and the portal package, which the region must not depend on.
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -35,9 +36,11 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
-from linli.gateway import users
+from linli.common import credentials
 
 SESSION_TTL_S: Final = 12 * 3600
+# The rule of the gateway's user names too, so that a person can have the same name in both.
+_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 FREE_FAILURES: Final = 5
 LOCK_BASE_S: Final = 30.0
 LOCK_MAX_S: Final = 3600.0
@@ -107,10 +110,13 @@ class AddressThrottle:
 
 
 def check_name(name: str) -> str:
-    try:
-        return users.check_name(name)
-    except users.UserError as exc:
-        raise OperatorError("invalid_name", str(exc).replace("user name", "operator name")) from None
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise OperatorError(
+            "invalid_name",
+            f"operator name {name!r} must be 2-64 letters, digits or . _ @ - "
+            "(starting with a letter or digit)",
+        )
+    return name
 
 
 async def audit(
@@ -153,15 +159,15 @@ async def audit_log(conn: asyncpg.Connection, region: str, limit: int = 200) -> 
 async def add(conn: asyncpg.Connection, region: str, name: str, *, by: str) -> Credentials:
     """A new operator with a generated password and API token (OperatorError if the name is taken)."""
     check_name(name)
-    password, token = users.new_password(), users.new_token()
-    password_hash = await asyncio.to_thread(users.hash_password, password)  # argon2: slow by design
+    password, token = credentials.new_password(), credentials.new_token()
+    password_hash = await asyncio.to_thread(credentials.hash_password, password)  # argon2: slow by design
     async with conn.transaction():
         inserted = await conn.fetchval(
             "INSERT INTO operators (name, password_hash, token_digest, created_by) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (name) DO NOTHING RETURNING name",
             name,
             password_hash,
-            users.digest(token),
+            credentials.digest(token),
             by,
         )
         if inserted is None:
@@ -221,7 +227,7 @@ async def sign_in(
         )
     stored = row["password_hash"] if row is not None and not row["disabled"] else None
     # A missing or disabled operator costs the same argon2 check (no telling which names exist).
-    if not await asyncio.to_thread(users.verify_password, stored, password[:256]):
+    if not await asyncio.to_thread(credentials.verify_password, stored, password[:256]):
         if row is not None:
             failures = row["failures"] + 1
             lock = _lock_for(failures)
@@ -234,7 +240,7 @@ async def sign_in(
             )
         await audit(conn, region, name[:64], "signin", outcome="failed", ip=ip)
         raise OperatorError("wrong_credentials", "that operator name and password do not match")
-    secret, csrf = users.new_token(), secrets.token_urlsafe(24)
+    secret, csrf = credentials.new_token(), secrets.token_urlsafe(24)
     async with conn.transaction():
         await conn.execute(
             "UPDATE operators SET failures = 0, locked_until = NULL, last_login = now() WHERE name = $1", name
@@ -243,7 +249,7 @@ async def sign_in(
         await conn.execute(
             "INSERT INTO operator_sessions (digest, operator, csrf, expires, ip) "
             "VALUES ($1, $2, $3, now() + make_interval(secs => $4::float8), $5)",
-            users.digest(secret),
+            credentials.digest(secret),
             name,
             csrf,
             float(SESSION_TTL_S),
@@ -255,7 +261,7 @@ async def sign_in(
 
 async def sign_out(conn: asyncpg.Connection, region: str, secret: str, ip: str | None) -> None:
     name = await conn.fetchval(
-        "DELETE FROM operator_sessions WHERE digest = $1 RETURNING operator", users.digest(secret)
+        "DELETE FROM operator_sessions WHERE digest = $1 RETURNING operator", credentials.digest(secret)
     )
     if name is not None:
         await audit(conn, region, name, "signout", ip=ip)
@@ -267,7 +273,7 @@ async def from_session(conn: asyncpg.Connection, secret: str) -> Operator | None
     row = await conn.fetchrow(
         "SELECT s.operator, s.csrf FROM operator_sessions s JOIN operators o ON o.name = s.operator "
         "WHERE s.digest = $1 AND s.expires > now() AND NOT o.disabled",
-        users.digest(secret),
+        credentials.digest(secret),
     )
     return Operator(name=row["operator"], via="session", csrf=row["csrf"]) if row else None
 
@@ -276,6 +282,6 @@ async def from_token(conn: asyncpg.Connection, token: str) -> Operator | None:
     if not token or len(token) > 200:
         return None
     name = await conn.fetchval(
-        "SELECT name FROM operators WHERE token_digest = $1 AND NOT disabled", users.digest(token)
+        "SELECT name FROM operators WHERE token_digest = $1 AND NOT disabled", credentials.digest(token)
     )
     return Operator(name=name, via="token") if name else None
