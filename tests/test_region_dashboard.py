@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from linli.common import throttle
 from linli.region import operators
 from linli.region.consumer import Consumer
 from linli.region.dashboard import create_app
@@ -294,21 +296,95 @@ async def test_named_operators_sign_in_and_the_audit_log_says_who_sent_what(
         await conn.close()
 
 
-async def test_wrong_passwords_lock_an_operator_out_even_with_the_right_one(region) -> None:
+async def test_wrong_passwords_lock_an_operator_out_even_with_the_right_one(region, region_dsn) -> None:
     client: TestClient = region["client"]
-    for _ in range(operators.FREE_FAILURES):
+    conn = await asyncpg.connect(region_dsn)
+    try:
+        other = await operators.add(conn, REGION, "night", by="test")
+    finally:
+        await conn.close()
+    for _ in range(throttle.FREE_FAILURES):
         assert (await client.post("/login", data={"name": "duty", "password": "guess-1234"})).status == 401
     right = await client.post("/login", data={"name": "duty", "password": region["duty"].password})
     assert right.status == 429 and "locked" in await right.text()
     # the operator's API token still works: the lockout is against guessing the password
     assert (await api(client, "GET", "/api/v1/overview"))["region"] == REGION
+    # and another operator, from the same address, is not locked out with it
+    night = await client.post(
+        "/login", data={"name": "night", "password": other.password}, allow_redirects=False
+    )
+    assert night.status == 303
+    # and a name with no operator locks out the same way: the answers do not tell which names exist
+    for _ in range(throttle.FREE_FAILURES):
+        assert (await client.post("/login", data={"name": "nobody", "password": "guess-1234"})).status == 401
+    ghost = await client.post("/login", data={"name": "nobody", "password": "guess-1234"})
+    assert ghost.status == 429 and "locked" in await ghost.text()
 
 
-async def test_one_address_guessing_many_names_is_held_off(region) -> None:
+async def test_one_address_guessing_many_names_does_not_lock_out_the_operators_behind_it(
+    region, region_dsn
+) -> None:
     client: TestClient = region["client"]
-    for n in range(operators.ADDRESS_LIMIT):
+    conn = await asyncpg.connect(region_dsn)
+    try:
+        newcomer = await operators.add(conn, REGION, "newcomer", by="test")
+    finally:
+        await conn.close()
+    # given an operator who signed in from this address before (the region office's NAT)
+    await sign_in(client, "duty", region["duty"].password)
+    # when someone at the same address sprays a password over many names, to the limit
+    for n in range(throttle.ADDRESS_LIMIT):
         answer = await client.post("/login", data={"name": f"guess{n}", "password": "guess-1234"})
         assert answer.status == 401
-    # then even a real operator's right password is not tried from that address for a while
+    # then a name it tried is refused from that address, with the time to wait
+    again = await client.post("/login", data={"name": "guess0", "password": "guess-1234"})
+    assert again.status == 429 and "Too many failed sign-ins from your address" in await again.text()
+    # but the operator known here signs in as ever
     right = await client.post("/login", data={"name": "duty", "password": region["duty"].password})
-    assert right.status == 429 and "Too many failed sign-ins" in await right.text()
+    assert right.status == 200 and "Overview" in await right.text()
+    # and an operator signing in from here for the first time is slowed at most, never shut out
+    first = await client.post("/login", data={"name": "newcomer", "password": newcomer.password})
+    if first.status == 429:
+        await asyncio.sleep(throttle.PACE_S)
+        first = await client.post("/login", data={"name": "newcomer", "password": newcomer.password})
+    assert first.status == 200, await first.text()
+    # while the sprayer's new names are held to one per PACE_S (the newcomer's slot was just used)
+    paced = await client.post("/login", data={"name": "guess-new", "password": "guess-1234"})
+    assert paced.status == 429 and "slowed" in await paced.text()
+    # and from another address, even a name it tried is only refused for its own account's reasons
+    elsewhere = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0)))
+    async with elsewhere:
+        answer = await elsewhere.post(client.make_url("/login"), data={"name": "guess0", "password": "x" * 8})
+        assert answer.status == 401
+
+
+async def test_a_hostile_gateway_or_community_name_is_shown_as_text_never_run(region, region_dsn) -> None:
+    client: TestClient = region["client"]
+    # given a gateway that reports a community name, its own name and a version with markup in them
+    hostile = '<script>alert("name")</script>'
+    conn = await asyncpg.connect(region_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO communities (region, community, gateway, name, online, status) "
+            "VALUES ($1, $2, $3, $4, true, $5::jsonb)",
+            REGION,
+            'evil"><script>',
+            "<img src=x onerror=alert(1)>",
+            hostile,
+            '{"version": "<script>v</script>"}',
+        )
+    finally:
+        await conn.close()
+    # when an operator looks at the overview and at the community's own page
+    overview = await (await client.get("/", headers={"Authorization": f"Bearer {TOKENS[client]}"})).text()
+    detail = await (
+        await client.get(
+            "/communities/evil%22%3E%3Cscript%3E", headers={"Authorization": f"Bearer {TOKENS[client]}"}
+        )
+    ).text()
+    # then every one of them is on the page as text, and no markup of theirs is
+    for page in (overview, detail):
+        assert "<script" not in page and "<img" not in page
+        assert "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;" in page
+    assert 'href="/communities/evil%22%3E%3Cscript%3E"' in overview
+    assert "&lt;img src=x onerror=alert(1)&gt;" in detail and "&lt;script&gt;v&lt;/script&gt;" in detail

@@ -26,6 +26,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from linli.common.throttle import AddressThrottle, Lockouts
 from linli.region import operators, pages, queries
 from linli.region.broadcast import BroadcastError, RegionLink, compose
 from linli.region.operators import Operator, OperatorError
@@ -38,7 +39,8 @@ OPERATOR: Final = web.RequestKey("operator", Operator) if hasattr(web, "RequestK
 SIGNER_KEY: Final = web.AppKey("signer", Signer)
 POOL_KEY: Final = web.AppKey("pool", asyncpg.Pool)
 LINK_KEY: Final = web.AppKey("link", RegionLink)
-THROTTLE_KEY: Final = web.AppKey("throttle", operators.AddressThrottle)
+THROTTLE_KEY: Final = web.AppKey("throttle", AddressThrottle)
+UNKNOWN_NAMES_KEY: Final = web.AppKey("unknown_names", Lockouts)
 COOKIE: Final = "linli_region_session"
 CSRF_FIELD: Final = "csrf"
 CSRF_HEADER: Final = "X-CSRF-Token"
@@ -121,17 +123,29 @@ async def _login(request: web.Request) -> web.StreamResponse:
     region = _region(request)
     if not _same_origin(request):
         return _html(pages.login(region, "Sign in from this dashboard's own page."), 403)
-    throttle, address = request.app[THROTTLE_KEY], request.remote or "?"
-    if throttle.blocked(address):
-        return _html(pages.login(region, "Too many failed sign-ins from this address: try later."), 429)
     form = await request.post()
-    name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+    name, password = str(form.get("name", "")).strip()[:64], str(form.get("password", ""))
+    # Per address, but never the whole address: an operator who signed in from here before is
+    # not held back by someone else's guessing, and a new name is slowed, not refused.
+    throttle, address = request.app[THROTTLE_KEY], request.remote or "?"
+    verdict = throttle.check(address, name)
+    if not verdict.allowed:
+        why = {
+            "name": "Too many failed sign-ins with this name from your address",
+            "address": "Too many failed sign-ins from your address",
+            "paced": "Many failed sign-ins come from your address, so sign-ins from it are slowed",
+        }[verdict.reason]
+        return _html(pages.login(region, f"{why}: try again in {int(verdict.wait_s) + 1} s."), 429)
     try:
         async with request.app[POOL_KEY].acquire() as conn:
-            secret, _ = await operators.sign_in(conn, region, name, password, request.remote)
+            secret, _ = await operators.sign_in(
+                conn, region, name, password, request.remote, unknown_names=request.app[UNKNOWN_NAMES_KEY]
+            )
     except OperatorError as exc:
-        throttle.fail(address)
+        if exc.code != "locked":  # a locked account's refusal tells nothing: not a guess
+            throttle.fail(address, name)
         return _html(pages.login(region, exc.message), 429 if exc.code == "locked" else 401)
+    throttle.succeed(address, name)
     response = web.HTTPSeeOther("/")
     response.set_cookie(
         COOKIE, secret, httponly=True, samesite="Strict", max_age=operators.SESSION_TTL_S, path="/"
@@ -317,7 +331,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: dict[str, Any], signer: Signer) -> web.Application:
     app = web.Application(middlewares=[_auth])
     app[CONFIG_KEY], app[SIGNER_KEY] = config, signer
-    app[THROTTLE_KEY] = operators.AddressThrottle()
+    app[THROTTLE_KEY], app[UNKNOWN_NAMES_KEY] = AddressThrottle(), Lockouts()
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/login", _login_page)
     app.router.add_post("/login", _login)

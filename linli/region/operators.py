@@ -8,10 +8,13 @@ bits, so a fast digest suffices and a lookup needs no scan).
 
 A web session is a random secret in an HttpOnly, SameSite=Strict cookie
 (stored as its digest) with its own CSRF token, which every form carries.
-After `FREE_FAILURES` wrong passwords in a row an operator is locked out for
-a time that doubles with each further failure (`LOCK_BASE_S` up to
-`LOCK_MAX_S`), the right password included; an address with `ADDRESS_LIMIT`
-failures in `ADDRESS_WINDOW_S`, whichever names it tried, waits out the window.
+Wrong passwords meet the same rule as the gateway's sign-in
+(`linli.common.throttle`): five in a row lock an operator out — the right
+password included — for 30 s, doubling with each further failure up to an
+hour (stored with the operator; a name with no operator locks out the same
+way, in memory, so the answers do not tell which names exist); and the
+dashboard throttles per address without ever locking out everyone behind one
+(`dashboard.py`).
 
 The same password helpers as the gateway's accounts (`linli.common.credentials`); the
 portal's session code is not reused, because it lives on the gateway's SQLite
@@ -25,7 +28,6 @@ append-only.
 from __future__ import annotations
 
 import asyncio
-import collections
 import hmac
 import re
 import secrets
@@ -37,15 +39,11 @@ import asyncpg
 import orjson
 
 from linli.common import credentials
+from linli.common.throttle import LOGIN, Lockouts
 
 SESSION_TTL_S: Final = 12 * 3600
 # The rule of the gateway's user names too, so that a person can have the same name in both.
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
-FREE_FAILURES: Final = 5
-LOCK_BASE_S: Final = 30.0
-LOCK_MAX_S: Final = 3600.0
-ADDRESS_LIMIT: Final = 30  # failed sign-ins from one address within ADDRESS_WINDOW_S, whatever the names
-ADDRESS_WINDOW_S: Final = 300.0
 
 
 class OperatorError(ValueError):
@@ -80,33 +78,6 @@ class Credentials:
     name: str
     password: str
     token: str
-
-
-class AddressThrottle:
-    """Failed sign-ins per address, in memory (password spraying across names)."""
-
-    def __init__(self, limit: int = ADDRESS_LIMIT, window_s: float = ADDRESS_WINDOW_S) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._failures: dict[str, collections.deque[float]] = {}
-
-    def _recent(self, address: str, now: float) -> collections.deque[float]:
-        times = self._failures.setdefault(address, collections.deque())
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        return times
-
-    def blocked(self, address: str) -> bool:
-        now = time.monotonic()
-        blocked = len(self._recent(address, now)) >= self.limit
-        if not self._failures[address]:
-            del self._failures[address]
-        return blocked
-
-    def fail(self, address: str) -> None:
-        if len(self._failures) > 100_000:  # bounded: forget the oldest addresses
-            for key in list(self._failures)[:50_000]:
-                del self._failures[key]
-        self._recent(address, time.monotonic()).append(time.monotonic())
 
 
 def check_name(name: str) -> str:
@@ -205,22 +176,29 @@ async def count(conn: asyncpg.Connection) -> int:
 # -- signing in ----------------------------------------------------------------------
 
 
-def _lock_for(failures: int) -> float | None:
-    if failures < FREE_FAILURES:
-        return None
-    return min(LOCK_MAX_S, LOCK_BASE_S * 2 ** (failures - FREE_FAILURES))
-
-
 async def sign_in(
-    conn: asyncpg.Connection, region: str, name: str, password: str, ip: str | None
+    conn: asyncpg.Connection,
+    region: str,
+    name: str,
+    password: str,
+    ip: str | None,
+    *,
+    unknown_names: Lockouts | None = None,
 ) -> tuple[str, Operator]:
-    """A new session (its secret, the operator) or OperatorError; every attempt is audited."""
+    """A new session (its secret, the operator) or OperatorError; every attempt is audited.
+
+    `unknown_names` counts the wrong passwords of names that have no operator
+    (the dashboard keeps one for its lifetime), so that they lock out as an
+    operator does.
+    """
     row = await conn.fetchrow(
         "SELECT password_hash, disabled, failures, coalesce(locked_until > now(), false) AS locked "
         "FROM operators WHERE name = $1",
         name,
     )
-    if row is not None and row["locked"]:
+    now = time.time()
+    unknown = unknown_names.get(name[:64]) if unknown_names is not None and row is None else None
+    if (row is not None and row["locked"]) or (unknown is not None and unknown.remaining(now) > 0):
         await audit(conn, region, name, "signin", outcome="locked", ip=ip)
         raise OperatorError(
             "locked", "too many wrong passwords: this operator is locked for a while; try later"
@@ -228,9 +206,11 @@ async def sign_in(
     stored = row["password_hash"] if row is not None and not row["disabled"] else None
     # A missing or disabled operator costs the same argon2 check (no telling which names exist).
     if not await asyncio.to_thread(credentials.verify_password, stored, password[:256]):
+        if unknown_names is not None and row is None:
+            unknown_names.fail(name[:64], now)
         if row is not None:
             failures = row["failures"] + 1
-            lock = _lock_for(failures)
+            lock = LOGIN.lock_s(failures) or None
             await conn.execute(
                 "UPDATE operators SET failures = $2, locked_until = CASE WHEN $3::float8 IS NULL THEN NULL "
                 "ELSE now() + make_interval(secs => $3::float8) END WHERE name = $1",
