@@ -71,10 +71,7 @@ def make_api() -> Api:
         adapters_api,
         screens_api,
     ):
-        if hasattr(module, "ROUTES"):
-            api.include(module.ROUTES)
-        else:  # TEMPORARY until alerts.py is converted
-            module.register(api)
+        api.include(module.ROUTES)
     document_other_routes(api)
     return api
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -215,6 +215,26 @@ async def test_a_regional_emergency_broadcast_takes_the_tv_screen_at_once(
         assert await page.evaluate("document.activeElement.id") == "panel-back"
         await page.keyboard.press("Escape")
         assert (await page.evaluate("document.activeElement.className")).startswith("tile")
+
+
+async def test_the_tv_overlay_shows_the_message_it_is_given_as_text_in_its_level(
+    make_gateway, tmp_path
+) -> None:
+    # given the overlay page a web-overlay box loads, asked to show markup in the alarm style
+    _, base = await portal_gateway(make_gateway)
+    text = '<img src=x onerror="document.title=1">晚饭好了'
+    async with browser_page(tmp_path, TV) as page:
+        await page.goto(f"{base}/screens/overlay?" + urlencode({"text": text, "title": "家", "level": "alarm"}))
+        # then it shows exactly what it was given, as words, coloured as an alarm
+        await page.wait_for_selector(".overlay.level-alarm:not([hidden])")
+        assert await page.inner_text(".overlay p") == text
+        assert await page.inner_text(".overlay h1") == "家"
+        assert await page.locator(".overlay img").count() == 0 and await page.title() == "家"
+        colour = await page.evaluate("getComputedStyle(document.querySelector('.overlay')).backgroundColor")
+        assert colour == "rgb(176, 0, 32)"
+        # and a level it does not know is shown as information, never unstyled
+        await page.goto(f"{base}/screens/overlay?" + urlencode({"text": "x", "level": "panic"}))
+        await page.wait_for_selector(".overlay.level-info:not([hidden])")
 
 
 async def test_a_manager_approves_an_inbox_device_and_resolves_an_alert(

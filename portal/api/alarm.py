@@ -37,6 +37,7 @@ async def status(call: Call) -> dict[str, Any]:
     result: dict[str, Any] = call.component(SECURITY).status(call.household_id)
     return result
 
+
 async def _change(call: Call, action: str) -> dict[str, Any]:
     security = call.component(SECURITY)
     accounts = call.request.app[ACCOUNTS]
@@ -68,6 +69,7 @@ async def _change(call: Call, action: str) -> dict[str, Any]:
     )
     return result
 
+
 @ROUTES.op(
     "POST",
     "/api/v1/households/{household_id}/alarm/arm",
@@ -86,6 +88,7 @@ async def _change(call: Call, action: str) -> dict[str, Any]:
 async def arm(call: Call) -> dict[str, Any]:
     return await _change(call, "arm")
 
+
 @ROUTES.op(
     "POST",
     "/api/v1/households/{household_id}/alarm/disarm",
@@ -96,6 +99,7 @@ async def arm(call: Call) -> dict[str, Any]:
 )
 async def disarm(call: Call) -> dict[str, Any]:
     return await _change(call, "disarm")
+
 
 @ROUTES.op(
     "PUT",

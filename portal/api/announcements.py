@@ -205,6 +205,7 @@ async def list_items(call: Call) -> dict[str, Any]:
     ]
     return {"items": items, "total": len(items)}
 
+
 @ROUTES.op(
     "POST",
     "/api/v1/announcements",
@@ -230,9 +231,7 @@ async def add(call: Call) -> dict[str, Any]:
     if scope == "community":
         scope_id = None
     elif scope_id is None:
-        raise ApiError(
-            "invalid_body", f"body.scope_id: required for a {scope} announcement (the {scope} id)"
-        )
+        raise ApiError("invalid_body", f"body.scope_id: required for a {scope} announcement (the {scope} id)")
     elif scope == "building" and scope_id not in registry.buildings:
         raise not_found(f"building {scope_id!r}")
     elif scope == "household" and scope_id not in registry.households:
@@ -266,6 +265,7 @@ async def add(call: Call) -> dict[str, Any]:
         ip=call.ip,
     )
     return item.as_dict()
+
 
 @ROUTES.op(
     "DELETE",

@@ -71,6 +71,7 @@ ROUTES: Final = Api()
 
 _BASE = "/api/v1/households/{household_id}/care"
 
+
 @ROUTES.op(
     "GET",
     _BASE,
@@ -87,6 +88,7 @@ async def read(call: Call) -> dict[str, Any]:
         "reminders": _reminders(call),
     }
 
+
 @ROUTES.op(
     "PATCH",
     _BASE + "/settings",
@@ -95,9 +97,7 @@ async def read(call: Call) -> dict[str, Any]:
     roles=[Role.HOUSEHOLD_ADMIN, Role.MANAGER],
     body=obj(
         {
-            "check_in": obj(
-                {"enabled": {"type": "boolean"}, "by": HHMM, "grace_min": {"type": "number"}}
-            ),
+            "check_in": obj({"enabled": {"type": "boolean"}, "by": HHMM, "grace_min": {"type": "number"}}),
             "inactivity": {"type": "object", "maxProperties": 20},
             "away": {"type": "boolean"},
         }
@@ -109,6 +109,7 @@ async def configure(call: Call) -> dict[str, Any]:
     except ValueError as exc:
         raise _care_error(exc) from None
     return {"household_id": call.household_id, "settings": settings}
+
 
 @ROUTES.op(
     "POST",
@@ -129,10 +130,12 @@ async def check_in(call: Call) -> dict[str, Any]:
     )
     return result
 
+
 @ROUTES.op("GET", _BASE + "/reminders", summary="List reminders", tag="care", roles=READERS)
 async def reminders(call: Call) -> dict[str, Any]:
     items = _reminders(call)
     return {"items": items, "total": len(items)}
+
 
 @ROUTES.op(
     "POST",
@@ -146,12 +149,14 @@ async def reminders(call: Call) -> dict[str, Any]:
 async def add_reminder(call: Call) -> dict[str, Any]:
     return await _add_reminder(call)
 
+
 def _own_reminder(call: Call) -> str:
     rid = call.path["reminder_id"]
     reminder = _care(call).reminders.get(rid)
     if reminder is None or reminder.household_id != call.household_id:
         raise not_found(f"reminder {rid!r}")
     return rid
+
 
 @ROUTES.op(
     "DELETE",
@@ -164,6 +169,7 @@ async def remove_reminder(call: Call) -> dict[str, Any]:
     rid = _own_reminder(call)
     await _care(call).async_remove_reminder(rid)
     return {"removed": rid}
+
 
 @ROUTES.op(
     "PUT",
@@ -187,6 +193,7 @@ async def change_reminder(call: Call) -> dict[str, Any]:
         await _care(call).async_remove_reminder(result["id"])
         raise not_found(f"reminder {old!r}") from None
     return {**result, "replaces": old}
+
 
 @ROUTES.op(
     "POST",

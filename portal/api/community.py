@@ -288,6 +288,7 @@ async def community(call: Call) -> dict[str, Any]:
         "households": len(visible),
     }
 
+
 @ROUTES.op(
     "GET",
     "/api/v1/households/{household_id}",
@@ -301,7 +302,9 @@ async def community(call: Call) -> dict[str, Any]:
 async def overview(call: Call) -> dict[str, Any]:
     return await household_overview(call, call.household_id)
 
+
 # -- members and roles -------------------------------------------------------------
+
 
 @ROUTES.op(
     "GET",
@@ -318,6 +321,7 @@ async def members(call: Call) -> dict[str, Any]:
         "accounts": [u.as_dict() for u in accounts],
     }
 
+
 @ROUTES.op(
     "GET",
     "/api/v1/users",
@@ -327,12 +331,11 @@ async def members(call: Call) -> dict[str, Any]:
     query={"role": {"enum": [r.value for r in Role]}, "household_id": ID},
 )
 async def list_all(call: Call) -> dict[str, Any]:
-    found = await call.gateway.store.async_read(
-        lambda c: users.list_users(c, call.query.get("household_id"))
-    )
+    found = await call.gateway.store.async_read(lambda c: users.list_users(c, call.query.get("household_id")))
     role = call.query.get("role")
     items = [u.as_dict() for u in found if role is None or u.role.value == role]
     return {"items": items, "total": len(items)}
+
 
 @ROUTES.op(
     "POST",
@@ -369,6 +372,7 @@ async def add_user(call: Call) -> dict[str, Any]:
         raise ApiError(exc.code, exc.message) from None
     return {"user": user.as_dict(), "password": password, "shown_once": True}
 
+
 @ROUTES.op(
     "PATCH",
     "/api/v1/users/{user_id}",
@@ -393,9 +397,7 @@ async def change_user(call: Call) -> dict[str, Any]:
         raise ApiError(
             "invalid_body", "body: send `role` to change the role, or `disabled` to stop or allow sign-in"
         )
-    target = await call.gateway.store.async_read(
-        lambda c: users.get_user(c, user_id=call.path["user_id"])
-    )
+    target = await call.gateway.store.async_read(lambda c: users.get_user(c, user_id=call.path["user_id"]))
     if target is None:
         raise not_found(f"user {call.path['user_id']!r}")
     role = b.get("role", target.role.value)
@@ -427,6 +429,7 @@ async def change_user(call: Call) -> dict[str, Any]:
     call.request.app[ACCOUNTS].forget_user(target.id)
     return {"user": user.as_dict()}
 
+
 @ROUTES.op(
     "DELETE",
     "/api/v1/users/{user_id}",
@@ -436,9 +439,7 @@ async def change_user(call: Call) -> dict[str, Any]:
 )
 async def remove_user(call: Call) -> dict[str, Any]:
     p = call.principal
-    target = await call.gateway.store.async_read(
-        lambda c: users.get_user(c, user_id=call.path["user_id"])
-    )
+    target = await call.gateway.store.async_read(lambda c: users.get_user(c, user_id=call.path["user_id"]))
     if target is None or (p.role is Role.HOUSEHOLD_ADMIN and target.household_id != p.household_id):
         raise not_found(f"user {call.path['user_id']!r}")
     if target.id == p.user_id:
@@ -447,7 +448,9 @@ async def remove_user(call: Call) -> dict[str, Any]:
     call.request.app[ACCOUNTS].forget_user(target.id)
     return {"removed": target.id}
 
+
 # -- devices ---------------------------------------------------------------------
+
 
 @ROUTES.op(
     "GET",
@@ -501,6 +504,7 @@ async def inventory(call: Call) -> dict[str, Any]:
         "limit": limit,
     }
 
+
 @ROUTES.op(
     "GET",
     "/api/v1/households/{household_id}/devices/{device_id}",
@@ -514,6 +518,7 @@ async def get_device(call: Call) -> dict[str, Any]:
     if device is None or device.household_id != call.household_id:
         raise not_found(f"device {call.path['device_id']!r}")
     return device_view(device, call.principal, call.gateway)
+
 
 @ROUTES.op(
     "POST",
@@ -549,6 +554,7 @@ async def command(call: Call) -> dict[str, Any]:
         "ts": time.time(),
         "result": result,
     }
+
 
 @ROUTES.op(
     "GET",

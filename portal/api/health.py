@@ -82,6 +82,7 @@ ROUTES: Final = Api()
 
 _BASE = "/api/v1/households/{household_id}/residents/{resident_id}/health"
 
+
 @ROUTES.op(
     "GET",
     _BASE + "/readings",
@@ -112,6 +113,7 @@ async def readings(call: Call) -> dict[str, Any]:
     items = [r.as_dict() for r in found if kind_allowed(call.principal, r.kind)]
     return {"resident_id": rid, "items": items, "total": len(items)}
 
+
 @ROUTES.op(
     "GET",
     _BASE + "/trends",
@@ -130,6 +132,7 @@ async def trends(call: Call) -> dict[str, Any]:
         )
     )
     return {"resident_id": rid, "kind": kind, "points": [p.as_dict() for p in points]}
+
 
 @ROUTES.op(
     "GET",
@@ -157,6 +160,7 @@ async def fhir(call: Call) -> dict[str, Any]:
     result: dict[str, Any] = bundle
     return result
 
+
 @ROUTES.op(
     "GET",
     "/api/v1/households/{household_id}/consent",
@@ -166,6 +170,7 @@ async def fhir(call: Call) -> dict[str, Any]:
 )
 async def consent(call: Call) -> dict[str, Any]:
     return {"household_id": call.household_id, "consent": _health(call).consent(call.household_id)}
+
 
 @ROUTES.op(
     "GET",
@@ -182,6 +187,7 @@ async def overview(call: Call) -> dict[str, Any]:
     ]
     return {"items": items, "total": len(items)}
 
+
 @ROUTES.op(
     "POST",
     "/api/v1/households/{household_id}/consent",
@@ -196,9 +202,7 @@ async def overview(call: Call) -> dict[str, Any]:
 async def set_consent(call: Call) -> dict[str, Any]:
     health, b = _health(call), call.body
     change = health.async_grant_consent if b["granted"] else health.async_withdraw_consent
-    await change(
-        call.household_id, by=call.principal.name, purposes=[b["purpose"]], note=b.get("note", "")
-    )
+    await change(call.household_id, by=call.principal.name, purposes=[b["purpose"]], note=b.get("note", ""))
     await call.request.app[ACCOUNTS].async_audit(
         call.principal,
         "consent.grant" if b["granted"] else "consent.withdraw",
@@ -207,6 +211,7 @@ async def set_consent(call: Call) -> dict[str, Any]:
         ip=call.ip,
     )
     return {"household_id": call.household_id, "consent": health.consent(call.household_id)}
+
 
 @ROUTES.op(
     "GET",
@@ -223,6 +228,7 @@ async def thresholds(call: Call) -> dict[str, Any]:
         "thresholds": _health(call).thresholds(rid).as_dict(),
         "note": "not a diagnosis",
     }
+
 
 @ROUTES.op(
     "PATCH",

@@ -40,6 +40,7 @@ async def list_clients(call: Call) -> dict[str, Any]:
         "items": credentials.listing(call.household_id),
     }
 
+
 @ROUTES.op(
     "POST",
     "/api/v1/households/{household_id}/mqtt-clients",
@@ -97,6 +98,7 @@ async def issue(call: Call) -> dict[str, Any]:
     )
     return issued.provisioning(*credentials.endpoint, tls=credentials.tls)
 
+
 @ROUTES.op(
     "DELETE",
     "/api/v1/households/{household_id}/mqtt-clients/{username}",
@@ -115,6 +117,7 @@ async def revoke(call: Call) -> dict[str, Any]:
         call.principal, "mqtt_client.revoke", target=username, household_id=call.household_id, ip=call.ip
     )
     return {"revoked": username}
+
 
 @ROUTES.op(
     "GET",

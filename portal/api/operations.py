@@ -263,6 +263,34 @@ def _first_error(validator: Draft202012Validator, data: Any, where: str, locale:
     return None if error is None else validation_error(error, where, locale)
 
 
+def _authorize(operation: Operation, request: web.Request, principal: Principal | None) -> None:
+    """Refuse a caller the operation's declaration does not let in (before anything is read)."""
+    if operation.public:
+        return
+    if principal is None and not (operation.open_locally and request.get(LOCAL)):
+        raise ApiError(
+            "unauthenticated", "sign in first (a session cookie or an Authorization: Bearer token)"
+        )
+    if principal is not None and principal.role not in operation.roles:
+        raise ApiError(
+            "forbidden",
+            f"a {principal.role.value} may not {operation.summary[0].lower()}{operation.summary[1:]}",
+        )
+
+
+def _query(operation: Operation, request: web.Request) -> dict[str, Any]:
+    """The query's parameters, each one the operation declares, as its schema's type."""
+    query: dict[str, Any] = {}
+    for name, value in request.query.items():
+        schema = operation.query.get(name)
+        if schema is None:
+            raise ApiError(
+                "invalid_query", f"unknown query parameter {name!r}; known: {sorted(operation.query)}"
+            )
+        query[name] = _coerce(name, value, schema)
+    return query
+
+
 def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     body_validator = Draft202012Validator(operation.body) if operation.body is not None else None
     query_validator = Draft202012Validator(obj(operation.query)) if operation.query else None
@@ -272,28 +300,13 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
     async def serve(request: web.Request) -> web.StreamResponse:
         gateway = request.app[GATEWAY]
         principal: Principal | None = request.get(PRINCIPAL)
-        if principal is None and not operation.public and not (operation.open_locally and request.get(LOCAL)):
-            raise ApiError(
-                "unauthenticated", "sign in first (a session cookie or an Authorization: Bearer token)"
-            )
-        if principal is not None and not operation.public and principal.role not in operation.roles:
-            raise ApiError(
-                "forbidden",
-                f"a {principal.role.value} may not {operation.summary[0].lower()}{operation.summary[1:]}",
-            )
+        _authorize(operation, request, principal)
         path = dict(request.match_info)
         check_path(path)
         household = path.get("household_id")
         if household is not None and principal is not None and not reaches(principal, gateway, household):
             raise not_found(f"household {household!r}")
-        query: dict[str, Any] = {}
-        for name, value in request.query.items():
-            schema = operation.query.get(name)
-            if schema is None:
-                raise ApiError(
-                    "invalid_query", f"unknown query parameter {name!r}; known: {sorted(operation.query)}"
-                )
-            query[name] = _coerce(name, value, schema)
+        query = _query(operation, request)
         locale = caller_locale(request, principal.locale if principal is not None else None)
         if query_validator is not None and (error := _first_error(query_validator, query, "query", locale)):
             raise error

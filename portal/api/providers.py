@@ -88,6 +88,7 @@ async def issue(call: Call) -> dict[str, Any]:
     token, secret = await store.async_write(create)
     return {"key": token.as_dict(), "secret": secret, "shown_once": True}
 
+
 @ROUTES.op(
     "GET",
     "/api/v1/provider-keys",
@@ -98,6 +99,7 @@ async def issue(call: Call) -> dict[str, Any]:
 async def list_keys(call: Call) -> dict[str, Any]:
     tokens = await call.gateway.store.async_read(lambda c: users.list_tokens(c, TokenKind.PROVIDER))
     return {"items": [t.as_dict() for t in tokens], "total": len(tokens)}
+
 
 @ROUTES.op(
     "DELETE",

@@ -136,7 +136,9 @@ ROUTES: Final = Api()
 async def read(call: Call) -> dict[str, Any]:
     return tree(call)
 
+
 # -- buildings ---------------------------------------------------------------------
+
 
 @ROUTES.op(
     "POST",
@@ -155,6 +157,7 @@ async def add_building(call: Call) -> dict[str, Any]:
     await audit(call, "building.add", building.id, name=building.name)
     return {"id": building.id, "name": building.name, "units": []}
 
+
 @ROUTES.op(
     "PATCH",
     "/api/v1/buildings/{building_id}",
@@ -166,6 +169,7 @@ async def add_building(call: Call) -> dict[str, Any]:
 async def rename_building(call: Call) -> dict[str, Any]:
     return await rename(call, "building", call.path["building_id"])
 
+
 @ROUTES.op(
     "DELETE",
     "/api/v1/buildings/{building_id}",
@@ -176,7 +180,9 @@ async def rename_building(call: Call) -> dict[str, Any]:
 async def remove_building(call: Call) -> dict[str, Any]:
     return await remove(call, "building", call.path["building_id"])
 
+
 # -- units -------------------------------------------------------------------------
+
 
 @ROUTES.op(
     "POST",
@@ -197,6 +203,7 @@ async def add_unit(call: Call) -> dict[str, Any]:
     await audit(call, "unit.add", unit.id, building_id=building_id, name=unit.name)
     return {"id": unit.id, "building_id": building_id, "name": unit.name, "households": []}
 
+
 @ROUTES.op(
     "PATCH",
     "/api/v1/units/{unit_id}",
@@ -208,6 +215,7 @@ async def add_unit(call: Call) -> dict[str, Any]:
 async def rename_unit(call: Call) -> dict[str, Any]:
     return await rename(call, "unit", call.path["unit_id"])
 
+
 @ROUTES.op(
     "DELETE",
     "/api/v1/units/{unit_id}",
@@ -218,7 +226,9 @@ async def rename_unit(call: Call) -> dict[str, Any]:
 async def remove_unit(call: Call) -> dict[str, Any]:
     return await remove(call, "unit", call.path["unit_id"])
 
+
 # -- households --------------------------------------------------------------------
+
 
 @ROUTES.op(
     "POST",
@@ -242,6 +252,7 @@ async def add_household(call: Call) -> dict[str, Any]:
     await audit(call, "household.add", household.id, household.id, unit_id=unit_id, name=household.name)
     return {"id": household.id, "unit_id": unit_id, "name": household.name, "devices": 0, "residents": []}
 
+
 @ROUTES.op(
     "PATCH",
     "/api/v1/households/{household_id}",
@@ -252,6 +263,7 @@ async def add_household(call: Call) -> dict[str, Any]:
 )
 async def rename_household(call: Call) -> dict[str, Any]:
     return await rename(call, "household", call.household_id)
+
 
 @ROUTES.op(
     "DELETE",
@@ -268,7 +280,9 @@ async def rename_household(call: Call) -> dict[str, Any]:
 async def remove_household(call: Call) -> dict[str, Any]:
     return await remove(call, "household", call.household_id)
 
+
 # -- residents ---------------------------------------------------------------------
+
 
 @ROUTES.op(
     "POST",
@@ -288,6 +302,7 @@ async def add_resident(call: Call) -> dict[str, Any]:
     )
     await audit(call, "resident.add", resident.id, call.household_id)
     return resident.as_dict()
+
 
 @ROUTES.op(
     "PATCH",
@@ -310,6 +325,7 @@ async def change_resident(call: Call) -> dict[str, Any]:
     )
     await audit(call, "resident.update", resident.id, call.household_id, fields=sorted(call.body))
     return changed.as_dict()
+
 
 @ROUTES.op(
     "DELETE",

@@ -58,6 +58,7 @@ async def login(call: Call) -> web.Response:
     principal, secret = await accounts.async_login(call.body["name"], call.body["password"], call.ip)
     return _signed_in(call, principal, secret)
 
+
 @ROUTES.op("POST", "/api/v1/auth/logout", summary="Sign out (ends this session)", tag="auth")
 async def logout(call: Call) -> web.Response:
     await call.request.app[ACCOUNTS].async_logout(call.principal, call.ip)
@@ -66,6 +67,7 @@ async def logout(call: Call) -> web.Response:
     response.del_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="Strict")
     response.del_cookie(CSRF_COOKIE, path="/", secure=secure, samesite="Strict")
     return response
+
 
 @ROUTES.op(
     "POST",
@@ -87,10 +89,9 @@ async def setup(call: Call) -> web.Response:
             b["token"], b["name"], b["password"], b.get("display_name"), call.ip
         )
     except UserError as exc:
-        raise ApiError(
-            exc.code, exc.message, status=401 if exc.code == "invalid_token" else 400
-        ) from None
+        raise ApiError(exc.code, exc.message, status=401 if exc.code == "invalid_token" else 400) from None
     return _signed_in(call, principal, secret, 201)
+
 
 @ROUTES.op(
     "GET",
@@ -104,6 +105,7 @@ async def me(call: Call) -> dict[str, Any]:
         # Who keeps the gateway up to date sees what runs (docs/updating.md); residents need not.
         answer["gateway"] = {"version": __version__, "id": call.gateway.gateway_id}
     return answer
+
 
 @ROUTES.op(
     "PATCH",
@@ -127,6 +129,7 @@ async def update_me(call: Call) -> dict[str, Any]:
     # the language or name shown: the cache forgets, open screens stay connected
     call.request.app[ACCOUNTS].forget_user(p.user_id, sockets=False)
     return {"locale": locale or p.locale, "display_name": display or p.display_name}
+
 
 @ROUTES.op(
     "POST",
