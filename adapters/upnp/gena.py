@@ -57,6 +57,7 @@ from async_upnp_client.event_handler import UpnpEventHandler, UpnpNotifyServer
 from async_upnp_client.utils import async_get_local_ip
 from defusedxml import DefusedXmlException
 
+from linli.common.backoff import backoff_delay
 from linli.gateway.stb.errors import BoxUnreachableError
 from linli.gateway.stb.http import BoundedUpnpRequester, Limits
 
@@ -325,7 +326,8 @@ class GenaListener:
 
     def _failed(self, subscription: _Subscription, exc: Exception) -> None:
         subscription.failures += 1
-        wait = min(self._retry_s * 2 ** (subscription.failures - 1), MAX_RETRY_S)
+        base = min(self._retry_s, MAX_RETRY_S)
+        wait = backoff_delay(subscription.failures - 1, base=base, cap=MAX_RETRY_S, jitter=False)
         subscription.due = time.monotonic() + wait
         self.log.debug(
             "UPnP events from %s: %s; trying again in %.0f s", subscription.service.event_sub_url, exc, wait

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from linli.gateway.backoff import backoff_delay
+from linli.common.backoff import backoff_delay
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import aiomqtt
 from aiomqtt import MqttCodeError, MqttError
 from paho.mqtt.reasoncodes import ReasonCode
 
-from linli.gateway.backoff import backoff_delay
+from linli.common.backoff import backoff_delay
 from linli.gateway.bus import EventBus
 from linli.gateway.context import Context
 from linli.gateway.events import MqttConnectionChanged

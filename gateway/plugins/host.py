@@ -12,7 +12,7 @@ can act on:
     stopped     stopped on request (restart, conformance kit)
 
 A broken adapter never stops the gateway or the other adapters. One that failed
-or crashed is started again by itself, with exponential backoff (gateway/backoff.py,
+or crashed is started again by itself, with exponential backoff (linli/common/backoff.py,
 from RESTART_BASE_S up to RESTART_CAP_S): its state stays `failed` / `crashed`
 with the reason, and `retry_at` says when the next attempt is — "not ready yet"
 is retried, not a final verdict (Home Assistant's config entries do the same).
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
-from linli.gateway.backoff import backoff_delay
+from linli.common.backoff import backoff_delay
 from linli.gateway.plugins.allowlist import SHIPPED, parse_allowed, refusal
 from linli.gateway.plugins.api import AdapterApi
 from linli.gateway.plugins.catalog import AdapterEntry, discover

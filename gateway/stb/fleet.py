@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import aiohttp
 from jsonschema import Draft202012Validator
 
+from linli.common.backoff import backoff_delay
 from linli.gateway.capabilities import STB_KINDS
 from linli.gateway.commands import Command, CommandError, NotSupportedError, UnavailableError
 from linli.gateway.events import DeviceAdded, DeviceRemoved
@@ -506,7 +507,7 @@ class BoxFleet:
                 last_seen=device.last_seen,
             ) from None
         deadline = time.monotonic() + self.wake_timeout_s
-        delay = 0.05
+        attempt = 0
         while True:
             try:
                 box.connected = False
@@ -519,6 +520,9 @@ class BoxFleet:
                 await self._refresh(box, READ_KINDS & self.provides)
                 return state
             except BoxUnreachableError as exc:
+                # Asked again soon at first (a box wakes in a second or two), then once a second.
+                delay = backoff_delay(attempt, base=0.05, cap=1.0, jitter=False)
+                attempt += 1
                 if time.monotonic() + delay >= deadline:
                     raise BoxUnreachableError(
                         f"{device.id}: sent the wake-up packet to {mac} via {address}:{port}, but the box "
@@ -526,7 +530,6 @@ class BoxFleet:
                         last_seen=device.last_seen,
                     ) from None
                 await asyncio.sleep(delay)
-                delay = min(1.0, delay * 2)
 
     # -- state ---------------------------------------------------------------------------
 

@@ -22,7 +22,6 @@ import contextlib
 import functools
 import logging
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,6 +32,7 @@ from aiomqtt import MqttError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from linli.common.backoff import backoff_delay
 from linli.gateway.store import Store
 from linli.gateway.uplink.outbox import mark_delivered, read_batch
 from linli.gateway.uplink.settings import UplinkSettings
@@ -45,10 +45,10 @@ NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code: accepted, but nobod
 DownlinkHandler = Callable[[str, bytes], Awaitable[None]]
 
 
-def backoff_delay(attempt: int, minimum: float, maximum: float) -> float:
-    """Full jitter: uniform over [0, min(max, min·2^attempt)], at least a twentieth of a second."""
-    cap = min(maximum, minimum * 2**attempt)
-    return max(0.05, random.uniform(0, cap))
+def _reconnect_delay(attempt: int, s: UplinkSettings) -> float:
+    # Jittered all the way down to a twentieth of a second: after a regional broker restarts,
+    # thousands of gateways must not all come back at `reconnect_min_s` together.
+    return backoff_delay(attempt, base=s.reconnect_min_s, cap=s.reconnect_max_s, floor=0.05)
 
 
 class Relay:
@@ -150,7 +150,7 @@ class Relay:
                         self._on_connection(False)
             if time.monotonic() - started > 30:
                 attempt = 0  # it was a working connection: start the backoff afresh
-            delay = backoff_delay(attempt, s.reconnect_min_s, s.reconnect_max_s)
+            delay = _reconnect_delay(attempt, s)
             attempt += 1
             log = _LOGGER.warning if attempt <= 2 or attempt % 20 == 0 else _LOGGER.debug
             log(
@@ -252,7 +252,7 @@ class Relay:
                 # Keep it, and send again from here after a while — never count it delivered.
                 self.unrouted += 1
                 cursor = acked[-1] if acked else rows[0].seq - 1
-                delay = backoff_delay(min(self.unrouted, 6), s.reconnect_min_s, s.reconnect_max_s)
+                delay = _reconnect_delay(min(self.unrouted, 6), s)
                 if time.monotonic() - self._last_unrouted_log > 60:
                     self._last_unrouted_log = time.monotonic()
                     _LOGGER.warning(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiomqtt
 import orjson
 
+from linli.common.backoff import backoff_delay
 from linli.sim.telemetry import WEIGHTS, DeviceSim, payload_for
 
 _LOGGER = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class SimHome:
 
     async def run(self) -> None:
         """Publish until cancelled, reconnecting like a real hub would."""
-        backoff = 0.5
+        failures = 0  # in a row: the reconnect backoff's attempt
         while True:
             try:
                 async with aiomqtt.Client(
@@ -76,7 +77,7 @@ class SimHome:
                     keepalive=60,
                     will=None,
                 ) as client:
-                    backoff = 0.5
+                    failures = 0
                     for device in self.devices:
                         if device.availability_topic:
                             await client.publish(device.availability_topic, b"online", qos=1, retain=True)
@@ -87,8 +88,11 @@ class SimHome:
                     await self._loop(client)
             except aiomqtt.MqttError as exc:
                 _LOGGER.debug("hub %s lost its broker (%s); reconnecting", self.household_id, exc)
-                await asyncio.sleep(backoff + self.rng.random())
-                backoff = min(30.0, backoff * 2)
+                # Jitter from the home's own seeded generator: a simulated run stays reproducible.
+                await asyncio.sleep(
+                    backoff_delay(failures, base=0.5, cap=30.0, jitter=False) + self.rng.random()
+                )
+                failures += 1
 
     async def _publish(self, client: aiomqtt.Client, device: SimDevice, payload: dict[str, object]) -> None:
         await client.publish(device.topic, orjson.dumps(payload), qos=1)

@@ -35,6 +35,7 @@ import aiohttp
 import orjson
 import sqlite_utils
 
+from linli.common.backoff import backoff_delay
 from linli.common.ids import new_id
 from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
@@ -649,7 +650,7 @@ class AlertEngine:
             )
             deliveries.append((alert.id, step, name, result.outcome.value, attempts + 1, self.clock()))
             if result.outcome is Outcome.FAILED:
-                delay = min(RETRY_MAX_S, RETRY_MIN_S * 2**attempts)
+                delay = backoff_delay(attempts, base=RETRY_MIN_S, cap=RETRY_MAX_S, jitter=False)
                 self._retries[(alert.id, step, name)] = (now + delay, attempts + 1)
             else:
                 self._retries.pop((alert.id, step, name), None)
