@@ -35,6 +35,7 @@ Adapters get the same API, narrowed by their manifest's permissions
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
 import time
@@ -90,6 +91,21 @@ class Component(Protocol):
 
     async def async_start(self, api: ComponentApi) -> None: ...
     async def async_stop(self) -> None: ...
+
+
+def component_class(spec: str) -> type[Any]:
+    """The class `package.module:Class` names (configured by the composition root or the config file).
+
+    The core imports components only this way, by the string it was given: it names none itself.
+    """
+    module_name, _, attr = spec.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(f"component {spec!r} cannot be loaded: {exc}") from exc
+    if not isinstance(found, type):
+        raise ImportError(f"component {spec!r} is not a class")
+    return found
 
 
 class ComponentState(StrEnum):
@@ -341,11 +357,12 @@ class ComponentApi:
     @property
     def portal_url(self) -> str:
         """Where devices on the residents' network reach the portal (no trailing slash)."""
-        portal = self._gateway.config["portal"]
+        portal = self._gateway.config.get("portal") or {}  # the portal component's section, when it runs
         if portal.get("public_url"):
             return str(portal["public_url"]).rstrip("/")
-        host = portal["host"] if portal["host"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        return f"http://{host}:{portal['port']}"
+        host = portal.get("host", "127.0.0.1")
+        host = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"http://{host}:{portal.get('port', 8080)}"
 
     # -- the parts -----------------------------------------------------------------
 

@@ -11,17 +11,17 @@ literals when they parse as one (numbers, booleans, arrays), else as strings.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import socket
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from linli.common.config import ConfigError, merge, read_toml, schema_errors
+from linli.gateway.component import component_class
 from linli.gateway.mqtt.broker_process import is_loopback
 from linli.gateway.plugins.allowlist import SHIPPED as SHIPPED_ADAPTERS
 from linli.gateway.plugins.allowlist import parse_allowed
@@ -35,7 +35,8 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "Linli gateway configuration",
     "type": "object",
-    "additionalProperties": False,
+    # A section not named here belongs to a component, which brings its own schema (apply_sections).
+    "additionalProperties": {"type": "object"},
     "properties": {
         "gateway_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,64}$"},
         "data_dir": {"type": "string", "minLength": 1},
@@ -81,25 +82,6 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 },
             },
         },
-        "portal": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "host": {"type": "string"},
-                "port": _PORT,
-                "enabled": {"type": "boolean"},
-                "public_url": {"type": "string", "pattern": "^https?://"},
-                # The read-only community views (/, /api/v1/status, households, devices)
-                # without signing in, for this machine's own browser only. `linli demo`
-                # turns it on for its simulated community; never for a real one.
-                "open_local_views": {"type": "boolean"},
-                "session_hours": {"type": "number", "minimum": 0.1, "maximum": 720},
-                # Forced on; otherwise cookies are Secure whenever the client used TLS.
-                "secure_cookies": {"type": "boolean"},
-                # Reverse proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed.
-                "trusted_proxies": {"type": "array", "items": {"type": "string", "minLength": 1}},
-            },
-        },
         "store": {
             "type": "object",
             "additionalProperties": False,
@@ -136,30 +118,6 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "supervision_check_s": {"type": "number", "exclusiveMinimum": 0},
             },
         },
-        "alerts": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "webhooks": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["id", "url", "secret"],
-                        "properties": {
-                            "id": {"type": "string", "pattern": "^[a-z0-9_-]{1,40}$"},
-                            "url": {"type": "string", "pattern": "^https?://"},
-                            "secret": {"type": "string", "minLength": 16},
-                            "audiences": {
-                                "type": "array",
-                                "items": {"enum": ["household", "carers", "duty_desk", "emergency"]},
-                            },
-                            "households": {"type": "array", "items": {"type": "string"}},
-                        },
-                    },
-                }
-            },
-        },
         "adapters": {
             "type": "object",
             "additionalProperties": False,
@@ -170,44 +128,6 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "disabled": {"type": "array", "items": {"type": "string"}},
                 "only": {"type": "array", "items": {"type": "string"}},
                 "settings": {"type": "object", "additionalProperties": {"type": "object"}},
-            },
-        },
-        "cast": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "host": {"type": "string"},
-                "port": {"type": "integer", "minimum": 0, "maximum": 65535},
-                "public_url": {"type": "string", "pattern": "^https?://"},
-                # The gateway's addresses on the households' segments: renderers are announced
-                # (SSDP) there, each only where its household's allowed_networks include the address.
-                "interfaces": {"type": "array", "items": {"type": "string", "minLength": 1}},
-                "ssdp": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "group": {"type": "string"},
-                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                        "announce_s": {"type": "number", "minimum": 1},
-                    },
-                },
-                # household id (or "*" for every other household) → the networks its renderer
-                # answers (e.g. its VLAN, "192.168.12.0/24"); default: loopback only.
-                "allowed_networks": {
-                    "type": "object",
-                    "additionalProperties": {"type": "array", "items": {"type": "string", "minLength": 1}},
-                },
-                "pairing_s": {"type": "number", "minimum": 1},
-            },
-        },
-        "demo": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "households": {"type": "integer", "minimum": 1, "maximum": 5000},
-                "rate": {"type": "number", "minimum": 0},
-                "sos_per_hour": {"type": "number", "minimum": 0},
-                "tv_remote_per_hour": {"type": "number", "minimum": 0},
             },
         },
         "discovery": {
@@ -337,15 +257,6 @@ DEFAULTS: Final[dict[str, Any]] = {
         # from a CA the gateway makes (names: the host names/addresses devices dial), or given files.
         "tls": {"enabled": False, "host": "0.0.0.0", "port": 8883, "names": []},
     },
-    "portal": {
-        "host": "127.0.0.1",
-        "port": 8080,
-        "enabled": True,
-        "open_local_views": False,
-        "session_hours": 12,
-        "secure_cookies": False,  # forced Secure cookies; TLS (or a trusted proxy's https) sets them anyway
-        "trusted_proxies": [],  # e.g. ["127.0.0.1"] behind a local nginx; none: the peer is the client
-    },
     "store": {"batch_ms": 100, "batch_rows": 20000, "max_pending_rows": 2_000_000},
     "retention": {"raw_days": 7, "hourly_days": 400, "interval_s": 3600},
     "bus": {"queue_size": 1024},
@@ -405,17 +316,8 @@ DEFAULTS: Final[dict[str, Any]] = {
     # Only these adapters' manifests are loaded (ETSI EN 303 645 5.7): the shipped ones, until
     # the operator reviews and adds a provider's ("id", or "id@sha256:<manifest digest>").
     "adapters": {"allowed": list(SHIPPED_ADAPTERS)},
-    "components": [
-        "linli.adapters.mqtt_device:MqttDeviceAdapter",
-        "linli.gateway.discovery:Discovery",
-        "linli.portal.app:Portal",
-        "linli.gateway.plugins.host:AdapterHost",
-        "linli.services.screens.screens:Screens",
-        "linli.services.alerts:AlertEngine",
-        "linli.services.eldercare:ElderCare",
-        "linli.services.security:Security",
-        "linli.services.health:Health",
-    ],
+    # What runs is the composition root's choice (linli/components.py), or the config file's.
+    "components": [],
 }
 
 
@@ -425,16 +327,16 @@ _merge = merge
 SECRET_KEYS: Final = frozenset({"password", "secret", "token"})
 
 
-def _key_schema(path: list[str]) -> dict[str, Any]:
-    node: dict[str, Any] = CONFIG_SCHEMA
+def _key_schema(path: list[str], root: dict[str, Any] = CONFIG_SCHEMA) -> dict[str, Any]:
+    node: dict[str, Any] = root
     for part in path:
         node = node.get("properties", {}).get(part, {})
     return node
 
 
-def _env_value(path: list[str], text: str) -> Any:
+def _env_value(path: list[str], text: str, root: dict[str, Any] = CONFIG_SCHEMA) -> Any:
     """A string key keeps the text as it is (a password may look like a number)."""
-    schema = _key_schema(path)
+    schema = _key_schema(path, root)
     if schema.get("type") == "string" or (
         "enum" in schema and all(isinstance(v, str) for v in schema["enum"])
     ):
@@ -465,26 +367,83 @@ def validate(data: dict[str, Any], source: str = "config") -> None:
         raise ConfigError("\n".join(lines))
 
 
+def apply_sections(config: dict[str, Any], environ: Mapping[str, str], source: str = "config") -> None:
+    """Each configured component's own section: its defaults, its schema, its own checks.
+
+    A component class may declare `config_schema` (JSON Schema of its section),
+    `config_defaults`, `config_section` (default: its `name`) and `check_config(section)`
+    returning error lines. Sections no configured component reads are left as they
+    are (a file may keep the settings of a component switched off).
+    """
+    errors: list[str] = []
+    for spec in config["components"]:
+        try:
+            cls = component_class(spec)
+        except ImportError as exc:
+            raise ConfigError(f"config: components: {exc}") from None
+        schema = getattr(cls, "config_schema", None)
+        if schema is None:
+            continue
+        section = getattr(cls, "config_section", None) or cls.name
+        value = _merge(getattr(cls, "config_defaults", {}), config.get(section, {}))
+        for name, text in environ.items():  # typed by the component's schema, not guessed
+            prefix = f"{ENV_PREFIX}{section.upper()}__"
+            if name.startswith(prefix):
+                path = name[len(prefix) :].lower().split("__")
+                node = value
+                for part in path[:-1]:
+                    node = node.setdefault(part, {})
+                node[path[-1]] = _env_value(path, text, schema)
+        errors += schema_errors(
+            {"type": "object", "properties": {section: schema}}, {section: value}, source, SECRET_KEYS
+        )
+        check = getattr(cls, "check_config", None)
+        if check is not None and not errors:
+            errors += check(value)
+        config[section] = value
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
 def load_config(
     path: str | Path | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    add_components: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Defaults ← TOML file ← environment ← explicit overrides (command-line flags)."""
+    """Defaults ← TOML file ← environment ← explicit overrides (command-line flags).
+
+    `defaults` is the composition root's (linli/components.py: which components run
+    when the file names none); `add_components` are run in addition whatever the file says.
+    """
     environ = os.environ if environ is None else environ
     from_file: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         from_file = read_toml(path)
-        validate(from_file, str(path))
+        problems = schema_errors(CONFIG_SCHEMA, from_file, str(path), SECRET_KEYS)
+        if problems:
+            # the components' sections of the same file are judged too: every problem at once
+            draft = _merge(_merge(DEFAULTS, dict(defaults or {})), from_file)
+            draft["components"] = [*draft.get("components", []), *add_components]
+            try:
+                apply_sections(draft, {}, str(path))
+            except ConfigError as exc:
+                problems += str(exc).splitlines()
+            except (TypeError, KeyError, AttributeError):
+                pass  # the core's problems come first; the sections are judged once those are mended
+            raise ConfigError("\n".join(problems))
     from_env = env_overrides(environ)
     if from_env:
         validate(from_env, "environment (LINLI_…)")
-    config = _merge(_merge(DEFAULTS, from_file), from_env)
+    config = _merge(_merge(_merge(DEFAULTS, dict(defaults or {})), from_file), from_env)
     if overrides:
         config = _merge(config, overrides)
     validate(config)
+    config["components"] = [*config["components"], *add_components]
+    apply_sections(config, environ)
     if not config["gateway_id"]:
         host = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "-" for c in socket.gethostname())
         config["gateway_id"] = f"gw-{host}"[:64]
@@ -508,14 +467,6 @@ def load_config(
             "control and listens on loopback only (127.0.0.1); install Mosquitto and set "
             "mqtt.broker = 'mosquitto' to serve homes on a network"
         )
-    for index, entry in enumerate(config["portal"]["trusted_proxies"]):
-        try:
-            ipaddress.ip_network(entry.strip(), strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"config: portal.trusted_proxies[{index}]: {entry!r} is not an IP address or network "
-                "(e.g. '127.0.0.1' or '10.0.0.0/24'); name only the reverse proxies in front of the portal"
-            ) from None
     try:
         parse_allowed(config["adapters"]["allowed"])
     except ValueError as exc:
@@ -533,11 +484,14 @@ def load_config(
 
 
 def load_for_command(
-    path: str | Path | None, overrides: dict[str, Any] | None = None
+    path: str | Path | None,
+    overrides: dict[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    add_components: Sequence[str] = (),
 ) -> dict[str, Any] | None:
     """`load_config` for a `linli` command: a bad config is said on stderr, and None returned."""
     try:
-        return load_config(path, overrides=overrides or {})
+        return load_config(path, overrides=overrides or {}, defaults=defaults, add_components=add_components)
     except ConfigError as exc:
         print(f"linli: configuration error:\n{exc}", file=sys.stderr)
         return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from linli.gateway.component import (
     ComponentState,
     ComponentStatus,
     NotReady,
+    component_class,
 )
 from linli.gateway.context import Context
 from linli.gateway.discovery.ha_profile import load_announced_profiles
@@ -81,12 +81,10 @@ class _FunctionComponent:
 
 def load_component(spec: str) -> Component:
     """Instantiate `package.module:Class` (a component class taking no arguments)."""
-    module_name, _, attr = spec.partition(":")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise GatewayStartError(f"component {spec!r} cannot be loaded: {exc}") from exc
-    component = factory()
+        component = component_class(spec)()
+    except ImportError as exc:
+        raise GatewayStartError(str(exc)) from exc
     if not isinstance(component, Component):
         raise GatewayStartError(f"component {spec!r} lacks name/requires/async_start/async_stop")
     return cast(Component, component)
@@ -364,11 +362,8 @@ class Gateway:
             await self.store.async_migrate(component.name, migrations)
 
     async def _unwind(self, component: Component, api: ComponentApi) -> None:
-        """What a start that did not finish left behind: its stop, then everything it registered."""
-        try:
-            await component.async_stop()
-        except Exception:
-            _LOGGER.exception("component %s failed to stop after a failed start", component.name)
+        """What a start that did not finish registered is taken back (its own stop is not called:
+        it never started; a component tidies its own half-made state before raising)."""
         await api.async_release()
 
     def _schedule_retry(self, component: Component) -> None:

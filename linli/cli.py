@@ -24,11 +24,15 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from linli import community_cli
+from linli.components import DEFAULT_COMPONENTS, DEMO_COMPONENTS
 from linli.gateway import __version__
 from linli.gateway.config import load_for_command
+
+#: The composition root's defaults: which components run when the configuration names none.
+DEFAULTS: Final = {"components": list(DEFAULT_COMPONENTS)}
 
 _LOGGER = logging.getLogger("linli")
 
@@ -160,7 +164,7 @@ def _adapters(args: argparse.Namespace) -> int:
     url = args.url
     allowed = None
     if url is None:
-        config = load_for_command(args.config)
+        config = load_for_command(args.config, defaults=DEFAULTS)
         if config is None:
             return 2
         portal = config["portal"]
@@ -376,11 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides.setdefault("portal", {})["open_local_views"] = True
         if args.rate is not None:
             overrides["demo"]["rate"] = args.rate
-    config = load_for_command(args.config, overrides)
+    demo = args.command == "demo"
+    config = load_for_command(
+        args.config, overrides, DEFAULTS, add_components=DEMO_COMPONENTS if demo else ()
+    )
     if config is None:
         return 2
-    if args.command == "demo":
-        config["components"] = [*config["components"], "linli.sim.community:SimCommunity"]
     logging.basicConfig(
         level=config["log_level"],
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from linli.gateway.component import ComponentApi, ComponentKey
+from linli.portal import config
 from linli.portal.assembly import install
 from linli.portal.auth.middleware import ACCOUNTS
 
@@ -68,6 +69,9 @@ def create_app(gateway: ComponentApi) -> web.Application:
 
 class Portal:
     name = "portal"
+    config_schema = config.CONFIG_SCHEMA  # its own section of the configuration
+    config_defaults = config.CONFIG_DEFAULTS
+    check_config = staticmethod(config.check_config)
     requires = ("registry", "mqtt")
 
     def __init__(self) -> None:

@@ -5,11 +5,22 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from linli.gateway.config import CONFIG_SCHEMA, ConfigError, load_config
+from linli.components import DEFAULT_COMPONENTS
+from linli.gateway.config import CONFIG_SCHEMA, ConfigError
+from linli.gateway.config import load_config as core_load_config
 from linli.gateway.mqtt.link import MqttSettings
+
+ROOT_DEFAULTS = {"components": list(DEFAULT_COMPONENTS)}
+
+
+def load_config(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The configuration as `linli run` loads it: the composition root's components by default."""
+    kwargs.setdefault("defaults", ROOT_DEFAULTS)
+    return core_load_config(*args, **kwargs)
 
 
 @pytest.fixture
@@ -185,10 +196,42 @@ def test_overrides_are_validated_too() -> None:
 
 
 def test_loading_does_not_mutate_the_defaults(tmp_path: Path) -> None:
-    load_config(None, environ={}, overrides={"mqtt": {"port": 1999}, "components": []})
-    config = load_config(None, environ={})
+    defaults = {"components": list(DEFAULT_COMPONENTS)}
+    load_config(None, environ={}, overrides={"mqtt": {"port": 1999}, "components": []}, defaults=defaults)
+    config = load_config(None, environ={}, defaults=defaults)
     assert config["mqtt"]["port"] == 1883
-    assert config["components"]
+    assert config["components"] == list(DEFAULT_COMPONENTS)
+
+
+def test_the_core_runs_nothing_above_it_unless_told() -> None:
+    # the components are the composition root's choice (linli/components.py), not the core's
+    assert core_load_config(None, environ={})["components"] == []
+
+
+def test_a_components_section_gets_its_own_defaults_and_schema() -> None:
+    # given the portal configured, with nothing said about its section
+    portal_only = {"components": ["linli.portal.app:Portal"]}
+    config = core_load_config(None, environ={}, overrides=portal_only)
+    # then the portal's own defaults fill it
+    assert config["portal"]["port"] == 8080 and config["portal"]["session_hours"] == 12
+    # and its schema (not the core's) judges what is written there, the environment included
+    with pytest.raises(ConfigError, match=r"portal\.session_hours"):
+        load_config(
+            None,
+            environ={"LINLI_PORTAL__SESSION_HOURS": "9999"},
+            overrides={"components": ["linli.portal.app:Portal"]},
+        )
+    with pytest.raises(ConfigError, match=r"portal\.trusted_proxies\[0\]"):
+        core_load_config(
+            None, environ={}, overrides={**portal_only, "portal": {"trusted_proxies": ["nowhere"]}}
+        )
+    # a section whose component does not run is kept as written, unjudged
+    assert core_load_config(None, environ={}, overrides={"portal": {"port": 1}})["portal"] == {"port": 1}
+
+
+def test_a_component_that_cannot_be_imported_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"linli\.services\.nowhere"):
+        load_config(None, environ={}, overrides={"components": ["linli.services.nowhere:Nothing"]})
 
 
 # -- secrets ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import random
 from linli.gateway.component import ComponentApi
 from linli.gateway.mqtt.broker import MosquittoBroker
 from linli.gateway.mqtt.topics import device_topic
+from linli.sim import config
 from linli.sim.announcers import SimAnnouncers
 from linli.sim.homes import SimDevice, SimHome, run_homes
 from linli.sim.layout import household_id, layout, residents
@@ -26,6 +27,9 @@ _LOGGER = logging.getLogger(__name__)
 
 class SimCommunity:
     name = "sim"
+    config_schema = config.CONFIG_SCHEMA  # its own section of the configuration
+    config_defaults = config.CONFIG_DEFAULTS
+    config_section = "demo"
     requires = ("mqtt_device",)
 
     def __init__(self) -> None:

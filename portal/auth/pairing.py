@@ -221,13 +221,7 @@ class Pairings:
 
     def tv_url(self, household_id: str) -> str:
         """The TV portal's address for the household's box, carrying a fresh pairing grant."""
-        portal = self.gateway.config["portal"]
-        if portal.get("public_url"):
-            base = str(portal["public_url"]).rstrip("/")
-        else:
-            host = portal["host"] if portal["host"] not in ("0.0.0.0", "::", "") else "127.0.0.1"
-            base = f"http://{host}:{portal['port']}"
-        return f"{base}/tv/?grant={quote(self.grant(household_id))}"
+        return f"{self.gateway.portal_url}/tv/?grant={quote(self.grant(household_id))}"
 
     # -- screen credentials --------------------------------------------------------
 
@@ -345,6 +339,7 @@ async def start(call: Call) -> dict[str, Any]:
         "qr_svg": "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode(),
     }
 
+
 @ROUTES.op(
     "POST",
     "/api/v1/tv/pairings/token",
@@ -372,6 +367,7 @@ async def token(call: Call) -> web.StreamResponse:
     set_screen_cookie(response, call.request, secret, token.csrf)
     return response
 
+
 @ROUTES.op(
     "POST",
     "/api/v1/screens/pair",
@@ -391,6 +387,7 @@ async def confirm(call: Call) -> dict[str, Any]:
     )
     return {"confirmed": True, "household_id": household}
 
+
 @ROUTES.op(
     "POST",
     "/api/v1/screens/pair/deny",
@@ -404,10 +401,9 @@ async def deny(call: Call) -> dict[str, Any]:
     call.request.app[PAIRINGS].decide(
         call.body["user_code"], household_id=p.household_id or "", by=p.name, ip=call.ip, approve=False
     )
-    await call.request.app[ACCOUNTS].async_audit(
-        p, "screen.deny", household_id=p.household_id, ip=call.ip
-    )
+    await call.request.app[ACCOUNTS].async_audit(p, "screen.deny", household_id=p.household_id, ip=call.ip)
     return {"denied": True}
+
 
 @ROUTES.op(
     "GET",
@@ -419,6 +415,7 @@ async def deny(call: Call) -> dict[str, Any]:
 async def list_screens(call: Call) -> dict[str, Any]:
     items = await call.request.app[PAIRINGS].async_list(call.household_id)
     return {"items": items, "total": len(items)}
+
 
 @ROUTES.op(
     "DELETE",

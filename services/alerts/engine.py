@@ -20,6 +20,16 @@ Guarantees, in order:
    the household's own screens know of it. When the window passes without a
    cancel, the engine announces it (transition `window_passed`) and carers and
    the duty desk see it from then on.
+7. Screens hear of an alert only through the notifier's channels, and only from
+   the escalation step that names their audience: a step is delivered as it
+   starts, and every later change (repeated, escalated, acknowledged, resolved,
+   cancelled) is followed on the audiences reached so far, one message per
+   screen per change. A first step due at once starts in the raise's own commit,
+   so the household's screens have an SOS as soon as it is on disk.
+8. Nothing is done without a context derived from its cause's: the request's
+   (the button press's child) → the alert's → each step's → each delivery's (the
+   TV box's `notify` command, the WebSocket message). `alert_events` keeps every
+   id with its parent, and `async_trace` reads the chain back.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
@@ -40,9 +51,11 @@ from linli.common.ids import new_id
 from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
 from linli.gateway.events import AlertAnswered, AlertChanged, AlertRequested
-from linli.gateway.notify import Audience, Delivery, Outcome
+from linli.gateway.notify import Audience, Channel, Delivery, FollowingChannel, Outcome
 from linli.gateway.uplink import outbox as uplink_outbox
+from linli.services.alerts import config
 from linli.services.alerts.escalation import Policy, default_policy
+from linli.services.alerts.migrations import MIGRATIONS
 from linli.services.alerts.model import COLUMNS, OPEN_STATES, Alert, AlertError, AlertState, Severity
 from linli.services.alerts.webhook import WebhookChannel
 from linli.wire.messages import alert_event
@@ -69,11 +82,91 @@ def _alert_row(alert: Alert) -> tuple[Any, ...]:
 _UPSERT: Final = (
     f"INSERT OR REPLACE INTO alerts ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
+#: The columns of an `alert_events` row, in the order `_event` builds them.
+EVENT_COLUMNS: Final = (
+    "alert_id",
+    "ts",
+    "action",
+    "actor",
+    "step",
+    "channel",
+    "audience",
+    "outcome",
+    "detail",
+    "context_id",
+    "parent_id",
+)
+_INSERT_EVENT: Final = (
+    f"INSERT INTO alert_events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+)
+#: Rows that record what caused an alert: in its trace, not in its timeline.
+CAUSE_ACTIONS: Final = ("cause", "requested")
+_STEP_ACTIONS: Final = ("notifying", "escalated")
+
+
+def _event(
+    alert_id: int,
+    ts: float,
+    action: str,
+    *,
+    context: Context | None,
+    actor: str | None = None,
+    step: int | None = None,
+    channel: str | None = None,
+    audience: str | None = None,
+    outcome: str | None = None,
+    detail: str | None = None,
+) -> tuple[Any, ...]:
+    """One `alert_events` row, with the id of the context it happened in and that context's parent."""
+    context_id, parent_id = (context.id, context.parent) if context is not None else (None, None)
+    return (alert_id, ts, action, actor, step, channel, audience, outcome, detail, context_id, parent_id)
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _trace_entry(
+    context_id: int,
+    parent_id: int | None,
+    ts: float,
+    action: str,
+    step: int | None,
+    channel: str | None,
+    audience: str | None,
+    outcome: str | None,
+    detail: str | None,
+) -> dict[str, Any]:
+    """One `alert_events` row as a link of the chain: `what` happened `where`."""
+    if action == "delivery":
+        what, where = outcome or action, f"{channel}: {detail}" if detail else str(channel)
+    elif action in _STEP_ACTIONS:
+        what, where = action, f"step {step}: {audience}"
+    elif action in CAUSE_ACTIONS:
+        what, where = action, detail or "unknown"  # the device, or the service that asked
+    elif action == "call_back":
+        what, where = action, str(audience)
+    else:  # raised, repeated, answers: the alert engine recorded them
+        what, where = action, "alerts"
+    return {"context_id": context_id, "parent_id": parent_id, "what": what, "when": ts, "where": where}
+
+
+@dataclass(slots=True, kw_only=True)
+class _Change:
+    """A raise or a repeat admitted from a request, and the context it is recorded in."""
+
+    alert: Alert
+    transition: str  # raised | repeated
+    request: AlertRequested
+    context: Context  # a child of the request's
 
 
 class AlertEngine:
     name = "alerts"
+    config_schema = config.CONFIG_SCHEMA  # its own section of the configuration
+    config_defaults = config.CONFIG_DEFAULTS
     requires = ("registry",)
+    migrations = MIGRATIONS  # its own tables, made before it starts
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -87,6 +180,7 @@ class AlertEngine:
         self._due_lock = asyncio.Lock()  # one escalation pass at a time
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._inflight: set[asyncio.Future[int]] = set()  # step deliveries still being recorded
         self.deliveries = 0
         self._session: aiohttp.ClientSession | None = None
 
@@ -113,7 +207,7 @@ class AlertEngine:
             _LOGGER.info("alerts: resumed %d open alerts and their escalation timers", resumed)
         api.bus.listen(AlertRequested, self._on_request)
         api.bus.listen(AlertAnswered, self._on_answer)
-        webhooks = api.config.get("alerts", {}).get("webhooks", [])
+        webhooks = api.settings.get("webhooks", [])
         if webhooks:
             self._session = aiohttp.ClientSession()
             for hook in webhooks:
@@ -228,13 +322,15 @@ class AlertEngine:
                     self._requests.put_nowait(request)
                 await asyncio.sleep(1.0)
 
-    def _admit(
-        self, requests: list[AlertRequested], now: float
-    ) -> tuple[list[Alert], list[Alert], list[Alert]]:
-        """Validate, fold repeats into open alerts, and create the new ones (in memory)."""
+    def _admit(self, requests: list[AlertRequested], now: float) -> tuple[list[Alert], list[_Change]]:
+        """Validate, fold repeats into open alerts, and create the new ones (in memory).
+
+        A new alert whose first step is due at once starts it here, so that the step is
+        committed with the raise and its screens are told as soon as that commit is done.
+        """
         results: list[Alert] = []
-        new: list[Alert] = []
-        repeated: list[Alert] = []
+        changes: list[_Change] = []
+        repeats: dict[int, _Change] = {}
         for request in requests:
             problem = self._validate(request)
             if problem is not None:
@@ -250,8 +346,17 @@ class AlertEngine:
             if existing is not None:
                 existing.count += 1
                 existing.last_seen_at = now
-                if existing not in repeated:
-                    repeated.append(existing)
+                change = _Change(
+                    alert=existing,
+                    transition="repeated",
+                    request=request,
+                    context=request.context.child(origin=self.name),
+                )
+                if existing.id not in repeats:
+                    changes.append(change)
+                else:  # one row per alert and batch, in the latest repeat's context
+                    changes[changes.index(repeats[existing.id])] = change
+                repeats[existing.id] = change
                 results.append(existing)
                 continue
             alert = Alert(
@@ -270,24 +375,63 @@ class AlertEngine:
                 step=-1,
                 next_step_at=now,
                 data=request.data,
+                context=request.context.child(origin=self.name),
             )
-            if self.policy(household, request.kind).cancel_window_s > 0:
+            policy = self.policy(household, request.kind)
+            if policy.cancel_window_s > 0:
                 alert.data = {**alert.data, "held": True}
+            if policy.steps[0].after_s <= 0:
+                self._advance(alert, now)
             self._remember(alert)
-            new.append(alert)
+            assert alert.context is not None
+            changes.append(_Change(alert=alert, transition="raised", request=request, context=alert.context))
             results.append(alert)
-        return results, new, repeated
+        return results, changes
 
-    @staticmethod
     def _rows(
-        new: list[Alert], repeated: list[Alert], now: float
+        self, changes: list[_Change], now: float
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The alert rows and the `raised`/`repeated` events that record them."""
-        rows = [_alert_row(a) for a in (*new, *repeated)]
-        events = [(a.id, now, "raised", None, None, None, None, None, a.title) for a in new]
-        events += [
-            (a.id, now, "repeated", None, None, None, None, None, f"count {a.count}") for a in repeated
-        ]
+        """The alert rows and the events that record them: for a new alert its cause, its request,
+        the raise and (when due at once) its first step; for a repeat, the count."""
+        rows = [_alert_row(c.alert) for c in changes]
+        events: list[tuple[Any, ...]] = []
+        for change in changes:
+            alert, request = change.alert, change.request
+            if change.transition == "repeated":
+                events.append(
+                    _event(alert.id, now, "repeated", detail=f"count {alert.count}", context=change.context)
+                )
+                continue
+            cause = request.context.parent
+            if cause is not None:
+                # What the requester says caused it (a service puts the device and its time in
+                # `data`); the cause's own parent is not known here.
+                ts = request.data.get("ts")
+                where = "/".join(
+                    str(request.data[k]) for k in ("device_id", "capability") if request.data.get(k)
+                )
+                events.append(
+                    _event(
+                        alert.id,
+                        ts if isinstance(ts, int | float) else now,
+                        "cause",
+                        detail=where or None,
+                        context=Context(id=cause, household=alert.household_id, origin="cause"),
+                    )
+                )
+            events.append(
+                _event(
+                    alert.id,
+                    now,
+                    "requested",
+                    actor=request.context.user,
+                    detail=request.context.origin,
+                    context=request.context,
+                )
+            )
+            events.append(_event(alert.id, now, "raised", detail=alert.title, context=change.context))
+            if alert.step == 0:
+                events.append(self._step_event(alert, now))
         return rows, events
 
     def _replay(self, db: sqlite_utils.Database, doc: dict[str, Any]) -> bool:
@@ -301,13 +445,19 @@ class AlertEngine:
         self._write(db, [tuple(r) for r in doc["rows"]], events)
         return True
 
-    def _announce(self, new: list[Alert], repeated: list[Alert]) -> None:
+    def _announce(self, changes: list[_Change], now: float) -> None:
+        """After the commit: the bus hears of each change, and screens from the channels alone —
+        a new alert's first step (started with the raise) is delivered now, a repeat is followed
+        on the audiences reached so far."""
         bus = self._bus
-        for alert in new:
-            bus.fire(self._changed(alert, "raised"))
-        for alert in repeated:
-            bus.fire(self._changed(alert, "repeated"))
-        if new:
+        for change in changes:
+            alert = change.alert
+            bus.fire(self._changed(alert, change.transition, change.context))
+            if change.transition == "repeated":
+                self._follow(alert, "repeated", change.context)
+            elif alert.step == 0 and alert.step_context is not None:
+                self._start_delivery(alert, 0, [c.name for c in self._channels()], now, 0, alert.step_context)
+        if any(c.transition == "raised" for c in changes):
             self._wake.set()
 
     def _on_request(self, request: AlertRequested) -> None:
@@ -326,13 +476,13 @@ class AlertEngine:
             return
         now = self.clock()
         try:
-            _, new, repeated = self._admit([request], now)
+            _, changes = self._admit([request], now)
         except AlertError as exc:
             _LOGGER.warning("alert refused: %s (%s: %s)", exc.message, request.kind, request.title)
             return
-        if not new and not repeated:
+        if not changes:
             return
-        rows, events = self._rows(new, repeated, now)
+        rows, events = self._rows(changes, now)
         try:
             # On disk (the alarm journal) before the broker is acknowledged; the main
             # file gets it from the writer thread, behind whatever it is writing now.
@@ -341,22 +491,25 @@ class AlertEngine:
             )
         except Exception:
             _LOGGER.exception("could not commit a critical alert at once; retrying from the queue")
-            for alert in new:
+            for change in changes:
+                alert = change.alert
+                if change.transition != "raised":
+                    continue
                 self.alerts.pop(alert.id, None)
                 if alert.dedup_key:
                     self._by_key.pop((alert.household_id, alert.dedup_key), None)
             self._requests.put_nowait(request)
             return
-        self._announce(new, repeated)
+        self._announce(changes, now)
 
     async def _raise_batch(self, requests: list[AlertRequested]) -> list[Alert]:
         now = self.clock()
         async with self._lock:
-            results, new, repeated = self._admit(requests, now)
-            if new or repeated:
-                rows, events = self._rows(new, repeated, now)
+            results, changes = self._admit(requests, now)
+            if changes:
+                rows, events = self._rows(changes, now)
                 await self._store_write(lambda db: self._write(db, rows, events))
-        self._announce(new, repeated)
+        self._announce(changes, now)
         return results
 
     # -- answers -----------------------------------------------------------------
@@ -368,11 +521,11 @@ class AlertEngine:
     async def _answer(self, event: AlertAnswered) -> None:
         try:
             if event.action == "acknowledge":
-                await self.async_acknowledge(event.alert_id, event.by)
+                await self.async_acknowledge(event.alert_id, event.by, context=event.context)
             elif event.action == "resolve":
-                await self.async_resolve(event.alert_id, event.by, event.note)
+                await self.async_resolve(event.alert_id, event.by, event.note, context=event.context)
             elif event.action == "cancel":
-                await self.async_cancel(event.alert_id, event.by, event.note)
+                await self.async_cancel(event.alert_id, event.by, event.note, context=event.context)
             else:
                 _LOGGER.warning("unknown alert answer %r from %s", event.action, event.by)
         except AlertError as exc:
@@ -384,7 +537,17 @@ class AlertEngine:
             raise AlertError("not_found", f"no open alert {alert_id}")
         return alert
 
-    async def async_acknowledge(self, alert_id: int, by: str) -> Alert:
+    @staticmethod
+    def _answer_context(alert: Alert, by: str, context: Context | None) -> Context:
+        """A person's answer: their own act (a root), or a child of the event that carried it."""
+        return Context(
+            household=alert.household_id,
+            origin="alerts",
+            user=by,
+            parent=context.id if context is not None else None,
+        )
+
+    async def async_acknowledge(self, alert_id: int, by: str, *, context: Context | None = None) -> Alert:
         """A person has the alert: escalation stops (recorded with who and when)."""
         if not by:
             raise AlertError("invalid", "an acknowledgement needs the person who made it")
@@ -398,15 +561,16 @@ class AlertEngine:
             alert.next_step_at = None
             self._drop_retries(alert.id)
             row = _alert_row(alert)
-            await self._store_write(
-                lambda db: self._write(
-                    db, [row], [(alert.id, now, "acknowledged", by, alert.step, None, None, None, None)]
-                )
-            )
-        self._bus.fire(self._changed(alert, "acknowledged", user=by))
+            answer = self._answer_context(alert, by, context)
+            event = _event(alert.id, now, "acknowledged", actor=by, step=alert.step, context=answer)
+            await self._store_write(lambda db: self._write(db, [row], [event]))
+        self._bus.fire(self._changed(alert, "acknowledged", answer))
+        self._follow(alert, "acknowledged", answer)
         return alert
 
-    async def async_resolve(self, alert_id: int, by: str, note: str) -> Alert:
+    async def async_resolve(
+        self, alert_id: int, by: str, note: str, *, context: Context | None = None
+    ) -> Alert:
         """Close the alert; a resolution needs a note saying what happened."""
         if not note or not note.strip():
             raise AlertError("note_required", "resolving an alert needs a note saying what happened")
@@ -422,16 +586,19 @@ class AlertEngine:
             alert.next_step_at = None
             self._drop_retries(alert.id)
             row = _alert_row(alert)
-            await self._store_write(
-                lambda db: self._write(
-                    db, [row], [(alert.id, now, "resolved", by, alert.step, None, None, None, note.strip())]
-                )
+            answer = self._answer_context(alert, by, context)
+            event = _event(
+                alert.id, now, "resolved", actor=by, step=alert.step, detail=note.strip(), context=answer
             )
+            await self._store_write(lambda db: self._write(db, [row], [event]))
             self._remember(alert)
-        self._bus.fire(self._changed(alert, "resolved", user=by))
+        self._bus.fire(self._changed(alert, "resolved", answer))
+        self._follow(alert, "resolved", answer)
         return alert
 
-    async def async_cancel(self, alert_id: int, by: str, note: str = "") -> Alert:
+    async def async_cancel(
+        self, alert_id: int, by: str, note: str = "", *, context: Context | None = None
+    ) -> Alert:
         """The resident answered "I'm OK": escalation stops, and the alert is kept, marked.
 
         Within the policy's cancel window, or where the policy says `close`, the alert is
@@ -461,11 +628,22 @@ class AlertEngine:
             }
             alert.next_step_at = None
             self._drop_retries(alert.id)
-            events = [(alert.id, now, "cancelled", by, alert.step, None, None, None, note)]
+            answer = self._answer_context(alert, by, context)
+            call = answer.child(origin=self.name)  # the duty desk's call back, when there is one
+            events = [
+                _event(alert.id, now, "cancelled", actor=by, step=alert.step, detail=note, context=answer)
+            ]
             if call_back:
                 alert.state = AlertState.CANCELLED
                 events.append(
-                    (alert.id, now, "call_back", None, alert.step, None, Audience.DUTY_DESK.value, None, None)
+                    _event(
+                        alert.id,
+                        now,
+                        "call_back",
+                        step=alert.step,
+                        audience=Audience.DUTY_DESK.value,
+                        context=call,
+                    )
                 )
             else:
                 alert.state = AlertState.RESOLVED
@@ -475,29 +653,47 @@ class AlertEngine:
             row = _alert_row(alert)
             await self._store_write(lambda db: self._write(db, [row], events))
             self._remember(alert)
-        self._bus.fire(self._changed(alert, "cancelled", user=by))
+        self._bus.fire(self._changed(alert, "cancelled", answer))
+        # The duty desk hears of a call back as its own delivery (one message), not as a change too.
+        reached = [a for a in self._reached(alert) if not (call_back and a is Audience.DUTY_DESK)]
+        self._follow(alert, "cancelled", answer, reached)
         if call_back:
-            self._api.spawn(self._call_back(alert), "alerts-call-back")
+            self._api.spawn(self._call_back(alert, call), "alerts-call-back")
         return alert
 
-    async def _call_back(self, alert: Alert) -> None:
+    async def _call_back(self, alert: Alert, context: Context) -> None:
         """Put the call-back task in front of the duty desk on every channel (recorded, best effort:
         the alert also stays in the desk's queue until it is resolved)."""
         payload = self._payload_for(alert, Audience.DUTY_DESK)
 
-        async def one(channel: Any) -> tuple[str, Delivery]:
+        async def one(channel: Channel) -> tuple[str, Context, Delivery]:
+            delivery = context.child(origin=channel.name)
             try:
-                return channel.name, await asyncio.wait_for(
-                    channel.async_deliver(payload, Audience.DUTY_DESK), DELIVERY_TIMEOUT_S
-                )
+                async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+                    return (
+                        channel.name,
+                        delivery,
+                        await channel.async_deliver(payload, Audience.DUTY_DESK, context=delivery),
+                    )
             except Exception as exc:  # a channel's failure is recorded, never fatal
-                return channel.name, Delivery(outcome=Outcome.FAILED, detail=f"{type(exc).__name__}: {exc}")
+                failed = Delivery(outcome=Outcome.FAILED, detail=f"{type(exc).__name__}: {exc}")
+                return channel.name, delivery, failed
 
         results = await asyncio.gather(*(one(c) for c in self._channels()))
         now, desk = self.clock(), Audience.DUTY_DESK.value
         events = [
-            (alert.id, now, "delivery", None, alert.step, name, desk, d.outcome.value, d.detail)
-            for name, d in results
+            _event(
+                alert.id,
+                now,
+                "delivery",
+                step=alert.step,
+                channel=name,
+                audience=desk,
+                outcome=d.outcome.value,
+                detail=d.detail,
+                context=ctx,
+            )
+            for name, ctx, d in results
         ]
         if events:
             await self._store_write(lambda db: self._write(db, [], events))
@@ -530,8 +726,14 @@ class AlertEngine:
                     await self._wake.wait()
 
     async def async_run_due(self, now: float | None = None) -> int:
-        """Start every escalation step and retry that is due; returns deliveries attempted."""
+        """Start every escalation step and retry that is due; returns deliveries attempted.
+
+        Deliveries already under way (a first step started with its raise) finish first, so
+        what a caller sees afterwards is what the screens were told.
+        """
         async with self._due_lock:
+            if self._inflight:
+                await asyncio.gather(*list(self._inflight), return_exceptions=True)
             return await self._run_due(self.clock() if now is None else now)
 
     async def _run_due(self, now: float) -> int:
@@ -544,7 +746,8 @@ class AlertEngine:
             if alert is None or not alert.escalating:
                 self._retries.pop((alert_id, step, channel), None)
             elif at <= now:
-                attempted += await self._deliver(alert, step, [channel], now, attempts)
+                context = await self._step_context_of(alert, step)
+                attempted += await self._deliver(alert, step, [channel], now, attempts, context)
         return attempted
 
     def _audiences(self, alert: Alert, step: int) -> list[Audience]:
@@ -554,12 +757,22 @@ class AlertEngine:
         # Re-alert: everyone reached so far, again.
         return list(dict.fromkeys(s.audience for s in policy.steps))
 
-    async def _start_step(self, alert: Alert, now: float) -> int:
+    def _reached(self, alert: Alert) -> list[Audience]:
+        """The audiences the steps started so far have named: who may hear how the alert goes on."""
+        if alert.step < 0:
+            return []
+        steps = self.policy(alert.household_id, alert.kind).steps
+        return list(dict.fromkeys(s.audience for s in steps[: alert.step + 1]))
+
+    def _advance(self, alert: Alert, now: float) -> bool:
+        """Start the alert's next step in memory, in a context of its own (a child of the alert's).
+
+        True when the cancel window ends with it: the first step at or after the window
+        releases the alert to carers and the duty desk (the hub and the lists read `held`).
+        """
         policy = self.policy(alert.household_id, alert.kind)
         step = alert.step + 1
         alert.step = step
-        # The cancel window ends with the first step at or after it: from now on carers and
-        # the duty desk may see the alert (the hub and the lists read `held`).
         released = bool(alert.data.get("held")) and (
             step >= len(policy.steps) or policy.steps[step].after_s >= policy.cancel_window_s
         )
@@ -571,81 +784,129 @@ class AlertEngine:
             alert.next_step_at = now + policy.repeat_s
         else:
             alert.next_step_at = None
-        row = _alert_row(alert)
-        audiences = ",".join(a.value for a in self._audiences(alert, step))
-        await self._store_write(
-            lambda db: self._write(
-                db,
-                [row],
-                [
-                    (
-                        alert.id,
-                        now,
-                        "escalated" if step else "notifying",
-                        None,
-                        step,
-                        None,
-                        audiences,
-                        None,
-                        None,
-                    )
-                ],
-            )
-        )
-        if released:
-            self._bus.fire(self._changed(alert, "window_passed"))
-        channels = [c.name for c in self._channels()]
-        return await self._deliver(alert, step, channels, now, 0)
+        assert alert.context is not None
+        alert.step_context = alert.context.child(origin=self.name)
+        return released
 
-    async def _deliver(self, alert: Alert, step: int, channels: list[str], now: float, attempts: int) -> int:
+    def _step_event(self, alert: Alert, now: float) -> tuple[Any, ...]:
+        """The row that records the step `_advance` started."""
+        return _event(
+            alert.id,
+            now,
+            _STEP_ACTIONS[1] if alert.step else _STEP_ACTIONS[0],
+            step=alert.step,
+            audience=",".join(a.value for a in self._audiences(alert, alert.step)),
+            context=alert.step_context,
+        )
+
+    async def _start_step(self, alert: Alert, now: float) -> int:
+        reached = self._reached(alert)
+        await self._context_of(alert)
+        released = self._advance(alert, now)
+        step, context = alert.step, alert.step_context
+        assert context is not None
+        row, event = _alert_row(alert), self._step_event(alert, now)
+        await self._store_write(lambda db: self._write(db, [row], [event]))
+        if released:
+            self._bus.fire(self._changed(alert, "window_passed", context.child(origin=self.name)))
+        # Those reached before hear that it went further (one message each); the step's own
+        # audience hears of the alert itself, from the delivery.
+        now_told = self._audiences(alert, step)
+        earlier = [a for a in reached if a not in now_told]
+        if earlier:
+            self._follow(alert, "escalated", context, earlier)
+        channels = [c.name for c in self._channels()]
+        return await self._deliver(alert, step, channels, now, 0, context)
+
+    async def _deliver(
+        self, alert: Alert, step: int, channels: list[str], now: float, attempts: int, context: Context
+    ) -> int:
         """Deliver one step on the given channels; record each outcome durably."""
+        return await self._start_delivery(alert, step, channels, now, attempts, context)
+
+    def _start_delivery(
+        self, alert: Alert, step: int, channels: list[str], now: float, attempts: int, context: Context
+    ) -> asyncio.Future[int]:
+        """Hand one step to each channel in a task of its own, at once; the returned task records
+        every outcome when all have answered.
+
+        Called straight after a raise's commit: the channels' tasks start on the loop's next
+        turn, so the first screen is written without waiting for any other channel or write.
+        """
         assert self._api is not None
+        if not alert.escalating:
+            done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            done.set_result(0)
+            return done
         by_name = {c.name: c for c in self._channels()}
         audiences = self._audiences(alert, step)
         payloads = {audience: self._payload_for(alert, audience) for audience in audiences}
+        sends = {}
+        for name in channels:
+            delivery = context.child(origin=name)
+            job = self._deliver_one(alert, by_name.get(name), audiences, payloads, delivery)
+            sends[name] = (delivery, self._api.spawn(job, f"alerts-deliver-{name}"))
+        task = self._api.spawn(self._record_deliveries(alert, step, sends, now, attempts), "alerts-delivered")
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return task
 
-        async def one(name: str) -> tuple[str, Delivery]:
-            channel = by_name.get(name)
-            if channel is None:
-                return name, Delivery(outcome=Outcome.NO_RECIPIENT, detail="channel gone")
-            reached: list[Delivery] = []
-            for audience in audiences:
-                if not alert.escalating:  # acknowledged meanwhile: tell nobody else
-                    break
-                try:
-                    reached.append(
-                        await asyncio.wait_for(
-                            channel.async_deliver(payloads[audience], audience), DELIVERY_TIMEOUT_S
-                        )
-                    )
-                except Exception as exc:  # a channel's failure is recorded, never fatal
-                    reached.append(Delivery(outcome=Outcome.FAILED, detail=f"{type(exc).__name__}: {exc}"))
-            if any(d.outcome is Outcome.FAILED for d in reached):
-                return name, next(d for d in reached if d.outcome is Outcome.FAILED)
-            if any(d.outcome is Outcome.DELIVERED for d in reached):
-                return name, Delivery(
-                    outcome=Outcome.DELIVERED, detail="; ".join(d.detail for d in reached if d.detail)
-                )
-            return name, Delivery(outcome=Outcome.NO_RECIPIENT)
+    async def _deliver_one(
+        self,
+        alert: Alert,
+        channel: Channel | None,
+        audiences: list[Audience],
+        payloads: dict[Audience, dict[str, Any]],
+        context: Context,
+    ) -> Delivery:
+        if channel is None:
+            return Delivery(outcome=Outcome.NO_RECIPIENT, detail="channel gone")
+        reached: list[Delivery] = []
+        for audience in audiences:
+            if not alert.escalating:  # acknowledged meanwhile: tell nobody else
+                break
+            try:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for runs the delivery in one more
+                # task, a turn of the loop later — the SOS's first screen would wait for it.
+                async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+                    reached.append(await channel.async_deliver(payloads[audience], audience, context=context))
+            except Exception as exc:  # a channel's failure is recorded, never fatal
+                reached.append(Delivery(outcome=Outcome.FAILED, detail=f"{type(exc).__name__}: {exc}"))
+        if any(d.outcome is Outcome.FAILED for d in reached):
+            return next(d for d in reached if d.outcome is Outcome.FAILED)
+        if any(d.outcome is Outcome.DELIVERED for d in reached):
+            return Delivery(
+                outcome=Outcome.DELIVERED, detail="; ".join(d.detail for d in reached if d.detail)
+            )
+        return Delivery(outcome=Outcome.NO_RECIPIENT)
 
-        if not alert.escalating:
-            return 0
-        results = await asyncio.gather(*(one(name) for name in channels))
-        self.deliveries += len(results)
+    async def _record_deliveries(
+        self,
+        alert: Alert,
+        step: int,
+        sends: dict[str, tuple[Context, asyncio.Task[Any]]],
+        now: float,
+        attempts: int,
+    ) -> int:
+        audiences = self._audiences(alert, step)
+        answered = await asyncio.gather(*(task for _, task in sends.values()), return_exceptions=True)
+        self.deliveries += len(answered)
         events, deliveries = [], []
         delivered_any = False
-        for name, result in results:
+        for (name, (context, _)), result in zip(sends.items(), answered, strict=True):
+            if not isinstance(result, Delivery):  # the job itself broke (it was logged)
+                result = Delivery(outcome=Outcome.FAILED, detail=f"delivery job failed: {result!r}"[:300])
             events.append(
-                (
+                _event(
                     alert.id,
                     self.clock(),
                     "delivery",
-                    None,
-                    step,
-                    name,
-                    ",".join(a.value for a in audiences),
-                    result.outcome.value,
-                    result.detail,
+                    step=step,
+                    channel=name,
+                    audience=",".join(a.value for a in audiences),
+                    outcome=result.outcome.value,
+                    detail=result.detail,
+                    context=context,
                 )
             )
             deliveries.append((alert.id, step, name, result.outcome.value, attempts + 1, self.clock()))
@@ -670,8 +931,43 @@ class AlertEngine:
 
         await self._store_write(record)
         if became_notified:
-            self._bus.fire(self._changed(alert, "notified"))
-        return len(results)
+            step_context = await self._step_context_of(alert, step)
+            self._bus.fire(self._changed(alert, "notified", step_context.child(origin=self.name)))
+        return len(answered)
+
+    def _follow(
+        self, alert: Alert, transition: str, context: Context, audiences: list[Audience] | None = None
+    ) -> None:
+        """Tell the screens already showing the alert how it goes on: one call per channel that
+        follows alerts and per audience reached so far (never one the policy has not reached),
+        each channel in its own task so a slow TV box never holds the phones back."""
+        assert self._api is not None
+        audiences = self._reached(alert) if audiences is None else audiences
+        channels = [c for c in self._channels() if isinstance(c, FollowingChannel)]
+        if not audiences or not channels:
+            return
+        payloads = {audience: self._payload_for(alert, audience) for audience in audiences}
+        for channel in channels:
+            job = self._follow_one(channel, payloads, transition, context.child(origin=channel.name))
+            self._api.spawn(job, f"alerts-follow-{channel.name}")
+
+    @staticmethod
+    async def _follow_one(
+        channel: FollowingChannel, payloads: dict[Audience, dict[str, Any]], transition: str, context: Context
+    ) -> None:
+        for audience, payload in payloads.items():
+            try:
+                async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+                    await channel.async_follow(payload, audience, transition, context=context)
+            except Exception as exc:  # best effort: a screen re-reads the alert when it reconnects
+                _LOGGER.info(
+                    "channel %s could not follow alert %s (%s): %s: %s",
+                    channel.name,
+                    payload.get("id"),
+                    transition,
+                    type(exc).__name__,
+                    exc,
+                )
 
     async def async_redeliver_missing(self) -> int:
         """After a restart: deliver the current step on every channel that has no outcome yet."""
@@ -702,8 +998,47 @@ class AlertEngine:
             alert = self.alerts[alert_id]
             missing = [c.name for c in self._channels() if (alert.id, alert.step, c.name) not in recorded]
             if missing:
-                attempted += await self._deliver(alert, alert.step, missing, now, 0)
+                context = await self._step_context_of(alert, alert.step)
+                attempted += await self._deliver(alert, alert.step, missing, now, 0, context)
         return attempted
+
+    async def _context_of(self, alert: Alert) -> Context:
+        """The alert's own context; after a restart, found again from its `raised` row."""
+        if alert.context is None:
+            alert.context = await self._recorded_context(alert, "action = 'raised'", ())
+        return alert.context
+
+    async def _step_context_of(self, alert: Alert, step: int) -> Context:
+        """A step's context (the current one's is kept with the alert; an older one's is read back)."""
+        if step == alert.step and alert.step_context is not None:
+            return alert.step_context
+        context = await self._recorded_context(
+            alert,
+            "action IN ('notifying', 'escalated') AND step = ?",
+            (step,),
+            fallback=await self._context_of(alert),
+        )
+        if step == alert.step:
+            alert.step_context = context
+        return context
+
+    async def _recorded_context(
+        self, alert: Alert, where: str, params: tuple[Any, ...], fallback: Context | None = None
+    ) -> Context:
+        assert self._api is not None
+        row = await self._api.store.async_read(
+            lambda conn: conn.execute(
+                f"SELECT context_id, parent_id FROM alert_events WHERE alert_id = ? AND {where} "
+                "ORDER BY id DESC LIMIT 1",
+                (alert.id, *params),
+            ).fetchone()
+        )
+        if row is not None and row[0] is not None:
+            return Context(id=row[0], parent=row[1], household=alert.household_id, origin=self.name)
+        # Recorded before contexts were: the chain starts again here.
+        if fallback is not None:
+            return fallback.child(origin=self.name)
+        return Context(household=alert.household_id, origin=self.name)
 
     def _payload_for(self, alert: Alert, audience: Audience) -> dict[str, Any]:
         """The alert as this audience may see it.
@@ -749,12 +1084,30 @@ class AlertEngine:
         rows = await self._api.store.async_read(
             lambda conn: conn.execute(
                 "SELECT ts, action, actor, step, channel, audience, outcome, detail FROM alert_events "
-                "WHERE alert_id = ? ORDER BY id",
+                f"WHERE alert_id = ? AND action NOT IN {_sql_list(CAUSE_ACTIONS)} ORDER BY id",
                 (alert_id,),
             ).fetchall()
         )
         keys = ("ts", "action", "actor", "step", "channel", "audience", "outcome", "detail")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def async_trace(self, alert_id: int) -> list[dict[str, Any]]:
+        """What caused what, in order: each entry's context id, its parent's, what, when and where.
+
+        For an SOS press: the press (`cause`, at the pendant) → the service's request
+        (`requested`) → `raised` → the first step (`notifying`, its audience) → each
+        channel's delivery (`delivered` on `tv: overlay on <box>`, on `ws`, …) — and
+        later steps, answers and the duty desk's call back, each under what caused it.
+        """
+        assert self._api is not None
+        rows = await self._api.store.async_read(
+            lambda conn: conn.execute(
+                "SELECT context_id, parent_id, ts, action, step, channel, audience, outcome, detail "
+                "FROM alert_events WHERE alert_id = ? AND context_id IS NOT NULL ORDER BY id",
+                (alert_id,),
+            ).fetchall()
+        )
+        return [_trace_entry(*row) for row in rows]
 
     async def async_get(self, alert_id: int) -> Alert | None:
         if alert_id in self.alerts:
@@ -778,13 +1131,10 @@ class AlertEngine:
         assert self._api is not None
         return self._api.notifier.channels
 
-    def _changed(self, alert: Alert, transition: str, user: str | None = None) -> AlertChanged:
-        return AlertChanged(
-            alert_id=alert.id,
-            transition=transition,
-            alert=alert.as_dict(),
-            context=Context(household=alert.household_id, origin="alerts", user=user),
-        )
+    @staticmethod
+    def _changed(alert: Alert, transition: str, context: Context) -> AlertChanged:
+        """The bus event of a recorded transition, in the context the transition was recorded in."""
+        return AlertChanged(alert_id=alert.id, transition=transition, alert=alert.as_dict(), context=context)
 
     async def _store_write(self, fn: Callable[[sqlite_utils.Database], Any]) -> Any:
         assert self._api is not None
@@ -793,10 +1143,9 @@ class AlertEngine:
     @staticmethod
     def _write(db: sqlite_utils.Database, rows: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:
         db.conn.executemany(_UPSERT, rows)
+        # A journal entry written before contexts were recorded has rows of nine columns.
         db.conn.executemany(
-            "INSERT INTO alert_events (alert_id, ts, action, actor, step, channel, audience, outcome, "
-            "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            events,
+            _INSERT_EVENT, [e if len(e) == len(EVENT_COLUMNS) else (*e, None, None) for e in events]
         )
         if uplink_outbox.is_active(db):  # the regional uplink hears of it in this same transaction
             for row in rows:

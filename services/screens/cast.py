@@ -57,6 +57,7 @@ from linli.gateway.context import Context
 from linli.gateway.discovery.identity import renderer_udn
 from linli.gateway.events import DeviceAdded, DeviceRemoved, HouseholdAdded, HouseholdRemoved, StateChanged
 from linli.gateway.registry import decode_name, primary_name
+from linli.services.screens import config
 from linli.services.screens.cast_services import (
     CastAVTransport,
     CastConnectionManager,
@@ -230,6 +231,10 @@ class CastRenderers:
     """The `cast` component."""
 
     name = "cast"
+
+    config_schema = config.CONFIG_SCHEMA  # its own section of the configuration
+
+    config_defaults = config.CONFIG_DEFAULTS
     requires: tuple[str, ...] = ("registry", "screens")
 
     def __init__(self) -> None:
@@ -251,7 +256,7 @@ class CastRenderers:
     async def async_start(self, api: ComponentApi) -> None:
         self._api = api
         self.gateway_id = api.gateway_id
-        cfg = api.config.get("cast", {})
+        cfg = api.settings
         try:
             self._networks = parse_networks(cfg.get("allowed_networks") or {"*": list(LOOPBACK)})
         except ValueError as exc:
