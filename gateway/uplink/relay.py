@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
-import orjson
 from aiomqtt import MqttError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -99,10 +98,8 @@ class Relay:
     # -- the connection ----------------------------------------------------------
 
     def _presence(self, state: str) -> bytes:
-        # One timestamp per connection for its birth, its will and its goodbye: the region
-        # orders presence by it (offline wins a tie), so a late will of an old connection
-        # cannot mark a reconnected gateway offline.
-        return orjson.dumps({"state": state, "gateway": self.settings.gateway_id, "ts": self._session_ts})
+        # One timestamp per connection for its birth, its will and its goodbye (why: linli/wire/messages.py).
+        return messages.encode_presence(state, gateway=self.settings.gateway_id, ts=self._session_ts)
 
     def _client(self) -> RegionalClient:
         s = self.settings
@@ -123,7 +120,10 @@ class Relay:
             max_inflight_messages=s.inflight,
             tls_context=s.tls,
             will=aiomqtt.Will(
-                topics.presence_topic(s.region, s.community), self._presence("offline"), qos=1, retain=True
+                topics.presence_topic(s.region, s.community),
+                self._presence(messages.OFFLINE),
+                qos=1,
+                retain=True,
             ),
         )
 
@@ -169,7 +169,7 @@ class Relay:
             client.set_inflight(min(s.inflight, client.receive_maximum))
         await client.subscribe([(f, 1) for f in topics.down_filters(s.region, s.community)])
         await client.publish_acked(
-            topics.presence_topic(s.region, s.community), self._presence("online"), retain=True
+            topics.presence_topic(s.region, s.community), self._presence(messages.ONLINE), retain=True
         )
         self.connects += 1
         self._connected.set()
@@ -188,7 +188,9 @@ class Relay:
             with contextlib.suppress(MqttError, TimeoutError):
                 await asyncio.wait_for(
                     client.publish_acked(
-                        topics.presence_topic(s.region, s.community), self._presence("offline"), retain=True
+                        topics.presence_topic(s.region, s.community),
+                        self._presence(messages.OFFLINE),
+                        retain=True,
                     ),
                     2,
                 )

@@ -27,11 +27,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from linli.common.backoff import backoff_delay
-from linli.region.ingest import BatchResult, Presence, apply_batch, presence_from
+from linli.region.ingest import BatchResult, apply_batch
 from linli.region.schema import ensure_partitions, migrate
 from linli.wire import topics
 from linli.wire.client import RegionalClient, tls_context
-from linli.wire.messages import EnvelopeError, decode
+from linli.wire.messages import EnvelopeError, Presence, decode, decode_presence
 
 _LOGGER = logging.getLogger(__name__)
 PARTITION_CHECK_S = 6 * 3600
@@ -209,7 +209,7 @@ class Consumer:
                 continue
             region, community, kind = where
             if kind == topics.PRESENCE:
-                item: Presence | None = presence_from(region, community, payload)
+                item: Presence | None = decode_presence(region, community, payload, received_at=time.time())
                 if item is None:
                     self._bad(topic, "presence is not {state, gateway, ts}")
                 else:

@@ -31,7 +31,6 @@ A deadlock PostgreSQL still reports is retried by the consumer.
 from __future__ import annotations
 
 import datetime
-import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,6 +45,7 @@ from linli.wire.messages import (
     RECEIPT,
     STATUS,
     Envelope,
+    Presence,
 )
 
 _INSERT_EVENTS: Final = """
@@ -172,15 +172,6 @@ _UPSERT_HEALTH: Final = """
         event_id = excluded.event_id, updated = now()
     WHERE hs.seq < excluded.seq
 """
-
-
-@dataclass(slots=True, kw_only=True)
-class Presence:
-    region: str
-    community: str
-    gateway: str
-    online: bool
-    ts: float
 
 
 @dataclass(slots=True)
@@ -386,21 +377,3 @@ async def _apply_health(conn: asyncpg.Connection, fresh: list[Envelope]) -> None
             [e.id for _, e in late],
             [e.seq for _, e in late],
         )
-
-
-def presence_from(region: str, community: str, payload: bytes) -> Presence | None:
-    """A presence message (`{"state": "online", "gateway": ..., "ts": ...}`), or None if malformed."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(doc, dict) or doc.get("state") not in ("online", "offline"):
-        return None
-    ts = doc.get("ts")
-    return Presence(
-        region=region,
-        community=community,
-        gateway=str(doc.get("gateway") or ""),
-        online=doc["state"] == "online",
-        ts=float(ts) if isinstance(ts, int | float) else time.time(),
-    )

@@ -13,6 +13,12 @@ does. The region keys every event by (community, id): a redelivery is a no-op.
 Data minimisation: an alert goes up without its free-text detail, resolution
 note, resident or extra data — the region needs to count, age and time alerts,
 not to read about a person.
+
+Presence is no envelope: `{"state": "online", "gateway": "gw-east", "ts": ...}`,
+retained on `.../presence` as the gateway's birth and last will. `ts` is one
+timestamp per connection, shared by its birth, its will and its goodbye: the
+region orders presence by it (and `offline` wins a tie), so the late will of an
+old connection cannot mark a gateway that has reconnected offline.
 """
 
 from __future__ import annotations
@@ -147,4 +153,45 @@ def decode(payload: bytes) -> Envelope:
         gateway=doc["gateway"],
         ts=float(doc["ts"]),
         data=doc["data"],
+    )
+
+
+# -- presence -------------------------------------------------------------------------
+
+ONLINE: Final = "online"
+OFFLINE: Final = "offline"
+
+
+@dataclass(slots=True, kw_only=True, frozen=True)
+class Presence:
+    region: str
+    community: str
+    gateway: str
+    online: bool
+    ts: float
+
+
+def encode_presence(state: str, *, gateway: str, ts: float) -> bytes:
+    """A presence message: `state` is ONLINE or OFFLINE, `ts` the connection's timestamp."""
+    return orjson.dumps({"state": state, "gateway": gateway, "ts": ts})
+
+
+def decode_presence(region: str, community: str, payload: bytes, *, received_at: float) -> Presence | None:
+    """A presence message from `region`/`community` (the topic's levels), or None if malformed.
+
+    A message without a usable `ts` is taken as of `received_at`.
+    """
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or doc.get("state") not in (ONLINE, OFFLINE):
+        return None
+    ts = doc.get("ts")
+    return Presence(
+        region=region,
+        community=community,
+        gateway=str(doc.get("gateway") or ""),
+        online=doc["state"] == ONLINE,
+        ts=float(ts) if isinstance(ts, int | float) else received_at,
     )
