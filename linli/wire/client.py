@@ -20,6 +20,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as mqtt
 from aiomqtt import MqttCodeError, MqttError
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -40,7 +41,7 @@ class RegionalClient(aiomqtt.Client):
         self._acks: dict[int, tuple[str, asyncio.Future[ReasonCode]]] = {}
         self.connack_properties: Properties | None = None
 
-    def _on_connect(  # type: ignore[override]
+    def _on_connect(
         self,
         client: mqtt.Client,
         userdata: Any,
@@ -51,7 +52,7 @@ class RegionalClient(aiomqtt.Client):
         self.connack_properties = properties
         super()._on_connect(client, userdata, flags, reason_code, properties)
 
-    def _on_publish(  # type: ignore[override]
+    def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties
     ) -> None:
         pending = self._acks.pop(mid, None)
@@ -85,7 +86,7 @@ class RegionalClient(aiomqtt.Client):
             raise MqttCodeError(info.rc, f"could not publish to {topic}")
         future: asyncio.Future[ReasonCode] = asyncio.get_running_loop().create_future()
         if qos == 0:
-            future.set_result(ReasonCode(mqtt.PacketTypes.PUBACK, "Success"))
+            future.set_result(ReasonCode(PacketTypes.PUBACK, "Success"))
         else:
             self._acks[info.mid] = (topic, future)
         return future
