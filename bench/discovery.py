@@ -45,7 +45,6 @@ import orjson
 from common import BenchBroker, median
 
 from linli.gateway.config import load_config
-from linli.gateway.discovery import Discovery
 from linli.gateway.runtime import Gateway
 from linli.sim import discovery_payloads as payloads
 from linli.sim.upnp_box import SimUpnpDevice
@@ -166,7 +165,7 @@ async def wait_for(predicate, timeout: float) -> float:  # type: ignore[no-untyp
 
 
 def complete(gateway: Gateway, keys: list[str], configs: int) -> bool:
-    discovery = gateway.component("discovery", Discovery)
+    discovery = gateway.components["discovery"]
     assert discovery.inbox is not None and discovery.mqtt is not None
     if discovery.mqtt.received < configs:
         return False
@@ -226,7 +225,7 @@ async def linli_retained(port: int, keys: list[str], configs: int, ssdp_port: in
             lambda: "discovery" in gateway.components and complete(gateway, keys, configs), 60
         )
         await start
-        inbox = gateway.component("discovery", Discovery).inbox
+        inbox = gateway.components["discovery"].inbox
         assert inbox is not None
         await inbox.async_flush()
         durable = time.monotonic()
@@ -249,7 +248,7 @@ async def approval_round(port: int, keys: list[str], configs: int, ssdp_port: in
     try:
         await gateway.async_start()
         await wait_for(lambda: complete(gateway, keys, configs), 60)
-        inbox = gateway.component("discovery", Discovery).inbox
+        inbox = gateway.components["discovery"].inbox
         assert inbox is not None
         registry = gateway.registry
         await registry.async_add_building("b1", "1号楼")
@@ -341,7 +340,7 @@ async def zeroconf_round(port: int, ssdp_port: int, registrations: int) -> tuple
     folder = Path(tempfile.mkdtemp(prefix="linli-bench-disc-"))
     gateway = Gateway(gateway_config(folder, port, ["zeroconf"], ssdp_port))
     await gateway.async_start()
-    inbox = gateway.component("discovery", Discovery).inbox
+    inbox = gateway.components["discovery"].inbox
     assert inbox is not None
     device = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
     bare = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
@@ -411,7 +410,7 @@ async def ssdp_round(port: int, boxes: int) -> tuple[float, float]:
 
     try:
         await gateway.async_start()
-        discovery = gateway.component("discovery", Discovery)
+        discovery = gateway.components["discovery"]
         inbox = discovery.inbox
         assert inbox is not None
         await asyncio.sleep(2.5)  # the gateway's own start-up searches (0 s and MX + 1 s) are over

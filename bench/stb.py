@@ -148,6 +148,7 @@ async def start_gateway(folder: Path, households: int) -> Gateway:
                 "linli.services.alerts:AlertEngine",
             ],
             "adapters": {
+                "builtin_package": "linli.adapters",
                 "only": list(ADAPTERS.values()),
                 "settings": dict.fromkeys(ADAPTERS.values(), settings),
             },

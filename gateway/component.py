@@ -274,6 +274,7 @@ REGISTRY_WRITES: frozenset[str] = frozenset(
         "report",
         "set_available",
         "async_persist_availability",
+        "revive",  # bring back its devices whose profile loaded late
     }
 )
 

@@ -128,6 +128,9 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "disabled": {"type": "array", "items": {"type": "string"}},
                 "only": {"type": "array", "items": {"type": "string"}},
                 "settings": {"type": "object", "additionalProperties": {"type": "object"}},
+                # The package whose sub-folders are the adapters shipped with Linli (the
+                # composition root names it): they are "@shipped" in `allowed`.
+                "builtin_package": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.]*$"},
             },
         },
         "discovery": {

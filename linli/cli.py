@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from linli import community_cli
-from linli.components import DEFAULT_COMPONENTS, DEMO_COMPONENTS
+from linli.components import BUILTIN_ADAPTERS, DEFAULT_COMPONENTS, DEMO_COMPONENTS
 from linli.gateway import __version__
 from linli.gateway.config import load_for_command
 
 #: The composition root's defaults: which components run when the configuration names none.
-DEFAULTS: Final = {"components": list(DEFAULT_COMPONENTS)}
+DEFAULTS: Final = {"components": list(DEFAULT_COMPONENTS), "adapters": {"builtin_package": BUILTIN_ADAPTERS}}
 
 _LOGGER = logging.getLogger("linli")
 
@@ -172,7 +172,14 @@ def _adapters(args: argparse.Namespace) -> int:
         url = portal.get("public_url") or f"http://{host}:{portal['port']}"
         allowed = config["adapters"]["allowed"]
     token = args.token or os.environ.get("LINLI_TOKEN")
-    return list_adapters(url, args.json, token=token, required=args.url is not None, allowed=allowed)
+    return list_adapters(
+        url,
+        args.json,
+        token=token,
+        required=args.url is not None,
+        allowed=allowed,
+        builtin_package=BUILTIN_ADAPTERS,
+    )
 
 
 def _certify(args: argparse.Namespace) -> int:

@@ -24,3 +24,7 @@ DEFAULT_COMPONENTS: Final[tuple[str, ...]] = (
 
 #: What `linli demo` adds: a simulated community living on the same gateway.
 DEMO_COMPONENTS: Final[tuple[str, ...]] = ("linli.sim.community:SimCommunity",)
+
+#: The package whose sub-folders (each with a manifest.json) are the adapters shipped with Linli:
+#: "@shipped" in adapters.allowed means these.
+BUILTIN_ADAPTERS: Final = "linli.adapters"

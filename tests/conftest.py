@@ -13,6 +13,10 @@ import pytest
 from linli.gateway.config import load_config
 from linli.gateway.runtime import Gateway
 from tests.brokers import MOSQUITTO, EmbeddedBrokerProcess, MosquittoProcess, free_port
+from tests.infrastructure import require_mosquitto
+
+# Markers by what each test starts (broker, postgres, browser): see tests/tiers.py.
+pytest_plugins = ["tests.tiers"]
 
 Broker = MosquittoProcess | EmbeddedBrokerProcess
 
@@ -35,8 +39,7 @@ async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> MosquittoProcess:
     """A Mosquitto the test controls (reliability tests need kill and restart)."""
-    if not MOSQUITTO:
-        pytest.skip("reliability tests run against Mosquitto (apt-get install mosquitto)")
+    require_mosquitto()
     proc = MosquittoProcess(tmp_path)
     proc.start()
     yield proc  # type: ignore[misc]
@@ -58,6 +61,7 @@ def gateway_config(data_dir: Path, port: int, **overrides: Any) -> dict[str, Any
         "portal": {"enabled": False, "port": free_port()},
         "store": {"batch_ms": 20},
         "components": ["linli.adapters.mqtt_device:MqttDeviceAdapter"],
+        "adapters": {"builtin_package": "linli.adapters"},  # as the composition root names it
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -103,7 +107,7 @@ def _no_logged_exceptions(caplog: pytest.LogCaptureFixture) -> Any:
         r
         for r in caplog.get_records("call")
         if r.exc_info
-        and r.name.startswith(("gateway", "adapters", "services", "portal"))
+        and r.name.startswith("linli")
         and not getattr(r, "expected", False)
     ]
     assert not bad, "exceptions were logged: " + "; ".join(r.getMessage() for r in bad)
@@ -123,3 +127,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if stray:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         raise pytest.UsageError(f"modules imported under generic top-level names: {stray[:10]}")
+
+
+@pytest.fixture
+def mosquitto_installed() -> str:
+    """`pytest.mark.usefixtures("mosquitto_installed")`: the test needs Mosquitto itself (skipped
+
+    without it on a workstation, a failure under CI=true; see tests/infrastructure.py)."""
+    return require_mosquitto()

@@ -18,7 +18,7 @@ import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
 from linli.gateway import users
-from linli.gateway.discovery import Discovery, Inbox, InboxItem, InboxStatus
+from linli.gateway.discovery import Inbox, InboxItem, InboxStatus
 from linli.gateway.runtime import Gateway
 from linli.portal.app import create_app
 from tests.brokers import settle
@@ -63,7 +63,7 @@ async def start(make_gateway: Callable[..., Any], *sources: str, **overrides: An
 
 
 def inbox_of(gateway: Gateway) -> Inbox:
-    inbox = gateway.component("discovery", Discovery).inbox
+    inbox = gateway.components["discovery"].inbox
     assert inbox is not None
     return inbox
 

@@ -20,7 +20,6 @@ from aiohttp import web
 
 from linli.gateway.discovery import (
     Adoption,
-    Discovery,
     InboxError,
     InboxItem,
     InboxStatus,
@@ -104,7 +103,7 @@ async def test_device_that_only_answers_searches_is_found_within_the_first_m_sea
     box = await boxes(gateway, announce=False, services=RENDERER_SERVICES)
     started = time.monotonic()
     # when the gateway searches (it does at start, periodically, and on demand)
-    assert gateway.component("discovery", Discovery).async_scan()
+    assert gateway.components["discovery"].async_scan()
     item = await item_for(inbox_of(gateway), key_of(box), timeout=3.0)
     # then it is in the inbox within the round (MX) plus the description fetch
     assert time.monotonic() - started < 1.0 + 1.0

@@ -259,9 +259,8 @@ class EsphomeAdapter:
     def _install_profile(self, model: NodeModel) -> Profile:
         """Make the node's profile known to the gateway's profile set (the registry looks it up)."""
         assert self.api is not None
-        profiles = self.api.registry._profiles  # the adapter API has no profile door yet
         profile = build_profile(model.profile, f"adapter storage esphome/{model.profile['id']}")
-        profiles.profiles[profile.id] = profile
+        self.api.install_profile(profile)
         return profile
 
     def _on_profiles_changed(self, event: ProfilesChanged) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from linli.gateway.plugins.catalog import BUILTIN_PACKAGE, AdapterEntry
+from linli.gateway.plugins.catalog import AdapterEntry
 
 _ENTRY: Final = re.compile(r"^(?P<id>[a-z][a-z0-9_]{1,63})(@sha256:(?P<digest>[0-9a-f]{64}))?$")
 SHIPPED_MARK: Final = "@shipped"
@@ -33,11 +33,12 @@ SHIPPED: Final = (SHIPPED_MARK,)
 class Allowed:
     shipped: bool = False
     ids: dict[str, str | None] = field(default_factory=dict)  # id → pinned manifest digest, None: any
+    shipped_package: str | None = None  # the package the shipped adapters are in (adapters.builtin_package)
 
 
-def parse_allowed(entries: Iterable[str]) -> Allowed:
+def parse_allowed(entries: Iterable[str], shipped_package: str | None = None) -> Allowed:
     """The allow-list; ValueError naming a malformed entry."""
-    allowed = Allowed()
+    allowed = Allowed(shipped_package=shipped_package)
     for index, text in enumerate(entries):
         if text.strip() == SHIPPED_MARK:
             allowed.shipped = True
@@ -52,15 +53,15 @@ def parse_allowed(entries: Iterable[str]) -> Allowed:
     return allowed
 
 
-def shipped(entry: AdapterEntry) -> bool:
-    """Part of Linli's own (reviewed, hash-pinned) release: a package inside its adapters/ package."""
-    return entry.module.startswith(f"{BUILTIN_PACKAGE}.")
+def shipped(entry: AdapterEntry, package: str | None) -> bool:
+    """Part of Linli's own (reviewed, hash-pinned) release: a package inside its shipped adapters' package."""
+    return package is not None and entry.module.startswith(f"{package}.")
 
 
 def refusal(entry: AdapterEntry, allowed: Allowed) -> str | None:
     """Why this adapter may not be loaded, or None when its manifest is allowed."""
     if entry.id not in allowed.ids:
-        if allowed.shipped and shipped(entry):
+        if allowed.shipped and shipped(entry, allowed.shipped_package):
             return None
         return (
             f"not allowed in the configuration: its manifest is not in adapters.allowed; after "

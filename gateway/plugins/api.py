@@ -30,6 +30,7 @@ from linli.gateway.plugins.storage import AdapterStorage
 if TYPE_CHECKING:
     from linli.gateway.discovery.adopters import FoundAdopter
     from linli.gateway.mqtt.link import MqttLink
+    from linli.gateway.profiles import Profile
 
 
 def _refuse(adapter_id: str, permission: str, what: str) -> PermissionError:
@@ -108,6 +109,11 @@ class AdapterApi(ComponentApi):
     def mqtt(self) -> MqttLink:
         self._need("mqtt", "the MQTT link")
         return self._gateway.mqtt
+
+    def install_profile(self, profile: Profile) -> None:
+        """A device profile the adapter built for what it adopts (an ESPHome node's own entities)."""
+        self._need("registry.write", "installing a device profile")
+        self._gateway.profiles.profiles[profile.id] = profile
 
     # -- what the component API has and an adapter does not ----------------------
 

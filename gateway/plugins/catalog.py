@@ -1,4 +1,4 @@
-"""Finding adapters: the `linli.adapters` entry-point group and the built-in `adapters/` folder.
+"""Finding adapters: the `linli.adapters` entry-point group and the shipped adapters' folder.
 
 An adapter is a Python package with a `manifest.json`. A service provider's
 adapter is found once it is pip-installed with an entry point
@@ -24,7 +24,6 @@ from typing import Any, Final
 from linli.gateway.plugins.manifest import Manifest, ManifestError, load_manifest
 
 ENTRY_POINT_GROUP: Final = "linli.adapters"
-BUILTIN_PACKAGE: Final = "linli.adapters"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -116,10 +115,13 @@ def _builtin_folders(package: str) -> list[tuple[str, Path]]:
     ]
 
 
-def discover(
-    *, builtin_package: str | None = BUILTIN_PACKAGE, entry_points: bool = True
-) -> list[AdapterEntry]:
-    """Every adapter installed, deduplicated by package, in a stable order (by id)."""
+def discover(*, builtin_package: str | None = None, entry_points: bool = True) -> list[AdapterEntry]:
+    """Every adapter installed, deduplicated by package, in a stable order (by id).
+
+    `builtin_package` is the package whose sub-folders with a manifest.json are the
+    adapters shipped with Linli; the composition root names it (adapters.builtin_package),
+    the core does not know it.
+    """
     by_module: dict[str, AdapterEntry] = {}
     candidates: list[tuple[str, Path | None, str]] = []
     if builtin_package:

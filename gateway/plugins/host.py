@@ -24,6 +24,7 @@ or starting an adapter by hand cancels the pending attempt. The states are what
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import inspect
 import logging
@@ -127,7 +128,7 @@ class AdapterHost:
     name = "adapters"
     requires: tuple[str, ...] = ("registry",)
 
-    def __init__(self, discover_entries: Callable[[], list[AdapterEntry]] = discover) -> None:
+    def __init__(self, discover_entries: Callable[[], list[AdapterEntry]] | None = None) -> None:
         self._discover = discover_entries
         self._api: ComponentApi | None = None
         self.slots: dict[str, AdapterSlot] = {}
@@ -148,9 +149,11 @@ class AdapterHost:
         settings = gateway.config.get("adapters", {})
         only = settings.get("only")
         disabled = set(settings.get("disabled", []))
-        allowed = parse_allowed(settings.get("allowed", SHIPPED))
+        package = settings.get("builtin_package")
+        allowed = parse_allowed(settings.get("allowed", SHIPPED), shipped_package=package)
         components = set(gateway.config.get("components", []))
-        entries = await asyncio.to_thread(self._discover)
+        find = self._discover or functools.partial(discover, builtin_package=package)
+        entries = await asyncio.to_thread(find)
         for entry in [*entries, *self._extra]:
             slot = AdapterSlot(entry=entry)
             if entry.id in self.slots:

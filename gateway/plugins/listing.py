@@ -39,10 +39,10 @@ def _live(url: str, token: str | None) -> tuple[list[dict[str, Any]] | None, str
         return None, f"no gateway answered at {url} ({getattr(exc, 'reason', exc)})"
 
 
-def _offline(allowed: list[str] | None = None) -> list[dict[str, Any]]:
-    permitted = parse_allowed(SHIPPED if allowed is None else allowed)
+def _offline(allowed: list[str] | None = None, builtin_package: str | None = None) -> list[dict[str, Any]]:
+    permitted = parse_allowed(SHIPPED if allowed is None else allowed, shipped_package=builtin_package)
     items = []
-    for entry in discover():
+    for entry in discover(builtin_package=builtin_package):
         manifest = entry.manifest
         state, reason = "ok", None
         if entry.problem or manifest is None:
@@ -87,6 +87,7 @@ def list_adapters(
     token: str | None = None,
     required: bool = False,
     allowed: list[str] | None = None,
+    builtin_package: str | None = None,
 ) -> int:
     """Print the adapters; `required`: the user named the gateway, so not reaching it is an error.
 
@@ -102,7 +103,7 @@ def list_adapters(
         else f"installed, checked offline — start errors not shown: {why or 'no gateway configured'}"
     )
     if items is None:
-        items = _offline(allowed)
+        items = _offline(allowed, builtin_package)
     broken = [
         i
         for i in items

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
+from linli.components import BUILTIN_ADAPTERS
 from linli.gateway.config import load_config
 from linli.gateway.plugins import AdapterEntry, AdapterHost, Manifest
 from linli.gateway.runtime import Gateway
@@ -58,6 +59,7 @@ class Harness:
                 "portal": {"enabled": False, "port": free_port()},
                 "components": ["linli.gateway.plugins.host:AdapterHost"],
                 "adapters": {
+                    "builtin_package": BUILTIN_ADAPTERS,
                     # certifying an adapter is the review that allows it, for this run only
                     "allowed": [self.manifest.id, *(e.id for e in self.extra)],
                     "only": [self.manifest.id, *(e.id for e in self.extra)],

@@ -20,7 +20,6 @@ from linli.adapters.stb_carrier.adapter import THUNDER_PORT, CarrierAdapter
 from linli.gateway.discovery import Adoption, InboxError, InboxItem, InboxStatus
 from linli.gateway.discovery.adopters import found_device
 from linli.gateway.registry import Device
-from linli.services.screens.screens import Screens
 from linli.sim.box import SimBox
 from linli.sim.box_announcer import BoxAnnouncer
 from linli.sim.dial_box import DialBox
@@ -100,7 +99,7 @@ async def test_a_discovered_box_approved_into_a_household_shows_its_messages(
     assert (decision.by, decision.detail["adapter"]) == ("li.installer", ADAPTER[operator])
     # and a message for the household's TV (what POST /api/v1/households/h1/screens/tv/notify
     # does) appears on that very box
-    screens = gateway.component("screens", Screens)
+    screens = gateway.components["screens"]
     assert screens.tv("h1") is not None and screens.tv("h1").id == device.id  # type: ignore[union-attr]
     result = await screens.async_notify("h1", "快递到了", title="门卫", level="info")
     assert result["state"]["text"] == "快递到了"

@@ -30,7 +30,6 @@ from linli.gateway.discovery import InboxStatus
 from linli.gateway.plugins import host as host_module
 from linli.gateway.plugins.host import AdapterState
 from linli.gateway.stb.fleet import degraded_kinds
-from linli.services.screens.screens import Screens
 from linli.sim.box_announcer import BoxAnnouncer
 from linli.sim.dial_box import DialBox
 from tests.brokers import settle
@@ -113,7 +112,7 @@ async def test_a_plain_dlna_renderer_approved_from_the_inbox_is_adopted_with_wha
         assert await refused(gateway, device.id, capability, value) == "not_supported", capability
     # and the household's screens fall back honestly: a TV message is not shown, and says why
     with pytest.raises(CommandError) as no_overlay:
-        await gateway.component("screens", Screens).async_notify("h1", "快递到了")
+        await gateway.components["screens"].async_notify("h1", "快递到了")
     assert no_overlay.value.code == "not_supported"
     # and after several polls the adapter still runs and the renderer is still driven
     host = gateway.components["adapters"]
@@ -147,7 +146,7 @@ async def test_a_dial_device_whose_description_answers_404_is_adopted_over_dial(
         device.id, "app", {"action": "launch", "app": "YouTube", "url": "https://www.youtube.com/tv"}
     )
     assert launched["state"]["running"] == "YouTube" and box.screen.app == "YouTube"
-    shown = await gateway.component("screens", Screens).async_notify("h1", "燃气报警", level="alarm")
+    shown = await gateway.components["screens"].async_notify("h1", "燃气报警", level="alarm")
     assert shown["state"]["text"] == "燃气报警" and box.screen.overlay["text"] == "燃气报警"  # type: ignore[index]
     # while what needs UPnP AV is not supported (the box never described its services)
     assert await refused(gateway, device.id, "media", {"action": "play", "url": MEDIA}) == "not_supported"
