@@ -17,18 +17,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
-import time
 from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar
 
+from linli.common.ratelog import RateLimitedLog
 from linli.gateway.events import Event
 
 _LOGGER = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
 _ANY: Final = None  # household key meaning "every household"
-_WARN_EVERY_S: Final = 60.0
 
 
 class Overflow(StrEnum):
@@ -52,23 +50,22 @@ class Subscription(Generic[E]):
         self._waiter: asyncio.Future[None] | None = None
         self.dropped = 0
         self.delivered = 0
-        self._last_warning = -math.inf
+        self._overflow_log: RateLimitedLog | None = None  # made at the first overflow
         self.closed = False
 
     def _offer(self, event: E) -> None:
         queue = self._queue
         if len(queue) >= self.maxsize:
             self.dropped += 1
-            now = time.monotonic()
-            if now - self._last_warning > _WARN_EVERY_S:
-                self._last_warning = now
-                _LOGGER.warning(
-                    "subscriber to %s is too slow: queue full at %d, %s (%d dropped so far)",
-                    self._key[0].__name__,
-                    self.maxsize,
-                    self.overflow.value,
-                    self.dropped,
-                )
+            if self._overflow_log is None:
+                self._overflow_log = RateLimitedLog(_LOGGER)  # once a minute per subscription
+            self._overflow_log.warning(
+                "subscriber to %s is too slow: queue full at %d, %s (%d dropped so far)",
+                self._key[0].__name__,
+                self.maxsize,
+                self.overflow.value,
+                self.dropped,
+            )
             if self.overflow is Overflow.DROP_NEWEST:
                 return
             queue.popleft()

@@ -11,7 +11,7 @@ import types
 import pytest
 
 import linli.common.ids
-import linli.gateway.bus
+import linli.common.ratelog
 from linli.common.ids import id_time, new_id
 from linli.gateway.bus import EventBus, Overflow
 from linli.gateway.context import Context
@@ -32,7 +32,7 @@ def added(household: str | None = "h1") -> DeviceAdded:
 
 
 class FakeClock:
-    """Stands in for `time` inside gateway.bus so rate limits can be tested without waiting."""
+    """Stands in for `time` inside the rate-limited logger, so rate limits can be tested without waiting."""
 
     def __init__(self, now: float) -> None:
         self.now = now
@@ -209,7 +209,7 @@ def test_slow_subscriber_warns_once_per_minute(
 ) -> None:
     # given a full subscription and a clock we control
     clock = FakeClock(10_000.0)
-    monkeypatch.setattr(linli.gateway.bus, "time", clock)
+    monkeypatch.setattr(linli.common.ratelog, "time", clock)
     bus = EventBus()
     sub = bus.subscribe(TelemetryReceived, maxsize=1)
     # when many events are dropped within the same minute
@@ -231,7 +231,7 @@ def test_first_drop_warns_even_shortly_after_boot(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a gateway whose host booted 20 seconds ago (monotonic clock at 20 s)
-    monkeypatch.setattr(linli.gateway.bus, "time", FakeClock(20.0))
+    monkeypatch.setattr(linli.common.ratelog, "time", FakeClock(20.0))
     bus = EventBus()
     sub = bus.subscribe(TelemetryReceived, maxsize=1)
     # when a slow subscriber starts dropping events

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from linli.common.ratelog import RateLimitedLog
 from linli.gateway.bus import EventBus
 from linli.gateway.context import Context
 from linli.gateway.discovery.events import InboxChanged
@@ -60,7 +61,6 @@ from linli.gateway.registry import Device, Registry, RegistryError
 from linli.gateway.store import Store
 
 _LOGGER = logging.getLogger(__name__)
-_WARN_EVERY_S: Final = 60.0
 _WARN_BUDGET: Final = 20  # warning lines a minute, whatever floods in
 _RESEEN_WRITE_S: Final = 60.0  # a device that merely says "still here" is written at most this often
 _ACTOR: Final = re.compile(r"^[\w.@+-][\w .@+-]{0,63}$")
@@ -201,10 +201,12 @@ class Inbox:
         self._task: asyncio.Task[None] | None = None
         self._unlisten: list[Callable[[], None]] = []
         self._adopters: dict[str, _AdopterEntry] = {}
-        self._last_warning: dict[str, float] = {}
-        self._budget_since = -_WARN_EVERY_S
-        self._budget = _WARN_BUDGET
-        self._suppressed = 0
+        # Once a minute per item, and at most _WARN_BUDGET lines a minute in all.
+        self._warnings = RateLimitedLog(
+            _LOGGER,
+            budget=_WARN_BUDGET,
+            budget_note=" (discovery: the rejected view has every one: GET /api/v1/inbox?status=rejected)",
+        )
         self._write_failed = False
         self._match_cache: dict[tuple[str, tuple[tuple[str, str], ...], str | None], list[Candidate]] = {}
         self.dropped = 0
@@ -1019,25 +1021,7 @@ class Inbox:
 
     def _warn(self, key: str, message: str, *args: Any) -> None:
         """Once a minute per key, and at most _WARN_BUDGET lines a minute in all."""
-        now = time.monotonic()
-        if now - self._last_warning.get(key, -_WARN_EVERY_S) < _WARN_EVERY_S:
-            return
-        if now - self._budget_since >= _WARN_EVERY_S:
-            if self._suppressed:
-                _LOGGER.warning(
-                    "discovery: %d more warnings in the last minute were not logged "
-                    "(the rejected view has every one: GET /api/v1/inbox?status=rejected)",
-                    self._suppressed,
-                )
-            self._budget_since, self._budget, self._suppressed = now, _WARN_BUDGET, 0
-        if self._budget <= 0:
-            self._suppressed += 1
-            return
-        self._budget -= 1
-        if len(self._last_warning) > 10_000:
-            self._last_warning.clear()
-        self._last_warning[key] = now
-        _LOGGER.warning(message, *args)
+        self._warnings.warning(message, *args, key=key)
 
     # -- persistence ---------------------------------------------------------------
 

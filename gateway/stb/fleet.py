@@ -33,6 +33,7 @@ import aiohttp
 from jsonschema import Draft202012Validator
 
 from linli.common.backoff import backoff_delay
+from linli.common.ratelog import RateLimitedLog
 from linli.gateway.capabilities import STB_KINDS
 from linli.gateway.commands import Command, CommandError, NotSupportedError, UnavailableError
 from linli.gateway.events import DeviceAdded, DeviceRemoved
@@ -117,7 +118,8 @@ class Box:
     facts: BoxFacts | None = None
     states: dict[str, Any] = field(default_factory=dict)
     last_error: str | None = None
-    last_report: float = 0.0
+    # A box that keeps failing is reported once every _REPORT_EVERY_S, not at every poll.
+    problems: RateLimitedLog = field(default_factory=lambda: RateLimitedLog(_LOGGER, _REPORT_EVERY_S))
     refresh: set[str] = field(default_factory=set)
     refreshing: bool = False
     quiet_until: float = 0.0  # the box's echoes of our own commands are not news
@@ -587,10 +589,7 @@ class BoxFleet:
 
     def _problem(self, box: Box, message: str) -> None:
         box.last_error = message
-        now = time.monotonic()
-        if now - box.last_report >= _REPORT_EVERY_S:
-            box.last_report = now
-            _LOGGER.warning("%s: %s", self.api.id, message)
+        box.problems.warning("%s: %s", self.api.id, message)
 
     async def _refresh(self, box: Box, kinds: Iterable[str]) -> bool:
         """Read these kinds from the box and report them; False when it did not answer."""

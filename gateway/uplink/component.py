@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 import sqlite_utils
 
+from linli.common.ratelog import RateLimitedLog
 from linli.gateway import __version__
 from linli.gateway.context import Context
 from linli.gateway.events import AlertChanged, AnnouncementReceived, DownlinkRejected
@@ -66,8 +67,8 @@ class Uplink:
         self._report_now = asyncio.Event()
         self._rejection_window: list[float] = []
         self._rejections_suppressed = 0
-        self._last_rejection_log = 0.0
-        self._last_clock_warning = 0.0
+        self._rejection_log = RateLimitedLog(_LOGGER)  # once a minute
+        self._clock_log = RateLimitedLog(_LOGGER, 3600.0)  # once an hour
         self.announcements = 0
         self.rejections: dict[str, int] = {}
         self._reported_fleet: tuple[int, int] | None = None
@@ -279,7 +280,7 @@ class Uplink:
     async def _prune_loop(self) -> None:
         s = self.settings
         assert s is not None
-        warned = 0.0
+        over_bound_log = RateLimitedLog(_LOGGER, 3600.0)  # once an hour
         while True:
             await asyncio.sleep(s.prune_interval_s)
             try:
@@ -294,9 +295,8 @@ class Uplink:
                     report.thinned,
                     report.dropped,
                 )
-            if report.over_bound_keep and time.monotonic() - warned > 3600:
-                warned = time.monotonic()
-                _LOGGER.error(
+            if report.over_bound_keep:
+                over_bound_log.error(
                     "uplink outbox holds %d alert events and receipts beyond its bound; they are kept "
                     "until the region is reachable again: check the uplink to %s",
                     report.over_bound_keep,
@@ -392,9 +392,8 @@ class Uplink:
         changed = abs(offset - self.clock_offset_s) > 1.0
         self._clock_issued = reading.issued_at
         self.clock_offset_s = offset
-        if abs(offset) > CLOCK_WARN_S and time.monotonic() - self._last_clock_warning > 3600:
-            self._last_clock_warning = time.monotonic()
-            _LOGGER.warning(
+        if abs(offset) > CLOCK_WARN_S:
+            self._clock_log.warning(
                 "this gateway's clock differs from the region's by %.0f s: fix its time (NTP); "
                 "announcements are judged by the region's clock meanwhile",
                 offset,
@@ -412,16 +411,14 @@ class Uplink:
         self.gateway.bus.fire(
             DownlinkRejected(topic=topic, reason=reason, detail=detail, context=Context(origin="uplink"))
         )
+        self._rejection_log.warning(
+            "uplink: downlink message on %s rejected (%s): %s — not shown; %s so far",
+            topic,
+            reason,
+            detail,
+            self.rejections,
+        )
         now = time.monotonic()
-        if now - self._last_rejection_log > 60:
-            self._last_rejection_log = now
-            _LOGGER.warning(
-                "uplink: downlink message on %s rejected (%s): %s — not shown; %s so far",
-                topic,
-                reason,
-                detail,
-                self.rejections,
-            )
         self._rejection_window = [t for t in self._rejection_window if now - t < 60]
         if len(self._rejection_window) >= REJECTION_REPORTS_PER_MIN:
             self._rejections_suppressed += 1

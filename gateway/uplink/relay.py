@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +31,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from linli.common.backoff import backoff_delay
+from linli.common.ratelog import RateLimitedLog
 from linli.gateway.store import Store
 from linli.gateway.uplink.outbox import mark_delivered, read_batch
 from linli.gateway.uplink.settings import UplinkSettings
@@ -74,7 +74,7 @@ class Relay:
         self.last_error: str | None = None
         self._session_ts = 0.0
         self.unrouted = 0  # consecutive batches the broker had no subscriber for
-        self._last_unrouted_log = -math.inf
+        self._unrouted_log = RateLimitedLog(_LOGGER)  # once a minute
 
     # -- waking ------------------------------------------------------------------
 
@@ -255,14 +255,12 @@ class Relay:
                 self.unrouted += 1
                 cursor = acked[-1] if acked else rows[0].seq - 1
                 delay = _reconnect_delay(min(self.unrouted, 6), s)
-                if time.monotonic() - self._last_unrouted_log > 60:
-                    self._last_unrouted_log = time.monotonic()
-                    _LOGGER.warning(
-                        "uplink: the regional broker has no consumer for %s yet (PUBACK: no matching "
-                        "subscribers); the outbox keeps it and sends again in %.1fs",
-                        topics.up_topic(s.region, s.community, "…"),
-                        delay,
-                    )
+                self._unrouted_log.warning(
+                    "uplink: the regional broker has no consumer for %s yet (PUBACK: no matching "
+                    "subscribers); the outbox keeps it and sends again in %.1fs",
+                    topics.up_topic(s.region, s.community, "…"),
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 continue
             self.unrouted = 0

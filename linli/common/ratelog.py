@@ -46,14 +46,14 @@ class RateLimitedLog:
         budget: int | None = None,
         budget_note: str = "",
         max_keys: int = MAX_KEYS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.logger = logger
         self.every_s = every_s
         self.budget = budget
         self.budget_note = budget_note  # appended to the "… not logged" line, e.g. where to see them all
         self.max_keys = max_keys
-        self.clock = clock
+        self.clock = clock  # None: time.monotonic, looked up at each call
         self._keys: dict[Hashable, _Key] = {}
         self._window_start = -float("inf")
         self._left = budget
@@ -63,7 +63,7 @@ class RateLimitedLog:
         """Log `msg % args` at `level` unless `key` had a line within the window; True if logged."""
         if not self.logger.isEnabledFor(level):
             return False
-        now = self.clock()
+        now = time.monotonic() if self.clock is None else self.clock()
         entry = self._keys.get(key)
         if entry is not None and now - entry.last < self.every_s:
             entry.held += 1

@@ -27,6 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from linli.common.backoff import backoff_delay
+from linli.common.ratelog import RateLimitedLog
 from linli.region.ingest import BatchResult, apply_batch
 from linli.region.schema import ensure_partitions, migrate
 from linli.wire import topics
@@ -80,7 +81,7 @@ class Consumer:
         self.malformed = 0
         self.batches = 0
         self.connected = asyncio.Event()
-        self._last_malformed_log = 0.0
+        self._malformed_log = RateLimitedLog(_LOGGER)  # once a minute
 
     # -- database ----------------------------------------------------------------
 
@@ -237,12 +238,9 @@ class Consumer:
 
     def _bad(self, topic: str, why: str) -> None:
         self.malformed += 1
-        now = time.monotonic()
-        if now - self._last_malformed_log > 60:
-            self._last_malformed_log = now
-            _LOGGER.warning(
-                "region consumer: message on %s dropped (%s); %d malformed so far", topic, why, self.malformed
-            )
+        self._malformed_log.warning(
+            "region consumer: message on %s dropped (%s); %d malformed so far", topic, why, self.malformed
+        )
 
     def stats(self) -> dict[str, Any]:
         return {

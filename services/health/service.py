@@ -34,6 +34,7 @@ from typing import Any, Final
 import sqlite_utils
 
 from linli.common.ids import new_id
+from linli.common.ratelog import RateLimitedLog
 from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
 from linli.gateway.events import AlertRequested, DeviceAdded, DeviceRemoved, TelemetryReceived
@@ -54,7 +55,6 @@ from linli.services.health.trends import TrendPoint, default_range, parse_period
 
 _LOGGER = logging.getLogger(__name__)
 _ABSENT: Final = object()
-_WARN_EVERY_S: Final = 60.0
 DEFAULT_THRESHOLDS: Final = Thresholds()
 
 # (capability key, kind, declared unit) of each health capability of a device.
@@ -85,7 +85,7 @@ class Health:
         self._consent = ConsentBook()
         self._thresholds: dict[str, Thresholds] = {}
         self._caps: dict[str, _HealthCaps] = {}
-        self._last_warning: dict[str, float] = {}
+        self._refusal_log = RateLimitedLog(_LOGGER)  # once a minute per device
         self.accepted = 0
         self.rejected = 0
         self.alerts_requested = 0
@@ -217,15 +217,14 @@ class Health:
                 reason=problem.reason,
             )
         )
-        if now - self._last_warning.get(device.id, -_WARN_EVERY_S) >= _WARN_EVERY_S:
-            self._last_warning[device.id] = now
-            # The reason names the value: it is stored, never logged.
-            _LOGGER.warning(
-                "health reading from %s (%s) refused: %s; the reasons are in health_rejected",
-                device.id,
-                kind,
-                problem.code,
-            )
+        # The reason names the value: it is stored, never logged.
+        self._refusal_log.warning(
+            "health reading from %s (%s) refused: %s; the reasons are in health_rejected",
+            device.id,
+            kind,
+            problem.code,
+            key=device.id,
+        )
 
     def _request_alert(
         self,
