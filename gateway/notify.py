@@ -4,13 +4,23 @@ Channels live with what they reach — the portal's WebSocket, the set-top box
 adapters' TV overlay, a provider webhook — and register here, in the core.
 The alert engine (a service) reaches them only through this registry, so no
 service imports an adapter or the portal.
+
+This is the only road from an alert to a screen: a channel is told of an alert
+when the escalation step that names its audience starts (`async_deliver`), and of
+each later change — acknowledged, escalated, resolved, cancelled, counted again —
+only for the audiences a step has already reached (`async_follow`). Nothing else
+puts an alert on a screen, so the policy's timing holds on every one of them.
+Each call carries the context it is made in, a child of the step's (or the
+answer's), so a TV overlay can be traced back to the button press.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from linli.gateway.context import Context
 
 
 class Audience(StrEnum):
@@ -35,11 +45,31 @@ class Delivery:
 
 
 class Channel(Protocol):
-    """Something that can put an alert in front of an audience."""
+    """Something that can put an alert in front of an audience.
+
+    `context` is the delivery's own (a child of the escalation step's): a channel passes
+    it on to whatever it does (the TV box's `notify` command, the WebSocket message).
+    """
 
     name: str
 
-    async def async_deliver(self, alert: dict[str, Any], audience: Audience) -> Delivery: ...
+    async def async_deliver(
+        self, alert: dict[str, Any], audience: Audience, *, context: Context
+    ) -> Delivery: ...
+
+
+@runtime_checkable
+class FollowingChannel(Channel, Protocol):
+    """A channel whose screens keep showing an alert, and so must hear how it goes on.
+
+    `async_follow` is called once per audience the alert has already reached, for each
+    later change (`transition`: repeated, escalated, acknowledged, resolved, cancelled):
+    one message per screen per change, best effort (the screen re-reads on reconnect).
+    """
+
+    async def async_follow(
+        self, alert: dict[str, Any], audience: Audience, transition: str, *, context: Context
+    ) -> None: ...
 
 
 class Notifier:

@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 import orjson
+from aiohttp.test_utils import TestClient
 
 from linli.gateway.notify import Audience
 from linli.services.screens.screens import overlay_level
@@ -152,7 +153,8 @@ async def test_a_fall_stays_off_a_carers_websocket_until_its_window_passes(make_
     resident_pw = await add_account(gateway, "li.resident", "resident", "h1")
     clock = [1_800_000_000.0]
     engine.clock = lambda: clock[0]
-    async with portal(gateway) as carer_client, portal(gateway) as home_client:
+    # Two people's browsers on one portal (its one `ws` channel reaches both sockets).
+    async with portal(gateway) as carer_client, TestClient(carer_client.server) as home_client:
         await sign_in(carer_client, "li.daughter", carer_pw)
         await sign_in(home_client, "li.resident", resident_pw)
         carer = await carer_client.ws_connect("/api/v1/ws")

@@ -318,7 +318,7 @@ async def test_health_details_reach_carers_only_with_the_households_consent(make
     class Phone:
         name = "phone"
 
-        async def async_deliver(self, alert, audience):  # type: ignore[no-untyped-def]
+        async def async_deliver(self, alert, audience, *, context):  # type: ignore[no-untyped-def]
             from linli.gateway.notify import Delivery, Outcome
 
             shown.append((audience.value, alert["title"]))

@@ -1,5 +1,12 @@
 """The `ws` delivery channel: an escalation step's audience, on their open phones, tablets, consoles.
 
+The only road an alert takes to a WebSocket. When a step starts, its audience gets
+`{"type": "alert", "audience", "step", "context_id", "alert"}`; each later change
+(repeated, escalated, acknowledged, resolved, cancelled) reaches the audiences a
+step has already reached as `{"type": "alert_changed", "transition", "context_id",
+"alert"}`. One message per screen per change; `context_id` is the delivery's
+context, listed in the alert's trace (`GET /api/v1/alerts/{id}`).
+
 `DELIVERED` once at least one of the audience's connections has the alert
 written to its socket; `NO_RECIPIENT` when none of them is connected (the
 engine then relies on the other channels and the next step). A slow client
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 from typing import Any, Final
 
+from linli.gateway.context import Context
 from linli.gateway.notify import Audience, Delivery, Outcome
 from linli.portal.api.shapes import alert_for
 from linli.portal.live.hub import Connection, Hub
@@ -36,7 +44,7 @@ class WsChannel:
             return self.hub.duty_desk()
         return []
 
-    async def async_deliver(self, alert: dict[str, Any], audience: Audience) -> Delivery:
+    async def async_deliver(self, alert: dict[str, Any], audience: Audience, *, context: Context) -> Delivery:
         targets = self._audience(alert, audience)
         if not targets:
             return Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connected")
@@ -46,6 +54,8 @@ class WsChannel:
             lambda p: {
                 "type": "alert",
                 "audience": audience.value,
+                "step": alert.get("step"),
+                "context_id": str(context.id),
                 "alert": alert_for(alert, p, self.hub.gateway),
             },
         )
@@ -65,3 +75,19 @@ class WsChannel:
             return Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connection took it")
         self.delivered += 1
         return Delivery(outcome=Outcome.DELIVERED, detail=f"{audience.value}: {len(waiters)} screen(s)")
+
+    async def async_follow(
+        self, alert: dict[str, Any], audience: Audience, transition: str, *, context: Context
+    ) -> None:
+        """A change of an alert this audience was shown: one message to each of its screens."""
+        targets = self._audience(alert, audience)
+        if targets:
+            self.hub.send_per_reader(
+                targets,
+                lambda p: {
+                    "type": "alert_changed",
+                    "transition": transition,
+                    "context_id": str(context.id),
+                    "alert": alert_for(alert, p, self.hub.gateway),
+                },
+            )

@@ -1,4 +1,4 @@
-"""The hub: every open WebSocket, indexed by who may receive what, fed from the bus.
+"""The hub: every open WebSocket, indexed by who may receive what; device news from the bus.
 
 A message is serialised and framed once per event, not once per connection:
 server-to-client WebSocket frames are unmasked, so the same bytes are valid on
@@ -16,13 +16,17 @@ the hub closes it (code 1013, "try again later") and the page reconnects and
 reloads.
 
 Who gets what (decided here, on the server):
-* residents and household admins: their household's alerts, device state
-  changes, availability, the alarm panel, announcements for them;
-* carers: their household's alerts, only while the household consents;
-* an alert in its cancel window (`data.held`) only to the household's members;
-* managers: every alert, alarm state and availability change (not every
-  device reading), announcements;
-* the `ws` channel's deliveries go to the audience the escalation step names;
+* residents and household admins: their household's device state changes,
+  availability, the alarm panel, announcements for them;
+* managers: every alarm state and availability change (not every device
+  reading), announcements;
+* alerts do not come from the bus at all: only the `ws` delivery channel
+  (portal/live/channel.py) sends them, to the audience the escalation step names
+  when the step starts, and each later change to the audiences reached so far —
+  one message per screen per change, on the policy's timing (so carers never
+  hear of a fall in its cancel window, nor the duty desk before its step);
+* the press of an alarm button, a fall, smoke, gas, a leak or tampering is not
+  sent as device state: the alert it raises is that news (one message, not two);
 * every alert as its reader may see it (`portal/api/shapes.py` `alert_for`): a reading
   or a medicine only to whom the household's consent allows, like the REST API.
 """
@@ -43,10 +47,10 @@ from aiohttp import WSCloseCode, web
 
 import linli.gateway.events as core_events
 from linli.gateway.component import ComponentApi
-from linli.gateway.events import AlertChanged, AvailabilityChanged, CareChanged, Event, StateChanged
+from linli.gateway.events import AvailabilityChanged, CareChanged, Event, StateChanged
 from linli.gateway.privacy import category_of
 from linli.gateway.users import Role
-from linli.portal.api.shapes import REDACTED, alert_for
+from linli.portal.api.shapes import REDACTED
 from linli.portal.auth.principal import MEMBERS, Principal, may_see_value, reachable, reaches
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,6 +59,9 @@ BUFFER_LIMIT: Final = 64 * 1024  # unsent bytes in a socket's transport before m
 SEND_TIMEOUT_S: Final = 10.0  # a lagging socket that takes nothing for this long is dropped
 POLL_S: Final = 0.02  # how often a lagging socket's writer looks whether its transport drained
 _TEXT: Final = 0x81  # FIN + text opcode
+#: Kinds whose turning true raises an alert in every mode (elder care: SOS, fall; security:
+#: smoke, gas, leak, tamper): the alert, told by its escalation step, is what screens get.
+ALARM_KINDS: Final = frozenset({"sos_button", "fall", "smoke", "gas", "water_leak", "tamper"})
 
 
 def frame(text: bytes) -> bytes:
@@ -188,7 +195,6 @@ class Hub:
     def start(self) -> None:
         bus = self.gateway.bus
         self._unlisten = [
-            bus.listen(AlertChanged, self._on_alert),
             bus.listen(AvailabilityChanged, self._on_availability),
             bus.listen(CareChanged, self._on_care),
         ]
@@ -330,27 +336,6 @@ class Hub:
         if targets:
             self.send(targets, message)
 
-    def _on_alert(self, event: AlertChanged) -> None:
-        # An alert in its policy's cancel window (a fall the resident may still answer "I'm OK"
-        # to) is the household's own until the window passes (transition `window_passed`).
-        held = bool(event.alert.get("data", {}).get("held"))
-        household = event.context.household
-        if household is None:
-            return
-        targets = self.household_members(household)
-        if not held:
-            targets += self.household_carers(household) + self.duty_desk()
-        # Each reader gets the alert as the REST API shows it to them (`alert_for`): a manager
-        # without the household's consent gets no reading or medicine in its texts.
-        self.send_per_reader(
-            targets,
-            lambda principal: {
-                "type": "alert_changed",
-                "transition": event.transition,
-                "alert": alert_for(event.alert, principal, self.gateway),
-            },
-        )
-
     def _on_care(self, event: CareChanged) -> None:
         # only that something changed: each screen re-reads what its reader may see
         message = {"type": "care_changed", "what": event.what}
@@ -358,7 +343,7 @@ class Hub:
 
     def _on_state(self, event: StateChanged) -> None:
         household = event.context.household
-        if household is None:
+        if household is None or (event.new is True and event.kind in ALARM_KINDS):
             return
         message = {
             "type": "state",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from linli.gateway.context import Context
 from linli.gateway.errors import LinliError
 
 
@@ -76,6 +77,11 @@ class Alert:
     resolved_by: str | None = None
     resolution_note: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # Not columns, not in `as_dict`: the contexts its changes derive from (a child of the
+    # request's; the current step's, a child of that). `alert_events` holds their ids, so
+    # after a restart the engine finds them again (`AlertEngine._context_of`).
+    context: Context | None = None
+    step_context: Context | None = None
 
     @property
     def escalating(self) -> bool:

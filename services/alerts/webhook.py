@@ -4,8 +4,10 @@ Each request is signed: `X-Linli-Signature: sha256=<hex HMAC-SHA256 of
 "<X-Linli-Timestamp>.<body>" with the webhook's secret>`, so the receiver can
 check it came from this gateway and is fresh. `Idempotency-Key` is the same for
 every retry of the same alert state to the same audience, so a receiver that
-saw it already can answer 2xx and do nothing. The engine retries failures with
-backoff and records every attempt.
+saw it already can answer 2xx and do nothing. `X-Linli-Context` is the
+delivery's context id (a child of the escalation step's), which the alert's
+trace in the API lists, so a provider's ticket can name what caused it. The
+engine retries failures with backoff and records every attempt.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from linli.gateway.context import Context
 from linli.gateway.notify import Audience, Delivery, Outcome
 
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -53,7 +56,7 @@ class WebhookChannel:
     def __repr__(self) -> str:  # never the secret
         return f"WebhookChannel({self.name} → {self.url})"
 
-    async def async_deliver(self, alert: dict[str, Any], audience: Audience) -> Delivery:
+    async def async_deliver(self, alert: dict[str, Any], audience: Audience, *, context: Context) -> Delivery:
         if audience not in self.audiences:
             return Delivery(outcome=Outcome.NO_RECIPIENT)
         if self.households is not None and alert["household_id"] not in self.households:
@@ -64,6 +67,7 @@ class WebhookChannel:
             "Content-Type": "application/json",
             "Idempotency-Key": f"{alert['id']}:{alert['step']}:{audience.value}",
             "X-Linli-Alert-Id": str(alert["id"]),
+            "X-Linli-Context": str(context.id),
             "X-Linli-Timestamp": stamp,
             "X-Linli-Signature": sign(self._secret, stamp, body),
         }

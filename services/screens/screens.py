@@ -2,8 +2,10 @@
 
 From a phone (through the portal): send a message, a stream or a web page to the
 household's TV, or open the Linli portal on it. From the gateway: an alert for a
-household appears as an overlay on its TV (the `tv` delivery channel) and goes
-away when a person acknowledges or resolves it.
+household appears as an overlay on its TV (the `tv` delivery channel) when the
+escalation step for the household's own screens starts, and goes away when a
+person acknowledges or resolves it — both told by the alert engine through that
+channel alone, never heard from the bus, so the TV keeps the policy's timing.
 
 The TV is found by capability kind (a device of the household with `notify`),
 and commanded through `gateway.commands`: this module knows no adapter, so a
@@ -26,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Final
 from linli.gateway.commands import CommandError, NotSupportedError, UnavailableError
 from linli.gateway.component import ComponentKey
 from linli.gateway.context import Context
-from linli.gateway.events import AlertChanged
 from linli.gateway.notify import Audience, Delivery, Outcome
 
 if TYPE_CHECKING:
@@ -66,14 +67,19 @@ def alert_text(alert: dict[str, Any]) -> str:
 
 
 class TvChannel:
-    """Alert delivery channel `tv`: the household's TV overlay, through the box's `notify`."""
+    """Alert delivery channel `tv`: the household's TV overlay, through the box's `notify`.
+
+    The escalation step for the household shows the overlay; the alert's later changes come
+    through `async_follow`, and an answer (acknowledged, resolved, cancelled) clears it. The
+    box's commands carry the engine's context for them, so the overlay is traced to its cause.
+    """
 
     name = CHANNEL_NAME
 
     def __init__(self, screens: Screens) -> None:
         self._screens = screens
 
-    async def async_deliver(self, alert: dict[str, Any], audience: Audience) -> Delivery:
+    async def async_deliver(self, alert: dict[str, Any], audience: Audience, *, context: Context) -> Delivery:
         if audience is not Audience.HOUSEHOLD:
             return Delivery(outcome=Outcome.NO_RECIPIENT, detail="the TV shows the household's own alerts")
         household = alert.get("household_id")
@@ -81,12 +87,21 @@ class TvChannel:
         if tv is None:
             return Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no TV box in household {household}")
         try:
-            await self._screens.async_show_alert(tv, alert)
+            await self._screens.async_show_alert(tv, alert, context=context)
         except NotSupportedError as exc:
             return Delivery(outcome=Outcome.NO_RECIPIENT, detail=exc.message)
         except CommandError as exc:  # unavailable, box_error: the engine retries with backoff
             return Delivery(outcome=Outcome.FAILED, detail=f"{exc.code}: {exc.message}"[:300])
         return Delivery(outcome=Outcome.DELIVERED, detail=f"overlay on {tv.id}")
+
+    async def async_follow(
+        self, alert: dict[str, Any], audience: Audience, transition: str, *, context: Context
+    ) -> None:
+        """An answered alert leaves the TV it is on; other changes leave the overlay as it is."""
+        household = alert.get("household_id")
+        if audience is not Audience.HOUSEHOLD or transition not in _CLOSED or not household:
+            return
+        await self._screens.async_withdraw_alert(str(household), alert.get("id"), context=context)
 
 
 class Screens:
@@ -105,7 +120,6 @@ class Screens:
     async def async_start(self, api: ComponentApi) -> None:
         self._api = api
         api.notifier.register(self._channel)
-        api.bus.listen(AlertChanged, self._on_alert_changed)
 
     async def async_stop(self) -> None:
         """Nothing of its own to undo: its channel and listener go with its ComponentApi."""
@@ -227,7 +241,10 @@ class Screens:
                 _LOGGER.debug("announcement not shown on the TV of %s: %s", household, exc)
         return shown
 
-    async def async_show_alert(self, tv: Device, alert: dict[str, Any]) -> Any:
+    async def async_show_alert(
+        self, tv: Device, alert: dict[str, Any], *, context: Context | None = None
+    ) -> Any:
+        """The alert as the TV's overlay, in the delivery's context (a child of the escalation step's)."""
         command = {
             "action": "show",
             "text": alert_text(alert),
@@ -236,24 +253,19 @@ class Screens:
         }
         if isinstance(alert.get("id"), int):
             command["alert_id"] = alert["id"]
-        context = Context(household=tv.household_id, origin=f"alert:{alert.get('id')}")
+        context = context or Context(household=tv.household_id, origin=f"alert:{alert.get('id')}")
         result = await self._send(tv, "notify", command, context)
         if isinstance(alert.get("id"), int):
             self._showing[tv.household_id] = alert["id"]
         return result
 
-    def _on_alert_changed(self, event: AlertChanged) -> None:
-        household = event.alert.get("household_id")
-        if event.transition not in _CLOSED or not household:
-            return
-        if self._showing.get(household) != event.alert_id or self._api is None:
+    async def async_withdraw_alert(self, household: str, alert_id: Any, *, context: Context) -> None:
+        """Clear the overlay if it is this alert's (best effort: a box that is off has nothing on)."""
+        if self._showing.get(household) != alert_id:
             return
         self._showing.pop(household, None)
-        self._api.spawn(self._clear_quietly(household), f"screens-clear-{household}")
-
-    async def _clear_quietly(self, household: str) -> None:
         try:
-            await self.async_clear(household)
+            await self.async_clear(household, context=context)
         except (CommandError, UnavailableError) as exc:
             _LOGGER.debug("overlay of household %s not cleared: %s", household, exc)
 

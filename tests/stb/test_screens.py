@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from linli.gateway.context import Context
 from linli.gateway.notify import Audience, Outcome
 from linli.sim.box import SimBox
 from linli.sim.layout import layout
@@ -169,18 +170,23 @@ async def test_tv_channel_outcomes(make_gateway, boxes) -> None:
     await add_home(gateway, "h2", devices={})
     channel = next(c for c in gateway.notifier.channels if c.name == "tv")
     alert = {"id": 7, "kind": "smoke", "severity": "critical", "household_id": "h1", "title": "烟雾报警"}
+    step = Context(household="h1", origin="alerts")  # the escalation step's, as the engine gives it
     # the household's own screens: delivered to the overlay
-    delivered = await channel.async_deliver(alert, Audience.HOUSEHOLD)
+    delivered = await channel.async_deliver(alert, Audience.HOUSEHOLD, context=step)
     assert delivered.outcome is Outcome.DELIVERED and "h1-tv" in delivered.detail
     assert box.screen.overlay is not None and box.screen.overlay["text"] == "烟雾报警"
     # carers and the duty desk do not sit in front of this TV
-    assert (await channel.async_deliver(alert, Audience.DUTY_DESK)).outcome is Outcome.NO_RECIPIENT
+    assert (
+        await channel.async_deliver(alert, Audience.DUTY_DESK, context=step)
+    ).outcome is Outcome.NO_RECIPIENT
     # a household without a box: nobody to tell on this channel
     other = {**alert, "household_id": "h2"}
-    assert (await channel.async_deliver(other, Audience.HOUSEHOLD)).outcome is Outcome.NO_RECIPIENT
+    assert (
+        await channel.async_deliver(other, Audience.HOUSEHOLD, context=step)
+    ).outcome is Outcome.NO_RECIPIENT
     # a box that is off: failed, so that the alert engine tries again
     await box.async_power_off()
-    failed = await channel.async_deliver(alert, Audience.HOUSEHOLD)
+    failed = await channel.async_deliver(alert, Audience.HOUSEHOLD, context=step)
     assert failed.outcome is Outcome.FAILED and "unavailable" in failed.detail
 
 
