@@ -31,7 +31,7 @@ from linli.gateway.events import (
     TelemetryReceived,
 )
 from linli.gateway.profiles import Profile, ProfileSet
-from linli.gateway.store import Store
+from linli.gateway.store import Store, table_exists
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -751,7 +751,8 @@ class Registry:
         def delete(db: sqlite_utils.Database) -> None:
             conn = db.conn
             conn.execute("UPDATE devices SET resident_id = NULL WHERE resident_id = ?", (resident_id,))
-            conn.execute("DELETE FROM health_thresholds WHERE resident_id = ?", (resident_id,))
+            if table_exists(conn, "health_thresholds"):  # health's, present only where it is configured
+                conn.execute("DELETE FROM health_thresholds WHERE resident_id = ?", (resident_id,))
             _delete_referring(conn, "residents", "id", [resident_id])
             conn.execute("DELETE FROM residents WHERE id = ?", (resident_id,))
 

@@ -268,3 +268,46 @@ async def test_deleting_a_household_leaves_no_row_that_names_it(make_gateway, br
         # while the neighbours keep theirs
         assert any(NEIGHBOUR in h for h in scan(database, [NEIGHBOUR]))
         assert scan(database, [KEPT])
+
+
+async def test_a_household_is_exported_and_deleted_where_no_service_is_configured(make_gateway) -> None:
+    # given a gateway running no service (no alert, health, care, alarm or discovery tables in its file)
+    gateway = await make_gateway()
+    database = Path(gateway.store.path)
+    with sqlite3.connect(database) as conn:
+        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert not {"alerts", "health_thresholds", "care_reminders", "alarm_pins", "inbox_decisions"} & present
+    await home(gateway, GONE, "u-301")
+    await gateway.registry.async_add_resident(f"{GONE}-r1", GONE, RESIDENT)
+    await gateway.registry.async_add_resident(f"{GONE}-r2", GONE, "搬走的人")
+    await gateway.registry.async_remove_resident(f"{GONE}-r2")  # no health thresholds to forget here
+    digest = users.hash_password(PASSWORD)
+
+    def account(db: Any, name: str, role: str, household: str | None) -> str:
+        user = users.add_user(db.conn, name, role, password_hash=digest, household_id=household, by="test")
+        return users.create_token(db.conn, kind=users.TokenKind.API, user_id=user.id, name="t", ttl_s=600)[1]
+
+    admin = await gateway.store.async_write(lambda db: account(db, "zhao.admin", "household_admin", GONE))
+    office = await gateway.store.async_write(lambda db: account(db, "del.mgr", "manager", None))
+    async with portal(gateway) as client:
+
+        async def call(method: str, url: str, token: str, body: Any = None) -> Any:
+            response = await client.request(
+                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status == 200, f"{method} {url}: {response.status} {await response.text()}"
+            return await response.json()
+
+        # when its admin exports and deletes its data, and the office removes it
+        exported = await call("GET", f"/api/v1/households/{GONE}/export", admin)
+        await call("DELETE", f"/api/v1/households/{GONE}/data", admin, {"confirm": GONE})
+        user = await gateway.store.async_read(lambda c: users.get_user(c, name="zhao.admin"))
+        await call("DELETE", f"/api/v1/users/{user.id}", office)
+        for device in gateway.registry.household_devices(GONE):
+            await gateway.registry.async_remove_device(device.id)
+        await call("DELETE", f"/api/v1/households/{GONE}", office)
+    # then the export had what there was (and nothing of the absent services) and nothing names it now
+    assert [r["name"] for r in exported["data"]["residents"]] == [RESIDENT]
+    assert exported["data"]["alerts"] == [] and exported["data"]["health_readings"] == []
+    await gateway.store.async_flush()
+    assert not scan(database, [GONE, RESIDENT, "zhao.admin"])

@@ -21,9 +21,16 @@ import pytest
 from linli.gateway.bus import EventBus
 from linli.gateway.profiles import load_profiles
 from linli.gateway.registry import Registry
-from linli.gateway.store import SCHEMA_VERSION, Store, async_apply_retention, migrate, schema_version
+from linli.gateway.store import (
+    Migration,
+    SchemaTooNewError,
+    Store,
+    async_apply_retention,
+    migrate,
+    schema_version,
+)
 from linli.gateway.store.database import connect
-from linli.gateway.store.migrations import LATEST, SchemaTooNewError
+from linli.gateway.store.migrations import LATEST, MIGRATIONS
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = 86400.0
@@ -92,20 +99,23 @@ def add_household_and_device(conn: sqlite3.Connection, device_row: int = 1) -> N
 
 
 # -- migrations ----------------------------------------------------------------------------------
+# The per-owner ledger, components' own tables and files from before it: tests/test_migrations.py.
 
 
-def test_empty_database_migrates_to_the_latest_schema(tmp_path: Path) -> None:
+def test_empty_database_migrates_to_the_latest_core_schema(tmp_path: Path) -> None:
     # given a new, empty file
     path = tmp_path / "linli.db"
     conn = connect(path)
     # when it is migrated
     applied = migrate(conn)
-    # then every migration ran once, in order, and the tables exist
+    # then every core migration ran once, in order, and the core's tables exist (no service's)
     assert applied == list(range(1, LATEST + 1))
-    assert schema_version(conn) == LATEST == SCHEMA_VERSION
+    assert schema_version(conn) == LATEST
     assert migrate(conn) == []
     conn.close()
-    assert {"telemetry", "telemetry_hourly", "quarantine", "devices", "capability_state"} <= tables(path)
+    core = {"telemetry", "telemetry_hourly", "quarantine", "devices", "capability_state", "users"}
+    assert core <= tables(path)
+    assert not {"alerts", "health_readings", "alarm_panels", "inbox", "uplink_outbox"} & tables(path)
 
 
 async def test_store_started_on_the_previous_schema_keeps_its_data_and_upgrades(tmp_path: Path) -> None:
@@ -126,9 +136,9 @@ async def test_store_started_on_the_previous_schema_keeps_its_data_and_upgrades(
     applied = await store.async_start()
     households = await store.async_read(lambda c: c.execute("SELECT id, name FROM households").fetchall())
     await store.async_stop()
-    # then only the new migration ran, the file is at the latest version and the old data is all there
+    # then only the new migration ran, the core is at the latest version and the old data is all there
     assert applied == [LATEST]
-    assert query(path, "PRAGMA user_version") == [(LATEST,)]
+    assert query(path, "SELECT version FROM schema_versions WHERE owner = 'core'") == [(LATEST,)]
     assert households == [("h1", "Home")]
     assert query(path, "SELECT id, household_id FROM devices") == [("h1-thermo", "h1")]
     assert query(path, "SELECT count(*), sum(num) FROM telemetry") == [(10, pytest.approx(204.5))]
@@ -145,28 +155,26 @@ async def test_store_start_reports_the_migrations_it_applied(tmp_path: Path) -> 
 
 
 async def test_database_from_a_newer_linli_is_refused_untouched(tmp_path: Path) -> None:
-    # given a database that a newer Linli has migrated further
+    # given a database whose core tables a newer Linli has migrated further
     path = tmp_path / "linli.db"
     conn = connect(path)
     migrate(conn)
-    conn.execute(f"PRAGMA user_version = {LATEST + 5}")
+    conn.execute("UPDATE schema_versions SET version = ? WHERE owner = 'core'", (LATEST + 5,))
     conn.close()
     # when this Linli tries to open it
     store = Store(path)
     with pytest.raises(SchemaTooNewError) as caught:
         await store.async_start()
     await store.async_stop()
-    # then it says what to do, and the file keeps its version
+    # then it says whose tables, how new, and what to do; and the file keeps its version
     message = str(caught.value)
-    assert f"version {LATEST + 5}" in message
+    assert f"schema of core is version {LATEST + 5}, this Linli knows up to {LATEST}" in message
     assert "upgrade Linli" in message
-    assert query(path, "PRAGMA user_version") == [(LATEST + 5,)]
+    assert query(path, "SELECT version FROM schema_versions WHERE owner = 'core'") == [(LATEST + 5,)]
 
 
-def test_failing_migration_leaves_the_previous_version(tmp_path: Path, monkeypatch) -> None:
+def test_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None:
     # given a database at the latest version and a next migration that fails half way
-    from linli.gateway.store import migrations
-
     def half_way(db) -> None:  # type: ignore[no-untyped-def]
         db.execute("CREATE TABLE first_new (x)")
         db.execute("CREATE TABLE telemetry (x)")  # collides: the migration fails here
@@ -174,11 +182,9 @@ def test_failing_migration_leaves_the_previous_version(tmp_path: Path, monkeypat
     path = tmp_path / "linli.db"
     conn = connect(path)
     migrate(conn)
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, half_way])
-    monkeypatch.setattr(migrations, "LATEST", LATEST + 1)
     # when it is migrated
     with pytest.raises(sqlite3.OperationalError, match="already exists"):
-        migrations.migrate(conn, target=LATEST + 1)
+        migrate(conn, "core", [*MIGRATIONS, Migration(half_way)])
     # then the table it had already created is gone and the version is unchanged
     assert schema_version(conn) == LATEST
     assert "first_new" not in {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}

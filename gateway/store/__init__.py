@@ -1,8 +1,15 @@
-"""Persistence: one SQLite file in WAL mode, migrated on start, written by one thread."""
+"""Persistence: one SQLite file in WAL mode, migrated per owner, written by one thread."""
 
-from linli.gateway.store.migrations import LATEST as SCHEMA_VERSION
-from linli.gateway.store.migrations import migrate, schema_version
+from linli.gateway.store.migrations import Migration, SchemaTooNewError, migrate, schema_version, table_exists
 from linli.gateway.store.retention import async_apply_retention
 from linli.gateway.store.store import Store
 
-__all__ = ["SCHEMA_VERSION", "Store", "async_apply_retention", "migrate", "schema_version"]
+__all__ = [
+    "Migration",
+    "SchemaTooNewError",
+    "Store",
+    "async_apply_retention",
+    "migrate",
+    "schema_version",
+    "table_exists",
+]

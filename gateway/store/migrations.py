@@ -1,29 +1,74 @@
-"""The versioned schema. `PRAGMA user_version` holds the version a file is at.
+"""Schema migrations: each owner's tables, and the ledger of how far each owner's went.
 
-Each migration moves a database from version N-1 to N inside one transaction.
-Never edit a released migration; add the next one.
+The core and every component that keeps tables bring their own list of migrations
+(`services/alerts/migrations.py`, …); the core's own (registry, telemetry, retention,
+residents, adapter storage, accounts, MQTT clients) are the `MIGRATIONS` below, owner
+"core". The ledger table `schema_versions` holds, per owner, how many of its migrations the
+file has: the core's run when the store starts, a component's just before it starts
+(`Store.async_migrate`), so a component that is not configured leaves no tables behind.
+Each migration runs in one transaction with its ledger row; never edit a released
+migration, add the next one.
+
+Before the ledger, one global list held every owner's tables and `PRAGMA user_version`
+(1..15) said how far a file was. Each migration released then says which global version
+it was (`released_as`): on such a file the ledger starts every owner at its migrations
+released up to that version, so nothing runs twice. `PRAGMA user_version` then becomes
+LEDGER_MARK + that version (100 for a file begun with the ledger): the global version is
+remembered for components configured later, and a Linli from before the ledger refuses
+the file ("version 115, this Linli knows up to 15: upgrade Linli") instead of running
+its steps over tables that exist.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 import sqlite_utils
 
-Migration = Callable[[sqlite_utils.Database], None]
+CORE: Final = "core"  # the owner of the gateway's own tables
+LEGACY_LATEST: Final = 15  # the last version of the one global list (PRAGMA user_version 1..15)
+LEDGER_MARK: Final = 100  # user_version = LEDGER_MARK + the global version, once the ledger keeps versions
+_LEDGER: Final = "schema_versions"
 
 
-def _run(db: sqlite_utils.Database, script: str) -> None:
-    # Not executescript(): it commits first, which would break the migration's transaction.
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of an owner's schema, run in one transaction.
+
+    `released_as` is the global schema version the step shipped as before each owner kept
+    its own (None for a step added since): it says whether a file made then has it already.
+    """
+
+    apply: Callable[[sqlite_utils.Database], None]
+    released_as: int | None = field(default=None, kw_only=True)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.apply, "__name__", repr(self.apply))
+
+
+class SchemaTooNewError(RuntimeError):
+    """The file was migrated by a newer Linli than this one."""
+
+
+def execute_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run `;`-separated statements inside the migration's transaction.
+
+    Not executescript(): it commits first, which would break the migration's transaction.
+    """
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
 
 
-def _v1_registry_and_telemetry(db: sqlite_utils.Database) -> None:
-    _run(
+# -- the core's own tables --------------------------------------------------------------------------------
+
+
+def _registry_and_telemetry(db: sqlite_utils.Database) -> None:
+    execute_script(
         db,
         """
         CREATE TABLE communities (
@@ -57,8 +102,8 @@ def _v1_registry_and_telemetry(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v2_retention_and_quarantine(db: sqlite_utils.Database) -> None:
-    _run(
+def _retention_and_quarantine(db: sqlite_utils.Database) -> None:
+    execute_script(
         db,
         """
         CREATE TABLE telemetry_hourly (
@@ -74,42 +119,10 @@ def _v2_retention_and_quarantine(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v3_alerts(db: sqlite_utils.Database) -> None:
-    _run(
-        db,
-        """
-        CREATE TABLE alerts (
-            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL,
-            household_id TEXT NOT NULL, resident TEXT, title TEXT NOT NULL, detail TEXT NOT NULL,
-            dedup_key TEXT, count INTEGER NOT NULL DEFAULT 1, state TEXT NOT NULL,
-            raised_at REAL NOT NULL, last_seen_at REAL NOT NULL,
-            step INTEGER NOT NULL DEFAULT -1, next_step_at REAL,
-            acknowledged_at REAL, acknowledged_by TEXT,
-            resolved_at REAL, resolved_by TEXT, resolution_note TEXT,
-            data TEXT NOT NULL DEFAULT '{}');
-        CREATE INDEX alerts_state ON alerts(state);
-        CREATE INDEX alerts_household ON alerts(household_id, raised_at);
-        CREATE TABLE alert_events (
-            id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL REFERENCES alerts(id),
-            ts REAL NOT NULL, action TEXT NOT NULL, actor TEXT, step INTEGER,
-            channel TEXT, audience TEXT, outcome TEXT, detail TEXT);
-        CREATE INDEX alert_events_alert ON alert_events(alert_id, ts);
-        CREATE TABLE alert_deliveries (
-            alert_id INTEGER NOT NULL REFERENCES alerts(id), step INTEGER NOT NULL,
-            channel TEXT NOT NULL, outcome TEXT NOT NULL, attempts INTEGER NOT NULL,
-            ts REAL NOT NULL,
-            PRIMARY KEY (alert_id, step, channel)) WITHOUT ROWID;
-        CREATE TABLE alert_policies (
-            household_id TEXT NOT NULL, kind TEXT NOT NULL, policy TEXT NOT NULL,
-            PRIMARY KEY (household_id, kind)) WITHOUT ROWID
-        """,
-    )
-
-
-def _v4_device_rows_never_reused(db: sqlite_utils.Database) -> None:
+def _device_rows_never_reused(db: sqlite_utils.Database) -> None:
     # Without AUTOINCREMENT SQLite hands a removed device's row number to the next
     # device, which would then inherit the old device's telemetry: never reuse one.
-    _run(
+    execute_script(
         db,
         """
         CREATE TABLE devices_v4 (
@@ -133,10 +146,10 @@ def _v4_device_rows_never_reused(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v5_residents(db: sqlite_utils.Database) -> None:
+def _residents(db: sqlite_utils.Database) -> None:
     # The people of a household, so that care and health work per person; a device
     # used by one person (a blood-pressure cuff, a pendant) can be assigned to them.
-    _run(
+    execute_script(
         db,
         """
         CREATE TABLE residents (
@@ -148,114 +161,10 @@ def _v5_residents(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v6_discovery_inbox(db: sqlite_utils.Database) -> None:
-    # The discovery inbox: one row per discovered device (merged across sources),
-    # and every decision about it with who took it (append-only).
-    _run(
-        db,
-        """
-        CREATE TABLE inbox (
-            id TEXT PRIMARY KEY, status TEXT NOT NULL,
-            first_seen REAL NOT NULL, last_seen REAL NOT NULL,
-            device_id TEXT, data TEXT NOT NULL) WITHOUT ROWID;
-        CREATE INDEX inbox_status ON inbox(status);
-        CREATE TABLE inbox_decisions (
-            id INTEGER PRIMARY KEY, item_id TEXT NOT NULL REFERENCES inbox(id),
-            ts REAL NOT NULL, action TEXT NOT NULL, by TEXT NOT NULL,
-            detail TEXT NOT NULL DEFAULT '{}');
-        CREATE INDEX inbox_decisions_item ON inbox_decisions(item_id, ts)
-        """,
-    )
-
-
-def _v7_health(db: sqlite_utils.Database) -> None:
-    # Health readings per resident (resident NULL: a shared device in a home of several,
-    # "unattributed"), the readings refused with their reason, per-resident alert
-    # thresholds, and the household's consent to share health data (append-only).
-    _run(
-        db,
-        """
-        CREATE TABLE health_readings (
-            id INTEGER PRIMARY KEY, household_id TEXT NOT NULL, resident_id TEXT,
-            attribution TEXT NOT NULL, kind TEXT NOT NULL, loinc TEXT NOT NULL,
-            unit TEXT NOT NULL, value REAL, components TEXT, device_id TEXT NOT NULL,
-            ts REAL NOT NULL, received REAL NOT NULL);
-        CREATE INDEX health_readings_resident ON health_readings(resident_id, kind, ts);
-        CREATE INDEX health_readings_household ON health_readings(household_id, ts);
-        CREATE TABLE health_rejected (
-            id INTEGER PRIMARY KEY, household_id TEXT NOT NULL, resident_id TEXT,
-            kind TEXT NOT NULL, device_id TEXT NOT NULL, ts REAL NOT NULL,
-            received REAL NOT NULL, value TEXT NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL);
-        CREATE INDEX health_rejected_household ON health_rejected(household_id, received);
-        CREATE TABLE health_thresholds (
-            resident_id TEXT PRIMARY KEY, thresholds TEXT NOT NULL,
-            updated_by TEXT NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID;
-        CREATE TABLE health_consent (
-            id INTEGER PRIMARY KEY, household_id TEXT NOT NULL, purpose TEXT NOT NULL,
-            granted INTEGER NOT NULL, by TEXT NOT NULL, ts REAL NOT NULL,
-            note TEXT NOT NULL DEFAULT '');
-        CREATE INDEX health_consent_household ON health_consent(household_id, purpose, id)
-        """,
-    )
-
-
-def _v8_security(db: sqlite_utils.Database) -> None:
-    # The household alarm: each panel's state with wall-clock deadlines (an exit or
-    # entry delay resumes after a restart), its settings, per-user PIN hashes (argon2,
-    # never the PIN), and the append-only audit trail of arming, disarming, bypasses,
-    # PIN changes, wrong codes and lockouts, each with who.
-    _run(
-        db,
-        """
-        CREATE TABLE alarm_panels (
-            household_id TEXT PRIMARY KEY REFERENCES households(id),
-            state TEXT NOT NULL, mode TEXT, since REAL NOT NULL, deadline REAL,
-            data TEXT NOT NULL DEFAULT '{}') WITHOUT ROWID;
-        CREATE TABLE alarm_settings (
-            household_id TEXT PRIMARY KEY REFERENCES households(id),
-            settings TEXT NOT NULL) WITHOUT ROWID;
-        CREATE TABLE alarm_pins (
-            household_id TEXT NOT NULL REFERENCES households(id), user_id TEXT NOT NULL,
-            hash TEXT NOT NULL, set_at REAL NOT NULL, set_by TEXT,
-            PRIMARY KEY (household_id, user_id)) WITHOUT ROWID;
-        CREATE TABLE alarm_events (
-            id INTEGER PRIMARY KEY, household_id TEXT NOT NULL, ts REAL NOT NULL,
-            action TEXT NOT NULL, actor TEXT, state TEXT NOT NULL,
-            detail TEXT NOT NULL DEFAULT '{}');
-        CREATE INDEX alarm_events_household ON alarm_events(household_id, id)
-        """,
-    )
-
-
-def _v9_eldercare(db: sqlite_utils.Database) -> None:
-    # Care settings per household, daily check-ins, and medication/appointment reminders
-    # with the log of each due time (due, done, missed) and who confirmed it.
-    _run(
-        db,
-        """
-        CREATE TABLE eldercare_settings (
-            household_id TEXT PRIMARY KEY REFERENCES households(id),
-            settings TEXT NOT NULL) WITHOUT ROWID;
-        CREATE TABLE care_check_ins (
-            household_id TEXT NOT NULL REFERENCES households(id), day TEXT NOT NULL,
-            ts REAL NOT NULL, by TEXT NOT NULL, resident_id TEXT,
-            PRIMARY KEY (household_id, day)) WITHOUT ROWID;
-        CREATE TABLE care_reminders (
-            id TEXT PRIMARY KEY, household_id TEXT NOT NULL REFERENCES households(id),
-            resident_id TEXT, kind TEXT NOT NULL, title TEXT NOT NULL, times TEXT NOT NULL,
-            window_min REAL NOT NULL, active INTEGER NOT NULL DEFAULT 1, created REAL NOT NULL);
-        CREATE TABLE care_reminder_log (
-            reminder_id TEXT NOT NULL REFERENCES care_reminders(id), due REAL NOT NULL,
-            state TEXT NOT NULL, by TEXT, ts REAL NOT NULL,
-            PRIMARY KEY (reminder_id, due)) WITHOUT ROWID
-        """,
-    )
-
-
-def _v10_adapter_storage(db: sqlite_utils.Database) -> None:
+def _adapter_storage(db: sqlite_utils.Database) -> None:
     # Each adapter's own storage namespace (gateway/plugins/storage.py): JSON values by
     # key, e.g. where a set-top box is and how to wake it.
-    _run(
+    execute_script(
         db,
         """
         CREATE TABLE adapter_storage (
@@ -265,12 +174,12 @@ def _v10_adapter_storage(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v11_portal_accounts(db: sqlite_utils.Database) -> None:
+def _accounts_and_announcements(db: sqlite_utils.Database) -> None:
     # The people who sign in (argon2 password hashes, never a password), their tokens
     # (sessions, API tokens, provider keys, the first-run setup link: SHA-256 digests,
     # never the token), the append-only audit log (UPDATE and DELETE refused), the
     # community's announcements, and who an alert was assigned to.
-    _run(
+    execute_script(
         db,
         """
         CREATE TABLE users (
@@ -308,48 +217,11 @@ def _v11_portal_accounts(db: sqlite_utils.Database) -> None:
         )
 
 
-def _v12_uplink(db: sqlite_utils.Database) -> None:
-    # The regional uplink (gateway/uplink/): the transactional outbox — `seq` is the
-    # delivery order (AUTOINCREMENT: never reused, immune to wall-clock steps), `id` the
-    # event's sortable unique id, `class` what may be dropped when the bound is hit
-    # (0 never, 1 summaries, 2 rollups and superseded snapshots first), `key` which
-    # rows a newer one supersedes; the region's announcements seen (replay refusal);
-    # and small uplink state (clock offset to the region, drop counters).
-    _run(
-        db,
-        """
-        CREATE TABLE uplink_outbox (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL UNIQUE,
-            kind TEXT NOT NULL, class INTEGER NOT NULL, key TEXT, ts REAL NOT NULL,
-            payload BLOB NOT NULL);
-        CREATE INDEX uplink_outbox_class ON uplink_outbox(class, key, seq);
-        CREATE TABLE uplink_announcements (
-            id TEXT PRIMARY KEY, kind TEXT NOT NULL, received REAL NOT NULL,
-            issued_at REAL NOT NULL, expires_at REAL NOT NULL, payload TEXT NOT NULL,
-            tvs_shown INTEGER NOT NULL DEFAULT 0, tvs_total INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-        CREATE TABLE uplink_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID
-        """,
-    )
-
-
-def _v13_care_routine(db: sqlite_utils.Database) -> None:
-    # Elder care's learned routine: which quarter-hours of each local day saw activity
-    # in a household (one row per active quarter-hour, nothing about what or who).
-    _run(
-        db,
-        """
-        CREATE TABLE care_activity (
-            household_id TEXT NOT NULL REFERENCES households(id), day TEXT NOT NULL,
-            bucket INTEGER NOT NULL, PRIMARY KEY (household_id, day, bucket)) WITHOUT ROWID
-        """,
-    )
-
-
-def _v14_regional_announcements(db: sqlite_utils.Database) -> None:
+def _regional_announcements(db: sqlite_utils.Database) -> None:
     # The region's verified announcements and emergency broadcasts join the portal's
     # own list, so phones and the TV page show them like a manager's: `source` says
     # where one came from, `kind` whether it is an emergency.
-    _run(
+    execute_script(
         db,
         """
         ALTER TABLE announcements ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
@@ -358,10 +230,10 @@ def _v14_regional_announcements(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v15_mqtt_clients(db: sqlite_utils.Database) -> None:
+def _mqtt_clients(db: sqlite_utils.Database) -> None:
     # The device plane's identities: one row per device or bridge credential. Only the
     # broker's own hash of the password is kept (Mosquitto verifies it, not Linli).
-    _run(
+    execute_script(
         db,
         """
         CREATE TABLE mqtt_clients (
@@ -375,52 +247,120 @@ def _v15_mqtt_clients(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: Final[list[Migration]] = [
-    _v1_registry_and_telemetry,
-    _v2_retention_and_quarantine,
-    _v3_alerts,
-    _v4_device_rows_never_reused,
-    _v5_residents,
-    _v6_discovery_inbox,
-    _v7_health,
-    _v8_security,
-    _v9_eldercare,
-    _v10_adapter_storage,
-    _v11_portal_accounts,
-    _v12_uplink,
-    _v13_care_routine,
-    _v14_regional_announcements,
-    _v15_mqtt_clients,
-]
+MIGRATIONS: Final[Sequence[Migration]] = (
+    Migration(_registry_and_telemetry, released_as=1),
+    Migration(_retention_and_quarantine, released_as=2),
+    Migration(_device_rows_never_reused, released_as=4),
+    Migration(_residents, released_as=5),
+    Migration(_adapter_storage, released_as=10),
+    Migration(_accounts_and_announcements, released_as=11),
+    Migration(_regional_announcements, released_as=14),
+    Migration(_mqtt_clients, released_as=15),
+)
 LATEST: Final = len(MIGRATIONS)
 
 
-class SchemaTooNewError(RuntimeError):
-    pass
+# -- the ledger -------------------------------------------------------------------------------------------
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
+def _user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection, target: int = LATEST) -> list[int]:
-    """Bring the database to `target`; returns the versions applied."""
-    current = schema_version(conn)
-    if current > LATEST:
-        raise SchemaTooNewError(
-            f"database schema is version {current}, this Linli knows up to {LATEST}: "
-            "upgrade Linli or restore a backup"
+def _has_ledger(conn: sqlite3.Connection) -> bool:
+    return table_exists(conn, _LEDGER)
+
+
+def table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the file has table `name` (a component's tables exist only once it has been configured)."""
+    return (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+        is not None
+    )
+
+
+def _open_ledger(conn: sqlite3.Connection) -> int:
+    """The global version the file had before the ledger (creating the ledger the first time).
+
+    Call inside the migration's transaction: two processes opening one file (the gateway and
+    `linli user add`) then cannot both create it.
+    """
+    version, ledger = _user_version(conn), _has_ledger(conn)
+    if ledger and LEDGER_MARK <= version <= LEDGER_MARK + LEGACY_LATEST:
+        return version - LEDGER_MARK
+    if not ledger and version <= LEGACY_LATEST:
+        conn.execute(
+            f"CREATE TABLE {_LEDGER} (owner TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID"
         )
-    applied = []
+        conn.execute(f"PRAGMA user_version = {LEDGER_MARK + version}")
+        return version
+    if ledger and version < LEDGER_MARK:  # not newer but foreign: nothing says what the file holds
+        raise SchemaTooNewError(
+            f"database has a schema ledger but schema version {version}: it was changed by "
+            "something other than Linli; restore a backup"
+        )
+    raise SchemaTooNewError(
+        f"database schema is version {version}, this Linli knows up to {LEDGER_MARK + LEGACY_LATEST}: "
+        "upgrade Linli or restore a backup"
+    )
+
+
+def _owner_version(conn: sqlite3.Connection, owner: str, migrations: Sequence[Migration], legacy: int) -> int:
+    row = conn.execute(f"SELECT version FROM {_LEDGER} WHERE owner = ?", (owner,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    # First time this owner is seen: what the global list had already made of its tables.
+    version = sum(1 for m in migrations if m.released_as is not None and m.released_as <= legacy)
+    conn.execute(f"INSERT INTO {_LEDGER} (owner, version) VALUES (?, ?)", (owner, version))
+    return version
+
+
+def schema_version(conn: sqlite3.Connection, owner: str = CORE) -> int:
+    """How many of `owner`'s migrations the file has (0: none yet, or a file from before the ledger)."""
+    if not _has_ledger(conn):
+        return 0
+    row = conn.execute(f"SELECT version FROM {_LEDGER} WHERE owner = ?", (owner,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    owner: str = CORE,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    target: int | None = None,
+) -> list[int]:
+    """Bring `owner`'s tables to `target` (all of `migrations`); returns the versions applied.
+
+    Blocking: on a running gateway call it through `Store.async_migrate` (the writer thread).
+    Each migration commits with its ledger row, or not at all: a failing one leaves the
+    owner at the version before it.
+    """
+    for index, step in enumerate(migrations):
+        if not isinstance(step, Migration):
+            raise TypeError(
+                f"migrations of {owner}: [{index}] is {step!r}, not a Migration(step, released_as=…)"
+            )
+    known = len(migrations)
+    target = known if target is None else target
     db = sqlite_utils.Database(conn)
-    for version in range(current + 1, target + 1):
+    applied: list[int] = []
+    while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            MIGRATIONS[version - 1](db)
-            conn.execute(f"PRAGMA user_version = {version}")
+            current = _owner_version(conn, owner, migrations, _open_ledger(conn))
+            if current > known:
+                raise SchemaTooNewError(
+                    f"database schema of {owner} is version {current}, this Linli knows up to {known}: "
+                    "upgrade Linli or restore a backup"
+                )
+            if current >= target:
+                conn.execute("COMMIT")
+                return applied
+            migrations[current].apply(db)
+            conn.execute(f"UPDATE {_LEDGER} SET version = ? WHERE owner = ?", (current + 1, owner))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        applied.append(version)
-    return applied
+        applied.append(current + 1)

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -38,7 +38,7 @@ import sqlite_utils
 
 from linli.gateway.store.database import connect, make_private
 from linli.gateway.store.journal import Journal, journal_path
-from linli.gateway.store.migrations import migrate
+from linli.gateway.store.migrations import CORE, Migration, migrate
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,7 +143,11 @@ class Store:
     # -- lifecycle -------------------------------------------------------------
 
     async def async_start(self) -> list[int]:
-        """Open (creating if needed), migrate, and start the writer; returns migrations applied."""
+        """Open (creating if needed), migrate the core's tables, and start the writer.
+
+        Returns the core's migrations applied; each component's own are run just before it
+        starts (`async_migrate`).
+        """
         loop = asyncio.get_running_loop()
 
         def open_and_migrate() -> list[int]:
@@ -160,7 +164,7 @@ class Store:
         await loop.run_in_executor(self._writer, self.journal.open)
         self._read_conn = await loop.run_in_executor(self._reader, lambda: connect(self.path, readonly=True))
         if applied:
-            _LOGGER.info("store %s migrated to schema version %d", self.path, applied[-1])
+            _LOGGER.info("store %s: %s tables migrated to version %d", self.path, CORE, applied[-1])
         self._wake = asyncio.Event()
         self._stopping = False
         self._task = asyncio.create_task(self._write_loop(), name="linli-store-writer")
@@ -196,6 +200,23 @@ class Store:
             self._forget_handle = None
         self._forget()
         self.journal.close()
+
+    async def async_migrate(self, owner: str, migrations: Sequence[Migration]) -> list[int]:
+        """Bring `owner`'s own tables up to date (a component, before it starts); versions applied.
+
+        On the writer thread, between other writers' jobs, one transaction per migration
+        (gateway/store/migrations.py); refused with SchemaTooNewError if the file is newer.
+        """
+        if owner == CORE:
+            raise ValueError(
+                f"{owner!r} is the owner of the gateway's own tables: give the component its own name"
+            )
+        conn = self._require()
+        loop = asyncio.get_running_loop()
+        applied = await loop.run_in_executor(self._writer, migrate, conn, owner, migrations)
+        if applied:
+            _LOGGER.info("store %s: %s tables migrated to version %d", self.path, owner, applied[-1])
+        return applied
 
     # -- durable writes and reads ---------------------------------------------
 

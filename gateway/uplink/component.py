@@ -32,7 +32,9 @@ from linli.common.ratelog import RateLimitedLog
 from linli.gateway import __version__
 from linli.gateway.context import Context
 from linli.gateway.events import AlertChanged, AnnouncementReceived, DownlinkRejected
+from linli.gateway.store import table_exists
 from linli.gateway.uplink import outbox
+from linli.gateway.uplink.migrations import MIGRATIONS
 from linli.gateway.uplink.outbox import Retention
 from linli.gateway.uplink.relay import Relay
 from linli.gateway.uplink.screens import async_show_on_tvs, tv_targets
@@ -53,6 +55,7 @@ LOW_BATTERY_PCT: Final = 20
 class Uplink:
     name = "uplink"
     requires = ("store", "registry")
+    migrations = MIGRATIONS  # its own tables, made before it starts
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock  # the gateway's wall clock (a test may make it wrong)
@@ -181,10 +184,15 @@ class Uplink:
         gateway = self.gateway
 
         def read(conn: sqlite3.Connection) -> tuple[dict[str, Any], dict[str, int], dict[str, str]]:
-            open_alerts = dict(
-                conn.execute(
-                    "SELECT severity, count(*) FROM alerts WHERE state != 'resolved' GROUP BY severity"
-                ).fetchall()
+            # the alert engine's table: none where it is not configured (gateway/store/migrations.py)
+            open_alerts = (
+                dict(
+                    conn.execute(
+                        "SELECT severity, count(*) FROM alerts WHERE state != 'resolved' GROUP BY severity"
+                    ).fetchall()
+                )
+                if table_exists(conn, "alerts")
+                else {}
             )
             return outbox.depth(conn), open_alerts, outbox.read_state(conn)
 
@@ -261,15 +269,19 @@ class Uplink:
 
     async def async_report_rollup(self, since: float, until: float, telemetry_rows: int) -> int | None:
         gateway = self.gateway
-        raised = await gateway.store.async_read(
-            lambda conn: dict(
+
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            if not table_exists(conn, "alerts"):  # none where the alert engine is not configured
+                return {}
+            return dict(
                 conn.execute(
                     "SELECT a.kind, count(*) FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
                     "WHERE e.action = 'raised' AND e.ts >= ? AND e.ts < ? GROUP BY a.kind",
                     (since, until),
                 ).fetchall()
             )
-        )
+
+        raised = await gateway.store.async_read(read)
         data = {"from": since, "to": until, "telemetry_rows": telemetry_rows, "alerts_raised": raised}
         return await gateway.store.async_write(
             lambda db: outbox.enqueue(db, messages.ROLLUP, data, retention=Retention.ROLLUP, ts=until)

@@ -43,6 +43,7 @@ from linli.gateway.events import (
     StateChanged,
 )
 from linli.services.eldercare.inactivity import ACTIVITY_KINDS, InactivitySettings, too_quiet
+from linli.services.eldercare.migrations import MIGRATIONS
 from linli.services.eldercare.routine import Routine, bucket_of, learn
 from linli.services.eldercare.schedule import at_on_day, local_day, parse_hhmm
 
@@ -105,6 +106,7 @@ class Reminder:
 class ElderCare:
     name = "eldercare"
     requires = ("registry",)
+    migrations = MIGRATIONS  # its own tables, made before it starts
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock

@@ -41,6 +41,7 @@ from linli.gateway.events import AlertRequested, DeviceAdded, DeviceRemoved, Tel
 from linli.gateway.registry import Device, Resident
 from linli.services.health import fhir, plausibility, summaries
 from linli.services.health.consent import ConsentBook, ConsentRecord, Purpose, parse_purpose, parse_role
+from linli.services.health.migrations import MIGRATIONS
 from linli.services.health.readings import (
     HEALTH_KINDS,
     VITALS,
@@ -74,6 +75,7 @@ class HealthError(ValueError):
 class Health:
     name = "health"
     requires = ("registry",)
+    migrations = MIGRATIONS  # its own tables, made before it starts
 
     def __init__(self, clock: Callable[[], float] = time.time, tz: tzinfo | None = None) -> None:
         self.clock = clock

@@ -40,6 +40,7 @@ from linli.gateway.events import (
 from linli.gateway.registry import Device, Registry
 from linli.services.security import siren
 from linli.services.security.errors import SecurityError
+from linli.services.security.migrations import MIGRATIONS
 from linli.services.security.panel import AlarmState, ArmMode, Bypass, Panel, Trip, blocks_arming, role_active
 from linli.services.security.pins import (
     PEPPERED,
@@ -72,6 +73,7 @@ _MODE_ZH: Final = {"home": "在家布防", "away": "离家布防", "night": "夜
 class Security:
     name = "security"
     requires = ("registry",)
+    migrations = MIGRATIONS  # its own tables, made before it starts
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
