@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-MOSQUITTO = shutil.which("mosquitto")
+from tests.infrastructure import MOSQUITTO
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.brokers import free_port, wait_listening
+from tests.infrastructure import missing
 
 
 def pg_bin() -> Path | None:
@@ -107,7 +108,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     try:
         cluster = PostgresCluster()
     except RuntimeError as exc:
-        pytest.skip(str(exc))
+        missing("PostgreSQL (initdb, pg_ctl)", str(exc))
     cluster.start()
     yield cluster
     cluster.stop()

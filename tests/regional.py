@@ -18,7 +18,8 @@ from paho.mqtt.properties import Properties
 from linli.wire import topics
 from linli.wire.messages import Envelope, decode
 from linli.wire.signing import Signer
-from tests.brokers import MOSQUITTO, MosquittoProcess
+from tests.brokers import MosquittoProcess
+from tests.infrastructure import require_mosquitto
 
 REGION = "hubei"
 TV_PROFILE = {
@@ -41,8 +42,7 @@ def persistent_mosquitto(folder: Path, port: int | None = None) -> MosquittoProc
 @pytest.fixture
 def region_broker(tmp_path: Path) -> Iterator[MosquittoProcess]:
     """The regional broker (Mosquitto, MQTT 5, persistent), separate from the community's."""
-    if not MOSQUITTO:
-        pytest.skip("the regional tests run against Mosquitto (apt-get install mosquitto)")
+    require_mosquitto()
     proc = persistent_mosquitto(tmp_path / "region-broker")
     proc.start()
     yield proc

@@ -18,12 +18,10 @@ import aiomqtt
 import pytest
 
 from linli.gateway.mqtt.broker import GATEWAY_USER, EmbeddedBroker, MosquittoBroker
-from tests.brokers import MOSQUITTO, free_port
+from tests.brokers import free_port
+from tests.infrastructure import require_mosquitto
 
-MODES = [
-    "embedded",
-    pytest.param("mosquitto", marks=pytest.mark.skipif(not MOSQUITTO, reason="no Mosquitto")),
-]
+MODES = ["embedded", "mosquitto"]
 
 
 @dataclass
@@ -58,6 +56,7 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await broker.async_start()
         yield Running("embedded", "127.0.0.1", port, port5, None, None)
     else:
+        require_mosquitto()
         broker = MosquittoBroker("127.0.0.1", port, tmp_path)
         await broker.async_start()
         yield Running("mosquitto", "127.0.0.1", port, port, GATEWAY_USER, broker.gateway_password)

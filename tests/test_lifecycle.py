@@ -19,7 +19,7 @@ import pytest
 
 from linli.gateway import __version__
 from linli.gateway.runtime import Gateway, GatewayStartError
-from tests.brokers import MOSQUITTO, free_port, settle
+from tests.brokers import free_port, settle
 from tests.conftest import gateway_config
 
 ORDER: list[str] = []
@@ -99,7 +99,7 @@ async def test_embedded_broker_mode_runs_with_nothing_installed(tmp_path) -> Non
         await gateway.async_stop()
 
 
-@pytest.mark.skipif(not MOSQUITTO, reason="needs Mosquitto")
+@pytest.mark.usefixtures("mosquitto_installed")
 async def test_mosquitto_mode_runs_and_supervises_the_broker(tmp_path) -> None:
     from tests.homes import add_home, publish
 

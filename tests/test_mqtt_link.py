@@ -8,9 +8,10 @@ import aiomqtt
 import pytest
 
 from linli.gateway.runtime import GatewayStartError
-from tests.brokers import MOSQUITTO, MosquittoProcess, settle
+from tests.brokers import MosquittoProcess, settle
 from tests.conftest import gateway_config
 from tests.homes import add_home, publish
+from tests.infrastructure import require_mosquitto
 
 
 async def _retained(port: int, topic: str) -> bytes:
@@ -27,7 +28,6 @@ async def test_birth_message_is_retained_online_and_clean_stop_says_offline(make
     assert await _retained(broker.port, "linli/gw-test/status") == b"offline"
 
 
-@pytest.mark.skipif(not MOSQUITTO, reason="needs Mosquitto")
 async def test_last_will_says_offline_when_the_gateway_vanishes(tmp_path, mosquitto) -> None:
     # given a gateway process connected to the broker
     import subprocess
@@ -119,8 +119,7 @@ async def test_messages_queued_while_the_gateway_was_down_are_delivered(tmp_path
 
 
 async def test_refused_credentials_stop_the_start_with_a_clear_message(tmp_path) -> None:
-    if not MOSQUITTO:
-        pytest.skip("needs Mosquitto for password authentication")
+    require_mosquitto()  # for password authentication
     import subprocess
 
     passwords = tmp_path / "passwd"

@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import tempfile
 
 import pytest
 
 from tests.brokers import free_port, settle
 from tests.homes import add_home, publish
+from tests.infrastructure import require_chromium
+from tests.tiers import expect_marked
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.browser
 
 
 async def render(url: str) -> str:
     """The page's DOM after its scripts ran (Chromium's --dump-dom)."""
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run should have installed it")
-        pytest.skip("chromium not installed (apt-get install chromium)")
+    expect_marked("browser")
+    chromium = require_chromium()
     with tempfile.TemporaryDirectory() as profile:
         process = await asyncio.create_subprocess_exec(
-            CHROMIUM,
+            chromium,
             "--headless",
             "--no-sandbox",
             "--disable-gpu",

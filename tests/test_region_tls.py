@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 
 import asyncpg
-import pytest
 
 from linli.region.consumer import Consumer
 from linli.region.schema import LATEST
 from tests import postgres
-from tests.brokers import MOSQUITTO
 from tests.homes import add_home
+from tests.infrastructure import require_mosquitto
 from tests.regional import uplink_config
 from tests.test_region import region_config, settle_db
 from tests.test_uplink_tls import make_pki, tls_broker
@@ -24,8 +23,7 @@ region_dsn = postgres.region_dsn
 async def test_consumers_over_mutual_tls_store_what_a_gateway_sends(
     make_gateway, region_dsn, tmp_path
 ) -> None:
-    if not MOSQUITTO:
-        pytest.skip("needs Mosquitto")
+    require_mosquitto()
     # given a regional broker that speaks only TLS and requires a client certificate from the CA
     pki = make_pki(tmp_path / "pki")
     broker = tls_broker(tmp_path / "region-tls", pki)

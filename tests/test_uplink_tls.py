@@ -9,14 +9,14 @@ import ssl
 from pathlib import Path
 
 import aiomqtt
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from linli.wire import topics
-from tests.brokers import MOSQUITTO, MosquittoProcess, settle
+from tests.brokers import MosquittoProcess, settle
+from tests.infrastructure import require_mosquitto
 from tests.regional import REGION, uplink_config
 
 
@@ -98,8 +98,7 @@ def tls_broker(folder: Path, pki: dict[str, str]) -> MosquittoProcess:
 
 
 async def test_uplink_with_mutual_tls(make_gateway, tmp_path) -> None:
-    if not MOSQUITTO:
-        pytest.skip("needs Mosquitto")
+    require_mosquitto()
     # given a regional broker that requires a client certificate from our CA
     pki = make_pki(tmp_path / "pki")
     broker = tls_broker(tmp_path / "region-tls", pki)
