@@ -67,10 +67,10 @@ def _actor(call: Call) -> str:
 
 
 def _required(call: Call, name: str) -> str:
-    value = call.body.get(name)
+    value: str | None = call.body.get(name)
     if value is None:
         raise InboxError("bad_request", f"'{name}' is required")
-    return str(value)
+    return value
 
 
 async def _audit(call: Call, action: str, **where: Any) -> None:

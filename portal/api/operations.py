@@ -78,6 +78,8 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Any]]
+#: A handler as it is written (its own return type kept through `Api.op`).
+H = TypeVar("H", bound=Handler)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -158,8 +160,8 @@ class Api:
         description: str = "",
         guard: Handler | None = None,
         open_locally: bool = False,
-    ) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
+    ) -> Callable[[H], H]:
+        def register(handler: H) -> H:
             self.operations.append(
                 Operation(
                     method=method,
