@@ -7,15 +7,11 @@ devices behind the gateway. A failing test leaves a screenshot in its tmp_path.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
-
-import pytest
 
 from linli.gateway import users
 from linli.gateway.context import Context
@@ -24,22 +20,25 @@ from linli.sim import discovery_payloads as payloads
 from tests.brokers import free_port, settle
 from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
+from tests.infrastructure import require, require_chromium
 from tests.portal_accounts import PORTAL_SERVICES, add_account
+from tests.tiers import expect_marked
 
-playwright_api = pytest.importorskip("playwright.async_api")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:  # in the test extra; missing, the browser tests skip (fail under CI) like a missing Chromium
+    from playwright import async_api as playwright_api
+except ImportError:
+    playwright_api = None
 PHONE = {"width": 390, "height": 844}
 TV = {"width": 1280, "height": 720}
 
 
 @contextlib.asynccontextmanager
 async def browser_page(tmp_path: Path, viewport: dict[str, int]) -> AsyncIterator[Any]:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run should have installed it")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    expect_marked("browser")
+    chromium = require_chromium()
+    playwright = require("Playwright", playwright_api, "pip install -e '.[test]'")
+    async with playwright.async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         # The pages forbid eval (CSP); the test harness needs it for wait_for_function.
         page = await browser.new_page(viewport=viewport, bypass_csp=True)
         errors: list[str] = []
@@ -114,7 +113,6 @@ async def test_a_resident_sees_an_sos_on_the_phone_and_acknowledges_it_in_one_ta
 
 
 async def test_a_resident_arms_and_disarms_on_a_phone(make_gateway, tmp_path) -> None:
-    pytest.importorskip("linli.services.security")
     gateway, base = await portal_gateway(make_gateway, "linli.services.security:Security")
     await add_home(gateway, "h1")
     password = await add_account(gateway, "li.resident", "resident", "h1")

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import aiohttp
-import pytest
 
 from linli.gateway.context import Context
 from linli.gateway.events import AnnouncementReceived
@@ -38,7 +37,6 @@ async def focused(page: Any) -> str:
 async def test_an_open_door_is_named_in_chinese_and_arm_anyway_bypasses_it(
     make_gateway, broker, tmp_path
 ) -> None:
-    pytest.importorskip("linli.services.security")
     gateway, base = await portal_gateway(make_gateway, "linli.services.security:Security")
     topics = await add_home(gateway, "h1")
     password = await add_account(gateway, "li.resident", "resident", "h1")
@@ -77,7 +75,6 @@ async def test_an_open_door_is_named_in_chinese_and_arm_anyway_bypasses_it(
 
 
 async def test_the_lockout_says_how_many_seconds_to_wait(make_gateway, tmp_path) -> None:
-    pytest.importorskip("linli.services.security")
     gateway, base = await portal_gateway(make_gateway, "linli.services.security:Security")
     await add_home(gateway, "h1")
     password = await add_account(gateway, "li.resident", "resident", "h1")
