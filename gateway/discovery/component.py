@@ -11,6 +11,7 @@ from linli.gateway.discovery.adopters import zeroconf_types as declared_types
 from linli.gateway.discovery.identity import renderer_udn
 from linli.gateway.discovery.inbox import Adoption, Inbox
 from linli.gateway.discovery.matching import declaration_score
+from linli.gateway.discovery.migrations import MIGRATIONS
 from linli.gateway.discovery.model import InboxItem
 from linli.gateway.discovery.mqtt_discovery import MqttDiscovery
 from linli.gateway.discovery.ssdp import SsdpDiscovery
@@ -33,6 +34,7 @@ class Discovery:
 
     name = "discovery"
     requires = ("registry", "mqtt")
+    migrations = MIGRATIONS  # its own tables, made before it starts
 
     def __init__(self) -> None:
         self.inbox: Inbox | None = None

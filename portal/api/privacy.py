@@ -25,6 +25,7 @@ from typing import Any, Final
 import orjson
 
 from linli.gateway import users
+from linli.gateway.store import table_exists
 from linli.gateway.users import Role
 from linli.portal.api.announcements import ANNOUNCEMENTS
 from linli.portal.api.errors import ApiError
@@ -48,6 +49,18 @@ def _rows(conn: Any, sql: str, params: tuple[Any, ...] | list[Any]) -> list[dict
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def _owned_rows(
+    conn: Any, table: str, where: str, params: tuple[Any, ...] | list[Any]
+) -> list[dict[str, Any]]:
+    """`SELECT * FROM table WHERE where`: none where the table's component is not configured.
+
+    A service's tables exist only on a gateway that runs it (gateway/store/migrations.py).
+    """
+    if not table_exists(conn, table):
+        return []
+    return _rows(conn, f"SELECT * FROM {table} WHERE {where}", params)
+
+
 def collect(conn: Any, household_id: str) -> dict[str, Any]:
     """Everything stored about one household (read-only connection)."""
     device_rows = [
@@ -59,7 +72,7 @@ def collect(conn: Any, household_id: str) -> dict[str, Any]:
     )
     resident_ids = [r["id"] for r in residents]
     rmarks = ",".join("?" * len(resident_ids)) or "NULL"
-    alerts = _rows(conn, "SELECT * FROM alerts WHERE household_id = ?", (household_id,))
+    alerts = _owned_rows(conn, "alerts", "household_id = ?", (household_id,))
     alert_ids = [a["id"] for a in alerts]
     amarks = ",".join("?" * len(alert_ids)) or "NULL"
     # the household's own people's addresses are theirs to export; the office's are not
@@ -85,25 +98,19 @@ def collect(conn: Any, household_id: str) -> dict[str, Any]:
         "telemetry_hourly": _rows(
             conn, f"SELECT * FROM telemetry_hourly WHERE device_row IN ({marks})", device_rows
         ),
-        "health_readings": _rows(
-            conn, "SELECT * FROM health_readings WHERE household_id = ?", (household_id,)
+        "health_readings": _owned_rows(conn, "health_readings", "household_id = ?", (household_id,)),
+        "health_rejected": _owned_rows(conn, "health_rejected", "household_id = ?", (household_id,)),
+        "health_thresholds": _owned_rows(
+            conn, "health_thresholds", f"resident_id IN ({rmarks})", resident_ids
         ),
-        "health_rejected": _rows(
-            conn, "SELECT * FROM health_rejected WHERE household_id = ?", (household_id,)
-        ),
-        "health_thresholds": _rows(
-            conn, f"SELECT * FROM health_thresholds WHERE resident_id IN ({rmarks})", resident_ids
-        ),
-        "health_consent": _rows(conn, "SELECT * FROM health_consent WHERE household_id = ?", (household_id,)),
+        "health_consent": _owned_rows(conn, "health_consent", "household_id = ?", (household_id,)),
         "alerts": alerts,
-        "alert_events": _rows(conn, f"SELECT * FROM alert_events WHERE alert_id IN ({amarks})", alert_ids),
-        "alarm_events": _rows(conn, "SELECT * FROM alarm_events WHERE household_id = ?", (household_id,)),
-        "care_settings": _rows(
-            conn, "SELECT * FROM eldercare_settings WHERE household_id = ?", (household_id,)
-        ),
-        "care_check_ins": _rows(conn, "SELECT * FROM care_check_ins WHERE household_id = ?", (household_id,)),
-        "care_reminders": _rows(conn, "SELECT * FROM care_reminders WHERE household_id = ?", (household_id,)),
-        "care_activity": _rows(conn, "SELECT * FROM care_activity WHERE household_id = ?", (household_id,)),
+        "alert_events": _owned_rows(conn, "alert_events", f"alert_id IN ({amarks})", alert_ids),
+        "alarm_events": _owned_rows(conn, "alarm_events", "household_id = ?", (household_id,)),
+        "care_settings": _owned_rows(conn, "eldercare_settings", "household_id = ?", (household_id,)),
+        "care_check_ins": _owned_rows(conn, "care_check_ins", "household_id = ?", (household_id,)),
+        "care_reminders": _owned_rows(conn, "care_reminders", "household_id = ?", (household_id,)),
+        "care_activity": _owned_rows(conn, "care_activity", "household_id = ?", (household_id,)),
         "audit": [
             entry if entry.get("actor") in members else {**entry, "ip": None}
             for entry in users.query_audit(conn, household_ids=[household_id], limit=100000)[0]
@@ -122,7 +129,11 @@ def erase(conn: Any, household_id: str) -> dict[str, int]:
         r[0] for r in conn.execute("SELECT id FROM residents WHERE household_id = ?", (household_id,))
     ]
     rmarks = ",".join("?" * len(resident_ids)) or "NULL"
-    alert_ids = [r[0] for r in conn.execute("SELECT id FROM alerts WHERE household_id = ?", (household_id,))]
+    alert_ids = (
+        [r[0] for r in conn.execute("SELECT id FROM alerts WHERE household_id = ?", (household_id,))]
+        if table_exists(conn, "alerts")
+        else []
+    )
     amarks = ",".join("?" * len(alert_ids)) or "NULL"
     statements = [
         ("telemetry", f"DELETE FROM telemetry WHERE device_row IN ({marks})", device_rows),
@@ -164,10 +175,7 @@ def erase(conn: Any, household_id: str) -> dict[str, int]:
     ]
     removed: dict[str, int] = {}
     for table, sql, params in statements:
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-        ).fetchone()
-        if exists:
+        if table_exists(conn, table):  # a service's tables exist only where it is configured
             removed[table] = conn.execute(sql, params).rowcount
     conn.execute("UPDATE devices SET resident_id = NULL WHERE household_id = ?", (household_id,))
     removed["residents"] = conn.execute(
@@ -243,7 +251,7 @@ def purge(conn: Any, household_id: str) -> str:
     )
     # a discovered device approved into the home: the decision keeps who and when, not where
     # (the item itself is the discovery inbox's, which reloads it: left to its own retention)
-    for value in names:
+    for value in names if table_exists(conn, "inbox_decisions") else []:
         conn.execute("UPDATE inbox_decisions SET detail = '{}' WHERE instr(detail, ?) > 0", (f'"{value}"',))
     return pseudonym
 
