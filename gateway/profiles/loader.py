@@ -6,6 +6,7 @@ Every error names the file and the JSON path of the offending value, e.g.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -110,16 +111,24 @@ def check_profile_data(data: Any) -> list[str]:
 
 def read_profile(path: Path) -> dict[str, Any]:
     """Parse one profile file; ProfileError if it is not readable JSON."""
+    return _parse(path, _read_bytes(path))
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_PROFILE_BYTES:
             raise ProfileError(str(path), [f"$: file is {size} bytes, over {MAX_PROFILE_BYTES}"])
-        data = json.loads(path.read_bytes())
+        return path.read_bytes()
     except OSError as exc:
         raise ProfileError(str(path), [f"$: cannot read: {exc.strerror}"]) from None
+
+
+def _parse(path: Path, raw: bytes) -> dict[str, Any]:
+    try:
+        return json.loads(raw)  # type: ignore[no-any-return]
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(str(path), [f"$: not valid JSON: {exc}"]) from None
-    return data  # type: ignore[no-any-return]
 
 
 def build_profile(data: dict[str, Any], path: str) -> Profile:
@@ -171,11 +180,26 @@ def build_profile(data: dict[str, Any], path: str) -> Profile:
     )
 
 
+# A profile's check depends on its bytes alone and is most of the cost of loading it (the
+# JSON Schema): a folder read again (the watcher after a change, another gateway in the same
+# process, as in the tests) checks again only the files whose bytes changed. Keyed by digest, so
+# the cache holds no file's contents; emptied if it ever grows past what any folder holds.
+_CHECKED: dict[bytes, tuple[str, ...]] = {}
+_CHECKED_MAX = 4096
+
+
 def load_profile(path: Path) -> Profile:
-    data = read_profile(path)
-    errors = check_profile_data(data)
+    raw = _read_bytes(path)
+    data = _parse(path, raw)
+    digest = hashlib.sha256(raw).digest()
+    errors = _CHECKED.get(digest)
+    if errors is None:
+        errors = tuple(check_profile_data(data))
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.clear()
+        _CHECKED[digest] = errors
     if errors:
-        raise ProfileError(str(path), errors)
+        raise ProfileError(str(path), list(errors))
     return build_profile(data, str(path))
 
 
