@@ -49,6 +49,12 @@ from linli.gateway.runtime import Gateway
 from linli.sim import discovery_payloads as payloads
 from linli.sim.upnp_box import SimUpnpDevice
 
+DISCOVERY = [
+    "linli.gateway.discovery:Discovery",
+    "linli.adapters.discovery.sources:MqttDiscoverySource",
+    "linli.adapters.discovery.sources:ZeroconfSource",
+    "linli.adapters.discovery.sources:SsdpSource",
+]
 FILTERS = ["homeassistant/#", "linli/v1/discovery/+/config"]
 
 
@@ -144,7 +150,7 @@ def gateway_config(folder: Path, port: int, sources: list[str], ssdp_port: int) 
                 "client_id": "linli-bench-disc",
             },
             "portal": {"enabled": False},
-            "components": ["linli.gateway.discovery:Discovery"],
+            "components": [*DISCOVERY],
             "discovery": {
                 "sources": sources,
                 "interfaces": ["127.0.0.1"],
@@ -166,8 +172,8 @@ async def wait_for(predicate, timeout: float) -> float:  # type: ignore[no-untyp
 
 def complete(gateway: Gateway, keys: list[str], configs: int) -> bool:
     discovery = gateway.components["discovery"]
-    assert discovery.inbox is not None and discovery.mqtt is not None
-    if discovery.mqtt.received < configs:
+    listener = discovery.sources.get("mqtt")
+    if discovery.inbox is None or listener is None or listener.received < configs:
         return False
     return all(discovery.inbox.find(k) is not None for k in keys)
 

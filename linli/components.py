@@ -12,7 +12,10 @@ from typing import Final
 
 DEFAULT_COMPONENTS: Final[tuple[str, ...]] = (
     "linli.adapters.mqtt_device:MqttDeviceAdapter",  # devices speaking MQTT, by firmware profile
-    "linli.gateway.discovery:Discovery",  # the inbox and its sources (MQTT, mDNS, SSDP)
+    "linli.gateway.discovery:Discovery",  # the inbox of devices found
+    "linli.adapters.discovery.sources:MqttDiscoverySource",  # … announced on MQTT
+    "linli.adapters.discovery.sources:ZeroconfSource",  # … on mDNS
+    "linli.adapters.discovery.sources:SsdpSource",  # … on SSDP
     "linli.portal.app:Portal",  # residents, property managers, providers
     "linli.gateway.plugins.host:AdapterHost",  # the installed adapters (set-top boxes, ESPHome, …)
     "linli.services.screens.screens:Screens",  # alarms and announcements on the households' TVs

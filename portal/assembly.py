@@ -15,6 +15,7 @@ from typing import Final
 from aiohttp import web
 
 from linli.gateway.component import ComponentApi
+from linli.gateway.events import GatewayStarted
 from linli.portal import adapters_api, inbox_api, pages, screens_api
 from linli.portal.api import (
     alarm,
@@ -32,7 +33,7 @@ from linli.portal.api import (
     providers,
     structure,
 )
-from linli.portal.api.announcements import ANNOUNCEMENTS, Announcements
+from linli.portal.api.announcements import ANNOUNCEMENTS, Announcement, Announcements
 from linli.portal.api.errors import json_response
 from linli.portal.api.openapi import build, document_other_routes
 from linli.portal.api.operations import GATEWAY, Api
@@ -116,18 +117,27 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     gateway.notifier.register(channel)
     book = app[ANNOUNCEMENTS]
     book.on_start.append(lambda item: hub.announce(item.as_dict(), book.households_of(item)))
-    screens = gateway.peer(SCREENS)
-    if screens is not None and hasattr(screens, "tv_link"):
-        # The box opens /tv already paired (a one-time grant), and shows announcements calmly.
-        screens.tv_link = app[pairing.PAIRINGS].tv_url
-        book.on_start.append(
-            lambda item: gateway.spawn(
+
+    def link_screens(_started: GatewayStarted | None = None) -> None:
+        screens = gateway.peer(SCREENS)
+        if screens is not None:
+            # The box opens /tv already paired (a one-time grant), and shows announcements calmly.
+            screens.tv_link = app[pairing.PAIRINGS].tv_url
+
+    def announce_on_tvs(item: Announcement) -> None:
+        screens = gateway.peer(SCREENS)
+        if screens is not None:
+            gateway.spawn(
                 screens.async_announce(item.as_dict(), book.households_of(item)), "screens-announce"
             )
-        )
+
+    link_screens()
+    gateway.bus.listen(GatewayStarted, link_screens)  # the screens may start after the portal
+    book.on_start.append(announce_on_tvs)
     await book.async_start()
     yield
-    if screens is not None and hasattr(screens, "tv_link"):
+    screens = gateway.peer(SCREENS)
+    if screens is not None:
         screens.tv_link = None
     await book.async_stop()
     if gateway.notifier.channels and any(c is channel for c in gateway.notifier.channels):

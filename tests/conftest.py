@@ -106,9 +106,7 @@ def _no_logged_exceptions(caplog: pytest.LogCaptureFixture) -> Any:
     bad = [
         r
         for r in caplog.get_records("call")
-        if r.exc_info
-        and r.name.startswith("linli")
-        and not getattr(r, "expected", False)
+        if r.exc_info and r.name.startswith("linli") and not getattr(r, "expected", False)
     ]
     assert not bad, "exceptions were logged: " + "; ".join(r.getMessage() for r in bad)
 

@@ -18,12 +18,20 @@ import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
 from linli.gateway import users
+from linli.gateway.component import ComponentApi
 from linli.gateway.discovery import Inbox, InboxItem, InboxStatus
 from linli.gateway.runtime import Gateway
 from linli.portal.app import create_app
 from tests.brokers import settle
 
-COMPONENTS = ["linli.adapters.mqtt_device:MqttDeviceAdapter", "linli.gateway.discovery:Discovery"]
+#: The inbox and the three sources that feed it (as linli/components.py lists them).
+DISCOVERY = [
+    "linli.gateway.discovery:Discovery",
+    "linli.adapters.discovery.sources:MqttDiscoverySource",
+    "linli.adapters.discovery.sources:ZeroconfSource",
+    "linli.adapters.discovery.sources:SsdpSource",
+]
+COMPONENTS = ["linli.adapters.mqtt_device:MqttDeviceAdapter", *DISCOVERY]
 
 
 def free_udp_port() -> int:
@@ -108,7 +116,9 @@ async def portal_client(
             return users.create_token(db.conn, kind=kind, user_id=found.id, name="t", ttl_s=3600)[1]
 
         headers["Authorization"] = f"Bearer {await gateway.store.async_write(token)}"
-    async with TestClient(TestServer(create_app(gateway), host="127.0.0.1"), headers=headers) as client:
+    async with TestClient(
+        TestServer(create_app(ComponentApi(gateway, "portal")), host="127.0.0.1"), headers=headers
+    ) as client:
         yield client
 
 

@@ -85,6 +85,9 @@ async def main() -> None:
             "components": [
                 "linli.adapters.mqtt_device:MqttDeviceAdapter",
                 "linli.gateway.discovery:Discovery",
+                "linli.adapters.discovery.sources:MqttDiscoverySource",
+                "linli.adapters.discovery.sources:ZeroconfSource",
+                "linli.adapters.discovery.sources:SsdpSource",
                 "linli.services.alerts:AlertEngine",
                 "linli.services.eldercare:ElderCare",
                 "linli.portal.app:Portal",

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from linli.gateway import users
+from linli.gateway.component import ComponentApi
 from linli.gateway.runtime import Gateway
 from linli.portal.app import create_app
 
@@ -43,7 +44,9 @@ async def api_token(gateway: Gateway, name: str) -> str:
 
 @contextlib.asynccontextmanager
 async def portal(gateway: Gateway) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(gateway), host="127.0.0.1")) as client:
+    async with TestClient(
+        TestServer(create_app(ComponentApi(gateway, "portal")), host="127.0.0.1")
+    ) as client:
         yield client
 
 

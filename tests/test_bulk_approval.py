@@ -6,7 +6,7 @@ import sqlite3
 
 from linli.gateway.discovery import InboxStatus
 from linli.sim import discovery_payloads as payloads
-from tests.discovering import inbox_of, item_for, portal_client, publish_retained, start
+from tests.discovering import DISCOVERY, inbox_of, item_for, portal_client, publish_retained, start
 from tests.portal_accounts import add_account
 from tests.test_discovery_inbox import _household
 
@@ -78,9 +78,7 @@ async def test_the_manager_approves_ticked_items_with_one_press_in_manage(
     from tests.test_portal_browser import browser_page, portal_gateway, sign_in
 
     # given three radars waiting and a manager on the inbox page
-    gateway, base = await portal_gateway(
-        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
-    )
+    gateway, base = await portal_gateway(make_gateway, *DISCOVERY, discovery=discovery_config("mqtt"))
     await _household(gateway)
     password = await add_account(gateway, "wang.manager", "manager")
     for n in range(3):

@@ -20,7 +20,7 @@ from linli.gateway import users
 from linli.gateway.runtime import Gateway
 from linli.sim import discovery_payloads as payloads
 from tests.brokers import settle
-from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
+from tests.discovering import DISCOVERY, discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home
 from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal
 from tests.test_portal_browser import browser_page, portal_gateway
@@ -336,9 +336,7 @@ async def test_a_manager_sets_up_a_building_unit_and_household_in_manage_then_ap
     make_gateway, broker, tmp_path
 ) -> None:
     # given a gateway with an empty community, its first manager, and a device waiting in the inbox
-    gateway, base = await portal_gateway(
-        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
-    )
+    gateway, base = await portal_gateway(make_gateway, *DISCOVERY, discovery=discovery_config("mqtt"))
     password = await add_account(gateway, "wang.manager", "manager")
     await publish_retained(broker.port, payloads.linli_native("fr60-1b01", "FR-60", name="跌倒雷达"))
     item = await item_for(inbox_of(gateway), "linli:fr60-1b01")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from linli.gateway.discovery.ha_abbreviations import apply_topic_base, expand
-from linli.gateway.discovery.schemas import (
+from linli.adapters.discovery.ha_abbreviations import apply_topic_base, expand
+from linli.adapters.discovery.schemas import (
     HA_CONFIG_SCHEMA,
     NATIVE_SCHEMA,
     _ha_config_ok,

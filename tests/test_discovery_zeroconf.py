@@ -201,8 +201,8 @@ async def test_chromecast_and_homekit_say_what_they_are_and_why_they_cannot_be_a
 
 
 def test_every_default_browsed_type_but_linli_own_is_explained() -> None:
+    from linli.adapters.discovery.zeroconf import DEFAULT_TYPES, NATIVE_TYPE
     from linli.gateway.discovery.refusals import refusal_for_service
-    from linli.gateway.discovery.zeroconf import DEFAULT_TYPES, NATIVE_TYPE
 
     unexplained = [t for t in DEFAULT_TYPES if t != NATIVE_TYPE and refusal_for_service(t) is None]
     # ESPHome's type is adopted by its adapter, not refused

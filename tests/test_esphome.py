@@ -25,12 +25,12 @@ from linli.gateway.events import AvailabilityChanged, ProfilesChanged, StateChan
 from linli.gateway.runtime import Gateway
 from linli.sim.esphome_device import SimEsphomeDevice
 from tests.brokers import settle
-from tests.discovering import discovery_config, inbox_of, item_for
+from tests.discovering import DISCOVERY, discovery_config, inbox_of, item_for
 from tests.homes import add_home
 
 COMPONENTS = [
     "linli.adapters.mqtt_device:MqttDeviceAdapter",
-    "linli.gateway.discovery:Discovery",
+    *DISCOVERY,
     "linli.gateway.plugins.host:AdapterHost",
     "linli.services.alerts:AlertEngine",
     "linli.services.security:Security",

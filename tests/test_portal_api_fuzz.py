@@ -25,7 +25,7 @@ from schemathesis.checks import (
 )
 
 from linli.gateway import users
-from tests.discovering import discovery_config
+from tests.discovering import DISCOVERY, discovery_config
 from tests.homes import add_home
 from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal
 
@@ -102,7 +102,7 @@ async def test_generated_requests_get_no_server_error_and_documented_answers(mak
         components=[
             *PORTAL_SERVICES,
             "linli.services.security:Security",
-            "linli.gateway.discovery:Discovery",
+            *DISCOVERY,
         ],
         discovery=discovery_config("mqtt"),  # the inbox, on loopback MQTT only
     )

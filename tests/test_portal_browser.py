@@ -18,7 +18,7 @@ from linli.gateway.context import Context
 from linli.gateway.events import AnnouncementReceived
 from linli.sim import discovery_payloads as payloads
 from tests.brokers import free_port, settle
-from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
+from tests.discovering import DISCOVERY, discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
 from tests.infrastructure import require, require_chromium
 from tests.portal_accounts import PORTAL_SERVICES, add_account
@@ -222,7 +222,9 @@ async def test_the_tv_overlay_shows_the_message_it_is_given_as_text_in_its_level
     _, base = await portal_gateway(make_gateway)
     text = '<img src=x onerror="document.title=1">晚饭好了'
     async with browser_page(tmp_path, TV) as page:
-        await page.goto(f"{base}/screens/overlay?" + urlencode({"text": text, "title": "家", "level": "alarm"}))
+        await page.goto(
+            f"{base}/screens/overlay?" + urlencode({"text": text, "title": "家", "level": "alarm"})
+        )
         # then it shows exactly what it was given, as words, coloured as an alarm
         await page.wait_for_selector(".overlay.level-alarm:not([hidden])")
         assert await page.inner_text(".overlay p") == text
@@ -238,9 +240,7 @@ async def test_the_tv_overlay_shows_the_message_it_is_given_as_text_in_its_level
 async def test_a_manager_approves_an_inbox_device_and_resolves_an_alert(
     make_gateway, broker, tmp_path
 ) -> None:
-    gateway, base = await portal_gateway(
-        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
-    )
+    gateway, base = await portal_gateway(make_gateway, *DISCOVERY, discovery=discovery_config("mqtt"))
     topics = await add_home(gateway, "h1")
     password = await add_account(gateway, "wang.manager", "manager")
     await publish_retained(

@@ -20,7 +20,7 @@ import aiohttp
 from linli.gateway import users
 from linli.sim import discovery_payloads as payloads
 from tests.brokers import settle
-from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
+from tests.discovering import DISCOVERY, discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
 from tests.portal_accounts import PORTAL_SERVICES, add_account, portal
 from tests.portal_accounts import sign_in as api_sign_in
@@ -344,9 +344,7 @@ async def test_a_resident_reads_the_care_settings_but_is_offered_no_change_the_a
 async def test_a_manager_approves_a_discovered_device_into_a_household_room_under_a_name(
     make_gateway, broker, tmp_path
 ) -> None:
-    gateway, base = await portal_gateway(
-        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
-    )
+    gateway, base = await portal_gateway(make_gateway, *DISCOVERY, discovery=discovery_config("mqtt"))
     await add_home(gateway, "h1")
     await add_home(gateway, "h2")
     password = await add_account(gateway, "wang.manager", "manager")

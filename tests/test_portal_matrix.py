@@ -31,7 +31,7 @@ from linli.portal.auth.pairing import PAIRINGS, display
 from linli.sim import discovery_payloads as payloads
 from linli.sim.dial_box import DialBox
 from tests.brokers import settle
-from tests.discovering import discovery_config, inbox_of, publish_retained
+from tests.discovering import DISCOVERY, discovery_config, inbox_of, publish_retained
 from tests.homes import add_home
 from tests.portal_accounts import PORTAL_SERVICES, portal
 from tests.stb.boxes import STB_COMPONENTS, adopt, stb_settings
@@ -397,7 +397,7 @@ async def test_every_route_every_role_own_and_other_household_and_no_login(
         components=[
             *PORTAL_SERVICES,
             "linli.services.security:Security",
-            "linli.gateway.discovery:Discovery",
+            *DISCOVERY,
             *STB_COMPONENTS,
         ],
         discovery=discovery_config("mqtt"),  # on loopback MQTT only

@@ -18,7 +18,7 @@ from linli.gateway.context import Context
 from linli.gateway.events import AnnouncementReceived
 from linli.sim import discovery_payloads as payloads
 from tests.brokers import settle
-from tests.discovering import discovery_config, inbox_of, item_for, publish_retained
+from tests.discovering import DISCOVERY, discovery_config, inbox_of, item_for, publish_retained
 from tests.homes import add_home, publish
 from tests.portal_accounts import add_account
 from tests.test_portal_browser import PHONE, TV, browser_page, portal_gateway, press_sos
@@ -280,9 +280,7 @@ async def heading_in_sight(page: Any) -> bool:
 async def test_the_inbox_makes_the_manager_choose_a_home_and_can_ignore_a_device(
     make_gateway, broker, tmp_path
 ) -> None:
-    gateway, base = await portal_gateway(
-        make_gateway, "linli.gateway.discovery:Discovery", discovery=discovery_config("mqtt")
-    )
+    gateway, base = await portal_gateway(make_gateway, *DISCOVERY, discovery=discovery_config("mqtt"))
     await add_home(gateway, "h1")
     await add_home(gateway, "h2")
     password = await add_account(gateway, "wang.manager", "manager")

@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
+from linli.gateway.component import ComponentApi
 from linli.gateway.privacy import category_of
 from linli.portal.app import create_app
 from tests.brokers import settle
-from tests.discovering import discovery_config
+from tests.discovering import DISCOVERY, discovery_config
 from tests.homes import add_home, publish
 from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal
 
@@ -216,10 +217,12 @@ async def test_an_installer_sees_a_households_devices_but_none_of_its_people(mak
 async def test_nothing_but_sign_in_setup_and_docs_works_before_the_first_account(make_gateway) -> None:
     # given `linli run` on its defaults (open_local_views off) and no account yet
     gateway = await make_gateway(
-        components=[*PORTAL_SERVICES, "linli.gateway.discovery:Discovery"], discovery=discovery_config("mqtt")
+        components=[*PORTAL_SERVICES, *DISCOVERY], discovery=discovery_config("mqtt")
     )
     await add_home(gateway, "h1")
-    async with TestClient(TestServer(create_app(gateway), host="127.0.0.1")) as client:
+    async with TestClient(
+        TestServer(create_app(ComponentApi(gateway, "portal")), host="127.0.0.1")
+    ) as client:
         # then every read and every inbox decision is refused to an anonymous caller…
         for method, path, kw in [
             ("GET", "/api/v1/inbox", {}),

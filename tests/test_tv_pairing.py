@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from linli.gateway import users
+from linli.gateway.component import ComponentApi
 from linli.portal.app import create_app
 from linli.portal.auth import pairing
 from tests.homes import add_home
@@ -26,7 +27,7 @@ from tests.test_portal_browser import sign_in as sign_in_page
 @contextlib.asynccontextmanager
 async def browsers(gateway: Any, count: int) -> AsyncIterator[list[TestClient[Any, Any]]]:
     """`count` clients (each its own cookie jar: a TV, a phone…) of one portal server."""
-    server = TestServer(create_app(gateway), host="127.0.0.1")
+    server = TestServer(create_app(ComponentApi(gateway, "portal")), host="127.0.0.1")
     await server.start_server()
     clients = [TestClient(server) for _ in range(count)]
     try:

@@ -99,7 +99,7 @@ class EsphomeNode:
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
             on_connect_error=self._on_connect_error,
-            # discovery (gateway/discovery/zeroconf.py) already browses mDNS; the client must
+            # discovery (adapters/discovery/zeroconf.py) already browses mDNS; the client must
             # not open a Zeroconf of its own on every interface
             zeroconf_wake=False,
         )

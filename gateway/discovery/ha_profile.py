@@ -536,10 +536,9 @@ def load_announced_profiles(data_dir: Path, shipped: ProfileSet) -> tuple[list[A
             _LOGGER.error("announced profiles skipped: %s: %s", path, exc)
             continue
         # one profile a file, or a bulk approval's many (write_profiles)
-        documents = (
-            content.get("profiles") if isinstance(content, dict) and "profiles" in content else [content]
-        )
-        for document in documents if isinstance(documents, list) else [documents]:
+        listed = content["profiles"] if isinstance(content, dict) and "profiles" in content else [content]
+        documents: list[Any] = listed if isinstance(listed, list) else [listed]  # JSON, checked below
+        for document in documents:
             try:
                 refine = shipped.get(document["refines"]) if document.get("refines") else None
                 profiles.append(

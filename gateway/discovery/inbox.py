@@ -212,6 +212,10 @@ class Inbox:
         self.dropped = 0
         self.rejected_inputs = 0
 
+    def reserve_topics(self, *prefixes: str) -> None:
+        """Topics no device's state filter may reach into (a discovery source's announcements)."""
+        self._reserved_topics = tuple(dict.fromkeys([*self._reserved_topics, *prefixes]))
+
     # -- lifecycle ---------------------------------------------------------------
 
     async def async_start(self) -> None:

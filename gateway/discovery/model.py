@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -181,30 +182,30 @@ class InboxItem:
 
     # -- the merged view ---------------------------------------------------------
 
-    def _first(self, name: str) -> Any:
+    def _first(self, field_of: Callable[[Announcement], str | None]) -> str | None:
         for source in SOURCE_ORDER:
             state = self.sources.get(source)
             if state is not None and state.announcement is not None:
-                value = getattr(state.announcement, name)
+                value = field_of(state.announcement)
                 if value:
                     return value
         return None
 
     @property
     def name(self) -> str | None:
-        return self._first("name")
+        return self._first(lambda a: a.name)
 
     @property
     def manufacturer(self) -> str | None:
-        return self._first("manufacturer")
+        return self._first(lambda a: a.manufacturer)
 
     @property
     def model(self) -> str | None:
-        return self._first("model")
+        return self._first(lambda a: a.model)
 
     @property
     def firmware(self) -> str | None:
-        return self._first("firmware")
+        return self._first(lambda a: a.firmware)
 
     @property
     def category(self) -> str | None:
@@ -215,7 +216,7 @@ class InboxItem:
 
     @property
     def topic(self) -> str | None:
-        return self._first("topic")
+        return self._first(lambda a: a.topic)
 
     @property
     def address(self) -> str | None:

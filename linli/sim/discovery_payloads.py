@@ -26,7 +26,7 @@ shape comes from:
 * `ha_device_form` — Home Assistant's device-based discovery (2024.11+, the
   example in its MQTT docs): one `<prefix>/device/<id>/config` with `dev`, `o`,
   `cmps` (each with its platform `p`) and a shared `state_topic`.
-* `linli_native` — Linli's own announcement (gateway/discovery/mqtt_discovery.py,
+* `linli_native` — Linli's own announcement (adapters/discovery/mqtt.py,
   NATIVE_SCHEMA) on `linli/v1/discovery/<id>/config`.
 """
 

@@ -27,7 +27,7 @@ from linli.gateway.registry import Device
 from linli.gateway.runtime import Gateway
 from linli.sim.box import SimBox
 from tests.brokers import settle
-from tests.discovering import free_udp_port
+from tests.discovering import DISCOVERY, free_udp_port
 from tests.homes import add_home
 from tests.stb.boxes import OPERATORS, STB_COMPONENTS, adopt, stb_gateway
 
@@ -351,6 +351,7 @@ async def test_hostile_control_requests_get_a_clear_error_and_the_renderer_keeps
 async def test_a_member_lets_a_phone_on_mobile_data_cast_from_the_app(make_gateway, boxes) -> None:
     from aiohttp.test_utils import TestServer
 
+    from linli.gateway.component import ComponentApi
     from linli.portal.app import create_app
     from tests.portal_accounts import add_account
 
@@ -359,7 +360,7 @@ async def test_a_member_lets_a_phone_on_mobile_data_cast_from_the_app(make_gatew
     await li_family(gateway, await boxes("broadcast", "h2-tv"), "h2", "王家")
     password = await add_account(gateway, "wang.resident", "resident", "h2")
     assert (await get(description_url(gateway, "h2"), source="127.0.0.2"))[0] == 404
-    async with TestServer(create_app(gateway), host="127.0.0.1") as server:
+    async with TestServer(create_app(ComponentApi(gateway, "portal")), host="127.0.0.1") as server:
         connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
         async with aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)
@@ -400,7 +401,7 @@ async def test_the_gateway_does_not_find_its_own_renderers_in_its_inbox(make_gat
         make_gateway,
         components=[
             *STB_COMPONENTS,
-            "linli.gateway.discovery:Discovery",
+            *DISCOVERY,
             "linli.services.screens.cast:CastRenderers",
         ],
         cast={"port": 0, "interfaces": ["127.0.0.1"], "ssdp": {"port": port, "announce_s": 1}},

@@ -26,12 +26,12 @@ from linli.sim.dial_box import DialBox
 from linli.sim.thunder_box import ThunderBox
 from linli.sim.upnp_box import SimUpnpDevice
 from tests.brokers import settle
-from tests.discovering import discovery_config, inbox_of
+from tests.discovering import DISCOVERY, discovery_config, inbox_of
 from tests.homes import add_home
 from tests.stb.boxes import ADAPTER, STB_COMPONENTS, stb_settings
 
 SOURCE = {"broadcast": "ssdp", "carrier": "zeroconf"}
-COMPONENTS = ["linli.gateway.discovery:Discovery", *STB_COMPONENTS]
+COMPONENTS = [*DISCOVERY, *STB_COMPONENTS]
 
 
 @pytest.fixture

@@ -33,12 +33,12 @@ from linli.gateway.stb.fleet import degraded_kinds
 from linli.sim.box_announcer import BoxAnnouncer
 from linli.sim.dial_box import DialBox
 from tests.brokers import settle
-from tests.discovering import discovery_config, inbox_of
+from tests.discovering import DISCOVERY, discovery_config, inbox_of
 from tests.homes import add_home
 from tests.portal_accounts import add_account, api_token
 from tests.stb.boxes import STB_COMPONENTS, stb_settings
 
-COMPONENTS = ["linli.gateway.discovery:Discovery", *STB_COMPONENTS]
+COMPONENTS = [*DISCOVERY, *STB_COMPONENTS]
 MEDIA = "http://127.0.0.1:9/clip.mp4"
 
 

@@ -34,25 +34,25 @@ from typing import Any, Final
 import aiomqtt
 import orjson
 
-from linli.gateway.discovery.ha_abbreviations import apply_topic_base, expand
-from linli.gateway.discovery.ha_mapping import HA_COMPONENTS, capability_for
-from linli.gateway.discovery.ha_profile import entity_record
-from linli.gateway.discovery.identity import identifier_keys, ieee_key, mac_key, ordered
-from linli.gateway.discovery.inbox import Inbox
-from linli.gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
-from linli.gateway.discovery.schemas import (
+from linli.adapters.discovery.ha_abbreviations import apply_topic_base, expand
+from linli.adapters.discovery.schemas import (
     config_problem,
     native_problem,
     tasmota_problem,
     tasmota_sensors_problem,
 )
-from linli.gateway.discovery.tasmota import (
+from linli.adapters.discovery.tasmota import (
     TASMOTA_PREFIX,
     TasmotaConfigError,
     device_block,
     relay_entities,
     sensor_entities,
 )
+from linli.gateway.discovery.ha_mapping import HA_COMPONENTS, capability_for
+from linli.gateway.discovery.ha_profile import entity_record
+from linli.gateway.discovery.identity import identifier_keys, ieee_key, mac_key, ordered
+from linli.gateway.discovery.inbox import Inbox
+from linli.gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
 from linli.gateway.mqtt.link import MqttLink
 
 _LOGGER = logging.getLogger(__name__)

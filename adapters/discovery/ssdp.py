@@ -37,10 +37,10 @@ from async_upnp_client.ssdp import udn_from_usn
 from async_upnp_client.ssdp_listener import extract_uncache_after, is_valid_location
 from async_upnp_client.utils import CaseInsensitiveDict
 
+from linli.adapters.discovery.upnp_description import DescriptionError, DeviceDescription, async_describe
 from linli.gateway.discovery.identity import mac_key, ordered, uuid_key
 from linli.gateway.discovery.inbox import Inbox
 from linli.gateway.discovery.model import Announcement, ProposedCapability, Rejection, Source
-from linli.gateway.discovery.upnp_description import DescriptionError, DeviceDescription, async_describe
 
 _LOGGER = logging.getLogger(__name__)
 
