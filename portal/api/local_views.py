@@ -54,6 +54,8 @@ async def status(call: Call) -> dict[str, Any]:
             "batches": gateway.store.batches_written,
         },
         "profile_errors": gateway.profiles.errors,
+        # each component's state with the reason a person can act on (waiting, retrying, failed…)
+        "components": [s.as_dict() for s in gateway.statuses()],
     }
 
 
