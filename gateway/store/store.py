@@ -158,7 +158,8 @@ class Store:
             # its pages fall out of memory, and each batch (an alarm waits behind one) reads them
             # back. 32 MB keeps a few days of a community's index hot; it fills only as used.
             self._conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-            return migrate(self._conn)
+            applied: list[int] = migrate(self._conn)  # the core's own tables
+            return applied
 
         applied = await loop.run_in_executor(self._writer, open_and_migrate)
         await loop.run_in_executor(self._writer, self.journal.open)
@@ -213,7 +214,7 @@ class Store:
             )
         conn = self._require()
         loop = asyncio.get_running_loop()
-        applied = await loop.run_in_executor(self._writer, migrate, conn, owner, migrations)
+        applied: list[int] = await loop.run_in_executor(self._writer, migrate, conn, owner, migrations)
         if applied:
             _LOGGER.info("store %s: %s tables migrated to version %d", self.path, owner, applied[-1])
         return applied
