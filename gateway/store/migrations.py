@@ -3,8 +3,10 @@
 The core and every component that keeps tables bring their own list of migrations
 (`services/alerts/migrations.py`, …); the core's own (registry, telemetry, retention,
 residents, adapter storage, accounts, MQTT clients) are the `MIGRATIONS` below, owner
-"core". The ledger table `schema_versions` holds, per owner, how many of its migrations the
-file has: the core's run when the store starts, a component's just before it starts
+"core". (The portal's announcements and alert assignments are here too for now: the portal
+is also mounted without its component, `create_app` in tests, where no migration would run.)
+The ledger table `schema_versions` holds, per owner, how many of its migrations the file
+has: the core's run when the store starts, a component's just before it starts
 (`Store.async_migrate`), so a component that is not configured leaves no tables behind.
 Each migration runs in one transaction with its ledger row; never edit a released
 migration, add the next one.
@@ -44,10 +46,6 @@ class Migration:
 
     apply: Callable[[sqlite_utils.Database], None]
     released_as: int | None = field(default=None, kw_only=True)
-
-    @property
-    def name(self) -> str:
-        return getattr(self.apply, "__name__", repr(self.apply))
 
 
 class SchemaTooNewError(RuntimeError):
