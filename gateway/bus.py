@@ -19,7 +19,7 @@ import collections
 import logging
 from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from linli.common.ratelog import RateLimitedLog
 from linli.gateway.events import Event
@@ -219,3 +219,19 @@ class EventBus:
                 sub.close()
         self._callbacks.clear()
         self._targets.clear()
+
+
+class BusAccess(Protocol):
+    """Firing and listening, as a part of the core that a component builds needs them.
+
+    The `EventBus` itself, or the component's `TrackedBus` (linli.gateway.component),
+    which remembers the listeners so that stopping the component removes them.
+    """
+
+    def fire(self, event: Event) -> None: ...
+
+    def has_listeners(self, event_type: type[Event], household: str | None = None) -> bool: ...
+
+    def listen(
+        self, event_type: type[E], callback: Callable[[E], None], *, household: str | None = None
+    ) -> Callable[[], None]: ...

@@ -265,7 +265,11 @@ class Registry:
         self.unknown_profile_devices: list[str] = []
         self._dormant: dict[str, _Dormant] = {}  # devices whose profile was not loaded (yet)
         # a profile installed later (a reload of the profile folders) brings its devices back
-        bus.listen(ProfilesChanged, lambda _event: self._dormant and self.revive())
+        bus.listen(ProfilesChanged, self._on_profiles_changed)
+
+    def _on_profiles_changed(self, _event: ProfilesChanged) -> None:
+        if self._dormant:
+            self.revive()
 
     # -- loading ---------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from linli.common.backoff import backoff_delay
 from linli.gateway import __version__
@@ -87,7 +87,7 @@ def load_component(spec: str) -> Component:
         raise GatewayStartError(str(exc)) from exc
     if not isinstance(component, Component):
         raise GatewayStartError(f"component {spec!r} lacks name/requires/async_start/async_stop")
-    return cast(Component, component)
+    return component
 
 
 def _start_order(components: list[Component]) -> list[Component]:

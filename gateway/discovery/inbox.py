@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from linli.common.ratelog import RateLimitedLog
-from linli.gateway.bus import EventBus
+from linli.gateway.bus import BusAccess
 from linli.gateway.context import Context
 from linli.gateway.discovery.events import InboxChanged
 from linli.gateway.discovery.ha_profile import (
@@ -157,7 +157,7 @@ class Inbox:
     def __init__(
         self,
         store: Store,
-        bus: EventBus,
+        bus: BusAccess,  # the bus, or the discovery component's tracked view of it
         registry: Registry,
         profiles: ProfileSet,
         *,

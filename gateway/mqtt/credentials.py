@@ -336,7 +336,7 @@ class MqttCredentials:
         ]
 
         def write(db: sqlite_utils.Database) -> None:
-            db["mqtt_clients"].upsert_all(rows, pk="username")
+            db.table("mqtt_clients").upsert_all(rows, pk="username")
 
         await self._store.async_write(write)
         for row in rows:

@@ -73,7 +73,7 @@ class AdapterApi(ComponentApi):
         raise PermissionError(f"adapter {self.id!r} cannot reach {what}: it is not part of the adapter API")
 
     @property
-    def config(self) -> Mapping[str, Any]:  # type: ignore[override]
+    def config(self) -> Mapping[str, Any]:
         """The adapter's own settings (adapters.settings.<id>), checked against its manifest."""
         return self.settings
 
@@ -85,7 +85,7 @@ class AdapterApi(ComponentApi):
         return self._bus
 
     @property
-    def registry(self) -> RegistryView:  # type: ignore[override]
+    def registry(self) -> RegistryView:  # type: ignore[override]  # narrowed on purpose: the allow-list
         if not self._permissions & {"registry.read", "registry.write"}:
             raise _refuse(self.id, "registry.read", "the registry")
         return self._registry_view
@@ -118,23 +118,23 @@ class AdapterApi(ComponentApi):
     # -- what the component API has and an adapter does not ----------------------
 
     @property
-    def store(self) -> NoReturn:  # type: ignore[override]
+    def store(self) -> NoReturn:
         self._never("the gateway's database (use api.storage, its own namespace)")
 
     @property
-    def privacy(self) -> NoReturn:  # type: ignore[override]
+    def privacy(self) -> NoReturn:
         self._never("the privacy decisions")
 
     @property
-    def profiles(self) -> NoReturn:  # type: ignore[override]
+    def profiles(self) -> NoReturn:
         self._never("the profile set")
 
     @property
-    def mqtt_credentials(self) -> NoReturn:  # type: ignore[override]
+    def mqtt_credentials(self) -> NoReturn:
         self._never("the devices' MQTT credentials")
 
     @property
-    def broker(self) -> NoReturn:  # type: ignore[override]
+    def broker(self) -> NoReturn:
         self._never("the broker")
 
     # -- discovered devices ----------------------------------------------------

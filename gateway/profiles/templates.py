@@ -272,12 +272,12 @@ _ENV: Final = _environment()
 def _static_problem(tree: nodes.Template) -> str | None:
     """Why the parsed template may never run, or None."""
     # What it reaches for comes first: that is the more telling reason.
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
-            return f"reaches for attribute {node.attr!r}"
-        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-            if isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
-                return f"reaches for item {node.arg.value!r}"
+    for access in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(access, nodes.Getattr) and access.attr.startswith("_"):
+            return f"reaches for attribute {access.attr!r}"
+        if isinstance(access, nodes.Getitem) and isinstance(access.arg, nodes.Const):
+            if isinstance(access.arg.value, str) and access.arg.value.startswith("_"):
+                return f"reaches for item {access.arg.value!r}"
     try:
         unknown = sorted(find_undeclared_variables(tree) - SCOPE)
     except TemplateError:  # an unknown filter or test: named by the checks below

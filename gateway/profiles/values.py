@@ -60,10 +60,10 @@ _INF: Final = (math.inf, -math.inf)
 
 def _number_check(schema: dict[str, Any], integer: bool) -> ValueCheck:
     """The hottest case, a number in a range, as one closure with no further calls."""
-    lo = schema.get("minimum", -math.inf)
-    hi = schema.get("maximum", math.inf)
-    xlo = schema.get("exclusiveMinimum", -math.inf)
-    xhi = schema.get("exclusiveMaximum", math.inf)
+    lo: float = schema.get("minimum", -math.inf)
+    hi: float = schema.get("maximum", math.inf)
+    xlo: float = schema.get("exclusiveMinimum", -math.inf)
+    xhi: float = schema.get("exclusiveMaximum", math.inf)
 
     def check(v: Any) -> bool:
         t = type(v)
@@ -72,7 +72,8 @@ def _number_check(schema: dict[str, Any], integer: bool) -> ValueCheck:
                 return False
         elif t is not int:
             return False
-        return lo <= v <= hi and xlo < v < xhi
+        number: float = v  # an int or a finite float by now (type() checks do not narrow for mypy)
+        return lo <= number <= hi and xlo < number < xhi
 
     return check
 

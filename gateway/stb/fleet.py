@@ -315,7 +315,8 @@ class BoxFleet:
                 suffix += 1
         await self.api.storage.async_set(_STORAGE_PREFIX + device_id, endpoint.as_dict())
         try:
-            device = await registry.async_add_device(
+            # (typed here: the plugins' registry view forwards its writes untyped)
+            added: Device = await registry.async_add_device(
                 device_id,
                 household_id=household_id,
                 name=name or facts.name or "TV",
@@ -328,11 +329,11 @@ class BoxFleet:
         except Exception:
             await self.api.storage.async_delete(_STORAGE_PREFIX + device_id)
             raise
-        box = self._attach(device, endpoint)
+        box = self._attach(added, endpoint)
         box.facts = facts
         await self._refresh(box, READ_KINDS & self.provides)
         _LOGGER.debug("%s: box at %s joined household %s as %s", self.api.id, target, household_id, device_id)
-        return device
+        return added
 
     async def async_remove(self, device_id: str) -> None:
         await self.api.registry.async_remove_device(device_id)

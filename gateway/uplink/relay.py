@@ -104,7 +104,7 @@ class Relay:
     def _client(self) -> RegionalClient:
         s = self.settings
         self._session_ts = time.time()
-        connect = Properties(PacketTypes.CONNECT)
+        connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho's __init__ is unannotated
         connect.SessionExpiryInterval = s.session_expiry_s
         return RegionalClient(
             s.host,

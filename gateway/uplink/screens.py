@@ -13,24 +13,24 @@ from typing import TYPE_CHECKING, Any
 from linli.gateway.context import Context
 
 if TYPE_CHECKING:
-    from linli.gateway.runtime import Gateway
+    from linli.gateway.component import ComponentApi
 
 
-def tv_targets(gateway: Gateway) -> list[tuple[str, str]]:
+def tv_targets(api: ComponentApi) -> list[tuple[str, str]]:
     """(device id, capability key) of every writable `notify` capability."""
     return [
         (device.id, cap.key)
-        for device in gateway.registry.iter_devices()
+        for device in api.registry.iter_devices()
         for cap in device.profile.capabilities
         if cap.kind == "notify" and "w" in cap.access
     ]
 
 
 async def async_show_on_tvs(
-    gateway: Gateway, *, title: str, text: str, level: str, announcement_id: str, timeout_s: float
+    api: ComponentApi, *, title: str, text: str, level: str, announcement_id: str, timeout_s: float
 ) -> tuple[int, int]:
     """Show on every TV at once; returns (TVs that confirmed, TVs tried)."""
-    targets = tv_targets(gateway)
+    targets = tv_targets(api)
     command: dict[str, Any] = {"action": "show", "text": text, "level": level}
     if title:
         command["title"] = title
@@ -38,7 +38,7 @@ async def async_show_on_tvs(
     async def one(device_id: str, key: str) -> bool:
         try:
             await asyncio.wait_for(
-                gateway.commands.async_send(
+                api.commands.async_send(
                     device_id, key, dict(command), context=Context(origin=f"uplink:{announcement_id}")
                 ),
                 timeout_s,

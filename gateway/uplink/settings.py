@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ class UplinkSettings:
     tv_timeout_s: float
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> UplinkSettings:
+    def from_config(cls, config: Mapping[str, Any]) -> UplinkSettings:
         up = config["uplink"]
         host, port = up["host"], up["port"]
         use_tls = bool(up.get("tls"))
