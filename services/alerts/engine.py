@@ -99,6 +99,8 @@ EVENT_COLUMNS: Final = (
 _INSERT_EVENT: Final = (
     f"INSERT INTO alert_events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 )
+#: A channel's turn came after a person answered the alert: it told nobody, so nothing is recorded.
+_ANSWERED_MEANWHILE: Final = Delivery(outcome=Outcome.NO_RECIPIENT, detail="answered before it was sent")
 #: Rows that record what caused an alert: in its trace, not in its timeline.
 CAUSE_ACTIONS: Final = ("cause", "requested")
 _STEP_ACTIONS: Final = ("notifying", "escalated")
@@ -861,6 +863,8 @@ class AlertEngine:
     ) -> Delivery:
         if channel is None:
             return Delivery(outcome=Outcome.NO_RECIPIENT, detail="channel gone")
+        if not alert.escalating:  # answered before this channel's turn: nobody to tell, nothing to record
+            return _ANSWERED_MEANWHILE
         reached: list[Delivery] = []
         for audience in audiences:
             if not alert.escalating:  # acknowledged meanwhile: tell nobody else
@@ -894,6 +898,8 @@ class AlertEngine:
         events, deliveries = [], []
         delivered_any = False
         for (name, (context, _)), result in zip(sends.items(), answered, strict=True):
+            if result is _ANSWERED_MEANWHILE:
+                continue
             if not isinstance(result, Delivery):  # the job itself broke (it was logged)
                 result = Delivery(outcome=Outcome.FAILED, detail=f"delivery job failed: {result!r}"[:300])
             events.append(
@@ -916,6 +922,8 @@ class AlertEngine:
             else:
                 self._retries.pop((alert.id, step, name), None)
                 delivered_any |= result.outcome is Outcome.DELIVERED
+        if not events:
+            return 0
         became_notified = delivered_any and alert.state is AlertState.RAISED
         if became_notified:
             alert.state = AlertState.NOTIFIED
@@ -972,6 +980,8 @@ class AlertEngine:
     async def async_redeliver_missing(self) -> int:
         """After a restart: deliver the current step on every channel that has no outcome yet."""
         async with self._due_lock:
+            if self._inflight:  # a step started with its raise is recorded first, not sent twice
+                await asyncio.gather(*list(self._inflight), return_exceptions=True)
             return await self._redeliver_missing()
 
     async def _redeliver_missing(self) -> int:
