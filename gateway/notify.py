@@ -16,6 +16,7 @@ answer's), so a TV overlay can be traced back to the button press.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -70,6 +71,21 @@ class FollowingChannel(Channel, Protocol):
     async def async_follow(
         self, alert: dict[str, Any], audience: Audience, transition: str, *, context: Context
     ) -> None: ...
+
+
+@runtime_checkable
+class ImmediateChannel(Channel, Protocol):
+    """A channel that can put an alert on its screens within the caller's own turn of the loop.
+
+    `deliver_now` sends at once (writing a WebSocket frame never waits) and returns the
+    outcome to await. The engine uses it for a step started with its raise, so the first
+    screen has an SOS straight after the commit rather than a turn of the loop later —
+    under telemetry load a turn is a millisecond or two (bench/sos_ws.py).
+    """
+
+    def deliver_now(
+        self, alert: dict[str, Any], audience: Audience, *, context: Context
+    ) -> asyncio.Future[Delivery]: ...
 
 
 class Notifier:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from tests.homes import add_home, publish
 from tests.portal_accounts import PORTAL_SERVICES, add_account, api_token, portal
 from tests.test_portal_live import drain, next_of
@@ -31,6 +33,7 @@ def kinds(messages: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     return [(m["type"], m.get("transition") or m.get("audience")) for m in messages]
 
 
+@pytest.mark.slow
 async def test_one_sos_press_is_one_message_on_the_phone_and_each_change_one_more(
     make_gateway, broker
 ) -> None:
@@ -98,6 +101,7 @@ async def test_one_sos_press_is_one_message_on_the_phone_and_each_change_one_mor
             await ws.close()
 
 
+@pytest.mark.slow
 async def test_a_fall_in_its_window_reaches_nobody_beyond_the_household_not_even_as_a_change(
     make_gateway,
 ) -> None:

@@ -16,7 +16,6 @@ never holds the delivery back: the first connection that has it is enough.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any, Final
 
 from linli.gateway.context import Context
@@ -45,10 +44,20 @@ class WsChannel:
         return []
 
     async def async_deliver(self, alert: dict[str, Any], audience: Audience, *, context: Context) -> Delivery:
+        return await self.deliver_now(alert, audience, context=context)
+
+    def deliver_now(
+        self, alert: dict[str, Any], audience: Audience, *, context: Context
+    ) -> asyncio.Future[Delivery]:
+        """Write the alert to the audience's sockets now; the future says whether any took it."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[Delivery] = loop.create_future()
         targets = self._audience(alert, audience)
         if not targets:
-            return Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connected")
-        loop = asyncio.get_running_loop()
+            outcome.set_result(
+                Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connected")
+            )
+            return outcome
         framed = self.hub.frames_per_reader(  # each reader's own view of it, as the REST API's
             targets,
             lambda p: {
@@ -64,17 +73,26 @@ class WsChannel:
             waiter: asyncio.Future[bool] = loop.create_future()
             if connection.offer(data, waiter):
                 waiters.append(waiter)
-        reached = 0
-        pending = set(waiters)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(WAIT_S):
-                while pending and not reached:
-                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    reached += sum(1 for w in done if w.result())
-        if not reached:
-            return Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connection took it")
-        self.delivered += 1
-        return Delivery(outcome=Outcome.DELIVERED, detail=f"{audience.value}: {len(waiters)} screen(s)")
+        untaken = Delivery(outcome=Outcome.NO_RECIPIENT, detail=f"no {audience.value} connection took it")
+
+        def settle(_: object = None) -> None:
+            if outcome.done():
+                return
+            if any(w.done() and w.result() for w in waiters):
+                # the first connection that has it is enough: a slow client never holds it back
+                self.delivered += 1
+                timer.cancel()
+                detail = f"{audience.value}: {len(waiters)} screen(s)"
+                outcome.set_result(Delivery(outcome=Outcome.DELIVERED, detail=detail))
+            elif all(w.done() for w in waiters):
+                timer.cancel()
+                outcome.set_result(untaken)
+
+        timer = loop.call_later(WAIT_S, lambda: outcome.done() or outcome.set_result(untaken))
+        for waiter in waiters:
+            waiter.add_done_callback(settle)
+        settle()
+        return outcome
 
     async def async_follow(
         self, alert: dict[str, Any], audience: Audience, transition: str, *, context: Context

@@ -51,7 +51,14 @@ from linli.common.ids import new_id
 from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
 from linli.gateway.events import AlertAnswered, AlertChanged, AlertRequested
-from linli.gateway.notify import Audience, Channel, Delivery, FollowingChannel, Outcome
+from linli.gateway.notify import (
+    Audience,
+    Channel,
+    Delivery,
+    FollowingChannel,
+    ImmediateChannel,
+    Outcome,
+)
 from linli.gateway.uplink import outbox as uplink_outbox
 from linli.services.alerts import config
 from linli.services.alerts.escalation import Policy, default_policy
@@ -122,6 +129,16 @@ def _event(
     """One `alert_events` row, with the id of the context it happened in and that context's parent."""
     context_id, parent_id = (context.id, context.parent) if context is not None else (None, None)
     return (alert_id, ts, action, actor, step, channel, audience, outcome, detail, context_id, parent_id)
+
+
+def _combined(reached: list[Delivery]) -> Delivery:
+    """One channel's outcome over a step's audiences: failed if any failed (it is tried again),
+    delivered if any screen has it, else nobody was there."""
+    if any(d.outcome is Outcome.FAILED for d in reached):
+        return next(d for d in reached if d.outcome is Outcome.FAILED)
+    if any(d.outcome is Outcome.DELIVERED for d in reached):
+        return Delivery(outcome=Outcome.DELIVERED, detail="; ".join(d.detail for d in reached if d.detail))
+    return Delivery(outcome=Outcome.NO_RECIPIENT)
 
 
 def _sql_list(values: tuple[str, ...]) -> str:
@@ -454,11 +471,12 @@ class AlertEngine:
         bus = self._bus
         for change in changes:
             alert = change.alert
+            if change.transition == "raised" and alert.step == 0 and alert.step_context is not None:
+                # the screens first: the bus's listeners (elder care, the uplink) are not waited for
+                self._start_delivery(alert, 0, [c.name for c in self._channels()], now, 0, alert.step_context)
             bus.fire(self._changed(alert, change.transition, change.context))
             if change.transition == "repeated":
                 self._follow(alert, "repeated", change.context)
-            elif alert.step == 0 and alert.step_context is not None:
-                self._start_delivery(alert, 0, [c.name for c in self._channels()], now, 0, alert.step_context)
         if any(c.transition == "raised" for c in changes):
             self._wake.set()
 
@@ -829,11 +847,12 @@ class AlertEngine:
     def _start_delivery(
         self, alert: Alert, step: int, channels: list[str], now: float, attempts: int, context: Context
     ) -> asyncio.Future[int]:
-        """Hand one step to each channel in a task of its own, at once; the returned task records
-        every outcome when all have answered.
+        """Hand one step to every channel at once; the returned task records every outcome when
+        all have answered.
 
-        Called straight after a raise's commit: the channels' tasks start on the loop's next
-        turn, so the first screen is written without waiting for any other channel or write.
+        Called straight after a raise's commit. A channel that can send within this turn of the
+        loop (`ImmediateChannel`: the phones' WebSocket) sends right here; every other one
+        runs in a task of its own, so none waits for another channel or a write.
         """
         assert self._api is not None
         if not alert.escalating:
@@ -845,8 +864,11 @@ class AlertEngine:
         payloads = {audience: self._payload_for(alert, audience) for audience in audiences}
         sends = {}
         for name in channels:
-            delivery = context.child(origin=name)
-            job = self._deliver_one(alert, by_name.get(name), audiences, payloads, delivery)
+            delivery, channel = context.child(origin=name), by_name.get(name)
+            if isinstance(channel, ImmediateChannel):
+                job = self._outcomes(self._deliver_now(channel, audiences, payloads, delivery))
+            else:
+                job = self._deliver_one(alert, channel, audiences, payloads, delivery)
             sends[name] = (delivery, self._api.spawn(job, f"alerts-deliver-{name}"))
         task = self._api.spawn(self._record_deliveries(alert, step, sends, now, attempts), "alerts-delivered")
         self._inflight.add(task)
@@ -876,13 +898,37 @@ class AlertEngine:
                     reached.append(await channel.async_deliver(payloads[audience], audience, context=context))
             except Exception as exc:  # a channel's failure is recorded, never fatal
                 reached.append(Delivery(outcome=Outcome.FAILED, detail=f"{type(exc).__name__}: {exc}"))
-        if any(d.outcome is Outcome.FAILED for d in reached):
-            return next(d for d in reached if d.outcome is Outcome.FAILED)
-        if any(d.outcome is Outcome.DELIVERED for d in reached):
-            return Delivery(
-                outcome=Outcome.DELIVERED, detail="; ".join(d.detail for d in reached if d.detail)
-            )
-        return Delivery(outcome=Outcome.NO_RECIPIENT)
+        return _combined(reached)
+
+    @staticmethod
+    def _deliver_now(
+        channel: ImmediateChannel,
+        audiences: list[Audience],
+        payloads: dict[Audience, dict[str, Any]],
+        context: Context,
+    ) -> list[asyncio.Future[Delivery] | Delivery]:
+        """Send to each audience in this turn of the loop; the outcomes (or failures) to wait for."""
+        sent: list[asyncio.Future[Delivery] | Delivery] = []
+        for audience in audiences:
+            try:
+                sent.append(channel.deliver_now(payloads[audience], audience, context=context))
+            except Exception as exc:  # a channel's failure is recorded, never fatal
+                sent.append(Delivery(outcome=Outcome.FAILED, detail=f"{type(exc).__name__}: {exc}"))
+        return sent
+
+    @staticmethod
+    async def _outcomes(sent: list[asyncio.Future[Delivery] | Delivery]) -> Delivery:
+        reached: list[Delivery] = []
+        for outcome in sent:
+            if isinstance(outcome, Delivery):
+                reached.append(outcome)
+                continue
+            try:
+                async with asyncio.timeout(DELIVERY_TIMEOUT_S):
+                    reached.append(await outcome)
+            except Exception as exc:
+                reached.append(Delivery(outcome=Outcome.FAILED, detail=f"{type(exc).__name__}: {exc}"))
+        return _combined(reached)
 
     async def _record_deliveries(
         self,
