@@ -94,7 +94,10 @@ async def test_webhook_secret_is_never_in_a_config_error(tmp_path) -> None:
             None,
             environ={},
             overrides={
-                "alerts": {"webhooks": [{"id": "x", "url": "http://127.0.0.1:1/", "secret": "short-secret"}]}
+                # the alert engine's own section, judged by its schema (it brings it with it)
+                "components": ["linli.services.alerts:AlertEngine"],
+                "alerts": {"webhooks": [{"id": "x", "url": "http://127.0.0.1:1/", "secret": "short-secret"}]},
             },
         )
+    assert "alerts.webhooks.0.secret" in str(raised.value)
     assert "short-secret" not in str(raised.value)
