@@ -24,7 +24,7 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
-        time.sleep(0.02)
+        time.sleep(0.002)  # a broker listens ~10 ms after it starts: every test starts one
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 

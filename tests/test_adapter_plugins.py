@@ -151,6 +151,7 @@ def test_adapters_are_found_by_entry_point_and_in_the_builtin_folder(installed: 
     assert broken.manifest is None and "$.version" in (broken.problem or "")
 
 
+@pytest.mark.slow
 async def test_broken_adapters_are_disabled_with_a_reason_and_the_gateway_keeps_running(
     installed: Path, make_gateway, capsys
 ) -> None:

@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp.test_utils import TestClient
 
 from linli.gateway.notify import Audience
@@ -146,6 +147,7 @@ async def test_a_cancel_where_the_policy_says_close_is_closed_and_marked(make_ga
     assert closed.data["cancelled"]["call_back"] is None
 
 
+@pytest.mark.slow
 async def test_a_fall_stays_off_a_carers_websocket_until_its_window_passes(make_gateway) -> None:
     gateway, engine, _ = await _desk(make_gateway)
     await gateway.components["health"].async_grant_consent("h1", by="test", purposes=["carer"])

@@ -73,6 +73,7 @@ def journal_entries(gateway) -> list[tuple[int, str, bytes]]:  # type: ignore[no
         return conn.execute("SELECT id, kind, doc FROM entries").fetchall()
 
 
+@pytest.mark.slow
 async def test_sos_is_announced_without_waiting_for_a_busy_database_writer(
     make_gateway, broker, tmp_path
 ) -> None:
@@ -96,6 +97,7 @@ async def test_sos_is_announced_without_waiting_for_a_busy_database_writer(
     await settle(lambda: not journal_entries(gateway))
 
 
+@pytest.mark.slow
 async def test_a_journaled_sos_the_database_never_got_is_restored_on_start(
     make_gateway, broker, tmp_path
 ) -> None:
@@ -309,6 +311,7 @@ async def test_household_can_set_its_own_chain(make_gateway, tmp_path) -> None:
         )
 
 
+@pytest.mark.slow
 async def test_health_details_reach_carers_only_with_the_households_consent(make_gateway, tmp_path) -> None:
     clock = Clock()
     gateway, engine, screen = await start(make_gateway, tmp_path, clock)

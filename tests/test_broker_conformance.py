@@ -21,6 +21,8 @@ from linli.gateway.mqtt.broker import GATEWAY_USER, EmbeddedBroker, MosquittoBro
 from tests.brokers import free_port
 from tests.infrastructure import require_mosquitto
 
+pytestmark = pytest.mark.slow  # every test waits out a window in which nothing more may arrive
+
 MODES = ["embedded", "mosquitto"]
 
 

@@ -186,6 +186,7 @@ def test_slow_subscriber_drop_newest_keeps_the_first_events_and_counts() -> None
     assert sub.get_nowait() is None
 
 
+@pytest.mark.slow
 def test_fire_never_waits_for_a_subscriber_that_never_reads() -> None:
     # given a subscriber that never reads, and fire() called outside any event loop
     bus = EventBus()

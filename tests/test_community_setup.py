@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from linli.gateway import users
 from linli.gateway.runtime import Gateway
 from linli.sim import discovery_payloads as payloads
@@ -234,6 +236,7 @@ def table(db: Path, query: str) -> list[tuple[Any, ...]]:
         return conn.execute(query).fetchall()
 
 
+@pytest.mark.slow
 async def test_importing_a_community_file_twice_changes_nothing_the_second_time_and_the_gateway_loads_it(
     make_gateway, tmp_path
 ) -> None:
@@ -283,6 +286,7 @@ async def test_importing_a_community_file_twice_changes_nothing_the_second_time_
     assert grandma.data == {"birth_year": 1941}
 
 
+@pytest.mark.slow
 def test_a_bad_community_file_is_refused_naming_the_key_or_line_and_changes_nothing(tmp_path) -> None:
     data = tmp_path / "data"
     good = tmp_path / "good.toml"

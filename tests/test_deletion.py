@@ -17,6 +17,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from linli.gateway import users
 from linli.gateway.mqtt.topics import device_topic
 from linli.gateway.runtime import Gateway
@@ -189,6 +191,7 @@ async def fill(gateway: Gateway, client: Any, broker_port: int) -> dict[str, str
     return {"tv": tv_id}
 
 
+@pytest.mark.slow
 async def test_deleting_a_household_leaves_no_row_that_names_it(make_gateway, broker, monkeypatch) -> None:
     monkeypatch.setenv("LINLI_WAKE_LOOPBACK_ONLY", "1")
     gateway = await make_gateway(

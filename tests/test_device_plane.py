@@ -32,8 +32,9 @@ from tests.discovering import COMPONENTS, discovery_config, inbox_of, item_for, 
 from tests.homes import add_home, publish
 from tests.infrastructure import require
 
-# Per-device access control is Mosquitto's (skipped without it locally, a failure under CI).
-pytestmark = pytest.mark.usefixtures("mosquitto_installed")
+# Per-device access control is Mosquitto's (skipped without it locally, a failure under CI);
+# every test starts the gateway's own managed Mosquitto, with its plugin: slow.
+pytestmark = [pytest.mark.usefixtures("mosquitto_installed"), pytest.mark.slow]
 
 
 def plane_config(data_dir: Path, port: int, broker: str = "mosquitto") -> dict:

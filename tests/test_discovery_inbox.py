@@ -307,6 +307,7 @@ async def test_door_sensor_reporting_firmware_as_zigbee2mqtt_does_is_matched_and
     await settle(lambda: device.states.get("door") is not None and device.states["door"].value is True)
 
 
+@pytest.mark.slow
 async def test_adding_a_profile_rematches_a_waiting_item_without_a_restart(
     make_gateway, broker, tmp_path
 ) -> None:

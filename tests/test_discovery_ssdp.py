@@ -95,6 +95,7 @@ async def test_dial_set_top_box_is_recognised_with_its_application_url(make_gate
     assert item.address == f"127.0.0.1:{box.port}"
 
 
+@pytest.mark.slow
 async def test_device_that_only_answers_searches_is_found_within_the_first_m_search_round(
     make_gateway, boxes
 ) -> None:
@@ -206,6 +207,7 @@ async def test_description_with_an_entity_bomb_is_rejected(make_gateway, boxes, 
     )
 
 
+@pytest.mark.slow
 async def test_description_with_an_external_entity_is_rejected(make_gateway, boxes, caplog) -> None:
     rejected = await _hostile_description_is_rejected(
         make_gateway, boxes, caplog, serving(EXTERNAL_ENTITY), "EntitiesForbidden"
@@ -213,6 +215,7 @@ async def test_description_with_an_external_entity_is_rejected(make_gateway, box
     assert "root:" not in str(rejected)  # nothing of /etc/passwd was read
 
 
+@pytest.mark.slow
 async def test_description_url_that_never_answers_is_rejected(make_gateway, boxes, caplog) -> None:
     await _hostile_description_is_rejected(
         make_gateway, boxes, caplog, never_answering, "did not arrive within 1 s"

@@ -44,6 +44,7 @@ def service(service_type: str, instance: str, properties: dict, port: int = 8883
     )
 
 
+@pytest.mark.slow
 async def test_linli_pendant_registered_on_loopback_is_in_the_inbox_within_two_seconds(
     make_gateway, mdns
 ) -> None:
@@ -69,6 +70,7 @@ async def test_linli_pendant_registered_on_loopback_is_in_the_inbox_within_two_s
     assert {c.kind for c in item.capabilities} == {"sos_button", "battery"}
 
 
+@pytest.mark.slow
 async def test_txt_record_with_binary_junk_is_rejected_and_discovery_goes_on(
     make_gateway, mdns, caplog
 ) -> None:
@@ -93,6 +95,7 @@ async def test_txt_record_with_binary_junk_is_rejected_and_discovery_goes_on(
     assert any("binary junk" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
+@pytest.mark.slow
 async def test_service_goodbye_makes_the_item_unavailable_not_deleted(make_gateway, mdns) -> None:
     gateway = await start(make_gateway, "zeroconf")
     inbox = inbox_of(gateway)
@@ -106,6 +109,7 @@ async def test_service_goodbye_makes_the_item_unavailable_not_deleted(make_gatew
     assert item.sources["zeroconf"].gone_reason == "service removed (mDNS goodbye)"
 
 
+@pytest.mark.slow
 async def test_same_box_over_ssdp_and_zeroconf_is_one_inbox_entry(make_gateway, mdns) -> None:
     # given a set-top box with a built-in cast receiver: DIAL over SSDP, _googlecast over mDNS
     gateway = await start(make_gateway, "zeroconf", "ssdp")
@@ -149,6 +153,7 @@ async def test_same_box_over_ssdp_and_zeroconf_is_one_inbox_entry(make_gateway, 
     assert item.sources["ssdp"].announcement.details["application_url"].endswith("/apps/")
 
 
+@pytest.mark.slow
 async def test_chromecast_and_homekit_say_what_they_are_and_why_they_cannot_be_adopted(
     make_gateway, mdns
 ) -> None:

@@ -232,6 +232,7 @@ async def test_a_daily_nap_is_part_of_the_routine_not_an_alarm(make_gateway, tmp
     assert await care.async_run_due() == ["inactivity:h1"]
 
 
+@pytest.mark.slow
 async def test_until_there_are_enough_days_the_fixed_limits_apply(make_gateway, tmp_path) -> None:
     clock = Clock(local(15, 9, 50))
     gateway, care, engine, _ = await start(make_gateway, tmp_path, clock)

@@ -70,6 +70,7 @@ async def esphome_gateway(
     return gateway
 
 
+@pytest.mark.slow
 async def test_an_announced_node_is_adopted_and_behaves_like_any_device(make_gateway, nodes) -> None:
     # given a gateway that discovers over mDNS, household h1, and a hall node announcing itself
     gateway = await esphome_gateway(make_gateway)
@@ -130,6 +131,7 @@ async def test_an_announced_node_is_adopted_and_behaves_like_any_device(make_gat
     assert getattr(refused.value, "code", None) == "not_supported"
 
 
+@pytest.mark.slow
 async def test_a_node_that_goes_away_is_unavailable_and_back_when_it_returns(make_gateway, nodes) -> None:
     # given an adopted node, connected
     gateway = await esphome_gateway(make_gateway)
@@ -158,6 +160,7 @@ async def test_a_node_that_goes_away_is_unavailable_and_back_when_it_returns(mak
     await settle(lambda: device.states["front_door"].value is True)
 
 
+@pytest.mark.slow
 async def test_a_node_keeps_its_profile_when_the_profile_folders_are_reloaded(
     make_gateway, nodes, tmp_path
 ) -> None:
@@ -187,6 +190,7 @@ async def test_a_node_keeps_its_profile_when_the_profile_folders_are_reloaded(
     assert gateway.profiles.get(device.profile.id) is not None
 
 
+@pytest.mark.slow
 async def test_a_wrong_api_password_is_a_clear_refusal_and_the_node_stays_pending(
     make_gateway, nodes
 ) -> None:
@@ -209,6 +213,7 @@ async def test_a_wrong_api_password_is_a_clear_refusal_and_the_node_stays_pendin
     ] == []
 
 
+@pytest.mark.slow
 async def test_a_node_with_the_right_password_from_the_settings_is_adopted(make_gateway, nodes) -> None:
     # given a node with a password, and the gateway's default esphome password is that one
     node = await nodes(password="correct horse")
@@ -220,6 +225,7 @@ async def test_a_node_with_the_right_password_from_the_settings_is_adopted(make_
     await settle(lambda: device.available and "hall_temperature" in device.states, 5.0)
 
 
+@pytest.mark.slow
 async def test_an_encrypted_node_without_its_key_is_refused_with_what_is_needed(make_gateway, nodes) -> None:
     # given a node that announces api_encryption (a noise key), and no key in the settings
     node = await nodes(encryption=True)
@@ -272,6 +278,7 @@ def test_a_node_with_nothing_linli_knows_is_refused_with_a_hint() -> None:
         node_model(info, [TextSensorInfo(object_id="uptime", key=1, name="Uptime")])
 
 
+@pytest.mark.slow
 async def test_an_adopted_node_is_back_after_a_restart_with_its_last_state(
     make_gateway, nodes, tmp_path
 ) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+import pytest
 
 from linli.gateway import users
 from linli.gateway.privacy import FieldClass, class_of
@@ -281,6 +282,7 @@ def urls(path: str, world: Community) -> list[tuple[str, str | None]]:
     return found
 
 
+@pytest.mark.slow
 async def test_no_role_reads_a_field_class_it_may_not_on_any_route_or_live(
     make_gateway, broker, monkeypatch
 ) -> None:

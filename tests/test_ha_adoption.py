@@ -359,6 +359,7 @@ async def test_openmqttgateway_ble_scale_with_abbreviated_keys(make_gateway, bro
     assert state(device, "weight") == 62.35
 
 
+@pytest.mark.slow
 async def test_bridge_offline_makes_its_devices_unavailable_and_back(make_gateway, broker) -> None:
     gateway = await gateway_with_home(make_gateway)
     device = await adopt(gateway, broker, door(), "ieee:00158d0001a2b3c4", entities=2)

@@ -261,6 +261,7 @@ async def test_normal_and_borderline_readings_raise_nothing(make_gateway, broker
     assert vital_alerts(gateway) == [] and screen.received == []
 
 
+@pytest.mark.slow
 async def test_a_residents_own_thresholds_apply_to_their_readings_only(
     make_gateway, broker, tmp_path
 ) -> None:
@@ -495,6 +496,7 @@ async def test_fhir_bundle_holds_an_observation_per_reading_with_patient_and_dev
     assert codes["8310-5"]["valueQuantity"]["value"] == 36.7
 
 
+@pytest.mark.slow
 async def test_fhir_bundle_validates_against_fhir_r4_models(make_gateway, broker, tmp_path) -> None:
     # fhir.resources ships R4B (4.3), which for Observation, Patient, Device and Bundle
     # is R4 (4.0.1) with no change to these elements.

@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 CORE = Path(__file__).resolve().parent.parent / "gateway"
 # A dotted path into a layer above the core (a module named in a string, to be imported later).
 ABOVE = re.compile(r"\blinli\.(services|adapters|portal)\.\w|\blinli\.(sim|certify|region|cli|components)\b")
@@ -28,6 +30,7 @@ def _strings(tree: ast.AST) -> list[tuple[int, str]]:
     ]
 
 
+@pytest.mark.slow
 def test_the_core_names_no_module_above_it_even_in_a_string() -> None:
     found = [
         f"{path.relative_to(CORE.parent)}:{line}: {text!r}"

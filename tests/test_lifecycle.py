@@ -99,6 +99,7 @@ async def test_embedded_broker_mode_runs_with_nothing_installed(tmp_path) -> Non
         await gateway.async_stop()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("mosquitto_installed")
 async def test_mosquitto_mode_runs_and_supervises_the_broker(tmp_path) -> None:
     from tests.homes import add_home, publish
@@ -130,12 +131,14 @@ def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_version_from_the_console_script_and_python_m() -> None:
     assert _run("--version").stdout.strip() == f"linli {__version__}"
     linli = subprocess.run(["linli", "--version"], capture_output=True, text=True, check=True)
     assert linli.stdout.strip() == f"linli {__version__}"
 
 
+@pytest.mark.slow
 def test_bad_config_file_is_reported_with_the_key(tmp_path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[mqtt]\nport = 70000\n")
@@ -158,6 +161,7 @@ def _wait_http(url: str, timeout: float = 20, token: str | None = None) -> dict:
             time.sleep(0.2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_run_stops_cleanly_on_signal(tmp_path, sig) -> None:
     # given `linli run` with an empty config on free ports
@@ -254,6 +258,7 @@ def _accepted(base: str) -> int:
     return int(_wait_http(f"{base}/api/v1/status")["ingest"]["accepted"])
 
 
+@pytest.mark.slow
 def test_demo_shows_a_living_community_and_lives_on_after_a_restart(tmp_path) -> None:
     def first_run(base: str) -> None:
         deadline = time.monotonic() + 30
@@ -283,6 +288,7 @@ def test_demo_shows_a_living_community_and_lives_on_after_a_restart(tmp_path) ->
     _run_demo(tmp_path, second_run)
 
 
+@pytest.mark.slow
 def test_installed_copy_finds_its_firmware_profiles(tmp_path) -> None:
     # given a plain (non-editable) install of the package into a folder
     root = Path(__file__).resolve().parent.parent

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_after_a_flood_of_junk_the_gateway_returns_to_within_ten_percent_of_its_memory() -> None:
     # given a gateway with 20 homes, in its own process, measured at rest
     # when 30,000 malformed payloads, 2,000 hostile topics and 500 junk connections arrive

@@ -21,6 +21,7 @@ async def _retained(port: int, topic: str) -> bytes:
         return bytes(message.payload)
 
 
+@pytest.mark.slow
 async def test_birth_message_is_retained_online_and_clean_stop_says_offline(make_gateway, broker) -> None:
     gateway = await make_gateway()
     assert await _retained(broker.port, "linli/gw-test/status") == b"online"
@@ -28,6 +29,7 @@ async def test_birth_message_is_retained_online_and_clean_stop_says_offline(make
     assert await _retained(broker.port, "linli/gw-test/status") == b"offline"
 
 
+@pytest.mark.slow
 async def test_last_will_says_offline_when_the_gateway_vanishes(tmp_path, mosquitto) -> None:
     # given a gateway process connected to the broker
     import subprocess
@@ -70,6 +72,7 @@ def _status_sync(port: int) -> bytes | None:
     return bytes(message.payload)
 
 
+@pytest.mark.slow
 async def test_no_qos1_message_is_lost_after_the_broker_restarts(make_gateway, tmp_path, mosquitto) -> None:
     # given a gateway on a Mosquitto that the test controls
     from linli.gateway.runtime import Gateway
@@ -143,6 +146,7 @@ async def test_refused_credentials_stop_the_start_with_a_clear_message(tmp_path)
         secured.stop()
 
 
+@pytest.mark.slow
 async def test_unreachable_broker_does_not_stop_the_gateway(tmp_path) -> None:
     from linli.gateway.runtime import Gateway
     from tests.brokers import free_port

@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
@@ -96,6 +97,7 @@ def fuzz(spec: dict[str, Any], base_url: str, token: str) -> list[str]:
     return failures
 
 
+@pytest.mark.slow
 async def test_generated_requests_get_no_server_error_and_documented_answers(make_gateway) -> None:
     # given a community of two homes, with residents, an open alert and a manager signed in by token
     gateway = await make_gateway(

@@ -178,6 +178,7 @@ async def test_a_member_of_h1_gets_nothing_of_h2_on_any_route(make_gateway, brok
     assert engine.open_alerts("h2")[0].state.value in ("raised", "notified")
 
 
+@pytest.mark.slow
 async def test_roles_limit_what_each_person_may_do(make_gateway) -> None:
     gateway, _ = await community(make_gateway)
     accounts = {
@@ -323,6 +324,7 @@ async def test_a_provider_key_sees_only_consenting_households_and_granted_kinds(
         assert (await client.get("/api/v1/devices", headers=bearer)).status == 401
 
 
+@pytest.mark.slow
 def test_cli_adds_a_user_and_a_token_and_prints_each_secret_once(tmp_path) -> None:
     data = tmp_path / "data"
 
@@ -371,6 +373,7 @@ async def test_without_signing_in_every_route_but_sign_in_is_refused(make_gatewa
         assert refused > 50
 
 
+@pytest.mark.slow
 async def test_bad_input_on_every_write_route_is_refused_uniformly_and_changes_nothing(
     make_gateway, broker
 ) -> None:
@@ -423,6 +426,7 @@ async def test_bad_input_on_every_write_route_is_refused_uniformly_and_changes_n
     assert engine.open_alerts("h1")[0].state.value in ("raised", "notified")
 
 
+@pytest.mark.slow
 async def test_an_expired_token_is_refused_at_once_though_it_was_cached(make_gateway) -> None:
     # given an API token with a 1-second lifetime, used once (so the portal has it cached)
     gateway, _ = await community(make_gateway)
@@ -443,6 +447,7 @@ async def test_an_expired_token_is_refused_at_once_though_it_was_cached(make_gat
         assert (late.status, (await late.json())["error"]["code"]) == (401, "invalid_token")
 
 
+@pytest.mark.slow
 async def test_an_unknown_name_answers_exactly_like_an_account_so_names_cannot_be_discovered(
     make_gateway,
 ) -> None:
@@ -495,6 +500,7 @@ async def test_a_password_change_ends_every_other_session_of_the_user(make_gatew
     assert sorted(t.revoked is None for t in sessions) == [False, True]
 
 
+@pytest.mark.slow
 async def test_the_demos_new_passwords_end_the_demo_users_old_sessions(make_gateway) -> None:
     from linli.cli import _demo_users
 

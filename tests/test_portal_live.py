@@ -8,6 +8,8 @@ import os
 import socket
 from typing import Any
 
+import pytest
+
 from linli.gateway.context import Context
 from linli.gateway.notify import Audience, Outcome
 from tests.brokers import settle
@@ -33,6 +35,7 @@ async def drain(ws: Any, quiet_s: float = 0.3) -> list[dict[str, Any]]:
             return received
 
 
+@pytest.mark.slow
 async def test_an_sos_press_reaches_the_households_phone_and_nobody_elses(make_gateway, broker) -> None:
     # given two homes, a resident of each with the phone app open, and the manager's console
     gateway = await make_gateway(components=PORTAL_SERVICES)
@@ -75,6 +78,7 @@ async def test_an_sos_press_reaches_the_households_phone_and_nobody_elses(make_g
     assert not desk
 
 
+@pytest.mark.slow
 async def test_h2_receives_none_of_h1s_events(make_gateway, broker) -> None:
     gateway = await make_gateway(components=PORTAL_SERVICES)
     topics = await add_home(gateway, "h1")
@@ -174,6 +178,7 @@ async def test_a_stalled_client_is_dropped_without_holding_back_the_others(make_
         stalled.close()
 
 
+@pytest.mark.slow
 async def test_a_care_change_tells_that_households_screens_to_redraw_and_nobody_elses(make_gateway) -> None:
     # given the TV of h1 and a phone of h2, both listening
     gateway = await make_gateway(components=PORTAL_SERVICES)

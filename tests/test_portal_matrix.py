@@ -24,6 +24,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from linli.gateway import users
 from linli.gateway.runtime import Gateway
 from linli.portal.api.health import KINDS as HEALTH_KINDS
@@ -387,6 +389,7 @@ async def live_events_for_every_role_and_nobody(world: World) -> None:
     assert status == 401 and data["error"]["code"] == "unauthenticated", data
 
 
+@pytest.mark.slow
 async def test_every_route_every_role_own_and_other_household_and_no_login(
     make_gateway, broker, monkeypatch
 ) -> None:

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from linli.gateway.component import ComponentApi
@@ -143,6 +144,7 @@ async def test_the_demos_open_views_never_show_health_values_and_open_nothing_el
             assert (await client.get(path)).status == 401, path
 
 
+@pytest.mark.slow
 async def test_live_state_events_carry_health_values_only_to_whom_may_see_them(make_gateway, broker) -> None:
     # given the household's resident and the manager (no consent) on the live WebSocket
     gateway = await make_gateway(components=PORTAL_SERVICES)

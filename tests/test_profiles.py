@@ -235,6 +235,7 @@ def test_value_on_equal_to_value_off_as_json_numbers_is_refused(tmp_path: Path) 
 # -- linli profile check -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_profile_check_prints_each_error_with_its_path_and_exits_1(tmp_path: Path) -> None:
     # given a folder with one good profile and two broken ones
     good = write_profile(tmp_path, "good.json", shipped("aqara/mccgq11lm"))
@@ -256,6 +257,7 @@ def test_profile_check_prints_each_error_with_its_path_and_exits_1(tmp_path: Pat
     assert lines[-1] == "1 of 3 profiles valid"
 
 
+@pytest.mark.slow
 def test_profile_check_accepts_good_files_and_folders(tmp_path: Path) -> None:
     door = write_profile(tmp_path / "files", "door.json", shipped("aqara/mccgq11lm"))
     result = linli_profile_check(door, PROFILE_DIR / "yuwell")
@@ -266,6 +268,7 @@ def test_profile_check_accepts_good_files_and_folders(tmp_path: Path) -> None:
     assert lines[-1] == "5 of 5 profiles valid"
 
 
+@pytest.mark.slow
 def test_profile_check_of_the_shipped_folder_skips_the_schema() -> None:
     result = linli_profile_check(PROFILE_DIR)
     assert result.returncode == 0, result.stdout
@@ -275,6 +278,7 @@ def test_profile_check_of_the_shipped_folder_skips_the_schema() -> None:
     assert result.stdout.splitlines()[-1] == f"{shipped} of {shipped} profiles valid"
 
 
+@pytest.mark.slow
 def test_profile_check_of_an_empty_folder_is_a_usage_error(tmp_path: Path) -> None:
     result = linli_profile_check(tmp_path)
     assert result.returncode == 2
@@ -669,6 +673,7 @@ def test_compiled_checks_refuse_non_finite_numbers_which_are_not_json(schema: di
     assert [value for value in NON_FINITE if fast(value)] == []
 
 
+@pytest.mark.slow
 def test_profile_check_of_a_copy_of_the_folder_or_its_files_skips_the_schema(tmp_path: Path) -> None:
     # given a copy of the shipped folder (as in a source checkout next to an installed package)
     copy = tmp_path / "profiles"
@@ -686,6 +691,7 @@ def test_profile_check_of_a_copy_of_the_folder_or_its_files_skips_the_schema(tmp
     ]
 
 
+@pytest.mark.slow
 def test_two_profiles_with_one_id_are_refused(tmp_path: Path) -> None:
     first = write_profile(tmp_path, "a.json", shipped("aqara/mccgq11lm"))
     second = write_profile(tmp_path, "b.json", shipped("aqara/mccgq11lm"))

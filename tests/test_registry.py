@@ -36,6 +36,7 @@ async def test_a_device_cannot_be_given_to_someone_from_another_household(make_g
     assert gateway.registry.resident_of(gateway.registry.device("h2-scale")).id == "r-h2"
 
 
+@pytest.mark.slow
 async def test_availability_is_written_when_it_changes_not_every_pass(make_gateway, tmp_path) -> None:
     import sqlite3
     import time

@@ -162,6 +162,7 @@ async def test_arming_is_refused_while_a_window_is_open_and_lists_it(make_gatewa
     assert trail[0]["action"] == "arm_refused" and trail[0]["actor"] == "mum"
 
 
+@pytest.mark.slow
 async def test_forced_arming_bypasses_open_sensors_until_disarm_and_records_who(
     make_gateway, broker, tmp_path
 ) -> None:
@@ -213,6 +214,7 @@ async def test_a_door_left_open_when_the_exit_delay_ends_starts_the_entry_delay(
     assert home.transitions() == ["arming", "armed_away", "pending"]
 
 
+@pytest.mark.slow
 async def test_entry_door_then_the_right_pin_within_the_entry_delay_raises_no_alert(
     make_gateway, broker, tmp_path
 ) -> None:
@@ -230,6 +232,7 @@ async def test_entry_door_then_the_right_pin_within_the_entry_delay_raises_no_al
     assert home.alerts("intrusion") == [] and home.screen.received == []
 
 
+@pytest.mark.slow
 async def test_entry_door_without_a_disarm_raises_an_intrusion_alert_and_sounds_the_siren(
     make_gateway, broker, tmp_path
 ) -> None:
@@ -261,6 +264,7 @@ async def test_entry_door_without_a_disarm_raises_an_intrusion_alert_and_sounds_
         await settle(lambda: home.alerts("intrusion")[0]["acknowledged_by"] == "mum")
 
 
+@pytest.mark.slow
 async def test_the_siren_repeats_while_the_alarm_sounds_then_stops_and_the_panel_rearms(
     make_gateway, broker, tmp_path
 ) -> None:
@@ -295,6 +299,7 @@ async def test_an_open_window_triggers_at_once(make_gateway, broker, tmp_path) -
     await settle(lambda: home.alerts("intrusion"))
 
 
+@pytest.mark.slow
 async def test_interior_motion_is_ignored_at_home_but_trips_when_away(make_gateway, broker, tmp_path) -> None:
     home = await start(make_gateway, broker, tmp_path)
     await armed(home, "home")
@@ -342,6 +347,7 @@ async def test_smoke_and_tamper_alert_even_when_disarmed(make_gateway, broker, t
     assert refused.value.code == "not_supported"
 
 
+@pytest.mark.slow
 async def test_five_wrong_pins_lock_the_keypad_with_growing_backoff_all_recorded(
     make_gateway, broker, tmp_path
 ) -> None:
@@ -372,6 +378,7 @@ async def test_five_wrong_pins_lock_the_keypad_with_growing_backoff_all_recorded
     await settle(lambda: home.alerts("tamper"))  # the household hears of it
 
 
+@pytest.mark.slow
 async def test_pins_are_stored_only_as_hashes(make_gateway, broker, tmp_path, caplog) -> None:
     home = await start(make_gateway, broker, tmp_path)
     secret = "73519864"
@@ -412,6 +419,7 @@ async def test_a_leaked_database_alone_cannot_be_searched_for_a_pin(make_gateway
     assert pepper_file.read_bytes() not in stored
 
 
+@pytest.mark.slow
 async def test_a_pin_hashed_before_peppering_works_and_is_rehashed(make_gateway, broker, tmp_path) -> None:
     home = await start(make_gateway, broker, tmp_path)
     await home.security.async_set_pin("h1", "mum", PIN)
@@ -427,6 +435,7 @@ async def test_a_pin_hashed_before_peppering_works_and_is_rehashed(make_gateway,
     await again.security.async_disarm("h1", "mum", PIN)
 
 
+@pytest.mark.slow
 async def test_without_its_pepper_file_a_pin_is_refused_and_the_log_says_what_to_do(
     make_gateway, broker, tmp_path, caplog
 ) -> None:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import WSMsgType
 
 from linli.gateway import users
@@ -64,6 +65,7 @@ async def test_session_hours_set_the_sessions_lifetime_on_the_server(make_gatewa
         assert int(cookie["max-age"]) == 2 * 3600
 
 
+@pytest.mark.slow
 async def test_a_socket_closes_when_its_session_expires_and_the_session_is_refused(make_gateway) -> None:
     # given a resident signed in, whose session is about to end
     gateway = await make_gateway(components=PORTAL_SERVICES)
@@ -85,6 +87,7 @@ async def test_a_socket_closes_when_its_session_expires_and_the_session_is_refus
         assert (await client.get("/api/v1/auth/me")).status == 401
 
 
+@pytest.mark.slow
 async def test_disabling_an_account_closes_its_open_sockets_at_once(make_gateway) -> None:
     # given a resident with the app open on the phone (cookie) and a script (token), and the manager
     gateway = await make_gateway(components=PORTAL_SERVICES)
@@ -120,6 +123,7 @@ async def test_disabling_an_account_closes_its_open_sockets_at_once(make_gateway
         assert again.status == 401
 
 
+@pytest.mark.slow
 async def test_a_password_change_closes_the_users_other_sockets_but_not_this_sessions(make_gateway) -> None:
     gateway = await make_gateway(components=PORTAL_SERVICES)
     await add_home(gateway, "h1")
@@ -149,6 +153,7 @@ async def test_a_password_change_closes_the_users_other_sockets_but_not_this_ses
         await laptop_ws.close()
 
 
+@pytest.mark.slow
 async def test_signing_out_and_revoking_a_provider_key_close_their_sockets(make_gateway) -> None:
     gateway = await make_gateway(components=PORTAL_SERVICES)
     await add_home(gateway, "h1")
@@ -269,6 +274,7 @@ async def attempt(client: Any, name: str, password: str, address: str) -> tuple[
     return response.status, await response.json()
 
 
+@pytest.mark.slow
 async def test_a_sprayer_behind_the_same_address_does_not_lock_the_residents_out(make_gateway) -> None:
     from linli.common import throttle
 

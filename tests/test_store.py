@@ -286,6 +286,7 @@ _KILL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 async def test_kill_9_mid_batch_leaves_a_consistent_database(tmp_path: Path) -> None:
     # given a process writing 3-value payloads as fast as it can, killed at different moments
     script = tmp_path / "writer.py"
@@ -324,6 +325,7 @@ async def test_kill_9_mid_batch_leaves_a_consistent_database(tmp_path: Path) -> 
 # -- durable writes ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_checkpoints_keep_the_wal_small_between_telemetry_commits(tmp_path: Path) -> None:
     # given a store taking four bursts of telemetry a little over a second apart
     store = Store(tmp_path / "linli.db", batch_ms=10)

@@ -83,6 +83,7 @@ async def test_without_uplink_no_outbox_is_kept(make_gateway) -> None:
         assert not conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'uplink%'").fetchall()
 
 
+@pytest.mark.slow
 async def test_relay_delivers_in_order_and_only_a_puback_clears_a_row(make_gateway, region_broker) -> None:
     # given a gateway connected to the regional broker, and the region listening
     async with listening(region_broker.port) as region:
@@ -117,6 +118,7 @@ async def test_relay_delivers_in_order_and_only_a_puback_clears_a_row(make_gatew
         assert [e.data["n"] for e in region.of_kind("test")] == list(range(320))
 
 
+@pytest.mark.slow
 async def test_link_down_outbox_stays_bounded_keeps_alerts_and_drains_in_order(
     make_gateway, region_broker, tmp_path
 ) -> None:
@@ -171,6 +173,7 @@ async def test_link_down_outbox_stays_bounded_keeps_alerts_and_drains_in_order(
         assert raised == {a.id for a in alerts}
 
 
+@pytest.mark.slow
 async def test_gateway_stopped_between_commit_and_puback_loses_nothing(
     make_gateway, region_broker, tmp_path
 ) -> None:

@@ -55,6 +55,7 @@ async def start(make_gateway, region_broker, tmp_path, signer: Signer):  # type:
     return gateway, shown
 
 
+@pytest.mark.slow
 async def test_only_a_correctly_signed_announcement_reaches_the_tv(
     make_gateway, region_broker, tmp_path
 ) -> None:

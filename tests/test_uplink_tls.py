@@ -9,6 +9,7 @@ import ssl
 from pathlib import Path
 
 import aiomqtt
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -97,6 +98,7 @@ def tls_broker(folder: Path, pki: dict[str, str]) -> MosquittoProcess:
     )
 
 
+@pytest.mark.slow
 async def test_uplink_with_mutual_tls(make_gateway, tmp_path) -> None:
     require_mosquitto()
     # given a regional broker that requires a client certificate from our CA

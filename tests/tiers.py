@@ -10,13 +10,12 @@ through other fixtures), names one of the fixtures or helpers below. Marking by 
 drift as tests are added; reading the code cannot forget one. For the browser, whose helper
 may be called from anywhere, `expect_marked` checks at run time that the reading found it.
 
-The fast tier for daily work is everything but the slow, browser and PostgreSQL tests
-(README, *Tests*); CI runs everything.
+The fast tier for daily work is everything but the slow, browser and PostgreSQL tests:
+`python -m pytest -q --fast` (README, *Tests*); CI runs everything.
 """
 
 from __future__ import annotations
 
-import dis
 import functools
 from collections.abc import Callable
 from types import CodeType
@@ -55,13 +54,11 @@ _STARTS: Final = {
     "browser": "starts Chromium",
 }
 
-_LOADS: Final = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FAST", "LOAD_DEREF", "IMPORT_FROM"})
-
 
 @functools.cache
 def _names_in(code: CodeType) -> frozenset[str]:
-    """The names a function's code loads or imports, its nested functions' included."""
-    names = {str(i.argval) for i in dis.get_instructions(code) if i.opname in _LOADS}
+    """The names a function's code uses (globals, locals, imports, attributes), nested functions' too."""
+    names = {*code.co_names, *code.co_varnames, *code.co_freevars}
     for const in code.co_consts:
         if isinstance(const, CodeType):
             names |= _names_in(const)
@@ -89,12 +86,32 @@ def _uses(item: pytest.Item) -> tuple[set[str], set[str]]:
     return fixtures, names
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+FAST_TIER: Final = ("slow", "browser", "postgres")  # what `--fast` leaves out
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help='the fast tier for daily work: as -m "not slow and not browser and not postgres"',
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by the markers added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         fixtures, names = _uses(item)
         for marker in ("broker", "postgres", "browser"):
             if fixtures & _FIXTURES.get(marker, frozenset()) or names & _NAMES[marker]:
                 item.add_marker(marker)
+    if config.getoption("fast"):
+        kept: list[pytest.Item] = []
+        left_out: list[pytest.Item] = []
+        for item in items:
+            (left_out if any(item.get_closest_marker(m) for m in FAST_TIER) else kept).append(item)
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = kept
 
 
 _running: pytest.Item | None = None

@@ -151,6 +151,7 @@ async def test_stop_then_play_plays_again_on_either_operators_box(make_gateway, 
     assert renderer.transport_state is TransportState.PLAYING
 
 
+@pytest.mark.slow
 async def test_a_phone_app_finds_the_renderer_by_ssdp_and_hears_it_leave(make_gateway, boxes) -> None:
     # given a phone listening for SSDP announcements, and a gateway with the cast renderers
     gateway = await cast_gateway(make_gateway, ssdp={"port": free_udp_port()})
@@ -195,6 +196,7 @@ async def test_a_phone_app_finds_the_renderer_by_ssdp_and_hears_it_leave(make_ga
         await listener.async_stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("operator", OPERATORS)
 async def test_the_phone_hears_every_change_of_the_tv_as_lastchange(
     make_gateway, boxes, listening_phone, operator
@@ -237,6 +239,7 @@ def names(listing: str) -> list[str]:
     return [item["name"] for item in json.loads(listing)["items"]]
 
 
+@pytest.mark.slow
 async def test_a_renderer_answers_only_its_household_network_or_a_paired_phone(make_gateway, boxes) -> None:
     # given two households: 李家 on 127.0.0.1 (its segment), 王家 on a VLAN the test is not on
     gateway = await cast_gateway(
@@ -389,6 +392,7 @@ async def test_a_member_lets_a_phone_on_mobile_data_cast_from_the_app(make_gatew
     assert audit == [("wang.resident", "127.0.0.2")]
 
 
+@pytest.mark.slow
 async def test_the_gateway_does_not_find_its_own_renderers_in_its_inbox(make_gateway, boxes) -> None:
     from linli.sim.box_announcer import BoxAnnouncer
     from linli.sim.dial_box import DialBox

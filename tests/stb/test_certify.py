@@ -26,6 +26,8 @@ from linli.gateway.stb.fleet import BoxFleet
 from linli.sim.thunder_box import ThunderBox
 from tests.portal_accounts import add_account, api_token
 
+pytestmark = pytest.mark.slow  # each runs the conformance kit's whole check list against live boxes
+
 REPORT_SCHEMA = Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 CARRIER_MANIFEST = Path(__file__).parents[2] / "adapters" / "stb_carrier" / "manifest.json"
 

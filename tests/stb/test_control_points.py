@@ -33,6 +33,8 @@ from tests.brokers import settle
 from tests.stb.boxes import OPERATORS
 from tests.stb.test_cast import VIDEO, cast_gateway, description_url, li_family
 
+pytestmark = pytest.mark.slow  # each runs the upnp-client command (a Python process) several times
+
 MEDIA_RENDERER = "urn:schemas-upnp-org:device:MediaRenderer:1"
 
 

@@ -72,6 +72,7 @@ def item_of(gateway, box: SimBox) -> InboxItem | None:  # type: ignore[no-untype
     return inbox_of(gateway).find(key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("operator", ["broadcast", "carrier"])
 async def test_a_discovered_box_approved_into_a_household_shows_its_messages(
     make_gateway, announced, operator

@@ -54,6 +54,7 @@ async def notify_raw(url: str, body: str, headers: dict[str, str]) -> int:
             return response.status
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("operator", OPERATORS)
 async def test_either_operators_box_reports_the_residents_own_remote_at_once(
     make_gateway, boxes, operator
@@ -89,6 +90,7 @@ async def cable_listener(make_gateway, boxes) -> tuple[GenaListener, DialBox, An
     return listener, box, device, url, sid
 
 
+@pytest.mark.slow
 async def test_a_hostile_notify_is_refused_and_kept_nowhere(make_gateway, boxes) -> None:
     # given a cable box whose changes the gateway listens to
     listener, box, device, url, sid = await cable_listener(make_gateway, boxes)
@@ -121,6 +123,7 @@ async def test_a_hostile_notify_is_refused_and_kept_nowhere(make_gateway, boxes)
     await settle(lambda: device.states["volume"].value["level"] == 7, timeout=2)
 
 
+@pytest.mark.slow
 async def test_nobody_on_the_lan_can_write_the_error_log_or_hold_the_listeners_sockets(
     make_gateway, boxes, caplog, monkeypatch
 ) -> None:
@@ -144,6 +147,7 @@ async def test_nobody_on_the_lan_can_write_the_error_log_or_hold_the_listeners_s
     writer.close()
 
 
+@pytest.mark.slow
 async def test_a_notify_that_overtakes_its_subscribe_answer_is_taken_and_dropped(make_gateway, boxes) -> None:
     # given the gateway waiting for a box's answer to a SUBSCRIBE
     listener, box, device, url, sid = await cable_listener(make_gateway, boxes)
@@ -180,6 +184,7 @@ async def fast_listener(box: DialBox) -> AsyncIterator[tuple[GenaListener, Any]]
         await listener.async_stop()
 
 
+@pytest.mark.slow
 async def test_a_rebooted_box_is_subscribed_afresh_and_a_removed_one_unsubscribed(boxes) -> None:
     box: DialBox = await boxes("broadcast", "h1-tv")
     async with fast_listener(box) as (listener, rc):
@@ -204,6 +209,7 @@ async def test_a_rebooted_box_is_subscribed_afresh_and_a_removed_one_unsubscribe
         await settle(lambda: not service(box, RCS)._subscribers, timeout=2)
 
 
+@pytest.mark.slow
 async def test_a_box_that_does_not_answer_its_first_subscribe_is_asked_again(boxes) -> None:
     box: DialBox = await boxes("broadcast", "h1-tv")
     async with fast_listener(box) as (listener, rc):

@@ -27,6 +27,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("operator", "mode", "code", "says"), HOSTILE, ids=[f"{o}-{m}" for o, m, *_ in HOSTILE]
 )

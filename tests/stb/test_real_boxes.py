@@ -74,6 +74,7 @@ async def refused(gateway: Any, device_id: str, capability: str, value: dict[str
     return str(error.value.code)
 
 
+@pytest.mark.slow
 async def test_a_plain_dlna_renderer_approved_from_the_inbox_is_adopted_with_what_it_has(
     make_gateway, sim_boxes
 ) -> None:
@@ -124,6 +125,7 @@ async def test_a_plain_dlna_renderer_approved_from_the_inbox_is_adopted_with_wha
     assert gateway.registry.device(device.id).available  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 async def test_a_dial_device_whose_description_answers_404_is_adopted_over_dial(
     make_gateway, sim_boxes
 ) -> None:
@@ -182,6 +184,7 @@ async def test_a_dial_box_whose_description_answers_404_reaches_the_inbox_and_is
     assert launched["state"]["running"] == "YouTube" and box.screen.app == "YouTube"
 
 
+@pytest.mark.slow
 async def test_a_box_that_answers_nonsense_never_takes_its_adapter_down(make_gateway, sim_boxes) -> None:
     # given two cable boxes in two homes, polled every second
     gateway = await make_gateway(components=STB_COMPONENTS, adapters=stb_settings(poll_s=1))
@@ -237,6 +240,7 @@ async def test_a_cable_box_without_the_operators_app_reports_the_degraded_mode(
     assert [b["degraded"] for b in cable(gateway).status() if b["household_id"] == "h2"] == [{}]
 
 
+@pytest.mark.slow
 async def test_a_crashed_adapter_is_restarted_with_backoff_and_shows_why(
     make_gateway, monkeypatch, capsys
 ) -> None:

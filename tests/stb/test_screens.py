@@ -88,6 +88,7 @@ async def test_phone_sends_a_message_a_stream_a_channel_and_the_portal_to_the_tv
         assert listed["tv"]["id"] == "h1-tv"
 
 
+@pytest.mark.slow
 async def test_screen_routes_say_what_is_wrong(make_gateway, boxes) -> None:
     gateway, base = await portal_gateway(make_gateway)
     box = await boxes("broadcast", "h1-tv")
@@ -220,6 +221,7 @@ async def test_the_demo_gives_half_the_households_a_carrier_box_and_half_a_cable
         await televisions.async_stop()
 
 
+@pytest.mark.slow
 async def test_the_demo_residents_use_their_own_remotes_and_the_gateway_follows(make_gateway) -> None:
     # given the demo's first four homes, two with each operator's box, and no polling
     gateway = await stb_gateway(make_gateway)
