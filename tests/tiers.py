@@ -3,7 +3,7 @@
     broker    starts an MQTT broker process (Mosquitto or the embedded rumqttd)
     postgres  starts PostgreSQL (the regional tests)
     browser   starts Chromium (the pages, through Playwright or --dump-dom)
-    slow      takes more than about two seconds on its own: marked by hand, where it is written
+    slow      takes more than ~0.4 s on its own (most take 0.1 s): marked by hand, beside the test
 
 A test gets `broker`, `postgres` or `browser` when it, or any fixture it uses (directly or
 through other fixtures), names one of the fixtures or helpers below. Marking by hand would
