@@ -82,6 +82,24 @@ class ComponentKey(Generic[T]):
         return f"ComponentKey({self.name!r}, {self.kind.__name__})"
 
 
+class Provision(Generic[T]):
+    """A name for something one component offers others without either knowing the other.
+
+    Defined where its users are (in the core, when the core uses it); a component above
+    provides it (`api.provide(KEY, value)`) and the users read it (`api.provided(KEY)`),
+    so the dependency points down: the uplink counts open alerts without knowing the alert
+    engine's tables, and the alert engine says how they are counted.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Provision({self.name!r})"
+
+
 @runtime_checkable
 class Component(Protocol):
     """What the gateway starts and stops (see the module docstring)."""
@@ -436,6 +454,24 @@ class ComponentApi:
         found = self._gateway.peer(key)
         if found is None:
             raise NotReady(f"{self.name} needs the {key.name!r} component, which is not running")
+        return found
+
+    # -- what components offer each other -----------------------------------------------
+
+    def provide(self, key: Provision[T], value: T) -> None:
+        """Offer `value` under `key` while this component runs (taken back when it stops)."""
+        provided = self._gateway.provided
+        provided[key.name] = value
+
+        def withdraw() -> None:
+            if provided.get(key.name) is value:
+                del provided[key.name]
+
+        self._on_stop.append(withdraw)
+
+    def provided(self, key: Provision[T]) -> T | None:
+        """What a running component offers under `key`, or None."""
+        found: T | None = self._gateway.provided.get(key.name)
         return found
 
     # -- background work and clean-up ------------------------------------------------

@@ -136,6 +136,14 @@ class HouseholdRemoved(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class ResidentRemoved(Event):
+    """A person moved out (or was entered by mistake): services forget what they keep about them."""
+
+    resident_id: str
+    household_id: str
+
+
+@dataclass(slots=True, kw_only=True)
 class MqttConnectionChanged(Event):
     connected: bool
     reason: str

@@ -27,11 +27,12 @@ from linli.gateway.events import (
     HouseholdAdded,
     HouseholdRemoved,
     ProfilesChanged,
+    ResidentRemoved,
     StateChanged,
     TelemetryReceived,
 )
 from linli.gateway.profiles import Profile, ProfileSet
-from linli.gateway.store import Store, table_exists
+from linli.gateway.store import Store
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -745,8 +746,8 @@ class Registry:
     async def async_remove_resident(self, resident_id: str) -> Resident:
         """Remove a person who moved out (or was entered by mistake).
 
-        Devices they used become the household's shared ones and their health
-        thresholds go; what was recorded about them (readings, check-ins) stays history.
+        Devices they used become the household's shared ones; services drop what they keep about
+        them (ResidentRemoved: the health thresholds); what was recorded (readings, check-ins) stays history.
         """
         resident = self.residents.get(resident_id)
         if resident is None:
@@ -755,8 +756,6 @@ class Registry:
         def delete(db: sqlite_utils.Database) -> None:
             conn = db.conn
             conn.execute("UPDATE devices SET resident_id = NULL WHERE resident_id = ?", (resident_id,))
-            if table_exists(conn, "health_thresholds"):  # health's, present only where it is configured
-                conn.execute("DELETE FROM health_thresholds WHERE resident_id = ?", (resident_id,))
             _delete_referring(conn, "residents", "id", [resident_id])
             conn.execute("DELETE FROM residents WHERE id = ?", (resident_id,))
 
@@ -766,6 +765,14 @@ class Registry:
                 device.resident_id = None
         del self.residents[resident_id]
         self._residents_by_household.get(resident.household_id, {}).pop(resident_id, None)
+        # what services keep about the person (health thresholds…) is theirs to forget
+        self._bus.fire(
+            ResidentRemoved(
+                resident_id=resident_id,
+                household_id=resident.household_id,
+                context=Context(household=resident.household_id, origin="registry"),
+            )
+        )
         return resident
 
     def _index_resident(self, resident: Resident) -> None:

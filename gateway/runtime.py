@@ -188,6 +188,7 @@ class Gateway:
         self._started: list[Component] = []
         self._waiting: list[Component] = []  # in start order: not started, as one they require is retrying
         self._retries: dict[str, asyncio.Task[None]] = {}
+        self.provided: dict[str, Any] = {}  # Provision name → what a running component offers
         self.ready = asyncio.Event()
         self.startup_s: float | None = None
         self.started_at: float | None = None

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import linli.gateway.runtime as runtime
-from linli.gateway.component import ComponentApi, ComponentKey, ComponentState, NotReady, RegistryView
+from linli.gateway.component import (
+    ComponentApi,
+    ComponentKey,
+    ComponentState,
+    NotReady,
+    Provision,
+    RegistryView,
+)
 from linli.gateway.events import DeviceEvent, StateChanged
 from linli.gateway.notify import Delivery
 from linli.gateway.plugins.api import AdapterApi
@@ -204,3 +212,32 @@ async def test_a_plugins_registry_is_an_allow_list(tmp_path: Path, broker) -> No
                 getattr(api, door)
     finally:
         await gateway.async_stop()
+
+
+COUNT: Provision[Callable[[], int]] = Provision("test.count")
+
+
+class Provider:
+    name = "provider"
+    requires: tuple[str, ...] = ()
+
+    async def async_start(self, api: ComponentApi) -> None:
+        api.provide(COUNT, lambda: 7)
+
+    async def async_stop(self) -> None:
+        return None
+
+
+async def test_what_a_component_provides_is_read_by_name_and_withdrawn_when_it_stops(
+    tmp_path: Path, broker
+) -> None:
+    # given a component offering a reader under a name defined below both (as the uplink's reports are)
+    gateway = Gateway(gateway_config(tmp_path / "data", broker.port))
+    gateway.extra_components = [Provider()]
+    await gateway.async_start()
+    reader = ComponentApi(gateway, "reader")
+    count = reader.provided(COUNT)
+    assert count is not None and count() == 7
+    # when it stops, the offer goes with it
+    await gateway.async_stop()
+    assert reader.provided(COUNT) is None

@@ -281,6 +281,27 @@ async def test_a_residents_own_thresholds_apply_to_their_readings_only(
     assert again.components["health"].thresholds("r-wang").spo2_low == 91
 
 
+async def test_a_resident_who_moves_out_takes_their_thresholds_with_them(make_gateway, tmp_path) -> None:
+    # given 李建国 with his own SpO2 threshold
+    gateway, health, _, _ = await start(make_gateway, tmp_path, residents=2)
+    await health.async_set_thresholds("r-li", by="doctor:zhang", spo2_low=87)
+    # when he is removed from the household (the registry knows nothing of health's tables)
+    assert await gateway.store.async_read(_threshold_rows) == [("r-li",)]
+    await gateway.registry.async_remove_resident("r-li")
+    # then health forgot them, on disk too, and 王秀英's defaults are untouched
+    assert "r-li" not in health._thresholds
+    for _ in range(100):
+        if not await gateway.store.async_read(_threshold_rows):
+            break
+        await asyncio.sleep(0.02)
+    assert await gateway.store.async_read(_threshold_rows) == []
+    assert health.thresholds("r-wang").spo2_low == 91
+
+
+def _threshold_rows(conn: Any) -> list[Any]:
+    return conn.execute("SELECT resident_id FROM health_thresholds").fetchall()
+
+
 # -- bad readings ---------------------------------------------------------------------
 
 

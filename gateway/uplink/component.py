@@ -32,10 +32,10 @@ from linli.common.ratelog import RateLimitedLog
 from linli.gateway import __version__
 from linli.gateway.context import Context
 from linli.gateway.events import AlertChanged, AnnouncementReceived, DownlinkRejected
-from linli.gateway.store import table_exists
 from linli.gateway.uplink import outbox
 from linli.gateway.uplink.migrations import MIGRATIONS
 from linli.gateway.uplink.outbox import Retention
+from linli.gateway.uplink.provisions import ALERTS_RAISED, OPEN_ALERTS
 from linli.gateway.uplink.relay import Relay
 from linli.gateway.uplink.screens import async_show_on_tvs, tv_targets
 from linli.gateway.uplink.settings import UplinkSettings
@@ -183,17 +183,10 @@ class Uplink:
         """The community's status, superseding the previous one (thinned first when the outbox is full)."""
         gateway = self.gateway
 
+        count_open = gateway.provided(OPEN_ALERTS)  # the alert engine's, where it runs
+
         def read(conn: sqlite3.Connection) -> tuple[dict[str, Any], dict[str, int], dict[str, str]]:
-            # the alert engine's table: none where it is not configured (gateway/store/migrations.py)
-            open_alerts = (
-                dict(
-                    conn.execute(
-                        "SELECT severity, count(*) FROM alerts WHERE state != 'resolved' GROUP BY severity"
-                    ).fetchall()
-                )
-                if table_exists(conn, "alerts")
-                else {}
-            )
+            open_alerts = count_open(conn) if count_open is not None else {}
             return outbox.depth(conn), open_alerts, outbox.read_state(conn)
 
         depth, open_alerts, state = await gateway.store.async_read(read)
@@ -270,16 +263,10 @@ class Uplink:
     async def async_report_rollup(self, since: float, until: float, telemetry_rows: int) -> int | None:
         gateway = self.gateway
 
+        count_raised = gateway.provided(ALERTS_RAISED)  # the alert engine's, where it runs
+
         def read(conn: sqlite3.Connection) -> dict[str, int]:
-            if not table_exists(conn, "alerts"):  # none where the alert engine is not configured
-                return {}
-            return dict(
-                conn.execute(
-                    "SELECT a.kind, count(*) FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
-                    "WHERE e.action = 'raised' AND e.ts >= ? AND e.ts < ? GROUP BY a.kind",
-                    (since, until),
-                ).fetchall()
-            )
+            return count_raised(conn, since, until) if count_raised is not None else {}
 
         raised = await gateway.store.async_read(read)
         data = {"from": since, "to": until, "telemetry_rows": telemetry_rows, "alerts_raised": raised}

@@ -60,7 +60,8 @@ from linli.gateway.notify import (
     Outcome,
 )
 from linli.gateway.uplink import outbox as uplink_outbox
-from linli.services.alerts import config
+from linli.gateway.uplink.provisions import ALERTS_RAISED, OPEN_ALERTS
+from linli.services.alerts import config, reports
 from linli.services.alerts.escalation import Policy, default_policy
 from linli.services.alerts.migrations import MIGRATIONS
 from linli.services.alerts.model import COLUMNS, OPEN_STATES, Alert, AlertError, AlertState, Severity
@@ -207,6 +208,9 @@ class AlertEngine:
 
     async def async_start(self, api: ComponentApi) -> None:
         self._api = api
+        # the uplink's reports count alerts the engine's way, without knowing its tables
+        api.provide(OPEN_ALERTS, reports.open_by_severity)
+        api.provide(ALERTS_RAISED, reports.raised_by_kind)
 
         def load(conn: Any) -> tuple[list[Any], list[Any]]:
             alerts = conn.execute(

@@ -37,7 +37,13 @@ from linli.common.ids import new_id
 from linli.common.ratelog import RateLimitedLog
 from linli.gateway.component import ComponentApi
 from linli.gateway.context import Context
-from linli.gateway.events import AlertRequested, DeviceAdded, DeviceRemoved, TelemetryReceived
+from linli.gateway.events import (
+    AlertRequested,
+    DeviceAdded,
+    DeviceRemoved,
+    ResidentRemoved,
+    TelemetryReceived,
+)
 from linli.gateway.registry import Device, Resident
 from linli.services.health import fhir, plausibility, summaries
 from linli.services.health.consent import ConsentBook, ConsentRecord, Purpose, parse_purpose, parse_role
@@ -113,6 +119,7 @@ class Health:
         bus.listen(TelemetryReceived, self._on_telemetry)
         bus.listen(DeviceAdded, self._forget_device)
         bus.listen(DeviceRemoved, self._forget_device)
+        bus.listen(ResidentRemoved, self._forget_resident)
 
     async def async_stop(self) -> None:
         if self._api is not None:
@@ -378,6 +385,16 @@ class Health:
         self._thresholds[resident_id] = updated
         _LOGGER.info("thresholds of resident %s changed by %s: %s", resident_id, by, sorted(changes))
         return updated
+
+    def _forget_resident(self, event: ResidentRemoved) -> None:
+        """A person who moved out: their own thresholds go (readings stay, as history)."""
+        self._thresholds.pop(event.resident_id, None)
+        if self._api is not None and self._storage is not None:
+            storage = self._storage
+            self._api.spawn(
+                storage.async_save_thresholds(event.resident_id, None, "registry", self.clock()),
+                "health-forget-resident",
+            )
 
     async def async_reset_thresholds(self, resident_id: str, *, by: str) -> Thresholds:
         """Back to the defaults."""
