@@ -40,6 +40,8 @@ _NAMES: Final[dict[str, frozenset[str]]] = {
             "persistent_mosquitto",
             "tls_broker",
             "Gateway",
+            "async_certify",  # the conformance kit runs a gateway, with its broker
+            "_run_demo",  # `linli demo` in a child process
         }
     ),
     "postgres": frozenset({"PostgresCluster"}),
