@@ -33,6 +33,7 @@ from linli.gateway.component import (
     NotReady,
     component_class,
 )
+from linli.gateway.config import ConfigError, apply_sections
 from linli.gateway.context import Context
 from linli.gateway.discovery.ha_profile import load_announced_profiles
 from linli.gateway.events import GatewayStarted
@@ -287,6 +288,10 @@ class Gateway:
         why), and the components that require it wait for it.
         """
         started = time.perf_counter()
+        try:  # each component's own section, also when the list was changed after loading
+            apply_sections(self.config, {})
+        except ConfigError as exc:
+            raise GatewayStartError(f"configuration: {exc}") from exc
         components = self._core_components()
         for spec in self.config["components"]:
             components.append(load_component(spec))

@@ -350,6 +350,15 @@ async def live_messages(world: Community, broker_port: int) -> None:
     engine = world.gateway.components["alerts"]
     registry = world.gateway.registry
     topics = {d.id: d.topic for d in registry.devices.values()}
+    # (both homes' policies tell the household, the carers and the duty desk at once, so that every
+    # role's screen is sent these alerts: screens hear of an alert only at their step of the policy)
+    at_once = {
+        "steps": [{"after_s": 0, "audience": a} for a in ("household", "carers", "duty_desk")],
+        "repeat_s": None,
+    }
+    for home in HOMES:
+        for kind in ("sos", "vital_sign", "missed_medication"):
+            await engine.async_set_policy(home, kind, at_once)
     # when the same events happen again: new readings and an SOS in both homes, doors, motion
     for alert in [*engine.open_alerts("h1"), *engine.open_alerts("h2")]:
         await engine.async_resolve(alert.id, "test", "seen")

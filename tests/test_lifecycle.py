@@ -315,8 +315,8 @@ def test_installed_copy_finds_its_firmware_profiles(tmp_path) -> None:
         [
             sys.executable,
             "-c",
-            "import firmware_profiles, gateway.profiles as p; s = p.load_profiles(); "
-            "print(len(s), len(s.errors), firmware_profiles.PROFILE_DIR)",
+            "import linli.firmware_profiles as f, linli.gateway.profiles as p; s = p.load_profiles(); "
+            "print(len(s), len(s.errors), f.PROFILE_DIR)",
         ],
         capture_output=True,
         text=True,
@@ -327,3 +327,14 @@ def test_installed_copy_finds_its_firmware_profiles(tmp_path) -> None:
     count, errors, where = result.stdout.split()
     assert int(count) >= 15 and errors == "0"
     assert where.startswith(str(target))
+    # and it claims one import name in site-packages, no generic ones (gateway, services, …)
+    assert sorted(p.name for p in target.iterdir() if (p / "__init__.py").exists()) == ["linli"]
+    version = subprocess.run(
+        [sys.executable, "-m", "linli", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    assert version.stdout.strip() == f"linli {__version__}"
