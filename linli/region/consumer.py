@@ -18,6 +18,7 @@ import contextlib
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -28,6 +29,7 @@ from paho.mqtt.properties import Properties
 
 from linli.common.backoff import backoff_delay
 from linli.common.ratelog import RateLimitedLog
+from linli.region.deliveries import Ledger, log_path
 from linli.region.ingest import BatchResult, apply_batch
 from linli.region.schema import ensure_partitions, migrate
 from linli.wire import topics
@@ -82,6 +84,9 @@ class Consumer:
         self.batches = 0
         self.connected = asyncio.Event()
         self._malformed_log = RateLimitedLog(_LOGGER)  # once a minute
+        # Every delivery counted as delivered (the drills read it); logged if the region has a data_dir.
+        data_dir = Path(config["region"]["data_dir"])
+        self.ledger = Ledger(log_path(data_dir, self.client_id) if data_dir.is_dir() else None)
 
     # -- database ----------------------------------------------------------------
 
@@ -226,9 +231,14 @@ class Consumer:
                 self._bad(topic, f"envelope says {envelope.region}/{envelope.community}/{envelope.kind}")
                 continue
             envelopes.append(envelope)
+        arrived_at = time.time()
+        for envelope in envelopes:
+            self.ledger.record(envelope.gateway, envelope.seq, arrived_at)
         for attempt in range(1, 6):
             try:
-                return await apply_batch(await self._database(), envelopes, presence)
+                result = await apply_batch(await self._database(), envelopes, presence)
+                self.ledger.absorbed((e.gateway, e.seq) for e in result.absorbed)
+                return result
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 # Rows are locked in one order, so this is rare; the batch is simply applied again.
                 if attempt == 5:
@@ -250,7 +260,9 @@ class Consumer:
             "duplicates": self.duplicates,
             "malformed": self.malformed,
             "batches": self.batches,
+            "deliveries": self.ledger.stats(),
         }
 
     async def async_close(self) -> None:
         await self._close_database()
+        self.ledger.close()

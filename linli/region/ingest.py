@@ -179,6 +179,8 @@ class BatchResult:
     new: int = 0
     duplicates: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    #: The deliveries that changed no row (a redelivery, or a second copy within the batch).
+    absorbed: list[Envelope] = field(default_factory=list)
 
 
 def _newest(envelopes: list[Envelope], key: Any) -> dict[Any, Envelope]:
@@ -215,6 +217,13 @@ async def apply_batch(
             fresh = [e for e in unique if (e.region, e.community, e.id) in fresh_keys]
         result.new = len(fresh)
         result.duplicates = len(envelopes) - len(fresh)
+        first = {(e.region, e.community, e.id) for e in fresh}
+        for env in envelopes:  # one copy of each new row applied; every other copy was absorbed
+            key = (env.region, env.community, env.id)
+            if key in first:
+                first.discard(key)
+            else:
+                result.absorbed.append(env)
         for env in fresh:
             result.by_kind[env.kind] = result.by_kind.get(env.kind, 0) + 1
         await _apply_communities(conn, fresh, presence or [])
