@@ -138,7 +138,10 @@ async def test_gateway_with_a_wrong_clock_judges_by_the_regions_clock(
     [event] = await collect(rejected, 1)
     assert event.reason == "from_the_future" and "clock" in event.detail
     # when the region's signed time arrives (retained, as the region publishes it)
-    clock = region.sign({"kind": "clock", "region": REGION, "issued_at": time.time(), "id": "clock"})
+    now = time.time()
+    clock = region.sign(
+        {"kind": "clock", "region": REGION, "issued_at": now, "expires_at": now + 300, "id": "clock"}
+    )
     await publish_down(
         region_broker.port, topics.down_topic(REGION, topics.ALL, topics.CLOCK), clock, retain=True
     )

@@ -64,7 +64,7 @@ class Uplink:
         self.relay: Relay | None = None
         self.check: DownlinkCheck | None = None
         self.clock_offset_s = 0.0  # region's clock minus ours, from the region's signed time
-        self._clock_issued = 0.0
+        self._clock_issued = 0.0  # the last trusted reading's issued_at (kept on disk)
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[Any]] = set()
         self._report_now = asyncio.Event()
@@ -131,8 +131,12 @@ class Uplink:
         return self._api
 
     def region_now(self) -> float:
-        """The region's time as this gateway best knows it."""
-        return self.clock() + self.clock_offset_s
+        """The region's time as this gateway best knows it.
+
+        Never earlier than the last reading it trusted: a gateway that restarts with its own
+        clock set back (a flat RTC battery) must not judge current what it knew had expired.
+        """
+        return max(self.clock() + self.clock_offset_s, self._clock_issued)
 
     def _on_connection(self, connected: bool) -> None:
         if connected:
@@ -312,12 +316,13 @@ class Uplink:
     async def _on_downlink(self, topic: str, payload: bytes) -> None:
         assert self.check is not None
         try:
-            item = self.check.check(topic, payload, self.region_now())
+            region_now = self.region_now()
+            item = self.check.check(topic, payload, region_now, clock_now=min(self.clock(), region_now))
         except SignatureError as err:
             await self._reject(topic, err.reason, str(err))
             return
         if isinstance(item, ClockReading):
-            await self._on_clock(item)
+            await self._on_clock(topic, item)
             return
         accepted = await self.gateway.store.async_write(lambda db: self._accept(db, item))
         if not accepted:
@@ -384,11 +389,18 @@ class Uplink:
 
         await self.gateway.store.async_write(record)
 
-    async def _on_clock(self, reading: ClockReading) -> None:
-        if reading.issued_at <= self._clock_issued:
-            return  # the same retained reading again, or an old one replayed
+    async def _on_clock(self, topic: str, reading: ClockReading) -> None:
+        if reading.issued_at == self._clock_issued:
+            return  # the same retained reading again, as on every reconnect
+        if reading.issued_at < self._clock_issued:
+            await self._reject(
+                topic,
+                "stale_clock",
+                f"clock reading issued {self._clock_issued - reading.issued_at:.0f} s before the last "
+                "one this gateway trusted: an old reading published again, not the region's time",
+            )
+            return
         offset = reading.issued_at - self.clock()
-        changed = abs(offset - self.clock_offset_s) > 1.0
         self._clock_issued = reading.issued_at
         self.clock_offset_s = offset
         if abs(offset) > CLOCK_WARN_S:
@@ -397,13 +409,15 @@ class Uplink:
                 "announcements are judged by the region's clock meanwhile",
                 offset,
             )
-        if changed:
 
-            def persist(db: sqlite_utils.Database) -> None:
-                outbox.write_state(db, "clock_offset_s", offset)
-                outbox.write_state(db, "clock_issued", reading.issued_at)
+        # Every trusted reading is kept (one small write per clock interval), not only a changed
+        # offset: after a restart the last one is both the floor of the region's time and the
+        # reading any later one must be newer than.
+        def persist(db: sqlite_utils.Database) -> None:
+            outbox.write_state(db, "clock_offset_s", offset)
+            outbox.write_state(db, "clock_issued", reading.issued_at)
 
-            await self.gateway.store.async_write(persist)
+        await self.gateway.store.async_write(persist)
 
     async def _reject(self, topic: str, reason: str, detail: str) -> None:
         self.rejections[reason] = self.rejections.get(reason, 0) + 1
@@ -443,4 +457,5 @@ class Uplink:
             "announcements": self.announcements,
             "rejections": dict(self.rejections),
             "clock_offset_s": self.clock_offset_s,
+            "clock_issued": self._clock_issued,
         }

@@ -9,7 +9,9 @@ that is offline gets it when it reconnects (until it expires).
 
 The clock: every `clock_interval_s` the region publishes its signed time,
 retained, with a message expiry of three intervals, so a stale reading is
-never handed to a gateway.
+never handed to a gateway. The broker's expiry does not stop a recorded
+reading from being published again later, so the signed payload carries its
+own `expires_at` (`clock_ttl_s`) and gateways refuse a reading past it.
 """
 
 from __future__ import annotations
@@ -32,11 +34,20 @@ from linli.common.ids import new_id
 from linli.region.consumer import broker_settings
 from linli.region.queries import communities
 from linli.wire import topics
-from linli.wire.downlink import KINDS, MAX_BODY, MAX_TITLE
+from linli.wire.downlink import KINDS, MAX_BODY, MAX_CLOCK_TTL_S, MAX_TITLE
 from linli.wire.signing import Signer
 
 _LOGGER = logging.getLogger(__name__)
 MAX_TTL_S: Final = 7 * 86400
+# A signed clock reading is valid this long at least: three intervals, as the broker keeps it,
+# but never less than five minutes, so that a gateway whose own clock runs a little fast still
+# takes the region's time before it has trusted one (see linli/wire/downlink.py).
+MIN_CLOCK_TTL_S: Final = 300.0
+
+
+def clock_ttl_s(interval_s: float) -> float:
+    """How long a clock reading published every `interval_s` is signed to be valid."""
+    return min(MAX_CLOCK_TTL_S, max(MIN_CLOCK_TTL_S, 3 * interval_s))
 
 
 class BroadcastError(ValueError):
@@ -105,8 +116,15 @@ class RegionLink:
 
     async def publish_clock(self) -> None:
         interval = self.config["dashboard"]["clock_interval_s"]
+        issued = time.time()
         message = self.signer.sign(
-            {"kind": "clock", "region": self.region, "issued_at": time.time(), "id": f"clock-{new_id()}"}
+            {
+                "kind": "clock",
+                "region": self.region,
+                "issued_at": issued,
+                "expires_at": issued + clock_ttl_s(interval),
+                "id": f"clock-{new_id()}",
+            }
         )
         await self.publish(
             topics.down_topic(self.region, topics.ALL, topics.CLOCK),

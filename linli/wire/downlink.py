@@ -17,6 +17,17 @@ outbox event to the region, one log line a minute) — and never shown.
 The region's clock: the region publishes its signed time, retained with a
 short message expiry, on `.../_all/down/clock`. A gateway whose own clock is
 wrong judges expiry by the region's clock (`offset_s`), not by its own.
+
+A clock reading is itself signed with an expiry (`expires_at`, minutes after
+`issued_at`): the broker's message expiry keeps a stale reading from being
+handed out, but anyone who recorded a genuine reading could publish it again a
+day later, and a gateway that took it would then judge a day-old broadcast
+current. So a reading is refused once it has expired by the earlier of the
+gateway's own clock and its last trusted view of the region's (`clock_now`),
+and — by the caller, which keeps the last trusted reading on disk — when it is
+older than the last reading the gateway trusted. What remains is a gateway
+with no trusted reading yet whose own clock is behind: it cannot tell an old
+reading from a new one without a trusted clock, so keep gateways on NTP.
 """
 
 from __future__ import annotations
@@ -32,6 +43,9 @@ from linli.wire.signing import SignatureError, Verifier
 KINDS: Final = ("announcement", "emergency")
 MAX_TITLE: Final = 100
 MAX_BODY: Final = 500  # what a TV overlay takes (the set-top box `notify` contract)
+# The longest a signed clock reading may be valid: a reading is only as good as it is fresh, and
+# the region signs its readings for minutes (`linli.region.broadcast.clock_ttl_s`).
+MAX_CLOCK_TTL_S: Final = 3600.0
 
 
 @dataclass(slots=True, kw_only=True, frozen=True)
@@ -65,6 +79,7 @@ class Announcement:
 @dataclass(slots=True, kw_only=True, frozen=True)
 class ClockReading:
     issued_at: float
+    expires_at: float
 
 
 def _field(payload: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -92,7 +107,15 @@ class DownlinkCheck:
         self.max_ttl_s = max_ttl_s
         self.max_future_s = max_future_s
 
-    def check(self, topic: str, message: bytes, region_now: float) -> Announcement | ClockReading:
+    def check(
+        self, topic: str, message: bytes, region_now: float, *, clock_now: float | None = None
+    ) -> Announcement | ClockReading:
+        """The message if it passes checks 1–4; SignatureError with its reason otherwise.
+
+        `region_now` judges announcements; `clock_now` (default `region_now`) judges a clock
+        reading's expiry — the caller passes the earlier of its own clock and `region_now`,
+        so that neither a wrong own clock nor a wrong trusted offset makes an old reading current.
+        """
         parts = topic.split("/")
         if len(parts) != 6 or parts[2] != self.region or parts[3] not in (self.community, topics.ALL):
             raise SignatureError(
@@ -111,7 +134,31 @@ class DownlinkCheck:
                 raise SignatureError(
                     "malformed", "a clock message must be kind 'clock' on the region-wide topic"
                 )
-            return ClockReading(issued_at=float(_field(payload, "issued_at", (int, float))))
+            issued = float(_field(payload, "issued_at", (int, float)))
+            if not isinstance(payload.get("expires_at"), int | float) or isinstance(
+                payload["expires_at"], bool
+            ):
+                raise SignatureError(
+                    "malformed",
+                    "a clock message must carry a signed expires_at: the region's publisher is older "
+                    "than this gateway, update the region",
+                )
+            expires = float(payload["expires_at"])
+            if not 0 < expires - issued <= MAX_CLOCK_TTL_S:
+                raise SignatureError(
+                    "ttl_too_long",
+                    f"clock reading valid for {expires - issued:.0f} s, "
+                    f"not between 0 and {MAX_CLOCK_TTL_S:.0f} s",
+                )
+            judged_at = region_now if clock_now is None else clock_now
+            if expires <= judged_at:
+                raise SignatureError(
+                    "expired",
+                    f"clock reading expired {judged_at - expires:.0f} s ago (issued "
+                    f"{judged_at - issued:.0f} s ago): an old reading published again is not the "
+                    "region's time; if readings keep expiring, check this gateway's clock (NTP)",
+                )
+            return ClockReading(issued_at=issued, expires_at=expires)
         if what != topics.ANNOUNCEMENT or kind not in KINDS:
             raise SignatureError("malformed", f"unknown downlink message {what!r} of kind {kind!r}")
         targets = payload.get("targets")
