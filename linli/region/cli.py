@@ -6,6 +6,7 @@ linli region consume   [--config PATH] [--index N]    one stateless consumer (ru
 linli region dashboard [--config PATH]                the regional dashboard, broadcast composer, signed clock
 linli region serve     [--config PATH] [--consumers N] the dashboard plus N consumer processes, supervised
 linli region operator add NAME | list | disable NAME   the dashboard's operators (add prints the secrets once)
+linli region cluster up | status | down [--dir DIR]     a three-node NATS JetStream cluster on loopback
 """
 
 from __future__ import annotations
@@ -56,6 +57,21 @@ def _parser() -> argparse.ArgumentParser:
     disable = actions.add_parser("disable", help="no more sign-in or token; its sessions end at once")
     common(disable)
     disable.add_argument("name")
+    cluster = commands.add_parser("cluster", help="a three-node NATS JetStream cluster on this machine")
+    steps = cluster.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = steps.add_parser("up", help="start the nodes not running; make the stream (3 replicas)")
+    for sub in (up, steps.add_parser("status", help="the nodes and the stream"), steps.add_parser("down")):
+        common(sub)
+        sub.add_argument(
+            "--dir", type=Path, default=Path("linli-region-cluster"), help="the cluster's folder"
+        )
+    up.add_argument("--port", type=int, default=4222, help="node i's NATS client port is PORT+i")
+    up.add_argument("--cluster-port", type=int, default=6222, help="node i's route port is this+i")
+    up.add_argument("--mqtt-port", type=int, default=1883, help="node i's MQTT port (gateways) is this+i")
+    up.add_argument("--http-port", type=int, default=8222, help="node i's monitoring port is this+i")
+    up.add_argument("--tls-cert", help="the MQTT listeners' certificate (PEM); with --tls-key: MQTT over TLS")
+    up.add_argument("--tls-key", help="its private key")
+    up.add_argument("--tls-ca", help="require gateways' client certificates from this CA")
     return parser
 
 
@@ -173,7 +189,12 @@ async def _operator(config: dict[str, Any], args: argparse.Namespace) -> int:
 async def _consume(config: dict[str, Any], index: int) -> int:
     from linli.region.consumer import Consumer
 
-    consumer = Consumer(config, index)
+    if config["broker"]["engine"] == "jetstream":
+        from linli.region.jetstream import JetStreamConsumer
+
+        consumer: Consumer = JetStreamConsumer(config, index)
+    else:
+        consumer = Consumer(config, index)
     try:
         return await _until_signal(consumer.run)
     finally:
@@ -216,6 +237,47 @@ async def _serve(config: dict[str, Any], args: argparse.Namespace) -> int:
     return await _until_signal(everything)
 
 
+async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
+    from linli.region import cluster
+
+    try:
+        if args.action == "up":
+            if bool(args.tls_cert) != bool(args.tls_key):
+                print("linli region cluster up: --tls-cert and --tls-key go together", file=sys.stderr)
+                return 2
+            tls = {"cert_file": args.tls_cert, "key_file": args.tls_key} if args.tls_cert else {}
+            if args.tls_ca:
+                tls["ca_file"] = args.tls_ca
+            layout = cluster.start_nodes(
+                args.dir,
+                cluster.Layout(args.port, args.cluster_port, args.mqtt_port, args.http_port, tls),
+            )
+            info = await cluster.wait_ready(layout, config)
+            print(
+                f"linli region: cluster up in {args.dir}: NATS {', '.join(layout.servers())}; "
+                f"MQTT{' (TLS)' if tls else ''} on 127.0.0.1:{', '.join(map(str, layout.mqtt_ports()))}; "
+                f"stream {info.config.name} ({info.config.num_replicas} replicas) over "
+                f"{' '.join(info.config.subjects or [])}"
+            )
+            return 0
+        if args.action == "down":
+            stopped = cluster.stop_nodes(args.dir)
+            print(f"linli region: cluster in {args.dir} down ({len(stopped)} node(s) stopped)")
+            return 0
+        report = await cluster.status(args.dir, config)
+        for node in report["nodes"]:
+            state = "running" if node["running"] else "STOPPED"
+            print(
+                f"node {node['node']}: {state:<8} pid {node['pid']:<8} "
+                f"nats {node['nats']}  mqtt {node['mqtt']}"
+            )
+        print(f"stream: {report.get('stream', 'no node running')}")
+        return 0 if all(n["running"] for n in report["nodes"]) else 1
+    except cluster.ClusterError as exc:
+        print(f"linli region cluster {args.action}: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
@@ -240,6 +302,9 @@ def main(argv: list[str]) -> int:
             return asyncio.run(_dashboard(config))
         if args.command == "operator":
             return asyncio.run(_operator(config, args))
+        if args.command == "cluster":
+            args.dir = args.dir.resolve()  # the nodes' configs and cluster.json name absolute paths
+            return asyncio.run(_cluster(config, args))
         if args.command == "serve":
             if args.consumers < 1:
                 print("linli region: --consumers must be at least 1", file=sys.stderr)

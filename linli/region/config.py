@@ -10,6 +10,13 @@ port = 1883
 # url = "mqtts://broker.region:8883"   username = "…"   password = "…"
 # tls = { ca_file = "…", cert_file = "…", key_file = "…" }
 group = "linli-region"            # the shared-subscription group of the consumers
+engine = "mqtt"                   # or "jetstream": consumers pull from a NATS JetStream stream instead
+
+[jetstream]                       # with engine = "jetstream" (`linli region cluster up` starts one)
+servers = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"]
+stream = "LINLI_UP"               # the stream over linli.v1.<region>.*.up.> and .presence
+durable = "linli-region"          # the consumers' shared durable pull consumer (their consumer group)
+ack_wait_s = 30                   # a message not acknowledged in this long goes to another consumer
 
 [database]
 dsn = "postgresql://linli@127.0.0.1/linli"   # or LINLI_REGION_DSN (keeps the password off the command line)
@@ -54,6 +61,7 @@ SCHEMA: Final[dict[str, Any]] = {
                 "username": {"type": "string"},
                 "password": {"type": "string"},
                 "group": _ID,
+                "engine": {"enum": ["mqtt", "jetstream"]},
                 "client_prefix": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
                 "tls": {
                     "type": "object",
@@ -62,6 +70,20 @@ SCHEMA: Final[dict[str, Any]] = {
                         k: {"type": "string", "minLength": 1} for k in ("ca_file", "cert_file", "key_file")
                     },
                 },
+            },
+        },
+        "jetstream": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "servers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": "^(nats|tls)://"},
+                },
+                "stream": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "durable": _ID,
+                "ack_wait_s": {"type": "number", "exclusiveMinimum": 0},
             },
         },
         "database": {
@@ -94,7 +116,19 @@ SCHEMA: Final[dict[str, Any]] = {
 
 DEFAULTS: Final[dict[str, Any]] = {
     "region": {"id": "region", "data_dir": "./linli-region"},
-    "broker": {"host": "127.0.0.1", "port": 1883, "group": "linli-region", "client_prefix": "linli-region"},
+    "broker": {
+        "host": "127.0.0.1",
+        "port": 1883,
+        "group": "linli-region",
+        "client_prefix": "linli-region",
+        "engine": "mqtt",
+    },
+    "jetstream": {
+        "servers": ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"],
+        "stream": "LINLI_UP",
+        "durable": "linli-region",
+        "ack_wait_s": 30,
+    },
     "database": {"dsn": "postgresql://linli@127.0.0.1:5432/linli"},
     "consumer": {"batch": 500, "batch_ms": 50, "receive_maximum": 2000, "session_expiry_s": 3600},
     # A community is online while its presence says so and it reported within online_after_s.

@@ -204,12 +204,19 @@ class Consumer:
                 await ensure_partitions(await self._database(), self.region)
 
     async def async_apply(self, batch: list[aiomqtt.Message]) -> BatchResult:
+        return await self.async_apply_items(
+            [
+                (m.topic.value, m.payload if isinstance(m.payload, bytes) else str(m.payload).encode())
+                for m in batch
+            ]
+        )
+
+    async def async_apply_items(self, batch: list[tuple[str, bytes]]) -> BatchResult:
+        """Decode (MQTT topic, payload) pairs with linli.wire and upsert them in one transaction."""
         envelopes, presence = [], []
-        for message in batch:
+        for topic, payload in batch:
             self.received += 1
-            topic = message.topic.value
             where = topics.parse_up(topic)
-            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             if where is None:
                 self._bad(topic, "not an upward topic")
                 continue

@@ -1,0 +1,205 @@
+"""The regional tier on a three-node NATS JetStream cluster started by one command.
+
+`linli region cluster up` starts three nats-servers (routes, JetStream, an MQTT
+listener each, over mutual TLS here) and makes the uplink stream with three
+replicas; a simulated gateway publishes MQTT 3.1.1 QoS 1 to one node; two real
+`linli region consume` processes share one durable pull consumer and write
+PostgreSQL by idempotent upsert; `cluster down` leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+import asyncpg
+import pytest
+
+from linli.region.jetstream import stream_subjects, subject_of, topic_of
+from linli.region.schema import migrate
+from linli.wire import messages, topics
+from tests import postgres
+from tests.regional import REGION
+from tests.test_region import settle_db
+from tests.test_uplink_tls import make_pki
+
+postgres_cluster = postgres.postgres_cluster
+region_dsn = postgres.region_dsn
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+CONSUME = [sys.executable, "-m", "linli", "region", "consume"]
+
+
+@dataclass
+class Row:
+    """An outbox row, as the gateway's outbox hands it to linli.wire.messages.encode."""
+
+    id: int
+    seq: int
+    kind: str
+    ts: float
+    payload: bytes
+
+
+def free_block(width: int) -> int:
+    """A base port with `width` free ports after it on 127.0.0.1 (nothing else's traffic)."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        try:
+            for port in range(base, base + width):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no block of free loopback ports")
+
+
+def linli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "linli", "region", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+
+
+def live_nats_servers(folder: Path) -> list[int]:
+    """nats-server processes of this cluster that still run (zombies awaiting their reaper do not)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            state = next(x for x in (proc / "status").read_text().splitlines() if x.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if "nats-server" in cmdline and str(folder) in cmdline and "Z" not in state.split()[1]:
+            found.append(int(proc.name))
+    return found
+
+
+def test_topics_map_to_the_subjects_nats_server_gives_them() -> None:
+    topic = topics.up_topic(REGION, "east", "alert")
+    assert subject_of(topic) == f"linli.v1.{REGION}.east.up.alert"
+    assert topic_of(subject_of(topic)) == topic
+    assert stream_subjects(REGION) == [f"linli.v1.{REGION}.*.up.>", f"linli.v1.{REGION}.*.presence"]
+
+
+async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_consumer_group(
+    region_dsn, tmp_path
+) -> None:
+    if shutil.which("nats-server") is None and not os.path.exists("/usr/sbin/nats-server"):  # noqa: ASYNC240
+        if os.environ.get("CI"):
+            pytest.fail("nats-server is missing (apt-get install nats-server; .ci/run does)")
+        pytest.skip("nats-server is not installed")
+    pki = make_pki(tmp_path / "pki")
+    folder = tmp_path / "cluster"
+    base = free_block(12)
+    config_file = tmp_path / "region.toml"
+    servers = ", ".join(f'"nats://127.0.0.1:{base + i}"' for i in range(3))
+    config_file.write_text(
+        f'[region]\nid = "{REGION}"\n[broker]\nengine = "jetstream"\nclient_prefix = "test-js"\n'
+        f'[jetstream]\nservers = [{servers}]\nstream = "TEST_UP"\ndurable = "test-region"\nack_wait_s = 5\n'
+        f'[database]\ndsn = "{region_dsn}"\n[consumer]\nbatch = 50\nbatch_ms = 5\n'
+    )
+    consumers: list[subprocess.Popen[bytes]] = []
+    try:
+        # given the cluster started by one command, MQTT over mutual TLS with the region's CA
+        up = linli(
+            "cluster", "up", "--dir", str(folder), "--config", str(config_file),
+            "--port", str(base), "--cluster-port", str(base + 3),
+            "--mqtt-port", str(base + 6), "--http-port", str(base + 9),
+            "--tls-cert", pki["server_cert"], "--tls-key", pki["server_key"], "--tls-ca", pki["ca"],
+        )  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        assert "(3 replicas)" in up.stdout
+        status = linli("cluster", "status", "--dir", str(folder), "--config", str(config_file))
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert status.stdout.count("running") == 3
+        # and two consumer processes sharing the durable consumer
+        for index in (0, 1):
+            consumers.append(
+                subprocess.Popen(
+                    [*CONSUME, "--config", str(config_file), "--index", str(index)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                )
+            )
+        # when a gateway (its client certificate from the CA) publishes 40 events to node 1, one twice
+        context = ssl.create_default_context(cafile=pki["ca"])
+        context.load_cert_chain(pki["gateway_cert"], pki["gateway_key"])
+        rows = [
+            Row(5000 + n, n, "rollup", 1.8e9 + n, json.dumps({"n": n, "telemetry_rows": n}).encode())
+            for n in range(1, 41)
+        ]
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            base + 7,
+            identifier="gw-east",
+            protocol=aiomqtt.ProtocolVersion.V311,
+            clean_session=False,
+            tls_context=context,
+            timeout=10,
+        ) as gateway:
+            for row in [*rows, rows[7]]:
+                payload = messages.encode(row, region=REGION, community="east", gateway="gw-east")
+                await gateway.publish(topics.up_topic(REGION, "east", row.kind), payload, qos=1)
+            presence = messages.encode_presence(messages.ONLINE, gateway="gw-east", ts=1.8e9)
+            await gateway.publish(topics.presence_topic(REGION, "east"), presence, qos=1, retain=True)
+        # then every event is in PostgreSQL once, and the presence too
+        conn = await asyncpg.connect(region_dsn)
+        try:
+            await migrate(conn, REGION)  # the consumers do it too: here so the query below has its table
+            try:
+                await settle_db(conn, "SELECT count(*) FROM events WHERE community = 'east'", 40, timeout=30)
+            except TimeoutError:
+                for process in consumers:
+                    process.terminate()
+                raise AssertionError(
+                    "consumers: "
+                    + " | ".join(p.communicate(timeout=10)[1].decode()[-1500:] for p in consumers)
+                ) from None
+            await settle_db(conn, "SELECT count(*) FROM communities WHERE community = 'east' AND online", 1)
+            assert await conn.fetchval("SELECT count(DISTINCT id) FROM events") == 40
+        finally:
+            await conn.close()
+        # and a client that has no certificate from the CA is refused at the TLS handshake
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client(
+                "127.0.0.1",
+                base + 6,
+                identifier="stranger",
+                protocol=aiomqtt.ProtocolVersion.V311,
+                tls_context=ssl.create_default_context(cafile=pki["ca"]),
+                timeout=5,
+            ) as stranger:
+                await stranger.publish(topics.up_topic(REGION, "east", "rollup"), b"{}", qos=1)
+    finally:
+        for process in consumers:
+            process.terminate()
+        for process in consumers:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        down = linli("cluster", "down", "--dir", str(folder))
+    # and `cluster down` stopped all three nodes: none is left running
+    assert down.returncode == 0, down.stderr
+    assert "3 node(s) stopped" in down.stdout
+    assert live_nats_servers(folder.resolve()) == []
+    assert all(p.returncode is not None for p in consumers)
