@@ -286,6 +286,7 @@ async def export(call: Call) -> Any:
     )
     return {"household_id": call.household_id, "exported_at": time.time(), "data": data}
 
+
 @ROUTES.op(
     "DELETE",
     "/api/v1/households/{household_id}/data",
@@ -302,9 +303,7 @@ async def delete(call: Call) -> dict[str, Any]:
         )
     security = gateway.peer(SECURITY)
     if security is not None and security.status(hid)["state"] != "disarmed":
-        raise ApiError(
-            "conflict", "the alarm is armed: disarm it first, then delete the household's data"
-        )
+        raise ApiError("conflict", "the alarm is armed: disarm it first, then delete the household's data")
     alerts = gateway.peer(ALERTS)
     if alerts is not None:
         for alert in alerts.open_alerts(hid):
@@ -326,8 +325,7 @@ async def delete(call: Call) -> dict[str, Any]:
     if security is not None:
         pins = await gateway.store.async_read(
             lambda conn: [
-                r[0]
-                for r in conn.execute("SELECT user_id FROM alarm_pins WHERE household_id = ?", (hid,))
+                r[0] for r in conn.execute("SELECT user_id FROM alarm_pins WHERE household_id = ?", (hid,))
             ]
         )
         for user in pins:
