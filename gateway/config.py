@@ -206,6 +206,8 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 },
                 "keepalive_s": {"type": "integer", "minimum": 5, "maximum": 3600},
                 "session_expiry_s": {"type": "integer", "minimum": 0, "maximum": 4294967295},
+                # "3.1.1" for a regional engine that speaks only that (NATS' MQTT listener, docs/scale.md)
+                "mqtt_version": {"enum": ["5", "3.1.1"]},
                 "connect_timeout_s": {"type": "number", "exclusiveMinimum": 0},
                 "reconnect_min_s": {"type": "number", "exclusiveMinimum": 0},
                 "reconnect_max_s": {"type": "number", "exclusiveMinimum": 0},
@@ -301,6 +303,7 @@ DEFAULTS: Final[dict[str, Any]] = {
         "port": 1883,
         "keepalive_s": 30,
         "session_expiry_s": 7 * 86400,
+        "mqtt_version": "5",
         "connect_timeout_s": 10.0,
         "reconnect_min_s": 1.0,
         "reconnect_max_s": 300.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,23 @@ def uplink_config(port: int, signer: Signer | None = None, **overrides: Any) -> 
 
 
 def tv_profiles(folder: Path) -> list[str]:
-    """A profiles folder with a TV that has a `notify` capability."""
+    """A profiles folder with a TV that has a `notify` capability.
+
+    Safe to call from several processes on one folder at once (bench/region.py's
+    gateway workers do): the file is replaced whole, never truncated and rewritten,
+    so a gateway loading its profiles meanwhile cannot read half of it. Before, each
+    worker truncated and rewrote the one file while others loaded it: a half-read
+    file is a ProfileError, the loader skips the profile, that worker's TV cannot be
+    added, the worker ends without answering and the bench waited on its queue
+    (issue #17: 1 launch in 5 hung).
+    """
     (folder / "test").mkdir(parents=True, exist_ok=True)
-    (folder / "test" / "tv.json").write_text(json.dumps(TV_PROFILE))
+    target = folder / "test" / "tv.json"
+    text = json.dumps(TV_PROFILE)
+    if not target.exists() or target.read_text() != text:
+        scratch = target.with_name(f".tv.json.{os.getpid()}.tmp")
+        scratch.write_text(text)
+        os.replace(scratch, target)
     return [str(folder)]
 
 

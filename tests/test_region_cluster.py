@@ -28,7 +28,8 @@ from linli.region.jetstream import stream_subjects, subject_of, topic_of
 from linli.region.schema import migrate
 from linli.wire import messages, topics
 from tests import postgres
-from tests.regional import REGION
+from tests.homes import add_home
+from tests.regional import REGION, uplink_config
 from tests.test_region import settle_db
 from tests.test_uplink_tls import make_pki
 
@@ -99,7 +100,7 @@ def test_topics_map_to_the_subjects_nats_server_gives_them() -> None:
 
 
 async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_consumer_group(
-    region_dsn, tmp_path
+    make_gateway, region_dsn, tmp_path
 ) -> None:
     if shutil.which("nats-server") is None and not os.path.exists("/usr/sbin/nats-server"):  # noqa: ASYNC240
         if os.environ.get("CI"):
@@ -160,6 +161,18 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
                 await gateway.publish(topics.up_topic(REGION, "east", row.kind), payload, qos=1)
             presence = messages.encode_presence(messages.ONLINE, gateway="gw-east", ts=1.8e9)
             await gateway.publish(topics.presence_topic(REGION, "east"), presence, qos=1, retain=True)
+        # and a real gateway, its uplink speaking MQTT 3.1.1 (mutual TLS), raises an SOS through node 2
+        gateway = await make_gateway(
+            components=["linli.services.alerts:AlertEngine"],
+            community={"id": "west"},
+            uplink=uplink_config(
+                base + 8,
+                mqtt_version="3.1.1",
+                tls={"ca_file": pki["ca"], "cert_file": pki["gateway_cert"], "key_file": pki["gateway_key"]},
+            ),
+        )
+        await add_home(gateway)
+        await gateway.components["alerts"].async_raise(kind="sos", household_id="h1", title="SOS")
         # then every event is in PostgreSQL once, and the presence too
         conn = await asyncpg.connect(region_dsn)
         try:
@@ -174,7 +187,9 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
                     + " | ".join(p.communicate(timeout=10)[1].decode()[-1500:] for p in consumers)
                 ) from None
             await settle_db(conn, "SELECT count(*) FROM communities WHERE community = 'east' AND online", 1)
-            assert await conn.fetchval("SELECT count(DISTINCT id) FROM events") == 40
+            assert await conn.fetchval("SELECT count(DISTINCT id) FROM events WHERE community = 'east'") == 40
+            # and the real gateway's alert too
+            await settle_db(conn, "SELECT count(*) FROM alerts WHERE state = 'raised'", 1)
         finally:
             await conn.close()
         # and a client that has no certificate from the CA is refused at the TLS handshake

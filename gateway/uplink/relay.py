@@ -104,21 +104,27 @@ class Relay:
     def _client(self) -> RegionalClient:
         s = self.settings
         self._session_ts = time.time()
-        connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho's __init__ is unannotated
-        connect.SessionExpiryInterval = s.session_expiry_s
+        session: dict[str, Any]
+        if s.mqtt_version == "3.1.1":
+            # A persistent session the 3.1.1 way (no expiry: the broker keeps it until told otherwise).
+            # No reason codes either: a PUBACK is success, so "no matching subscribers" cannot be
+            # told apart — the engine then must keep the messages itself (a JetStream stream does).
+            session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
+        else:
+            connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho's __init__ is unannotated
+            connect.SessionExpiryInterval = s.session_expiry_s
+            session = {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": False, "properties": connect}
         return RegionalClient(
             s.host,
             s.port,
             username=s.username,
             password=s.password,
             identifier=s.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=connect,
             keepalive=s.keepalive_s,
             timeout=s.connect_timeout_s,
             max_inflight_messages=s.inflight,
             tls_context=s.tls,
+            **session,
             will=aiomqtt.Will(
                 topics.presence_topic(s.region, s.community),
                 self._presence(messages.OFFLINE),

@@ -28,6 +28,7 @@ class UplinkSettings:
     tls: ssl.SSLContext | None
     keepalive_s: int
     session_expiry_s: int
+    mqtt_version: str
     connect_timeout_s: float
     reconnect_min_s: float
     reconnect_max_s: float
@@ -77,6 +78,7 @@ class UplinkSettings:
             tls=context,
             keepalive_s=up["keepalive_s"],
             session_expiry_s=up["session_expiry_s"],
+            mqtt_version=up.get("mqtt_version", "5"),
             connect_timeout_s=up["connect_timeout_s"],
             reconnect_min_s=up["reconnect_min_s"],
             reconnect_max_s=up["reconnect_max_s"],
