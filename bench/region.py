@@ -621,7 +621,19 @@ async def main() -> None:
     parser.add_argument("--events", type=int, help="events per gateway per throughput run")
     parser.add_argument("--runs", type=int)
     parser.add_argument("--outage", type=float, help="seconds the broker is down in the drill")
+    parser.add_argument(
+        "--engine",
+        choices=["mosquitto", "nats"],
+        default="mosquitto",
+        help="nats: consumer scaling on the three-node JetStream cluster instead (bench/region_nats.py)",
+    )
+    parser.add_argument("--publishers", type=int, default=4, help="nats: MQTT publisher processes")
     args = parser.parse_args()
+    if args.engine == "nats":
+        import region_nats
+
+        await region_nats.main(args)
+        return
     GATEWAYS = args.gateways
     per = args.events or (100 if args.quick else 500)
     runs = args.runs or (1 if args.quick else 3)
