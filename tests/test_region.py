@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import os
 import signal
@@ -18,7 +19,7 @@ import sqlite_utils
 from linli.gateway.uplink import outbox
 from linli.region.consumer import Consumer
 from linli.region.ingest import apply_batch
-from linli.region.schema import LATEST, SEQ_BITS, ensure_partitions, migrate, partition_of
+from linli.region.schema import KINDS, LATEST, SEQ_BITS, ensure_partitions, migrate, partition_of
 from linli.wire.messages import Envelope
 from tests import postgres, regional
 from tests.homes import add_home
@@ -121,27 +122,28 @@ async def test_migrations_are_safe_to_run_from_many_consumers_at_once(region_dsn
     try:
         results = await asyncio.gather(*(migrate(c, REGION) for c in conns))
         assert sorted(len(r) for r in results) == [0, 0, LATEST]
-        for table in ("events", "health_summaries"):
+        for kind in KINDS:
             regions = await conns[0].fetchval(
-                f"SELECT count(*) FROM pg_inherits WHERE inhparent = '{table}'::regclass"
+                f"SELECT count(*) FROM pg_inherits WHERE inhparent = '{kind.table}'::regclass"
             )
-            months = await conns[0].fetchval(
-                f"SELECT count(*) FROM pg_inherits WHERE inhparent = '{table}_{REGION}'::regclass"
+            times = await conns[0].fetchval(
+                f"SELECT count(*) FROM pg_inherits WHERE inhparent = '{kind.table}_{REGION}'::regclass"
             )
-            assert (regions, months) == (2, 4)  # the region + other regions; default + 3 months
+            # the region + other regions; pg_partman's default, and its partitions before and ahead
+            assert (regions, times) == (2, 1 + 2 * kind.premake + 1)
     finally:
         for c in conns:
             await c.close()
 
 
-async def test_rows_of_two_regions_land_in_their_own_partitions_by_month(region_dsn) -> None:
+async def test_rows_of_two_regions_land_in_their_own_partitions_by_day(region_dsn) -> None:
     # given a database shared by two regions, each with its partitions
     conn = await asyncpg.connect(region_dsn)
     try:
         await migrate(conn, "hubei")
         await migrate(conn, "hunan")
         now = datetime.datetime.now(datetime.UTC)
-        month = f"{now:%Y_%m}"
+        day = f"p{now:%Y_%m_%d}"  # raw events: one partition a day (pg_partman's name)
         in_month = (int(now.timestamp() * 1000) << SEQ_BITS) + 1
         far_ahead = int((now.timestamp() + 400 * 86400) * 1000) << SEQ_BITS
 
@@ -168,18 +170,18 @@ async def test_rows_of_two_regions_land_in_their_own_partitions_by_month(region_
                 event("guangxi", in_month, 4),
             ],
         )
-        # then each row is in its region's partition for its month (or a default that waits for it)
+        # then each row is in its region's partition for its day (or a default that waits for it)
         where = "data->>'n' = $1"
-        assert await partition_of(conn, "events", where, "1") == [f"events_hubei_{month}"]
-        assert await partition_of(conn, "events", where, "2") == [f"events_hunan_{month}"]
+        assert await partition_of(conn, "events", where, "1") == [f"events_hubei_{day}"]
+        assert await partition_of(conn, "events", where, "2") == [f"events_hunan_{day}"]
         assert await partition_of(conn, "events", where, "3") == ["events_hunan_default"]
         assert await partition_of(conn, "events", where, "4") == ["events_other"]
         # and a region's partitions confine its queries: hubei's holds nothing of hunan's
-        assert await conn.fetchval(f"SELECT count(*) FROM events_hubei_{month}") == 1
+        assert await conn.fetchval(f"SELECT count(*) FROM events_hubei_{day}") == 1
         # when the third region gets its partitions, its waiting row moves into them
         created = await ensure_partitions(conn, "guangxi")
-        assert f"events_guangxi_{month}" in created
-        assert await partition_of(conn, "events", where, "4") == [f"events_guangxi_{month}"]
+        assert "events_guangxi" in created
+        assert await partition_of(conn, "events", where, "4") == [f"events_guangxi_{day}"]
         assert await conn.fetchval("SELECT count(*) FROM events") == 4
     finally:
         await conn.close()
@@ -190,7 +192,17 @@ async def test_a_database_of_schema_1_keeps_its_events_when_partitioned_by_regio
     conn = await asyncpg.connect(region_dsn)
     try:
         assert await migrate(conn, target=1) == [1]
-        first = envelope(1, "rollup", {"n": 1})
+        now = datetime.datetime.now(datetime.UTC)
+        first = dataclasses.replace(
+            envelope(1, "rollup", {"n": 1}), id=int(now.timestamp() * 1000) << SEQ_BITS
+        )
+        # and one from before the raw events' retention (30 days by default)
+        await conn.execute(
+            "INSERT INTO events (region, community, id, seq, kind, gateway_ts, data) "
+            "VALUES ($1, 'east', $2, 1, 'rollup', 0, '{}')",
+            REGION,
+            int((now.timestamp() - 40 * 86400) * 1000) << SEQ_BITS,
+        )
         await conn.execute(
             "INSERT INTO events (region, community, id, seq, kind, gateway_ts, data) "
             "VALUES ($1, $2, $3, $4, $5, $6, '{}'), ('hunan', 'west', $3, $4, $5, $6, '{}')",
@@ -203,11 +215,12 @@ async def test_a_database_of_schema_1_keeps_its_events_when_partitioned_by_regio
         )
         # when it is migrated
         assert await migrate(conn, REGION) == list(range(2, LATEST + 1))
-        # then every event is still there, each in its own region's partitions
+        # then every event within its retention is still there, each in its region's partition
+        # for its day, and the one past it is gone with its partition
         rows = await conn.fetch("SELECT region, tableoid::regclass::text AS part FROM events ORDER BY 1")
         assert [(r["region"], r["part"]) for r in rows] == [
-            ("hubei", "events_hubei_default"),
-            ("hunan", "events_hunan_default"),
+            ("hubei", f"events_hubei_p{now:%Y_%m_%d}"),
+            ("hunan", f"events_hunan_p{now:%Y_%m_%d}"),
         ]
         # and a redelivery of the old event is still recognised
         assert (await apply_batch(conn, [first])).duplicates == 1

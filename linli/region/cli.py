@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     common(keygen)
     keygen.add_argument("--out", type=Path, help="key file (default: <region.data_dir>/region.key)")
     common(commands.add_parser("migrate", help="create or upgrade the PostgreSQL schema"))
+    common(
+        commands.add_parser(
+            "maintain", help="partitions ahead, and drop those past each kind's [retention] (pg_partman)"
+        )
+    )
     consume = commands.add_parser("consume", help="one consumer process of the shared subscription")
     common(consume)
     consume.add_argument("--index", type=int, default=0, help="this consumer's stable number (default 0)")
@@ -112,6 +117,23 @@ async def _until_signal(work: Callable[[], Coroutine[Any, Any, Any]]) -> int:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    return 0
+
+
+async def _maintain(config: dict[str, Any]) -> int:
+    import asyncpg
+
+    from linli.region.schema import maintain, migrate
+
+    conn = await asyncpg.connect(config["database"]["dsn"], timeout=10)
+    try:
+        await migrate(conn, config["region"]["id"])
+        changed = await maintain(conn, config["region"]["id"], config["retention"])
+    finally:
+        await conn.close()
+    made = [c for c in changed if not c.startswith("-")]
+    dropped = [c[1:] for c in changed if c.startswith("-")]
+    print(f"linli region: partitions made {made}; dropped, past their retention: {dropped}")
     return 0
 
 
@@ -296,6 +318,8 @@ def main(argv: list[str]) -> int:
             return _keygen(config, args.out)
         if args.command == "migrate":
             return asyncio.run(_migrate(config))
+        if args.command == "maintain":
+            return asyncio.run(_maintain(config))
         if args.command == "consume":
             return asyncio.run(_consume(config, args.index))
         if args.command == "dashboard":

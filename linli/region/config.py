@@ -91,6 +91,17 @@ SCHEMA: Final[dict[str, Any]] = {
             "additionalProperties": False,
             "properties": {"dsn": {"type": "string", "pattern": "^postgres(ql)?://"}},
         },
+        # Days each kind of record is kept (linli/region/schema.py KINDS; pg_partman drops older partitions).
+        "retention": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "raw_events_days": {"type": "integer", "minimum": 1},
+                "alerts_days": {"type": "integer", "minimum": 1},
+                "health_summaries_days": {"type": "integer", "minimum": 1},
+                "maintenance_interval_s": {"type": "number", "minimum": 60},
+            },
+        },
         "consumer": {
             "type": "object",
             "additionalProperties": False,
@@ -130,6 +141,14 @@ DEFAULTS: Final[dict[str, Any]] = {
         "ack_wait_s": 30,
     },
     "database": {"dsn": "postgresql://linli@127.0.0.1:5432/linli"},
+    # Raw events are superseded snapshots (the latest is in `communities`); alerts are the
+    # programme's record; consented daily health summaries are kept for ten years.
+    "retention": {
+        "raw_events_days": 30,
+        "alerts_days": 730,
+        "health_summaries_days": 3650,
+        "maintenance_interval_s": 3600,
+    },
     "consumer": {"batch": 500, "batch_ms": 50, "receive_maximum": 2000, "session_expiry_s": 3600},
     # A community is online while its presence says so and it reported within online_after_s.
     "dashboard": {"host": "127.0.0.1", "port": 8090, "online_after_s": 300, "clock_interval_s": 30},

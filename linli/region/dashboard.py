@@ -30,7 +30,7 @@ from linli.common.throttle import AddressThrottle, Lockouts
 from linli.region import operators, pages, queries
 from linli.region.broadcast import BroadcastError, RegionLink, compose
 from linli.region.operators import Operator, OperatorError
-from linli.region.schema import migrate
+from linli.region.schema import maintain, migrate
 from linli.wire.signing import Signer
 
 _LOGGER = logging.getLogger(__name__)
@@ -319,13 +319,35 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     async with pool.acquire() as conn:
         await migrate(conn, config["region"]["id"])
     link = RegionLink(config, app[SIGNER_KEY])
-    task = asyncio.create_task(link.run(), name="region-downlink")
+    tasks = [
+        asyncio.create_task(link.run(), name="region-downlink"),
+        asyncio.create_task(_maintenance(config, pool), name="region-maintenance"),
+    ]
     app[POOL_KEY], app[LINK_KEY] = pool, link
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await pool.close()
+
+
+async def _maintenance(config: dict[str, Any], pool: asyncpg.Pool) -> None:
+    """Each kind's retention from the config, and pg_partman's maintenance, every interval.
+
+    The dashboard holds the config, so it is the one that applies [retention]; consumers run
+    the same maintenance (with the retention last set) when they check their partitions.
+    """
+    region, retention = config["region"]["id"], config["retention"]
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                await maintain(conn, region, retention)
+        except (OSError, asyncpg.PostgresError) as exc:
+            _LOGGER.warning(
+                "region %s: partition maintenance failed (%s); trying again next interval", region, exc
+            )
+        await asyncio.sleep(retention["maintenance_interval_s"])
 
 
 def create_app(config: dict[str, Any], signer: Signer) -> web.Application:

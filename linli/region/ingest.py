@@ -3,6 +3,7 @@
 One transaction per batch:
 
 1. every envelope is inserted into `events` keyed by (region, community, id)
+   (and `at`, the time in the id, which the table is partitioned by: linli/region/schema.py)
    with ON CONFLICT DO NOTHING; only the rows that were new go further, so a
    redelivered event changes nothing at all;
 2. the new events update the derived tables — alerts, community status and
@@ -49,8 +50,8 @@ from linli.wire.messages import (
 )
 
 _INSERT_EVENTS: Final = """
-    INSERT INTO events (region, community, id, seq, kind, gateway_ts, data)
-    SELECT r, c, i, s, k, t, d::jsonb
+    INSERT INTO events (region, community, id, at, seq, kind, gateway_ts, data)
+    SELECT r, c, i, to_timestamp((i >> 22) / 1000.0), s, k, t, d::jsonb
     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::float8[], $7::text[])
          AS u(r, c, i, s, k, t, d)
     ORDER BY r, c, i
@@ -91,16 +92,17 @@ _UPSERT_COMMUNITIES: Final = """
 """
 
 _UPSERT_ALERTS: Final = """
-    INSERT INTO alerts AS a (region, community, alert_id, household, kind, severity, state, title, count,
-                             step, raised_at, acknowledged_at, resolved_at, clock_offset_s, last_seq)
-    SELECT u.r, u.c, u.i, u.h, u.k, u.sev, u.st, u.ti, u.n, u.step, u.ra, u.ack, u.res,
+    INSERT INTO alerts AS a (region, community, alert_id, raised, household, kind, severity, state, title,
+                             count, step, raised_at, acknowledged_at, resolved_at, clock_offset_s, last_seq)
+    SELECT u.r, u.c, u.i, to_timestamp((u.i >> 22) / 1000.0), u.h, u.k, u.sev, u.st, u.ti, u.n, u.step,
+           u.ra, u.ack, u.res,
            coalesce(cm.clock_offset_s, 0), u.seq
     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
                 $8::text[], $9::int[], $10::int[], $11::float8[], $12::float8[], $13::float8[], $14::bigint[])
          AS u(r, c, i, h, k, sev, st, ti, n, step, ra, ack, res, seq)
     LEFT JOIN communities cm ON cm.region = u.r AND cm.community = u.c
     ORDER BY u.r, u.c, u.i
-    ON CONFLICT (region, community, alert_id) DO UPDATE SET
+    ON CONFLICT (region, community, alert_id, raised) DO UPDATE SET
         state = excluded.state, severity = excluded.severity, title = excluded.title,
         count = excluded.count, step = excluded.step, acknowledged_at = excluded.acknowledged_at,
         resolved_at = excluded.resolved_at, last_seq = excluded.last_seq, updated = now()

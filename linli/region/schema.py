@@ -5,21 +5,29 @@ alone cannot say — run in one transaction; the version is kept in
 `region_schema`. A transaction-level advisory lock serialises consumers that
 start together. Never edit a released migration; add the next.
 
-Partitioning, by region and by time (docs/scale.md, "PostgreSQL"):
+Partitioning, by region and then by time, each kind of record in its own table so
+that each keeps its own retention (docs/scale.md, "PostgreSQL"):
 
-    events                       LIST (region)
-      events_<region>              RANGE (id): the gateway's millisecond clock << 22
-        events_<region>_2026_11      one month of event time each
-        events_<region>_default      ids from a gateway whose clock is far off
+    events                       LIST (region)            raw events: 30 days by default
+      events_<region>              RANGE (at): pg_partman, one partition a day
+        events_<region>_p2026_12_07
+        events_<region>_default      times no partition was made for (a gateway far off in time)
       events_other                 DEFAULT: a region nobody made partitions for yet
-    health_summaries             LIST (region)
-      health_summaries_<region>    RANGE (day), months and a default, the same way
+    alerts                       LIST (region)            one row per alert: 2 years
+      alerts_<region>              RANGE (raised): pg_partman, one partition a month
+    health_summaries             LIST (region)            daily summaries: 10 years
+      health_summaries_<region>    RANGE (day): pg_partman, one partition a month
 
-A region's rows are never mixed with another's: a region leaves the database
-(to a cluster of its own, or for good) by detaching its partition, and a
-month is dropped whole (retention without vacuum). `ensure_partitions(conn,
-region)` makes the region's partition, this month's and the next ones; rows
-that waited in a DEFAULT partition move into the partition made for them.
+`at` and `raised` are the time in the event's and the alert's id (the gateway's
+millisecond clock << 22), so they are part of the key without changing what
+is unique. A region's rows are never mixed with another's: a region leaves the
+database by detaching its partition. Time partitions are pg_partman's
+(`postgresql-15-partman`): `ensure_partitions(conn, region)` makes the region's
+partition of each table and registers it with pg_partman (rows that waited in
+`<table>_other` move into it), then runs pg_partman's maintenance for it, which
+makes partitions ahead and drops those older than the kind's retention
+(`DROP TABLE`: instant, no vacuum). `maintain(conn, region, retention)` also sets
+each kind's retention from the region's config (`[retention]`).
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
+
+from linli.region.config import DEFAULTS
 
 _LOGGER = logging.getLogger(__name__)
 _LOCK_KEY: Final = 0x4C494E4C49  # "LINLI"
@@ -107,7 +117,7 @@ PARTITIONED: Final = (
 async def _events_by_region(conn: asyncpg.Connection) -> None:
     """Version 1's `events` (by time only) becomes version 2's (by region, then time), rows kept."""
     for region in [r["region"] for r in await conn.fetch("SELECT DISTINCT region FROM events_v1")]:
-        await ensure_partitions(conn, region)
+        await _v2_partitions(conn, region)
     await conn.execute(
         "INSERT INTO events (region, community, id, seq, kind, gateway_ts, received, arrival, data) "
         "SELECT region, community, id, seq, kind, gateway_ts, received, arrival, data FROM events_v1"
@@ -168,7 +178,217 @@ _V2: Final[list[Step]] = [
         FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()""",
 ]
 
-MIGRATIONS: Final[list[list[Step]]] = [_V1, _V2]
+
+@dataclass(slots=True, frozen=True)
+class Kind:
+    """One kind of regional record: its own table, time partitions and retention."""
+
+    table: str
+    column: str  # the time it is partitioned by
+    interval: str  # one partition per (pg_partman's interval)
+    premake: int  # partitions made ahead
+    retention: str  # its key in the config's [retention] section, days
+
+
+KINDS: Final = (
+    Kind("events", "at", "daily", 4, "raw_events_days"),
+    Kind("alerts", "raised", "monthly", 3, "alerts_days"),
+    Kind("health_summaries", "day", "monthly", 3, "health_summaries_days"),
+)
+# Raw events are superseded snapshots and the alerts' history (the alert itself is in `alerts`);
+# alerts are the programme's record; consented daily summaries are what a decade of care is read from.
+RETENTION_DEFAULTS: Final = {k: v for k, v in DEFAULTS["retention"].items() if k.endswith("_days")}
+# The time in an id made by linli.common.ids: the gateway's millisecond clock << 22.
+_ID_TIME: Final = "to_timestamp(({0} >> 22) / 1000.0)"
+
+
+async def _partman(conn: asyncpg.Connection) -> None:
+    available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_partman'")
+    if not available:
+        raise RuntimeError(
+            "the regional database needs the pg_partman extension for its partitions and retention: "
+            "install it on the database host (Debian: apt-get install postgresql-15-partman) and start again"
+        )
+    await conn.execute("CREATE SCHEMA IF NOT EXISTS partman")
+    await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman")
+
+
+async def _kinds_apart(conn: asyncpg.Connection) -> None:
+    """Version 2's tables become version 3's, each kind partitioned on its own by pg_partman; rows kept."""
+    await _partman(conn)
+    for table in ("events", "alerts", "health_summaries"):
+        await conn.execute(f"CREATE TABLE {table}_v2_rows AS SELECT * FROM {table}")
+        await conn.execute(f"DROP TABLE {table} CASCADE")
+    for statement in _V3_TABLES:
+        await conn.execute(statement)
+    regions = await conn.fetch(
+        "SELECT region FROM events_v2_rows UNION SELECT region FROM alerts_v2_rows "
+        "UNION SELECT region FROM health_summaries_v2_rows"
+    )
+    for region in [r["region"] for r in regions]:
+        await ensure_partitions(conn, region, maintenance=False)
+    await conn.execute(
+        "INSERT INTO events (region, community, id, at, seq, kind, gateway_ts, received, arrival, data) "
+        f"SELECT region, community, id, {_ID_TIME.format('id')}, seq, kind, gateway_ts, received, arrival, "
+        "data FROM events_v2_rows"
+    )
+    await conn.execute(
+        "INSERT INTO alerts (region, community, alert_id, raised, household, kind, severity, state, title, "
+        "count, step, raised_at, acknowledged_at, resolved_at, clock_offset_s, last_seq, updated) "
+        f"SELECT region, community, alert_id, {_ID_TIME.format('alert_id')}, household, kind, severity, "
+        "state, title, count, step, raised_at, acknowledged_at, resolved_at, clock_offset_s, last_seq, "
+        "updated FROM alerts_v2_rows"
+    )
+    await conn.execute("INSERT INTO health_summaries SELECT * FROM health_summaries_v2_rows")
+    for table in ("events", "alerts", "health_summaries"):
+        await conn.execute(f"DROP TABLE {table}_v2_rows")
+    # Older rows landed in each region's default partition: give them partitions of their own
+    # (the next maintenance then drops those past their kind's retention).
+    for region in [r["region"] for r in regions]:
+        for kind in KINDS:
+            parent = f"public.{kind.table}_{region_slug(region)}"
+            while await conn.fetchval(
+                "SELECT partman.partition_data_time($1, p_batch_count := 1000, p_analyze := false)", parent
+            ):
+                pass
+
+
+_V3_TABLES: Final = [
+    """CREATE TABLE events (
+        region text NOT NULL, community text NOT NULL, id bigint NOT NULL, at timestamptz NOT NULL,
+        seq bigint NOT NULL, kind text NOT NULL, gateway_ts double precision NOT NULL,
+        received timestamptz NOT NULL DEFAULT now(),
+        arrival bigint NOT NULL DEFAULT nextval('events_arrival'),
+        data jsonb NOT NULL,
+        PRIMARY KEY (region, community, id, at)) PARTITION BY LIST (region)""",
+    "CREATE TABLE events_other PARTITION OF events DEFAULT",
+    "CREATE INDEX events_kind ON events (region, kind, received)",
+    """CREATE TABLE alerts (
+        region text NOT NULL, community text NOT NULL, alert_id bigint NOT NULL, raised timestamptz NOT NULL,
+        household text, kind text NOT NULL, severity text NOT NULL, state text NOT NULL,
+        title text, count integer NOT NULL DEFAULT 1, step integer,
+        raised_at double precision NOT NULL, acknowledged_at double precision,
+        resolved_at double precision, clock_offset_s double precision NOT NULL DEFAULT 0,
+        last_seq bigint NOT NULL, updated timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (region, community, alert_id, raised)) PARTITION BY LIST (region)""",
+    "CREATE TABLE alerts_other PARTITION OF alerts DEFAULT",
+    "CREATE INDEX alerts_open ON alerts (region, severity) WHERE state <> 'resolved'",
+    "CREATE INDEX alerts_acknowledged ON alerts (region, acknowledged_at)",
+    """CREATE TABLE health_summaries (
+        region text NOT NULL, community text NOT NULL, household text NOT NULL,
+        resident text NOT NULL DEFAULT '', day date NOT NULL, vitals jsonb NOT NULL,
+        readings integer NOT NULL, seq bigint NOT NULL, event_id bigint NOT NULL,
+        updated timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (region, community, household, resident, day)) PARTITION BY LIST (region)""",
+    "CREATE TABLE health_summaries_other PARTITION OF health_summaries DEFAULT",
+]
+
+_V3: Final[list[Step]] = [_kinds_apart]
+
+
+async def _kind_partition(conn: asyncpg.Connection, kind: Kind, region: str) -> str | None:
+    """The region's partition of `kind.table`, registered with pg_partman, made if missing."""
+    name = f"{kind.table}_{region_slug(region)}"
+    if await _exists(conn, name):
+        return None
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        if await _exists(conn, name):  # another consumer has just made it
+            return None
+        await conn.execute(
+            f"CREATE TABLE {name} (LIKE {kind.table} INCLUDING DEFAULTS) PARTITION BY RANGE ({kind.column})"
+        )
+        await conn.execute(
+            "SELECT partman.create_parent($1, $2, 'native', $3, p_premake := $4)",
+            f"public.{name}",
+            kind.column,
+            kind.interval,
+            kind.premake,
+        )
+        # Maintenance follows the clock, not the newest row: a gateway far ahead in time must not
+        # make partitions for years that have not come (its rows wait in the default partition).
+        await conn.execute(
+            "UPDATE partman.part_config SET infinite_time_partitions = true, ignore_default_data = true, "
+            "retention = $2, retention_keep_table = false, retention_keep_index = false "
+            "WHERE parent_table = $1",
+            f"public.{name}",
+            f"{RETENTION_DEFAULTS[kind.retention]} days",
+        )
+        # Rows this region already left in the table's DEFAULT partition would block the attach.
+        await conn.execute(
+            f"WITH moved AS (DELETE FROM {kind.table}_other WHERE region = $1 RETURNING *) "
+            f"INSERT INTO {name} SELECT * FROM moved",
+            region,
+        )
+        await conn.execute(
+            f"ALTER TABLE {kind.table} ATTACH PARTITION {name} FOR VALUES IN ({_literal(region)})"
+        )
+    return name
+
+
+async def partitions(conn: asyncpg.Connection, parent: str) -> list[str]:
+    """The partitions of `parent`, by name."""
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = $1::regclass ORDER BY 1",
+        parent,
+    )
+    return [r["relname"] for r in rows]
+
+
+async def set_retention(conn: asyncpg.Connection, region: str, retention: dict[str, Any]) -> None:
+    """Each kind's retention for `region`, in days, from the config's [retention] section."""
+    for kind in KINDS:
+        days = retention.get(kind.retention, RETENTION_DEFAULTS[kind.retention])
+        await conn.execute(
+            "UPDATE partman.part_config SET retention = $2 WHERE parent_table = $1",
+            f"public.{kind.table}_{region_slug(region)}",
+            f"{int(days)} days",
+        )
+
+
+async def ensure_partitions(
+    conn: asyncpg.Connection,
+    region: str,
+    *,
+    retention: dict[str, Any] | None = None,
+    maintenance: bool = True,
+) -> list[str]:
+    """The region's partition of each kind's table, and pg_partman's maintenance of them.
+
+    Returns the partitions made and dropped (prefixed "-"). `retention` (days per kind, the
+    config's [retention]) is set first when given; maintenance makes the partitions ahead
+    and drops those past each kind's retention.
+    """
+    changed: list[str] = []
+    for kind in KINDS:
+        made = await _kind_partition(conn, kind, region)
+        if made:
+            changed.append(made)
+    if retention is not None:
+        await set_retention(conn, region, retention)
+    if maintenance:
+        for kind in KINDS:
+            parent = f"{kind.table}_{region_slug(region)}"
+            before = set(await partitions(conn, parent))
+            await conn.execute("SELECT partman.run_maintenance($1, p_jobmon := false)", f"public.{parent}")
+            after = set(await partitions(conn, parent))
+            changed += sorted(after - before) + [f"-{name}" for name in sorted(before - after)]
+    return changed
+
+
+async def maintain(conn: asyncpg.Connection, region: str, retention: dict[str, Any]) -> list[str]:
+    """`linli region maintain` and the dashboard's hourly job: retention from the config, then maintenance."""
+    changed = await ensure_partitions(conn, region, retention=retention)
+    if changed:
+        _LOGGER.info("region %s: partitions made %s", region, [c for c in changed if not c.startswith("-")])
+        dropped = [c[1:] for c in changed if c.startswith("-")]
+        if dropped:
+            _LOGGER.info("region %s: partitions past their retention dropped %s", region, dropped)
+    return changed
+
+
+MIGRATIONS: Final[list[list[Step]]] = [_V1, _V2, _V3]
 LATEST: Final = len(MIGRATIONS)
 
 
@@ -257,10 +477,10 @@ async def _month_partition(
     return name
 
 
-async def ensure_partitions(
+async def _v2_partitions(
     conn: asyncpg.Connection, region: str, months_ahead: int = 2, *, now: datetime.datetime | None = None
 ) -> list[str]:
-    """The region's partitions, with this month's and the next months'; returns those created."""
+    """Version 2's monthly partitions of a region, made by hand (the V1→V2 migration makes them)."""
     created: list[str] = []
     first = month_start((now or datetime.datetime.now(datetime.UTC)).date())
     for spec in PARTITIONED:
@@ -307,6 +527,9 @@ async def migrate(conn: asyncpg.Connection, region: str | None = None, *, target
             applied.append(version)
     if applied:
         _LOGGER.info("regional database migrated to schema version %d", applied[-1])
-    if region is not None and (applied[-1] if applied else current) >= 2:
+    version = applied[-1] if applied else current
+    if region is not None and version >= 3:
         await ensure_partitions(conn, region)
+    elif region is not None and version == 2:  # a target short of the latest (tests of the migrations)
+        await _v2_partitions(conn, region)
     return applied
