@@ -370,6 +370,8 @@ async def ensure_partitions(
     if maintenance:
         for kind in KINDS:
             parent = f"{kind.table}_{region_slug(region)}"
+            if parent in changed and retention is None:
+                continue  # pg_partman has just made its partitions, and nothing is old yet
             before = set(await partitions(conn, parent))
             await conn.execute("SELECT partman.run_maintenance($1, p_jobmon := false)", f"public.{parent}")
             after = set(await partitions(conn, parent))
