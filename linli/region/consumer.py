@@ -18,6 +18,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ class Consumer:
         self.client_id = f"{prefix}-{socket.gethostname()}-{index}"[:64]
         self.index = index
         self._pending: collections.deque[aiomqtt.Message] = collections.deque()
+        self._arrivals: collections.deque[float] = collections.deque()  # each pending message's receipt
         self._arrived = asyncio.Event()
         self._db: asyncpg.Connection | None = None
         self.received = 0
@@ -109,13 +111,14 @@ class Consumer:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = consumer["session_expiry_s"]
         props.ReceiveMaximum = consumer["receive_maximum"]
-        pending, arrived = self._pending, self._arrived
+        pending, arrived, arrivals = self._pending, self._arrived, self._arrivals
 
         class _Collect(asyncio.Queue[aiomqtt.Message]):
             """Straight from the receive callback into the batch (no task per message)."""
 
             def put_nowait(self, item: aiomqtt.Message) -> None:
                 pending.append(item)
+                arrivals.append(time.time())  # the delivery ledger's arrival order, to the message
                 arrived.set()
 
         client = RegionalClient(
@@ -150,6 +153,7 @@ class Consumer:
             finally:
                 self.connected.clear()
                 self._pending.clear()  # not acknowledged: the broker delivers them again
+                self._arrivals.clear()
             if time.monotonic() - started > 30:
                 attempt = 0
             # A handful of consumers, not thousands of gateways: retry soon (the gateways wait for them).
@@ -192,8 +196,9 @@ class Consumer:
                 continue
             if len(self._pending) < size:
                 await asyncio.sleep(window)  # let a batch gather
-            batch = [self._pending.popleft() for _ in range(min(size, len(self._pending)))]
-            result = await self.async_apply(batch)
+            taken = min(size, len(self._pending))
+            batch = [self._pending.popleft() for _ in range(taken)]
+            result = await self.async_apply(batch, [self._arrivals.popleft() for _ in range(taken)])
             for message in batch:
                 client.ack(message)  # only now: the transaction has committed
             self.batches += 1
@@ -203,18 +208,29 @@ class Consumer:
                 next_partition_check = time.monotonic() + PARTITION_CHECK_S
                 await ensure_partitions(await self._database(), self.region)
 
-    async def async_apply(self, batch: list[aiomqtt.Message]) -> BatchResult:
+    async def async_apply(
+        self, batch: list[aiomqtt.Message], arrived: Sequence[float] | None = None
+    ) -> BatchResult:
         return await self.async_apply_items(
             [
                 (m.topic.value, m.payload if isinstance(m.payload, bytes) else str(m.payload).encode())
                 for m in batch
-            ]
+            ],
+            arrived,
         )
 
-    async def async_apply_items(self, batch: list[tuple[str, bytes]]) -> BatchResult:
-        """Decode (MQTT topic, payload) pairs with linli.wire and upsert them in one transaction."""
+    async def async_apply_items(
+        self, batch: list[tuple[str, bytes]], arrived: Sequence[float] | None = None
+    ) -> BatchResult:
+        """Decode (MQTT topic, payload) pairs with linli.wire and upsert them in one transaction.
+
+        `arrived`: each item's receipt time (wall clock), for the delivery ledger; without it,
+        the batch's items are taken as arriving now, in their order.
+        """
         envelopes, presence = [], []
-        for topic, payload in batch:
+        taken_up = time.time()
+        stamps: list[float] = []
+        for index, (topic, payload) in enumerate(batch):
             self.received += 1
             where = topics.parse_up(topic)
             if where is None:
@@ -238,8 +254,8 @@ class Consumer:
                 self._bad(topic, f"envelope says {envelope.region}/{envelope.community}/{envelope.kind}")
                 continue
             envelopes.append(envelope)
-        arrived_at = time.time()
-        for envelope in envelopes:
+            stamps.append(arrived[index] if arrived is not None else taken_up)
+        for envelope, arrived_at in zip(envelopes, stamps, strict=True):
             self.ledger.record(envelope.gateway, envelope.seq, arrived_at)
         for attempt in range(1, 6):
             try:
