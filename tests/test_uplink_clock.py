@@ -49,6 +49,7 @@ def announcements_kept(gateway: Any) -> int:
         return int(db.execute("SELECT count(*) FROM uplink_announcements").fetchone()[0])
 
 
+@pytest.mark.slow
 async def test_a_day_old_clock_reading_is_refused_and_the_day_old_broadcast_not_shown(
     make_gateway, region_broker, tmp_path
 ) -> None:
@@ -78,6 +79,7 @@ async def test_a_day_old_clock_reading_is_refused_and_the_day_old_broadcast_not_
     await settle(lambda: uplink.stats()["clock_issued"] == now, timeout=5)
 
 
+@pytest.mark.slow
 async def test_a_reading_signed_for_too_long_or_without_an_expiry_is_refused(
     make_gateway, region_broker
 ) -> None:
