@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from linli.common.backoff import backoff_delay
+from linli.common.config import ConfigError
 from linli.gateway import __version__
 from linli.gateway.bus import EventBus
 from linli.gateway.commands import Commands
@@ -33,7 +34,7 @@ from linli.gateway.component import (
     NotReady,
     component_class,
 )
-from linli.gateway.config import ConfigError, apply_sections
+from linli.gateway.config import apply_sections
 from linli.gateway.context import Context
 from linli.gateway.discovery.ha_profile import load_announced_profiles
 from linli.gateway.events import GatewayStarted
