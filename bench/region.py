@@ -508,8 +508,7 @@ async def drill(
     # assigns together. Every kind counts (a reconnecting gateway's status report too).
     ledger = replay(logs(folder, f"{consumers.group}-"))
     deliveries = ledger.counts()
-    # Each consumer's own receipt order is exact; merged across the two, the order is the one
-    # they took deliveries up to apply them, as fine as a batch (its take-up time).
+    # Each consumer's own receipt order is exact; merged across the two, as exact as one clock.
     within = sum(replay([log]).counts().inversions for log in logs(folder, f"{consumers.group}-"))
     rows = await count_events(conn)
     missing = 0
@@ -709,8 +708,8 @@ async def main() -> None:
         f"{drill_result['duplicates_delivered']} duplicates delivered, "
         f"{drill_result['duplicates_absorbed']} absorbed by the upsert; "
         f"order inversions: {drill_result['inversions_within_one_consumer']} in each consumer's own "
-        f"receipt order, {drill_result['order_inversions']} in the order the consumers took them up "
-        f"together (batch resolution; {drill_result['gateways_inverted']} gateways); "
+        f"receipt order, {drill_result['order_inversions']} in both consumers' receipt order merged "
+        f"({drill_result['gateways_inverted']} gateways); "
         f"drained {drill_result['drain_s']:.1f} s after the restart"
     )
     print(

@@ -24,8 +24,9 @@ Nothing here knows the broker: the MQTT consumer and the JetStream one feed the 
 calls. A consumer process sees only its share of a consumer group, so each process
 also appends its deliveries to a log (`log_path`), and `replay` merges the logs of all
 processes by arrival time into one region-wide ledger — what a drill reads. Arrival
-times are the consumers' wall clocks when they took a batch up: within one process the
-order is exact; across processes it is as good as the clocks and one batch window.
+times are the consumers' wall clocks when each delivery was received (MQTT) or its batch
+was pulled (JetStream): within one process the order is exact; across processes it is as
+good as the clocks (one machine's in the bench).
 
 Memory and disk stay bounded: a gateway's seen set keeps the last `window` sequence
 numbers below its highest (a delivery older than that can only be a redelivery, and is
