@@ -9,6 +9,8 @@ PostgreSQL by idempotent upsert; `cluster down` leaves no process behind.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import random
@@ -24,9 +26,12 @@ import aiomqtt
 import asyncpg
 import pytest
 
+from linli.region.broadcast import RegionLink, compose
+from linli.region.config import load_region_config
 from linli.region.jetstream import stream_subjects, subject_of, topic_of
 from linli.region.schema import migrate
 from linli.wire import messages, topics
+from linli.wire.signing import Signer
 from tests import postgres
 from tests.homes import add_home
 from tests.regional import REGION, uplink_config
@@ -107,6 +112,7 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
             pytest.fail("nats-server is missing (apt-get install nats-server; .ci/run does)")
         pytest.skip("nats-server is not installed")
     pki = make_pki(tmp_path / "pki")
+    signer = Signer.generate()
     folder = tmp_path / "cluster"
     base = free_block(12)
     config_file = tmp_path / "region.toml"
@@ -167,6 +173,7 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
             community={"id": "west"},
             uplink=uplink_config(
                 base + 8,
+                signer,
                 mqtt_version="3.1.1",
                 tls={"ca_file": pki["ca"], "cert_file": pki["gateway_cert"], "key_file": pki["gateway_key"]},
             ),
@@ -190,6 +197,37 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
             assert await conn.fetchval("SELECT count(DISTINCT id) FROM events WHERE community = 'east'") == 40
             # and the real gateway's alert too
             await settle_db(conn, "SELECT count(*) FROM alerts WHERE state = 'raised'", 1)
+            # and the region's signed downlink, published to node 0, reaches the gateway on node 2
+            link_config = load_region_config(
+                config_file,
+                environ={},
+                overrides={
+                    "broker": {
+                        "port": base + 6,
+                        "tls": {
+                            "ca_file": pki["ca"],
+                            "cert_file": pki["consumer_cert"],
+                            "key_file": pki["consumer_key"],
+                        },
+                    }
+                },
+            )
+            link = RegionLink(link_config, signer)
+            link_task = asyncio.create_task(link.run())
+            try:
+                await asyncio.wait_for(link.connected.wait(), 15)
+                await compose(
+                    conn, link, kind="announcement", title="Water", body="Off at noon",
+                    targets=None, ttl_s=600, by="test",
+                )  # fmt: skip
+                uplink = gateway.components["uplink"]
+                async with asyncio.timeout(15):
+                    while uplink.announcements < 1:  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+            finally:
+                link_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await link_task
         finally:
             await conn.close()
         # and a client that has no certificate from the CA is refused at the TLS handshake

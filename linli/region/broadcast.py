@@ -76,7 +76,11 @@ class RegionLink:
             try:
                 client = aiomqtt.Client(
                     identifier=f"{self.config['broker']['client_prefix']}-dashboard"[:64],
-                    protocol=aiomqtt.ProtocolVersion.V5,
+                    # The JetStream cluster's MQTT listeners speak 3.1.1 only (docs/scale.md); the
+                    # downlink needs nothing of MQTT 5 (QoS 1, retain).
+                    protocol=aiomqtt.ProtocolVersion.V311
+                    if self.config["broker"]["engine"] == "jetstream"
+                    else aiomqtt.ProtocolVersion.V5,
                     keepalive=30,
                     timeout=10,
                     **broker_settings(self.config),
@@ -109,7 +113,8 @@ class RegionLink:
         if client is None:
             raise BroadcastError("broker_unreachable", "the regional broker is unreachable: nothing was sent")
         props = None
-        if expiry_s is not None:
+        # MQTT 3.1.1 (the JetStream cluster) has no message expiry; the clock carries its own expires_at.
+        if expiry_s is not None and self.config["broker"]["engine"] != "jetstream":
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = expiry_s
         await client.publish(topic, payload, qos=1, retain=retain, properties=props)
