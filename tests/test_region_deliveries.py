@@ -10,6 +10,7 @@ from typing import Any
 import aiomqtt
 import asyncpg
 import orjson
+import pytest
 
 from linli.region.consumer import Consumer
 from linli.region.deliveries import Counts, Ledger, log_path, logs, replay
@@ -112,6 +113,7 @@ def consumer_config(dsn: str, port: int, data_dir: Path) -> dict[str, Any]:
     )
 
 
+@pytest.mark.slow
 async def test_a_doubled_and_a_reordered_delivery_are_counted_and_stored_once(
     region_broker, region_dsn, tmp_path: Path
 ) -> None:
