@@ -717,6 +717,7 @@ async def main() -> None:
         f"in {median(times):.2f} s (median)"
     )
     print(f"region_events_per_s={two_m:.0f}")
+    print(f"region_scale_ratio={two_m / one_m:.2f}")  # the headline, last (as in --engine nats)
     sys.exit(0 if ok else 1)
 
 
