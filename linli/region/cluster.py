@@ -106,11 +106,14 @@ def _alive(pid: int, folder: Path) -> bool:
 
 
 def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), 0.3):
+    """Another program holds this port (a bind test: a connect can meet itself on an ephemeral port)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server binds: TIME_WAIT is fine
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
             return True
-    except OSError:
-        return False
+    return False
 
 
 def load_layout(folder: Path) -> Layout | None:
@@ -169,14 +172,16 @@ async def wait_ready(layout: Layout, config: dict[str, Any], timeout: float = 60
     """Until the cluster has a JetStream leader and the region's stream exists; the stream's info."""
     import nats
 
-    from linli.region.jetstream import ensure_stream
+    from linli.region.jetstream import ensure_stream, quiet_errors
 
     deadline = time.monotonic() + timeout
     config = {**config, "jetstream": {**config["jetstream"], "servers": layout.servers()}}
     last = "no node answered"
     while time.monotonic() < deadline:
         try:
-            nc = await nats.connect(servers=layout.servers(), connect_timeout=2, max_reconnect_attempts=1)
+            nc = await nats.connect(
+                servers=layout.servers(), connect_timeout=2, max_reconnect_attempts=1, error_cb=quiet_errors
+            )
         except Exception as exc:
             last = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(0.5)
@@ -249,8 +254,12 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     if any(n["running"] for n in nodes):
         import nats
 
+        from linli.region.jetstream import quiet_errors
+
         try:
-            nc = await nats.connect(servers=layout.servers(), connect_timeout=2, max_reconnect_attempts=1)
+            nc = await nats.connect(
+                servers=layout.servers(), connect_timeout=2, max_reconnect_attempts=1, error_cb=quiet_errors
+            )
             try:
                 info = await nc.jetstream().stream_info(config["jetstream"]["stream"])
                 report["stream"] = {

@@ -31,6 +31,11 @@ from linli.wire import topics
 _LOGGER = logging.getLogger(__name__)
 
 
+async def quiet_errors(exc: Exception) -> None:
+    """nats-py's error callback: one line, not its default traceback for every node found down."""
+    _LOGGER.debug("NATS: %s: %s", type(exc).__name__, exc)
+
+
 def subject_of(topic: str) -> str:
     """MQTT topic → NATS subject, as nats-server maps it (ids here never hold `.` or spaces)."""
     return topic.replace("/", ".")
@@ -100,6 +105,7 @@ class JetStreamConsumer(Consumer):
                     connect_timeout=5,
                     max_reconnect_attempts=-1,
                     allow_reconnect=True,
+                    error_cb=quiet_errors,
                 )
                 attempt = 0
                 await self._serve_jetstream(nc)
