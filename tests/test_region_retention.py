@@ -42,7 +42,8 @@ async def one_of_each(conn: asyncpg.Connection, moment: datetime.datetime, n: in
     await conn.execute(
         "INSERT INTO alerts (region, community, alert_id, raised, kind, severity, state, raised_at, "
         "last_seq) "
-        "VALUES ($1, 'east', $2, to_timestamp(($2::bigint >> 22) / 1000.0), 'sos', 'critical', 'resolved', $3, $4)",
+        "VALUES ($1, 'east', $2, to_timestamp(($2::bigint >> 22) / 1000.0), "
+        "'sos', 'critical', 'resolved', $3, $4)",
         REGION,
         ident,
         moment.timestamp(),
