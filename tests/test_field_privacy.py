@@ -82,8 +82,9 @@ def tokens(caller: str) -> dict[str, re.Pattern[bytes]]:
                 found[f"{household} identity {name}"] = re.compile(re.escape(name.encode()))
         if FieldClass.HEALTH in hidden:
             for number in READINGS[household]:
-                # as a number: not the digits inside a timestamp, an id or another number
-                found[f"{household} health {number}"] = re.compile(rb"(?<![0-9.])%d(?![0-9])" % number)
+                # as a number: not the digits inside a timestamp, an id, a UUID's hex or another number
+                as_number = rb"(?<![0-9A-Za-z.-])%d(?![0-9A-Za-z])" % number
+                found[f"{household} health {number}"] = re.compile(as_number)
             if household == "h1":
                 found[f"h1 health {MEDICINE}"] = re.compile(re.escape(MEDICINE.encode()))
     return found
