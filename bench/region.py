@@ -1,6 +1,7 @@
 """The regional tier: consumer throughput into PostgreSQL, an outage drill, an emergency broadcast.
 
     python bench/region.py [--quick] [--gateways 200] [--events N] [--runs R] [--outage S]
+    python bench/region.py --engine nats [--quick] [--drill node-kill|outage|all] [--outage S]
 
 Everything on loopback: one Mosquitto (persistent, the regional broker), one
 PostgreSQL cluster (fsync and synchronous commit on), and 200 simulated
@@ -628,6 +629,12 @@ async def main() -> None:
         help="nats: consumer scaling on the three-node JetStream cluster instead (bench/region_nats.py)",
     )
     parser.add_argument("--publishers", type=int, default=4, help="nats: MQTT publisher processes")
+    parser.add_argument(
+        "--drill",
+        choices=["node-kill", "outage", "all"],
+        help="nats: run this drill instead of the throughput runs (node-kill: SIGKILL the stream "
+        "leader's node under load and bring it back; outage: all three nodes down for --outage s)",
+    )
     args = parser.parse_args()
     if args.engine == "nats":
         import region_nats
