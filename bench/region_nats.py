@@ -426,8 +426,9 @@ async def drill(
         print(f"{kind}: {total:,} events produced, all PUBACKed; {reopened} sessions reopened", flush=True)
         shown = time.perf_counter()
         while (count := await count_events(conn)) < total:
-            if time.perf_counter() - restarted > 120:
+            if time.perf_counter() - restarted > 60:
                 print(f"drill: gave up waiting: {count} of {total} events arrived", flush=True)
+                print(f"drill: the stream and its consumer now: {await _stream_state(config)}", flush=True)
                 break
             if time.perf_counter() - shown > 10:
                 shown = time.perf_counter()
@@ -476,6 +477,30 @@ async def drill(
         "drain_s": drained - restarted,
         "load_average_at_kill": load_at_kill,
     }
+
+
+async def _stream_state(config: dict[str, Any]) -> dict[str, Any]:
+    """What the stream holds and what its durable consumer still owes: lost or only undelivered?"""
+    import nats
+
+    from linli.region.jetstream import quiet_errors
+
+    settings = config["jetstream"]
+    nc = await nats.connect(servers=settings["servers"], connect_timeout=2, error_cb=quiet_errors)
+    try:
+        js = nc.jetstream()
+        stream = await js.stream_info(settings["stream"])
+        consumer = await js.consumer_info(settings["stream"], settings["durable"])
+        return {
+            "stream_messages": stream.state.messages,
+            "leader": stream.cluster.leader if stream.cluster else None,
+            "num_pending": consumer.num_pending,
+            "num_ack_pending": consumer.num_ack_pending,
+            "num_redelivered": consumer.num_redelivered,
+            "delivered_stream_seq": consumer.delivered.stream_seq if consumer.delivered else None,
+        }
+    finally:
+        await nc.close()
 
 
 def _drill_line(r: dict[str, Any]) -> str:
