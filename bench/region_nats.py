@@ -1,7 +1,7 @@
 """`bench/region.py --engine nats`: consumer scaling on the three-node NATS JetStream cluster.
 
 Everything on loopback: the cluster `linli region cluster up` starts (three
-nats-servers, the uplink stream with three replicas, MQTT listeners), one
+nats-servers, `$MQTT_msgs` with three replicas, MQTT listeners), one
 PostgreSQL (fsync and synchronous commit on), and publisher processes that
 speak MQTT 3.1.1 QoS 1 for --gateways simulated communities (a gateway's real
 envelopes, a mix of one alert change to four rollups, as bench/region.py's
@@ -483,14 +483,14 @@ async def _stream_state(config: dict[str, Any]) -> dict[str, Any]:
     """What the stream holds and what its durable consumer still owes: lost or only undelivered?"""
     import nats
 
-    from linli.region.jetstream import quiet_errors
+    from linli.region.jetstream import MQTT_STREAM, quiet_errors
 
     settings = config["jetstream"]
     nc = await nats.connect(servers=settings["servers"], connect_timeout=2, error_cb=quiet_errors)
     try:
         js = nc.jetstream()
-        stream = await js.stream_info(settings["stream"])
-        consumer = await js.consumer_info(settings["stream"], settings["durable"])
+        stream = await js.stream_info(MQTT_STREAM)
+        consumer = await js.consumer_info(MQTT_STREAM, settings["durable"])
         return {
             "stream_messages": stream.state.messages,
             "leader": stream.cluster.leader if stream.cluster else None,

@@ -28,7 +28,7 @@ import pytest
 
 from linli.region.broadcast import RegionLink, compose
 from linli.region.config import load_region_config
-from linli.region.jetstream import stream_subjects, subject_of, topic_of
+from linli.region.jetstream import consumer_filters, subject_of, topic_of
 from linli.region.schema import migrate
 from linli.wire import messages, topics
 from linli.wire.signing import Signer
@@ -97,11 +97,15 @@ def live_nats_servers(folder: Path) -> list[int]:
     return found
 
 
-def test_topics_map_to_the_subjects_nats_server_gives_them() -> None:
+def test_topics_map_to_the_subjects_nats_server_stores_qos1_publishes_under() -> None:
     topic = topics.up_topic(REGION, "east", "alert")
-    assert subject_of(topic) == f"linli.v1.{REGION}.east.up.alert"
+    assert subject_of(topic) == f"$MQTT.msgs.linli.v1.{REGION}.east.up.alert"
     assert topic_of(subject_of(topic)) == topic
-    assert stream_subjects(REGION) == [f"linli.v1.{REGION}.*.up.>", f"linli.v1.{REGION}.*.presence"]
+    config = {"region": {"id": REGION}, "jetstream": {"durable": "r"}}
+    assert consumer_filters(config) == {
+        "r": f"$MQTT.msgs.linli.v1.{REGION}.*.up.>",
+        "r-presence": f"$MQTT.msgs.linli.v1.{REGION}.*.presence",
+    }
 
 
 async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_consumer_group(
@@ -119,7 +123,7 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
     servers = ", ".join(f'"nats://127.0.0.1:{base + i}"' for i in range(3))
     config_file.write_text(
         f'[region]\nid = "{REGION}"\n[broker]\nengine = "jetstream"\nclient_prefix = "test-js"\n'
-        f'[jetstream]\nservers = [{servers}]\nstream = "TEST_UP"\ndurable = "test-region"\nack_wait_s = 5\n'
+        f'[jetstream]\nservers = [{servers}]\ndurable = "test-region"\nack_wait_s = 5\n'
         f'[database]\ndsn = "{region_dsn}"\n[consumer]\nbatch = 50\nbatch_ms = 5\n'
     )
     consumers: list[subprocess.Popen[bytes]] = []

@@ -6,7 +6,9 @@ an MQTT listener gateways connect to (TLS when a certificate is given:
 `--tls-cert/--tls-key`, and `--tls-ca` to require client certificates, as the
 Mosquitto deployment does). `up` starts the nodes that are not running (so
 running it again restarts a node that died), waits for JetStream to elect a
-leader and makes the region's stream (three replicas) and durable consumer.
+leader and makes sure of `$MQTT_msgs` (the stream nats-server keeps QoS 1 MQTT
+publishes in; three replicas) and the region's durable consumers on it
+(linli/region/jetstream.py says why that stream and not one of our own).
 The nodes run detached, each in its own session; DIR/cluster.json records
 their ports and process ids for `status` and `down`.
 
@@ -254,14 +256,15 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     if any(n["running"] for n in nodes):
         import nats
 
-        from linli.region.jetstream import quiet_errors
+        from linli.region.jetstream import MQTT_STREAM, consumer_filters, quiet_errors
 
         try:
             nc = await nats.connect(
                 servers=layout.servers(), connect_timeout=2, max_reconnect_attempts=1, error_cb=quiet_errors
             )
             try:
-                info = await nc.jetstream().stream_info(config["jetstream"]["stream"])
+                js = nc.jetstream()
+                info = await js.stream_info(MQTT_STREAM)
                 report["stream"] = {
                     "name": info.config.name,
                     "subjects": info.config.subjects,
@@ -269,6 +272,14 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
                     "messages": info.state.messages,
                     "leader": info.cluster.leader if info.cluster else None,
                 }
+                owed = {}
+                for durable in consumer_filters(config):
+                    consumer = await js.consumer_info(MQTT_STREAM, durable)
+                    owed[durable] = {
+                        "pending": consumer.num_pending,
+                        "unacknowledged": consumer.num_ack_pending,
+                    }
+                report["consumers"] = owed
             finally:
                 await nc.close()
         except Exception as exc:

@@ -14,8 +14,8 @@ engine = "mqtt"                   # or "jetstream": consumers pull from a NATS J
 
 [jetstream]                       # with engine = "jetstream" (`linli region cluster up` starts one)
 servers = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"]
-stream = "LINLI_UP"               # the stream over linli.v1.<region>.*.up.> and .presence
-durable = "linli-region"          # the consumers' shared durable pull consumer (their consumer group)
+durable = "linli-region"          # the consumers' shared durable pull consumers on $MQTT_msgs (their
+                                  # consumer group): this one for events, this + "-presence" for presence
 ack_wait_s = 30                   # a message not acknowledged in this long goes to another consumer
 
 [database]
@@ -81,7 +81,6 @@ SCHEMA: Final[dict[str, Any]] = {
                     "minItems": 1,
                     "items": {"type": "string", "pattern": "^(nats|tls)://"},
                 },
-                "stream": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
                 "durable": _ID,
                 "ack_wait_s": {"type": "number", "exclusiveMinimum": 0},
             },
@@ -136,7 +135,6 @@ DEFAULTS: Final[dict[str, Any]] = {
     },
     "jetstream": {
         "servers": ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"],
-        "stream": "LINLI_UP",
         "durable": "linli-region",
         "ack_wait_s": 30,
     },

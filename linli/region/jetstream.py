@@ -1,14 +1,29 @@
-"""The regional consumers on NATS JetStream: one durable pull consumer shared by every consumer process.
+"""The regional consumers on NATS JetStream: durable pull consumers shared by every consumer process.
 
-Gateways publish MQTT (QoS 1) to any node of the cluster; nats-server turns
-the topic into a subject (`/` → `.`: `linli/v1/r/c/up/alert` becomes
-`linli.v1.r.c.up.alert`) and the region's stream (`linli region cluster up`
-makes it, three replicas) keeps it. Every consumer process pulls from the same
-durable consumer — JetStream's own consumer group — so each message goes to
-one of them and adding a process adds capacity. A message is acknowledged only
-after the PostgreSQL transaction that applied it committed; one that is not
-acknowledged within `ack_wait_s` is delivered again (perhaps to another
-process), and the idempotent upsert ignores what it already has.
+Gateways publish MQTT (QoS 1) to any node of the cluster. nats-server stores
+each QoS 1 publish in its own MQTT stream, `$MQTT_msgs`, under the subject
+`$MQTT.msgs.` + the topic with `/` turned into `.` (`linli/v1/r/c/up/alert` is
+stored as `$MQTT.msgs.linli.v1.r.c.up.alert`), and it sends the PUBACK only after
+that store was acknowledged by the stream's replicas. That is why the region
+reads from `$MQTT_msgs` and not from a stream of its own: a stream of ours
+capturing `linli.v1.>` receives the same message as a plain NATS publish, which
+nothing acknowledges. The node-kill drill measured what that costs: with the
+stream leader SIGKILLed, 1,303 to 2,859 of 7,200 PUBACKed events were never in
+such a stream (nats-server 2.9.10 and 2.15.1 alike; bench/RESULTS.md).
+
+`$MQTT_msgs` keeps a message while some consumer is interested in it
+(interest retention), so the region's durable consumers — one for events,
+one for presence (nats-server 2.9 allows one filter per consumer) — are made
+before any gateway publishes, by `linli region cluster up` and by every
+consumer process. If the MQTT listener has not made the stream yet, we make it
+as nats-server would; nats-server uses a stream that exists.
+
+Every consumer process pulls from the same durable consumers — JetStream's own
+consumer group — so each message goes to one of them and adding a process adds
+capacity. A message is acknowledged only after the PostgreSQL transaction that
+applied it committed; one that is not acknowledged within `ack_wait_s` is
+delivered again (perhaps to another process), and the idempotent upsert ignores
+what it already has. Once acknowledged, the message leaves the stream.
 
 Decoding and writing are the MQTT consumer's own (`Consumer.async_apply_items`):
 the two paths differ only in where the messages come from.
@@ -30,6 +45,9 @@ from linli.wire import topics
 
 _LOGGER = logging.getLogger(__name__)
 
+MQTT_STREAM = "$MQTT_msgs"  # nats-server's stream of QoS 1 MQTT publishes
+MQTT_PREFIX = "$MQTT.msgs."  # its subjects: this + the topic, `/` → `.`
+
 
 async def quiet_errors(exc: Exception) -> None:
     """nats-py's error callback: one line, not its default traceback for every node found down."""
@@ -37,46 +55,52 @@ async def quiet_errors(exc: Exception) -> None:
 
 
 def subject_of(topic: str) -> str:
-    """MQTT topic → NATS subject, as nats-server maps it (ids here never hold `.` or spaces)."""
-    return topic.replace("/", ".")
+    """MQTT topic → the subject nats-server stores its QoS 1 publish under (ids never hold `.` or spaces)."""
+    return MQTT_PREFIX + topic.replace("/", ".")
 
 
 def topic_of(subject: str) -> str:
-    return subject.replace(".", "/")
+    return subject.removeprefix(MQTT_PREFIX).replace(".", "/")
 
 
-def stream_subjects(region: str) -> list[str]:
-    """What the region's stream keeps: every upward event and every presence message."""
-    return [subject_of(f).replace("+", "*").replace("#", ">") for f in topics.region_up_filters(region)]
+def consumer_filters(config: dict[str, Any]) -> dict[str, str]:
+    """The region's durable consumers → the subject each takes: every upward event, every presence."""
+    durable = config["jetstream"]["durable"]
+    filters = topics.region_up_filters(config["region"]["id"])
+    up, presence = (subject_of(f).replace("+", "*").replace("#", ">") for f in filters)
+    return {durable: up, f"{durable}-presence": presence}
 
 
 async def ensure_stream(js: Any, config: dict[str, Any], replicas: int = 3) -> Any:
-    """Create (or leave as it is) the region's stream and its durable consumer; the stream's info."""
-    from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+    """Make sure `$MQTT_msgs` and the region's durable consumers exist; the stream's info."""
+    from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
     from nats.js.errors import NotFoundError
 
     settings = config["jetstream"]
-    name = settings["stream"]
     try:
-        info = await js.stream_info(name)
+        info = await js.stream_info(MQTT_STREAM)
     except NotFoundError:
+        # The configuration nats-server gives it on the first MQTT connection (server/mqtt.go).
         info = await js.add_stream(
             StreamConfig(
-                name=name,
-                subjects=stream_subjects(config["region"]["id"]),
+                name=MQTT_STREAM,
+                subjects=[MQTT_PREFIX + ">"],
                 storage=StorageType.FILE,
+                retention=RetentionPolicy.INTEREST,
                 num_replicas=replicas,
             )
         )
-    await js.add_consumer(
-        name,
-        ConsumerConfig(
-            durable_name=settings["durable"],
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=float(settings["ack_wait_s"]),
-            max_ack_pending=20_000,
-        ),
-    )
+    for durable, subject in consumer_filters(config).items():
+        await js.add_consumer(
+            MQTT_STREAM,
+            ConsumerConfig(
+                durable_name=durable,
+                filter_subject=subject,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=float(settings["ack_wait_s"]),
+                max_ack_pending=20_000,
+            ),
+        )
     return info
 
 
@@ -130,21 +154,31 @@ class JetStreamConsumer(Consumer):
             await asyncio.sleep(delay)
 
     async def _serve_jetstream(self, nc: Any) -> None:
-        from nats.errors import TimeoutError as FetchTimeout
-
-        settings = self.config["jetstream"]
         js = nc.jetstream()
         await ensure_stream(js, self.config)
-        subscription = await js.pull_subscribe_bind(settings["durable"], stream=settings["stream"])
+        durables = list(consumer_filters(self.config))
+        subscriptions = [await js.pull_subscribe_bind(durable, stream=MQTT_STREAM) for durable in durables]
         self.connected.set()
         _LOGGER.info(
-            "region consumer %s pulling %s from durable %s",
+            "region consumer %s pulling %s from durables %s",
             self.client_id,
-            settings["stream"],
-            settings["durable"],
+            MQTT_STREAM,
+            ", ".join(durables),
         )
+        # One database connection: the two pulls take turns applying their batches.
+        applying = asyncio.Lock()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for subscription in subscriptions:
+                    group.create_task(self._pull(nc, subscription, applying))
+        except ExceptionGroup as failed:  # run() retries by what went wrong: give it the first cause
+            raise failed.exceptions[0] from None
+
+    async def _pull(self, nc: Any, subscription: Any, applying: asyncio.Lock) -> None:
+        from nats.errors import TimeoutError as FetchTimeout
+
         size = self.config["consumer"]["batch"]
-        # The long poll when the stream is empty: short enough to notice a lost connection soon.
+        # The long poll when nothing is waiting: short enough to notice a lost connection soon.
         wait = max(self.config["consumer"]["batch_ms"] / 1000, 1.0)
         next_partition_check = time.monotonic() + PARTITION_CHECK_S
         while True:
@@ -159,15 +193,16 @@ class JetStreamConsumer(Consumer):
                 if message.metadata.num_delivered > 1:
                     self.redelivered += 1
                 items.append((topic_of(message.subject), message.data))
-            result = await self.async_apply_items(items)
+            async with applying:
+                result = await self.async_apply_items(items)
+                if time.monotonic() > next_partition_check:
+                    next_partition_check = time.monotonic() + PARTITION_CHECK_S
+                    await ensure_partitions(await self._database(), self.region)
             for message in batch:
                 await message.ack()  # only now: the transaction has committed
             self.batches += 1
             self.applied += result.new
             self.duplicates += result.duplicates
-            if time.monotonic() > next_partition_check:
-                next_partition_check = time.monotonic() + PARTITION_CHECK_S
-                await ensure_partitions(await self._database(), self.region)
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "redelivered": self.redelivered}
