@@ -192,6 +192,16 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "url": {"type": "string", "pattern": "^mqtts?://"},
                 "host": {"type": "string", "minLength": 1},
                 "port": _PORT,
+                # The nodes of a clustered regional engine, tried in turn: "host:port" or "[v6]:port".
+                "servers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 16,
+                    "items": {
+                        "type": "string",
+                        "pattern": "^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:/\\[\\]]+):[0-9]{1,5}$",
+                    },
+                },
                 "client_id": {"type": "string", "minLength": 1, "maxLength": 64},
                 "username": {"type": "string"},
                 "password": {"type": "string"},

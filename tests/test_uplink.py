@@ -118,6 +118,39 @@ async def test_relay_delivers_in_order_and_only_a_puback_clears_a_row(make_gatew
         assert [e.data["n"] for e in region.of_kind("test")] == list(range(320))
 
 
+async def test_the_relay_fails_over_to_the_next_node_of_the_region_and_resumes_in_order(
+    make_gateway, region_broker, tmp_path
+) -> None:
+    # given a region of two nodes, and a gateway that knows both (`[uplink] servers`)
+    other = regional.persistent_mosquitto(tmp_path / "second-node")
+    other.start()
+    servers = [f"127.0.0.1:{region_broker.port}", f"127.0.0.1:{other.port}"]
+    try:
+        async with listening(other.port, "node-b") as node_b:
+            gateway = await make_gateway(uplink=uplink_config(region_broker.port, servers=servers))
+            relay = gateway.components["uplink"].relay
+            await relay.async_wait_connected(10)
+            # when 50 events go up to the first node
+            async with listening(region_broker.port, "node-a") as node_a:
+                await gateway.store.async_write(enqueue_many("test", 50, 0))
+                await settle(lambda: len(node_a.of_kind("test")) >= 50, timeout=10)
+            at_a = {e.data["n"] for e in node_a.of_kind("test")}
+            assert relay.stats()["server"] == servers[0]
+            # and then the first node dies, and 50 more are committed
+            region_broker.process.send_signal(signal.SIGKILL)
+            region_broker.process.wait()
+            await gateway.store.async_write(enqueue_many("test", 50, 50))
+            # then the relay's next session is on the second node, and the rest arrive there in order
+            await settle(lambda: len(node_b.of_kind("test")) >= 50, timeout=15)
+            assert relay.stats()["server"] == servers[1]
+            assert [e.data["n"] for e in node_b.of_kind("test")][-50:] == list(range(50, 100))
+            # and nothing was skipped between the two nodes: every event is at one of them
+            assert at_a | {e.data["n"] for e in node_b.of_kind("test")} == set(range(100))
+            await settle(lambda: not outbox_rows(gateway.store.path), timeout=5)
+    finally:
+        other.stop()
+
+
 @pytest.mark.slow
 async def test_link_down_outbox_stays_bounded_keeps_alerts_and_drains_in_order(
     make_gateway, region_broker, tmp_path

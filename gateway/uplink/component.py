@@ -102,10 +102,9 @@ class Uplink:
             asyncio.create_task(self._prune_loop(), name="linli-uplink-prune"),
         ]
         _LOGGER.info(
-            "uplink to region %s (%s:%d) for community %s",
+            "uplink to region %s (%s) for community %s",
             settings.region,
-            settings.host,
-            settings.port,
+            settings.where,
             settings.community,
         )
 
@@ -303,7 +302,7 @@ class Uplink:
                     "uplink outbox holds %d alert events and receipts beyond its bound; they are kept "
                     "until the region is reachable again: check the uplink to %s",
                     report.over_bound_keep,
-                    s.host,
+                    s.where,
                 )
 
     async def async_prune(self) -> outbox.PruneReport:

@@ -12,6 +12,9 @@
   The row stays and is sent again after a backoff.
 * Reconnects with exponential backoff and full jitter, so thousands of gateways
   coming back after a regional outage spread out instead of stampeding.
+* Fails over: with `[uplink] servers` (the nodes of a clustered engine) each
+  new session after a failure goes to the next node, and stays there while it
+  works. The rows not yet PUBACKed are sent again on the new node, in order.
 * Presence: `online` retained on connect, `offline` as the last will.
 """
 
@@ -34,7 +37,7 @@ from linli.common.backoff import backoff_delay
 from linli.common.ratelog import RateLimitedLog
 from linli.gateway.store import Store
 from linli.gateway.uplink.outbox import mark_delivered, read_batch
-from linli.gateway.uplink.settings import UplinkSettings
+from linli.gateway.uplink.settings import UplinkSettings, address
 from linli.wire import messages, topics
 from linli.wire.client import PublishRefusedError, RegionalClient
 
@@ -73,6 +76,7 @@ class Relay:
         self.refusals = 0
         self.last_error: str | None = None
         self._session_ts = 0.0
+        self._server_index = 0  # which of settings.servers the next session goes to
         self.unrouted = 0  # consecutive batches the broker had no subscriber for
         self._unrouted_log = RateLimitedLog(_LOGGER)  # once a minute
 
@@ -91,6 +95,11 @@ class Relay:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def server(self) -> tuple[str, int]:
+        """The node this session uses (or the next one tries): it changes only when a session fails."""
+        return self.settings.servers[self._server_index]
 
     async def async_wait_connected(self, timeout: float) -> None:
         await asyncio.wait_for(self._connected.wait(), timeout)
@@ -114,9 +123,10 @@ class Relay:
             connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho's __init__ is unannotated
             connect.SessionExpiryInterval = s.session_expiry_s
             session = {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": False, "properties": connect}
+        host, port = self.server
         return RegionalClient(
-            s.host,
-            s.port,
+            host,
+            port,
             username=s.username,
             password=s.password,
             identifier=s.client_id,
@@ -156,16 +166,19 @@ class Relay:
                         self._on_connection(False)
             if time.monotonic() - started > 30:
                 attempt = 0  # it was a working connection: start the backoff afresh
+            failed = address(self.server)
+            # The next try goes to the cluster's next node: the one that failed may be down for long.
+            self._server_index = (self._server_index + 1) % len(s.servers)
             delay = _reconnect_delay(attempt, s)
             attempt += 1
             log = _LOGGER.warning if attempt <= 2 or attempt % 20 == 0 else _LOGGER.debug
             log(
-                "uplink to %s:%d unavailable (%s); the gateway works on locally, retry %d in %.1fs",
-                s.host,
-                s.port,
+                "uplink to %s unavailable (%s); the gateway works on locally, retry %d in %.1fs at %s",
+                failed,
                 self.last_error,
                 attempt,
                 delay,
+                address(self.server),
             )
             await asyncio.sleep(delay)
 
@@ -181,7 +194,7 @@ class Relay:
         self._connected.set()
         if self._on_connection is not None:
             self._on_connection(True)
-        _LOGGER.info("uplink connected to region %s at %s:%d as %s", s.region, s.host, s.port, s.client_id)
+        _LOGGER.info("uplink connected to region %s at %s as %s", s.region, address(self.server), s.client_id)
         drain = asyncio.create_task(self._drain(client), name="linli-uplink-drain")
         receive = asyncio.create_task(self._receive(client), name="linli-uplink-downlink")
         try:
@@ -278,6 +291,7 @@ class Relay:
     def stats(self) -> dict[str, Any]:
         return {
             "connected": self.connected,
+            "server": address(self.server),
             "connects": self.connects,
             "published": self.published,
             "delivered": self.delivered,

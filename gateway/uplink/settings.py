@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from yarl import URL
+
 from linli.gateway.uplink.outbox import Bounds
 from linli.wire.client import tls_context
 
@@ -20,8 +22,8 @@ class UplinkSettings:
     region: str
     community: str
     gateway_id: str
-    host: str
-    port: int
+    # Where the region is: one broker, or the nodes of a cluster tried in turn (the first is `host:port`).
+    servers: tuple[tuple[str, int], ...]
     client_id: str
     username: str | None
     password: str | None
@@ -51,11 +53,10 @@ class UplinkSettings:
         host, port = up["host"], up["port"]
         use_tls = bool(up.get("tls"))
         if "url" in up:
-            from yarl import URL
-
             url = URL(up["url"])
             use_tls = use_tls or url.scheme == "mqtts"
             host, port = url.host or host, url.port or (8883 if url.scheme == "mqtts" else 1883)
+        servers = tuple(_server(text) for text in up["servers"]) if up.get("servers") else ((host, port),)
         tls = up.get("tls", {})
         try:
             context = (
@@ -70,8 +71,7 @@ class UplinkSettings:
             region=up["region"],
             community=config["community"]["id"],
             gateway_id=config["gateway_id"],
-            host=host,
-            port=port,
+            servers=servers,
             client_id=up.get("client_id") or f"linli-up-{config['community']['id']}"[:64],
             username=up.get("username"),
             password=up.get("password"),
@@ -100,8 +100,26 @@ class UplinkSettings:
             tv_timeout_s=up["tv_timeout_s"],
         )
 
+    @property
+    def where(self) -> str:
+        """The region's address(es) for logs: `host:port`, or the cluster's nodes joined by commas."""
+        return ", ".join(address(server) for server in self.servers)
+
     def __repr__(self) -> str:  # never print the password
         return (
-            f"UplinkSettings(region {self.region}, {self.username or 'anonymous'}@{self.host}:{self.port}"
+            f"UplinkSettings(region {self.region}, {self.username or 'anonymous'}@{self.where}"
             f"{' TLS' if self.tls else ''})"
         )
+
+
+def address(server: tuple[str, int]) -> str:
+    host, port = server
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _server(text: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` (the schema checked the shape) → (host, port)."""
+    url = URL(f"mqtt://{text}")
+    if url.host is None or url.port is None or not 0 < url.port < 65536:
+        raise UplinkConfigError(f'uplink.servers: {text!r} is not host:port (e.g. "10.0.0.5:8883")')
+    return url.host, url.port
