@@ -221,14 +221,16 @@ class RabbitCluster:
             raise RuntimeError(f"the cluster formed with {running}, not all three nodes")
         return {"boot_s": booted - began, "join_s": joined - booted}
 
-    def kill(self, node: Node) -> int:
+    def kill(self, node: Node) -> tuple[float, float]:
+        """SIGKILL the node's beam; the (monotonic, wall) time of the signal."""
         pid = node.beam_pid()
         if pid is None:
             raise RuntimeError(f"{node.name} has no pid file: is it running?")
+        at = time.perf_counter(), time.time()
         os.kill(pid, signal.SIGKILL)
         if node.process is not None:
             node.process.wait(30)  # the start script exits with its beam
-        return pid
+        return at
 
     def leader(self, via: Node) -> tuple[str, list[str]]:
         """The quorum queue's leader node and its members, as `via` sees them."""
@@ -407,8 +409,7 @@ async def run(
         victim = by_name[leader]
         await asyncio.sleep(max(0.0, began + warm_s + 1.0 - time.perf_counter()))  # +1: processes start
         load_at_kill = os.getloadavg()[0]
-        await asyncio.to_thread(cluster.kill, victim)
-        killed_at, killed_wall = time.perf_counter(), time.time()
+        killed_at, killed_wall = await asyncio.to_thread(cluster.kill, victim)
         print(f"node-kill: {victim.name} (quorum queue leader; members {members}) SIGKILLed", flush=True)
         other = next(n for n in cluster.nodes if n is not victim)
         # The new leader as a surviving node reports it; each look costs a rabbitmqctl start (~1 s),
