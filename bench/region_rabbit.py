@@ -1,6 +1,6 @@
 """`python bench/region_rabbit.py`: RabbitMQ (quorum queue + MQTT plugin) under the node-kill drill.
 
-The same drill the NATS JetStream cluster failed (bench/region_nats.py, `--drill node-kill`;
+The same drill the NATS JetStream cluster first failed (bench/region_nats.py, `--drill node-kill`;
 bench/RESULTS.md), on Debian's rabbitmq-server 3.10.8, so that the regional engine is chosen by
 measurement (issue #17). Everything on loopback, in a temp folder, as the current user:
 
@@ -8,7 +8,7 @@ measurement (issue #17). Everything on loopback, in a temp folder, as the curren
   distribution port on 127.0.0.1, one epmd on a port of its own bound to 127.0.0.1
   (ERL_EPMD_ADDRESS), a shared Erlang cookie (HOME is the temp folder); nodes 2 and 3 joined
   to node 1 with rabbitmqctl stop_app / join_cluster / start_app. `ss -ltnp` is checked:
-  nothing of theirs may listen on another address.
+  nothing of theirs may listen beyond loopback (epmd adds [::1] by itself).
 - no `guest`: the core's default user (created on first boot instead of guest) is `linli`
   with a random password, loopback-only, and the MQTT plugin's default user is the same,
   so the gateways' anonymous CONNECTs log in as it.
@@ -24,7 +24,11 @@ runs on for another warm-up. Then the queue is drained over AMQP and counted, pe
 missing (PUBACKed but not in the queue: the failure), duplicates, order inversions in the
 queue's order (linli/region/deliveries.py's Ledger, the drills' own counter).
 
---quick: warm-up 5 s, node down 8 s (as region_nats's --quick); full: 20 s and 20 s.
+--quick: warm-up 5 s, node down 8 s (as region_nats's --quick), the node-kill only (under a
+minute) unless --baseline; full: 20 s and 20 s, baseline then node-kill. --runs N: N kills on one
+cluster. --check-counters: instead, the queue unbound for 1 s under load, which the counters must
+report as missing (the plugin PUBACKs a publish no queue took). The surviving nodes' logs give the
+queue's election time and the MQTT connections that a basic.nack closed.
 Headline, last: rabbit_node_kill_missing=<n>. Exit 1 if any PUBACKed event is missing.
 """
 
