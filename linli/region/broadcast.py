@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 
 from linli.common.backoff import backoff_delay
 from linli.common.ids import new_id
-from linli.region.consumer import broker_settings
+from linli.region.consumer import broker_servers, broker_settings
 from linli.region.queries import communities
 from linli.wire import topics
 from linli.wire.downlink import KINDS, MAX_BODY, MAX_CLOCK_TTL_S, MAX_TITLE
@@ -72,6 +72,8 @@ class RegionLink:
     async def run(self) -> None:
         attempt = 0
         interval = self.config["dashboard"]["clock_interval_s"]
+        nodes = broker_servers(self.config)
+        node = 0
         while True:
             try:
                 client = aiomqtt.Client(
@@ -83,7 +85,7 @@ class RegionLink:
                     else aiomqtt.ProtocolVersion.V5,
                     keepalive=30,
                     timeout=10,
-                    **broker_settings(self.config),
+                    **broker_settings(self.config, nodes[node]),
                 )
                 async with client:
                     self._client, attempt = client, 0
@@ -95,6 +97,7 @@ class RegionLink:
             except MqttError as exc:
                 self.connected.clear()
                 self._client = None
+                node = (node + 1) % len(nodes)  # a cluster: the next try goes to the next node
                 delay = backoff_delay(attempt, base=0.2, cap=5.0, floor=0.05)
                 attempt += 1
                 if attempt <= 2 or attempt % 20 == 0:

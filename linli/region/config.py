@@ -10,7 +10,9 @@ port = 1883
 # url = "mqtts://broker.region:8883"   username = "…"   password = "…"
 # tls = { ca_file = "…", cert_file = "…", key_file = "…" }
 group = "linli-region"            # the shared-subscription group of the consumers
-engine = "mqtt"                   # or "jetstream": consumers pull from a NATS JetStream stream instead
+engine = "mqtt"                   # or "jetstream": consumers pull from a NATS JetStream cluster instead
+# servers = ["10.0.0.1:8883", "10.0.0.2:8883", "10.0.0.3:8883"]   # a cluster's MQTT listeners: the
+                                  # dashboard's downlink tries them in turn (instead of host/port)
 
 [jetstream]                       # with engine = "jetstream" (`linli region cluster up` starts one)
 servers = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"]
@@ -58,6 +60,16 @@ SCHEMA: Final[dict[str, Any]] = {
                 "url": {"type": "string", "pattern": "^mqtts?://"},
                 "host": {"type": "string", "minLength": 1},
                 "port": _PORT,
+                # A cluster's MQTT listeners ("host:port"), tried in turn by the dashboard's downlink.
+                "servers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 16,
+                    "items": {
+                        "type": "string",
+                        "pattern": "^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:/\\[\\]]+):[0-9]{1,5}$",
+                    },
+                },
                 "username": {"type": "string"},
                 "password": {"type": "string"},
                 "group": _ID,

@@ -41,8 +41,8 @@ _LOGGER = logging.getLogger(__name__)
 PARTITION_CHECK_S = 6 * 3600
 
 
-def broker_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """Host, port, credentials and TLS of the regional broker, as aiomqtt arguments."""
+def broker_settings(config: dict[str, Any], server: tuple[str, int] | None = None) -> dict[str, Any]:
+    """Host, port, credentials and TLS of the regional broker (or of one node, `server`) for aiomqtt."""
     broker = config["broker"]
     host, port, use_tls = broker["host"], broker["port"], bool(broker.get("tls"))
     if "url" in broker:
@@ -51,6 +51,8 @@ def broker_settings(config: dict[str, Any]) -> dict[str, Any]:
         url = URL(broker["url"])
         use_tls = use_tls or url.scheme == "mqtts"
         host, port = url.host or host, url.port or (8883 if url.scheme == "mqtts" else 1883)
+    if server is not None:
+        host, port = server
     tls = broker.get("tls", {})
     context = (
         tls_context(tls.get("ca_file"), tls.get("cert_file"), tls.get("key_file"), config_key="broker.tls")
@@ -64,6 +66,18 @@ def broker_settings(config: dict[str, Any]) -> dict[str, Any]:
         "password": broker.get("password"),
         "tls_context": context,
     }
+
+
+def broker_servers(config: dict[str, Any]) -> list[tuple[str, int] | None]:
+    """The nodes to try in turn: `[broker] servers`, or the one broker (None: host/port/url)."""
+    from yarl import URL
+
+    listed = config["broker"].get("servers") or []
+    nodes: list[tuple[str, int] | None] = []
+    for text in listed:
+        url = URL(f"mqtt://{text}")
+        nodes.append((url.host or "", url.port or 1883))
+    return nodes or [None]
 
 
 class Consumer:

@@ -175,8 +175,6 @@ class JetStreamConsumer(Consumer):
             raise failed.exceptions[0] from None
 
     async def _pull(self, nc: Any, subscription: Any, applying: asyncio.Lock) -> None:
-        from nats.errors import TimeoutError as FetchTimeout
-
         size = self.config["consumer"]["batch"]
         # The long poll when nothing is waiting: short enough to notice a lost connection soon.
         wait = max(self.config["consumer"]["batch_ms"] / 1000, 1.0)
@@ -184,7 +182,9 @@ class JetStreamConsumer(Consumer):
         while True:
             try:
                 batch = await subscription.fetch(size, timeout=wait)
-            except FetchTimeout:
+            except TimeoutError:
+                # Nothing waiting (nats-py raises asyncio's TimeoutError or its own subclass of it):
+                # the presence durable is empty nearly always. Only a closed connection ends the pull.
                 if nc.is_closed:
                     raise
                 continue
