@@ -59,6 +59,16 @@ class BroadcastError(ValueError):
         self.message = message
 
 
+PUBLISH_PATIENCE_S: Final = 30.0
+
+
+async def _until_disconnected(client: aiomqtt.Client) -> None:
+    """Return never; raise MqttError when the connection is lost (the link subscribes to nothing)."""
+    async for _ in client.messages:
+        pass
+    raise MqttError("the regional broker closed the connection")
+
+
 class RegionLink:
     """The dashboard's own connection to the regional broker, for the signed downlink."""
 
@@ -91,9 +101,17 @@ class RegionLink:
                     self._client, attempt = client, 0
                     self.connected.set()
                     _LOGGER.info("region %s: downlink publisher connected", self.region)
-                    while True:
-                        await self.publish_clock()
-                        await asyncio.sleep(interval)
+                    # Between clock ticks nothing would notice the node going away, and an operator's
+                    # broadcast would meet a dead connection: watch it, and reconnect at once.
+                    watch = asyncio.create_task(_until_disconnected(client))
+                    try:
+                        while True:
+                            await self.publish_clock()
+                            done, _ = await asyncio.wait({watch}, timeout=interval)
+                            if done:
+                                watch.result()
+                    finally:
+                        watch.cancel()
             except MqttError as exc:
                 self.connected.clear()
                 self._client = None
@@ -110,17 +128,32 @@ class RegionLink:
     async def publish(
         self, topic: str, payload: bytes, *, retain: bool = False, expiry_s: int | None = None
     ) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.connected.wait(), 5)
-        client = self._client
-        if client is None:
-            raise BroadcastError("broker_unreachable", "the regional broker is unreachable: nothing was sent")
         props = None
         # MQTT 3.1.1 (the JetStream cluster) has no message expiry; the clock carries its own expires_at.
         if expiry_s is not None and self.config["broker"]["engine"] != "jetstream":
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = expiry_s
-        await client.publish(topic, payload, qos=1, retain=retain, properties=props)
+        # Long enough for a cluster to elect new leaders after a node died (measured: 10-20 s on 2.9).
+        deadline = time.monotonic() + PUBLISH_PATIENCE_S
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.connected.wait(), max(0.1, deadline - time.monotonic()))
+            client = self._client
+            if client is None:
+                raise BroadcastError(
+                    "broker_unreachable", "the regional broker is unreachable: nothing was sent"
+                )
+            try:
+                await client.publish(topic, payload, qos=1, retain=retain, properties=props)
+                return
+            except MqttError as exc:
+                # The node went away under us: the run loop reconnects (to the next node); try there.
+                if time.monotonic() > deadline:
+                    raise BroadcastError(
+                        "broker_unreachable", f"the regional broker dropped the publish ({exc}): try again"
+                    ) from None
+                self.connected.clear()
+                await asyncio.sleep(0.2)
 
     async def publish_clock(self) -> None:
         interval = self.config["dashboard"]["clock_interval_s"]
