@@ -115,7 +115,7 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
         if os.environ.get("CI"):
             pytest.fail("nats-server is missing (apt-get install nats-server; .ci/run does)")
         pytest.skip("nats-server is not installed")
-    pki = make_pki(tmp_path / "pki")
+    pki = make_pki(tmp_path / "pki", {"west": "linli-gw-west"})
     signer = Signer.generate()
     folder = tmp_path / "cluster"
     base = free_block(12)
@@ -124,6 +124,7 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
     config_file.write_text(
         f'[region]\nid = "{REGION}"\n[broker]\nengine = "jetstream"\nclient_prefix = "test-js"\n'
         f'[jetstream]\nservers = [{servers}]\ndurable = "test-region"\nack_wait_s = 5\n'
+        f'user = "linli-region"\npassword_file = "{folder.resolve()}/region-nats.secret"\n'
         f'[database]\ndsn = "{region_dsn}"\n[consumer]\nbatch = 50\nbatch_ms = 5\n'
     )
     consumers: list[subprocess.Popen[bytes]] = []
@@ -137,6 +138,13 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
         )  # fmt: skip
         assert up.returncode == 0, up.stderr
         assert "(3 replicas)" in up.stdout
+        # and each community's gateway certificate, and the dashboard's, allowed in (access rules)
+        where = ["--dir", str(folder), "--config", str(config_file)]
+        for who, subject in (("east", "linli-up-community"), ("west", "linli-gw-west")):
+            allowed = linli("cluster", "allow", who, "--subject", f"CN={subject}", *where)
+            assert allowed.returncode == 0, allowed.stderr
+        allowed = linli("cluster", "allow", "--dashboard", "--subject", "CN=linli-region-consumer", *where)
+        assert allowed.returncode == 0, allowed.stderr
         status = linli("cluster", "status", "--dir", str(folder), "--config", str(config_file))
         assert status.returncode == 0, status.stdout + status.stderr
         assert status.stdout.count("running") == 3
@@ -179,7 +187,7 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
                 base + 8,
                 signer,
                 mqtt_version="3.1.1",
-                tls={"ca_file": pki["ca"], "cert_file": pki["gateway_cert"], "key_file": pki["gateway_key"]},
+                tls={"ca_file": pki["ca"], "cert_file": pki["west_cert"], "key_file": pki["west_key"]},
             ),
         )
         await add_home(gateway)

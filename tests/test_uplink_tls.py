@@ -38,8 +38,11 @@ def _write(
     return str(cert_path), str(key_path)
 
 
-def make_pki(folder: Path) -> dict[str, str]:
-    """A CA, the broker's certificate for 127.0.0.1, and a gateway's client certificate."""
+def make_pki(folder: Path, clients: dict[str, str] | None = None) -> dict[str, str]:
+    """A CA, the broker's certificate for 127.0.0.1, and a gateway's client certificate.
+
+    `clients`: more client certificates from the same CA, stem → common name (`<stem>_cert`, `<stem>_key`).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -83,6 +86,8 @@ def make_pki(folder: Path) -> dict[str, str]:
     issue("server", "127.0.0.1", server=True)
     issue("gateway", "linli-up-community", server=False)
     issue("consumer", "linli-region-consumer", server=False)
+    for stem, common in (clients or {}).items():
+        issue(stem, common, server=False)
     return paths
 
 

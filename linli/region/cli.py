@@ -7,6 +7,8 @@ linli region dashboard [--config PATH]                the regional dashboard, br
 linli region serve     [--config PATH] [--consumers N] the dashboard plus N consumer processes, supervised
 linli region operator add NAME | list | disable NAME   the dashboard's operators (add prints the secrets once)
 linli region cluster up | status | down [--dir DIR]     a three-node NATS JetStream cluster on loopback
+linli region cluster allow COMMUNITY --subject DN       a gateway's certificate, scoped to its community
+linli region cluster deny COMMUNITY                     (--dashboard instead of COMMUNITY: the downlink's)
 """
 
 from __future__ import annotations
@@ -65,7 +67,29 @@ def _parser() -> argparse.ArgumentParser:
     cluster = commands.add_parser("cluster", help="a three-node NATS JetStream cluster on this machine")
     steps = cluster.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = steps.add_parser("up", help="start the nodes not running; make the stream (3 replicas)")
-    for sub in (up, steps.add_parser("status", help="the nodes and the stream"), steps.add_parser("down")):
+    allow = steps.add_parser(
+        "allow", help="let a gateway's certificate in, scoped to its community (with --tls-ca)"
+    )
+    deny = steps.add_parser("deny", help="remove a gateway from the registry; its connections are closed")
+    for sub in (allow, deny):
+        who = sub.add_mutually_exclusive_group(required=True)
+        who.add_argument("community", nargs="?", help="the community id the gateway serves")
+        who.add_argument(
+            "--dashboard", action="store_true", help="the dashboard's certificate (it publishes the downlink)"
+        )
+    allow.add_argument(
+        "--subject",
+        required=True,
+        help="the certificate's RFC 2253 subject (`openssl x509 -noout -subject -nameopt RFC2253`) "
+        "or a SAN e-mail/DNS name",
+    )
+    for sub in (
+        up,
+        allow,
+        deny,
+        steps.add_parser("status", help="the nodes, the stream and the access rules"),
+        steps.add_parser("down"),
+    ):
         common(sub)
         sub.add_argument(
             "--dir", type=Path, default=Path("linli-region-cluster"), help="the cluster's folder"
@@ -273,6 +297,7 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
             layout = cluster.start_nodes(
                 args.dir,
                 cluster.Layout(args.port, args.cluster_port, args.mqtt_port, args.http_port, tls),
+                region=config["region"]["id"],
             )
             info = await cluster.wait_ready(layout, config)
             print(
@@ -281,6 +306,26 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
                 f"stream {info.config.name} ({info.config.num_replicas} replicas) over "
                 f"{' '.join(info.config.subjects or [])}"
             )
+            if layout.auth:
+                print(
+                    "access: only certificates allowed by `linli region cluster allow` connect over MQTT; "
+                    "the consumers need, in the region's config:\n"
+                    f'[jetstream]\nuser = "{layout.auth["user"]}"\n'
+                    f'password_file = "{layout.auth["password_file"]}"'
+                )
+            else:
+                print("access: open (no --tls-ca): any client may publish and subscribe to anything")
+            return 0
+        if args.action in ("allow", "deny"):
+            community = None if args.dashboard else args.community
+            reloaded = cluster.change_access(
+                args.dir, config["region"]["id"], community, args.subject if args.action == "allow" else None
+            )
+            what = "the dashboard" if community is None else f"community {community!r}"
+            done = (
+                f"{args.subject!r} may now connect as {what}" if args.action == "allow" else f"{what} removed"
+            )
+            print(f"linli region: {done}; {len(reloaded)} running node(s) reloaded; recorded in audit.jsonl")
             return 0
         if args.action == "down":
             stopped = cluster.stop_nodes(args.dir)
@@ -294,6 +339,14 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
                 f"nats {node['nats']}  mqtt {node['mqtt']}"
             )
         print(f"stream: {report.get('stream', 'no node running')}")
+        rules = report["access"]
+        print(f"access: {rules['mode']}")
+        if "gateways" in rules:
+            for community, subject in rules["gateways"].items():
+                print(f"  {community:<24} {subject}")
+            if not rules["gateways"]:
+                print("  no gateway allowed yet: `linli region cluster allow COMMUNITY --subject …`")
+            print(f"  {'(dashboard)':<24} {rules['dashboard'] or 'not allowed: no signed downlink'}")
         return 0 if all(n["running"] for n in report["nodes"]) else 1
     except cluster.ClusterError as exc:
         print(f"linli region cluster {args.action}: {exc}", file=sys.stderr)

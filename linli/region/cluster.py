@@ -17,6 +17,16 @@ cluster_port+i (routes), mqtt_port+i (gateways) and http_port+i (monitoring).
 
 nats-server 2.9 speaks MQTT 3.1.1 only (an MQTT 5 CONNECT is refused with
 "unacceptable protocol version"); see docs/scale.md.
+
+Access: with `--tls-ca` each client certificate is mapped to a user
+(`verify_and_map`) and only registered certificates may connect, each scoped to
+its own community's topics: `linli region cluster allow COMMUNITY --subject S`,
+`deny COMMUNITY`, `allow --dashboard --subject S` for the dashboard's downlink;
+the consumers use the `linli-region` user and the password in
+DIR/region-nats.secret (linli/region/access.py has the rules and what
+nats-server does with them). Without `--tls-ca` the cluster is open: any
+client on loopback may publish and subscribe to anything, as the benchmarks
+expect; `status` says which.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from linli.region import access
 
 NODES = 3
 STATE = "cluster.json"
@@ -49,6 +61,8 @@ class Layout:
     http_port: int = 8222
     tls: dict[str, str] = field(default_factory=dict)  # cert_file, key_file, ca_file (optional)
     pids: list[int] = field(default_factory=list)
+    # With per-gateway access (a CA given): the consumers' NATS user and its password file, else empty.
+    auth: dict[str, str] = field(default_factory=dict)
 
     def servers(self) -> list[str]:
         return [f"nats://127.0.0.1:{self.port + i}" for i in range(NODES)]
@@ -56,16 +70,21 @@ class Layout:
     def mqtt_ports(self) -> list[int]:
         return [self.mqtt_port + i for i in range(NODES)]
 
+    def guarded(self) -> bool:
+        """Per-gateway access rules apply: MQTT clients show a certificate from the CA, mapped to a user."""
+        return bool(self.tls.get("ca_file"))
 
-def node_config(folder: Path, layout: Layout, i: int) -> str:
-    """One node's nats-server config."""
+
+def node_config(folder: Path, layout: Layout, i: int, authorization: str = "") -> str:
+    """One node's nats-server config (`authorization`: access.authorization_block, with a CA)."""
     routes = ", ".join(f"nats-route://127.0.0.1:{layout.cluster_port + j}" for j in range(NODES) if j != i)
     tls = ""
     if layout.tls:
         lines = [f'cert_file: "{layout.tls["cert_file"]}"', f'key_file: "{layout.tls["key_file"]}"']
         if layout.tls.get("ca_file"):
-            # Gateways present certificates from the region's CA, as with Mosquitto's require_certificate.
-            lines += [f'ca_file: "{layout.tls["ca_file"]}"', "verify: true"]
+            # Gateways present certificates from the region's CA, as with Mosquitto's require_certificate,
+            # and each certificate is the user it maps to (access.py): unregistered ones are refused.
+            lines += [f'ca_file: "{layout.tls["ca_file"]}"', "verify_and_map: true"]
         tls = "\n    tls {\n      " + "\n      ".join(lines) + "\n      timeout: 5\n    }"
     node = folder / f"node{i}"
     return f"""# Written by `linli region cluster up`; rewritten on every `up`.
@@ -75,7 +94,7 @@ http: 127.0.0.1:{layout.http_port + i}
 pid_file: "{node}/nats-server.pid"
 log_file: "{node}/nats-server.log"
 max_payload: 1MB
-
+{authorization}
 jetstream {{
     store_dir: "{node}/jetstream"
     max_memory_store: 256MB
@@ -125,14 +144,105 @@ def load_layout(folder: Path) -> Layout | None:
     return Layout(**json.loads(path.read_text()))
 
 
+def _write_configs(folder: Path, layout: Layout, region: str | None) -> None:
+    """Each node's config; with a CA, the access rules of the registry in `folder` (0600: a password)."""
+    authorization = ""
+    if layout.guarded():
+        registry = access.load_registry(folder)
+        region = region or registry["region"]
+        if region is None:
+            raise ClusterError("per-gateway access needs the region's id: pass --config (its [region] id)")
+        if registry["region"] is None:
+            registry["region"] = region
+            access.save_registry(folder, registry)
+        elif registry["region"] != region:
+            raise ClusterError(
+                f"{folder / access.REGISTRY} is for region {registry['region']!r}, the config says {region!r}"
+            )
+        authorization = "\n" + access.authorization_block(folder, region)
+        layout.auth = {"user": access.REGION_USER, "password_file": str(folder / access.SECRET)}
+    else:
+        layout.auth = {}
+    for i in range(NODES):
+        (folder / f"node{i}").mkdir(exist_ok=True)
+        config = folder / f"node{i}" / "nats-server.conf"
+        tmp = config.with_name(config.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(node_config(folder, layout, i, authorization))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, config)  # a node reloading now reads the old config or the new, never half
+
+
+def _config_load_time(layout: Layout, i: int) -> str | None:
+    """When node i last (re)loaded its config, from its monitoring port's /varz."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{layout.http_port + i}/varz", timeout=2) as reply:
+            return str(json.loads(reply.read()).get("config_load_time"))
+    except (OSError, ValueError):
+        return None
+
+
+def reload_nodes(folder: Path, layout: Layout, timeout: float = 10.0) -> list[int]:
+    """SIGHUP each running node and wait until it took the new config; the nodes reloaded."""
+    reloaded = []
+    for i, pid in enumerate(layout.pids):
+        if not pid or not _alive(pid, folder):
+            continue  # a stopped node reads the new config when `up` starts it
+        before = _config_load_time(layout, i)
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while _config_load_time(layout, i) in (before, None):
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"node {i} (pid {pid}) did not take its new config within {timeout:.0f} s; "
+                    f"see {folder / f'node{i}' / 'nats-server.log'} (it keeps the old one on an error)"
+                )
+            time.sleep(0.05)
+        reloaded.append(i)
+    return reloaded
+
+
+def change_access(folder: Path, region: str, community: str | None, subject: str | None) -> list[int]:
+    """Allow `subject` as `community`'s gateway (None: the dashboard's), or deny it (no subject).
+
+    Rewrites the nodes' configs and reloads the running ones; their indexes.
+    """
+    folder = folder.resolve()
+    layout = load_layout(folder)
+    if layout is None:
+        raise ClusterError(f"no cluster in {folder}: `linli region cluster up --dir {folder}` makes one")
+    if not layout.guarded():
+        raise ClusterError(
+            "this cluster's MQTT listeners ask for no client certificate (it was started without --tls-ca), "
+            "so there is no gateway identity to allow or deny; `linli region cluster up --tls-cert … "
+            "--tls-key … --tls-ca …` first"
+        )
+    try:
+        if subject is None:
+            access.deny(folder, region, community)
+        else:
+            access.allow(folder, region, community, subject)
+    except access.AccessError as exc:
+        raise ClusterError(str(exc)) from None
+    _write_configs(folder, layout, region)
+    _save(folder, layout)
+    return reload_nodes(folder, layout)
+
+
 def _save(folder: Path, layout: Layout) -> None:
     tmp = folder / (STATE + ".tmp")
     tmp.write_text(json.dumps(asdict(layout), indent=2))
     os.replace(tmp, folder / STATE)  # whole or not at all: status and down read it
 
 
-def start_nodes(folder: Path, layout: Layout) -> Layout:
-    """Write the three configs and start each node that is not already running."""
+def start_nodes(folder: Path, layout: Layout, region: str | None = None) -> Layout:
+    """Write the three configs, start each node that is not running and reload those that are.
+
+    `region` (the config's [region] id) is needed the first time a cluster with a CA is started.
+    """
     binary = shutil.which("nats-server") or (
         "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
     )
@@ -144,10 +254,12 @@ def start_nodes(folder: Path, layout: Layout) -> Layout:
     previous = load_layout(folder)
     pids = list(previous.pids) if previous else []
     pids += [0] * (NODES - len(pids))
+    _write_configs(folder, layout, region)
+    layout.pids = pids
+    if layout.guarded():
+        reload_nodes(folder, layout)  # a node that runs takes the registry's access rules now
     for i in range(NODES):
-        (folder / f"node{i}").mkdir(exist_ok=True)
         config = folder / f"node{i}" / "nats-server.conf"
-        config.write_text(node_config(folder, layout, i))
         if pids[i] and _alive(pids[i], folder):
             continue
         for port in (layout.port + i, layout.cluster_port + i, layout.mqtt_port + i):
@@ -182,7 +294,11 @@ async def wait_ready(layout: Layout, config: dict[str, Any], timeout: float = 60
     while time.monotonic() < deadline:
         try:
             nc = await nats.connect(
-                servers=layout.servers(), connect_timeout=2, max_reconnect_attempts=1, error_cb=quiet_errors
+                servers=layout.servers(),
+                connect_timeout=2,
+                max_reconnect_attempts=1,
+                error_cb=quiet_errors,
+                **access.nats_auth(layout.auth),
             )
         except Exception as exc:
             last = f"{type(exc).__name__}: {exc}"
@@ -253,6 +369,19 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
         for i, pid in enumerate(layout.pids)
     ]
     report: dict[str, Any] = {"dir": str(folder), "nodes": nodes}
+    if layout.guarded():
+        registry = access.load_registry(folder)
+        report["access"] = {
+            "mode": "per-gateway: client certificates from the CA, each mapped to its community's topics",
+            "region": registry["region"],
+            "gateways": {c: e["subject"] for c, e in sorted(registry["gateways"].items())},
+            "dashboard": registry["dashboard"]["subject"] if registry["dashboard"] else None,
+        }
+    else:
+        report["access"] = {
+            "mode": "open: no --tls-ca, so no client identity; any MQTT or NATS client may publish and "
+            "subscribe to anything (loopback only)"
+        }
     if any(n["running"] for n in nodes):
         import nats
 
@@ -260,7 +389,11 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
 
         try:
             nc = await nats.connect(
-                servers=layout.servers(), connect_timeout=2, max_reconnect_attempts=1, error_cb=quiet_errors
+                servers=layout.servers(),
+                connect_timeout=2,
+                max_reconnect_attempts=1,
+                error_cb=quiet_errors,
+                **access.nats_auth(layout.auth),
             )
             try:
                 js = nc.jetstream()

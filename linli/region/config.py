@@ -19,6 +19,8 @@ servers = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4
 durable = "linli-region"          # the consumers' shared durable pull consumers on $MQTT_msgs (their
                                   # consumer group): this one for events, this + "-presence" for presence
 ack_wait_s = 30                   # a message not acknowledged in this long goes to another consumer
+# user = "linli-region"           # when the cluster has per-gateway access rules (`cluster up --tls-ca`):
+# password_file = "linli-region-cluster/region-nats.secret"   # the password `cluster up` made (0600)
 
 [database]
 dsn = "postgresql://linli@127.0.0.1/linli"   # or LINLI_REGION_DSN (keeps the password off the command line)
@@ -95,6 +97,8 @@ SCHEMA: Final[dict[str, Any]] = {
                 },
                 "durable": _ID,
                 "ack_wait_s": {"type": "number", "exclusiveMinimum": 0},
+                "user": {"type": "string", "minLength": 1},
+                "password_file": {"type": "string", "minLength": 1},
             },
         },
         "database": {

@@ -39,6 +39,7 @@ from typing import Any
 import asyncpg
 
 from linli.common.backoff import backoff_delay
+from linli.region.access import nats_auth
 from linli.region.consumer import PARTITION_CHECK_S, Consumer
 from linli.region.schema import ensure_partitions
 from linli.wire import topics
@@ -130,6 +131,7 @@ class JetStreamConsumer(Consumer):
                     max_reconnect_attempts=-1,
                     allow_reconnect=True,
                     error_cb=quiet_errors,
+                    **nats_auth(self.config["jetstream"]),  # a cluster with access rules: [jetstream] user
                 )
                 attempt = 0
                 await self._serve_jetstream(nc)
