@@ -170,6 +170,8 @@ async def test_each_gateway_certificate_is_scoped_to_its_own_community(tmp_path)
             async with mqtt(pki, "east", mqtt_port, "gw-east"):
                 pass
         assert json.loads((folder / "cluster.json").read_text())["pids"] == pids
+        status = linli("cluster", "status", *dirs)
+        assert "denied, cannot connect:  CN=linli-gw-east (was east)" in status.stdout
         # and its certificate is never handed to another community
         moved = linli("cluster", "allow", "west", "--subject", "CN=linli-gw-east", *dirs)
         assert moved.returncode == 1 and "never moved to another community" in moved.stderr

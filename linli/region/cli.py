@@ -347,6 +347,8 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
             if not rules["gateways"]:
                 print("  no gateway allowed yet: `linli region cluster allow COMMUNITY --subject …`")
             print(f"  {'(dashboard)':<24} {rules['dashboard'] or 'not allowed: no signed downlink'}")
+            for subject, community in rules["denied"].items():
+                print(f"  denied, cannot connect:  {subject} (was {community})")
         return 0 if all(n["running"] for n in report["nodes"]) else 1
     except cluster.ClusterError as exc:
         print(f"linli region cluster {args.action}: {exc}", file=sys.stderr)

@@ -376,6 +376,7 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
             "region": registry["region"],
             "gateways": {c: e["subject"] for c, e in sorted(registry["gateways"].items())},
             "dashboard": registry["dashboard"]["subject"] if registry["dashboard"] else None,
+            "denied": {s: e["community"] for s, e in sorted(registry["retired"].items())},
         }
     else:
         report["access"] = {
