@@ -108,6 +108,8 @@ async def test_each_gateway_certificate_is_scoped_to_its_own_community(tmp_path)
             assert codes(await east.subscribe(topics.down_filters(REGION, "east")[1], qos=1)) == [1]
             assert codes(await east.subscribe(topics.down_filters(REGION, "west")[0], qos=1)) == [REFUSED]
             assert codes(await east.subscribe("$MQTT/sub/#", qos=1)) == [REFUSED]
+            for wider in (f"linli/v1/{REGION}/+/down/#", f"linli/v1/{REGION}/+/up/#", "#"):
+                assert codes(await east.subscribe(wider, qos=1)) == [REFUSED], wider
             # and its publish into west's uplink is dropped: nats-server 2.9.10 still PUBACKs it and
             # keeps the connection open (it logs a "Publish Violation"), so the gateway is not told
             await east.publish(topics.up_topic(REGION, "west", "alert"), b'{"forged": true}', qos=1)
