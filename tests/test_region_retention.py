@@ -102,3 +102,18 @@ async def test_old_partitions_of_a_kind_go_by_its_own_retention_while_the_others
         f"public.alerts_{REGION}": "7 days",
         f"public.health_summaries_{REGION}": "3650 days",
     }
+
+
+async def test_rows_in_the_default_partition_go_by_their_kinds_retention_too(db) -> None:
+    # given rows from a gateway whose clock was two months behind when no partition existed for that
+    # time (pg_partman puts them in the region's DEFAULT partition), and rows from now
+    now = datetime.datetime.now(datetime.UTC)
+    await one_of_each(db, now - datetime.timedelta(days=60), 1)
+    await one_of_each(db, now, 2)
+    default = f"events_{REGION}_default"
+    assert await db.fetchval(f"SELECT count(*) FROM {default}") == 1
+    # when maintenance runs with the default retention
+    await maintain(db, REGION, DEFAULTS["retention"])
+    # then the raw event past 30 days is gone from the default partition, like any other past it
+    assert await db.fetchval(f"SELECT count(*) FROM {default}") == 0
+    assert await counts(db) == {"events": 1, "alerts": 2, "health_summaries": 2}

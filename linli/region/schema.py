@@ -376,7 +376,29 @@ async def ensure_partitions(
             await conn.execute("SELECT partman.run_maintenance($1, p_jobmon := false)", f"public.{parent}")
             after = set(await partitions(conn, parent))
             changed += sorted(after - before) + [f"-{name}" for name in sorted(before - after)]
+            await _prune_default(conn, kind, parent)
     return changed
+
+
+async def _prune_default(conn: asyncpg.Connection, kind: Kind, parent: str) -> int:
+    """Rows in the kind's DEFAULT partition older than its retention: deleted (pg_partman leaves them).
+
+    They are rows from a time no partition was made for — a gateway whose clock was far behind —
+    and the kind's retention applies to them as to every other row. Returns how many went.
+    """
+    default = f"{parent}_default"
+    retention = await conn.fetchval(
+        "SELECT retention FROM partman.part_config WHERE parent_table = $1", f"public.{parent}"
+    )
+    if not retention or not await _exists(conn, default):
+        return 0
+    status = await conn.execute(
+        f"DELETE FROM {default} WHERE {kind.column} < now() - $1::text::interval", retention
+    )
+    deleted = int(status.rsplit(" ", 1)[-1])
+    if deleted:
+        _LOGGER.info("%s: %d rows past its %s retention left the default", parent, deleted, retention)
+    return deleted
 
 
 async def maintain(conn: asyncpg.Connection, region: str, retention: dict[str, Any]) -> list[str]:
