@@ -104,16 +104,19 @@ async def test_old_partitions_of_a_kind_go_by_its_own_retention_while_the_others
     }
 
 
-async def test_rows_in_the_default_partition_go_by_their_kinds_retention_too(db) -> None:
-    # given rows from a gateway whose clock was two months behind when no partition existed for that
-    # time (pg_partman puts them in the region's DEFAULT partition), and rows from now
-    now = datetime.datetime.now(datetime.UTC)
-    await one_of_each(db, now - datetime.timedelta(days=60), 1)
-    await one_of_each(db, now, 2)
+async def test_rows_in_the_default_partition_go_by_how_long_the_region_has_held_them(db) -> None:
+    # given rows from a gateway whose clock had been reset to 1970 (pg_partman puts them in the
+    # region's DEFAULT partitions): one set the region received 60 days ago, one set just now
+    reset = datetime.datetime(1970, 1, 2, tzinfo=datetime.UTC)
+    await one_of_each(db, reset, 1)
+    for kind in KINDS:
+        await db.execute(f"UPDATE {kind.table} SET {kind.touched} = now() - interval '60 days'")
+    await one_of_each(db, reset + datetime.timedelta(days=1), 2)
     default = f"events_{REGION}_default"
-    assert await db.fetchval(f"SELECT count(*) FROM {default}") == 1
-    # when maintenance runs with the default retention
+    assert await db.fetchval(f"SELECT count(*) FROM {default}") == 2
+    # when maintenance runs with the default retention (raw 30 days, alerts 2 years)
     await maintain(db, REGION, DEFAULTS["retention"])
-    # then the raw event past 30 days is gone from the default partition, like any other past it
-    assert await db.fetchval(f"SELECT count(*) FROM {default}") == 0
+    # then the raw event the region has held for 60 days is gone, like any other past 30 days
+    assert await db.fetchval(f"SELECT seq FROM {default}") == 2
+    # and the alerts and summaries stay: a 1970 clock does not make an alert 56 years old
     assert await counts(db) == {"events": 1, "alerts": 2, "health_summaries": 2}

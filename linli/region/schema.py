@@ -188,12 +188,13 @@ class Kind:
     interval: str  # one partition per (pg_partman's interval)
     premake: int  # partitions made ahead
     retention: str  # its key in the config's [retention] section, days
+    touched: str  # when the region last wrote the row (its own clock, not the gateway's)
 
 
 KINDS: Final = (
-    Kind("events", "at", "daily", 4, "raw_events_days"),
-    Kind("alerts", "raised", "monthly", 3, "alerts_days"),
-    Kind("health_summaries", "day", "monthly", 3, "health_summaries_days"),
+    Kind("events", "at", "daily", 4, "raw_events_days", "received"),
+    Kind("alerts", "raised", "monthly", 3, "alerts_days", "updated"),
+    Kind("health_summaries", "day", "monthly", 3, "health_summaries_days", "updated"),
 )
 # Raw events are superseded snapshots and the alerts' history (the alert itself is in `alerts`);
 # alerts are the programme's record; consented daily summaries are what a decade of care is read from.
@@ -381,10 +382,12 @@ async def ensure_partitions(
 
 
 async def _prune_default(conn: asyncpg.Connection, kind: Kind, parent: str) -> int:
-    """Rows in the kind's DEFAULT partition older than its retention: deleted (pg_partman leaves them).
+    """Rows in the kind's DEFAULT partition the region has held past its retention: deleted.
 
-    They are rows from a time no partition was made for — a gateway whose clock was far behind —
-    and the kind's retention applies to them as to every other row. Returns how many went.
+    They carry a time no partition was made for — a gateway whose clock was far off, say an
+    RTC reset to 1970 — so that time says nothing about their age. The region's own clock
+    does: a row goes once the region last wrote it longer ago than the kind's retention
+    (pg_partman leaves the DEFAULT partition alone). Returns how many went.
     """
     default = f"{parent}_default"
     retention = await conn.fetchval(
@@ -393,7 +396,7 @@ async def _prune_default(conn: asyncpg.Connection, kind: Kind, parent: str) -> i
     if not retention or not await _exists(conn, default):
         return 0
     status = await conn.execute(
-        f"DELETE FROM {default} WHERE {kind.column} < now() - $1::text::interval", retention
+        f"DELETE FROM {default} WHERE {kind.touched} < now() - $1::text::interval", retention
     )
     deleted = int(status.rsplit(" ", 1)[-1])
     if deleted:
