@@ -522,7 +522,7 @@ def _drill_line(r: dict[str, Any]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    from linli.region.cluster import Layout, start_nodes, stop_nodes, wait_ready
+    from linli.region.cluster import Layout, nats_binary, start_nodes, stop_nodes, wait_ready
     from linli.region.config import load_region_config
     from linli.region.schema import migrate
 
@@ -555,7 +555,7 @@ async def main(args: argparse.Namespace) -> None:
         start_nodes(folder / "cluster", layout)
         info = await wait_ready(layout, config)
         version = subprocess.run(
-            [shutil.which("nats-server") or "/usr/sbin/nats-server", "--version"],
+            [nats_binary(), "--version"],
             capture_output=True,
             text=True,
             check=False,
