@@ -46,6 +46,7 @@ from typing import Any
 import asyncpg
 from common import ROOT, median
 
+from tests.brokers import free_block
 from tests.postgres import PostgresCluster
 
 REGION = "bench"
@@ -530,7 +531,7 @@ async def main(args: argparse.Namespace) -> None:
     runs = args.runs or (1 if args.quick else 3)
     folder = Path(tempfile.mkdtemp(prefix="linli-bench-nats-"))
     # Node i listens on port+i: a block of three free ports for each of its four listeners.
-    layout = Layout(*(_free_block(3) for _ in range(4)))
+    layout = Layout(*(free_block(3) for _ in range(4)))
     publishers_n = getattr(args, "publishers", None) or 4
     pg = PostgresCluster(durable=True)
     pg.start()
@@ -658,22 +659,6 @@ async def main(args: argparse.Namespace) -> None:
     print(f"region_scale_ratio={two_m / one_m:.2f}")
     if failed:
         sys.exit(1)
-
-
-def _free_block(width: int) -> int:
-    import random
-    import socket
-
-    for _ in range(500):
-        base = random.randrange(20000, 60000)
-        try:
-            for port in range(base, base + width):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no block of free loopback ports")
 
 
 if __name__ == "__main__":

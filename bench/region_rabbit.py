@@ -41,7 +41,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -54,6 +53,7 @@ from region_nats import Load
 
 from linli.region.deliveries import Ledger
 from linli.wire import messages
+from tests.brokers import free_block
 
 SBIN = Path("/usr/lib/rabbitmq/bin")  # Debian's /usr/sbin wrappers would `su rabbitmq` when run as root
 QUEUE = "linli.region.up"
@@ -64,18 +64,7 @@ INSTALL = "apt-get install -y -qq --no-install-recommends rabbitmq-server"
 def _free_port(low: int = 20000, high: int = 40000, width: int = 1) -> int:
     """A block of `width` free loopback ports below 40000 (the CLI's own distribution ports are
     chosen apart, so nothing here lands in the kernel's ephemeral range by accident)."""
-    import random
-
-    for _ in range(500):
-        base = random.randrange(low, high - width)
-        try:
-            for port in range(base, base + width):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free block of loopback ports between 20000 and 40000")
+    return free_block(width, low, high)
 
 
 @dataclass

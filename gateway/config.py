@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from linli.common.config import ConfigError, merge, read_toml, schema_errors
+from linli.common.config import SERVERS_SCHEMA, ConfigError, merge, read_toml, schema_errors
 from linli.gateway.component import component_class
 from linli.gateway.mqtt.broker_process import is_loopback
 from linli.gateway.plugins.allowlist import SHIPPED as SHIPPED_ADAPTERS
@@ -193,15 +193,7 @@ CONFIG_SCHEMA: Final[dict[str, Any]] = {
                 "host": {"type": "string", "minLength": 1},
                 "port": _PORT,
                 # The nodes of a clustered regional engine, tried in turn: "host:port" or "[v6]:port".
-                "servers": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 16,
-                    "items": {
-                        "type": "string",
-                        "pattern": "^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:/\\[\\]]+):[0-9]{1,5}$",
-                    },
-                },
+                "servers": SERVERS_SCHEMA,
                 "client_id": {"type": "string", "minLength": 1, "maxLength": 64},
                 "username": {"type": "string"},
                 "password": {"type": "string"},

@@ -19,6 +19,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_block(width: int, low: int = 20000, high: int = 60000) -> int:
+    """A base port with `width` free ports after it on 127.0.0.1 (clusters give node i base+i)."""
+    import random
+
+    for _ in range(500):
+        base = random.randrange(low, high - width)
+        try:
+            for port in range(base, base + width):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no block of {width} free loopback ports between {low} and {high}")
+
+
 def wait_listening(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from linli.region.schema import migrate
 from linli.wire import messages, topics
 from linli.wire.signing import Signer
 from tests import postgres
+from tests.brokers import free_block
 from tests.homes import add_home
 from tests.regional import REGION, uplink_config
 from tests.test_region import settle_db
@@ -54,20 +53,6 @@ class Row:
     kind: str
     ts: float
     payload: bytes
-
-
-def free_block(width: int) -> int:
-    """A base port with `width` free ports after it on 127.0.0.1 (nothing else's traffic)."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000)
-        try:
-            for port in range(base, base + width):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no block of free loopback ports")
 
 
 def linli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

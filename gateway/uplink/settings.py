@@ -9,6 +9,7 @@ from typing import Any
 
 from yarl import URL
 
+from linli.common.config import host_port
 from linli.gateway.uplink.outbox import Bounds
 from linli.wire.client import tls_context
 
@@ -118,8 +119,7 @@ def address(server: tuple[str, int]) -> str:
 
 
 def _server(text: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port` (the schema checked the shape) → (host, port)."""
-    url = URL(f"mqtt://{text}")
-    if url.host is None or url.port is None or not 0 < url.port < 65536:
-        raise UplinkConfigError(f'uplink.servers: {text!r} is not host:port (e.g. "10.0.0.5:8883")')
-    return url.host, url.port
+    try:
+        return host_port(text)
+    except ValueError as exc:
+        raise UplinkConfigError(f"uplink.servers: {exc}") from None

@@ -12,13 +12,32 @@ import copy
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from jsonschema import Draft202012Validator
+from yarl import URL
 
 
 class ConfigError(ValueError):
     """The configuration is unusable; the message lists each key and its problem."""
+
+
+# The nodes of a clustered broker, tried in turn: "host:port" or "[v6]:port" (`[uplink] servers`,
+# the region's `[broker] servers`).
+SERVERS_SCHEMA: Final[dict[str, Any]] = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 16,
+    "items": {"type": "string", "pattern": "^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:/\\[\\]]+):[0-9]{1,5}$"},
+}
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` (the shape SERVERS_SCHEMA checked) → (host, port)."""
+    url = URL(f"mqtt://{text}")
+    if not url.host or url.port is None or not 0 < url.port < 65536:
+        raise ValueError(f'{text!r} is not host:port (e.g. "10.0.0.5:8883")')
+    return url.host, url.port
 
 
 def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from linli.common.config import ConfigError, merge, read_toml, schema_errors
+from linli.common.config import SERVERS_SCHEMA, ConfigError, merge, read_toml, schema_errors
 
 _PORT: Final = {"type": "integer", "minimum": 1, "maximum": 65535}
 _ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
@@ -63,15 +63,7 @@ SCHEMA: Final[dict[str, Any]] = {
                 "host": {"type": "string", "minLength": 1},
                 "port": _PORT,
                 # A cluster's MQTT listeners ("host:port"), tried in turn by the dashboard's downlink.
-                "servers": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 16,
-                    "items": {
-                        "type": "string",
-                        "pattern": "^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:/\\[\\]]+):[0-9]{1,5}$",
-                    },
-                },
+                "servers": SERVERS_SCHEMA,
                 "username": {"type": "string"},
                 "password": {"type": "string"},
                 "group": _ID,

@@ -29,6 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from linli.common.backoff import backoff_delay
+from linli.common.config import host_port
 from linli.common.ratelog import RateLimitedLog
 from linli.region.deliveries import Ledger, log_path
 from linli.region.ingest import BatchResult, apply_batch
@@ -70,13 +71,7 @@ def broker_settings(config: dict[str, Any], server: tuple[str, int] | None = Non
 
 def broker_servers(config: dict[str, Any]) -> list[tuple[str, int] | None]:
     """The nodes to try in turn: `[broker] servers`, or the one broker (None: host/port/url)."""
-    from yarl import URL
-
-    listed = config["broker"].get("servers") or []
-    nodes: list[tuple[str, int] | None] = []
-    for text in listed:
-        url = URL(f"mqtt://{text}")
-        nodes.append((url.host or "", url.port or 1883))
+    nodes: list[tuple[str, int] | None] = [host_port(text) for text in config["broker"].get("servers") or []]
     return nodes or [None]
 
 
