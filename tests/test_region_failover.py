@@ -59,6 +59,8 @@ async def test_a_dead_node_costs_the_gateway_and_the_dashboard_one_reconnect_and
             "--mqtt-port", str(base + 6), "--http-port", str(base + 9),
         )  # fmt: skip
         assert up.returncode == 0, up.stderr
+        # (whose stores hold what gateways send: readable by the region's user alone)
+        assert all((folder / f"node{i}").stat().st_mode & 0o077 == 0 for i in range(3))
         consumer = subprocess.Popen(
             [*CONSUME, "--config", str(config_file)],
             stdout=subprocess.DEVNULL,

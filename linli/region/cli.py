@@ -339,6 +339,9 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
                 f"nats {node['nats']}  mqtt {node['mqtt']}"
             )
         print(f"stream: {report.get('stream', 'no node running')}")
+        for durable, owed in report.get("consumers", {}).items():
+            waiting, unacknowledged = owed["pending"], owed["unacknowledged"]
+            print(f"consumer {durable}: {waiting} waiting, {unacknowledged} delivered unacknowledged")
         rules = report["access"]
         print(f"access: {rules['mode']}")
         if "gateways" in rules:

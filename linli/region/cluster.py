@@ -164,7 +164,7 @@ def _write_configs(folder: Path, layout: Layout, region: str | None) -> None:
     else:
         layout.auth = {}
     for i in range(NODES):
-        (folder / f"node{i}").mkdir(exist_ok=True)
+        (folder / f"node{i}").mkdir(mode=0o700, exist_ok=True)
         config = folder / f"node{i}" / "nats-server.conf"
         tmp = config.with_name(config.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -265,6 +265,7 @@ def start_nodes(folder: Path, layout: Layout, region: str | None = None) -> Layo
     binary = nats_binary()
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)  # the nodes' stores hold what the gateways sent: the region's user alone reads them
     layout.tls = {k: str(Path(v).resolve()) for k, v in layout.tls.items()}
     previous = load_layout(folder)
     pids = list(previous.pids) if previous else []
