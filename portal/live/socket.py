@@ -38,7 +38,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # No permessage-deflate: the hub writes one shared, uncompressed frame to every socket,
     # and the messages are small (a per-socket compressor would cost more memory than it saves).
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_MESSAGE, compress=False)
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionResetError:  # the client went away during the handshake: nobody to answer
+        return ws
     transport = request.transport
     if transport is None:  # the client went away during the handshake
         return ws
