@@ -6,8 +6,9 @@ applies them for every configured component), so the core knows nothing of it.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Final
+
+from linli.common.forwarded import parse_networks
 
 CONFIG_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
@@ -43,12 +44,8 @@ CONFIG_DEFAULTS: Final[dict[str, Any]] = {
 def check_config(section: dict[str, Any]) -> list[str]:
     """What the schema cannot say: each trusted proxy is an address or a network."""
     errors = []
-    for index, entry in enumerate(section["trusted_proxies"]):
-        try:
-            ipaddress.ip_network(entry.strip(), strict=False)
-        except ValueError:
-            errors.append(
-                f"config: portal.trusted_proxies[{index}]: {entry!r} is not an IP address or network "
-                "(e.g. '127.0.0.1' or '10.0.0.0/24'); name only the reverse proxies in front of the portal"
-            )
+    try:
+        parse_networks(section["trusted_proxies"])
+    except ValueError as exc:
+        errors.append(f"config: {exc}; name only the reverse proxies in front of the portal")
     return errors

@@ -388,3 +388,58 @@ async def test_a_hostile_gateway_or_community_name_is_shown_as_text_never_run(re
         assert "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;" in page
     assert 'href="/communities/evil%22%3E%3Cscript%3E"' in overview
     assert "&lt;img src=x onerror=alert(1)&gt;" in detail and "&lt;script&gt;v&lt;/script&gt;" in detail
+
+
+async def test_behind_a_trusted_proxy_each_operator_is_their_own_address_and_no_one_else_can_claim_one(
+    region, region_dsn
+) -> None:
+    # given the dashboard behind a reverse proxy on 127.0.0.1, named in dashboard.trusted_proxies
+    config = {
+        **region["config"],
+        "dashboard": {**region["config"]["dashboard"], "trusted_proxies": ["127.0.0.1"]},
+    }
+    proxied = TestClient(TestServer(create_app(config, region["signer"])))
+    await proxied.start_server()
+    try:
+        # when someone behind the proxy sprays passwords, to the limit
+        sprayer = {"X-Forwarded-For": "203.0.113.7"}
+        for n in range(throttle.ADDRESS_LIMIT):
+            answer = await proxied.post(
+                "/login", data={"name": f"g{n}", "password": "guess-1234"}, headers=sprayer
+            )
+            assert answer.status == 401
+        # then that address is refused
+        again = await proxied.post("/login", data={"name": "g0", "password": "guess-1234"}, headers=sprayer)
+        assert again.status == 429
+        # and the operator at another address behind the same proxy signs in, over the proxy's TLS
+        duty = {"X-Forwarded-For": "203.0.113.8", "X-Forwarded-Proto": "https"}
+        signed = await proxied.post(
+            "/login",
+            data={"name": "duty", "password": region["duty"].password},
+            headers=duty,
+            allow_redirects=False,
+        )
+        assert signed.status == 303
+        assert "secure" in signed.headers["Set-Cookie"].lower()  # the cookie never travels in clear
+        # and the audit log names the operator's own address, not the proxy's
+        conn = await asyncpg.connect(region_dsn)
+        try:
+            ip = await conn.fetchval(
+                "SELECT ip FROM audit_log WHERE operator = 'duty' AND action = 'signin' AND outcome = 'ok' "
+                "ORDER BY id DESC LIMIT 1"
+            )
+        finally:
+            await conn.close()
+        assert ip == "203.0.113.8"
+    finally:
+        await proxied.close()
+    # while without trusted proxies (the fixture's dashboard) the header is a client's claim, ignored:
+    # changing it does not dodge the throttle
+    client: TestClient = region["client"]
+    for n in range(throttle.ADDRESS_LIMIT):
+        forged = {"X-Forwarded-For": f"198.51.100.{n}"}
+        await client.post("/login", data={"name": f"h{n}", "password": "guess-1234"}, headers=forged)
+    refused = await client.post(
+        "/login", data={"name": "h0", "password": "guess-1234"}, headers={"X-Forwarded-For": "198.51.100.200"}
+    )
+    assert refused.status == 429

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from linli.common.config import SERVERS_SCHEMA, ConfigError, merge, read_toml, schema_errors
+from linli.common.forwarded import parse_networks
 
 _PORT: Final = {"type": "integer", "minimum": 1, "maximum": 65535}
 _ID: Final = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
@@ -127,6 +128,8 @@ SCHEMA: Final[dict[str, Any]] = {
                 "port": _PORT,
                 "online_after_s": {"type": "number", "exclusiveMinimum": 0},
                 "clock_interval_s": {"type": "number", "exclusiveMinimum": 0},
+                # Reverse proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed.
+                "trusted_proxies": {"type": "array", "items": {"type": "string", "minLength": 1}},
             },
         },
     },
@@ -157,7 +160,13 @@ DEFAULTS: Final[dict[str, Any]] = {
     },
     "consumer": {"batch": 500, "batch_ms": 50, "receive_maximum": 2000, "session_expiry_s": 3600},
     # A community is online while its presence says so and it reported within online_after_s.
-    "dashboard": {"host": "127.0.0.1", "port": 8090, "online_after_s": 300, "clock_interval_s": 30},
+    "dashboard": {
+        "host": "127.0.0.1",
+        "port": 8090,
+        "online_after_s": 300,
+        "clock_interval_s": 30,
+        "trusted_proxies": [],  # e.g. ["127.0.0.1"] behind a local nginx; none: the peer is the client
+    },
 }
 
 
@@ -170,6 +179,11 @@ _merge = merge
 
 def _validate(data: dict[str, Any], source: str) -> None:
     lines = schema_errors(SCHEMA, data, source, {"password", "dsn"})
+    if not lines:
+        try:  # what the schema cannot say: each trusted proxy is an address or a network
+            parse_networks(data.get("dashboard", {}).get("trusted_proxies", []), "dashboard.trusted_proxies")
+        except ValueError as exc:
+            lines.append(f"{source}: {exc}; name only the reverse proxies in front of the dashboard")
     if lines:
         raise RegionConfigError("\n".join(lines))
 

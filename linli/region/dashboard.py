@@ -26,6 +26,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from linli.common.forwarded import TrustedProxies, as_the_client_made_it
 from linli.common.throttle import AddressThrottle, Lockouts
 from linli.region import operators, pages, queries
 from linli.region.broadcast import BroadcastError, RegionLink, compose
@@ -33,6 +34,7 @@ from linli.region.operators import Operator, OperatorError
 from linli.region.schema import maintain, migrate
 from linli.wire.signing import Signer
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _LOGGER = logging.getLogger(__name__)
 CONFIG_KEY: Final = web.AppKey("config", dict)
 OPERATOR: Final = web.RequestKey("operator", Operator) if hasattr(web, "RequestKey") else "linli.operator"
@@ -148,7 +150,13 @@ async def _login(request: web.Request) -> web.StreamResponse:
     throttle.succeed(address, name)
     response = web.HTTPSeeOther("/")
     response.set_cookie(
-        COOKIE, secret, httponly=True, samesite="Strict", max_age=operators.SESSION_TTL_S, path="/"
+        COOKIE,
+        secret,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,  # TLS here or at a trusted proxy: the cookie never goes out in clear
+        max_age=operators.SESSION_TTL_S,
+        path="/",
     )
     raise response
 
@@ -351,7 +359,15 @@ async def _maintenance(config: dict[str, Any], pool: asyncpg.Pool) -> None:
 
 
 def create_app(config: dict[str, Any], signer: Signer) -> web.Application:
-    app = web.Application(middlewares=[_auth])
+    proxies = TrustedProxies(config["dashboard"]["trusted_proxies"], "dashboard.trusted_proxies")
+
+    @web.middleware
+    async def proxied_client(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Behind a trusted reverse proxy the throttle, the audit log and the cookie see the operator's
+        # own address and scheme, not the proxy's (linli/common/forwarded.py).
+        return await handler(as_the_client_made_it(proxies, request))
+
+    app = web.Application(middlewares=[proxied_client, _auth])
     app[CONFIG_KEY], app[SIGNER_KEY] = config, signer
     app[THROTTLE_KEY], app[UNKNOWN_NAMES_KEY] = AddressThrottle(), Lockouts()
     app.cleanup_ctx.append(_resources)

@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from linli.common.forwarded import TrustedProxies
 from linli.common.throttle import LOGIN, AddressThrottle, Lockouts
 from linli.gateway import users
 from linli.gateway.component import ComponentApi
 from linli.gateway.users import Role, TokenKind, User, UserError
 from linli.portal.api.errors import ApiError
-from linli.portal.auth.forwarded import TrustedProxies
 from linli.portal.auth.principal import Principal
 from linli.portal.auth.screens import screen_principal
 

@@ -35,6 +35,7 @@ from typing import Final
 
 from aiohttp import web
 
+from linli.common.forwarded import as_the_client_made_it
 from linli.portal.api.errors import ApiError, http_error
 from linli.portal.api.operations import LOCAL, PRINCIPAL
 from linli.portal.auth.accounts import Accounts, same_secret
@@ -98,12 +99,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def proxied_client(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Behind a trusted reverse proxy, the request as the client made it (address, TLS)."""
-    proxies = request.app[ACCOUNTS].proxies
-    if proxies:
-        client = proxies.client(request)
-        if client.via_proxy:
-            request = request.clone(remote=client.address or "?", scheme="https" if client.secure else "http")
-    return await handler(request)
+    return await handler(as_the_client_made_it(request.app[ACCOUNTS].proxies, request))
 
 
 async def _bearer(accounts: Accounts, header: str) -> Principal:

@@ -1,9 +1,10 @@
 """Who is really asking: the client's address and scheme, through trusted reverse proxies only.
 
 Behind a reverse proxy (nginx, the carrier's TLS terminator) every request
-comes from the proxy's address over plain HTTP. `portal.trusted_proxies`
-names those proxies (addresses or networks, e.g. "127.0.0.1", "10.0.0.0/24");
-only a request whose peer is one of them is read for:
+comes from the proxy's address over plain HTTP. `portal.trusted_proxies` (the
+gateway's portal) and `dashboard.trusted_proxies` (the regional dashboard) name
+those proxies (addresses or networks, e.g. "127.0.0.1", "10.0.0.0/24"); only a
+request whose peer is one of them is read for:
 
 * `X-Forwarded-For`: walked from the right (the entry the nearest proxy
   appended) past every trusted proxy; the first address that is not one is the
@@ -63,8 +64,8 @@ class Client:
 
 
 class TrustedProxies:
-    def __init__(self, entries: Iterable[str] = ()) -> None:
-        self.networks = parse_networks(entries)
+    def __init__(self, entries: Iterable[str] = (), where: str = "portal.trusted_proxies") -> None:
+        self.networks = parse_networks(entries, where)
 
     def __bool__(self) -> bool:
         return bool(self.networks)
@@ -93,3 +94,12 @@ class TrustedProxies:
         if protos and protos[-1]:
             secure = protos[-1] == "https"
         return Client(address, secure, True)
+
+
+def as_the_client_made_it(proxies: TrustedProxies, request: web.Request) -> web.Request:
+    """The request with the client's address and scheme, when a trusted proxy vouches for them."""
+    if proxies:
+        client = proxies.client(request)
+        if client.via_proxy:
+            return request.clone(remote=client.address or "?", scheme="https" if client.secure else "http")
+    return request
