@@ -238,7 +238,7 @@ class Consumer:
         """
         envelopes, presence = [], []
         taken_up = time.time()
-        stamps: list[float] = []
+        deliveries: list[tuple[str, int, float]] = []  # for the ledger: gateway, seq, arrived
         for index, (topic, payload) in enumerate(batch):
             self.received += 1
             where = topics.parse_up(topic)
@@ -263,9 +263,9 @@ class Consumer:
                 self._bad(topic, f"envelope says {envelope.region}/{envelope.community}/{envelope.kind}")
                 continue
             envelopes.append(envelope)
-            stamps.append(arrived[index] if arrived is not None else taken_up)
-        for envelope, arrived_at in zip(envelopes, stamps, strict=True):
-            self.ledger.record(envelope.gateway, envelope.seq, arrived_at)
+            at = arrived[index] if arrived is not None else taken_up
+            deliveries.append((envelope.gateway, envelope.seq, at))
+        self.ledger.record_batch(deliveries)
         for attempt in range(1, 6):
             try:
                 result = await apply_batch(await self._database(), envelopes, presence)

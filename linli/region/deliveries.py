@@ -6,7 +6,7 @@ not the order they came in. So each consumer keeps a ledger beside it, fed once 
 delivery with the gateway, the gateway's own delivery sequence number (the envelope's
 `seq`, linli.wire.messages) and the time the consumer took the delivery up:
 
-    ledger.record(gateway, seq, arrived_at)      # every delivery, before it is applied
+    ledger.record_batch([(gateway, seq, arrived_at), ...])   # every delivery, before it is applied
     ledger.absorbed([(gateway, seq), ...])       # those the idempotent upsert left unchanged
 
 and counts, per gateway and in total:
@@ -98,17 +98,25 @@ class Ledger:
 
     def record(self, gateway: str, seq: int, arrived_at: float) -> bool:
         """One delivery of `gateway`'s message `seq`; True if it is a duplicate."""
-        self._write(orjson.dumps([_DELIVERED, arrived_at, gateway, seq]))
-        return self._count(gateway, seq)
+        return self.record_batch([(gateway, seq, arrived_at)]) == 1
+
+    def record_batch(self, deliveries: Iterable[tuple[str, int, float]]) -> int:
+        """A batch's deliveries (gateway, seq, arrived_at), logged in one write; how many were duplicates."""
+        lines, duplicates = [], 0
+        for gateway, seq, arrived_at in deliveries:
+            lines.append(orjson.dumps([_DELIVERED, arrived_at, gateway, seq]))
+            duplicates += self._count(gateway, seq)
+        self._write(lines)
+        return duplicates
 
     def absorbed(self, deliveries: Iterable[tuple[str, int]]) -> int:
-        """Deliveries (gateway, seq) whose upsert changed no row; returns how many."""
-        n = 0
+        """Deliveries (gateway, seq) whose upsert changed no row, logged in one write; how many."""
+        lines = []
         for gateway, seq in deliveries:
-            self._write(orjson.dumps([_ABSORBED, gateway, seq]))
+            lines.append(orjson.dumps([_ABSORBED, gateway, seq]))
             self._stream(gateway).counts.absorbed += 1
-            n += 1
-        return n
+        self._write(lines)
+        return len(lines)
 
     def _stream(self, gateway: str) -> _Stream:
         stream = self._streams.get(gateway)
@@ -155,19 +163,22 @@ class Ledger:
 
     def _open(self) -> None:
         assert self._log is not None
-        # Unbuffered appends: a consumer killed mid-batch has already logged what it received.
+        # Unbuffered appends, a batch at a time: a consumer killed mid-batch has already logged what
+        # it received.
         self._fd = os.open(self._log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._written = os.fstat(self._fd).st_size
 
-    def _write(self, line: bytes) -> None:
-        if self._fd is None:
+    def _write(self, lines: list[bytes]) -> None:
+        # One append per batch, not per delivery: this runs on the consumer's event loop, in the
+        # ingest path (a few KB into the page cache, before the batch is applied).
+        if self._fd is None or not lines:
             return
         if self._written >= self.rotate_bytes:
             assert self._log is not None
             os.close(self._fd)
             os.replace(self._log, self._log.with_name(self._log.name + ".1"))
             self._open()
-        self._written += os.write(self._fd, line + b"\n")
+        self._written += os.write(self._fd, b"\n".join(lines) + b"\n")
 
     def close(self) -> None:
         if self._fd is not None:
