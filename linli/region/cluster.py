@@ -298,24 +298,32 @@ def start_nodes(folder: Path, layout: Layout, region: str | None = None) -> Layo
     return layout
 
 
-async def wait_ready(layout: Layout, config: dict[str, Any], timeout: float = 60.0) -> Any:
-    """Until the cluster has a JetStream leader and the region's stream exists; the stream's info."""
+async def _connect(layout: Layout) -> Any:
+    """A short-lived client of the cluster's NATS port, as the region's user when it has access rules."""
     import nats
 
-    from linli.region.jetstream import ensure_stream, quiet_errors
+    from linli.region.jetstream import quiet_errors
+
+    return await nats.connect(
+        servers=layout.servers(),
+        connect_timeout=2,
+        max_reconnect_attempts=1,
+        error_cb=quiet_errors,
+        **access.nats_auth(layout.auth),
+    )
+
+
+async def wait_ready(layout: Layout, config: dict[str, Any], timeout: float = 60.0) -> Any:
+    """Until the cluster has a JetStream leader and the region's stream exists; the stream's info."""
+
+    from linli.region.jetstream import ensure_stream
 
     deadline = time.monotonic() + timeout
     config = {**config, "jetstream": {**config["jetstream"], "servers": layout.servers()}}
     last = "no node answered"
     while time.monotonic() < deadline:
         try:
-            nc = await nats.connect(
-                servers=layout.servers(),
-                connect_timeout=2,
-                max_reconnect_attempts=1,
-                error_cb=quiet_errors,
-                **access.nats_auth(layout.auth),
-            )
+            nc = await _connect(layout)
         except Exception as exc:
             last = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(0.5)
@@ -400,18 +408,10 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
             "subscribe to anything (loopback only)"
         }
     if any(n["running"] for n in nodes):
-        import nats
-
-        from linli.region.jetstream import MQTT_STREAM, consumer_filters, quiet_errors
+        from linli.region.jetstream import MQTT_STREAM, consumer_filters
 
         try:
-            nc = await nats.connect(
-                servers=layout.servers(),
-                connect_timeout=2,
-                max_reconnect_attempts=1,
-                error_cb=quiet_errors,
-                **access.nats_auth(layout.auth),
-            )
+            nc = await _connect(layout)
             try:
                 js = nc.jetstream()
                 info = await js.stream_info(MQTT_STREAM)

@@ -93,6 +93,7 @@ class Consumer:
         self.duplicates = 0
         self.malformed = 0
         self.batches = 0
+        self.sessions = 0  # sessions that got as far as consuming (the retry loop's backoff restarts)
         self.connected = asyncio.Event()
         self._malformed_log = RateLimitedLog(_LOGGER)  # once a minute
         # Every delivery counted as delivered (the drills read it); logged if the region has a data_dir.
@@ -147,24 +148,17 @@ class Consumer:
         """Consume until cancelled: reconnecting to the broker and the database as needed."""
         attempt = 0
         while True:
-            started = time.monotonic()
-            reason = "connection ended"
+            started, sessions = time.monotonic(), self.sessions
             try:
                 await self._database()
-                async with self._client() as client:
-                    attempt = 0
-                    await self._serve(client)
-            except MqttError as exc:
-                reason = f"broker: {exc}"
+                reason = await self._session()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 reason = f"database: {type(exc).__name__}: {exc}"
                 await self._close_database()
             finally:
                 self.connected.clear()
-                self._pending.clear()  # not acknowledged: the broker delivers them again
-                self._arrivals.clear()
-            if time.monotonic() - started > 30:
-                attempt = 0
+            if self.sessions != sessions or time.monotonic() - started > 30:
+                attempt = 0  # it was a working session: start the backoff afresh
             # A handful of consumers, not thousands of gateways: retry soon (the gateways wait for them).
             delay = backoff_delay(attempt, base=0.2, cap=5.0, floor=0.05)
             attempt += 1
@@ -172,9 +166,22 @@ class Consumer:
             log("region consumer %s: %s; retry %d in %.1fs", self.client_id, reason, attempt, delay)
             await asyncio.sleep(delay)
 
+    async def _session(self) -> str:
+        """Connect to the broker and consume until the connection ends; why it ended."""
+        try:
+            async with self._client() as client:
+                await self._serve(client)
+        except MqttError as exc:
+            return f"broker: {exc}"
+        finally:
+            self._pending.clear()  # not acknowledged: the broker delivers them again
+            self._arrivals.clear()
+        return "connection ended"
+
     async def _serve(self, client: RegionalClient) -> None:
         group = self.config["broker"]["group"]
         await client.subscribe([(topics.shared(group, f), 1) for f in topics.region_up_filters(self.region)])
+        self.sessions += 1
         self.connected.set()
         _LOGGER.info("region consumer %s consuming %s in group %s", self.client_id, self.region, group)
         pump = asyncio.create_task(self._pump(client), name="region-consumer-pump")

@@ -36,9 +36,6 @@ import logging
 import time
 from typing import Any
 
-import asyncpg
-
-from linli.common.backoff import backoff_delay
 from linli.region.access import nats_auth
 from linli.region.consumer import PARTITION_CHECK_S, Consumer
 from linli.region.schema import ensure_partitions
@@ -112,54 +109,39 @@ class JetStreamConsumer(Consumer):
         super().__init__(config, index)
         self.redelivered = 0  # messages JetStream delivered more than once (not yet acked in time)
 
-    async def run(self) -> None:
-        """Consume until cancelled, reconnecting to the cluster and the database as needed."""
+    async def _session(self) -> str:
+        """Connect to the cluster and pull until the connection ends; why it ended."""
         import nats
         from nats.errors import Error as NatsError
 
-        attempt = 0
-        while True:
-            started = time.monotonic()
-            reason = "connection ended"
-            nc = None
-            try:
-                await self._database()
-                nc = await nats.connect(
-                    servers=self.config["jetstream"]["servers"],
-                    name=self.client_id,
-                    connect_timeout=5,
-                    max_reconnect_attempts=-1,
-                    allow_reconnect=True,
-                    error_cb=quiet_errors,
-                    **nats_auth(self.config["jetstream"]),  # a cluster with access rules: [jetstream] user
-                )
-                attempt = 0
-                await self._serve_jetstream(nc)
-            except (TimeoutError, NatsError) as exc:
-                reason = f"JetStream: {type(exc).__name__}: {exc}"
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                reason = f"database: {type(exc).__name__}: {exc}"
-                await self._close_database()
-            finally:
-                self.connected.clear()
-                if nc is not None:
-                    try:
-                        await nc.close()
-                    except Exception:  # closing a broken connection must not hide why it broke
-                        _LOGGER.debug("closing the NATS connection failed", exc_info=True)
-            if time.monotonic() - started > 30:
-                attempt = 0
-            delay = backoff_delay(attempt, base=0.2, cap=5.0, floor=0.05)
-            attempt += 1
-            log = _LOGGER.warning if attempt <= 2 or attempt % 20 == 0 else _LOGGER.debug
-            log("region consumer %s: %s; retry %d in %.1fs", self.client_id, reason, attempt, delay)
-            await asyncio.sleep(delay)
+        nc = None
+        try:
+            nc = await nats.connect(
+                servers=self.config["jetstream"]["servers"],
+                name=self.client_id,
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                allow_reconnect=True,
+                error_cb=quiet_errors,
+                **nats_auth(self.config["jetstream"]),  # a cluster with access rules: [jetstream] user
+            )
+            await self._serve_jetstream(nc)
+        except (TimeoutError, NatsError) as exc:
+            return f"JetStream: {type(exc).__name__}: {exc}"
+        finally:
+            if nc is not None:
+                try:
+                    await nc.close()
+                except Exception:  # closing a broken connection must not hide why it broke
+                    _LOGGER.debug("closing the NATS connection failed", exc_info=True)
+        return "connection ended"
 
     async def _serve_jetstream(self, nc: Any) -> None:
         js = nc.jetstream()
         await ensure_stream(js, self.config)
         durables = list(consumer_filters(self.config))
         subscriptions = [await js.pull_subscribe_bind(durable, stream=MQTT_STREAM) for durable in durables]
+        self.sessions += 1
         self.connected.set()
         _LOGGER.info(
             "region consumer %s pulling %s from durables %s",
