@@ -53,6 +53,7 @@ from typing import Any
 
 import asyncpg
 from common import ROOT, free_port, median, wait_listening
+from region_nats import community_event
 
 from tests.postgres import PostgresCluster
 
@@ -131,7 +132,6 @@ async def _worker(
     from linli.gateway.config import load_config
     from linli.gateway.runtime import Gateway
     from linli.gateway.uplink import outbox
-    from linli.wire.messages import alert_event
     from tests.regional import add_tv, tv_profiles
 
     logging.basicConfig(level=logging.ERROR)
@@ -148,29 +148,9 @@ async def _worker(
 
         def write(db: Any) -> None:
             for k in range(start, start + n):
-                if k % 5 == 0:  # one in five: an alert changing state (raised, acknowledged, resolved)
-                    j = k // 5  # this gateway's j-th alert change; an alert's next change is 20 changes on
-                    alert = {
-                        "id": 10_000_000 + (j // 60) * 20 + j % 20,
-                        "kind": "sos",
-                        "severity": "critical",
-                        "household_id": "h1",
-                        "title": "SOS",
-                        "count": 1,
-                        "state": ("raised", "acknowledged", "resolved")[(j // 20) % 3],
-                        "raised_at": time.time() - 30,
-                        "step": 0,
-                        "acknowledged_at": time.time() if (j // 20) % 3 else None,
-                        "resolved_at": None,
-                    }
-                    outbox.enqueue(db, "alert", {**alert_event(alert, [alert["state"]]), "n": k})
-                else:
-                    outbox.enqueue(
-                        db,
-                        "rollup",
-                        {"n": k, "telemetry_rows": 1800 + k % 97, "alerts_raised": {"sos": k % 3}},
-                        retention=outbox.Retention.ROLLUP,
-                    )
+                kind, data = community_event(k)
+                retention = outbox.Retention.ROLLUP if kind == "rollup" else outbox.Retention.KEEP
+                outbox.enqueue(db, kind, data, retention=retention)
 
         await gateway.store.async_write(write)
         produced[community] = start + n

@@ -63,13 +63,13 @@ class Row:
         self.id, self.seq, self.kind, self.ts, self.payload = k, k, kind, time.time(), payload
 
 
-def event(k: int) -> Row:
-    """Community event number k: one in five an alert change, as bench/region.py's gateways make."""
-    import orjson
-
+def community_event(k: int) -> tuple[str, dict[str, Any]]:
+    """A community's event number k, (kind, data): one in five an alert changing state (raised,
+    acknowledged, resolved; an alert's next change is 20 changes on), the rest hourly rollups.
+    Both region benches' gateways make these."""
     from linli.wire import messages
 
-    if k % 5 == 0:  # one in five: an alert changing state, as bench/region.py's gateways do
+    if k % 5 == 0:
         j = k // 5
         state = ("raised", "acknowledged", "resolved")[(j // 20) % 3]
         alert = {
@@ -85,10 +85,16 @@ def event(k: int) -> Row:
             "acknowledged_at": time.time() if state != "raised" else None,
             "resolved_at": None,
         }
-        data = {**messages.alert_event(alert, [state]), "n": k}
-        return Row(k, "alert", orjson.dumps(data))
-    data = {"n": k, "telemetry_rows": 1800 + k % 97, "alerts_raised": {"sos": k % 3}}
-    return Row(k, "rollup", orjson.dumps(data))
+        return "alert", {**messages.alert_event(alert, [state]), "n": k}
+    return "rollup", {"n": k, "telemetry_rows": 1800 + k % 97, "alerts_raised": {"sos": k % 3}}
+
+
+def event(k: int) -> Row:
+    """Community event number k as an outbox row."""
+    import orjson
+
+    kind, data = community_event(k)
+    return Row(k, kind, orjson.dumps(data))
 
 
 def publisher(index: int, communities: list[str], per: int, offset: int, port: int, results: Any) -> None:
