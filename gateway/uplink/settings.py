@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from yarl import URL
-
 from linli.common.config import host_port
 from linli.gateway.uplink.outbox import Bounds
 from linli.wire.client import tls_context
@@ -54,6 +52,8 @@ class UplinkSettings:
         host, port = up["host"], up["port"]
         use_tls = bool(up.get("tls"))
         if "url" in up:
+            from yarl import URL
+
             url = URL(up["url"])
             use_tls = use_tls or url.scheme == "mqtts"
             host, port = url.host or host, url.port or (8883 if url.scheme == "mqtts" else 1883)

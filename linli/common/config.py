@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from jsonschema import Draft202012Validator
-from yarl import URL
 
 
 class ConfigError(ValueError):
@@ -34,6 +33,8 @@ SERVERS_SCHEMA: Final[dict[str, Any]] = {
 
 def host_port(text: str) -> tuple[str, int]:
     """`host:port` or `[v6]:port` (the shape SERVERS_SCHEMA checked) → (host, port)."""
+    from yarl import URL  # only a clustered region needs it: not at every gateway's start-up
+
     url = URL(f"mqtt://{text}")
     if not url.host or url.port is None or not 0 < url.port < 65536:
         raise ValueError(f'{text!r} is not host:port (e.g. "10.0.0.5:8883")')
