@@ -11,7 +11,10 @@ Each run: with no consumer running, the publishers put N events per community
 into the stream (every one PUBACKed); then K `linli region consume` processes
 (engine = "jetstream") start on the shared durable consumer and the clock runs
 from the first row in PostgreSQL to the last. K = 1 and K = 2, alternating
-which goes first, after one uncounted warm-up; medians over the runs.
+which goes first, after one uncounted warm-up; medians over the runs. Each run
+also reports the cores busy on the whole machine while the consumers ran, and
+measures the engine's own baseline on the same stream, filled the same way:
+one and two bare puller processes that only fetch and acknowledge.
 
 Drills (`--drill node-kill | outage | all`, or `--outage S`), instead of the runs:
 two consumers (engine = "jetstream", their delivery ledgers logged under the
@@ -330,6 +333,69 @@ class Load:
         return produced, sum(a[1][1] for a in answers)
 
 
+def busy_cores() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def bare_puller(servers: list[str], durable: str, results: Any) -> None:
+    """The engine's baseline: a process that only fetches and acknowledges (no decoding, no database)."""
+    try:
+        results.put(asyncio.run(_bare_pull(servers, durable)))
+    except BaseException as exc:  # the parent waits for an answer from every process
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+async def _bare_pull(servers: list[str], durable: str) -> tuple[int, float, float]:
+    import nats
+
+    nc = await nats.connect(servers=servers)
+    try:
+        subscription = await nc.jetstream().pull_subscribe_bind(durable, stream="$MQTT_msgs")
+        taken, first, last, idle = 0, 0.0, 0.0, 0
+        while idle < 2 or not taken:  # until the stream has stayed empty for two polls
+            try:
+                batch = await subscription.fetch(500, timeout=1.0)
+            except TimeoutError:
+                idle += 1
+                continue
+            idle = 0
+            first = first or time.perf_counter()
+            for message in batch:
+                await message.ack()
+            taken += len(batch)
+            last = time.perf_counter()
+        return taken, first, last
+    finally:
+        await nc.close()
+
+
+async def bare_run(
+    publishers: Publishers, servers: list[str], durable: str, processes: int, per: int
+) -> float:
+    """The same stream, filled the same way, drained by `processes` bare pullers: messages per second."""
+    publishers.publish(per)
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    workers = [ctx.Process(target=bare_puller, args=(servers, durable, results)) for _ in range(processes)]
+    for w in workers:
+        w.start()
+    answers = [await asyncio.to_thread(results.get, True, 240) for _ in workers]
+    for w in workers:
+        w.join(30)
+    bad = [a for a in answers if not isinstance(a, tuple)]
+    if bad:
+        raise RuntimeError(f"bare puller failed: {bad}")
+    taken = sum(a[0] for a in answers)
+    expected = per * len(publishers.communities)
+    if taken < expected:
+        raise RuntimeError(f"bare pullers took {taken} of {expected} messages")
+    return taken / max(max(a[2] for a in answers) - min(a[1] for a in answers if a[1]), 1e-6)
+
+
 async def count_events(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM events WHERE kind = ANY($1)", list(KINDS)))
 
@@ -348,6 +414,7 @@ async def run_once(
         )
         for i in range(consumers)
     ]
+    cpu_before, wall_before = busy_cores()[0], time.perf_counter()
     try:
         started = time.perf_counter()
         # Polled a few times a second only: a count(*) every 20 ms took a share of the cores the
@@ -365,6 +432,7 @@ async def run_once(
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+    cpu_after, wall_after = busy_cores()[0], time.perf_counter()
     # `received` is each batch's transaction time (now()): from the first batch's to the last's,
     # every row but the last batch's was written.
     first, last = await conn.fetchrow(
@@ -377,6 +445,8 @@ async def run_once(
         "rate": (count - in_last) / max((last - first).total_seconds(), 1e-6),
         "events": count,
         "publish_s": publish_s,
+        # cores busy while the consumers ran (whole machine: the nodes, PostgreSQL, the consumers)
+        "cores": (cpu_after - cpu_before) / max(wall_after - wall_before, 1e-6),
     }
 
 
@@ -545,6 +615,8 @@ async def main(args: argparse.Namespace) -> None:
     started_at = time.perf_counter()
     one: list[float] = []
     two: list[float] = []
+    bare_one: list[float] = []
+    bare_two: list[float] = []
     results: list[dict[str, Any]] = []
     try:
         admin = await asyncpg.connect(pg.dsn())
@@ -597,8 +669,21 @@ async def main(args: argparse.Namespace) -> None:
                 bucket.append(result["rate"])
                 print(
                     f"run {run + 1}, {consumers} consumer(s): {result['events']:,} events into PostgreSQL "
-                    f"at {result['rate']:,.0f} events/s "
+                    f"at {result['rate']:,.0f} events/s, "
+                    f"{result['cores']:.2f} of {os.cpu_count()} cores busy "
                     f"(published to the stream in {result['publish_s']:.1f} s)",
+                    flush=True,
+                )
+            # The baseline in the same run: what the engine gives processes that only fetch and ack.
+            for pullers, bucket in (
+                ((1, bare_one), (2, bare_two)) if run % 2 == 0 else ((2, bare_two), (1, bare_one))
+            ):
+                rate = await bare_run(
+                    publishers, layout.servers(), config["jetstream"]["durable"], pullers, per
+                )
+                bucket.append(rate)
+                print(
+                    f"run {run + 1}, {pullers} bare puller(s) (fetch + ack only): {rate:,.0f} messages/s",
                     flush=True,
                 )
         # The drills' consumers log every delivery under data_dir (the ledger); the throughput runs do not.
@@ -655,6 +740,12 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"median, two consumers on the shared durable: {two_m:,.0f} events/s "
         f"(runs: {', '.join(f'{r:,.0f}' for r in two)})"
+    )
+    bare_1, bare_2 = median(bare_one), median(bare_two)
+    print(
+        f"baseline, bare pullers on the same durable (fetch + ack, no database): one {bare_1:,.0f}, "
+        f"two {bare_2:,.0f} messages/s, ratio {bare_2 / bare_1:.2f}; the consumers' two-consumer rate is "
+        f"{two_m / bare_2:.2f} of the bare pullers'"
     )
     print(
         f"publishes or sessions sent again (no PUBACK in 15 s, no CONNACK in 20 s): {publishers.resent}; "
