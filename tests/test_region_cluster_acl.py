@@ -109,6 +109,9 @@ async def test_each_gateway_certificate_is_scoped_to_its_own_community(tmp_path)
         assert f'password_file = "{folder}/region-nats.secret"' in up.stdout
         secret = (folder / "region-nats.secret").read_text().strip()
         assert secret not in up.stdout + up.stderr  # the path is shown, never the password
+        for i in range(3):  # and the nodes hold only its bcrypt hash, which they verify
+            node_conf = (folder / f"node{i}" / "nats-server.conf").read_text()
+            assert secret not in node_conf and 'user: "linli-region", password: "$2b$11$' in node_conf
         pids = json.loads((folder / "cluster.json").read_text())["pids"]
         # when the operator allows east's certificate and the dashboard's
         allowed = linli("cluster", "allow", "east", "--subject", "CN=linli-gw-east", *dirs)

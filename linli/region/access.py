@@ -15,7 +15,8 @@ the TLS handshake. The users are:
   and nothing else, and subscribe to nothing;
 * `linli-region`, the consumers' user on the NATS client port (loopback
   only), with a generated password kept in DIR/region-nats.secret (0600) and
-  given to the consumers by `[jetstream] user` and `password_file`. It may use
+  given to the consumers by `[jetstream] user` and `password_file`; the node
+  configs hold only its bcrypt hash. It may use
   the JetStream API and acknowledge what it pulled, and cannot connect over MQTT.
 
 MQTT topics are permission-checked as the subjects nats-server turns them into
@@ -233,6 +234,19 @@ def region_secret(folder: Path) -> Path:
     return path
 
 
+def password_hash(password: str) -> str:
+    """The bcrypt hash nats-server checks a password against, so the node configs hold no password.
+
+    bcrypt because it is the one hash nats-server takes (a `$2a$`/`$2b$` password is verified, not
+    compared); a fresh salt on every render is fine, the nodes only ever verify.
+    """
+    try:
+        import bcrypt
+    except ImportError as exc:  # the region's extra brings it
+        raise AccessError("bcrypt is missing: pip install 'linli[region]'") from exc
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=11)).decode()
+
+
 def _quoted(items: list[str]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
@@ -262,7 +276,7 @@ def _publish_rules(region: str, name: str) -> list[str]:
 def authorization_block(folder: Path, region: str) -> str:
     """The nodes' `authorization { users = [...] }` for this cluster's registry (empty: the region only)."""
     registry = load_registry(folder)
-    password = region_secret(folder).read_text().strip()
+    password = password_hash(region_secret(folder).read_text().strip())
     users = [
         # The consumers: JetStream API requests, their replies, acknowledgements; NATS port only.
         f'{{ user: "{REGION_USER}", password: "{password}", allowed_connection_types: ["STANDARD"],\n'

@@ -145,7 +145,7 @@ def load_layout(folder: Path) -> Layout | None:
 
 
 def _write_configs(folder: Path, layout: Layout, region: str | None) -> None:
-    """Each node's config; with a CA, the access rules of the registry in `folder` (0600: a password)."""
+    """Each node's config; with a CA, the access rules of the registry in `folder` (0600)."""
     authorization = ""
     if layout.guarded():
         registry = access.load_registry(folder)
