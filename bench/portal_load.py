@@ -241,7 +241,7 @@ async def run_once(households: int, rounds: int, get_seconds: float) -> dict[str
     from linli.gateway.mqtt.broker import EmbeddedBroker
 
     mqtt_port, portal_port, bare_port = free_port(), free_port(), free_port()
-    broker = EmbeddedBroker("127.0.0.1", mqtt_port)
+    broker = EmbeddedBroker("127.0.0.1", mqtt_port, folder)
     await broker.async_start()
     gateway, _ = await start_portal_gateway(folder, mqtt_port, portal_port, households)
     digest = users.hash_password(users.new_password())  # one hash: the bench signs in with tokens only

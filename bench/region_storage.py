@@ -11,6 +11,9 @@ table's bytes on disk per row, its indexes and TOAST included (`pg_total_relatio
 region's partitions over their rows), then docs/scale.md's storage arithmetic from them.
 
     python bench/region_storage.py            # about 20 s here
+    python bench/region_storage.py --quick    # 3 communities of 300 households, a few seconds
+
+Headline, last: raw_events_gb_per_day=<the modelled 10 M-user day at the measured event row size>.
 """
 
 from __future__ import annotations
@@ -225,7 +228,10 @@ async def main() -> None:
     parser.add_argument("--communities", type=int, default=10)
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--consenting", type=float, default=0.15, help="share of residents (2 a household)")
+    parser.add_argument("--quick", action="store_true", help="3 communities of 300 households")
     args = parser.parse_args()
+    if args.quick:
+        args.communities, args.households = 3, 300
     random.seed(17)
     cluster = PostgresCluster()
     cluster.start()
@@ -274,6 +280,7 @@ async def main() -> None:
     print(f"  kept 2 years: {2 * alerts_year * alert_b / 1e9:.0f} GB")
     print(f"health summaries, compacted: {summaries / 1e9:.2f} G rows in 10 years × {summary_b:.0f} B")
     print(f"  kept 10 years: {summaries * summary_b / 1e12:.2f} TB")
+    print(f"raw_events_gb_per_day={day_gb:.1f}")
 
 
 if __name__ == "__main__":
