@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -120,3 +121,30 @@ async def settle(predicate, timeout: float = 5.0, interval: float = 0.01) -> Non
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {predicate}")
         await asyncio.sleep(interval)
+
+
+async def refused_at_tls(port: int, ca: str, certificate: tuple[str, str] | None = None) -> bool:
+    """Whether the MQTT listener ends a TLS session (with `certificate` = (cert, key), or none) before MQTT.
+
+    Checked on a bare TLS socket, not with aiomqtt: under TLS 1.3 the server's refusal of a client
+    certificate arrives after the client's side of the handshake has finished, and paho-mqtt (under
+    aiomqtt) sometimes trips over its own closed socket there (AttributeError: 'NoneType' object has
+    no attribute 'fileno') instead of reporting the refusal.
+    """
+    context = ssl.create_default_context(cafile=ca)
+    if certificate:
+        context.load_cert_chain(*certificate)
+    writer = None
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        # an MQTT 3.1.1 CONNECT for client id "nobody"; a server that took it would answer with a CONNACK
+        writer.write(bytes([0x10, 18, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 30, 0, 6]) + b"nobody")
+        await writer.drain()
+        async with asyncio.timeout(5):
+            answer = await reader.read(4)
+    except (ssl.SSLError, ConnectionError):
+        return True
+    finally:
+        if writer is not None:
+            writer.close()
+    return answer == b""

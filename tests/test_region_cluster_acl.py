@@ -26,6 +26,7 @@ import pytest
 from linli.region import access, cluster
 from linli.region.jetstream import MQTT_STREAM, quiet_errors, subject_of
 from linli.wire import topics
+from tests.brokers import refused_at_tls
 from tests.regional import REGION
 from tests.test_region_cluster import free_block, linli, live_nats_servers
 from tests.test_uplink_tls import make_pki
@@ -56,30 +57,6 @@ def mqtt(
         timeout=timeout,
         **options,
     )
-
-
-async def refused_at_tls(pki: dict[str, str], port: int, stem: str | None = None) -> bool:
-    """Whether the node ends a TLS session (with `stem`'s certificate, or none) before any MQTT.
-
-    Checked on a bare TLS socket: under TLS 1.3 the node's refusal arrives after the client's side of
-    the handshake has finished, and paho-mqtt (under aiomqtt) sometimes trips over its own closed socket
-    there with an AttributeError instead of reporting the refusal.
-    """
-    context = ssl.create_default_context(cafile=pki["ca"])
-    if stem:
-        context.load_cert_chain(pki[f"{stem}_cert"], pki[f"{stem}_key"])
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
-    try:
-        # an MQTT 3.1.1 CONNECT for client id "nobody"; a node that took it would answer with a CONNACK
-        writer.write(bytes([0x10, 18, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 30, 0, 6]) + b"nobody")
-        await writer.drain()
-        async with asyncio.timeout(5):
-            answer = await reader.read(4)
-    except (ssl.SSLError, ConnectionError):
-        return True
-    finally:
-        writer.close()
-    return answer == b""
 
 
 def codes(granted) -> list[int]:
@@ -180,8 +157,9 @@ async def test_each_gateway_certificate_is_scoped_to_its_own_community(tmp_path)
             async with mqtt(pki, "west", mqtt_port, "gw-west", username="linli-region", password=secret):
                 pass
         # and a client with no certificate at the TLS handshake
-        assert await refused_at_tls(pki, mqtt_port)
-        assert not await refused_at_tls(pki, mqtt_port, "west")  # the same check passes a known certificate
+        assert await refused_at_tls(mqtt_port, pki["ca"])
+        west = (pki["west_cert"], pki["west_key"])
+        assert not await refused_at_tls(mqtt_port, pki["ca"], west)  # the check passes a known certificate
 
         # when east is denied while connected (its retained presence held by every node)
         async with mqtt(pki, "east", mqtt_port + 2, "gw-east-2") as east:
