@@ -123,6 +123,9 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
         )  # fmt: skip
         assert up.returncode == 0, up.stderr
         assert "(3 replicas)" in up.stdout
+        # (and says which region's topics its consumers take: a gateway of another region is not kept)
+        assert f"region {REGION!r} (from {config_file})" in up.stdout
+        assert topics.region_up_filters(REGION)[0] in up.stdout
         # and each community's gateway certificate, and the dashboard's, allowed in (access rules)
         where = ["--dir", str(folder), "--config", str(config_file)]
         for who, subject in (("east", "linli-up-community"), ("west", "linli-gw-west")):
@@ -133,6 +136,7 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
         status = linli("cluster", "status", "--dir", str(folder), "--config", str(config_file))
         assert status.returncode == 0, status.stdout + status.stderr
         assert status.stdout.count("running") == 3
+        assert f"consumer test-region ({topics.region_up_filters(REGION)[0]}): 0 waiting" in status.stdout
         # and two consumer processes sharing the durable consumer
         for index in (0, 1):
             consumers.append(

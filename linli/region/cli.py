@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from linli.region.config import RegionConfigError, load_region_config
+from linli.wire import topics
 
 _LOGGER = logging.getLogger("linli.region")
 
@@ -306,6 +307,13 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
                 f"stream {info.config.name} ({info.config.num_replicas} replicas) over "
                 f"{' '.join(info.config.subjects or [])}"
             )
+            region = config["region"]["id"]
+            source = args.config or "the defaults: pass --config"
+            print(
+                f"region {region!r} (from {source}): its consumers take "
+                f"{' and '.join(topics.region_up_filters(region))}; "
+                "the cluster keeps no publish for another region"
+            )
             if layout.auth:
                 print(
                     "access: only certificates allowed by `linli region cluster allow` connect over MQTT; "
@@ -341,7 +349,10 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
         print(f"stream: {report.get('stream', 'no node running')}")
         for durable, owed in report.get("consumers", {}).items():
             waiting, unacknowledged = owed["pending"], owed["unacknowledged"]
-            print(f"consumer {durable}: {waiting} waiting, {unacknowledged} delivered unacknowledged")
+            print(
+                f"consumer {durable} ({owed['takes']}): {waiting} waiting, "
+                f"{unacknowledged} delivered unacknowledged"
+            )
         rules = report["access"]
         print(f"access: {rules['mode']}")
         if "gateways" in rules:

@@ -408,7 +408,7 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
             "subscribe to anything (loopback only)"
         }
     if any(n["running"] for n in nodes):
-        from linli.region.jetstream import MQTT_STREAM, consumer_filters
+        from linli.region.jetstream import MQTT_STREAM, consumer_filters, mqtt_filter
 
         try:
             nc = await _connect(layout)
@@ -426,6 +426,8 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
                 for durable in consumer_filters(config):
                     consumer = await js.consumer_info(MQTT_STREAM, durable)
                     owed[durable] = {
+                        # the MQTT topic filter it takes, as an operator would write it
+                        "takes": mqtt_filter(consumer.config.filter_subject or ""),
                         "pending": consumer.num_pending,
                         "unacknowledged": consumer.num_ack_pending,
                     }

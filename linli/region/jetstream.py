@@ -61,6 +61,11 @@ def topic_of(subject: str) -> str:
     return subject.removeprefix(MQTT_PREFIX).replace(".", "/")
 
 
+def mqtt_filter(subject_filter: str) -> str:
+    """A durable's subject filter as the MQTT topic filter it stands for (`*` → `+`, `>` → `#`)."""
+    return topic_of(subject_filter).replace("*", "+").replace(">", "#")
+
+
 def consumer_filters(config: dict[str, Any]) -> dict[str, str]:
     """The region's durable consumers → the subject each takes: every upward event, every presence."""
     durable = config["jetstream"]["durable"]
