@@ -623,6 +623,12 @@ async def main() -> None:
         help="nats: run this drill instead of the throughput runs (node-kill: SIGKILL the stream "
         "leader's node under load and bring it back; outage: all three nodes down for --outage s)",
     )
+    parser.add_argument(
+        "--consumer-cpu",
+        type=float,
+        help="nats: cap each consumer process at this share of one core (a cgroup each, as a container "
+        "limit would): the consumers are then the constraint and the engine keeps the other cores",
+    )
     args = parser.parse_args()
     if args.engine == "nats":
         import region_nats

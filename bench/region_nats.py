@@ -15,6 +15,9 @@ which goes first, after one uncounted warm-up; medians over the runs. Each run
 also reports the cores busy on the whole machine while the consumers ran, and
 measures the engine's own baseline on the same stream, filled the same way:
 one and two bare puller processes that only fetch and acknowledge.
+`--consumer-cpu C` caps each consumer process at C of one core (a cgroup each,
+as a container's CPU limit would), so that the consumers are the constraint and
+the engine keeps the rest of the cores.
 
 Drills (`--drill node-kill | outage | all`, or `--outage S`), instead of the runs:
 two consumers (engine = "jetstream", their delivery ledgers logged under the
@@ -400,8 +403,58 @@ async def count_events(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM events WHERE kind = ANY($1)", list(KINDS)))
 
 
+class CpuCap:
+    """A cgroup per consumer process with a CPU quota, as a container's CPU limit would give it.
+
+    `--consumer-cpu C` caps each consumer at C of one core (cgroup v1 `cpu.cfs_quota_us`, else v2
+    `cpu.max`), so that a consumer process is the constraint and the engine keeps the rest of the
+    cores: what "adding a consumer adds capacity" means where the engine has cores of its own.
+    """
+
+    PERIOD_US = 100_000
+
+    def __init__(self, cores: float) -> None:
+        self.quota = int(cores * self.PERIOD_US)
+        v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+        if (v1 / "cpu.cfs_quota_us").exists():
+            self.root, self.v2 = v1, False
+        elif "cpu" in (v2 / "cgroup.subtree_control").read_text(errors="ignore").split():
+            self.root, self.v2 = v2, True
+        else:
+            raise SystemExit("--consumer-cpu needs a writable cgroup cpu controller (v1 cpu, or v2 +cpu)")
+        self.groups: list[Path] = []
+
+    def group(self, name: str) -> Path:
+        group = self.root / f"linli-bench-{os.getpid()}-{name}"
+        group.mkdir(exist_ok=True)
+        if self.v2:
+            (group / "cpu.max").write_text(f"{self.quota} {self.PERIOD_US}")
+        else:
+            (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(self.quota))
+        self.groups.append(group)
+        return group
+
+    def close(self) -> None:
+        for group in self.groups:
+            with contextlib.suppress(OSError):  # still busy if a process outlived its run
+                group.rmdir()
+
+
+def _join(group: Path | None) -> Any:
+    """preexec_fn: the child enters its cgroup before it runs anything (None: no cap)."""
+    if group is None:
+        return None
+    return lambda: (group / "cgroup.procs").write_text(str(os.getpid()))
+
+
 async def run_once(
-    publishers: Publishers, conn: asyncpg.Connection, config_file: Path, consumers: int, per: int
+    publishers: Publishers,
+    conn: asyncpg.Connection,
+    config_file: Path,
+    consumers: int,
+    per: int,
+    cap: CpuCap | None = None,
 ) -> dict[str, float]:
     await conn.execute("TRUNCATE events, alerts, announcement_receipts")
     publish_s = publishers.publish(per)
@@ -411,6 +464,7 @@ async def run_once(
         subprocess.Popen(
             [*CONSUME, "--config", str(config_file), "--index", str(i), "--log-level", "WARNING"],
             env=env,
+            preexec_fn=_join(cap.group(f"consumer{i}") if cap else None),
         )
         for i in range(consumers)
     ]
@@ -610,6 +664,8 @@ async def main(args: argparse.Namespace) -> None:
     # Node i listens on port+i: a block of three free ports for each of its four listeners.
     layout = Layout(*(free_block(3) for _ in range(4)))
     publishers_n = getattr(args, "publishers", None) or 4
+    cores = getattr(args, "consumer_cpu", None)
+    cap = CpuCap(cores) if cores else None
     pg = PostgresCluster(durable=True)
     pg.start()
     started_at = time.perf_counter()
@@ -644,7 +700,8 @@ async def main(args: argparse.Namespace) -> None:
             f"engine: {version}, three nodes on loopback, stream {info.config.name} with "
             f"{info.config.num_replicas} replicas; PostgreSQL (fsync on) on 127.0.0.1:{pg.port}; "
             f"{args.gateways} simulated gateways over MQTT 3.1.1 QoS 1 from {publishers_n} processes; "
-            f"{per} events per gateway per run; {runs} run(s); load average {os.getloadavg()[0]:.2f}",
+            f"{per} events per gateway per run; {runs} run(s); load average {os.getloadavg()[0]:.2f}"
+            + (f"; each consumer capped at {cores:g} of a core (cgroup)" if cap else ""),
             flush=True,
         )
         publishers = Publishers(args.gateways, publishers_n, layout.mqtt_ports())
@@ -657,7 +714,7 @@ async def main(args: argparse.Namespace) -> None:
         if getattr(args, "outage", None) is not None and "outage" not in drills:
             drills.append("outage")
         if not drills:
-            warm = await run_once(publishers, conn, config_file, 2, max(10, per // 4))
+            warm = await run_once(publishers, conn, config_file, 2, max(10, per // 4), cap)
             print(
                 f"warm-up (not counted): {warm['events']:,} events at {warm['rate']:,.0f} events/s",
                 flush=True,
@@ -665,7 +722,7 @@ async def main(args: argparse.Namespace) -> None:
         for run in range(0 if drills else runs):
             order = ((1, one), (2, two)) if run % 2 == 0 else ((2, two), (1, one))
             for consumers, bucket in order:
-                result = await run_once(publishers, conn, config_file, consumers, per)
+                result = await run_once(publishers, conn, config_file, consumers, per, cap)
                 bucket.append(result["rate"])
                 print(
                     f"run {run + 1}, {consumers} consumer(s): {result['events']:,} events into PostgreSQL "
@@ -718,6 +775,8 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         stop_nodes(folder / "cluster")
         pg.stop()
+        if cap:
+            cap.close()
         shutil.rmtree(folder, ignore_errors=True)
     for result in results:
         print(_drill_line(result))
@@ -768,4 +827,9 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int)
     parser.add_argument("--drill", choices=["node-kill", "outage", "all"], help="run this drill instead")
     parser.add_argument("--outage", type=float, help="seconds all three nodes are down in the outage drill")
+    parser.add_argument(
+        "--consumer-cpu",
+        type=float,
+        help="cap each consumer process at this share of one core (a cgroup each, as a container limit)",
+    )
     asyncio.run(main(parser.parse_args()))
