@@ -126,6 +126,10 @@ async def test_a_gateway_on_one_node_reaches_postgresql_through_the_clusters_con
         # (and says which region's topics its consumers take: a gateway of another region is not kept)
         assert f"region {REGION!r} (from {config_file})" in up.stdout
         assert topics.region_up_filters(REGION)[0] in up.stdout
+        # (and, since the config names the NATS ports but not the MQTT ones, which lines it lacks)
+        assert "[jetstream]\nservers" not in up.stdout
+        mqtt_servers = ", ".join(f'"127.0.0.1:{base + 6 + i}"' for i in range(3))
+        assert f"[broker]\nservers = [{mqtt_servers}]" in up.stdout
         # and each community's gateway certificate, and the dashboard's, allowed in (access rules)
         where = ["--dir", str(folder), "--config", str(config_file)]
         for who, subject in (("east", "linli-up-community"), ("west", "linli-gw-west")):

@@ -284,6 +284,29 @@ async def _serve(config: dict[str, Any], args: argparse.Namespace) -> int:
     return await _until_signal(everything)
 
 
+def _config_hints(config: dict[str, Any], layout: Any) -> list[str]:
+    """The region config lines that would point the consumers and the dashboard at this cluster.
+
+    Tried from outside: with the defaults, the dashboard's signed downlink went to 127.0.0.1:1883 and
+    was refused, retrying for ever, while the cluster listened elsewhere.
+    """
+    from linli.common.config import host_port
+
+    hints = []
+    if list(config["jetstream"]["servers"]) != layout.servers():
+        hints.append("[jetstream]\nservers = [" + ", ".join(f'"{s}"' for s in layout.servers()) + "]")
+    mqtt = [f"127.0.0.1:{port}" for port in layout.mqtt_ports()]
+    if [host_port(s) for s in config["broker"].get("servers") or []] != [host_port(m) for m in mqtt]:
+        hints.append("[broker]\nservers = [" + ", ".join(f'"{m}"' for m in mqtt) + "]")
+    if layout.tls.get("ca_file") and not config["broker"].get("tls"):
+        # mutual TLS on the MQTT listeners: the downlink goes out with the dashboard's certificate
+        hints.append(
+            f'[broker]\ntls = {{ ca_file = "{layout.tls["ca_file"]}", cert_file = "<the dashboard\'s '
+            'certificate (allow --dashboard)>", key_file = "<its key>" }'
+        )
+    return hints
+
+
 async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
     from linli.region import cluster
 
@@ -314,6 +337,12 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
                 f"{' and '.join(topics.region_up_filters(region))}; "
                 "the cluster keeps no publish for another region"
             )
+            hints = _config_hints(config, layout)
+            if hints:
+                print(
+                    "the region's config does not name these nodes yet; for the consumers and the "
+                    "dashboard's downlink it needs:\n" + "\n".join(hints)
+                )
             if layout.auth:
                 print(
                     "access: only certificates allowed by `linli region cluster allow` connect over MQTT; "
