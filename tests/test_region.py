@@ -352,3 +352,106 @@ async def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
                 process.wait()
             if process.stderr:
                 process.stderr.close()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The live child processes of `pid` and their command lines (from /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == pid and "region consume" in command:
+            found[int(entry.name)] = command
+    return found
+
+
+async def test_linli_region_serve_runs_the_dashboard_and_consumers_and_restarts_one_that_dies(
+    make_gateway, region_broker, region_dsn, tmp_path
+) -> None:
+    import urllib.request
+
+    from tests.brokers import free_port
+
+    # given `linli region serve --consumers 2`, as an operator starts the region
+    dashboard = free_port()
+    config_file = tmp_path / "region.toml"
+    config_file.write_text(
+        f'[region]\nid = "{REGION}"\ndata_dir = "{tmp_path / "region"}"\n'
+        f'[broker]\nport = {region_broker.port}\nclient_prefix = "test-serve"\n'
+        f'[database]\ndsn = "{region_dsn}"\n[consumer]\nbatch = 100\nbatch_ms = 5\n'
+        f"[dashboard]\nport = {dashboard}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    linli = [sys.executable, "-m", "linli", "region"]
+    keygen = subprocess.run([*linli, "keygen", "--config", str(config_file)], env=env, capture_output=True)
+    assert keygen.returncode == 0, keygen.stderr
+    serve = subprocess.Popen(
+        [*linli, "serve", "--config", str(config_file), "--consumers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    conn = await asyncpg.connect(region_dsn)
+    try:
+        # then the dashboard answers, and two consumers run under it
+        async with asyncio.timeout(20):
+            while True:
+                try:
+                    reply = await asyncio.to_thread(
+                        urllib.request.urlopen, f"http://127.0.0.1:{dashboard}/login", timeout=2
+                    )
+                    break
+                except OSError:
+                    await asyncio.sleep(0.1)
+        assert reply.status == 200
+        async with asyncio.timeout(20):
+            while len(consumers := children_of(serve.pid)) < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # both subscribed
+        gateway = await make_gateway(uplink=uplink_config(region_broker.port))
+
+        def events(start: int, count: int) -> None:
+            def write(db: sqlite_utils.Database) -> None:
+                for n in range(start, start + count):
+                    outbox.enqueue(db, "rollup", {"n": n}, retention=outbox.Retention.ROLLUP)
+
+            return write
+
+        # and a gateway's events reach PostgreSQL through them
+        await gateway.store.async_write(events(0, 200))
+        await settle_db(conn, "SELECT count(*) FROM events WHERE kind = 'rollup'", 200, timeout=20)
+
+        # when one consumer dies
+        killed = next(pid for pid, command in consumers.items() if "--index 1" in command)
+        os.kill(killed, signal.SIGKILL)
+        # then serve starts it again under the same index
+        async with asyncio.timeout(15):
+            while not any(  # noqa: ASYNC110
+                "--index 1" in command and pid != killed for pid, command in children_of(serve.pid).items()
+            ):
+                await asyncio.sleep(0.1)
+        await gateway.store.async_write(events(200, 200))
+        await settle_db(conn, "SELECT count(*) FROM events WHERE kind = 'rollup'", 400, timeout=20)
+
+        # and SIGTERM stops the whole region cleanly, its consumers with it
+        running = set(children_of(serve.pid))
+        serve.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(serve.wait, 20) == 0
+        assert not any(alive(pid) for pid in running)  # stopped and reaped by serve, not orphaned
+    finally:
+        await conn.close()
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()

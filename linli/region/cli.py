@@ -279,7 +279,13 @@ async def _serve(config: dict[str, Any], args: argparse.Namespace) -> int:
             await asyncio.sleep(1.0)
 
     async def everything() -> None:
-        await asyncio.gather(run_dashboard(config), *(consumer_process(i) for i in range(args.consumers)))
+        # A TaskGroup, not gather: cancelled, it waits for every consumer_process to stop its child.
+        # gather ends at the first child cancelled (the dashboard is quickest), so the consumers were
+        # cancelled again mid-wait and left running, orphaned, after `serve` had exited.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(run_dashboard(config))
+            for index in range(args.consumers):
+                group.create_task(consumer_process(index))
 
     return await _until_signal(everything)
 
