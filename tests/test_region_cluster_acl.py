@@ -178,6 +178,10 @@ async def test_each_gateway_certificate_is_scoped_to_its_own_community(tmp_path)
         assert json.loads((folder / "cluster.json").read_text())["pids"] == pids
         status = linli("cluster", "status", *dirs)
         assert "denied, cannot connect:  CN=linli-gw-east (was east)" in status.stdout
+        # and the publishes the nodes dropped, which no gateway was told of, are there for the operator
+        forged = topics.presence_topic(REGION, "west")
+        assert f"refused publishes by CN=linli-gw-east: 2, the last to {forged}" in status.stdout
+        assert "refused publishes by CN=linli-region-consumer: 1" in status.stdout
         # and its certificate is never handed to another community
         moved = linli("cluster", "allow", "west", "--subject", "CN=linli-gw-east", *dirs)
         assert moved.returncode == 1 and "never moved to another community" in moved.stderr

@@ -34,7 +34,8 @@ what a client sees; the quotes are from the nodes' logs):
   beyond the topic's own subject (the server stores them with its own client);
 * a publish outside the allowed subjects is dropped and logged
   ("Publish Violation"), yet PUBACKed, and the connection stays open: the
-  gateway is not told. The region never receives it, which is what matters;
+  gateway is not told. The region never receives it, which is what matters,
+  and `linli region cluster status` counts them per user from the nodes' logs;
 * on reload, a connected client whose certificate is no longer allowed is
   closed ("authentication error"), and it is refused from then on;
 * removing a user that published a retained message (every gateway: its

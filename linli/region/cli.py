@@ -390,6 +390,11 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
             )
         rules = report["access"]
         print(f"access: {rules['mode']}")
+        for user, refused in report.get("refused", {}).items():
+            print(
+                f"  refused publishes by {user}: {refused['publishes']}, the last to {refused['last']} at "
+                f"{refused['at']} (PUBACKed and dropped by the nodes: that gateway is not told)"
+            )
         if "gateways" in rules:
             for community, subject in rules["gateways"].items():
                 print(f"  {community:<24} {subject}")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -377,6 +378,34 @@ def kill_node(folder: Path, i: int) -> int:
     return pid
 
 
+_REFUSED = re.compile(r'^\[\d+\] (\S+ \S+) .* - Publish Violation - User "(.*)", Subject "(.*)"$')
+
+
+def refused_publishes(folder: Path) -> dict[str, dict[str, Any]]:
+    """Publishes the nodes dropped for their user's rules, by user: how many, the last topic and when.
+
+    nats-server PUBACKs such an MQTT publish and keeps the connection open, so the gateway is never
+    told (linli/region/access.py); its "Publish Violation" log line is the only trace. A gateway
+    whose certificate was allowed for another community shows up here.
+    """
+    refused: dict[str, dict[str, Any]] = {}
+    for i in range(NODES):
+        log = folder / f"node{i}" / "nats-server.log"
+        try:
+            with open(log, errors="replace") as lines:
+                for line in lines:
+                    if "Publish Violation" not in line or not (match := _REFUSED.match(line.rstrip("\n"))):
+                        continue
+                    at, user, subject = match.groups()
+                    entry = refused.setdefault(user, {"publishes": 0, "last": "", "at": ""})
+                    entry["publishes"] += 1
+                    if at >= entry["at"]:
+                        entry["at"], entry["last"] = at, subject.replace(".", "/")
+        except FileNotFoundError:
+            continue
+    return refused
+
+
 async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Each node's process and ports, and the stream's replicas as the cluster reports them."""
     layout = load_layout(folder)  # folder: absolute (the CLI resolves it)
@@ -394,6 +423,7 @@ async def status(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     ]
     report: dict[str, Any] = {"dir": str(folder), "nodes": nodes}
     if layout.guarded():
+        report["refused"] = await asyncio.to_thread(refused_publishes, folder)
         registry = access.load_registry(folder)
         report["access"] = {
             "mode": "per-gateway: client certificates from the CA, each mapped to its community's topics",
