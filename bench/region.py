@@ -1,6 +1,7 @@
 """The regional tier: consumer scaling on the three-node cluster, its drills; the one-broker design before it.
 
     python bench/region.py [--quick] [--drill node-kill|outage|all] [--outage S]       (the cluster)
+    python bench/region.py [--quick] --consumer-cpu 0.35       (each consumer capped, a cgroup each)
     python bench/region.py --engine mosquitto [--quick] [--gateways 200] [--events N] [--runs R] [--outage S]
 
 The default is the region as deployed (docs/scale.md): three nats-servers with
