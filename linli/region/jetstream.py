@@ -61,16 +61,21 @@ def topic_of(subject: str) -> str:
     return subject.removeprefix(MQTT_PREFIX).replace(".", "/")
 
 
-def mqtt_filter(subject_filter: str) -> str:
-    """A durable's subject filter as the MQTT topic filter it stands for (`*` → `+`, `>` → `#`)."""
-    return topic_of(subject_filter).replace("*", "+").replace(">", "#")
+def subject_filter(topic_filter: str) -> str:
+    """An MQTT topic filter → the subject filter over `$MQTT_msgs` it stands for (`+` → `*`, `#` → `>`)."""
+    return subject_of(topic_filter).replace("+", "*").replace("#", ">")
+
+
+def mqtt_filter(subject: str) -> str:
+    """A durable's subject filter → the MQTT topic filter it stands for (subject_filter's inverse)."""
+    return topic_of(subject).replace("*", "+").replace(">", "#")
 
 
 def consumer_filters(config: dict[str, Any]) -> dict[str, str]:
     """The region's durable consumers → the subject each takes: every upward event, every presence."""
     durable = config["jetstream"]["durable"]
     filters = topics.region_up_filters(config["region"]["id"])
-    up, presence = (subject_of(f).replace("+", "*").replace("#", ">") for f in filters)
+    up, presence = (subject_filter(f) for f in filters)
     return {durable: up, f"{durable}-presence": presence}
 
 
