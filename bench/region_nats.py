@@ -336,12 +336,10 @@ class Load:
         return produced, sum(a[1][1] for a in answers)
 
 
-def busy_cores() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy so far (all but idle and iowait), from /proc/stat."""
     fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    tick = os.sysconf("SC_CLK_TCK")
-    return (sum(fields) - idle) / tick, sum(fields) / tick
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def bare_puller(servers: list[str], durable: str, results: Any) -> None:
@@ -422,21 +420,23 @@ class CpuCap:
             self.root, self.v2 = v2, True
         else:
             raise SystemExit("--consumer-cpu needs a writable cgroup cpu controller (v1 cpu, or v2 +cpu)")
-        self.groups: list[Path] = []
+        self.groups: dict[str, Path] = {}
 
     def group(self, name: str) -> Path:
-        group = self.root / f"linli-bench-{os.getpid()}-{name}"
-        group.mkdir(exist_ok=True)
-        if self.v2:
-            (group / "cpu.max").write_text(f"{self.quota} {self.PERIOD_US}")
-        else:
-            (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
-            (group / "cpu.cfs_quota_us").write_text(str(self.quota))
-        self.groups.append(group)
-        return group
+        """The cgroup for consumer `name`, made with its quota the first time (each run reuses it)."""
+        if name not in self.groups:
+            group = self.root / f"linli-bench-{os.getpid()}-{name}"
+            group.mkdir()
+            if self.v2:
+                (group / "cpu.max").write_text(f"{self.quota} {self.PERIOD_US}")
+            else:
+                (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (group / "cpu.cfs_quota_us").write_text(str(self.quota))
+            self.groups[name] = group
+        return self.groups[name]
 
     def close(self) -> None:
-        for group in self.groups:
+        for group in self.groups.values():
             with contextlib.suppress(OSError):  # still busy if a process outlived its run
                 group.rmdir()
 
@@ -468,7 +468,7 @@ async def run_once(
         )
         for i in range(consumers)
     ]
-    cpu_before, wall_before = busy_cores()[0], time.perf_counter()
+    cpu_before, wall_before = busy_seconds(), time.perf_counter()
     try:
         started = time.perf_counter()
         # Polled a few times a second only: a count(*) every 20 ms took a share of the cores the
@@ -486,7 +486,7 @@ async def run_once(
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-    cpu_after, wall_after = busy_cores()[0], time.perf_counter()
+    cpu_after, wall_after = busy_seconds(), time.perf_counter()
     # `received` is each batch's transaction time (now()): from the first batch's to the last's,
     # every row but the last batch's was written.
     first, last = await conn.fetchrow(
