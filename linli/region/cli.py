@@ -390,11 +390,6 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
             )
         rules = report["access"]
         print(f"access: {rules['mode']}")
-        for user, refused in report.get("refused", {}).items():
-            print(
-                f"  refused publishes by {user}: {refused['publishes']}, the last to {refused['last']} at "
-                f"{refused['at']} (PUBACKed and dropped by the nodes: that gateway is not told)"
-            )
         if "gateways" in rules:
             for community, subject in rules["gateways"].items():
                 print(f"  {community:<24} {subject}")
@@ -403,6 +398,11 @@ async def _cluster(config: dict[str, Any], args: argparse.Namespace) -> int:
             print(f"  {'(dashboard)':<24} {rules['dashboard'] or 'not allowed: no signed downlink'}")
             for subject, community in rules["denied"].items():
                 print(f"  denied, cannot connect:  {subject} (was {community})")
+        for user, refused in report.get("refused", {}).items():
+            print(
+                f"  refused publishes by {user}: {refused['publishes']}, the last to {refused['last']} at "
+                f"{refused['at']} (PUBACKed and dropped by the nodes: that gateway is not told)"
+            )
         return 0 if all(n["running"] for n in report["nodes"]) else 1
     except cluster.ClusterError as exc:
         print(f"linli region cluster {args.action}: {exc}", file=sys.stderr)
